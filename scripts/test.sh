@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need when it is missing, then runs
+# formatting, lints and every test tier. In CI (CI=true) no real-component test may skip.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh --quick    # fmt, clippy and cargo test only (no ecosystem checks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+if [ "${CI:-}" = "true" ]; then
+  export CADVISOR_SETUP_REQUIRE_REAL=1
+fi
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages (Debian) -----------------------------------------------------------------
+need_apt=()
+command -v containerd >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || need_apt+=(runc)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v cloud-init >/dev/null || need_apt+=(cloud-init)
+command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing Debian packages: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "warning: not root, cannot install ${need_apt[*]}; tests that need them will skip (or fail in CI)" >&2
+  fi
+fi
+
+# --- Python tools (PyPI), in a venv of our own --------------------------------------------------
+venv="${CADVISOR_SETUP_VENV:-$HOME/.cache/cadvisor-setup/venv}"
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/ansible-playbook" ]; then
+  log "installing kubernetes-validate, yamllint and ansible-core into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate yamllint ansible-core
+fi
+export PATH="$venv/bin:$PATH"
+
+# --- Rust --------------------------------------------------------------------------------------
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+log "cargo test"
+# Real-containerd tests start containerd daemons of their own; two threads keep the 2-core
+# machine responsive.
+cargo test --locked -- --test-threads="${CADVISOR_SETUP_TEST_THREADS:-4}"
+
+if [ $quick = 1 ]; then
+  exit 0
+fi
+
+for extra in scripts/test-snap.sh; do
+  if [ -x "$extra" ]; then
+    log "$extra"
+    "$extra"
+  fi
+done
+log "all tests passed"

@@ -1,0 +1,375 @@
+//! The user-facing contract: every command, flag, default and environment variable.
+//!
+//! Raw flags only (ripgrep's "low args"). Values that can also come from `--config answers.yaml`
+//! are `Option`s here and get their defaults in [`crate::options`], which records where each value
+//! came from (flag > env > file > detected default).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::ExitCode;
+
+const AFTER_HELP: &str = ExitCode::TABLE;
+
+/// Make cAdvisor work on MicroK8s (and every node that hides containerd's socket).
+///
+/// cadvisor-setup finds the containerd socket the kubelet really uses, renders cAdvisor manifests
+/// that mount it, applies them with server-side apply, waits for the rollout and proves that the
+/// live metrics carry `container_label_io_kubernetes_pod_name`.
+#[derive(Debug, Parser)]
+#[command(name = "cadvisor-setup", version, about, long_about, after_help = AFTER_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Read host files under DIR instead of `/` (the strict snap uses /var/lib/snapd/hostfs).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "CADVISOR_SETUP_HOST_ROOT"
+    )]
+    pub host_root: Option<PathBuf>,
+
+    /// Output format: `human` for people, `json` for one JSON document on stdout (Ansible).
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Human, env = "CADVISOR_SETUP_OUTPUT")]
+    pub output: OutputFormat,
+
+    /// Kubeconfig to use [default: $KUBECONFIG, ~/.kube/config, then the distribution's admin kubeconfig].
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "CADVISOR_SETUP_KUBECONFIG"
+    )]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Answer every question with its flag, environment or detected value; never prompt.
+    #[arg(short = 'y', long, global = true, env = "CADVISOR_SETUP_YES")]
+    pub yes: bool,
+
+    /// YAML file of answers (keys are flag names, e.g. `namespace: monitoring`).
+    #[arg(
+        long = "config",
+        global = true,
+        value_name = "FILE",
+        env = "CADVISOR_SETUP_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// More detail on stderr (-v: where each value came from, -vv: debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what this node runs: distribution, containerd socket, cgroups, kubelet, kubeconfig.
+    ///
+    /// Every socket candidate is probed for real (connect, containerd's Version RPC, kubelet
+    /// containers in the `k8s.io` namespace). Exit 0 when one verified socket was found, 3 when
+    /// none was or the choice is ambiguous.
+    Detect(DetectArgs),
+
+    /// Print the cAdvisor manifests for this node (or for `--distro`), without a cluster.
+    Render(RenderArgs),
+
+    /// Detect, render, apply (server-side), wait for the rollout and verify the labels.
+    Install(InstallArgs),
+
+    /// Check that cAdvisor's live metrics carry pod labels on every node (or one endpoint/file).
+    Verify(VerifyArgs),
+
+    /// Show what is installed: image, nodes ready, objects and their field manager.
+    Status(StatusArgs),
+
+    /// Delete exactly what `install` created and wait until it is gone.
+    Uninstall(UninstallArgs),
+
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SocketArgs {
+    /// containerd socket to use, as a host path; overrides detection.
+    #[arg(long, value_name = "PATH", env = "CADVISOR_SETUP_CONTAINERD_SOCKET")]
+    pub containerd_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+
+    /// Do not contact the API server (host facts only).
+    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER")]
+    pub no_cluster: bool,
+}
+
+/// Everything the manifests depend on. All optional here: defaults come from detection or from
+/// `--config`; `--help` shows the built-in defaults.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PlanArgs {
+    /// Namespace for cAdvisor [default: cadvisor].
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        env = "CADVISOR_SETUP_NAMESPACE"
+    )]
+    pub namespace: Option<String>,
+
+    /// cAdvisor image [default: the pinned newest release, ghcr.io/google/cadvisor:0.60.5].
+    #[arg(long, value_name = "IMAGE", env = "CADVISOR_SETUP_IMAGE")]
+    pub image: Option<String>,
+
+    /// Metric groups to enable, comma-separated [default: app,cpu,diskIO,memory,network,oom_event,process].
+    #[arg(long, value_name = "LIST", env = "CADVISOR_SETUP_METRICS")]
+    pub metrics: Option<String>,
+
+    /// Extra container label to export besides the three io.kubernetes.* labels (repeatable).
+    #[arg(
+        long = "extra-label",
+        value_name = "LABEL",
+        env = "CADVISOR_SETUP_EXTRA_LABEL",
+        value_delimiter = ','
+    )]
+    pub extra_labels: Vec<String>,
+
+    /// containerd namespace holding the kubelet's containers [default: detected, k8s.io].
+    #[arg(long, value_name = "NS", env = "CADVISOR_SETUP_CONTAINERD_NAMESPACE")]
+    pub containerd_namespace: Option<String>,
+
+    /// CPU request [default: 100m].
+    #[arg(long, value_name = "QUANTITY", env = "CADVISOR_SETUP_CPU_REQUEST")]
+    pub cpu_request: Option<String>,
+
+    /// CPU limit [default: 500m].
+    #[arg(long, value_name = "QUANTITY", env = "CADVISOR_SETUP_CPU_LIMIT")]
+    pub cpu_limit: Option<String>,
+
+    /// Memory request [default: 200Mi].
+    #[arg(long, value_name = "QUANTITY", env = "CADVISOR_SETUP_MEMORY_REQUEST")]
+    pub memory_request: Option<String>,
+
+    /// Memory limit [default: 500Mi].
+    #[arg(long, value_name = "QUANTITY", env = "CADVISOR_SETUP_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
+
+    /// Run cAdvisor privileged and mount /dev/kmsg for OOM events [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", env = "CADVISOR_SETUP_PRIVILEGED")]
+    pub privileged: Option<bool>,
+
+    /// Render a Prometheus Operator ServiceMonitor: auto (when its CRD exists), always, never [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "CADVISOR_SETUP_SERVICE_MONITOR"
+    )]
+    pub service_monitor: Option<ServiceMonitorMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMonitorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum DistroPreset {
+    Microk8s,
+    K3s,
+    Rke2,
+    K0s,
+    K8sSnap,
+    Kubeadm,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    #[command(flatten)]
+    pub socket: SocketArgs,
+
+    /// Render for a distribution's defaults without reading this host.
+    #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
+    pub distro: Option<DistroPreset>,
+
+    /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Override the built-in templates with same-named files from DIR.
+    #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    #[command(flatten)]
+    pub socket: SocketArgs,
+
+    /// Override the built-in templates with same-named files from DIR.
+    #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
+    /// How long to wait for the rollout and the verification, e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: std::time::Duration,
+
+    /// Take over fields owned by another field manager.
+    #[arg(long, env = "CADVISOR_SETUP_FORCE")]
+    pub force: bool,
+
+    /// Server-side dry run: show what would change, change nothing.
+    #[arg(long, env = "CADVISOR_SETUP_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Apply and wait, but skip the metrics verification.
+    #[arg(long, env = "CADVISOR_SETUP_NO_VERIFY")]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyArgs {
+    /// Namespace of cAdvisor's DaemonSet.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        default_value = "cadvisor",
+        env = "CADVISOR_SETUP_NAMESPACE"
+    )]
+    pub namespace: String,
+
+    /// Name of cAdvisor's DaemonSet (whoever installed it).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "cadvisor",
+        env = "CADVISOR_SETUP_DAEMONSET"
+    )]
+    pub daemonset: String,
+
+    /// Check one metrics endpoint directly, e.g. http://127.0.0.1:8080/metrics.
+    #[arg(long, value_name = "URL", conflicts_with = "metrics_file")]
+    pub metrics_url: Option<String>,
+
+    /// Check a saved metrics file (`-` for stdin); gzip is recognised.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// How long to keep trying, e.g. 30s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// Namespace of cAdvisor's DaemonSet.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        default_value = "cadvisor",
+        env = "CADVISOR_SETUP_NAMESPACE"
+    )]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UninstallArgs {
+    /// Namespace cAdvisor was installed in.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        default_value = "cadvisor",
+        env = "CADVISOR_SETUP_NAMESPACE"
+    )]
+    pub namespace: String,
+
+    /// How long to wait for the objects to be gone.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: std::time::Duration,
+}
+
+/// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (examples: 90s, 5m, 1h)"))?;
+    let secs = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        _ => Err(format!(
+            "`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(parse_duration("7"), Ok(std::time::Duration::from_secs(7)));
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

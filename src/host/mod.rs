@@ -1,0 +1,250 @@
+//! Read-only facts about this machine. Every path is read through [`HostRoot`], so tests run on
+//! a temporary tree and the strictly confined snap reads `/var/lib/snapd/hostfs`.
+//!
+//! This module never touches the network or the terminal (the containerd probe talks to a unix
+//! socket on this host, which is a host fact).
+
+pub mod args_file;
+pub mod cgroup;
+pub mod containerd;
+pub mod distro;
+pub mod kubeconfig;
+pub mod kubelet;
+pub mod root;
+pub mod runtime;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::{Classify, ExitCode};
+pub use root::HostRoot;
+
+/// Which Kubernetes distribution runs on this node.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DistroKind {
+    Microk8s,
+    K3s,
+    Rke2,
+    K0s,
+    K8sSnap,
+    Kubeadm,
+    Unknown,
+}
+
+impl DistroKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DistroKind::Microk8s => "microk8s",
+            DistroKind::K3s => "k3s",
+            DistroKind::Rke2 => "rke2",
+            DistroKind::K0s => "k0s",
+            DistroKind::K8sSnap => "k8s-snap",
+            DistroKind::Kubeadm => "kubeadm",
+            DistroKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for DistroKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Snap confinement of a snap-packaged distribution (MicroK8s, k8s-snap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confinement {
+    Classic,
+    Strict,
+    Devmode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Distribution {
+    pub kind: DistroKind,
+    /// e.g. `v1.35.2` for MicroK8s (the snap version is the Kubernetes version).
+    pub version: Option<String>,
+    /// Snap revision, from the `current` symlink.
+    pub revision: Option<String>,
+    pub confinement: Option<Confinement>,
+    /// Files that told us, for the human report.
+    pub evidence: Vec<String>,
+}
+
+/// The container runtime that runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    Containerd,
+    CriO,
+    Docker,
+    Unknown,
+}
+
+/// Where a socket candidate came from, in the order of authority of design §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CandidateSource {
+    /// `--containerd-socket`.
+    UserFlag,
+    /// The kubelet's own configuration (args file, config.yaml, kubeadm-flags.env).
+    KubeletConfig,
+    /// The API server's `nodes/NAME/proxy/configz`.
+    Configz,
+    /// The runtime's own configuration (MicroK8s `args/containerd --address`).
+    RuntimeConfig,
+    /// A well-known path of some distribution.
+    WellKnown,
+}
+
+/// What probing one socket candidate found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub exists: bool,
+    pub is_socket: bool,
+    pub connects: bool,
+    /// containerd's `Version` RPC answer.
+    pub version: Option<String>,
+    /// Containers in the probed namespace labelled `io.kubernetes.pod.name`.
+    pub kubernetes_containers: Option<usize>,
+    /// Why the probe stopped, if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SocketCandidate {
+    /// Host path (without the host-root prefix).
+    pub path: PathBuf,
+    pub source: CandidateSource,
+    /// Human-readable origin, e.g. `/var/snap/microk8s/current/args/kubelet: --container-runtime-endpoint`.
+    pub origin: String,
+    pub runtime: RuntimeKind,
+    pub probe: Probe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    pub kind: RuntimeKind,
+    /// The chosen socket, as a host path; `None` when nothing verified or the choice is ambiguous.
+    pub socket: Option<PathBuf>,
+    /// containerd namespace holding the kubelet's containers (`k8s.io`).
+    pub namespace: String,
+    pub version: Option<String>,
+    /// The chosen socket answered `Version` and (unless told otherwise) holds kubelet containers.
+    pub verified: bool,
+    /// Several live sockets and nothing decides between them.
+    pub ambiguous: bool,
+    pub candidates: Vec<SocketCandidate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    V1,
+    Hybrid,
+    V2,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cgroup {
+    pub mode: CgroupMode,
+    pub driver: Option<CgroupDriver>,
+    /// What decided the driver (kubelet args, configz, kubepods.slice present, ...).
+    pub driver_source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Kubelet {
+    pub node_name: Option<String>,
+    pub args_file: Option<PathBuf>,
+    /// As configured (may carry `unix://`).
+    pub runtime_endpoint: Option<String>,
+    pub cgroup_driver: Option<CgroupDriver>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeconfigSource {
+    /// `--kubeconfig`.
+    Flag,
+    /// `KUBECONFIG`.
+    Env,
+    /// `~/.kube/config`.
+    Home,
+    /// The distribution's admin kubeconfig (e.g. MicroK8s `credentials/client.config`).
+    Distribution,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubeconfigFacts {
+    /// Host path as given/found (not prefixed with the host root).
+    pub path: PathBuf,
+    /// The path actually opened (host root applied where it should be).
+    #[serde(skip)]
+    pub resolved: PathBuf,
+    pub source: KubeconfigSource,
+    /// Readable by us? (`false` with a hint when permission is denied.)
+    pub readable: bool,
+    pub hint: Option<String>,
+}
+
+/// Everything `detect` learns from the host. Plain data: `plan` consumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFacts {
+    pub distribution: Distribution,
+    pub runtime: Runtime,
+    pub cgroup: Cgroup,
+    pub kubelet: Kubelet,
+    pub kubeconfig: Option<KubeconfigFacts>,
+    pub warnings: Vec<String>,
+}
+
+/// Errors of host detection.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("host root {path} does not exist or is not a directory")]
+    BadHostRoot { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Detection(String),
+}
+
+impl Classify for HostError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            HostError::BadHostRoot { .. } => ExitCode::Usage,
+            HostError::Read { .. } | HostError::Malformed { .. } | HostError::Detection(_) => {
+                ExitCode::Detection
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The only module that talks to the terminal: prompts, progress, reports.
+//!
+//! [`Ui`] is the one context that knows whether stdin/stderr are terminals, whether colour is
+//! allowed and which output format was asked for (rustup's `Process` idea), so the interactive
+//! and unattended paths are both testable.
+
+pub mod progress;
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::OutputFormat;
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    pub format: OutputFormat,
+    pub color: bool,
+    pub stdin_is_terminal: bool,
+    pub stderr_is_terminal: bool,
+    pub verbose: u8,
+}
+
+impl Ui {
+    pub fn from_env(format: OutputFormat, verbose: u8) -> Self {
+        let stderr_is_terminal = std::io::stderr().is_terminal();
+        let stdout_is_terminal = std::io::stdout().is_terminal();
+        // https://no-color.org: any non-empty NO_COLOR disables colour.
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ui {
+            format,
+            color: !no_color && stdout_is_terminal && format == OutputFormat::Human,
+            stdin_is_terminal: std::io::stdin().is_terminal(),
+            stderr_is_terminal,
+            verbose,
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A person is there to answer prompts.
+    pub fn interactive(&self) -> bool {
+        self.stdin_is_terminal && self.stderr_is_terminal
+    }
+
+    /// Prints the one JSON document of a `-o json` run.
+    pub fn emit_json(&self, value: &serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// Human output on stdout (nothing in JSON mode).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.json() {
+            let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
+        }
+    }
+
+    /// Notes for people on stderr (both modes: stdout stays clean for JSON).
+    pub fn note(&self, text: impl AsRef<str>) {
+        let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
+    }
+
+    /// Details shown with `-v`.
+    pub fn verbose(&self, text: impl AsRef<str>) {
+        if self.verbose > 0 {
+            self.note(text);
+        }
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.style(text, console::Style::new().bold())
+    }
+
+    pub fn good(&self, text: &str) -> String {
+        self.style(text, console::Style::new().green())
+    }
+
+    pub fn bad(&self, text: &str) -> String {
+        self.style(text, console::Style::new().red().bold())
+    }
+
+    pub fn warn(&self, text: &str) -> String {
+        self.style(text, console::Style::new().yellow())
+    }
+
+    pub fn dim(&self, text: &str) -> String {
+        self.style(text, console::Style::new().dim())
+    }
+
+    fn style(&self, text: &str, style: console::Style) -> String {
+        if self.color {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+}

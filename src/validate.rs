@@ -1,0 +1,1 @@
+//! Validation of every value that reaches a template (being written).

@@ -1,0 +1,1 @@
+//! Real containerd harness (being written).

@@ -1,0 +1,1 @@
+//! Temporary host roots (being written).
