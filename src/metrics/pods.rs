@@ -30,18 +30,32 @@ pub(super) struct PodSet {
     by_namespace: BTreeMap<Vec<u8>, Pods>,
     entries: usize,
     pub truncated: bool,
-    /// The last triple inserted: consecutive series usually belong to the same container.
-    last: (Vec<u8>, Vec<u8>, Vec<u8>),
+    /// Triples already recorded, direct-mapped by hash: every metric family repeats the same
+    /// containers, so almost every insert is a repeat answered here without a tree lookup.
+    recent: Vec<Option<Triple>>,
 }
+
+type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Slots of [`PodSet::recent`]: a few times the containers of a busy node.
+const RECENT: usize = 1024;
 
 impl PodSet {
     /// Records a pod and, when non-empty, a container name (sandboxes have none).
     pub fn insert(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) {
         let (namespace, pod, container) = (cut(namespace), cut(pod), cut(container));
-        if self.last.0 == namespace && self.last.1 == pod && self.last.2 == container {
+        let slot = slot_of(namespace, pod, container);
+        if self.recent.is_empty() {
+            self.recent.resize(RECENT, None);
+        }
+        if let Some((n, p, c)) = &self.recent[slot]
+            && n == namespace
+            && p == pod
+            && c == container
+        {
             return;
         }
-        self.remember(namespace, pod, container);
+        self.remember(slot, namespace, pod, container);
         let room = MAX_ENTRIES.saturating_sub(self.entries);
         let pods = match self.by_namespace.get_mut(namespace) {
             Some(pods) => pods,
@@ -73,14 +87,15 @@ impl PodSet {
         }
     }
 
-    fn remember(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) {
-        for (slot, value) in [
-            (&mut self.last.0, namespace),
-            (&mut self.last.1, pod),
-            (&mut self.last.2, container),
+    fn remember(&mut self, slot: usize, namespace: &[u8], pod: &[u8], container: &[u8]) {
+        let entry = self.recent[slot].get_or_insert_with(Default::default);
+        for (buf, value) in [
+            (&mut entry.0, namespace),
+            (&mut entry.1, pod),
+            (&mut entry.2, container),
         ] {
-            slot.clear();
-            slot.extend_from_slice(value);
+            buf.clear();
+            buf.extend_from_slice(value);
         }
     }
 
@@ -108,6 +123,24 @@ impl PodSet {
         }
         out
     }
+}
+
+/// A multiplicative hash (Fibonacci hashing) of the triple, eight bytes at a time.
+fn slot_of(namespace: &[u8], pod: &[u8], container: &[u8]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = 0u64;
+    for part in [namespace, pod, container] {
+        let mut chunks = part.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let mut word = [0u8; 8];
+        word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        h = (h ^ u64::from_le_bytes(word) ^ part.len() as u64).wrapping_mul(K);
+    }
+    (h >> 54) as usize % RECENT
 }
 
 fn cut(name: &[u8]) -> &[u8] {
