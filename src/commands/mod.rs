@@ -42,7 +42,9 @@ pub fn main() -> std::process::ExitCode {
 fn run(cli: Cli, ui: Ui) -> anyhow::Result<ExitCode> {
     let host_root = match &cli.global.host_root {
         Some(dir) => HostRoot::new(dir)?,
-        None => HostRoot::system(),
+        None => HostRoot::new(crate::host::root::default_host_root(|k| {
+            std::env::var_os(k)
+        }))?,
     };
     let ctx = Context {
         global: cli.global,

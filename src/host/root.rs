@@ -66,9 +66,76 @@ impl HostRoot {
     }
 }
 
+/// Where a strictly confined snap sees the host's `/`: snapd runs it in a mount namespace whose
+/// `/` is the base snap, with the host's root filesystem at this path (readable through the
+/// `system-backup` interface; snapcraft.io/docs/system-backup-interface).
+pub const SNAP_HOSTFS: &str = "/var/lib/snapd/hostfs";
+
+/// The host root to use when `--host-root` (or `CADVISOR_SETUP_HOST_ROOT`) is not given.
+///
+/// `/`, except inside a strictly confined or devmode snap (both run in the snap's own mount
+/// namespace), where it is [`SNAP_HOSTFS`]. snapd sets `SNAP` and `SNAP_NAME` for every snap
+/// app (snapcraft.io/docs/environment-variables); the confinement comes from
+/// `SNAP_CONFINEMENT` when present, else from `CADVISOR_SETUP_SNAP_CONFINEMENT`, which
+/// snap/snapcraft.yaml sets for the app. A classic snap sees the host at `/`. `env` looks a
+/// variable up (`|k| std::env::var_os(k)` in production).
+pub fn default_host_root(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let in_snap = env("SNAP_NAME").is_some() || env("SNAP").is_some();
+    let confinement = env("SNAP_CONFINEMENT").or_else(|| env("CADVISOR_SETUP_SNAP_CONFINEMENT"));
+    match confinement.as_ref().and_then(|c| c.to_str()) {
+        Some("strict" | "devmode") if in_snap => PathBuf::from(SNAP_HOSTFS),
+        _ => PathBuf::from("/"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_strict_snap_reads_the_host_through_hostfs() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let hostfs = PathBuf::from(SNAP_HOSTFS);
+        let root = PathBuf::from("/");
+        assert_eq!(default_host_root(env(&[])), root);
+        assert_eq!(
+            default_host_root(env(&[
+                ("SNAP_NAME", "cadvisor-setup"),
+                ("CADVISOR_SETUP_SNAP_CONFINEMENT", "classic")
+            ])),
+            root
+        );
+        assert_eq!(
+            default_host_root(env(&[
+                ("SNAP", "/snap/cadvisor-setup/x1"),
+                ("CADVISOR_SETUP_SNAP_CONFINEMENT", "strict")
+            ])),
+            hostfs
+        );
+        assert_eq!(
+            default_host_root(env(&[
+                ("SNAP_NAME", "cadvisor-setup"),
+                ("SNAP_CONFINEMENT", "devmode")
+            ])),
+            hostfs
+        );
+        // Outside a snap the variable alone changes nothing; an unknown confinement is `/`.
+        assert_eq!(
+            default_host_root(env(&[("CADVISOR_SETUP_SNAP_CONFINEMENT", "strict")])),
+            root
+        );
+        assert_eq!(
+            default_host_root(env(&[("SNAP_NAME", "x"), ("SNAP_CONFINEMENT", "weird")])),
+            root
+        );
+    }
 
     #[test]
     fn resolve_prefixes_and_cannot_escape() {
