@@ -57,8 +57,12 @@ def main():
         seen = b""
         time.sleep(0.1)
         os.write(fd, keys.encode())
+    deadline = time.time() + 120
     while pump(0.5):
-        pass
+        if time.time() > deadline:
+            sys.stderr.write("\n[pty_drive] the command did not end within 120 s\n")
+            os.kill(pid, 9)
+            break
     _, status = os.waitpid(pid, 0)
     sys.stderr.write(ANSI.sub(b"", transcript).decode(errors="replace"))
     sys.exit(os.waitstatus_to_exitcode(status))
