@@ -571,3 +571,132 @@ mod cgroups {
         assert!(d.warnings().iter().any(|w| w.contains("/sys/fs/cgroup")));
     }
 }
+
+mod kubeconfig_and_cluster {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Root reads any file, so the permission check runs the binary as `nobody` (setpriv) on a
+    /// MicroK8s root whose `client.config` is mode 600, as on a real node.
+    #[test]
+    fn unreadable_admin_kubeconfig_gives_the_microk8s_group_hint() {
+        if !(real::require("root", real::is_root())
+            && real::require("setpriv (util-linux)", real::have_tool("setpriv")))
+        {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = root.local("/var/snap/microk8s/current/credentials/client.config");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let bin = assert_cmd::cargo::cargo_bin("cadvisor-setup");
+        let start = Instant::now();
+        let out = StdCommand::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root.path())
+            .args(["-o", "json"])
+            .env("HOME", "/nonexistent")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("setpriv runs");
+        let d = parse(out, start);
+        let kc = &d.json["kubeconfig"];
+        assert_eq!(
+            kc["path"],
+            "/var/snap/microk8s/current/credentials/client.config"
+        );
+        assert_eq!(kc["readable"], false);
+        let hint = kc["hint"].as_str().unwrap();
+        assert!(hint.contains("permission denied"), "{hint}");
+        assert!(hint.contains("sudo usermod -a -G microk8s $USER"), "{hint}");
+        // The API server was not asked with a file we cannot read; the reason is given.
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        assert!(
+            d.json["cluster"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("API server not reachable: permission denied")
+        );
+    }
+
+    /// `--kubeconfig` pointing at an API server that is down: detect says so and still reports
+    /// (and verifies) the host facts.
+    #[test]
+    fn api_server_down_is_reported_and_host_facts_carry_on() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        // A port nobody listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let kubeconfig = root.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+                 users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+                 current-context: x\n"
+            ),
+        )
+        .unwrap();
+
+        let start = Instant::now();
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-o", "json"])
+            .env("HOME", root.path().join("home"))
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let d = parse(out, start);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["kubeconfig"]["source"], "flag");
+        assert_eq!(d.json["cluster"]["checked"], true);
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        let err = d.json["cluster"]["error"].as_str().unwrap();
+        assert!(err.starts_with("API server not reachable: "), "{err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+}
+
+mod other_runtimes {
+    use super::*;
+
+    /// kubeadm with CRI-O: the kubelet's endpoint is CRI-O's socket, which speaks the CRI, not
+    /// containerd's API; detect reports CRI-O as the runtime once the socket accepts connections.
+    #[test]
+    fn kubeadm_with_cri_o_is_reported_as_cri_o() {
+        let root = HostRootDir::new();
+        root.kubeadm("unix:///var/run/crio/crio.sock", "systemd");
+        root.mkdir("/run/crio");
+        let listener =
+            std::os::unix::net::UnixListener::bind(root.local("/run/crio/crio.sock")).unwrap();
+
+        let d = detect(root.path(), &[]);
+        drop(listener);
+        assert_eq!(d.code, 0, "{:#}", d.json);
+        assert_eq!(d.json["runtime"]["kind"], "cri-o");
+        assert_eq!(d.json["runtime"]["socket"], "/run/crio/crio.sock");
+        assert_eq!(
+            d.candidate("/run/crio/crio.sock")["source"],
+            "kubelet-config"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::cli::DetectArgs;
+use crate::cli::{DetectArgs, PlanArgs};
 use crate::cluster::node::{self, NodeFacts};
 use crate::error::ExitCode;
 use crate::host::kubeconfig::{self, KubeconfigEnv};
@@ -35,8 +35,12 @@ pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ask_cluster(root, &env).await
     };
+    // flag > env > `--config` answers file, like every other command.
+    let containerd_socket = ctx
+        .resolve(&PlanArgs::default(), &args.socket)
+        .containerd_socket;
     let opts = DetectOptions {
-        containerd_socket: args.socket.containerd_socket.clone(),
+        containerd_socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         configz: match &cluster {
             ClusterOutcome::Node(n) => n.configz.clone(),
