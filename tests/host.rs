@@ -310,6 +310,58 @@ mod other_distributions {
     }
 
     #[test]
+    fn rke2_uses_the_k3s_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.rke2();
+        let ctd = Containerd::start(root.path(), K3S_SOCKET);
+        ctd.run_pod_container("ing", "rke2-ingress-x", "kube-system", "nginx");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, K3S_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "rke2");
+        assert_eq!(d.json["kubeconfig"]["path"], "/etc/rancher/rke2/rke2.yaml");
+    }
+
+    /// Older k8s-snap releases put containerd under the snap's common directory.
+    #[test]
+    fn k8s_snap_with_its_older_socket_location() {
+        if !real::require_containerd() {
+            return;
+        }
+        let sock = "/var/snap/k8s/common/run/containerd.sock";
+        let root = HostRootDir::new();
+        root.k8s_snap("v1.32.2", sock);
+        let ctd = Containerd::start(root.path(), sock);
+        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, sock);
+        assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
+        assert_eq!(d.json["distribution"]["version"], "v1.32.2");
+        assert_eq!(d.candidate(sock)["source"], "kubelet-config");
+        assert_eq!(d.json["kubeconfig"]["path"], "/etc/kubernetes/admin.conf");
+    }
+
+    /// Current k8s-snap uses containerd's default socket.
+    #[test]
+    fn k8s_snap_with_the_default_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.k8s_snap("v1.33.0", "unix:///run/containerd/containerd.sock");
+        let ctd = Containerd::start(root.path(), DEFAULT_SOCKET);
+        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
+    }
+
+    #[test]
     fn k0s_default_socket() {
         if !real::require_containerd() {
             return;

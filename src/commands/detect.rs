@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Context;
 use crate::cli::{DetectArgs, PlanArgs};
 use crate::cluster::node::{self, NodeFacts};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, UsageError};
 use crate::host::kubeconfig::{self, KubeconfigEnv};
 use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
 use crate::ui::Ui;
@@ -39,6 +39,15 @@ pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
     let containerd_socket = ctx
         .resolve(&PlanArgs::default(), &args.socket)
         .containerd_socket;
+    if let Some(p) = &containerd_socket
+        && !p.is_absolute()
+    {
+        return Err(UsageError::new(format!(
+            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
+            p.display()
+        ))
+        .into());
+    }
     let opts = DetectOptions {
         containerd_socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
