@@ -15,7 +15,9 @@ pub fn require(what: &str, available: bool) -> bool {
             "CADVISOR_SETUP_REQUIRE_REAL=1 but {what} is missing: run scripts/test.sh, which installs it"
         );
     }
-    eprintln!("\n!!! SKIPPED: {what} is missing (set CADVISOR_SETUP_REQUIRE_REAL=1 to make this a failure) !!!\n");
+    eprintln!(
+        "\n!!! SKIPPED: {what} is missing (set CADVISOR_SETUP_REQUIRE_REAL=1 to make this a failure) !!!\n"
+    );
     false
 }
 
@@ -30,11 +32,29 @@ pub fn have_tool(name: &str) -> bool {
 /// Root plus containerd, ctr and runc: what a real-containerd test needs.
 pub fn require_containerd() -> bool {
     require("root", is_root())
-        && require("containerd (apt-get install containerd)", have_tool("containerd"))
+        && require(
+            "containerd (apt-get install containerd)",
+            have_tool("containerd"),
+        )
         && require("ctr (apt-get install containerd)", have_tool("ctr"))
         && require("runc (apt-get install runc)", have_tool("runc"))
         && require(
             "busybox-static (apt-get install busybox-static)",
             Path::new("/bin/busybox").exists(),
         )
+}
+
+/// A tool on PATH or in the venv that scripts/test.sh creates for the Python tools.
+pub fn tool_path(name: &str) -> Option<std::path::PathBuf> {
+    if let Ok(path) = which::which(name) {
+        return Some(path);
+    }
+    let venv = std::env::var_os("CADVISOR_SETUP_VENV")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/cadvisor-setup/venv"))
+        })?;
+    let candidate = venv.join("bin").join(name);
+    candidate.is_file().then_some(candidate)
 }
