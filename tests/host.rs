@@ -752,3 +752,131 @@ mod other_runtimes {
         );
     }
 }
+
+/// `detect` with the API server answering (the fake API server of tests/support/fake_api, whose
+/// nodes' configz and kubelet metrics come from the real containerd of each node's host root).
+mod with_api_server {
+    use super::*;
+    use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+
+    fn detect_with(root: &Path, kubeconfig: &Path, extra: &[&str]) -> Detect {
+        let start = Instant::now();
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["-o", "json"])
+            .args(extra)
+            .env("HOME", root.join("home"))
+            .env_remove("KUBECONFIG")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        parse(out, start)
+    }
+
+    /// Two live containerds hold kubelet containers and no file on the host says which one the
+    /// kubelet uses: ambiguous on the host alone, decided by the kubelet's configz.
+    #[test]
+    fn configz_endpoint_settles_two_live_sockets() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.write("/etc/hostname", "node-1\n");
+        let a = Containerd::start(root.path(), K0S_SOCKET);
+        a.run_pod_container("a", "a-0", "default", "a");
+        let b = Containerd::start(root.path(), DEFAULT_SOCKET);
+        b.run_pod_container("b", "b-0", "default", "b");
+        let mut node = SimNode::microk8s("node-1", root.path());
+        node.containerd_socket = DEFAULT_SOCKET.into();
+        node.runtime_endpoint = format!("unix://{DEFAULT_SOCKET}");
+        node.container_runtime_version = "containerd://1.6.20".into();
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![node]));
+
+        let alone = detect(root.path(), &[]);
+        assert_eq!(alone.code, 3);
+        assert_eq!(alone.json["runtime"]["ambiguous"], true);
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.candidate(DEFAULT_SOCKET)["source"], "configz");
+        let c = &d.json["cluster"];
+        assert_eq!(c["reachable"], true, "{c:#}");
+        assert_eq!(c["node_name"], "node-1");
+        assert_eq!(c["matched_by"], "name");
+        assert_eq!(c["container_runtime_version"], "containerd://1.6.20");
+        assert_eq!(
+            c["configz"]["runtime_endpoint"],
+            "unix:///run/containerd/containerd.sock"
+        );
+        assert_eq!(c["configz"]["cgroup_driver"], "cgroupfs");
+        assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+        assert!(c["kubelet_cadvisor_pod_labels"].is_boolean(), "{c:#}");
+        assert_eq!(d.json["kubeconfig"]["source"], "flag");
+    }
+
+    /// The API server down: reported, and the host facts still decide (MicroK8s).
+    #[test]
+    fn api_down_falls_back_to_host_facts() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["cluster"]["reachable"], true);
+        assert_eq!(
+            d.json["cluster"]["configz"]["runtime_endpoint"],
+            MICROK8S_SOCKET
+        );
+
+        cluster.failures().set_api_down(true);
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        let err = d.json["cluster"]["error"].as_str().unwrap();
+        assert!(err.starts_with("API server not reachable"), "{err}");
+    }
+
+    /// RBAC without `nodes/proxy`: the node is found, configz is reported as forbidden, detection
+    /// goes on with host facts.
+    #[test]
+    fn forbidden_configz_is_reported_per_call() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+        cluster.failures().forbid("get", "nodes/proxy");
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        let c = &d.json["cluster"];
+        assert_eq!(c["reachable"], true);
+        assert_eq!(c["configz"], Value::Null);
+        assert!(
+            c["configz_error"].as_str().unwrap().contains("403"),
+            "{c:#}"
+        );
+    }
+}
