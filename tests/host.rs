@@ -628,8 +628,9 @@ mod kubeconfig_and_cluster {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// Root reads any file, so the permission check runs the binary as `nobody` (setpriv) on a
-    /// MicroK8s root whose `client.config` is mode 600, as on a real node.
+    /// Root reads any file, so the permission checks run the binary as `nobody` (setpriv) on a
+    /// MicroK8s root whose `client.config` is mode 600, as on a real node, and whose kubelet args
+    /// file is mode 000.
     #[test]
     fn unreadable_admin_kubeconfig_gives_the_microk8s_group_hint() {
         if !(real::require("root", real::is_root())
@@ -642,6 +643,9 @@ mod kubeconfig_and_cluster {
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = root.local("/var/snap/microk8s/current/credentials/client.config");
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // And an args file nobody may read (`chmod 000` does bind a non-root user).
+        let args = root.local("/var/snap/microk8s/current/args/kubelet");
+        std::fs::set_permissions(&args, std::fs::Permissions::from_mode(0o000)).unwrap();
 
         let bin = assert_cmd::cargo::cargo_bin("cadvisor-setup");
         let start = Instant::now();
@@ -666,6 +670,15 @@ mod kubeconfig_and_cluster {
         let hint = kc["hint"].as_str().unwrap();
         assert!(hint.contains("permission denied"), "{hint}");
         assert!(hint.contains("sudo usermod -a -G microk8s $USER"), "{hint}");
+        assert!(
+            d.warnings()
+                .iter()
+                .any(|w| w.contains("/var/snap/microk8s/current/args/kubelet")
+                    && w.contains("Permission denied")
+                    && w.contains("sudo")),
+            "{:?}",
+            d.warnings()
+        );
         // The API server was not asked with a file we cannot read; the reason is given.
         assert_eq!(d.json["cluster"]["reachable"], false);
         assert!(
