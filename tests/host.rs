@@ -893,3 +893,72 @@ mod with_api_server {
         );
     }
 }
+
+/// The library's containerd client, called directly (the fake API server's simulated cAdvisor and
+/// others use it).
+mod containerd_client {
+    use super::*;
+    use cadvisor_setup::host::containerd::{self, ProbeError};
+
+    #[tokio::test]
+    async fn version_and_labelled_containers_from_a_real_containerd() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "shop", "nginx");
+        ctd.run_container("k8s.io", "plain", &[("app", "x")]);
+        let sock = ctd.socket_path().to_path_buf();
+        let t = Duration::from_secs(2);
+
+        let v = containerd::version(&sock, t).await.unwrap();
+        assert!(v.version.starts_with(char::is_numeric), "{v:?}");
+
+        let list = containerd::list_containers(&sock, "k8s.io", t)
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        let web = list.iter().find(|c| c.id == id).expect("the pod container");
+        assert!(web.is_kubernetes());
+        assert_eq!(web.labels["io.kubernetes.pod.name"], "web-0");
+        assert_eq!(web.labels["io.kubernetes.pod.namespace"], "shop");
+        assert_eq!(web.labels["io.kubernetes.container.name"], "nginx");
+        assert_eq!(web.image, support::containerd::IMAGE);
+        assert_eq!(list.iter().filter(|c| c.is_kubernetes()).count(), 1);
+
+        assert!(
+            containerd::list_containers(&sock, "moby", t)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let ns = containerd::list_namespaces(&sock, t).await.unwrap();
+        assert_eq!(ns, vec!["k8s.io".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn silent_and_missing_sockets_fail_fast_with_the_path() {
+        let root = HostRootDir::new();
+        let silent = root.local("/silent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+        let t = Duration::from_millis(500);
+
+        let start = Instant::now();
+        let err = containerd::version(&silent, t).await.unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(matches!(err, ProbeError::Timeout { .. }), "{err:?}");
+        assert!(err.to_string().contains(&silent.display().to_string()));
+
+        let missing = root.local("/missing.sock");
+        let err = containerd::list_containers(&missing, "k8s.io", t)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProbeError::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains("missing.sock"), "{err}");
+    }
+}
