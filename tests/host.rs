@@ -962,3 +962,41 @@ mod containerd_client {
         assert!(err.to_string().contains("missing.sock"), "{err}");
     }
 }
+
+/// The containerd harness itself: nothing outlives a test.
+mod harness {
+    use super::*;
+
+    fn processes_mentioning(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(needle) {
+                    found.push(cmd);
+                }
+            }
+        }
+        found
+    }
+
+    /// Even when the host root holding the socket is deleted before the harness is dropped (a
+    /// struct whose root field comes first), the tasks are killed and no shim is left behind.
+    #[test]
+    fn no_shim_survives_even_if_the_host_root_goes_first() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "default", "web");
+        assert!(!processes_mentioning(&id).is_empty(), "the shim runs");
+        drop(root);
+        drop(ctd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_mentioning(&id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_mentioning(&id), Vec::<String>::new());
+    }
+}
