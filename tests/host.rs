@@ -137,6 +137,29 @@ mod microk8s {
         assert_eq!(d.json["kubeconfig"]["source"], "distribution");
         assert_eq!(d.json["cluster"]["checked"], false);
         assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+
+        // The human report: the chosen socket on the `Socket` line, every candidate listed.
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .args(["detect", "--no-cluster", "--host-root"])
+            .arg(root.path())
+            .env("HOME", root.path().join("home"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let socket_line = text.lines().find(|l| l.starts_with("Socket")).unwrap();
+        assert!(socket_line.contains(MICROK8S_SOCKET), "{text}");
+        assert!(socket_line.contains("verified"), "{text}");
+        assert!(
+            text.contains("microk8s v1.35.2 (revision 8148, classic)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/run/containerd/containerd.sock  (does not exist)"),
+            "{text}"
+        );
     }
 
     #[test]

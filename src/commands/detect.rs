@@ -322,13 +322,11 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
     } else {
         "not probed".into()
     };
-    let mark = if chosen {
-        ui.good("*")
-    } else if p.exists {
-        ui.warn("-")
-    } else {
-        ui.dim("-")
-    };
+    if !p.exists {
+        // Most well-known paths are absent on any one host: one dim line each.
+        return ui.dim(&format!("  - {}  (does not exist)", c.path.display()));
+    }
+    let mark = if chosen { ui.good("*") } else { ui.warn("-") };
     format!(
         "  {mark} {}  {}\n      {}",
         c.path.display(),
