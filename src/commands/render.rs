@@ -53,11 +53,7 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         ));
     } else {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        out.write_all(manifests.to_yaml().as_bytes())
-            .and_then(|()| out.flush())
-            .context("writing the manifests to stdout")?;
+        ctx.ui.line(manifests.to_yaml().trim_end());
     }
     Ok(ExitCode::Success)
 }
