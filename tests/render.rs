@@ -413,12 +413,19 @@ mod cli {
     }
 
     #[test]
-    fn without_distro_and_without_detection_it_says_so() {
-        let out = bin().args(["render"]).output().expect("run");
+    fn without_distro_on_a_host_without_runtime_is_exit_3_naming_the_flag() {
+        let root = support::host_root::HostRootDir::new();
+        let out = bin()
+            .args(["render", "--host-root"])
+            .arg(root.path())
+            .env("HOME", root.path().join("home"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("needs host detection"), "{stderr}");
-        assert!(stderr.contains("--distro"), "{stderr}");
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("--containerd-socket"), "{stderr}");
+        assert!(out.stdout.is_empty());
     }
 
     #[test]
@@ -695,6 +702,86 @@ mod properties {
             let err = plan::make(&plan::preset(DistroKind::Microk8s), &opts).expect_err("accepted");
             prop_assert_eq!(err.exit_code(), ExitCode::Usage);
         }
+    }
+}
+
+/// `render` without `--distro` on temporary host roots with a real containerd at the
+/// distribution's socket: what the DaemonSet dials is exactly what detection found.
+mod host_root {
+    use super::*;
+    use support::containerd::Containerd;
+    use support::host_root::{HostRootDir, MICROK8S_SOCKET};
+    use support::real;
+
+    fn on_host(root: &Path, command: &[&str]) -> std::process::Output {
+        bin()
+            .arg("--host-root")
+            .arg(root)
+            .args(command)
+            .env("HOME", root.join("home"))
+            .env_remove("KUBECONFIG")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// Renders for the host root and checks `--containerd` against `detect`'s socket.
+    fn render_matches_detection(root: &Path, socket: &str) {
+        let out = on_host(root, &["-o", "json", "detect", "--no-cluster"]);
+        let detected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("detect JSON");
+        assert_eq!(detected["runtime"]["socket"], socket, "{detected:#}");
+
+        let out = on_host(root, &["render"]);
+        assert!(
+            out.status.success(),
+            "render failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects = parse_stream(&String::from_utf8_lossy(&out.stdout));
+        let ds = check_typed(&objects);
+        assert_eq!(resolve_containerd(&ds), PathBuf::from(socket));
+        let args = container_args(&ds);
+        assert_eq!(flag(&args, "--containerd-namespace"), Some("k8s.io"));
+        let annotations = ds.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("cadvisor-setup/distribution")
+                .map(String::as_str),
+            Some("microk8s")
+        );
+    }
+
+    #[test]
+    fn microk8s_host_root_renders_the_detected_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        render_matches_detection(root.path(), MICROK8S_SOCKET);
+    }
+
+    #[test]
+    fn microk8s_custom_address_host_root_renders_the_detected_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let custom = "/var/snap/microk8s/common/run/alt/ctd.sock";
+        let root = HostRootDir::new();
+        root.microk8s("v1.34.1", "classic", "8000");
+        root.write(
+            "/var/snap/microk8s/current/args/kubelet",
+            "--root-dir=${SNAP_COMMON}/var/lib/kubelet\n",
+        );
+        root.write(
+            "/var/snap/microk8s/current/args/containerd",
+            "--config ${SNAP_DATA}/args/containerd.toml\n--address ${SNAP_COMMON}/run/alt/ctd.sock\n",
+        );
+        let ctd = Containerd::start(root.path(), custom);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        render_matches_detection(root.path(), custom);
     }
 }
 

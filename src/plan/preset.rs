@@ -72,6 +72,7 @@ pub fn preset(kind: DistroKind) -> HostFacts {
             version: None,
             revision: None,
             confinement: None,
+            worker_only: false,
             evidence: vec![format!("--distro {kind}: {}", d.source)],
         },
         runtime: Runtime {
