@@ -7,14 +7,16 @@
 #   scripts/bench/render.sh            # hyperfine if installed, else a timed loop
 #   RUNS=50 scripts/bench/render.sh
 #
-# Uses target/release/cadvisor-setup when it exists, otherwise builds and uses the debug binary.
+# Uses $CADVISOR_SETUP_BIN, else target/release/cadvisor-setup when it exists, else builds and uses
+# the debug binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 runs="${RUNS:-30}"
 goal=10
 
-bin=target/release/cadvisor-setup
+# scripts/bench.sh builds the release binary once and passes it in CADVISOR_SETUP_BIN.
+bin="${CADVISOR_SETUP_BIN:-target/release/cadvisor-setup}"
 if [ ! -x "$bin" ]; then
   echo "note: no release build, timing the debug binary (build one with cargo build --release)" >&2
   cargo build --quiet --locked
