@@ -392,6 +392,8 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         tolerations: vec![Toleration {
             operator: "Exists".to_string(),
         }],
+        // No priorityClassName: upstream sets system-node-critical only in an example overlay
+        // (cadvisor.md §1), and a monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
         warnings,

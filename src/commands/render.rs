@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use super::Context;
-use crate::cli::{DistroPreset, RenderArgs};
+use crate::cli::{DistroPreset, RenderArgs, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -18,10 +18,25 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
         // (detection already puts it first).
         facts.runtime.socket = Some(socket.clone());
     }
+    if args.distro.is_none()
+        && !facts.runtime.verified
+        && let Some(socket) = &facts.runtime.socket
+    {
+        facts.warnings.push(format!(
+            "{} did not answer as a containerd holding kubelet containers; the manifests use it anyway",
+            socket.display()
+        ));
+    }
+    if resolved.service_monitor == ServiceMonitorMode::Auto {
+        ctx.ui.verbose(
+            "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
+        );
+    }
     let opts = resolved.plan;
     let plan = plan::make(&facts, &opts)?;
     let manifests = render::manifests(&plan, args.templates.as_deref())?;
-    for warning in facts.warnings.iter().chain(&plan.warnings) {
+    let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
+    for warning in &warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
@@ -41,7 +56,7 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
             "distribution": facts.distribution.kind,
             "runtime_socket": plan.runtime.host_socket,
             "manifests": manifests.objects(),
-            "warnings": facts.warnings.iter().chain(&plan.warnings).collect::<Vec<_>>(),
+            "warnings": warnings,
         });
         if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
             doc["out_dir"] = serde_json::json!(dir);
