@@ -48,21 +48,16 @@ impl Label {
     }
 }
 
-/// A label value as it appears on the line: still escaped when `escaped` is true.
+/// A label value as it appears on the line, escapes included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RawValue<'a> {
     pub bytes: &'a [u8],
-    pub escaped: bool,
 }
 
 impl RawValue<'_> {
     /// The value with `\\`, `\"` and `\n` resolved, written into `out` (cleared first).
     pub fn unescape_into(&self, out: &mut Vec<u8>) {
         out.clear();
-        if !self.escaped {
-            out.extend_from_slice(self.bytes);
-            return;
-        }
         let mut rest = self.bytes;
         while let Some(pos) = memchr::memchr(b'\\', rest) {
             out.extend_from_slice(&rest[..pos]);
@@ -97,10 +92,7 @@ impl<'a> Labels<'a> {
         self.values[label as usize] = if bytes.is_empty() {
             None
         } else {
-            Some(RawValue {
-                bytes,
-                escaped: memchr(b'\\', bytes).is_some(),
-            })
+            Some(RawValue { bytes })
         };
     }
 }
@@ -657,7 +649,6 @@ mod tests {
     fn invalid_escapes_are_kept_verbatim() {
         let raw = RawValue {
             bytes: br"a\tb\\c\",
-            escaped: true,
         };
         let mut out = Vec::new();
         raw.unescape_into(&mut out);

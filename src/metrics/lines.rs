@@ -198,7 +198,7 @@ impl LineScanner {
 fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>) -> &'a [u8] {
     match value {
         None => &[],
-        Some(raw) if !raw.escaped => raw.bytes,
+        Some(raw) if memchr(b'\\', raw.bytes).is_none() => raw.bytes,
         Some(raw) => {
             raw.unescape_into(buf);
             buf
