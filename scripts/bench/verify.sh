@@ -52,7 +52,9 @@ grep = ["grep", "-c", "container_label_io_kubernetes_pod_name", path]
 
 def timed(cmd):
     start = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # stdout to a pipe, not /dev/null: GNU grep stops at the first match when its output is
+    # /dev/null, which would time nothing.
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {done.returncode}")
