@@ -13,7 +13,7 @@
 //! series, with `""` where a container lacks the label (google/cadvisor `lib/metrics/prometheus.go`),
 //! so an empty value means "absent" for every label this module cares about.
 
-use memchr::{memchr, memchr_iter, memchr3};
+use memchr::{memchr, memchr_iter, memchr3, memrchr};
 
 /// The labels the scanner looks at. cAdvisor's own `/metrics` names pods through the sanitised
 /// container labels; the kubelet's `/metrics/cadvisor` uses `pod`, `namespace` and `container`
@@ -134,6 +134,48 @@ pub(super) fn parse(line: &[u8]) -> Result<Line<'_>, Malformed> {
     if !have_name {
         return Err("expected a metric name");
     }
+    check_tail(line, i)?;
+    Ok(Line::Sample(labels))
+}
+
+/// A sample line of the usual shape, `name{labels} value [timestamp]`, split without parsing
+/// the labels: what [`super::lines`] looks up in its cache of label sets already parsed.
+pub(super) struct Shape<'a> {
+    /// The line without a trailing `\r`.
+    pub line: &'a [u8],
+    /// From `{` to the last `}` of the line, both included.
+    pub label_set: &'a [u8],
+    /// Where the value starts (after the `}`).
+    pub tail: usize,
+}
+
+/// The [`Shape`] of a line whose name starts right away and runs up to `{`; `None` for every
+/// other line (comments, blank lines, no labels, unusual spacing), which [`parse`] handles.
+///
+/// When [`parse`] accepts such a line, its label set ends at the line's last `}` (a value or a
+/// timestamp holds no `}`), so equal `label_set` bytes always parse to the same labels.
+#[inline]
+pub(super) fn shape(line: &[u8]) -> Option<Shape<'_>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if !NAME_START[usize::from(*line.first()?)] {
+        return None;
+    }
+    let open = memchr3(b'{', b' ', b'\t', line)?;
+    if line[open] != b'{' {
+        return None;
+    }
+    let close = memrchr(b'}', line).filter(|&close| close > open)?;
+    Some(Shape {
+        line,
+        label_set: &line[open..=close],
+        tail: close + 1,
+    })
+}
+
+/// Checks what follows the labels: blanks, a value, optionally a timestamp, blanks.
+#[inline]
+pub(super) fn check_tail(line: &[u8], mut i: usize) -> Result<(), Malformed> {
+    i = skip_blanks(line, i);
     let value_end = scan_token(line, i);
     if value_end == i {
         return Err("expected a sample value after the metric name and labels");
@@ -152,7 +194,7 @@ pub(super) fn parse(line: &[u8]) -> Result<Line<'_>, Malformed> {
     if i < line.len() {
         return Err("unexpected text after the value and timestamp");
     }
-    Ok(Line::Sample(labels))
+    Ok(())
 }
 
 /// Parses `name="value",...}` starting just after `{`; returns the index after `}`.

@@ -38,6 +38,68 @@ pub(super) struct LineScanner {
     pods: PodSet,
     kubelet_pods: PodSet,
     scratch: [Vec<u8>; 3],
+    seen: SeenSets,
+}
+
+/// What a label set says, all that counting a series needs.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    has_id: bool,
+    cadvisor_pod: bool,
+    kubelet_pod: bool,
+}
+
+/// Label sets already parsed, direct-mapped by a hash of a few of their words; a slot holds the
+/// whole set, compared byte for byte, so a collision only costs a parse.
+#[derive(Debug, Default)]
+struct SeenSets {
+    slots: Vec<Option<(Box<[u8]>, Seen)>>,
+}
+
+/// Slots, and the longest set kept: at most 8 MB.
+const SEEN_SLOTS: usize = 2048;
+const SEEN_MAX_SET: usize = 4096;
+
+impl SeenSets {
+    fn get(&self, set: &[u8]) -> Option<Seen> {
+        match self.slots.get(seen_slot(set))? {
+            Some((kept, seen)) if **kept == *set => Some(*seen),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, set: &[u8], seen: Seen) {
+        if set.len() > SEEN_MAX_SET {
+            return;
+        }
+        if self.slots.is_empty() {
+            self.slots.resize(SEEN_SLOTS, None);
+        }
+        self.slots[seen_slot(set)] = Some((set.into(), seen));
+    }
+}
+
+/// Hashes the length and five words: the last three (cAdvisor's `name`, the container ID; the
+/// kubelet's `pod`) and three inner ones (the kubelet's `container`, `id`).
+fn seen_slot(set: &[u8]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let n = set.len();
+    let mut h = (n as u64).wrapping_mul(K);
+    let mut mix = |word: u64| {
+        h = (h ^ word).wrapping_mul(K);
+        h ^= h >> 29;
+    };
+    if n >= 32 {
+        for at in [n - 8, n - 16, n - 24, n / 4, n / 2, n - n / 4 - 8] {
+            let word = set[at..].first_chunk::<8>().copied().unwrap_or_default();
+            mix(u64::from_le_bytes(word));
+        }
+    } else {
+        for &b in set {
+            mix(u64::from(b));
+        }
+    }
+    (h >> 32) as usize % SEEN_SLOTS
 }
 
 impl LineScanner {
@@ -103,36 +165,70 @@ impl LineScanner {
 
     fn line(&mut self, text: &[u8]) {
         self.lines += 1;
+        // Every metric family repeats the label sets of the same containers: a label set seen
+        // before is not parsed again (its pods are already recorded), only what follows it.
+        let shape = line::shape(text);
+        if let Some(shape) = &shape
+            && let Some(seen) = self.seen.get(shape.label_set)
+        {
+            match line::check_tail(shape.line, shape.tail) {
+                Ok(()) => self.count(seen),
+                Err(reason) => self.malformed(text, reason),
+            }
+            return;
+        }
         match line::parse(text) {
             Ok(Line::Skip) => {}
-            Ok(Line::Sample(labels)) => self.sample(&labels),
-            Err(reason) => {
-                self.malformed_lines += 1;
-                if self.first_malformed.is_none() {
-                    let excerpt = &text[..text.len().min(EXCERPT)];
-                    self.first_malformed = Some(MalformedLine {
-                        line: self.lines,
-                        reason: reason.to_string(),
-                        excerpt: String::from_utf8_lossy(excerpt).into_owned(),
-                    });
+            Ok(Line::Sample(labels)) => {
+                let seen = self.sample(&labels);
+                if let Some(shape) = shape {
+                    self.seen.put(shape.label_set, seen);
                 }
             }
+            Err(reason) => self.malformed(text, reason),
         }
     }
 
-    fn sample(&mut self, labels: &Labels<'_>) {
+    fn malformed(&mut self, text: &[u8], reason: line::Malformed) {
+        self.malformed_lines += 1;
+        if self.first_malformed.is_none() {
+            let excerpt = &text[..text.len().min(EXCERPT)];
+            self.first_malformed = Some(MalformedLine {
+                line: self.lines,
+                reason: reason.to_string(),
+                excerpt: String::from_utf8_lossy(excerpt).into_owned(),
+            });
+        }
+    }
+
+    /// Counts one series from what its labels say.
+    fn count(&mut self, seen: Seen) {
         self.series += 1;
-        let has_id = labels.get(Label::Id).is_some();
-        let cadvisor = labels.get(Label::CadvisorPod);
-        let kubelet = labels.get(Label::KubeletPod);
-        if has_id {
+        if seen.has_id {
             self.container_series += 1;
-            if cadvisor.is_none() && kubelet.is_none() {
+            if !seen.cadvisor_pod && !seen.kubelet_pod {
                 self.id_only_series += 1;
             }
         }
-        if let Some(pod) = cadvisor {
+        if seen.cadvisor_pod {
             self.labelled_series += 1;
+        }
+        if seen.kubelet_pod {
+            self.kubelet_labelled_series += 1;
+        }
+    }
+
+    /// Counts a freshly parsed series and records its pods.
+    fn sample(&mut self, labels: &Labels<'_>) -> Seen {
+        let cadvisor = labels.get(Label::CadvisorPod);
+        let kubelet = labels.get(Label::KubeletPod);
+        let seen = Seen {
+            has_id: labels.get(Label::Id).is_some(),
+            cadvisor_pod: cadvisor.is_some(),
+            kubelet_pod: kubelet.is_some(),
+        };
+        self.count(seen);
+        if let Some(pod) = cadvisor {
             let (namespace, container) = (
                 labels.get(Label::CadvisorNamespace),
                 labels.get(Label::CadvisorContainer),
@@ -140,7 +236,6 @@ impl LineScanner {
             Self::record(&mut self.pods, &mut self.scratch, namespace, pod, container);
         }
         if let Some(pod) = kubelet {
-            self.kubelet_labelled_series += 1;
             let (namespace, container) = (
                 labels.get(Label::KubeletNamespace),
                 labels.get(Label::KubeletContainer),
@@ -153,6 +248,7 @@ impl LineScanner {
                 container,
             );
         }
+        seen
     }
 
     fn record(
