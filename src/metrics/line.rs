@@ -175,6 +175,9 @@ pub(super) fn shape(line: &[u8]) -> Option<Shape<'_>> {
 /// Checks what follows the labels: blanks, a value, optionally a timestamp, blanks.
 #[inline]
 pub(super) fn check_tail(line: &[u8], mut i: usize) -> Result<(), Malformed> {
+    if is_plain_tail(&line[i.min(line.len())..]) {
+        return Ok(());
+    }
     i = skip_blanks(line, i);
     let value_end = scan_token(line, i);
     if value_end == i {
@@ -396,6 +399,23 @@ fn scan_token(line: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// The common case in one pass: ` <decimal>` or ` <decimal> <milliseconds>`, single spaces.
+#[inline]
+fn is_plain_tail(tail: &[u8]) -> bool {
+    let Some(rest) = tail.strip_prefix(b" ") else {
+        return false;
+    };
+    match rest.iter().position(|&b| b == b' ') {
+        None => is_plain_decimal(rest),
+        Some(p) => {
+            let timestamp = &rest[p + 1..];
+            is_plain_decimal(&rest[..p])
+                && !timestamp.is_empty()
+                && timestamp.iter().all(u8::is_ascii_digit)
+        }
+    }
 }
 
 /// Go's `strconv.ParseFloat` forms that exposition uses: decimals, exponents, `NaN`, `±Inf`.

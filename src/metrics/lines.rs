@@ -56,16 +56,20 @@ struct SeenSets {
     slots: Vec<Option<(Box<[u8]>, Seen)>>,
 }
 
-/// Slots, and the longest set kept: at most 8 MB.
-const SEEN_SLOTS: usize = 2048;
-const SEEN_MAX_SET: usize = 4096;
+/// Slots (an even number: two ways), and the longest set kept: at most 8 MB.
+const SEEN_SLOTS: usize = 4096;
+const SEEN_MAX_SET: usize = 2048;
 
 impl SeenSets {
+    /// Two ways per set: a set may sit in its slot or in the slot's neighbour.
     fn get(&self, set: &[u8]) -> Option<Seen> {
-        match self.slots.get(seen_slot(set))? {
-            Some((kept, seen)) if **kept == *set => Some(*seen),
-            _ => None,
-        }
+        let slot = seen_slot(set);
+        [slot, slot ^ 1]
+            .into_iter()
+            .find_map(|i| match self.slots.get(i)? {
+                Some((kept, seen)) if **kept == *set => Some(*seen),
+                _ => None,
+            })
     }
 
     fn put(&mut self, set: &[u8], seen: Seen) {
@@ -75,7 +79,13 @@ impl SeenSets {
         if self.slots.is_empty() {
             self.slots.resize(SEEN_SLOTS, None);
         }
-        self.slots[seen_slot(set)] = Some((set.into(), seen));
+        // The new set takes the first way; the one there moves to the second, evicting the
+        // oldest.
+        let slot = seen_slot(set);
+        if self.slots[slot].is_some() {
+            self.slots[slot ^ 1] = self.slots[slot].take();
+        }
+        self.slots[slot] = Some((set.into(), seen));
     }
 }
 
