@@ -242,6 +242,30 @@ fn a_label_set_seen_before_is_counted_again_and_what_follows_it_checked() {
 }
 
 #[test]
+fn more_label_sets_than_the_cache_holds_are_still_counted_exactly() {
+    // 6000 distinct sets in three families: the cache evicts, and every count stays exact.
+    let mut text = String::new();
+    for family in ["a", "b", "c"] {
+        for i in 0..6000 {
+            let pod = if i % 3 == 0 {
+                String::new()
+            } else {
+                format!("pod-{}", i % 500)
+            };
+            text.push_str(&format!(
+                "{family}{{container_label_io_kubernetes_pod_name=\"{pod}\",container_label_io_kubernetes_pod_namespace=\"ns\",id=\"/c/{i}\",name=\"{i:064}\"}} {i} 1784000000000\n"
+            ));
+        }
+    }
+    let report = scan_str(&text);
+    assert_eq!(report.series, 18_000);
+    assert_eq!(report.container_series, 18_000);
+    assert_eq!(report.labelled_series, 12_000);
+    assert_eq!(report.id_only_series, 6_000);
+    assert_eq!(report.pods.len(), 500);
+}
+
+#[test]
 fn report_serialises_with_stable_names() {
     let value = serde_json::to_value(scan_str(LABELLED)).unwrap();
     for key in [
