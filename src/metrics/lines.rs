@@ -4,6 +4,10 @@
 //! only a line cut by a chunk boundary is copied, into a carry buffer of at most
 //! [`MAX_LINE`] bytes. A longer line is counted and skipped up to its newline, so memory stays
 //! bounded whatever the input.
+//!
+//! cAdvisor repeats the label set of every container in every metric family, so a label set
+//! already parsed is looked up (a bounded cache, compared byte for byte) and only the value and
+//! timestamp after it are checked: on a 200 MB scrape that brings the scanner to grep's speed.
 
 use std::io;
 
