@@ -503,6 +503,15 @@ fn memory_bytes(id: &str) -> u64 {
     .unwrap_or(1_234_567 + id.len() as u64 * 4096)
 }
 
+/// Name, help, type, value of a series, extra labels.
+type Metric<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&Seen) -> String,
+    &'a [(&'a str, &'a str)],
+);
+
 fn render(seen: &[Seen], with_timestamps: bool) -> String {
     let names: BTreeSet<&String> = seen.iter().flat_map(|s| s.labels.keys()).collect();
     let ts = now_ms();
@@ -528,7 +537,7 @@ fn render(seen: &[Seen], with_timestamps: bool) -> String {
         parts.join(",")
     };
     let mut out = String::new();
-    let metrics: [(&str, &str, &str, &dyn Fn(&Seen) -> String, &[(&str, &str)]); 4] = [
+    let metrics: [Metric; 4] = [
         (
             "container_cpu_usage_seconds_total",
             "Cumulative cpu time consumed in seconds.",

@@ -218,7 +218,7 @@ fn groups(crds: bool) -> Vec<&'static str> {
 }
 
 pub fn group_exists(group: &str, version: &str, crds: bool) -> bool {
-    (group.is_empty() && version == "v1") || (groups(crds).contains(&group) && version == "v1")
+    version == "v1" && (group.is_empty() || groups(crds).contains(&group))
 }
 
 pub fn api_group_list(crds: bool) -> Value {

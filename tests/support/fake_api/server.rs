@@ -394,12 +394,12 @@ async fn resource_route(
         (None, None, "POST") => {
             let mut obj = ctx.body_json()?;
             if t.res.namespaced {
-                if let Some(body_ns) = obj["metadata"]["namespace"].as_str() {
-                    if body_ns != ns {
-                        return Err(status::bad_request(
+                if let Some(body_ns) = obj["metadata"]["namespace"].as_str()
+                    && body_ns != ns
+                {
+                    return Err(status::bad_request(
                             "the namespace of the provided object does not match the namespace sent on the request".into(),
                         ));
-                    }
                 }
                 obj["metadata"]["namespace"] = json!(ns);
             }
@@ -600,11 +600,11 @@ fn list_body(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
         .into_iter()
         .map(|mut o| {
             // Typed lists carry no kind/apiVersion per item; custom resources do.
-            if !res.optional_crd {
-                if let Some(m) = o.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
+            if !res.optional_crd
+                && let Some(m) = o.as_object_mut()
+            {
+                m.remove("kind");
+                m.remove("apiVersion");
             }
             o
         })
@@ -807,11 +807,11 @@ fn finish_new(state: &State, res: &Resource, obj: &mut Value) {
 }
 
 fn generate_name(obj: &mut Value) {
-    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-        if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-            let suffix: String = super::controller::random_suffix(5);
-            obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
-        }
+    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = obj["metadata"]["generateName"].as_str()
+    {
+        let suffix: String = super::controller::random_suffix(5);
+        obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
 }
 
@@ -902,10 +902,11 @@ fn update(
         .ok_or_else(|| status::not_found(res, name))?;
     let mut new = change(&live)?;
     check_kind(res, &new)?;
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-        if !rv.is_empty() && rv != live["metadata"]["resourceVersion"] {
-            return Err(status::stale(res, name));
-        }
+    if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+        && !rv.is_empty()
+        && rv != live["metadata"]["resourceVersion"]
+    {
+        return Err(status::stale(res, name));
     }
     if name_of(&new) != name {
         return Err(status::bad_request(format!(
@@ -939,17 +940,17 @@ fn finalize_update(
         "deletionTimestamp",
     ] {
         new["metadata"][k] = live["metadata"][k].clone();
-        if new["metadata"][k].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove(k);
-            }
+        if new["metadata"][k].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove(k);
         }
     }
     new["metadata"]["namespace"] = live["metadata"]["namespace"].clone();
-    if new["metadata"]["namespace"].is_null() {
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
+    if new["metadata"]["namespace"].is_null()
+        && let Some(m) = new["metadata"].as_object_mut()
+    {
+        m.remove("namespace");
     }
     if sub == Some("status") {
         let status = new["status"].clone();
@@ -965,10 +966,10 @@ fn finalize_update(
     defaults::apply(res.kind, new, || format!("10.152.183.{}", 10 + (rv % 240)));
     if record {
         new["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone();
-        if new["metadata"]["managedFields"].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
-            }
+        if new["metadata"]["managedFields"].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove("managedFields");
         }
         apply::record_update(Some(live), new, manager, sub, &now());
     }
@@ -1082,10 +1083,10 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
                             m.remove(&last);
                         }
                         Value::Array(a) => {
-                            if let Ok(i) = last.parse::<usize>() {
-                                if i < a.len() {
-                                    a.remove(i);
-                                }
+                            if let Ok(i) = last.parse::<usize>()
+                                && i < a.len()
+                            {
+                                a.remove(i);
                             }
                         }
                         _ => {}
@@ -1257,10 +1258,10 @@ fn cascade(store: &mut store::Store, owner_uid: &str) {
         .map(|(r, o)| (r.to_string(), o.clone()))
         .collect();
     for (r, o) in dependents {
-        if let Some(res) = resources::by_qualified(&r) {
-            if let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o)) {
-                cascade(store, &uid_of(&gone));
-            }
+        if let Some(res) = resources::by_qualified(&r)
+            && let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o))
+        {
+            cascade(store, &uid_of(&gone));
         }
     }
 }

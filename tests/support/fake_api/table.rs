@@ -99,8 +99,11 @@ fn ds_cells(ds: &Value) -> Vec<Value> {
     ]
 }
 
+/// Computes one row's cells.
+type Cells = fn(&Value) -> Vec<Value>;
+
 pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
-    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match res.kind {
+    let (columns, cells): (Vec<Value>, Cells) = match res.kind {
         "Pod" => (
             vec![
                 col("Name", "string"),
