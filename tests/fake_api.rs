@@ -909,3 +909,139 @@ mod simulated_cadvisor {
         );
     }
 }
+
+mod kubelet {
+    use super::*;
+
+    #[test]
+    fn a_hostpath_type_check_that_fails_keeps_the_pod_creating() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let typed = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1").replace(
+            "{path: /var/snap/microk8s/common/run}",
+            "{path: /var/snap/microk8s/common/run, type: Directory}",
+        );
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        ok(kubectl_apply(&c, "kubectl-test", &typed, &[]));
+        let out = kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=2s",
+            ],
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(pods.contains("ContainerCreating"), "{pods}");
+        let pod = cadvisor_pods(&c).remove(0);
+        let events = c.events_for("cadvisor", pod["metadata"]["name"].as_str().expect("name"));
+        assert!(
+            events.iter().any(|e| e["reason"] == "FailedMount"
+                && e["message"].as_str().unwrap_or_default().contains(
+                    "hostPath type check failed: /var/snap/microk8s/common/run is not a directory"
+                )),
+            "{events:#?}"
+        );
+
+        // Once the directory exists on the node, the kubelet's retry succeeds (/sys and / pass
+        // the same check).
+        std::fs::create_dir_all(root.path().join("var/snap/microk8s/common/run")).expect("mkdir");
+        ok(kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=20s",
+            ],
+        ));
+    }
+
+    #[test]
+    fn pod_proxy_accepts_the_name_forms_and_refuses_other_ports() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        let name = cadvisor_pods(&c)[0]["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        for target in [
+            format!("{name}:8080"),
+            name.clone(),
+            format!("http:{name}:8080"),
+        ] {
+            let body = ok(kubectl(
+                &c,
+                &[
+                    "get",
+                    "--raw",
+                    &format!("/api/v1/namespaces/cadvisor/pods/{target}/proxy/metrics"),
+                ],
+            ));
+            assert!(
+                body.contains("# TYPE container_cpu_usage_seconds_total counter"),
+                "{target}: {body}"
+            );
+        }
+        let out = kubectl(
+            &c,
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/namespaces/cadvisor/pods/{name}:9090/proxy/metrics"),
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("connection refused"),
+            "{}",
+            text(&out)
+        );
+        let log = ok(kubectl(&c, &["logs", "-n", "cadvisor", "ds/cadvisor"]));
+        assert!(
+            log.contains("Registration of the containerd container factory failed"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn servicemonitors_are_served_only_with_the_prometheus_operator() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  selector:\n    matchLabels: {app: cadvisor}\n  endpoints:\n  - port: http\n";
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let out = kubectl_apply(&c, "kubectl-test", monitor, &[]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                r#"no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1""#
+            ),
+            "{}",
+            text(&out)
+        );
+        c.set_prometheus_operator(true);
+        ok(kubectl_apply(&c, "kubectl-test", monitor, &[]));
+        let got = ok(kubectl(
+            &c,
+            &["get", "servicemonitors", "-n", "cadvisor", "-o", "json"],
+        ));
+        let list: Value = serde_json::from_str(&got).expect("JSON");
+        assert_eq!(list["items"][0]["spec"]["endpoints"][0]["port"], "http");
+    }
+}

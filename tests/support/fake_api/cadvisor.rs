@@ -231,6 +231,61 @@ pub fn resolve_in_root(root: &Path, host_path: &Path) -> PathBuf {
     cur.iter().fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
+/// The kubelet's hostPath type checks (kubernetes/kubernetes: pkg/volume/hostpath/host_path.go
+/// `checkType`), against the node's host root: `Directory`, `File`, `Socket`, `CharDevice`,
+/// `BlockDevice` must exist as such; `DirectoryOrCreate` and `FileOrCreate` are created.
+pub fn check_host_paths(pod: &Value, node: &SimNode) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let Some(path) = v["hostPath"]["path"].as_str() else {
+            continue;
+        };
+        let ty = v["hostPath"]["type"].as_str().unwrap_or_default();
+        let real = resolve_in_root(&node.host_root, Path::new(path));
+        // Test host roots hold only what a test lays out; the kernel's trees (/sys, /proc, /dev)
+        // every node has are taken from this machine when the root lacks them.
+        let kernel_tree = ["/sys", "/proc", "/dev"]
+            .iter()
+            .any(|k| path == *k || path.starts_with(&format!("{k}/")));
+        let meta = std::fs::metadata(&real).ok().or_else(|| {
+            if kernel_tree {
+                std::fs::metadata(path).ok()
+            } else {
+                None
+            }
+        });
+        let ft = meta.as_ref().map(|m| m.file_type());
+        let fail = |what: &str| {
+            Err(format!(
+                "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {path} is not a {what}",
+                v["name"].as_str().unwrap_or_default()
+            ))
+        };
+        match ty {
+            "Directory" if !ft.is_some_and(|t| t.is_dir()) => return fail("directory"),
+            "File" if !ft.is_some_and(|t| t.is_file()) => return fail("file"),
+            "Socket" if !ft.is_some_and(|t| t.is_socket()) => return fail("socket file"),
+            "CharDevice" if !ft.is_some_and(|t| t.is_char_device()) => {
+                return fail("character device");
+            }
+            "BlockDevice" if !ft.is_some_and(|t| t.is_block_device()) => {
+                return fail("block device");
+            }
+            "DirectoryOrCreate" if ft.is_none() => {
+                let _ = std::fs::create_dir_all(&real);
+            }
+            "FileOrCreate" if ft.is_none() => {
+                if let Some(parent) = real.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::File::create(&real);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The cAdvisor container of a pod: the one whose image or command says cadvisor, else the
 /// first.
 pub fn cadvisor_container(pod: &Value) -> Option<&Value> {

@@ -383,7 +383,7 @@ impl FakeCluster {
 
     /// Serve (or stop serving) `monitoring.coreos.com/v1`.
     pub fn set_prometheus_operator(&self, installed: bool) {
-        self.state.crds.store(installed, Ordering::SeqCst);
+        controller::set_crds(&self.state, installed);
     }
 
     /// The stored object, as a GET would return it. `kind` as in [`resource`]; `namespace` is

@@ -25,8 +25,16 @@ pub fn index(crds: bool) -> Value {
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={:016X}", p.len() * 7919)}),
         );
     }
+    paths.insert(
+        CRD_GV.to_string(),
+        json!({"serverRelativeURL": format!("/openapi/v3/{CRD_GV}?hash=0C1D2E3F4A5B6C7D")}),
+    );
     json!({"paths": paths})
 }
+
+/// Every real server serves apiextensions.k8s.io/v1; kubectl reads its CustomResourceDefinition
+/// PATCH operation for kinds whose group/version it cannot find.
+const CRD_GV: &str = "apis/apiextensions.k8s.io/v1";
 
 /// The document for one group/version, or None when it is not served.
 pub fn group_version(path: &str, crds: bool) -> Option<Value> {
@@ -55,6 +63,19 @@ pub fn group_version(path: &str, crds: bool) -> Option<Value> {
             })
         };
         paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+    }
+    if path == CRD_GV {
+        let gvk = json!({"group": "apiextensions.k8s.io", "version": "v1", "kind": "CustomResourceDefinition"});
+        paths.insert(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}".to_string(),
+            json!({"patch": {
+                "operationId": "patchApiextensionsV1CustomResourceDefinition",
+                "parameters": query_params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+            }}),
+        );
     }
     if paths.is_empty() {
         return None;

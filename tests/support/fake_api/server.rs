@@ -200,6 +200,14 @@ impl Ctx<'_> {
     }
 
     fn body_json(&self) -> Result<Value, ApiError> {
+        if self
+            .content_type
+            .starts_with("application/vnd.kubernetes.protobuf")
+        {
+            // Typed clients (e.g. `kubectl create namespace`) send protobuf; only JSON/YAML is
+            // decoded here.
+            return Err(status::unsupported_media(&self.content_type));
+        }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
         }
@@ -285,6 +293,13 @@ async fn route(ctx: &Ctx<'_>, path: &str, accept: &str) -> Result<Response<Body>
         ["apis", g, v] if resources::group_exists(g, v, crds) => {
             Ok(json_response(200, &resources::resource_list(g, v, crds)))
         }
+        // An empty protobuf Document (kubectl asks only for protobuf): no schemas, so kubectl's
+        // client-side validation has nothing to check and leaves it to the server.
+        ["openapi", "v2"] => Ok(text_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            String::new(),
+        )),
         ["openapi", "v3"] => Ok(json_response(200, &super::openapi::index(crds))),
         ["openapi", "v3", rest @ ..] => super::openapi::group_version(&rest.join("/"), crds)
             .map(|doc| json_response(200, &doc))
