@@ -487,9 +487,23 @@ mod apply {
         let c = cluster(&[("node-1", root.path())]);
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         assert_eq!(cadvisor_pods(&c).len(), 1);
+        c.failures().set_pod_stop_delay(Duration::from_millis(500));
         ok(kubectl(&c, &["delete", "ds", "cadvisor", "-n", "cadvisor"]));
         assert!(c.get("DaemonSet", "cadvisor", "cadvisor").is_none());
-        assert!(cadvisor_pods(&c).is_empty());
+        // The garbage collector deletes the pods; they terminate gracefully, then go.
+        let pods = cadvisor_pods(&c);
+        assert!(
+            pods.iter()
+                .all(|p| p["metadata"]["deletionTimestamp"].is_string()),
+            "{pods:#?}"
+        );
+        let listed = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(
+            pods.is_empty() || listed.contains("Terminating"),
+            "{listed}"
+        );
+        assert!(c.wait_until(Duration::from_secs(5), |c| cadvisor_pods(c).is_empty()));
+        c.failures().set_pod_stop_delay(Duration::from_millis(100));
 
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         ok(kubectl(

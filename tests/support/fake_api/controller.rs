@@ -136,7 +136,7 @@ pub fn set_crds(state: &Arc<State>, installed: bool) {
     if installed {
         let _ = server::create(state, crds, crd, "kubectl-create", false);
     } else {
-        let _ = server::delete(state, crds, "", &name_of(&crd), None);
+        let _ = server::delete(state, crds, "", &name_of(&crd), None, None);
     }
     state.crds.store(installed, Ordering::SeqCst);
 }
@@ -164,6 +164,10 @@ fn owned_by(pod: &Value, uid: &str) -> bool {
     pod["metadata"]["ownerReferences"]
         .as_array()
         .is_some_and(|r| r.iter().any(|o| o["uid"] == uid && o["controller"] == true))
+}
+
+fn terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
 }
 
 fn pod_ready(pod: &Value) -> bool {
@@ -294,7 +298,10 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         }
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
-        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let owned: Vec<&Value> = pods
+            .iter()
+            .filter(|p| owned_by(p, &uid) && !terminating(p))
+            .collect();
         let nodes: Vec<&SimNode> = state
             .nodes
             .iter()
@@ -396,8 +403,16 @@ fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
 }
 
 fn delete_pod(state: &Arc<State>, ds: &Value, pod: &Value) {
-    if server::delete(state, resource("pods"), &ns_of(pod), &name_of(pod), None).is_ok() {
-        state.pods().remove(&uid_of(pod));
+    if server::delete(
+        state,
+        resource("pods"),
+        &ns_of(pod),
+        &name_of(pod),
+        None,
+        None,
+    )
+    .is_ok()
+    {
         event(
             state,
             ds,
@@ -559,6 +574,9 @@ async fn pods_lifecycle(state: &Arc<State>) {
         else {
             continue;
         };
+        if terminating(&pod) {
+            continue;
+        }
         let uid = uid_of(&pod);
         let rt = {
             let mut table = state.pods();
@@ -827,7 +845,10 @@ fn daemonset_status(state: &Arc<State>) {
             .iter()
             .filter(|n| node_selected(&ds, n))
             .collect();
-        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let owned: Vec<&Value> = pods
+            .iter()
+            .filter(|p| owned_by(p, &uid) && !terminating(p))
+            .collect();
         let desired = nodes.len() as i64;
         let mut current = 0;
         let mut updated = 0;

@@ -148,6 +148,8 @@ pub struct FailureState {
     /// New pods crash after starting (CrashLoopBackOff, rising restartCount).
     pub crash_loop: bool,
     pub pod_start_delay: Duration,
+    /// Time a deleted pod stays Terminating before it is gone.
+    pub pod_stop_delay: Duration,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -161,6 +163,7 @@ impl Failures {
         Failures {
             state: Mutex::new(FailureState {
                 pod_start_delay,
+                pod_stop_delay: Duration::from_millis(100),
                 ..Default::default()
             }),
             down: tokio::sync::watch::channel(false).0,
@@ -212,6 +215,11 @@ impl Failures {
     /// Slow rollout: each new pod takes this long to start.
     pub fn set_pod_start_delay(&self, delay: Duration) {
         self.lock().pod_start_delay = delay;
+    }
+
+    /// How long a deleted pod stays Terminating.
+    pub fn set_pod_stop_delay(&self, delay: Duration) {
+        self.lock().pod_stop_delay = delay;
     }
 
     pub(crate) fn down_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
