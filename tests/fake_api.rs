@@ -212,6 +212,27 @@ mod kubectl_reads {
         );
         let out = ok(kubectl(&c, &["get", "namespaces"]));
         assert!(out.contains("kube-system"), "{out}");
+        // Typed clients send protobuf bodies.
+        ok(kubectl(&c, &["create", "namespace", "scratch"]));
+        ok(kubectl(
+            &c,
+            &[
+                "create",
+                "configmap",
+                "cm",
+                "-n",
+                "scratch",
+                "--from-literal=k=v",
+            ],
+        ));
+        assert_eq!(
+            c.get("ConfigMap", "scratch", "cm").expect("configmap")["data"]["k"],
+            "v"
+        );
+        assert_eq!(
+            c.get("Namespace", "", "scratch").expect("namespace")["metadata"]["managedFields"][0]["manager"],
+            "kubectl-create"
+        );
 
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         let ds: Value = serde_json::from_str(&ok(kubectl(

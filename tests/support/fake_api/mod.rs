@@ -18,6 +18,7 @@ pub mod containerd;
 pub mod controller;
 pub mod defaults;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod server;
 pub mod status;

@@ -204,9 +204,14 @@ impl Ctx<'_> {
             .content_type
             .starts_with("application/vnd.kubernetes.protobuf")
         {
-            // Typed clients (e.g. `kubectl create namespace`) send protobuf; only JSON/YAML is
-            // decoded here.
-            return Err(status::unsupported_media(&self.content_type));
+            // Typed clients (`kubectl create namespace`) send protobuf: a few kinds are decoded.
+            return super::protobuf::decode(&self.body).map_err(|why| {
+                let mut e = status::unsupported_media(&self.content_type);
+                e.body["message"] = json!(format!(
+                    "the fake API server cannot decode this body: {why}"
+                ));
+                e
+            });
         }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
@@ -788,7 +793,8 @@ fn check_kind(res: &Resource, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiError> {
+/// The namespace must exist and not be terminating (the NamespaceLifecycle admission plugin).
+fn check_namespace(state: &State, res: &Resource, ns: &str, name: &str) -> Result<(), ApiError> {
     if !res.namespaced {
         return Ok(());
     }
@@ -797,14 +803,15 @@ fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiErr
     match store.get(nsres, "", ns) {
         None => Err(status::not_found(nsres, ns)),
         Some(n) if n["status"]["phase"] == "Terminating" => {
-            let mut e = status::forbidden(res, None, "", &state.user, "create", Some(ns));
-            let msg = format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                res.qualified(),
-                "",
-            );
-            e.body["message"] = json!(msg.replace(" \"\"", ""));
-            e.body["reason"] = json!("Forbidden");
+            let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
+            let subject = if name.is_empty() {
+                res.qualified()
+            } else {
+                format!("{} \"{name}\"", res.qualified())
+            };
+            e.body["message"] = json!(format!(
+                "{subject} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+            ));
             Err(e)
         }
         Some(_) => Ok(()),
@@ -853,7 +860,7 @@ pub fn create(
         ));
     }
     let ns = ns_of(&obj);
-    check_namespace(state, res, &ns)?;
+    check_namespace(state, res, &ns, &name)?;
     if state.store().get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
     }
@@ -1174,7 +1181,7 @@ fn server_side_apply(
         if sub.is_some() {
             return Err(status::not_found(res, name));
         }
-        check_namespace(ctx.state, res, ns)?;
+        check_namespace(ctx.state, res, ns, name)?;
         let mut obj = apply::apply(None, &applied, &manager, force, &time)?;
         finish_new(ctx.state, res, &mut obj);
         if ctx.dry_run() {
