@@ -1142,7 +1142,7 @@ mod ssa_semantics {
         ];
         assert!(entries[0].fields.contains(&image));
         assert!(
-            entries[0].fields.contains(&image[..5].to_vec()),
+            entries[0].fields.contains(&image[..5]),
             "the list item itself"
         );
         assert_eq!(
