@@ -253,11 +253,16 @@ mod kubectl_reads {
                 "get",
                 "pods",
                 "-A",
+                "-o",
+                "wide",
                 "--field-selector",
                 "spec.nodeName=node-2",
             ],
         ));
         assert_eq!(out.matches("cadvisor-").count(), 1, "{out}");
+        assert!(out.contains("node-2") && out.contains("NODE"), "{out}");
+        let out = ok(kubectl(&c, &["get", "nodes", "-o", "wide"]));
+        assert!(out.contains("containerd://1.6.20"), "{out}");
     }
 
     #[test]
