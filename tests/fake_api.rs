@@ -913,6 +913,13 @@ mod simulated_cadvisor {
             "{metrics}"
         );
 
+        assert_eq!(c.mirror_workload_pods(), 1);
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "loki", "-o", "wide"]));
+        assert!(
+            pods.contains(POD) && pods.contains("Running") && pods.contains("node-1"),
+            "{pods}"
+        );
+
         let configz = ok(kubectl(
             &c,
             &["get", "--raw", "/api/v1/nodes/node-1/proxy/configz"],

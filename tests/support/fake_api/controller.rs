@@ -562,6 +562,71 @@ fn conditions(ready: bool, initialized: bool) -> Value {
     ])
 }
 
+/// Marks pods mirrored from a node's containerd: the simulated kubelet leaves them alone.
+const MIRRORED: &str = "fake-api.cadvisor-setup/mirrored";
+
+/// See `FakeCluster::mirror_workload_pods`.
+pub async fn mirror_workload_pods(state: &Arc<State>) -> usize {
+    let mut created = 0;
+    for node in &state.nodes {
+        let Ok(containers) =
+            super::containerd::list(&node.real_socket(), "k8s.io", Duration::from_secs(3)).await
+        else {
+            continue;
+        };
+        let mut pods: std::collections::BTreeMap<
+            (String, String),
+            Vec<&super::containerd::CtrContainer>,
+        > = Default::default();
+        for c in &containers {
+            let (Some(name), Some(ns)) = (
+                c.labels.get("io.kubernetes.pod.name"),
+                c.labels.get("io.kubernetes.pod.namespace"),
+            ) else {
+                continue;
+            };
+            if c.labels.contains_key("io.kubernetes.container.name") {
+                pods.entry((ns.clone(), name.clone())).or_default().push(c);
+            }
+        }
+        for ((ns, name), cs) in pods {
+            let t = now();
+            let containers: Vec<Value> = cs
+                .iter()
+                .map(
+                    |c| json!({"name": c.labels["io.kubernetes.container.name"], "image": c.image}),
+                )
+                .collect();
+            let statuses: Vec<Value> = cs
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": c.labels["io.kubernetes.container.name"], "image": c.image,
+                        "imageID": "", "containerID": format!("containerd://{}", c.id),
+                        "ready": true, "started": true, "restartCount": 0,
+                        "state": {"running": {"startedAt": t}}
+                    })
+                })
+                .collect();
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "annotations": {MIRRORED: "true"}},
+                "spec": {"nodeName": node.name, "containers": containers},
+                "status": {
+                    "phase": "Running", "hostIP": node.internal_ip, "startTime": t,
+                    "podIP": format!("10.1.0.{}", 2 + fnv(&name) % 250),
+                    "conditions": conditions(true, true), "containerStatuses": statuses,
+                    "qosClass": "BestEffort"
+                }
+            });
+            if server::create_as(state, "kubelet", pod).is_ok() {
+                created += 1;
+            }
+        }
+    }
+    created
+}
+
 /// The kubelets: start pods whose delay has passed, or fail them as the switches say.
 async fn pods_lifecycle(state: &Arc<State>) {
     let failures = state.failures.snapshot();
@@ -574,7 +639,7 @@ async fn pods_lifecycle(state: &Arc<State>) {
         else {
             continue;
         };
-        if terminating(&pod) {
+        if terminating(&pod) || pod["metadata"]["annotations"][MIRRORED] == "true" {
             continue;
         }
         let uid = uid_of(&pod);

@@ -490,6 +490,21 @@ impl FakeCluster {
             .and_then(|p| p.registration.clone())
     }
 
+    /// Creates a Pod object, Running on its node, for every pod whose containers the nodes'
+    /// containerds run in `k8s.io` (grouped by the kubelet's `io.kubernetes.pod.*` labels), as
+    /// `kubectl get pods -A` would list them. Returns how many pods it created.
+    pub fn mirror_workload_pods(&self) -> usize {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = self.state.clone();
+        let Some(rt) = self.runtime.as_ref() else {
+            return 0;
+        };
+        rt.spawn(async move {
+            let _ = tx.send(controller::mirror_workload_pods(&state).await);
+        });
+        rx.recv().unwrap_or(0)
+    }
+
     pub fn nodes(&self) -> &[SimNode] {
         &self.state.nodes
     }
