@@ -20,7 +20,7 @@ use super::cadvisor;
 use super::defaults;
 use super::resources::{self, Resource};
 use super::status::{self, ApiError};
-use super::store::{self, EventType, name_of, now, ns_of, uid_of};
+use super::store::{self, name_of, now, ns_of, uid_of};
 use super::{RequestRecord, State};
 
 // ---- serving ------------------------------------------------------------------------------
@@ -1122,11 +1122,9 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 if v.pointer(path) != Some(&op["value"]) {
-                    return Err(status::invalid(
-                        &resources::RESOURCES[0],
-                        "",
-                        format!("jsonpatch test operation does not apply: {path}"),
-                    ));
+                    return Err(status::bad_request(format!(
+                        "jsonpatch test operation does not apply: {path}"
+                    )));
                 }
             }
             other => {
@@ -1338,10 +1336,6 @@ fn cascade(state: &Arc<State>, store: &mut store::Store, owner_uid: &str) {
             cascade(state, store, &uid_of(&gone));
         }
     }
-}
-
-pub fn event_type_name(e: EventType) -> &'static str {
-    e.as_str()
 }
 
 fn res_is_pod(qualified: &str) -> bool {
