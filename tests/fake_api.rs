@@ -674,6 +674,34 @@ mod rollout {
         }));
         let pods = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
         assert!(pods.contains("CrashLoopBackOff"), "{pods}");
+        let crashed = cadvisor_pods(&c).remove(0);
+        let log = ok(kubectl(
+            &c,
+            &[
+                "logs",
+                "-n",
+                "cadvisor",
+                crashed["metadata"]["name"].as_str().expect("name"),
+            ],
+        ));
+        assert!(log.contains("Failed to create a manager"), "{log}");
+        // kubectl get -w asks for Tables, in watch events too.
+        let watched = kubectl(
+            &c,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "cadvisor",
+                "-w",
+                "--request-timeout=2s",
+            ],
+        );
+        let watched = String::from_utf8_lossy(&watched.stdout).into_owned();
+        assert!(
+            watched.contains("RESTARTS") && watched.contains("CrashLoopBackOff"),
+            "{watched}"
+        );
         let pod = cadvisor_pods(&c).remove(0);
         let events = c.events_for("cadvisor", pod["metadata"]["name"].as_str().expect("name"));
         assert!(

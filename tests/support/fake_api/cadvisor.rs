@@ -383,11 +383,12 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
             name_of(pod)
         )));
     }
-    let Some(reg) = state
+    let (registration, crashing) = state
         .pods()
         .get(&uid_of(pod))
-        .and_then(|p| p.registration.clone())
-    else {
+        .map(|p| (p.registration.clone(), p.crashing))
+        .unwrap_or_default();
+    let Some(reg) = registration else {
         return Ok(String::new());
     };
     let at = reg.started_at.clone();
@@ -398,6 +399,15 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
         "{}Caching stats in memory for 2m0s",
         p("storagedriver.go:55")
     );
+    if crashing {
+        // The crash-loop switch: the manager fails to start, as it does without cgroup mounts.
+        let fatal = p("cadvisor.go:171").replacen('I', "F", 1);
+        let _ = writeln!(
+            out,
+            "{fatal}Failed to create a manager: mountpoint for cpu not found"
+        );
+        return Ok(out);
+    }
     let _ = writeln!(
         out,
         "{}cAdvisor running in container: \"/sys/fs/cgroup/cpu,cpuacct\"",

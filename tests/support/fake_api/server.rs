@@ -409,7 +409,7 @@ async fn resource_route(
     }
     let ns = t.ns.clone().unwrap_or_default();
     match (t.sub.as_deref(), t.name.as_deref(), ctx.method.as_str()) {
-        (None, None, "GET") if watch => Ok(watch_response(ctx, &t)),
+        (None, None, "GET") if watch => Ok(watch_response(ctx, &t, accept)),
         (None, None, "GET") => Ok(json_response(200, &list(ctx, &t, accept)?)),
         (None, None, "POST") => {
             let mut obj = ctx.body_json()?;
@@ -653,15 +653,23 @@ fn list(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Result<Value, ApiError> {
 
 // ---- watch --------------------------------------------------------------------------------
 
-fn watch_line(kind: &str, object: &Value) -> Bytes {
+/// One watch event line; with `as_table` (kubectl get -w) the object is a one-row Table.
+fn watch_line(kind: &str, object: &Value, as_table: Option<&'static Resource>) -> Bytes {
+    let object = match as_table {
+        Some(res) if kind != "BOOKMARK" => {
+            super::table::table(res, std::slice::from_ref(object), store::rv_of(object))
+        }
+        _ => object.clone(),
+    };
     let mut line = json!({"type": kind, "object": object}).to_string();
     line.push('\n');
     Bytes::from(line)
 }
 
-fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
+fn watch_response(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Response<Body> {
     let state = ctx.state.clone();
     let res = t.res;
+    let as_table = accept.contains("as=Table").then_some(res);
     let ns = t.ns.clone();
     let query = Query(ctx.query.0.clone());
     let timeout = query
@@ -704,7 +712,11 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_rv = start_rv;
         for obj in initial {
-            if tx.send(Ok(watch_line("ADDED", &obj))).await.is_err() {
+            if tx
+                .send(Ok(watch_line("ADDED", &obj, as_table)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -712,7 +724,11 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
             let bm = json!({"kind": kind, "apiVersion": api_version, "metadata": {
                 "resourceVersion": start_rv.to_string(),
                 "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() {
+            if tx
+                .send(Ok(watch_line("BOOKMARK", &bm, as_table)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -720,7 +736,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
             last_rv = ev.rv;
             if matches(&ev.object)
                 && tx
-                    .send(Ok(watch_line(ev.kind.as_str(), &ev.object)))
+                    .send(Ok(watch_line(ev.kind.as_str(), &ev.object, as_table)))
                     .await
                     .is_err()
             {
@@ -739,7 +755,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
                     if bookmarks {
                         let bm = json!({"kind": kind, "apiVersion": api_version,
                             "metadata": {"resourceVersion": last_rv.to_string()}});
-                        if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() {
+                        if tx.send(Ok(watch_line("BOOKMARK", &bm, as_table))).await.is_err() {
                             return;
                         }
                     }
@@ -757,7 +773,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
                     if ev.resource != qualified || !matches(&ev.object) {
                         continue;
                     }
-                    if tx.send(Ok(watch_line(ev.kind.as_str(), &ev.object))).await.is_err() {
+                    if tx.send(Ok(watch_line(ev.kind.as_str(), &ev.object, as_table))).await.is_err() {
                         return;
                     }
                 }
