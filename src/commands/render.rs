@@ -1,13 +1,119 @@
-//! `render` (being written).
+//! `render`: host facts (or a `--distro` preset) → plan → manifests, printed as multi-document
+//! YAML, written to `--out-dir`, or printed as one JSON document with `-o json`.
+
+use anyhow::Context as _;
 
 use super::Context;
-use crate::cli::RenderArgs;
-use crate::error::{ExitCode, Failure};
+use crate::cli::{DistroPreset, RenderArgs, ServiceMonitorMode};
+use crate::error::ExitCode;
+use crate::host::{self, DetectOptions, DistroKind, HostFacts};
+use crate::options::Resolved;
+use crate::{plan, render};
 
-pub async fn run(_ctx: &Context, _args: RenderArgs) -> anyhow::Result<ExitCode> {
-    Err(Failure::new(
-        ExitCode::Unexpected,
-        "`render` is not available in this build yet",
-    )
-    .into())
+pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let resolved = ctx.resolve(&args.plan, &args.socket);
+    let mut facts = facts_for_render(ctx, &args, &resolved).await?;
+    if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
+        // `--containerd-socket` is the first authority (design §2), also over a preset
+        // (detection already puts it first).
+        facts.runtime.socket = Some(socket.clone());
+    }
+    if args.distro.is_none()
+        && !facts.runtime.verified
+        && let Some(socket) = &facts.runtime.socket
+    {
+        facts.warnings.push(format!(
+            "{} did not answer as a containerd holding kubelet containers; the manifests use it anyway",
+            socket.display()
+        ));
+    }
+    if resolved.service_monitor == ServiceMonitorMode::Auto {
+        ctx.ui.verbose(
+            "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
+        );
+    }
+    let opts = resolved.plan;
+    let plan = plan::make(&facts, &opts)?;
+    let manifests = render::manifests(&plan, args.templates.as_deref())?;
+    let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
+    for warning in &warnings {
+        ctx.ui
+            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+    }
+
+    let written = match &args.out_dir {
+        Some(dir) => Some(
+            render::write_out_dir(&manifests, dir, args.templates.as_deref())
+                .with_context(|| format!("writing the manifests to {}", dir.display()))?,
+        ),
+        None => None,
+    };
+
+    if ctx.ui.json() {
+        let mut doc = serde_json::json!({
+            "ok": true,
+            "changed": written.is_some(),
+            "distribution": facts.distribution.kind,
+            "runtime_socket": plan.runtime.host_socket,
+            "manifests": manifests.objects(),
+            "warnings": warnings,
+        });
+        if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
+            doc["out_dir"] = serde_json::json!(dir);
+            doc["files"] = serde_json::json!(files);
+        }
+        ctx.ui.emit_json(&doc);
+    } else if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
+        ctx.ui.note(format!(
+            "wrote {} files to {} (build them with `kubectl kustomize {}`)",
+            files.len(),
+            dir.display(),
+            dir.display()
+        ));
+    } else {
+        ctx.ui.line(manifests.to_yaml().trim_end());
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The facts the plan is made from: a distribution preset (`--distro`, nothing read from this
+/// host), or this host's detected facts (host files and socket probes only: `render` needs no
+/// cluster).
+pub async fn facts_for_render(
+    ctx: &Context,
+    args: &RenderArgs,
+    resolved: &Resolved,
+) -> anyhow::Result<HostFacts> {
+    if let Some(distro) = args.distro {
+        return Ok(plan::preset(distro_kind(distro)));
+    }
+    let opts = DetectOptions {
+        containerd_socket: resolved.containerd_socket.clone(),
+        kubeconfig_flag: ctx.global.kubeconfig.clone(),
+        ..DetectOptions::default()
+    };
+    let facts = host::detect(&ctx.host_root, &opts)
+        .await
+        .context("detecting this host's runtime socket and cgroup driver")?;
+    ctx.ui.verbose(format!(
+        "rendering for this host: {} with runtime socket {}",
+        facts.distribution.kind,
+        facts
+            .runtime
+            .socket
+            .as_ref()
+            .map_or_else(|| "(none)".to_string(), |s| s.display().to_string())
+    ));
+    Ok(facts)
+}
+
+pub fn distro_kind(preset: DistroPreset) -> DistroKind {
+    match preset {
+        DistroPreset::Microk8s => DistroKind::Microk8s,
+        DistroPreset::K3s => DistroKind::K3s,
+        DistroPreset::Rke2 => DistroKind::Rke2,
+        DistroPreset::K0s => DistroKind::K0s,
+        DistroPreset::K8sSnap => DistroKind::K8sSnap,
+        DistroPreset::Kubeadm => DistroKind::Kubeadm,
+    }
 }
