@@ -8,9 +8,23 @@
 //! it serves.
 //!
 //! ```ignore
-//! let cluster = FakeCluster::start(FakeClusterConfig::one_node(SimNode::microk8s("node-1", root)));
-//! kubectl --kubeconfig cluster.kubeconfig_path() get nodes
+//! let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root)]));
+//! Command::new("kubectl").arg("--kubeconfig").arg(cluster.kubeconfig_path()).args(["get", "nodes"]);
+//! cluster.failures().forbid("patch", "daemonsets");
 //! ```
+//!
+//! Checked against kubectl 1.32 (tests/fake_api.rs): get (Tables, `-o wide`, `-w`), apply
+//! `--server-side` (create, no-op, conflict, `--force-conflicts`, `--dry-run=server`), client-side
+//! apply, rollout status/restart, logs, describe, delete with cascade, `get --raw` proxies, create
+//! (protobuf bodies of Namespace/ConfigMap/ServiceAccount); and kube-rs (apply, watcher).
+//!
+//! Simplified on purpose: field ownership knows the associative lists of the types served here
+//! (containers, volumes, volumeMounts, env, ports, ...), every other list is atomic; no
+//! pagination (`limit` is ignored), no compaction (a watch from any resourceVersion works), no
+//! ControllerRevisions (`rollout history/undo`), no OpenAPI schemas (kubectl leaves validation to
+//! the server, which does none), other protobuf bodies get 415; namespaces vanish 100 ms after
+//! they go Terminating; the containerd factory also accepts test containers whose IDs are not
+//! 64 hex characters (see `cadvisor::factory_id`).
 
 pub mod apply;
 pub mod cadvisor;
