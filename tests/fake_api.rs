@@ -1234,3 +1234,59 @@ mod ssa_semantics {
         );
     }
 }
+
+mod whitelist {
+    use super::*;
+    use support::containerd::Containerd;
+
+    /// google/cadvisor#3235: before v0.48.0 whitelist entries were not trimmed, so the space in
+    /// the upstream overlay's list hid `io.kubernetes.pod.name`; from v0.48.0 it is harmless.
+    #[test]
+    fn a_space_in_the_whitelist_hides_the_pod_name_before_v0_48_only() {
+        if !real::require_containerd() || !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("nginx", POD, "loki", "nginx");
+        let c = cluster(&[("node-1", root.path())]);
+        // The upstream overlay's list, space included (quoted whole, as YAML needs).
+        let spaced = |image: &str| {
+            microk8s_daemonset(image).replace(
+                "- --whitelisted_container_labels=io.kubernetes.container.name,io.kubernetes.pod.name,io.kubernetes.pod.namespace",
+                "- \"--whitelisted_container_labels=io.kubernetes.container.name, io.kubernetes.pod.name,io.kubernetes.pod.namespace\"",
+            )
+        };
+        for (image, pod_name_visible) in [
+            ("gcr.io/cadvisor/cadvisor:v0.47.2", false),
+            ("gcr.io/cadvisor/cadvisor:v0.49.1", true),
+        ] {
+            install(&c, &spaced(image));
+            let pod = cadvisor_pods(&c)
+                .into_iter()
+                .find(|p| {
+                    p["spec"]["containers"][0]["image"] == image
+                        && p["status"]["phase"] == "Running"
+                })
+                .expect("a running pod of this image");
+            let name = pod["metadata"]["name"].as_str().expect("name").to_string();
+            let metrics = ok(kubectl(
+                &c,
+                &[
+                    "get",
+                    "--raw",
+                    &format!("/api/v1/namespaces/cadvisor/pods/{name}:8080/proxy/metrics"),
+                ],
+            ));
+            assert!(
+                metrics.contains("container_label_io_kubernetes_container_name=\"nginx\""),
+                "{image}: {metrics}"
+            );
+            assert_eq!(
+                metrics.contains(&format!("container_label_io_kubernetes_pod_name=\"{POD}\"")),
+                pod_name_visible,
+                "{image}: {metrics}"
+            );
+        }
+    }
+}

@@ -121,6 +121,13 @@ pub fn parse_args(container: &Value) -> CadvisorArgs {
     }
 }
 
+fn version_string(v: Option<(u32, u32, u32)>) -> String {
+    v.map_or_else(
+        || "v0.52.1".to_string(),
+        |(a, b, c)| format!("v{a}.{b}.{c}"),
+    )
+}
+
 /// `vMAJOR.MINOR.PATCH` from an image tag.
 fn image_version(image: &str) -> Option<(u32, u32, u32)> {
     let tag = image.rsplit_once(':')?.1;
@@ -442,8 +449,9 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
     );
     let _ = writeln!(
         out,
-        "{}Starting cAdvisor version: v0.52.1 on port {}",
+        "{}Starting cAdvisor version: {} on port {}",
         p("cadvisor.go:146"),
+        version_string(reg.version),
         reg.args.port
     );
     Ok(out)
@@ -702,7 +710,8 @@ fn cadvisor_metrics(
     let _ = writeln!(out, "# TYPE cadvisor_version_info gauge");
     let _ = writeln!(
         out,
-        "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"v0.52.1\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1"
+        "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"{}\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1",
+        version_string(reg.version)
     );
     out.push_str(&render(&seen, true));
     let _ = writeln!(out, "# HELP machine_cpu_cores Number of logical CPU cores.");
