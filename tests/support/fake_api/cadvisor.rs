@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::containerd::{self, CtrContainer};
 use super::status::{self, ApiError};
-use super::store::{name_of, ns_of, uid_of};
+use super::store::{name_of, uid_of};
 use super::{SimNode, State, resource};
 
 const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
@@ -119,6 +119,13 @@ pub fn parse_args(container: &Value) -> CadvisorArgs {
             .and_then(|p| p.parse().ok())
             .unwrap_or(8080),
     }
+}
+
+fn version_string(v: Option<(u32, u32, u32)>) -> String {
+    v.map_or_else(
+        || "v0.52.1".to_string(),
+        |(a, b, c)| format!("v{a}.{b}.{c}"),
+    )
 }
 
 /// `vMAJOR.MINOR.PATCH` from an image tag.
@@ -231,6 +238,61 @@ pub fn resolve_in_root(root: &Path, host_path: &Path) -> PathBuf {
     cur.iter().fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
+/// The kubelet's hostPath type checks (kubernetes/kubernetes: pkg/volume/hostpath/host_path.go
+/// `checkType`), against the node's host root: `Directory`, `File`, `Socket`, `CharDevice`,
+/// `BlockDevice` must exist as such; `DirectoryOrCreate` and `FileOrCreate` are created.
+pub fn check_host_paths(pod: &Value, node: &SimNode) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let Some(path) = v["hostPath"]["path"].as_str() else {
+            continue;
+        };
+        let ty = v["hostPath"]["type"].as_str().unwrap_or_default();
+        let real = resolve_in_root(&node.host_root, Path::new(path));
+        // Test host roots hold only what a test lays out; the kernel's trees (/sys, /proc, /dev)
+        // every node has are taken from this machine when the root lacks them.
+        let kernel_tree = ["/sys", "/proc", "/dev"]
+            .iter()
+            .any(|k| path == *k || path.starts_with(&format!("{k}/")));
+        let meta = std::fs::metadata(&real).ok().or_else(|| {
+            if kernel_tree {
+                std::fs::metadata(path).ok()
+            } else {
+                None
+            }
+        });
+        let ft = meta.as_ref().map(|m| m.file_type());
+        let fail = |what: &str| {
+            Err(format!(
+                "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {path} is not a {what}",
+                v["name"].as_str().unwrap_or_default()
+            ))
+        };
+        match ty {
+            "Directory" if !ft.is_some_and(|t| t.is_dir()) => return fail("directory"),
+            "File" if !ft.is_some_and(|t| t.is_file()) => return fail("file"),
+            "Socket" if !ft.is_some_and(|t| t.is_socket()) => return fail("socket file"),
+            "CharDevice" if !ft.is_some_and(|t| t.is_char_device()) => {
+                return fail("character device");
+            }
+            "BlockDevice" if !ft.is_some_and(|t| t.is_block_device()) => {
+                return fail("block device");
+            }
+            "DirectoryOrCreate" if ft.is_none() => {
+                let _ = std::fs::create_dir_all(&real);
+            }
+            "FileOrCreate" if ft.is_none() => {
+                if let Some(parent) = real.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::File::create(&real);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The cAdvisor container of a pod: the one whose image or command says cadvisor, else the
 /// first.
 pub fn cadvisor_container(pod: &Value) -> Option<&Value> {
@@ -328,11 +390,12 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
             name_of(pod)
         )));
     }
-    let Some(reg) = state
+    let (registration, crashing) = state
         .pods()
         .get(&uid_of(pod))
-        .and_then(|p| p.registration.clone())
-    else {
+        .map(|p| (p.registration.clone(), p.crashing))
+        .unwrap_or_default();
+    let Some(reg) = registration else {
         return Ok(String::new());
     };
     let at = reg.started_at.clone();
@@ -343,6 +406,15 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
         "{}Caching stats in memory for 2m0s",
         p("storagedriver.go:55")
     );
+    if crashing {
+        // The crash-loop switch: the manager fails to start, as it does without cgroup mounts.
+        let fatal = p("cadvisor.go:171").replacen('I', "F", 1);
+        let _ = writeln!(
+            out,
+            "{fatal}Failed to create a manager: mountpoint for cpu not found"
+        );
+        return Ok(out);
+    }
     let _ = writeln!(
         out,
         "{}cAdvisor running in container: \"/sys/fs/cgroup/cpu,cpuacct\"",
@@ -377,8 +449,9 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
     );
     let _ = writeln!(
         out,
-        "{}Starting cAdvisor version: v0.52.1 on port {}",
+        "{}Starting cAdvisor version: {} on port {}",
         p("cadvisor.go:146"),
+        version_string(reg.version),
         reg.args.port
     );
     Ok(out)
@@ -443,6 +516,19 @@ fn id_in_cgroup(name: &str) -> Option<String> {
     None
 }
 
+/// The container ID the containerd factory looks up for a cgroup: the 64-character ID in its
+/// base name (what the kubelet's containers have), or, as a concession to test containers made
+/// with `ctr run` and short IDs, the whole base name.
+fn factory_id(cgroup: &str) -> Option<String> {
+    id_in_cgroup(cgroup).or_else(|| {
+        cgroup
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+    })
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -490,6 +576,15 @@ fn memory_bytes(id: &str) -> u64 {
     .unwrap_or(1_234_567 + id.len() as u64 * 4096)
 }
 
+/// Name, help, type, value of a series, extra labels.
+type Metric<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&Seen) -> String,
+    &'a [(&'a str, &'a str)],
+);
+
 fn render(seen: &[Seen], with_timestamps: bool) -> String {
     let names: BTreeSet<&String> = seen.iter().flat_map(|s| s.labels.keys()).collect();
     let ts = now_ms();
@@ -515,7 +610,7 @@ fn render(seen: &[Seen], with_timestamps: bool) -> String {
         parts.join(",")
     };
     let mut out = String::new();
-    let metrics: [(&str, &str, &str, &dyn Fn(&Seen) -> String, &[(&str, &str)]); 4] = [
+    let metrics: [Metric; 4] = [
         (
             "container_cpu_usage_seconds_total",
             "Cumulative cpu time consumed in seconds.",
@@ -584,7 +679,7 @@ fn cadvisor_metrics(
         .unwrap_or_default();
     for c in &node_containers {
         let id = cgroup_name(c, "k8s.io");
-        let handled = id_in_cgroup(&id).and_then(|cid| known.get(&cid).copied());
+        let handled = factory_id(&id).and_then(|cid| known.get(&cid).copied());
         match handled {
             Some(ctr) => {
                 let mut labels = BTreeMap::new();
@@ -615,7 +710,8 @@ fn cadvisor_metrics(
     let _ = writeln!(out, "# TYPE cadvisor_version_info gauge");
     let _ = writeln!(
         out,
-        "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"v0.52.1\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1"
+        "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"{}\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1",
+        version_string(reg.version)
     );
     out.push_str(&render(&seen, true));
     let _ = writeln!(out, "# HELP machine_cpu_cores Number of logical CPU cores.");
@@ -657,7 +753,6 @@ pub async fn pod_proxy(
         .get(resource("pods"), ns, name)
         .cloned()
         .ok_or_else(|| status::not_found(resource("pods"), name))?;
-    let container = cadvisor_container(&pod).cloned().unwrap_or(json!({}));
     let port: String = match port {
         Some(p) => p.to_string(),
         None => pod["spec"]["containers"]
@@ -685,7 +780,6 @@ pub async fn pod_proxy(
     if port != reg.args.port.to_string() {
         return Err(unreachable(&addr));
     }
-    let _ = container;
     match rest.trim_matches('/') {
         "metrics" => {
             let node = pod["spec"]["nodeName"]
@@ -777,7 +871,7 @@ fn kubelet_metrics(listed: &[CtrContainer]) -> String {
     for c in listed {
         let id = cgroup_name(c, "k8s.io");
         let mut labels = BTreeMap::new();
-        let handled = id_in_cgroup(&id).is_some_and(|cid| cid == c.id);
+        let handled = factory_id(&id).is_some_and(|cid| cid == c.id);
         let l = |k: &str| {
             if handled {
                 c.labels.get(k).cloned().unwrap_or_default()
@@ -803,9 +897,4 @@ fn kubelet_metrics(listed: &[CtrContainer]) -> String {
         seen.push(Seen { id, labels });
     }
     render(&seen, true)
-}
-
-#[allow(dead_code)]
-fn pod_namespace(pod: &Value) -> String {
-    ns_of(pod)
 }

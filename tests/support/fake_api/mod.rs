@@ -8,15 +8,31 @@
 //! it serves.
 //!
 //! ```ignore
-//! let cluster = FakeCluster::start(FakeClusterConfig::one_node(SimNode::microk8s("node-1", root)));
-//! kubectl --kubeconfig cluster.kubeconfig_path() get nodes
+//! let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root)]));
+//! Command::new("kubectl").arg("--kubeconfig").arg(cluster.kubeconfig_path()).args(["get", "nodes"]);
+//! cluster.failures().forbid("patch", "daemonsets");
 //! ```
+//!
+//! Checked against kubectl 1.32 (tests/fake_api.rs): get (Tables, `-o wide`, `-w`), apply
+//! `--server-side` (create, no-op, conflict, `--force-conflicts`, `--dry-run=server`), client-side
+//! apply, rollout status/restart, logs, describe, delete with cascade, `get --raw` proxies, create
+//! (protobuf bodies of Namespace/ConfigMap/ServiceAccount); and kube-rs (apply, watcher).
+//!
+//! Simplified on purpose: field ownership knows the associative lists of the types served here
+//! (containers, volumes, volumeMounts, env, ports, ...), every other list is atomic; no
+//! pagination (`limit` is ignored), no compaction (a watch from any resourceVersion works), no
+//! ControllerRevisions (`rollout history/undo`), no OpenAPI schemas (kubectl leaves validation to
+//! the server, which does none), other protobuf bodies get 415; namespaces vanish 100 ms after
+//! they go Terminating; the containerd factory also accepts test containers whose IDs are not
+//! 64 hex characters (see `cadvisor::factory_id`).
 
 pub mod apply;
 pub mod cadvisor;
 pub mod containerd;
 pub mod controller;
 pub mod defaults;
+pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod server;
 pub mod status;
@@ -147,6 +163,8 @@ pub struct FailureState {
     /// New pods crash after starting (CrashLoopBackOff, rising restartCount).
     pub crash_loop: bool,
     pub pod_start_delay: Duration,
+    /// Time a deleted pod stays Terminating before it is gone.
+    pub pod_stop_delay: Duration,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -160,6 +178,7 @@ impl Failures {
         Failures {
             state: Mutex::new(FailureState {
                 pod_start_delay,
+                pod_stop_delay: Duration::from_millis(100),
                 ..Default::default()
             }),
             down: tokio::sync::watch::channel(false).0,
@@ -211,6 +230,11 @@ impl Failures {
     /// Slow rollout: each new pod takes this long to start.
     pub fn set_pod_start_delay(&self, delay: Duration) {
         self.lock().pod_start_delay = delay;
+    }
+
+    /// How long a deleted pod stays Terminating.
+    pub fn set_pod_stop_delay(&self, delay: Duration) {
+        self.lock().pod_stop_delay = delay;
     }
 
     pub(crate) fn down_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
@@ -313,9 +337,15 @@ impl FakeCluster {
             started: Instant::now(),
         });
         controller::seed(&state);
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1:0");
+        // Bound without block_on, so a #[tokio::test] may start a cluster too.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        std_listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).expect("tokio listener")
+        };
         let port = listener.local_addr().expect("local addr").port();
         state.port.store(port, Ordering::SeqCst);
         runtime.spawn(server::serve(state.clone(), listener, pki.server_config()));
@@ -376,7 +406,7 @@ impl FakeCluster {
 
     /// Serve (or stop serving) `monitoring.coreos.com/v1`.
     pub fn set_prometheus_operator(&self, installed: bool) {
-        self.state.crds.store(installed, Ordering::SeqCst);
+        controller::set_crds(&self.state, installed);
     }
 
     /// The stored object, as a GET would return it. `kind` as in [`resource`]; `namespace` is
@@ -472,6 +502,21 @@ impl FakeCluster {
             .pods()
             .get(pod_uid)
             .and_then(|p| p.registration.clone())
+    }
+
+    /// Creates a Pod object, Running on its node, for every pod whose containers the nodes'
+    /// containerds run in `k8s.io` (grouped by the kubelet's `io.kubernetes.pod.*` labels), as
+    /// `kubectl get pods -A` would list them. Returns how many pods it created.
+    pub fn mirror_workload_pods(&self) -> usize {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = self.state.clone();
+        let Some(rt) = self.runtime.as_ref() else {
+            return 0;
+        };
+        rt.spawn(async move {
+            let _ = tx.send(controller::mirror_workload_pods(&state).await);
+        });
+        rx.recv().unwrap_or(0)
     }
 
     pub fn nodes(&self) -> &[SimNode] {

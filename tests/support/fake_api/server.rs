@@ -20,7 +20,7 @@ use super::cadvisor;
 use super::defaults;
 use super::resources::{self, Resource};
 use super::status::{self, ApiError};
-use super::store::{self, EventType, name_of, now, ns_of, uid_of};
+use super::store::{self, name_of, now, ns_of, uid_of};
 use super::{RequestRecord, State};
 
 // ---- serving ------------------------------------------------------------------------------
@@ -200,6 +200,19 @@ impl Ctx<'_> {
     }
 
     fn body_json(&self) -> Result<Value, ApiError> {
+        if self
+            .content_type
+            .starts_with("application/vnd.kubernetes.protobuf")
+        {
+            // Typed clients (`kubectl create namespace`) send protobuf: a few kinds are decoded.
+            return super::protobuf::decode(&self.body).map_err(|why| {
+                let mut e = status::unsupported_media(&self.content_type);
+                e.body["message"] = json!(format!(
+                    "the fake API server cannot decode this body: {why}"
+                ));
+                e
+            });
+        }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
         }
@@ -285,6 +298,17 @@ async fn route(ctx: &Ctx<'_>, path: &str, accept: &str) -> Result<Response<Body>
         ["apis", g, v] if resources::group_exists(g, v, crds) => {
             Ok(json_response(200, &resources::resource_list(g, v, crds)))
         }
+        // An empty protobuf Document (kubectl asks only for protobuf): no schemas, so kubectl's
+        // client-side validation has nothing to check and leaves it to the server.
+        ["openapi", "v2"] => Ok(text_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            String::new(),
+        )),
+        ["openapi", "v3"] => Ok(json_response(200, &super::openapi::index(crds))),
+        ["openapi", "v3", rest @ ..] => super::openapi::group_version(&rest.join("/"), crds)
+            .map(|doc| json_response(200, &doc))
+            .ok_or_else(status::page_not_found),
         ["api", "v1", rest @ ..] => resource_route(ctx, "", "v1", rest, accept).await,
         ["apis", g, v, rest @ ..] if resources::group_exists(g, v, crds) => {
             resource_route(ctx, g, v, rest, accept).await
@@ -385,17 +409,17 @@ async fn resource_route(
     }
     let ns = t.ns.clone().unwrap_or_default();
     match (t.sub.as_deref(), t.name.as_deref(), ctx.method.as_str()) {
-        (None, None, "GET") if watch => Ok(watch_response(ctx, &t)),
+        (None, None, "GET") if watch => Ok(watch_response(ctx, &t, accept)),
         (None, None, "GET") => Ok(json_response(200, &list(ctx, &t, accept)?)),
         (None, None, "POST") => {
             let mut obj = ctx.body_json()?;
             if t.res.namespaced {
-                if let Some(body_ns) = obj["metadata"]["namespace"].as_str() {
-                    if body_ns != ns {
-                        return Err(status::bad_request(
+                if let Some(body_ns) = obj["metadata"]["namespace"].as_str()
+                    && body_ns != ns
+                {
+                    return Err(status::bad_request(
                             "the namespace of the provided object does not match the namespace sent on the request".into(),
                         ));
-                    }
                 }
                 obj["metadata"]["namespace"] = json!(ns);
             }
@@ -411,6 +435,9 @@ async fn resource_route(
                     &ns_of(item),
                     &name_of(item),
                     ctx.query.get("propagationPolicy"),
+                    ctx.query
+                        .get("gracePeriodSeconds")
+                        .and_then(|g| g.parse().ok()),
                 )?;
             }
             Ok(json_response(
@@ -448,16 +475,18 @@ async fn resource_route(
                 .ok_or_else(|| status::not_found(t.res, name))
         }
         (None, Some(name), "DELETE") => {
+            let options = ctx.body_json().unwrap_or_default();
             let policy = ctx
                 .query
                 .get("propagationPolicy")
                 .map(str::to_string)
-                .or_else(|| {
-                    ctx.body_json()
-                        .ok()
-                        .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
-                });
-            let out = delete(ctx.state, t.res, &ns, name, policy.as_deref())?;
+                .or_else(|| options["propagationPolicy"].as_str().map(str::to_string));
+            let grace = ctx
+                .query
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse().ok())
+                .or_else(|| options["gracePeriodSeconds"].as_i64());
+            let out = delete(ctx.state, t.res, &ns, name, policy.as_deref(), grace)?;
             Ok(json_response(200, &out))
         }
         (Some("log"), Some(name), "GET") => {
@@ -596,11 +625,11 @@ fn list_body(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
         .into_iter()
         .map(|mut o| {
             // Typed lists carry no kind/apiVersion per item; custom resources do.
-            if !res.optional_crd {
-                if let Some(m) = o.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
+            if !res.optional_crd
+                && let Some(m) = o.as_object_mut()
+            {
+                m.remove("kind");
+                m.remove("apiVersion");
             }
             o
         })
@@ -624,15 +653,23 @@ fn list(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Result<Value, ApiError> {
 
 // ---- watch --------------------------------------------------------------------------------
 
-fn watch_line(kind: &str, object: &Value) -> Bytes {
+/// One watch event line; with `as_table` (kubectl get -w) the object is a one-row Table.
+fn watch_line(kind: &str, object: &Value, as_table: Option<&'static Resource>) -> Bytes {
+    let object = match as_table {
+        Some(res) if kind != "BOOKMARK" => {
+            super::table::table(res, std::slice::from_ref(object), store::rv_of(object))
+        }
+        _ => object.clone(),
+    };
     let mut line = json!({"type": kind, "object": object}).to_string();
     line.push('\n');
     Bytes::from(line)
 }
 
-fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
+fn watch_response(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Response<Body> {
     let state = ctx.state.clone();
     let res = t.res;
+    let as_table = accept.contains("as=Table").then_some(res);
     let ns = t.ns.clone();
     let query = Query(ctx.query.0.clone());
     let timeout = query
@@ -675,7 +712,11 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_rv = start_rv;
         for obj in initial {
-            if tx.send(Ok(watch_line("ADDED", &obj))).await.is_err() {
+            if tx
+                .send(Ok(watch_line("ADDED", &obj, as_table)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -683,7 +724,11 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
             let bm = json!({"kind": kind, "apiVersion": api_version, "metadata": {
                 "resourceVersion": start_rv.to_string(),
                 "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() {
+            if tx
+                .send(Ok(watch_line("BOOKMARK", &bm, as_table)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -691,7 +736,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
             last_rv = ev.rv;
             if matches(&ev.object)
                 && tx
-                    .send(Ok(watch_line(ev.kind.as_str(), &ev.object)))
+                    .send(Ok(watch_line(ev.kind.as_str(), &ev.object, as_table)))
                     .await
                     .is_err()
             {
@@ -710,7 +755,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
                     if bookmarks {
                         let bm = json!({"kind": kind, "apiVersion": api_version,
                             "metadata": {"resourceVersion": last_rv.to_string()}});
-                        if tx.send(Ok(watch_line("BOOKMARK", &bm))).await.is_err() {
+                        if tx.send(Ok(watch_line("BOOKMARK", &bm, as_table))).await.is_err() {
                             return;
                         }
                     }
@@ -728,7 +773,7 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
                     if ev.resource != qualified || !matches(&ev.object) {
                         continue;
                     }
-                    if tx.send(Ok(watch_line(ev.kind.as_str(), &ev.object))).await.is_err() {
+                    if tx.send(Ok(watch_line(ev.kind.as_str(), &ev.object, as_table))).await.is_err() {
                         return;
                     }
                 }
@@ -764,7 +809,8 @@ fn check_kind(res: &Resource, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiError> {
+/// The namespace must exist and not be terminating (the NamespaceLifecycle admission plugin).
+fn check_namespace(state: &State, res: &Resource, ns: &str, name: &str) -> Result<(), ApiError> {
     if !res.namespaced {
         return Ok(());
     }
@@ -773,14 +819,15 @@ fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiErr
     match store.get(nsres, "", ns) {
         None => Err(status::not_found(nsres, ns)),
         Some(n) if n["status"]["phase"] == "Terminating" => {
-            let mut e = status::forbidden(res, None, "", &state.user, "create", Some(ns));
-            let msg = format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                res.qualified(),
-                "",
-            );
-            e.body["message"] = json!(msg.replace(" \"\"", ""));
-            e.body["reason"] = json!("Forbidden");
+            let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
+            let subject = if name.is_empty() {
+                res.qualified()
+            } else {
+                format!("{} \"{name}\"", res.qualified())
+            };
+            e.body["message"] = json!(format!(
+                "{subject} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+            ));
             Err(e)
         }
         Some(_) => Ok(()),
@@ -803,11 +850,11 @@ fn finish_new(state: &State, res: &Resource, obj: &mut Value) {
 }
 
 fn generate_name(obj: &mut Value) {
-    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-        if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-            let suffix: String = super::controller::random_suffix(5);
-            obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
-        }
+    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = obj["metadata"]["generateName"].as_str()
+    {
+        let suffix: String = super::controller::random_suffix(5);
+        obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
 }
 
@@ -829,7 +876,7 @@ pub fn create(
         ));
     }
     let ns = ns_of(&obj);
-    check_namespace(state, res, &ns)?;
+    check_namespace(state, res, &ns, &name)?;
     if state.store().get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
     }
@@ -898,10 +945,11 @@ fn update(
         .ok_or_else(|| status::not_found(res, name))?;
     let mut new = change(&live)?;
     check_kind(res, &new)?;
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-        if !rv.is_empty() && rv != live["metadata"]["resourceVersion"] {
-            return Err(status::stale(res, name));
-        }
+    if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+        && !rv.is_empty()
+        && rv != live["metadata"]["resourceVersion"]
+    {
+        return Err(status::stale(res, name));
     }
     if name_of(&new) != name {
         return Err(status::bad_request(format!(
@@ -935,17 +983,17 @@ fn finalize_update(
         "deletionTimestamp",
     ] {
         new["metadata"][k] = live["metadata"][k].clone();
-        if new["metadata"][k].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove(k);
-            }
+        if new["metadata"][k].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove(k);
         }
     }
     new["metadata"]["namespace"] = live["metadata"]["namespace"].clone();
-    if new["metadata"]["namespace"].is_null() {
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
+    if new["metadata"]["namespace"].is_null()
+        && let Some(m) = new["metadata"].as_object_mut()
+    {
+        m.remove("namespace");
     }
     if sub == Some("status") {
         let status = new["status"].clone();
@@ -961,10 +1009,10 @@ fn finalize_update(
     defaults::apply(res.kind, new, || format!("10.152.183.{}", 10 + (rv % 240)));
     if record {
         new["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone();
-        if new["metadata"]["managedFields"].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
-            }
+        if new["metadata"]["managedFields"].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove("managedFields");
         }
         apply::record_update(Some(live), new, manager, sub, &now());
     }
@@ -1078,10 +1126,10 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
                             m.remove(&last);
                         }
                         Value::Array(a) => {
-                            if let Ok(i) = last.parse::<usize>() {
-                                if i < a.len() {
-                                    a.remove(i);
-                                }
+                            if let Ok(i) = last.parse::<usize>()
+                                && i < a.len()
+                            {
+                                a.remove(i);
                             }
                         }
                         _ => {}
@@ -1090,11 +1138,9 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 if v.pointer(path) != Some(&op["value"]) {
-                    return Err(status::invalid(
-                        &resources::RESOURCES[0],
-                        "",
-                        format!("jsonpatch test operation does not apply: {path}"),
-                    ));
+                    return Err(status::bad_request(format!(
+                        "jsonpatch test operation does not apply: {path}"
+                    )));
                 }
             }
             other => {
@@ -1149,7 +1195,7 @@ fn server_side_apply(
         if sub.is_some() {
             return Err(status::not_found(res, name));
         }
-        check_namespace(ctx.state, res, ns)?;
+        check_namespace(ctx.state, res, ns, name)?;
         let mut obj = apply::apply(None, &applied, &manager, force, &time)?;
         finish_new(ctx.state, res, &mut obj);
         if ctx.dry_run() {
@@ -1201,6 +1247,7 @@ pub fn delete(
     ns: &str,
     name: &str,
     policy: Option<&str>,
+    grace: Option<i64>,
 ) -> Result<Value, ApiError> {
     let mut store = state.store();
     let live = store
@@ -1235,14 +1282,56 @@ pub fn delete(
         });
         return Ok(out);
     }
+    if res.kind == "Pod" && grace != Some(0) && on_sim_node(state, &live) {
+        return Ok(terminate_pod(state, &mut store, &live));
+    }
     let removed = store.remove(res, ns, name).unwrap_or(live);
     if policy != Some("Orphan") {
-        cascade(&mut store, &uid_of(&removed));
+        cascade(state, &mut store, &uid_of(&removed));
     }
     Ok(success_status(res, &removed))
 }
 
-fn cascade(store: &mut store::Store, owner_uid: &str) {
+fn on_sim_node(state: &State, pod: &Value) -> bool {
+    pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| state.node(n).is_some())
+}
+
+/// Graceful deletion of a pod a simulated kubelet runs: `deletionTimestamp` now (kubectl shows
+/// Terminating), gone once the kubelet has stopped it.
+fn terminate_pod(state: &Arc<State>, store: &mut store::Store, pod: &Value) -> Value {
+    if pod["metadata"]["deletionTimestamp"].is_string() {
+        return pod.clone();
+    }
+    let pods = super::resource("pods");
+    let mut obj = pod.clone();
+    obj["metadata"]["deletionTimestamp"] = json!(now());
+    obj["metadata"]["deletionGracePeriodSeconds"] = json!(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(30)
+    );
+    let out = store.put(pods, obj);
+    let delay = state.failures.snapshot().pod_stop_delay;
+    let state = state.clone();
+    let (ns, name, uid) = (ns_of(pod), name_of(pod), uid_of(pod));
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let mut store = state.store();
+        if store
+            .get(pods, &ns, &name)
+            .is_some_and(|p| uid_of(p) == uid)
+        {
+            store.remove(pods, &ns, &name);
+        }
+        drop(store);
+        state.pods().remove(&uid);
+    });
+    out
+}
+
+fn cascade(state: &Arc<State>, store: &mut store::Store, owner_uid: &str) {
     let dependents: Vec<(String, Value)> = store
         .all()
         .filter(|(_, o)| {
@@ -1253,14 +1342,18 @@ fn cascade(store: &mut store::Store, owner_uid: &str) {
         .map(|(r, o)| (r.to_string(), o.clone()))
         .collect();
     for (r, o) in dependents {
-        if let Some(res) = resources::by_qualified(&r) {
-            if let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o)) {
-                cascade(store, &uid_of(&gone));
-            }
+        if res_is_pod(&r) && on_sim_node(state, &o) {
+            terminate_pod(state, store, &o);
+            continue;
+        }
+        if let Some(res) = resources::by_qualified(&r)
+            && let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o))
+        {
+            cascade(state, store, &uid_of(&gone));
         }
     }
 }
 
-pub fn event_type_name(e: EventType) -> &'static str {
-    e.as_str()
+fn res_is_pod(qualified: &str) -> bool {
+    qualified == "pods"
 }

@@ -27,6 +27,13 @@ fn col(name: &str, ty: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0})
 }
 
+/// A column kubectl shows only with `-o wide`.
+fn wide(name: &str) -> Value {
+    let mut c = col(name, "string");
+    c["priority"] = json!(1);
+    c
+}
+
 fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
@@ -58,6 +65,10 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
         json!(reason),
         json!(restarts),
         json!(age(pod)),
+        json!(pod["status"]["podIP"].as_str().unwrap_or("<none>")),
+        json!(pod["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+        json!("<none>"),
+        json!("<none>"),
     ]
 }
 
@@ -72,6 +83,11 @@ fn node_cells(node: &Value) -> Vec<Value> {
         json!("<none>"),
         json!(age(node)),
         json!(node["status"]["nodeInfo"]["kubeletVersion"]),
+        json!(node["status"]["addresses"][0]["address"]),
+        json!("<none>"),
+        json!(node["status"]["nodeInfo"]["osImage"]),
+        json!(node["status"]["nodeInfo"]["kernelVersion"]),
+        json!(node["status"]["nodeInfo"]["containerRuntimeVersion"]),
     ]
 }
 
@@ -99,8 +115,11 @@ fn ds_cells(ds: &Value) -> Vec<Value> {
     ]
 }
 
+/// Computes one row's cells.
+type Cells = fn(&Value) -> Vec<Value>;
+
 pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
-    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match res.kind {
+    let (columns, cells): (Vec<Value>, Cells) = match res.kind {
         "Pod" => (
             vec![
                 col("Name", "string"),
@@ -108,6 +127,10 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                 col("Status", "string"),
                 col("Restarts", "string"),
                 col("Age", "string"),
+                wide("IP"),
+                wide("Node"),
+                wide("Nominated Node"),
+                wide("Readiness Gates"),
             ],
             pod_cells,
         ),
@@ -118,6 +141,11 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                 col("Roles", "string"),
                 col("Age", "string"),
                 col("Version", "string"),
+                wide("Internal-IP"),
+                wide("External-IP"),
+                wide("OS-Image"),
+                wide("Kernel-Version"),
+                wide("Container-Runtime"),
             ],
             node_cells,
         ),
@@ -145,6 +173,31 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                     json!(o["metadata"]["name"]),
                     json!(o["status"]["phase"]),
                     json!(age(o)),
+                ]
+            },
+        ),
+        "Event" => (
+            vec![
+                col("Last Seen", "string"),
+                col("Type", "string"),
+                col("Reason", "string"),
+                col("Object", "string"),
+                col("Message", "string"),
+            ],
+            |e| {
+                let kind = e["involvedObject"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                vec![
+                    json!(age(e)),
+                    json!(e["type"]),
+                    json!(e["reason"]),
+                    json!(format!(
+                        "{kind}/{}",
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    )),
+                    json!(e["message"]),
                 ]
             },
         ),
