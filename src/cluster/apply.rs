@@ -133,9 +133,21 @@ pub async fn apply(
         dry_run: opts.dry_run,
         objects: Vec::new(),
     };
+    // Namespaces a dry run would create: the server cannot dry-run objects inside them (it
+    // answers 404), so those are shown as rendered.
+    let mut pending: Vec<String> = Vec::new();
     for (i, manifest) in ordered.iter().enumerate() {
-        match apply_one(cluster, manifest, opts).await {
-            Ok(object) => applied.objects.push(object),
+        let outcome = match &manifest.namespace {
+            Some(ns) if opts.dry_run && pending.contains(ns) => Ok(as_rendered(manifest, ns)),
+            _ => apply_one(cluster, manifest, opts).await,
+        };
+        match outcome {
+            Ok(object) => {
+                if opts.dry_run && object.kind == "Namespace" && object.action == Action::Created {
+                    pending.push(object.name.clone());
+                }
+                applied.objects.push(object)
+            }
             Err(source) => {
                 return Err(ClusterError::Partial {
                     applied: applied.summary(),
@@ -150,6 +162,23 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+fn as_rendered(manifest: &Manifest, namespace: &str) -> AppliedObject {
+    AppliedObject {
+        api_version: manifest.api_version.clone(),
+        kind: manifest.kind.clone(),
+        name: manifest.name.clone(),
+        namespace: manifest.namespace.clone(),
+        action: Action::Created,
+        changed: true,
+        resource_version: None,
+        before: None,
+        after: manifest.object.clone(),
+        note: Some(format!(
+            "namespace {namespace} does not exist yet, so this object is shown as rendered (not validated by the server)"
+        )),
+    }
 }
 
 async fn refuse_foreign(cluster: &Cluster, manifest: &Manifest) -> Result<(), ClusterError> {

@@ -160,10 +160,15 @@ pub async fn wait(
     tokio::pin!(interrupt);
     let mut last = Progress::default();
     let mut last_error: Option<String> = None;
+    // Set while the API server has not answered at all: then the timeout is exit 4, not 5.
+    let mut unreachable: Option<ClusterError> = None;
+    let mut seen = false;
     loop {
         tokio::select! {
             item = stream.next() => match item {
                 Some(Ok(Some(ds))) => {
+                    seen = true;
+                    unreachable = None;
                     last = Progress::of(&ds);
                     on_progress(&last);
                     if last.complete() {
@@ -183,13 +188,17 @@ pub async fn wait(
                     });
                 }
                 Some(Err(e)) => {
-                    // The watcher re-lists after errors; a permission problem will not heal.
+                    // The watcher re-lists after errors (with our pause); credentials and
+                    // permissions will not heal, so those end the wait at once.
                     let text = e.to_string();
-                    if let kube::runtime::watcher::Error::InitialListFailed(kube::Error::Api(s))
-                        | kube::runtime::watcher::Error::WatchStartFailed(kube::Error::Api(s)) = &e
-                        && (s.code == 403 || s.code == 401)
-                    {
-                        return Err(ClusterError::Forbidden { reason: s.message.clone() });
+                    if let Some(cause) = kube_error(e) {
+                        let classified = classify(&cluster.server, cause);
+                        if matches!(classified, ClusterError::Forbidden { .. } | ClusterError::Unauthorized { .. }) {
+                            return Err(classified);
+                        }
+                        if !seen && matches!(classified, ClusterError::Unreachable { .. }) {
+                            unreachable = Some(classified);
+                        }
                     }
                     tracing::debug!("watch error (retrying): {text}");
                     last_error = Some(text);
@@ -208,6 +217,9 @@ pub async fn wait(
             }
         }
     }
+    if let Some(e) = unreachable {
+        return Err(e);
+    }
     let pods = failing_pods(cluster, namespace, name)
         .await
         .unwrap_or_default();
@@ -219,6 +231,15 @@ pub async fn wait(
         pods,
         last_error,
     }))
+}
+
+fn kube_error(e: kube::runtime::watcher::Error) -> Option<kube::Error> {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => Some(e),
+        W::WatchError(status) => Some(kube::Error::Api(status)),
+        _ => None,
+    }
 }
 
 /// The DaemonSet's pods that are not ready, each with its reason and recent events.

@@ -48,6 +48,7 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
 async fn detect(ctx: &Context, args: &InstallArgs) -> anyhow::Result<HostFacts> {
     let options = crate::host::DetectOptions {
         containerd_socket: args.socket.containerd_socket.clone(),
+        kubeconfig_flag: ctx.global.kubeconfig.clone(),
         ..crate::host::DetectOptions::default()
     };
     Ok(crate::host::detect(&ctx.host_root, &options).await?)

@@ -196,7 +196,8 @@ async fn daemonset(cluster: &Cluster, opts: &VerifyOptions) -> Result<DaemonSet,
 async fn attempt(cluster: &Cluster, opts: &VerifyOptions) -> Result<Vec<NodeResult>, ClusterError> {
     let pods = rollout::daemonset_pods(cluster, &opts.namespace, &opts.daemonset).await?;
     let mut results = Vec::new();
-    for pod in &pods {
+    // Pods of a previous revision may still be terminating after the rollout.
+    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
         results.push(check_node(cluster, &opts.namespace, pod).await?);
     }
     results.sort_by(|a, b| a.node.cmp(&b.node));
