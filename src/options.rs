@@ -10,10 +10,12 @@ pub fn plan_options(args: &PlanArgs) -> PlanOptions {
     PlanOptions {
         namespace: args.namespace.clone().unwrap_or(defaults.namespace),
         image: args.image.clone().unwrap_or(defaults.image),
-        metrics: args
-            .metrics
-            .as_ref()
-            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect()),
+        metrics: args.metrics.as_ref().map(|m| {
+            m.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
         extra_labels: args.extra_labels.clone(),
         containerd_namespace: args.containerd_namespace.clone(),
         cpu_request: args.cpu_request.clone(),

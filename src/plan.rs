@@ -1,15 +1,65 @@
 //! HostFacts + options → Plan: the cAdvisor image, flags, mounts, security and resources.
-//! Pure: no I/O. (Filled in by the render work; the types below are the contract.)
+//!
+//! Pure: no I/O. Every value that came from input (options or host facts) is validated here
+//! (`crate::validate`) before it is put into the plan, so the templates only ever see safe text.
+//! Facts cite `reference/cadvisor.md` (google/cadvisor@6a0c4f25) and `reference/host-layouts.md`.
+
+mod preset;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::error::{Classify, ExitCode};
-use crate::host::HostFacts;
+use crate::host::{CgroupDriver, HostFacts, RuntimeKind};
+use crate::validate::{self, QuantityKind};
+pub use preset::preset;
 
 /// The newest cAdvisor release, pinned (reference/cadvisor.md §2: v0.60.5, 2026-07-11,
 /// published by google/cadvisor:.github/workflows/publish-container.yml).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/google/cadvisor:0.60.5";
 pub const DEFAULT_NAMESPACE: &str = "cadvisor";
+/// Name of every object (DaemonSet, ServiceAccount, Service, ServiceMonitor).
+pub const NAME: &str = "cadvisor";
+/// cAdvisor's default `--port`, named `http` like upstream's DaemonSet (cadvisor.md §1).
+pub const PORT: u16 = 8080;
+/// Where the runtime socket's parent directory is mounted inside the pod. A fixed path of our own,
+/// so the pod never depends on what the image has under /run (cadvisor.md §3.3).
+pub const RUNTIME_DIR_IN_POD: &str = "/run/cadvisor-setup/runtime";
+/// CRI-O has no socket flag: cAdvisor dials `CrioSocket = "/var/run/crio/crio.sock"`
+/// (google/cadvisor:lib/container/crio/client.go; cadvisor.md §3.1).
+pub const CRIO_DIR_IN_POD: &str = "/var/run/crio";
+pub const CRIO_SOCKET_FILE: &str = "crio.sock";
+/// The kubelet's containerd labels that carry pod, namespace and container
+/// (kubernetes/kubernetes:pkg/kubelet/kuberuntime/labels.go; cadvisor.md §4.2).
+pub const KUBERNETES_LABELS: [&str; 3] = [
+    "io.kubernetes.container.name",
+    "io.kubernetes.pod.name",
+    "io.kubernetes.pod.namespace",
+];
+/// Default `--enable_metrics`: the kubelet's own set (cpu, memory, diskIO, network, app, process,
+/// oom_event; cadvisor.md §7) minus cpuLoad, and never percpu, disk, tcp, udp, advtcp or sched, the
+/// expensive kinds (google/cadvisor#2523, #2459: `disk` "walks writable layers"; cadvisor.md §7, §8 #9).
+pub const DEFAULT_METRICS: [&str; 7] = [
+    "app",
+    "cpu",
+    "diskIO",
+    "memory",
+    "network",
+    "oom_event",
+    "process",
+];
+/// Requests and limits. With 10s housekeeping, no `disk` metrics and a label whitelist cAdvisor
+/// settles around 40 MB (kontena/kontena#1629, vonrobak/fedora-homelab-containers#131) and well under
+/// a tenth of a core (google/cadvisor#1498, #2523); Checkmk requests 150m/200Mi and upstream
+/// 400m/400Mi (cadvisor.md §7). 100m/200Mi requests leave room for busy nodes; the limits (500m,
+/// 500Mi) stop a runaway scrape (cadvisor.md §6.4: big nodes cost seconds per scrape) from
+/// starving the node, at 4x Checkmk's memory limit headroom over the request.
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+pub const DEFAULT_CPU_LIMIT: &str = "500m";
+pub const DEFAULT_MEMORY_REQUEST: &str = "200Mi";
+pub const DEFAULT_MEMORY_LIMIT: &str = "500Mi";
 
 /// Options after precedence (flag > env > file > default) was applied, see `crate::options`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,12 +95,104 @@ impl Default for PlanOptions {
     }
 }
 
-/// What will be deployed. Plain data, rendered by `crate::render`.
+/// What will be deployed. Plain, validated data: the templates' only input (as `plan`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// Name of every object (`cadvisor`).
+    pub name: String,
     pub namespace: String,
     pub image: String,
+    /// Labels on every object and on the pod template.
+    pub labels: BTreeMap<String, String>,
+    /// The DaemonSet selector and Service selector (a subset of `labels`; immutable once applied).
+    pub selector: BTreeMap<String, String>,
+    /// Extra labels of the Namespace: Pod Security Admission levels.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Annotations on the DaemonSet recording what the plan was made from.
+    pub annotations: BTreeMap<String, String>,
+    /// cAdvisor's command-line flags (the image's entrypoint adds `-logtostderr`).
     pub args: Vec<String>,
+    pub port: u16,
+    pub runtime: RuntimePlan,
+    /// hostPath volumes and their mounts, all read-only.
+    pub mounts: Vec<Mount>,
+    pub security: Security,
+    pub resources: Resources,
+    /// HTTP path of the liveness and readiness probes (cAdvisor answers `ok`; cadvisor.md §6.3).
+    pub health_path: String,
+    pub tolerations: Vec<Toleration>,
+    pub service: ServicePlan,
+    pub service_monitor: Option<ServiceMonitorPlan>,
+    /// Things a person should know (e.g. a guessed cgroup driver); not errors.
+    pub warnings: Vec<String>,
+}
+
+/// How cAdvisor reaches the container runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimePlan {
+    pub kind: RuntimeKind,
+    /// The socket on the host (a host path).
+    pub host_socket: String,
+    /// The same socket as cAdvisor sees it inside the pod.
+    pub pod_socket: String,
+    /// containerd namespace holding the kubelet's containers (containerd variant only).
+    pub containerd_namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// Volume name (DNS-1123 label).
+    pub name: String,
+    pub host_path: String,
+    pub mount_path: String,
+    /// hostPath `type` (`Directory`, `CharDevice`), or empty for no check.
+    pub host_path_type: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Security {
+    pub privileged: bool,
+    pub allow_privilege_escalation: bool,
+    pub read_only_root_filesystem: bool,
+    pub capabilities_drop: Vec<String>,
+    pub capabilities_add: Vec<String>,
+    /// seccompProfile type.
+    pub seccomp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    pub cpu_request: String,
+    pub cpu_limit: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Toleration {
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePlan {
+    /// `clusterIP: None`: Prometheus scrapes every pod through the endpoints, no virtual IP needed.
+    pub headless: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceMonitorPlan {
+    pub interval: String,
+    /// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
+    pub relabelings: Vec<Relabel>,
+    /// Metric relabelings: cAdvisor's container labels → the kubelet's `pod`/`namespace`/`container`.
+    pub metric_relabelings: Vec<Relabel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relabel {
+    pub source_label: String,
+    pub target_label: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +216,502 @@ impl Classify for PlanError {
     }
 }
 
-pub fn make(_facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
+/// Builds the plan for one node's facts. Validates every option and fact first.
+pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    validate::dns1123_label("--namespace", &opts.namespace)?;
+    validate::image_reference("--image", &opts.image)?;
+    let resources = resources(opts)?;
+    let whitelist = whitelist(&opts.extra_labels)?;
+    let metrics = metrics(opts.metrics.as_deref())?;
+
+    let mut warnings = Vec::new();
+    let runtime = runtime_plan(facts, opts, &mut warnings)?;
+
+    // Resource-saving flags (cadvisor.md §7, the kubelet's own values and google/cadvisor's
+    // examples/cadvisor-args.yaml): housekeeping 10s/15s instead of 1s/60s ("roughly cuts CPU usage
+    // by 90%", google/cadvisor#1498), no event storage, a 1m stats cache (default 2m).
+    let mut args = vec![
+        "--housekeeping_interval=10s".to_string(),
+        "--max_housekeeping_interval=15s".to_string(),
+        "--storage_duration=1m".to_string(),
+        "--event_storage_event_limit=default=0".to_string(),
+        "--event_storage_age_limit=default=0".to_string(),
+        format!("--enable_metrics={}", metrics.join(",")),
+        // Only the whitelisted labels, not every container label (memory spikes otherwise,
+        // google/cadvisor#2856); the list never contains spaces (google/cadvisor#3235,
+        // cadvisor.md §4.3). The whitelist is ignored unless store_container_labels=false (§4.1).
+        "--store_container_labels=false".to_string(),
+        format!("--whitelisted_container_labels={}", whitelist.join(",")),
+    ];
+    // A non-empty raw prefix whitelist makes the raw factory reject every other cgroup except `/`,
+    // with or without --docker_only (google/cadvisor:lib/container/raw/factory.go
+    // CanHandleAndAccept; cadvisor.md §5), so --docker_only is not needed. Runtime containers are
+    // claimed by their own factory before raw (§3.4). The kubelet sets the same whitelist to its
+    // cgroup roots, without a trailing slash (cadvisor.md §7), which keeps the pods' aggregate
+    // cgroup too. Paths: host-layouts.md §5.2.
+    let prefix = match facts.cgroup.driver {
+        Some(CgroupDriver::Cgroupfs) => "/kubepods",
+        Some(CgroupDriver::Systemd) => "/kubepods.slice",
+        None => {
+            warnings.push(
+                "the cgroup driver is unknown: keeping raw cgroups under /kubepods, which matches both /kubepods/ (cgroupfs) and /kubepods.slice/ (systemd)".to_string(),
+            );
+            "/kubepods"
+        }
+    };
+    args.push(format!("--raw_cgroup_prefix_whitelist={prefix}"));
+    match runtime.kind {
+        RuntimeKind::Containerd | RuntimeKind::Unknown => {
+            // Plain path, no unix:// (lib/container/containerd/client.go dials "unix" itself;
+            // cadvisor.md §3.1).
+            args.push(format!("--containerd={}", runtime.pod_socket));
+            if let Some(ns) = &runtime.containerd_namespace {
+                args.push(format!("--containerd-namespace={ns}"));
+            }
+        }
+        // `--docker` takes an endpoint URL (default unix:///var/run/docker.sock; cadvisor.md §3.1).
+        RuntimeKind::Docker => args.push(format!("--docker=unix://{}", runtime.pod_socket)),
+        // No flag: the socket is mounted where cAdvisor's CRI-O client looks for it.
+        RuntimeKind::CriO => {}
+    }
+
+    let runtime_dir_host = parent_dir(&runtime.host_socket);
+    let runtime_dir_pod = parent_dir(&runtime.pod_socket);
+    let mut mounts = vec![
+        // cgroup files (libcontainer) and, on cgroup v2, the cgroup2 root (host-layouts.md §5.4).
+        mount("sys", "/sys", "/sys", "Directory"),
+        // With /rootfs/proc present cAdvisor reads host processes, network and machine info there
+        // (lib/manager/manager.go:196-200; cadvisor.md §3.2).
+        mount("rootfs", "/", "/rootfs", "Directory"),
+        // Filesystem labels via /dev/disk/by-uuid (lib/fs/fs.go:129); "nice to have", so no type check.
+        mount("dev-disk", "/dev/disk", "/dev/disk", ""),
+        // The socket's parent directory, not the socket file: containerd recreates the socket on
+        // restart and a file bind mount goes stale (cadvisor.md §3.3, host-layouts.md §4.1). Mounted
+        // even when it is under /run, since upstream's /var/run mount is exactly what misses
+        // MicroK8s and k0s (cadvisor.md §1).
+        mount("runtime", &runtime_dir_host, &runtime_dir_pod, "Directory"),
+    ];
+    if opts.privileged {
+        // The OOM parser reads /dev/kmsg (utils/oomparser; cadvisor.md §3.2); reading it needs a
+        // privileged container.
+        mounts.push(mount("dev-kmsg", "/dev/kmsg", "/dev/kmsg", "CharDevice"));
+    }
+
+    let security = if opts.privileged {
+        Security {
+            privileged: true,
+            allow_privilege_escalation: true,
+            read_only_root_filesystem: true,
+            capabilities_drop: Vec::new(),
+            capabilities_add: Vec::new(),
+            seccomp: "RuntimeDefault".to_string(),
+        }
+    } else {
+        // Least privilege: all capabilities dropped but SYS_PTRACE, which reading other processes'
+        // /proc/<pid> entries needs (Checkmk's non-privileged cAdvisor; cadvisor.md §9), seccomp
+        // RuntimeDefault instead of upstream's ignored annotation (cadvisor.md §1). The image runs as
+        // root, which the root-owned runtime socket (mode 0660) requires.
+        Security {
+            privileged: false,
+            allow_privilege_escalation: false,
+            read_only_root_filesystem: true,
+            capabilities_drop: vec!["ALL".to_string()],
+            capabilities_add: vec!["SYS_PTRACE".to_string()],
+            seccomp: "RuntimeDefault".to_string(),
+        }
+    };
+
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "cadvisor-setup".to_string(),
+        ),
+    ]);
+    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
+    // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
+    // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
+    let namespace_labels = ["enforce", "audit", "warn"]
+        .into_iter()
+        .map(|mode| {
+            (
+                format!("pod-security.kubernetes.io/{mode}"),
+                "privileged".to_string(),
+            )
+        })
+        .collect();
+    let annotations = BTreeMap::from([
+        (
+            "cadvisor-setup/distribution".to_string(),
+            facts.distribution.kind.as_str().to_string(),
+        ),
+        (
+            "cadvisor-setup/runtime-socket".to_string(),
+            runtime.host_socket.clone(),
+        ),
+    ]);
+
+    let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
+        interval: "30s".to_string(),
+        relabelings: vec![Relabel {
+            source_label: "__meta_kubernetes_pod_node_name".to_string(),
+            target_label: "node".to_string(),
+        }],
+        // Dashboards written for the kubelet's /metrics/cadvisor use pod/namespace/container
+        // (kubernetes/kubernetes:pkg/kubelet/server/server.go; cadvisor.md §6.2). Series without the
+        // container label (raw cgroups) get the label removed instead of the cAdvisor pod's own.
+        metric_relabelings: [
+            ("io_kubernetes_pod_name", "pod"),
+            ("io_kubernetes_pod_namespace", "namespace"),
+            ("io_kubernetes_container_name", "container"),
+        ]
+        .into_iter()
+        .map(|(label, target)| Relabel {
+            source_label: format!("container_label_{label}"),
+            target_label: target.to_string(),
+        })
+        .collect(),
+    });
+
     Ok(Plan {
+        name: NAME.to_string(),
         namespace: opts.namespace.clone(),
         image: opts.image.clone(),
-        args: Vec::new(),
+        labels,
+        selector,
+        namespace_labels,
+        annotations,
+        args,
+        port: PORT,
+        runtime,
+        mounts,
+        security,
+        resources,
+        health_path: "/healthz".to_string(),
+        // Run on every node, control planes and tainted nodes included (cadvisor.md §10).
+        tolerations: vec![Toleration {
+            operator: "Exists".to_string(),
+        }],
+        service: ServicePlan { headless: true },
+        service_monitor,
+        warnings,
     })
+}
+
+fn mount(name: &str, host_path: &str, mount_path: &str, host_path_type: &str) -> Mount {
+    Mount {
+        name: name.to_string(),
+        host_path: host_path.to_string(),
+        mount_path: mount_path.to_string(),
+        host_path_type: host_path_type.to_string(),
+        read_only: true,
+    }
+}
+
+/// The parent directory of an already validated absolute file path (`/a/b.sock` → `/a`, `/b` → `/`).
+fn parent_dir(path: &str) -> String {
+    match path.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => path[..i].to_string(),
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn runtime_plan(
+    facts: &HostFacts,
+    opts: &PlanOptions,
+    warnings: &mut Vec<String>,
+) -> Result<RuntimePlan, PlanError> {
+    let Some(socket) = facts.runtime.socket.as_deref() else {
+        let candidates: Vec<String> = facts
+            .runtime
+            .candidates
+            .iter()
+            .map(|c| c.path.display().to_string())
+            .collect();
+        let tried = if candidates.is_empty() {
+            String::new()
+        } else {
+            format!(" (candidates: {})", candidates.join(", "))
+        };
+        let why = if facts.runtime.ambiguous {
+            "several live runtime sockets were found and nothing decides between them"
+        } else {
+            "no usable container runtime socket was found on this host"
+        };
+        return Err(PlanError::NoRuntime(format!(
+            "{why}{tried}; give the socket the kubelet uses with --containerd-socket PATH (e.g. /var/snap/microk8s/common/run/containerd.sock), or render for a distribution's defaults with --distro"
+        )));
+    };
+    let socket = path_text(socket)?;
+    validate::absolute_file_path("--containerd-socket", &socket)?;
+
+    match facts.runtime.kind {
+        RuntimeKind::Containerd | RuntimeKind::Unknown => {
+            if facts.runtime.kind == RuntimeKind::Unknown {
+                warnings.push(format!(
+                    "the runtime behind {socket} is unknown; treating it as containerd"
+                ));
+            }
+            let namespace = match &opts.containerd_namespace {
+                Some(ns) => ns.clone(),
+                None if !facts.runtime.namespace.is_empty() => facts.runtime.namespace.clone(),
+                // cAdvisor's and the CRI plugin's default (cadvisor.md §3.1).
+                None => "k8s.io".to_string(),
+            };
+            validate::containerd_namespace("--containerd-namespace", &namespace)?;
+            Ok(RuntimePlan {
+                kind: facts.runtime.kind,
+                pod_socket: format!("{RUNTIME_DIR_IN_POD}/{}", file_name(&socket)),
+                host_socket: socket,
+                containerd_namespace: Some(namespace),
+            })
+        }
+        RuntimeKind::CriO => {
+            if file_name(&socket) != CRIO_SOCKET_FILE {
+                return Err(PlanError::NoRuntime(format!(
+                    "cAdvisor's CRI-O client only dials /var/run/crio/{CRIO_SOCKET_FILE} (no flag changes it; google/cadvisor:lib/container/crio/client.go), but the CRI-O socket is {socket}; configure CRI-O to listen on a socket named {CRIO_SOCKET_FILE}, or give a containerd socket with --containerd-socket"
+                )));
+            }
+            Ok(RuntimePlan {
+                kind: RuntimeKind::CriO,
+                host_socket: socket,
+                pod_socket: format!("{CRIO_DIR_IN_POD}/{CRIO_SOCKET_FILE}"),
+                containerd_namespace: None,
+            })
+        }
+        RuntimeKind::Docker => {
+            // cAdvisor talks to Docker's API socket, not to cri-dockerd's CRI socket
+            // (host-layouts.md §1.1: Docker API unix:///var/run/docker.sock).
+            let docker = if file_name(&socket) == "docker.sock" {
+                socket
+            } else {
+                warnings.push(format!(
+                    "{socket} is a CRI socket; cAdvisor needs Docker's API socket, assuming /var/run/docker.sock"
+                ));
+                "/var/run/docker.sock".to_string()
+            };
+            Ok(RuntimePlan {
+                kind: RuntimeKind::Docker,
+                pod_socket: format!("{RUNTIME_DIR_IN_POD}/{}", file_name(&docker)),
+                host_socket: docker,
+                containerd_namespace: None,
+            })
+        }
+    }
+}
+
+fn path_text(path: &Path) -> Result<String, PlanError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| PlanError::Invalid {
+            field: "--containerd-socket",
+            value: path.display().to_string(),
+            reason: "is not valid UTF-8".to_string(),
+        })
+}
+
+fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
+    let pick = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+    let r = Resources {
+        cpu_request: pick(&opts.cpu_request, DEFAULT_CPU_REQUEST),
+        cpu_limit: pick(&opts.cpu_limit, DEFAULT_CPU_LIMIT),
+        memory_request: pick(&opts.memory_request, DEFAULT_MEMORY_REQUEST),
+        memory_limit: pick(&opts.memory_limit, DEFAULT_MEMORY_LIMIT),
+    };
+    let cpu_req = validate::quantity("--cpu-request", &r.cpu_request, QuantityKind::Cpu)?;
+    let cpu_lim = validate::quantity("--cpu-limit", &r.cpu_limit, QuantityKind::Cpu)?;
+    let mem_req = validate::quantity("--memory-request", &r.memory_request, QuantityKind::Memory)?;
+    let mem_lim = validate::quantity("--memory-limit", &r.memory_limit, QuantityKind::Memory)?;
+    // The API server refuses a request above its limit; say so before it does.
+    if cpu_req > cpu_lim {
+        return Err(PlanError::Invalid {
+            field: "--cpu-request",
+            value: r.cpu_request,
+            reason: format!("is above the CPU limit {}; raise --cpu-limit", r.cpu_limit),
+        });
+    }
+    if mem_req > mem_lim {
+        return Err(PlanError::Invalid {
+            field: "--memory-request",
+            value: r.memory_request,
+            reason: format!(
+                "is above the memory limit {}; raise --memory-limit",
+                r.memory_limit
+            ),
+        });
+    }
+    Ok(r)
+}
+
+/// The three io.kubernetes.* labels plus the extra ones, deduplicated, in order.
+fn whitelist(extra: &[String]) -> Result<Vec<String>, PlanError> {
+    let mut out: Vec<String> = KUBERNETES_LABELS.iter().map(|s| s.to_string()).collect();
+    for label in extra {
+        validate::label_key("--extra-label", label)?;
+        if !out.contains(label) {
+            out.push(label.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn metrics(requested: Option<&[String]>) -> Result<Vec<String>, PlanError> {
+    let Some(requested) = requested else {
+        return Ok(DEFAULT_METRICS.iter().map(|s| s.to_string()).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in requested {
+        validate::metric_name("--metrics", name)?;
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(PlanError::Invalid {
+            field: "--metrics",
+            value: String::new(),
+            reason: format!(
+                "names no metric kind; the default is {}",
+                DEFAULT_METRICS.join(",")
+            ),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::DistroKind;
+
+    fn microk8s() -> HostFacts {
+        preset(DistroKind::Microk8s)
+    }
+
+    #[test]
+    fn microk8s_mounts_the_socket_directory_and_points_containerd_into_it() {
+        let plan = make(&microk8s(), &PlanOptions::default()).expect("plan");
+        let runtime = plan
+            .mounts
+            .iter()
+            .find(|m| m.name == "runtime")
+            .expect("runtime mount");
+        assert_eq!(runtime.host_path, "/var/snap/microk8s/common/run");
+        assert_eq!(runtime.mount_path, RUNTIME_DIR_IN_POD);
+        assert!(runtime.read_only);
+        assert!(plan.args.contains(&format!(
+            "--containerd={RUNTIME_DIR_IN_POD}/containerd.sock"
+        )));
+        assert!(
+            plan.args
+                .contains(&"--containerd-namespace=k8s.io".to_string())
+        );
+        assert!(
+            plan.args
+                .contains(&"--raw_cgroup_prefix_whitelist=/kubepods".to_string())
+        );
+        assert!(!plan.args.iter().any(|a| a.contains("unix://")));
+    }
+
+    #[test]
+    fn whitelist_has_no_spaces_and_keeps_extras_once() {
+        let opts = PlanOptions {
+            extra_labels: vec![
+                "io.kubernetes.pod.uid".into(),
+                "io.kubernetes.pod.name".into(),
+            ],
+            ..PlanOptions::default()
+        };
+        let plan = make(&microk8s(), &opts).expect("plan");
+        let wl = plan
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix("--whitelisted_container_labels="))
+            .expect("whitelist");
+        assert_eq!(
+            wl,
+            "io.kubernetes.container.name,io.kubernetes.pod.name,io.kubernetes.pod.namespace,io.kubernetes.pod.uid"
+        );
+    }
+
+    #[test]
+    fn no_socket_is_no_runtime_naming_the_flag() {
+        let mut facts = microk8s();
+        facts.runtime.socket = None;
+        let err = make(&facts, &PlanOptions::default()).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::Detection);
+        assert!(err.to_string().contains("--containerd-socket"), "{err}");
+    }
+
+    #[test]
+    fn privileged_adds_kmsg_and_drops_nothing() {
+        let opts = PlanOptions {
+            privileged: true,
+            ..PlanOptions::default()
+        };
+        let plan = make(&microk8s(), &opts).expect("plan");
+        assert!(plan.security.privileged);
+        assert!(plan.mounts.iter().any(|m| m.host_path == "/dev/kmsg"));
+        let plain = make(&microk8s(), &PlanOptions::default()).expect("plan");
+        assert!(!plain.mounts.iter().any(|m| m.host_path == "/dev/kmsg"));
+        assert_eq!(plain.security.capabilities_drop, vec!["ALL".to_string()]);
+    }
+
+    #[test]
+    fn crio_and_docker_variants() {
+        let mut facts = preset(DistroKind::Kubeadm);
+        facts.runtime.kind = RuntimeKind::CriO;
+        facts.runtime.socket = Some("/run/crio/crio.sock".into());
+        let plan = make(&facts, &PlanOptions::default()).expect("plan");
+        assert!(!plan.args.iter().any(|a| a.starts_with("--containerd")));
+        let m = plan.mounts.iter().find(|m| m.name == "runtime").expect("m");
+        assert_eq!(
+            (m.host_path.as_str(), m.mount_path.as_str()),
+            ("/run/crio", "/var/run/crio")
+        );
+
+        facts.runtime.socket = Some("/run/crio/other.sock".into());
+        assert!(make(&facts, &PlanOptions::default()).is_err());
+
+        facts.runtime.kind = RuntimeKind::Docker;
+        facts.runtime.socket = Some("/var/run/cri-dockerd.sock".into());
+        let plan = make(&facts, &PlanOptions::default()).expect("plan");
+        assert!(
+            plan.args
+                .contains(&format!("--docker=unix://{RUNTIME_DIR_IN_POD}/docker.sock"))
+        );
+        assert_eq!(plan.warnings.len(), 1);
+    }
+
+    #[test]
+    fn request_above_limit_is_refused() {
+        let opts = PlanOptions {
+            cpu_request: Some("2".into()),
+            ..PlanOptions::default()
+        };
+        let err = make(&microk8s(), &opts).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::Usage);
+    }
+
+    #[test]
+    fn metrics_are_validated_and_deduplicated() {
+        let opts = PlanOptions {
+            metrics: Some(vec!["cpu".into(), "memory".into(), "cpu".into()]),
+            ..PlanOptions::default()
+        };
+        let plan = make(&microk8s(), &opts).expect("plan");
+        assert!(
+            plan.args
+                .contains(&"--enable_metrics=cpu,memory".to_string())
+        );
+        let opts = PlanOptions {
+            metrics: Some(vec!["cpu".into(), "gpu".into()]),
+            ..PlanOptions::default()
+        };
+        assert!(make(&microk8s(), &opts).is_err());
+    }
 }

@@ -1,10 +1,50 @@
 //! Plan → Manifests, through minijinja templates embedded from `templates/`. Pure: no I/O
 //! except reading `--templates DIR` overrides and writing `--out-dir`.
+//!
+//! Defence in depth against YAML injection: `plan::make` has already validated every value, and the
+//! templates print values only through the `q` filter, which writes a JSON string (a valid YAML
+//! double-quoted scalar). The formatter refuses to print a string that did not go through `q`, and
+//! the `safe` filter is removed, so even an override template cannot print raw text by accident.
+//! Each rendered document is parsed back (serde-saphyr) and must be exactly one object.
 
 use std::path::{Path, PathBuf};
 
+use minijinja::value::{Serde, ValueKind};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+
 use crate::error::{Classify, ExitCode};
 use crate::plan::Plan;
+
+/// The object templates, in apply order (the Namespace first). Overridable by file name.
+pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
+    (
+        "namespace.yaml.j2",
+        include_str!("../templates/namespace.yaml.j2"),
+    ),
+    (
+        "serviceaccount.yaml.j2",
+        include_str!("../templates/serviceaccount.yaml.j2"),
+    ),
+    (
+        "daemonset.yaml.j2",
+        include_str!("../templates/daemonset.yaml.j2"),
+    ),
+    (
+        "service.yaml.j2",
+        include_str!("../templates/service.yaml.j2"),
+    ),
+    (
+        "servicemonitor.yaml.j2",
+        include_str!("../templates/servicemonitor.yaml.j2"),
+    ),
+];
+/// Rendered only when the plan asks for a ServiceMonitor.
+pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
+/// The `kustomization.yaml` written next to the objects by `--out-dir`.
+pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
+    "kustomization.yaml.j2",
+    include_str!("../templates/kustomization.yaml.j2"),
+);
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,15 +59,45 @@ pub struct Manifest {
     pub object: serde_json::Value,
 }
 
+impl Manifest {
+    /// File name under `--out-dir`: the template's name without `.j2` (`daemonset.yaml`).
+    pub fn file_name(&self) -> String {
+        format!("{}.yaml", self.kind.to_ascii_lowercase())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Manifests {
     pub documents: Vec<Manifest>,
+}
+
+impl Manifests {
+    /// Multi-document YAML, `---` separated.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        for doc in &self.documents {
+            out.push_str("---\n");
+            out.push_str(&doc.yaml);
+        }
+        out
+    }
+
+    /// The objects as one JSON array.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        self.documents.iter().map(|d| d.object.clone()).collect()
+    }
+
+    pub fn find(&self, kind: &str) -> Option<&Manifest> {
+        self.documents.iter().find(|d| d.kind == kind)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
+    #[error("--templates {path}: {message}")]
+    Overrides { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -39,12 +109,282 @@ pub enum RenderError {
 impl Classify for RenderError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            RenderError::Template { .. } => ExitCode::Usage,
+            RenderError::Template { .. } | RenderError::Overrides { .. } => ExitCode::Usage,
             RenderError::Write { .. } => ExitCode::Unexpected,
         }
     }
 }
 
-pub fn manifests(_plan: &Plan, _templates: Option<&Path>) -> Result<Manifests, RenderError> {
-    Ok(Manifests::default())
+/// Renders every object of the plan. `templates` overrides built-in templates by file name.
+pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, RenderError> {
+    let sources = sources(templates)?;
+    let env = environment(&sources)?;
+    let ctx = minijinja::context! { plan => Value::from(Serde(plan)) };
+    let mut documents = Vec::new();
+    for (name, _) in OBJECT_TEMPLATES {
+        if name == SERVICE_MONITOR_TEMPLATE && plan.service_monitor.is_none() {
+            continue;
+        }
+        let text = render_one(&env, name, &ctx)?;
+        if let Some(doc) = parse_one(name, &text)? {
+            documents.push(doc);
+        }
+    }
+    Ok(Manifests { documents })
+}
+
+/// The `kustomization.yaml` listing the files `write_out_dir` writes.
+pub fn kustomization(
+    manifests: &Manifests,
+    templates: Option<&Path>,
+) -> Result<String, RenderError> {
+    let sources = sources(templates)?;
+    let env = environment(&sources)?;
+    let files: Vec<String> = manifests
+        .documents
+        .iter()
+        .map(Manifest::file_name)
+        .collect();
+    let ctx = minijinja::context! { resources => files };
+    let text = render_one(&env, KUSTOMIZATION_TEMPLATE.0, &ctx)?;
+    // It must be YAML too.
+    serde_saphyr::from_str::<serde_json::Value>(&text).map_err(|e| RenderError::Template {
+        name: KUSTOMIZATION_TEMPLATE.0.to_string(),
+        message: format!("does not render valid YAML: {e}"),
+    })?;
+    Ok(text)
+}
+
+/// Writes one file per object plus `kustomization.yaml` into `dir` (created if missing).
+/// Returns the paths written, kustomization last.
+pub fn write_out_dir(
+    manifests: &Manifests,
+    dir: &Path,
+    templates: Option<&Path>,
+) -> Result<Vec<PathBuf>, RenderError> {
+    let kustomization = kustomization(manifests, templates)?;
+    std::fs::create_dir_all(dir).map_err(|source| RenderError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    let files = manifests
+        .documents
+        .iter()
+        .map(|d| (d.file_name(), d.yaml.as_str()))
+        .chain(std::iter::once((
+            "kustomization.yaml".to_string(),
+            kustomization.as_str(),
+        )));
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|source| RenderError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Built-in templates, replaced by same-named files of `dir`. Unknown `.j2` files in `dir` are an
+/// error (a typo would otherwise be silently ignored).
+fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, RenderError> {
+    let builtin = OBJECT_TEMPLATES
+        .iter()
+        .chain(std::iter::once(&KUSTOMIZATION_TEMPLATE));
+    let Some(dir) = dir else {
+        return Ok(builtin.map(|(n, s)| (*n, s.to_string())).collect());
+    };
+    let overrides_err = |message: String| RenderError::Overrides {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        overrides_err(format!(
+            "cannot read the directory ({e}); give a directory holding templates named like the built-in ones"
+        ))
+    })?;
+    let known: Vec<&str> = builtin.clone().map(|(n, _)| *n).collect();
+    for entry in entries {
+        let entry = entry.map_err(|e| overrides_err(format!("cannot list the directory: {e}")))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".j2") && !known.contains(&name.as_str()) {
+            return Err(overrides_err(format!(
+                "{name} is not a template name; known names: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, source) in builtin {
+        let path = dir.join(name);
+        let text = if path.is_file() {
+            std::fs::read_to_string(&path)
+                .map_err(|e| overrides_err(format!("cannot read {name}: {e}")))?
+        } else {
+            source.to_string()
+        };
+        out.push((*name, text));
+    }
+    Ok(out)
+}
+
+fn environment(sources: &[(&'static str, String)]) -> Result<Environment<'static>, RenderError> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|e| RenderError::Template {
+            name: "syntax".to_string(),
+            message: e.to_string(),
+        })?;
+    env.set_syntax(syntax);
+    env.remove_filter("safe");
+    env.add_filter("q", quote);
+    env.set_formatter(|out, state, value| {
+        if value.is_safe() || value.kind() == ValueKind::Number {
+            minijinja::escape_formatter(out, state, value)
+        } else {
+            Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                "a value is printed without `| q`; every string and boolean must go through the `q` filter so it is quoted",
+            ))
+        }
+    });
+    for (name, source) in sources {
+        env.add_template_owned(*name, source.clone())
+            .map_err(|e| template_error(name, &e))?;
+    }
+    Ok(env)
+}
+
+/// `q`: a JSON string, which is a YAML double-quoted scalar (YAML 1.2 is a superset of JSON).
+fn quote(value: &Value) -> Result<Value, minijinja::Error> {
+    match value.kind() {
+        ValueKind::String | ValueKind::Number | ValueKind::Bool => {
+            let json = serde_json::to_string(value)
+                .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+            Ok(Value::from_safe_string(json))
+        }
+        other => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`q` quotes strings, numbers and booleans, not a {other}"),
+        )),
+    }
+}
+
+fn render_one(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<String, RenderError> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| template_error(name, &e))
+}
+
+fn template_error(name: &str, err: &minijinja::Error) -> RenderError {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    RenderError::Template {
+        name: name.to_string(),
+        message,
+    }
+}
+
+/// Parses one rendered template: empty (only whitespace or comments) means "no object" (an
+/// override can switch an object off), otherwise exactly one object with apiVersion, kind and
+/// metadata.name.
+fn parse_one(name: &str, text: &str) -> Result<Option<Manifest>, RenderError> {
+    let fail = |message: String| RenderError::Template {
+        name: name.to_string(),
+        message,
+    };
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| fail(format!("does not render valid YAML: {e}")))?;
+    let mut docs: Vec<serde_json::Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    let object = match docs.len() {
+        0 => return Ok(None),
+        1 => docs.remove(0),
+        n => {
+            return Err(fail(format!(
+                "renders {n} YAML documents; each template renders exactly one object"
+            )));
+        }
+    };
+    let field = |path: &[&str]| {
+        let mut v = &object;
+        for key in path {
+            v = v.get(key)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let (Some(api_version), Some(kind), Some(obj_name)) = (
+        field(&["apiVersion"]),
+        field(&["kind"]),
+        field(&["metadata", "name"]),
+    ) else {
+        return Err(fail(
+            "renders no Kubernetes object: apiVersion, kind and metadata.name must be strings"
+                .to_string(),
+        ));
+    };
+    let namespace = field(&["metadata", "namespace"]);
+    let mut yaml = text.trim_start_matches("---\n").trim().to_string();
+    yaml.push('\n');
+    Ok(Some(Manifest {
+        api_version,
+        kind,
+        name: obj_name,
+        namespace,
+        yaml,
+        object,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_writes_json_strings() {
+        let v = quote(&Value::from("a\"b\nc: {{d}}")).expect("quote");
+        assert_eq!(v.as_str(), Some(r#""a\"b\nc: {{d}}""#));
+        assert!(quote(&Value::from(vec![1, 2])).is_err());
+    }
+
+    #[test]
+    fn unquoted_strings_are_refused() {
+        let sources = vec![("namespace.yaml.j2", "name: {{ plan }}".to_string())];
+        let env = environment(&sources).expect("env");
+        let ctx = minijinja::context! { plan => "x" };
+        let err = render_one(&env, "namespace.yaml.j2", &ctx).unwrap_err();
+        assert!(err.to_string().contains("without `| q`"), "{err}");
+    }
+
+    #[test]
+    fn strict_undefined() {
+        let sources = vec![("namespace.yaml.j2", "name: {{ nope | q }}".to_string())];
+        let env = environment(&sources).expect("env");
+        assert!(render_one(&env, "namespace.yaml.j2", &minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn parse_one_wants_one_object() {
+        assert!(parse_one("x", "# nothing\n").expect("empty").is_none());
+        assert!(parse_one("x", "a: 1\n---\nb: 2\n").is_err());
+        assert!(parse_one("x", "kind: A\n").is_err());
+        let m = parse_one(
+            "x",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n",
+        )
+        .expect("ok")
+        .expect("some");
+        assert_eq!((m.kind.as_str(), m.name.as_str()), ("Namespace", "a"));
+    }
 }
