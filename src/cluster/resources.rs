@@ -83,3 +83,17 @@ pub fn api(
         None => Api::all_with(cluster.client.clone(), resource),
     }
 }
+
+/// Whether the server serves `plural` in `api_version` (e.g. the Prometheus operator's
+/// `monitoring.coreos.com/v1` `servicemonitors`, present only when its CRDs are installed).
+pub async fn serves(
+    cluster: &Cluster,
+    api_version: &str,
+    plural: &str,
+) -> Result<bool, ClusterError> {
+    match cluster.client.list_api_group_resources(api_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(classify(&cluster.server, e)),
+    }
+}

@@ -31,10 +31,10 @@ pub fn kubeconfig_path(ctx: &Context, detected: Option<&Path>) -> Option<PathBuf
     if let Some(path) = detected {
         return Some(path.to_path_buf());
     }
-    if let Some(list) = std::env::var_os("KUBECONFIG") {
-        if let Some(found) = std::env::split_paths(&list).find(|p| p.is_file()) {
-            return Some(found);
-        }
+    if let Some(list) = std::env::var_os("KUBECONFIG")
+        && let Some(found) = std::env::split_paths(&list).find(|p| p.is_file())
+    {
+        return Some(found);
     }
     if let Some(home) = std::env::var_os("HOME") {
         let home = PathBuf::from(home).join(".kube/config");

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::Context;
 use super::verify_cluster::{self, Verification, VerifyOptions};
-use crate::cli::InstallArgs;
+use crate::cli::{InstallArgs, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
@@ -30,7 +30,21 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let facts = detect(ctx, &args).await?;
-    let opts = crate::options::plan_options(&args.plan);
+    let detected_kubeconfig = facts.kubeconfig.as_ref().map(|k| k.resolved.clone());
+    let cluster = super::connect::cluster(ctx, detected_kubeconfig.as_deref()).await?;
+    let mut opts = crate::options::plan_options(&args.plan);
+    if matches!(
+        args.plan.service_monitor,
+        None | Some(ServiceMonitorMode::Auto)
+    ) {
+        // "auto": a ServiceMonitor only when the Prometheus operator's CRD is served.
+        opts.service_monitor = crate::cluster::resources::serves(
+            &cluster,
+            "monitoring.coreos.com/v1",
+            "servicemonitors",
+        )
+        .await?;
+    }
     let plan = crate::plan::make(&facts, &opts)?;
     let manifests = crate::render::manifests(&plan, args.templates.as_deref())?;
     if manifests.documents.is_empty() {
@@ -39,8 +53,6 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     if !ctx.global.yes && ctx.ui.interactive() && !args.dry_run {
         show_plan(ctx, &manifests);
     }
-    let detected_kubeconfig = facts.kubeconfig.as_ref().map(|k| k.resolved.clone());
-    let cluster = super::connect::cluster(ctx, detected_kubeconfig.as_deref()).await?;
     install(ctx, &args, &facts, &manifests, &cluster).await
 }
 
@@ -55,7 +67,10 @@ async fn detect(ctx: &Context, args: &InstallArgs) -> anyhow::Result<HostFacts> 
 }
 
 fn show_plan(ctx: &Context, manifests: &Manifests) {
-    ctx.ui.note(format!("{}", ctx.ui.bold("will apply (server-side, field manager cadvisor-setup):")));
+    ctx.ui.note(
+        ctx.ui
+            .bold("will apply (server-side, field manager cadvisor-setup):"),
+    );
     for m in &manifests.documents {
         ctx.ui.note(format!(
             "  {}",
@@ -91,7 +106,8 @@ pub async fn install(
     if !ctx.ui.json() {
         for o in &outcome.applied.objects {
             let action = format!("{:?}", o.action).to_lowercase();
-            ctx.ui.note(format!("{} {}", ctx.ui.dim(&action), o.describe()));
+            ctx.ui
+                .note(format!("{} {}", ctx.ui.dim(&action), o.describe()));
             if let Some(note) = &o.note {
                 ctx.ui.note(format!("  {note}"));
             }
@@ -101,8 +117,14 @@ pub async fn install(
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
     };
-    let namespace = ds.namespace.clone().unwrap_or_else(|| "default".to_string());
-    let spinner = crate::ui::progress::spinner(&ctx.ui, format!("rolling out DaemonSet {namespace}/{}", ds.name));
+    let namespace = ds
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let spinner = crate::ui::progress::spinner(
+        &ctx.ui,
+        format!("rolling out DaemonSet {namespace}/{}", ds.name),
+    );
     let waited = rollout::wait(cluster, &namespace, &ds.name, args.timeout, |p| {
         spinner.set_message(p.message())
     })
@@ -139,9 +161,10 @@ pub async fn install(
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");
     // The verification stage starts here: measured from the watch event that completed the rollout.
     let ready_to_verify = ready_at.elapsed().as_secs_f64() * 1000.0;
-    let verified =
-        verify_cluster::verify(cluster, &verify_opts, |msg| spinner.set_message(msg.to_string()))
-            .await;
+    let verified = verify_cluster::verify(cluster, &verify_opts, |msg| {
+        spinner.set_message(msg.to_string())
+    })
+    .await;
     outcome.ready_to_verify_ms = Some(ready_to_verify);
     ctx.ui.verbose(format!(
         "rollout ready → verification start: {ready_to_verify:.1} ms"

@@ -41,7 +41,11 @@ pub async fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<ExitCode>
             "kept": done.kept,
         }));
     } else {
-        ui.line(format!("{} {}", ui.good("deleted:"), done.deleted.join(", ")));
+        ui.line(format!(
+            "{} {}",
+            ui.good("deleted:"),
+            done.deleted.join(", ")
+        ));
         for k in &done.kept {
             ui.line(format!("{} {}: {}", ui.warn("kept:"), k.object, k.reason));
         }

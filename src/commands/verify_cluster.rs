@@ -197,7 +197,10 @@ async fn attempt(cluster: &Cluster, opts: &VerifyOptions) -> Result<Vec<NodeResu
     let pods = rollout::daemonset_pods(cluster, &opts.namespace, &opts.daemonset).await?;
     let mut results = Vec::new();
     // Pods of a previous revision may still be terminating after the rollout.
-    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         results.push(check_node(cluster, &opts.namespace, pod).await?);
     }
     results.sort_by(|a, b| a.node.cmp(&b.node));
@@ -239,7 +242,11 @@ async fn check_node(
         result.error = Some(format!(
             "pod {name} is {} on {}",
             phase.as_deref().unwrap_or("unknown"),
-            if node.is_empty() { "no node yet" } else { &node }
+            if node.is_empty() {
+                "no node yet"
+            } else {
+                &node
+            }
         ));
         return Ok(result);
     }
@@ -318,7 +325,14 @@ async fn diagnose_node(
 ) {
     let check = diagnose::check_manifest(ds, opts.expected_socket.as_deref());
     result.manifest_problems = check.problems;
-    match proxy::pod_log(cluster, &opts.namespace, &result.pod, check.container.as_deref()).await {
+    match proxy::pod_log(
+        cluster,
+        &opts.namespace,
+        &result.pod,
+        check.container.as_deref(),
+    )
+    .await
+    {
         Ok(log) => result.registration = Some(diagnose::registration(&log)),
         Err(e) => tracing::debug!("no log for {}: {e}", result.pod),
     }
@@ -368,7 +382,11 @@ pub fn print_human(ctx: &Context, v: &Verification) {
             (None, Some(other)) => format!("unexpected metrics from pod {}: {other:?}", n.pod),
             (None, None) => "not checked".to_string(),
         };
-        ui.line(format!("{} node {node} (pod {}): {what}", ui.bad("FAILED"), n.pod));
+        ui.line(format!(
+            "{} node {node} (pod {}): {what}",
+            ui.bad("FAILED"),
+            n.pod
+        ));
         if !n.missing.is_empty() {
             ui.line(format!("  missing: {}", n.missing.join(", ")));
         }
