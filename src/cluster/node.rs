@@ -1,1 +1,195 @@
-//! This node seen through the API server: node info, configz, the kubelet's /metrics/cadvisor (being written).
+//! This node seen through the API server: its node object, the kubelet's configz and the
+//! kubelet's own `/metrics/cadvisor` (host-layouts §2.7, §6).
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::ListParams;
+use serde::Serialize;
+
+use super::ClusterError;
+use super::client::{classify, connect};
+use crate::host::{CgroupDriver, ConfigzHints};
+
+/// What the API server knows about this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeFacts {
+    /// The node object's name.
+    pub node_name: String,
+    /// How it was matched: `name`, `address`, or `only node`.
+    pub matched_by: String,
+    /// `status.nodeInfo.containerRuntimeVersion`, e.g. `containerd://1.7.29`.
+    pub container_runtime_version: Option<String>,
+    /// The kubelet's configz (`None` when the proxy call failed; see `configz_error`).
+    pub configz: Option<ConfigzHints>,
+    pub configz_error: Option<String>,
+    /// Whether the kubelet's `/metrics/cadvisor` carries non-empty pod labels.
+    pub kubelet_cadvisor_pod_labels: Option<bool>,
+    pub metrics_error: Option<String>,
+}
+
+/// Finds this node (by `hostname`) and reads its facts. Fails only when the API server cannot
+/// be used at all (kubeconfig, connection, auth) or the node is not found; the proxy reads report
+/// their own errors in the result.
+pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, ClusterError> {
+    let cluster = connect(kubeconfig).await?;
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    let (node, matched_by) = find(&list.items, hostname).ok_or_else(|| {
+        let names: Vec<String> = list
+            .items
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        ClusterError::Api(format!(
+            "no node named or addressed `{hostname}` (nodes: {})",
+            names.join(", ")
+        ))
+    })?;
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let mut out = NodeFacts {
+        node_name: name.clone(),
+        matched_by: matched_by.to_string(),
+        container_runtime_version: node
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.container_runtime_version.clone()),
+        ..NodeFacts::default()
+    };
+    let (configz, metrics) = futures::join!(
+        proxy_get(&cluster, &name, "configz"),
+        proxy_get(&cluster, &name, "metrics/cadvisor")
+    );
+    match configz.and_then(|text| parse_configz(&text)) {
+        Ok(hints) => out.configz = Some(hints),
+        Err(e) => out.configz_error = Some(e.to_string()),
+    }
+    match metrics {
+        Ok(text) => out.kubelet_cadvisor_pod_labels = Some(has_pod_labels(&text)),
+        Err(e) => out.metrics_error = Some(e.to_string()),
+    }
+    Ok(out)
+}
+
+fn find<'a>(nodes: &'a [Node], hostname: &str) -> Option<(&'a Node, &'static str)> {
+    let host = hostname.to_lowercase();
+    if let Some(n) = nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(host.as_str()))
+    {
+        return Some((n, "name"));
+    }
+    let by_address = nodes.iter().find(|n| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .is_some_and(|a| a.iter().any(|a| a.address.to_lowercase() == host))
+    });
+    if let Some(n) = by_address {
+        return Some((n, "address"));
+    }
+    // A single-node cluster (MicroK8s' default) whose node name differs from the hostname.
+    match nodes {
+        [only] => Some((only, "only node")),
+        _ => None,
+    }
+}
+
+async fn proxy_get(
+    cluster: &super::client::Cluster,
+    node: &str,
+    path: &str,
+) -> Result<String, ClusterError> {
+    let uri = format!("/api/v1/nodes/{node}/proxy/{path}");
+    let request = http::Request::get(&uri)
+        .body(Vec::new())
+        .map_err(|e| ClusterError::Api(format!("GET {uri}: {e}")))?;
+    cluster
+        .client
+        .request_text(request)
+        .await
+        .map_err(|e| match classify(&cluster.server, e) {
+            ClusterError::Api(msg) => ClusterError::Api(format!("GET {uri}: {msg}")),
+            other => other,
+        })
+}
+
+/// `{"kubeletconfig": {"containerRuntimeEndpoint": ..., "cgroupDriver": ...}}`.
+/// `containerRuntimeEndpoint` exists in configz since Kubernetes 1.27 (kubernetes/kubernetes#112136).
+pub fn parse_configz(text: &str) -> Result<ConfigzHints, ClusterError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ClusterError::Api(format!("configz is not JSON: {e}")))?;
+    let cfg = value
+        .get("kubeletconfig")
+        .ok_or_else(|| ClusterError::Api("configz has no `kubeletconfig`".into()))?;
+    let text_field = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Ok(ConfigzHints {
+        runtime_endpoint: text_field("containerRuntimeEndpoint"),
+        cgroup_driver: text_field("cgroupDriver").and_then(|d| match d.as_str() {
+            "cgroupfs" => Some(CgroupDriver::Cgroupfs),
+            "systemd" => Some(CgroupDriver::Systemd),
+            _ => None,
+        }),
+    })
+}
+
+/// Does a Prometheus text carry pod labels? The kubelet's `/metrics/cadvisor` names them `pod`;
+/// a standalone cAdvisor `container_label_io_kubernetes_pod_name`. Empty values do not count.
+pub fn has_pod_labels(text: &str) -> bool {
+    text.lines().filter(|l| !l.starts_with('#')).any(|l| {
+        label_nonempty(l, "pod=\"")
+            || label_nonempty(l, "container_label_io_kubernetes_pod_name=\"")
+    })
+}
+
+fn label_nonempty(line: &str, key: &str) -> bool {
+    let mut rest = line;
+    while let Some(i) = rest.find(key) {
+        let before = rest[..i].chars().last();
+        let starts_label = matches!(before, Some('{') | Some(','));
+        let value_start = &rest[i + key.len()..];
+        if starts_label && !value_start.starts_with('"') {
+            return true;
+        }
+        rest = value_start;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configz_fields() {
+        let h = parse_configz(r#"{"kubeletconfig":{"containerRuntimeEndpoint":"unix:///run/k3s/containerd/containerd.sock","cgroupDriver":"systemd"}}"#).unwrap();
+        assert_eq!(
+            h.runtime_endpoint.as_deref(),
+            Some("unix:///run/k3s/containerd/containerd.sock")
+        );
+        assert_eq!(h.cgroup_driver, Some(CgroupDriver::Systemd));
+        assert!(parse_configz("{}").is_err());
+    }
+
+    #[test]
+    fn pod_labels_must_be_non_empty() {
+        let empty =
+            "container_cpu_usage_seconds_total{container=\"\",id=\"/kubepods/x\",pod=\"\"} 1\n";
+        let full = "container_cpu_usage_seconds_total{container=\"web\",id=\"/kubepods/x\",pod=\"web-0\"} 1\n";
+        let standalone = "container_memory_usage_bytes{container_label_io_kubernetes_pod_name=\"web-0\",id=\"/x\"} 1\n";
+        assert!(!has_pod_labels(empty));
+        assert!(has_pod_labels(full));
+        assert!(has_pod_labels(standalone));
+        assert!(!has_pod_labels("# HELP x pod=\"a\"\n"));
+    }
+}

@@ -1,13 +1,310 @@
-//! `detect` (being written).
+//! `detect`: host facts (and, when the API server answers, this node's kubelet facts).
+//!
+//! Exit 0 when a verified runtime socket was found; 3 when none was or the choice is ambiguous
+//! (the report lists the candidates and the flag that settles it).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use super::Context;
 use crate::cli::DetectArgs;
-use crate::error::{ExitCode, Failure};
+use crate::cluster::node::{self, NodeFacts};
+use crate::error::ExitCode;
+use crate::host::kubeconfig::{self, KubeconfigEnv};
+use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
+use crate::ui::Ui;
 
-pub async fn run(_ctx: &Context, _args: DetectArgs) -> anyhow::Result<ExitCode> {
-    Err(Failure::new(
-        ExitCode::Unexpected,
-        "`detect` is not available in this build yet",
+/// How long the API server may take, in all, before detect carries on with host facts.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The flag that settles a missing or ambiguous socket.
+const SETTLE_FLAG: &str = "--containerd-socket";
+
+/// What the API server said, or why it was not asked or did not answer.
+enum ClusterOutcome {
+    Skipped(&'static str),
+    Unreachable(String),
+    Node(Box<NodeFacts>),
+}
+
+pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let root = &ctx.host_root;
+    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
+    let cluster = if args.no_cluster {
+        ClusterOutcome::Skipped("--no-cluster")
+    } else {
+        ask_cluster(root, &env).await
+    };
+    let opts = DetectOptions {
+        containerd_socket: args.socket.containerd_socket.clone(),
+        kubeconfig_flag: ctx.global.kubeconfig.clone(),
+        configz: match &cluster {
+            ClusterOutcome::Node(n) => n.configz.clone(),
+            _ => None,
+        },
+        kubeconfig_env: Some(env),
+        ..DetectOptions::default()
+    };
+    let facts = host::detect(root, &opts).await?;
+    let code = if facts.runtime.verified {
+        ExitCode::Success
+    } else {
+        ExitCode::Detection
+    };
+    if ctx.ui.json() {
+        ctx.ui.emit_json(&to_json(&facts, &cluster, code));
+    } else {
+        human(&ctx.ui, &facts, &cluster);
+    }
+    Ok(code)
+}
+
+/// Finds the kubeconfig and this node's name from host files, then asks the API server.
+async fn ask_cluster(root: &host::HostRoot, env: &KubeconfigEnv) -> ClusterOutcome {
+    let mut ignored = Vec::new();
+    let distro = host::distro::detect(root, &mut ignored);
+    let Some(kc) = kubeconfig::discover(root, &distro, env) else {
+        return ClusterOutcome::Skipped("no kubeconfig found");
+    };
+    if !kc.readable {
+        return ClusterOutcome::Unreachable(
+            kc.hint
+                .unwrap_or_else(|| format!("cannot read {}", kc.path.display())),
+        );
+    }
+    let scan = host::kubelet::scan(root, distro.kind, &mut ignored);
+    let hostname = scan.kubelet.node_name.unwrap_or_default();
+    match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(&kc.resolved, &hostname)).await {
+        Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
+        Ok(Err(e)) => ClusterOutcome::Unreachable(e.to_string()),
+        Err(_) => {
+            ClusterOutcome::Unreachable(format!("no answer within {}s", CLUSTER_TIMEOUT.as_secs()))
+        }
+    }
+}
+
+fn to_json(facts: &HostFacts, cluster: &ClusterOutcome, code: ExitCode) -> Value {
+    let mut doc = serde_json::to_value(facts).unwrap_or_else(|_| json!({}));
+    let cluster_json = match cluster {
+        ClusterOutcome::Skipped(why) => json!({"checked": false, "reachable": null, "reason": why}),
+        ClusterOutcome::Unreachable(why) => json!({
+            "checked": true,
+            "reachable": false,
+            "error": format!("API server not reachable: {why}"),
+        }),
+        ClusterOutcome::Node(n) => {
+            let mut v = serde_json::to_value(n.as_ref()).unwrap_or_else(|_| json!({}));
+            if let Value::Object(m) = &mut v {
+                m.insert("checked".into(), json!(true));
+                m.insert("reachable".into(), json!(true));
+            }
+            v
+        }
+    };
+    if let Value::Object(m) = &mut doc {
+        m.insert("ok".into(), json!(code == ExitCode::Success));
+        m.insert("changed".into(), json!(false));
+        m.insert("exit_code".into(), json!(code.code()));
+        m.insert("cluster".into(), cluster_json);
+        if code != ExitCode::Success {
+            m.insert("settle_with".into(), json!(SETTLE_FLAG));
+            m.insert("message".into(), json!(failure_message(&facts.runtime)));
+        }
+    }
+    doc
+}
+
+fn failure_message(rt: &Runtime) -> String {
+    if rt.ambiguous {
+        let live: Vec<String> = rt
+            .candidates
+            .iter()
+            .filter(|c| c.probe.kubernetes_containers.unwrap_or(0) > 0)
+            .map(|c| c.path.display().to_string())
+            .collect();
+        format!(
+            "several containerd sockets hold kubelet containers ({}) and nothing says which one the kubelet uses; choose one with {SETTLE_FLAG} PATH",
+            live.join(", ")
+        )
+    } else {
+        format!(
+            "no verified containerd socket with kubelet containers was found; if containerd runs elsewhere, pass {SETTLE_FLAG} PATH"
+        )
+    }
+}
+
+fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
+    let d = &facts.distribution;
+    let mut distro = d.kind.to_string();
+    if let Some(v) = &d.version {
+        distro.push_str(&format!(" {v}"));
+    }
+    let mut extra = Vec::new();
+    if let Some(r) = &d.revision {
+        extra.push(format!("revision {r}"));
+    }
+    if let Some(c) = d.confinement {
+        extra.push(format!("{c:?}").to_lowercase());
+    }
+    if d.worker_only {
+        extra.push("worker-only".into());
+    }
+    if !extra.is_empty() {
+        distro.push_str(&format!(" ({})", extra.join(", ")));
+    }
+    ui.line(format!("{:<13}{distro}", "Distribution"));
+
+    let rt = &facts.runtime;
+    match &rt.socket {
+        Some(sock) => {
+            let version = rt.version.as_deref().unwrap_or("?");
+            ui.line(format!(
+                "{:<13}{}  {}",
+                "Socket",
+                ui.bold(&sock.display().to_string()),
+                ui.good(&format!(
+                    "verified ({} {version}, namespace {})",
+                    kind_name(rt.kind),
+                    rt.namespace
+                ))
+            ));
+        }
+        None if rt.ambiguous => ui.line(format!(
+            "{:<13}{}",
+            "Socket",
+            ui.bad("ambiguous: several sockets hold kubelet containers")
+        )),
+        None => ui.line(format!("{:<13}{}", "Socket", ui.bad("none verified"))),
+    }
+    ui.line("Candidates");
+    for c in &rt.candidates {
+        ui.line(candidate_line(
+            ui,
+            c,
+            rt.socket.as_deref() == Some(c.path.as_path()),
+        ));
+    }
+
+    let cg = &facts.cgroup;
+    let driver = match (cg.driver, &cg.driver_source) {
+        (Some(drv), Some(src)) => format!(", driver {} ({src})", drv.as_str()),
+        (Some(drv), None) => format!(", driver {}", drv.as_str()),
+        (None, _) => ", driver unknown".into(),
+    };
+    ui.line(format!(
+        "{:<13}{}{driver}",
+        "Cgroups",
+        format!("{:?}", cg.mode).to_lowercase()
+    ));
+
+    let k = &facts.kubelet;
+    let mut kubelet = vec![format!(
+        "node {}",
+        k.node_name.as_deref().unwrap_or("unknown")
+    )];
+    if let Some(a) = &k.args_file {
+        kubelet.push(format!("config {}", a.display()));
+    }
+    if let Some(e) = &k.runtime_endpoint {
+        kubelet.push(format!("endpoint {e}"));
+    }
+    ui.line(format!("{:<13}{}", "Kubelet", kubelet.join(", ")));
+
+    match &facts.kubeconfig {
+        Some(kc) => ui.line(format!(
+            "{:<13}{} ({}){}",
+            "Kubeconfig",
+            kc.path.display(),
+            serde_json::to_value(kc.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            if kc.readable { "" } else { ", not readable" }
+        )),
+        None => ui.line(format!("{:<13}none found", "Kubeconfig")),
+    }
+    match cluster {
+        ClusterOutcome::Skipped(why) => ui.line(format!("{:<13}not asked ({why})", "Cluster")),
+        ClusterOutcome::Unreachable(why) => ui.line(format!(
+            "{:<13}{}",
+            "Cluster",
+            ui.warn(&format!("API server not reachable: {why}"))
+        )),
+        ClusterOutcome::Node(n) => {
+            let mut parts = vec![format!(
+                "node {} (matched by {})",
+                n.node_name, n.matched_by
+            )];
+            if let Some(v) = &n.container_runtime_version {
+                parts.push(v.clone());
+            }
+            match &n.configz {
+                Some(c) => parts.push(format!(
+                    "configz endpoint {}",
+                    c.runtime_endpoint.as_deref().unwrap_or("unset")
+                )),
+                None => parts.push(format!(
+                    "configz unavailable: {}",
+                    n.configz_error.as_deref().unwrap_or("?")
+                )),
+            }
+            match n.kubelet_cadvisor_pod_labels {
+                Some(true) => parts.push("kubelet /metrics/cadvisor has pod labels".into()),
+                Some(false) => parts.push("kubelet /metrics/cadvisor lacks pod labels".into()),
+                None => parts.push(format!(
+                    "kubelet /metrics/cadvisor unavailable: {}",
+                    n.metrics_error.as_deref().unwrap_or("?")
+                )),
+            }
+            ui.line(format!("{:<13}{}", "Cluster", parts.join("; ")));
+        }
+    }
+    for w in &facts.warnings {
+        ui.note(format!("{} {w}", ui.warn("warning:")));
+    }
+    if !rt.verified {
+        ui.note(format!("{} {}", ui.bad("error:"), failure_message(rt)));
+    }
+}
+
+fn kind_name(kind: RuntimeKind) -> &'static str {
+    match kind {
+        RuntimeKind::Containerd => "containerd",
+        RuntimeKind::CriO => "CRI-O",
+        RuntimeKind::Docker => "Docker",
+        RuntimeKind::Unknown => "unknown runtime",
+    }
+}
+
+fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
+    let p = &c.probe;
+    let verdict = if let Some(err) = &p.error {
+        err.clone()
+    } else if let Some(v) = &p.version {
+        let pods = p.kubernetes_containers.unwrap_or(0);
+        let mut s = format!("containerd {v}, {pods} kubelet container(s) in k8s.io");
+        if pods == 0
+            && let Some(ns) = &p.namespaces
+        {
+            s.push_str(&format!(" (namespaces: {})", ns.join(", ")));
+        }
+        s
+    } else if p.connects {
+        format!("{} socket accepts connections", kind_name(c.runtime))
+    } else {
+        "not probed".into()
+    };
+    let mark = if chosen {
+        ui.good("*")
+    } else if p.exists {
+        ui.warn("-")
+    } else {
+        ui.dim("-")
+    };
+    format!(
+        "  {mark} {}  {}\n      {}",
+        c.path.display(),
+        ui.dim(&format!("[{}]", c.origin)),
+        verdict
     )
-    .into())
 }

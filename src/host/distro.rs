@@ -1,1 +1,230 @@
-//! (to be written)
+//! Which Kubernetes distribution runs here, from the files each one leaves (host-layouts §1).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::fs;
+use super::{Confinement, Distribution, DistroKind, HostRoot};
+
+/// MicroK8s' files. `SNAP=/snap/microk8s/<rev>`, `SNAP_DATA=/var/snap/microk8s/<rev>`, both with a
+/// `current` symlink (https://snapcraft.io/docs/data-locations).
+pub const MICROK8S_SNAP: &str = "/snap/microk8s/current";
+pub const MICROK8S_SNAP_DATA: &str = "/var/snap/microk8s/current";
+pub const MICROK8S_SNAP_COMMON: &str = "/var/snap/microk8s/common";
+/// Canonical Kubernetes (k8s-snap).
+pub const K8S_SNAP: &str = "/snap/k8s/current";
+pub const K8S_SNAP_COMMON: &str = "/var/snap/k8s/common";
+
+/// The subset of a snap's `meta/snap.yaml` we read.
+#[derive(Debug, Deserialize)]
+struct SnapYaml {
+    version: Option<String>,
+    confinement: Option<String>,
+}
+
+/// Detects the distribution. Problems (an unreadable or malformed file) become warnings: the
+/// socket probe still decides the runtime.
+pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
+    let mut found: Vec<Distribution> = Vec::new();
+    if let Some(d) = snap(root, DistroKind::Microk8s, "microk8s", warnings) {
+        found.push(d);
+    }
+    if let Some(d) = snap(root, DistroKind::K8sSnap, "k8s", warnings) {
+        found.push(d);
+    }
+    // k3s-io/k3s and rancher/rke2: config and data directories (host-layouts §1).
+    for (kind, markers) in [
+        (
+            DistroKind::Rke2,
+            &["/etc/rancher/rke2", "/var/lib/rancher/rke2"][..],
+        ),
+        (
+            DistroKind::K3s,
+            &["/etc/rancher/k3s", "/var/lib/rancher/k3s"][..],
+        ),
+        // k0sproject/k0s: pkg/constant/constant_unix.go (DataDirDefault), /etc/k0s.
+        (DistroKind::K0s, &["/var/lib/k0s", "/etc/k0s"][..]),
+    ] {
+        let evidence: Vec<String> = markers
+            .iter()
+            .filter(|m| fs::exists(root, Path::new(m)))
+            .map(|m| m.to_string())
+            .collect();
+        if !evidence.is_empty() {
+            found.push(plain(kind, evidence));
+        }
+    }
+    // kubeadm conventions (kubernetes/kubernetes: cmd/kubeadm/app/constants).
+    let kubeadm: Vec<String> = [
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "/etc/kubernetes/kubelet.conf",
+    ]
+    .iter()
+    .filter(|m| fs::exists(root, Path::new(m)))
+    .map(|m| m.to_string())
+    .collect();
+    // k8s-snap also writes /etc/kubernetes/kubelet.conf: kubeadm only when nothing else matched.
+    if found.is_empty() && !kubeadm.is_empty() {
+        found.push(plain(DistroKind::Kubeadm, kubeadm));
+    }
+    let mut found = found.into_iter();
+    let Some(first) = found.next() else {
+        return plain(DistroKind::Unknown, Vec::new());
+    };
+    let others: Vec<String> = found.map(|d| d.kind.to_string()).collect();
+    if !others.is_empty() {
+        warnings.push(format!(
+            "files of several distributions are present: {} (chosen) and {}; the socket probe decides which runtime runs the pods",
+            first.kind,
+            others.join(", ")
+        ));
+    }
+    first
+}
+
+fn plain(kind: DistroKind, evidence: Vec<String>) -> Distribution {
+    Distribution {
+        kind,
+        version: None,
+        revision: None,
+        confinement: None,
+        worker_only: false,
+        evidence,
+    }
+}
+
+/// A snap-packaged distribution: version and confinement from `meta/snap.yaml`, revision from the
+/// `current` symlink.
+fn snap(
+    root: &HostRoot,
+    kind: DistroKind,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Distribution> {
+    let snap_dir = format!("/snap/{name}/current");
+    let data_dir = format!("/var/snap/{name}/current");
+    let common_dir = format!("/var/snap/{name}/common");
+    let evidence: Vec<String> = [&snap_dir, &data_dir, &common_dir]
+        .into_iter()
+        .filter(|p| fs::exists(root, Path::new(p)))
+        .cloned()
+        .collect();
+    if evidence.is_empty() {
+        return None;
+    }
+    let mut d = plain(kind, evidence);
+    d.revision = fs::link_name(root, Path::new(&snap_dir))
+        .or_else(|| fs::link_name(root, Path::new(&data_dir)));
+    let yaml_path = format!("{snap_dir}/meta/snap.yaml");
+    match fs::read_optional(root, Path::new(&yaml_path)) {
+        Ok(Some(text)) => match serde_saphyr::from_str::<SnapYaml>(&text) {
+            Ok(meta) => {
+                d.version = meta.version;
+                d.confinement = Some(confinement(meta.confinement.as_deref()));
+                d.evidence.push(yaml_path);
+            }
+            Err(e) => warnings.push(format!(
+                "{yaml_path} is not valid snap metadata ({}); {kind} version and confinement are unknown (a snap's files are read-only: check that --host-root points at the host)",
+                first_line(&e.to_string())
+            )),
+        },
+        Ok(None) => {}
+        Err(e) => warnings.push(format!(
+            "{e}; {kind} version and confinement are unknown (run with sudo?)"
+        )),
+    }
+    if kind == DistroKind::Microk8s {
+        // canonical/microk8s: run-kubelite-with-args: `clustered.lock` marks a worker-only node.
+        let lock = format!("{data_dir}/var/lock/clustered.lock");
+        if fs::exists(root, Path::new(&lock)) {
+            d.worker_only = true;
+            d.evidence.push(lock);
+        }
+    }
+    Some(d)
+}
+
+/// snapd's default confinement is strict when `snap.yaml` says nothing.
+fn confinement(text: Option<&str>) -> Confinement {
+    match text.map(str::trim) {
+        Some("classic") => Confinement::Classic,
+        Some("devmode") => Confinement::Devmode,
+        _ => Confinement::Strict,
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> (tempfile::TempDir, HostRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn write(root: &HostRoot, path: &str, text: &str) {
+        let p = root.resolve(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn microk8s_strict_with_revision() {
+        let (_d, root) = host();
+        std::fs::create_dir_all(root.resolve("/snap/microk8s/8148/meta")).unwrap();
+        std::os::unix::fs::symlink("8148", root.resolve("/snap/microk8s/current")).unwrap();
+        write(
+            &root,
+            "/snap/microk8s/8148/meta/snap.yaml",
+            "name: microk8s\nversion: v1.35.2\nconfinement: strict\n",
+        );
+        let mut w = Vec::new();
+        let d = detect(&root, &mut w);
+        assert_eq!(d.kind, DistroKind::Microk8s);
+        assert_eq!(d.version.as_deref(), Some("v1.35.2"));
+        assert_eq!(d.revision.as_deref(), Some("8148"));
+        assert_eq!(d.confinement, Some(Confinement::Strict));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn malformed_snap_yaml_is_a_warning_naming_the_file() {
+        let (_d, root) = host();
+        write(
+            &root,
+            "/snap/microk8s/current/meta/snap.yaml",
+            "name: [microk8s\nversion: :\n",
+        );
+        let mut w = Vec::new();
+        let d = detect(&root, &mut w);
+        assert_eq!(d.kind, DistroKind::Microk8s);
+        assert_eq!(d.version, None);
+        assert!(
+            w.iter()
+                .any(|x| x.contains("/snap/microk8s/current/meta/snap.yaml")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn k3s_rke2_k0s_kubeadm_unknown() {
+        for (marker, kind) in [
+            ("/etc/rancher/k3s/k3s.yaml", DistroKind::K3s),
+            ("/etc/rancher/rke2/rke2.yaml", DistroKind::Rke2),
+            ("/var/lib/k0s/pki/admin.conf", DistroKind::K0s),
+            ("/var/lib/kubelet/kubeadm-flags.env", DistroKind::Kubeadm),
+            ("/etc/hostname", DistroKind::Unknown),
+        ] {
+            let (_d, root) = host();
+            write(&root, marker, "x");
+            assert_eq!(detect(&root, &mut Vec::new()).kind, kind, "{marker}");
+        }
+    }
+}

@@ -1,1 +1,221 @@
-//! (to be written)
+//! Which kubeconfig to use: `--kubeconfig`, `KUBECONFIG`, `~/.kube/config`, then the
+//! distribution's admin kubeconfig (host-layouts §1.2, §2.5).
+//!
+//! The flag, `KUBECONFIG` and the home directory are the user's paths, taken as given; the
+//! distributions' admin kubeconfigs are host files, read through the [`HostRoot`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::{
+    Confinement, Distribution, DistroKind, HostRoot, KubeconfigFacts, KubeconfigSource, fs,
+};
+
+/// The user's side of the discovery (the command fills it from the flag and the environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeconfigEnv {
+    /// `--kubeconfig`.
+    pub flag: Option<PathBuf>,
+    /// `KUBECONFIG` (a `:`-separated list).
+    pub env: Option<OsString>,
+    /// `HOME`.
+    pub home: Option<PathBuf>,
+}
+
+impl KubeconfigEnv {
+    /// From the process environment, plus the flag.
+    pub fn from_process(flag: Option<PathBuf>) -> Self {
+        KubeconfigEnv {
+            flag,
+            env: std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()),
+            home: std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+}
+
+/// Admin kubeconfigs by distribution.
+pub fn admin_paths(kind: DistroKind) -> &'static [&'static str] {
+    match kind {
+        // canonical/microk8s: kubectl-env exports KUBECONFIG=$SNAP_DATA/credentials/client.config
+        DistroKind::Microk8s => &["/var/snap/microk8s/current/credentials/client.config"],
+        DistroKind::K3s => &["/etc/rancher/k3s/k3s.yaml"],
+        DistroKind::Rke2 => &["/etc/rancher/rke2/rke2.yaml"],
+        DistroKind::K0s => &["/var/lib/k0s/pki/admin.conf"],
+        DistroKind::K8sSnap | DistroKind::Kubeadm => &["/etc/kubernetes/admin.conf"],
+        DistroKind::Unknown => &[
+            "/etc/kubernetes/admin.conf",
+            "/var/snap/microk8s/current/credentials/client.config",
+            "/etc/rancher/k3s/k3s.yaml",
+            "/etc/rancher/rke2/rke2.yaml",
+            "/var/lib/k0s/pki/admin.conf",
+        ],
+    }
+}
+
+/// Finds the kubeconfig to use, or `None`.
+pub fn discover(
+    root: &HostRoot,
+    distro: &Distribution,
+    user: &KubeconfigEnv,
+) -> Option<KubeconfigFacts> {
+    if let Some(flag) = &user.flag {
+        // Given explicitly: reported even when missing or unreadable.
+        return Some(check(flag, flag.clone(), KubeconfigSource::Flag, distro));
+    }
+    if let Some(env) = &user.env {
+        for p in std::env::split_paths(env) {
+            if p.as_os_str().is_empty() {
+                continue;
+            }
+            if p.exists() {
+                return Some(check(&p, p.clone(), KubeconfigSource::Env, distro));
+            }
+        }
+    }
+    if let Some(home) = &user.home {
+        let p = home.join(".kube/config");
+        if p.exists() {
+            return Some(check(&p, p.clone(), KubeconfigSource::Home, distro));
+        }
+    }
+    for host_path in admin_paths(distro.kind) {
+        let local = fs::resolve(root, Path::new(host_path));
+        if std::fs::symlink_metadata(&local).is_ok() {
+            return Some(check(
+                Path::new(host_path),
+                local,
+                KubeconfigSource::Distribution,
+                distro,
+            ));
+        }
+    }
+    None
+}
+
+fn check(
+    shown: &Path,
+    local: PathBuf,
+    source: KubeconfigSource,
+    distro: &Distribution,
+) -> KubeconfigFacts {
+    let (readable, hint) = match std::fs::File::open(&local) {
+        Ok(_) if local.is_dir() => (false, Some(format!("{} is a directory", shown.display()))),
+        Ok(_) => (true, None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            (false, Some(permission_hint(shown, distro)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            false,
+            Some(format!(
+                "{} does not exist; pass an existing file with --kubeconfig",
+                shown.display()
+            )),
+        ),
+        Err(e) => (false, Some(format!("cannot open {}: {e}", shown.display()))),
+    };
+    KubeconfigFacts {
+        path: shown.to_path_buf(),
+        resolved: local,
+        source,
+        readable,
+        hint,
+    }
+}
+
+/// What to do when the kubeconfig is not readable by us.
+fn permission_hint(path: &Path, distro: &Distribution) -> String {
+    let p = path.display();
+    match distro.kind {
+        DistroKind::Microk8s => {
+            // canonical/microk8s: utils.sh get_microk8s_group(): `microk8s`, or `snap_microk8s` when strict.
+            let group = if distro.confinement == Some(Confinement::Strict) {
+                "snap_microk8s"
+            } else {
+                "microk8s"
+            };
+            format!(
+                "permission denied reading {p}: run with sudo, or join the {group} group: `sudo usermod -a -G {group} $USER` then log in again (or `newgrp {group}`)"
+            )
+        }
+        DistroKind::K3s | DistroKind::Rke2 => format!(
+            "permission denied reading {p}: run with sudo, or copy it: `sudo cp {p} ~/.kube/config && sudo chown $USER ~/.kube/config`"
+        ),
+        _ => format!(
+            "permission denied reading {p}: run with sudo, or pass a readable file with --kubeconfig"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn distro(kind: DistroKind) -> Distribution {
+        Distribution {
+            kind,
+            version: None,
+            revision: None,
+            confinement: None,
+            worker_only: false,
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn order_flag_env_home_distribution() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let admin = root.resolve("/var/snap/microk8s/current/credentials/client.config");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::fs::write(&admin, "x").unwrap();
+        let home = dir.path().join("home");
+        let d = distro(DistroKind::Microk8s);
+
+        let none = KubeconfigEnv::default();
+        let k = discover(&root, &d, &none).unwrap();
+        assert_eq!(k.source, KubeconfigSource::Distribution);
+        assert_eq!(
+            k.path,
+            Path::new("/var/snap/microk8s/current/credentials/client.config")
+        );
+        assert!(k.readable);
+
+        std::fs::create_dir_all(home.join(".kube")).unwrap();
+        std::fs::write(home.join(".kube/config"), "x").unwrap();
+        let with_home = KubeconfigEnv {
+            home: Some(home.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            discover(&root, &d, &with_home).unwrap().source,
+            KubeconfigSource::Home
+        );
+
+        let env_file = dir.path().join("env.conf");
+        std::fs::write(&env_file, "x").unwrap();
+        let mut list = OsString::from("/does/not/exist:");
+        list.push(&env_file);
+        let with_env = KubeconfigEnv {
+            env: Some(list),
+            ..with_home.clone()
+        };
+        let k = discover(&root, &d, &with_env).unwrap();
+        assert_eq!((k.source, k.path), (KubeconfigSource::Env, env_file));
+
+        let with_flag = KubeconfigEnv {
+            flag: Some(PathBuf::from("/nope/config")),
+            ..with_env
+        };
+        let k = discover(&root, &d, &with_flag).unwrap();
+        assert_eq!(k.source, KubeconfigSource::Flag);
+        assert!(!k.readable && k.hint.unwrap().contains("does not exist"));
+    }
+
+    #[test]
+    fn microk8s_permission_hint_names_the_group() {
+        let mut d = distro(DistroKind::Microk8s);
+        assert!(permission_hint(Path::new("/x"), &d).contains("usermod -a -G microk8s"));
+        d.confinement = Some(Confinement::Strict);
+        assert!(permission_hint(Path::new("/x"), &d).contains("snap_microk8s"));
+    }
+}

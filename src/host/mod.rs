@@ -8,12 +8,14 @@ pub mod args_file;
 pub mod cgroup;
 pub mod containerd;
 pub mod distro;
+pub mod fs;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod root;
 pub mod runtime;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -72,6 +74,8 @@ pub struct Distribution {
     /// Snap revision, from the `current` symlink.
     pub revision: Option<String>,
     pub confinement: Option<Confinement>,
+    /// MicroK8s worker-only node (`var/lock/clustered.lock`): no control plane runs here.
+    pub worker_only: bool,
     /// Files that told us, for the human report.
     pub evidence: Vec<String>,
 }
@@ -112,6 +116,8 @@ pub struct Probe {
     pub version: Option<String>,
     /// Containers in the probed namespace labelled `io.kubernetes.pod.name`.
     pub kubernetes_containers: Option<usize>,
+    /// containerd namespaces that exist (e.g. `["moby"]` on Docker's containerd).
+    pub namespaces: Option<Vec<String>>,
     /// Why the probe stopped, if it did.
     pub error: Option<String>,
 }
@@ -219,6 +225,101 @@ pub struct HostFacts {
     pub kubelet: Kubelet,
     pub kubeconfig: Option<KubeconfigFacts>,
     pub warnings: Vec<String>,
+}
+
+/// What the API server said about this node's kubelet (`nodes/NAME/proxy/configz`), used as
+/// hints by detection. `runtime_endpoint` is as reported (may carry `unix://`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConfigzHints {
+    pub runtime_endpoint: Option<String>,
+    pub cgroup_driver: Option<CgroupDriver>,
+}
+
+/// Inputs of [`detect`] besides the host root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectOptions {
+    /// `--containerd-socket` (a host path).
+    pub containerd_socket: Option<PathBuf>,
+    /// `--kubeconfig`.
+    pub kubeconfig_flag: Option<PathBuf>,
+    /// The configz facts, when the API server answered.
+    pub configz: Option<ConfigzHints>,
+    /// Per-call timeout of each socket probe (2 s, as cAdvisor's own containerd dial).
+    pub probe_timeout: Duration,
+    /// `KUBECONFIG` and `HOME`; `None` here means "take them from the process environment".
+    pub kubeconfig_env: Option<kubeconfig::KubeconfigEnv>,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            containerd_socket: None,
+            kubeconfig_flag: None,
+            configz: None,
+            probe_timeout: Duration::from_secs(2),
+            kubeconfig_env: None,
+        }
+    }
+}
+
+/// Everything about this host: distribution, kubelet, runtime socket (probed), cgroups, kubeconfig.
+///
+/// Unreadable or malformed files become `warnings`; only a bad `--containerd-socket` value is an
+/// error.
+pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, HostError> {
+    if let Some(p) = &opts.containerd_socket
+        && !p.is_absolute()
+    {
+        return Err(HostError::Detection(format!(
+            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
+            p.display()
+        )));
+    }
+    let mut warnings = Vec::new();
+    let distribution = distro::detect(root, &mut warnings);
+    if distribution.worker_only {
+        warnings.push(
+            "this MicroK8s node is worker-only (clustered.lock): its admin kubeconfig does not reach the cluster; install from a control-plane node".into(),
+        );
+    }
+    let kubelet_scan = kubelet::scan(root, distribution.kind, &mut warnings);
+    let mut candidates = runtime::candidates(
+        root,
+        distribution.kind,
+        opts.containerd_socket.as_deref(),
+        &kubelet_scan,
+        opts.configz.as_ref(),
+        &mut warnings,
+    );
+    runtime::probe_all(root, &mut candidates, opts.probe_timeout).await;
+    let (runtime, runtime_warnings) = runtime::choose(candidates);
+    warnings.extend(runtime_warnings);
+    let cgroup = cgroup::detect(
+        root,
+        distribution.kind,
+        &kubelet_scan,
+        opts.configz.as_ref().and_then(|c| c.cgroup_driver),
+        &mut warnings,
+    );
+    let env = match &opts.kubeconfig_env {
+        Some(env) => kubeconfig::KubeconfigEnv {
+            flag: opts.kubeconfig_flag.clone().or_else(|| env.flag.clone()),
+            ..env.clone()
+        },
+        None => kubeconfig::KubeconfigEnv::from_process(opts.kubeconfig_flag.clone()),
+    };
+    let kubeconfig = kubeconfig::discover(root, &distribution, &env);
+    if let Some(hint) = kubeconfig.as_ref().and_then(|k| k.hint.clone()) {
+        warnings.push(hint);
+    }
+    Ok(HostFacts {
+        distribution,
+        runtime,
+        cgroup,
+        kubelet: kubelet_scan.kubelet,
+        kubeconfig,
+        warnings,
+    })
 }
 
 /// Errors of host detection.
