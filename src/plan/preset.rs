@@ -73,6 +73,7 @@ pub fn preset(kind: DistroKind) -> HostFacts {
             revision: None,
             confinement: None,
             evidence: vec![format!("--distro {kind}: {}", d.source)],
+            worker_only: false,
         },
         runtime: Runtime {
             kind: RuntimeKind::Containerd,
