@@ -55,7 +55,7 @@ pub enum ClusterError {
     #[error("{object} not found: {hint}")]
     NotFound { object: String, hint: String },
     #[error("{0}")]
-    Rollout(rollout::RolloutFailure),
+    Rollout(Box<rollout::RolloutFailure>),
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },
     #[error("timed out after {seconds}s while {doing}")]

@@ -223,14 +223,14 @@ pub async fn wait(
     let pods = failing_pods(cluster, namespace, name)
         .await
         .unwrap_or_default();
-    Err(ClusterError::Rollout(RolloutFailure {
+    Err(ClusterError::Rollout(Box::new(RolloutFailure {
         namespace: namespace.to_string(),
         name: name.to_string(),
         timeout_seconds: timeout.as_secs(),
         progress: last,
         pods,
         last_error,
-    }))
+    })))
 }
 
 fn kube_error(e: kube::runtime::watcher::Error) -> Option<kube::Error> {
