@@ -1,66 +1,50 @@
 //! Which kubeconfig the cluster commands use, and the connection built from it.
 //!
-//! Order: `--kubeconfig`, then what host detection found (install), then `$KUBECONFIG` (first
-//! existing entry), `~/.kube/config`, and the distributions' admin kubeconfigs under the host root.
+//! `install` passes what its host detection found; `verify`, `status` and `uninstall` run the
+//! same discovery (`host::kubeconfig::discover`: `--kubeconfig`, `KUBECONFIG`, `~/.kube/config`,
+//! then the distribution's admin kubeconfig under the host root).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::Context;
 use crate::cluster::{self, Cluster};
 use crate::error::{ExitCode, Failure};
+use crate::host::KubeconfigFacts;
+use crate::host::kubeconfig::{KubeconfigEnv, discover};
 
-/// Admin kubeconfigs of the distributions (reference/host-layouts.md).
-const DISTRIBUTION_KUBECONFIGS: &[&str] = &[
-    // canonical/microk8s: microk8s-resources/... credentials/client.config
-    "/var/snap/microk8s/current/credentials/client.config",
-    // k3s-io/k3s: --write-kubeconfig default
-    "/etc/rancher/k3s/k3s.yaml",
-    // rancher/rke2
-    "/etc/rancher/rke2/rke2.yaml",
-    // k0sproject/k0s
-    "/var/lib/k0s/pki/admin.conf",
-    // kubeadm
-    "/etc/kubernetes/admin.conf",
-];
-
-/// The kubeconfig to open: `--kubeconfig`, else `detected` (a resolved path), else the usual places.
-pub fn kubeconfig_path(ctx: &Context, detected: Option<&Path>) -> Option<PathBuf> {
-    if let Some(flag) = &ctx.global.kubeconfig {
-        return Some(flag.clone());
+/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host.
+pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<KubeconfigFacts> {
+    if let Some(found) = detected {
+        return Some(found.clone());
     }
-    if let Some(path) = detected {
-        return Some(path.to_path_buf());
-    }
-    if let Some(list) = std::env::var_os("KUBECONFIG")
-        && let Some(found) = std::env::split_paths(&list).find(|p| p.is_file())
-    {
-        return Some(found);
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let home = PathBuf::from(home).join(".kube/config");
-        if ctx.host_root.is_system() && home.is_file() {
-            return Some(home);
-        }
-    }
-    DISTRIBUTION_KUBECONFIGS
-        .iter()
-        .map(|p| ctx.host_root.resolve(p))
-        .find(|p| p.is_file())
+    let mut ignored = Vec::new();
+    let distro = crate::host::distro::detect(&ctx.host_root, &mut ignored);
+    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
+    discover(&ctx.host_root, &distro, &env)
 }
 
-/// Connects with [`kubeconfig_path`]; exit 4 with what to do when there is none.
-pub async fn cluster(ctx: &Context, detected: Option<&Path>) -> anyhow::Result<Cluster> {
-    let Some(path) = kubeconfig_path(ctx, detected) else {
+/// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
+pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> anyhow::Result<Cluster> {
+    let Some(found) = kubeconfig(ctx, detected) else {
         return Err(Failure::new(
             ExitCode::Cluster,
-            "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distributions' admin kubeconfigs)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",
+            "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distribution's admin kubeconfig)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",
         )
         .into());
     };
+    if !found.readable {
+        let hint = found
+            .hint
+            .clone()
+            .unwrap_or_else(|| format!("cannot read {}", found.path.display()));
+        return Err(Failure::new(ExitCode::Cluster, format!("kubeconfig: {hint}")).into());
+    }
+    let path: PathBuf = found.resolved.clone();
     let cluster = cluster::connect(&path).await?;
     ctx.ui.verbose(format!(
-        "kubeconfig {} → API server {}",
-        path.display(),
+        "kubeconfig {} ({:?}) → API server {}",
+        found.path.display(),
+        found.source,
         cluster.server
     ));
     Ok(cluster)

@@ -30,8 +30,7 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let facts = detect(ctx, &args).await?;
-    let detected_kubeconfig = facts.kubeconfig.as_ref().map(|k| k.resolved.clone());
-    let cluster = super::connect::cluster(ctx, detected_kubeconfig.as_deref()).await?;
+    let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
     let mut opts = crate::options::plan_options(&args.plan);
     if matches!(
         args.plan.service_monitor,
@@ -61,6 +60,9 @@ async fn detect(ctx: &Context, args: &InstallArgs) -> anyhow::Result<HostFacts> 
     let options = crate::host::DetectOptions {
         containerd_socket: args.socket.containerd_socket.clone(),
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
+        kubeconfig_env: Some(crate::host::kubeconfig::KubeconfigEnv::from_process(
+            ctx.global.kubeconfig.clone(),
+        )),
         ..crate::host::DetectOptions::default()
     };
     Ok(crate::host::detect(&ctx.host_root, &options).await?)
