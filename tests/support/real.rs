@@ -15,7 +15,9 @@ pub fn require(what: &str, available: bool) -> bool {
             "CADVISOR_SETUP_REQUIRE_REAL=1 but {what} is missing: run scripts/test.sh, which installs it"
         );
     }
-    eprintln!("\n!!! SKIPPED: {what} is missing (set CADVISOR_SETUP_REQUIRE_REAL=1 to make this a failure) !!!\n");
+    eprintln!(
+        "\n!!! SKIPPED: {what} is missing (set CADVISOR_SETUP_REQUIRE_REAL=1 to make this a failure) !!!\n"
+    );
     false
 }
 
@@ -30,7 +32,10 @@ pub fn have_tool(name: &str) -> bool {
 /// Root plus containerd, ctr and runc: what a real-containerd test needs.
 pub fn require_containerd() -> bool {
     require("root", is_root())
-        && require("containerd (apt-get install containerd)", have_tool("containerd"))
+        && require(
+            "containerd (apt-get install containerd)",
+            have_tool("containerd"),
+        )
         && require("ctr (apt-get install containerd)", have_tool("ctr"))
         && require("runc (apt-get install runc)", have_tool("runc"))
         && require(

@@ -1,0 +1,369 @@
+//! The real binary, run as a user would: exit codes, stdout/stderr, JSON documents.
+//! One module per command.
+
+mod support;
+
+mod verify {
+    //! `verify --metrics-file` and `--metrics-url`: files, stdin, gzip, and a real HTTP server
+    //! on 127.0.0.1 (axum) answering plain, gzip-encoded and chunked responses.
+
+    use std::io::Write;
+    use std::net::SocketAddr;
+    use std::process::Output;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use assert_cmd::Command;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    /// A labelled scrape as cAdvisor writes it with the containerd factory registered: the
+    /// user's loki-gateway pod with its nginx container, and the union effect's empty values.
+    const LABELLED: &str = concat!(
+        "# HELP container_memory_working_set_bytes Current working set in bytes.\n",
+        "# TYPE container_memory_working_set_bytes gauge\n",
+        r#"container_memory_working_set_bytes{container_label_io_kubernetes_container_name="nginx",container_label_io_kubernetes_pod_name="loki-gateway-66c8f46897-2m445",container_label_io_kubernetes_pod_namespace="loki",id="/kubepods/besteffort/pod1f/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",image="docker.io/library/nginx:1.27",name="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"} 1.2345e+07 1784000000000"#,
+        "\n",
+        r#"container_memory_working_set_bytes{container_label_io_kubernetes_container_name="",container_label_io_kubernetes_pod_name="",container_label_io_kubernetes_pod_namespace="",id="/",image="",name=""} 1.1e+09 1784000000000"#,
+        "\n",
+    );
+
+    /// The same cAdvisor without containerd: `id`-only series.
+    const ID_ONLY: &str = concat!(
+        "# TYPE container_cpu_usage_seconds_total counter\n",
+        r#"container_cpu_usage_seconds_total{cpu="total",id="/",image="",name=""} 1234.5 1784000000000"#,
+        "\n",
+        r#"container_cpu_usage_seconds_total{cpu="total",id="/kubepods/besteffort/pod1f/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",image="",name=""} 3.25 1784000000000"#,
+        "\n",
+    );
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn cmd() -> Command {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("cadvisor-setup");
+        for var in [
+            "CADVISOR_SETUP_OUTPUT",
+            "CADVISOR_SETUP_TIMEOUT",
+            "CADVISOR_SETUP_HOST_ROOT",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn file_with(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// stdout must be exactly one JSON document.
+    fn json(out: &Output) -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}",
+                text(&out.stdout)
+            )
+        })
+    }
+
+    #[test]
+    fn a_labelled_file_passes_and_names_the_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(&dir, "metrics.txt", LABELLED.as_bytes());
+        let out = cmd()
+            .args(["verify", "--metrics-file", &path])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("PASS"), "{stdout}");
+        assert!(
+            stdout.contains("loki/loki-gateway-66c8f46897-2m445 (nginx)"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn an_id_only_file_fails_with_exit_6_and_the_diagnosis() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(&dir, "metrics.txt", ID_ONLY.as_bytes());
+        let out = cmd()
+            .args(["verify", "--metrics-file", &path])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(6), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("FAIL"), "{stdout}");
+        assert!(
+            stdout.contains("cAdvisor cannot reach containerd")
+                && stdout.contains("cadvisor-setup detect"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn a_gzip_file_is_recognised_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(&dir, "metrics.txt", &gzip(LABELLED.as_bytes()));
+        let out = cmd()
+            .args(["verify", "--metrics-file", &path, "-o", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let doc = json(&out);
+        assert_eq!(doc["scan"]["gzip"], true);
+        assert_eq!(doc["scan"]["labelled_series"], 1);
+        assert_eq!(doc["source"]["kind"], "file");
+    }
+
+    #[test]
+    fn stdin_is_read_with_a_dash() {
+        let out = cmd()
+            .args(["verify", "--metrics-file", "-", "-o", "json"])
+            .write_stdin(ID_ONLY)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        let doc = json(&out);
+        assert_eq!(doc["source"]["kind"], "stdin");
+        assert_eq!(doc["scan"]["id_only_series"], 2);
+    }
+
+    #[test]
+    fn json_output_is_one_document_with_the_contract_fields() {
+        let out = cmd()
+            .args(["-o", "json", "verify", "--metrics-file", "-"])
+            .write_stdin(LABELLED)
+            .output()
+            .unwrap();
+        let doc = json(&out);
+        assert_eq!(doc["ok"], true);
+        assert_eq!(doc["changed"], false);
+        assert_eq!(doc["exit_code"], 0);
+        assert_eq!(doc["verdict"], "labelled");
+        assert_eq!(doc["scan"]["series"], 2);
+        assert_eq!(
+            doc["scan"]["pods"][0],
+            serde_json::json!({"namespace": "loki", "pod": "loki-gateway-66c8f46897-2m445", "containers": ["nginx"]})
+        );
+        let failed = cmd()
+            .args(["-o", "json", "verify", "--metrics-file", "-"])
+            .write_stdin(ID_ONLY)
+            .output()
+            .unwrap();
+        let doc = json(&failed);
+        assert_eq!(
+            (doc["ok"].clone(), doc["exit_code"].clone()),
+            (false.into(), 6.into())
+        );
+        assert!(
+            doc["diagnosis"]
+                .as_str()
+                .unwrap()
+                .contains("cannot reach containerd")
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_a_usage_error() {
+        let out = cmd()
+            .args(["verify", "--metrics-file", "/nonexistent/metrics.txt"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("/nonexistent/metrics.txt") && stderr.contains("no such file"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+
+    // ---- URLs -----------------------------------------------------------------------------
+
+    /// Whether the last request to `/metrics` asked for gzip.
+    #[derive(Clone, Default)]
+    struct Seen {
+        asked_gzip: Arc<AtomicBool>,
+    }
+
+    /// `/metrics` answers like promhttp: gzip when asked, as a chunked stream;
+    /// `/plain` never compresses; `/id-only`; everything else is 404.
+    async fn serve() -> (SocketAddr, Seen) {
+        let seen = Seen::default();
+        let state = seen.clone();
+        let app = Router::new()
+            .route(
+                "/metrics",
+                get(move |headers: HeaderMap| {
+                    let state = state.clone();
+                    async move {
+                        let wants_gzip = headers
+                            .get(header::ACCEPT_ENCODING)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| v.contains("gzip"));
+                        state.asked_gzip.store(wants_gzip, Ordering::SeqCst);
+                        let body = if wants_gzip {
+                            gzip(LABELLED.as_bytes())
+                        } else {
+                            LABELLED.as_bytes().to_vec()
+                        };
+                        // Small chunks without a Content-Length: chunked transfer encoding.
+                        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                            body.chunks(17).map(|c| Ok(c.to_vec())).collect();
+                        let mut response =
+                            Response::new(Body::from_stream(futures::stream::iter(chunks)));
+                        let headers = response.headers_mut();
+                        headers.insert(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
+                                .parse()
+                                .unwrap(),
+                        );
+                        if wants_gzip {
+                            headers.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+                        }
+                        response
+                    }
+                }),
+            )
+            .route("/plain", get(|| async { LABELLED }))
+            .route("/id-only", get(|| async { ID_ONLY }))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (addr, seen)
+    }
+
+    /// Runs the binary off the async runtime so the server keeps answering.
+    async fn run(args: Vec<String>) -> Output {
+        tokio::task::spawn_blocking(move || cmd().args(&args).output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_url_is_fetched_with_gzip_and_chunked_encoding() {
+        let (addr, seen) = serve().await;
+        let url = format!("http://{addr}/metrics");
+        let out = run(args(&["verify", "--metrics-url", &url, "-o", "json"])).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            seen.asked_gzip.load(Ordering::SeqCst),
+            "verify must send Accept-Encoding: gzip"
+        );
+        let doc = json(&out);
+        assert_eq!(doc["scan"]["gzip"], true);
+        assert_eq!(doc["scan"]["labelled_series"], 1);
+        assert_eq!(
+            doc["source"],
+            serde_json::json!({"kind": "url", "location": url})
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_url_without_gzip_and_an_id_only_url() {
+        let (addr, _) = serve().await;
+        let out = run(args(&[
+            "verify",
+            "--metrics-url",
+            &format!("http://{addr}/plain"),
+            "-o",
+            "json",
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(json(&out)["scan"]["gzip"], false);
+
+        let out = run(args(&[
+            "verify",
+            "--metrics-url",
+            &format!("http://{addr}/id-only"),
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("cannot reach containerd"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_path_or_a_dead_endpoint_is_exit_1_naming_the_url() {
+        let (addr, _) = serve().await;
+        let url = format!("http://{addr}/nope");
+        let out = run(args(&["verify", "--metrics-url", &url])).await;
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&url) && stderr.contains("404"), "{stderr}");
+
+        // A port nobody listens on: bind one, then free it.
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = format!("http://{free}/metrics");
+        let out = run(args(&["verify", "--metrics-url", &url, "-o", "json"])).await;
+        assert_eq!(out.status.code(), Some(1));
+        let doc = json(&out);
+        assert_eq!(doc["exit_code"], 1);
+        assert!(doc["error"].as_str().unwrap().contains(&url), "{doc}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_endpoint_times_out() {
+        // Accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let url = format!("http://{addr}/metrics");
+        let started = std::time::Instant::now();
+        let out = run(args(&[
+            "verify",
+            "--metrics-url",
+            &url,
+            "--timeout",
+            "500ms",
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("--timeout"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn https_is_refused_as_a_usage_error() {
+        let out = cmd()
+            .args(["verify", "--metrics-url", "https://127.0.0.1:8443/metrics"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("https is not supported"));
+    }
+}
