@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
             ));
             match &ds.last_verification {
                 Some(v) => ui.line(format!(
-                    "  verified: {} at {}",
+                    "  verified: {} (this result since {})",
                     if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
                         ui.good("ok")
                     } else {

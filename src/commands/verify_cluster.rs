@@ -107,15 +107,24 @@ pub fn code_of(v: &Verification) -> ExitCode {
 }
 
 /// Stores the result on the DaemonSet when we installed it (never on a hand-made install).
+///
+/// Written only when the result differs from the stored one (ok, nodes, passed), so a rerun that
+/// changes nothing leaves every resourceVersion as it was; `time` is when this result was first
+/// seen.
 pub async fn record(ctx: &Context, cluster: &Cluster, v: &Verification) {
-    let ours = match cluster::status::daemonset(cluster, &v.namespace, &v.daemonset).await {
-        Ok(Some(ds)) => ds.ours,
-        _ => false,
+    let stored = match cluster::status::daemonset(cluster, &v.namespace, &v.daemonset).await {
+        Ok(Some(ds)) if ds.ours => ds.last_verification,
+        _ => return,
     };
-    if !ours {
+    let passed = v.nodes.iter().filter(|n| n.passed).count();
+    let same = stored.as_ref().is_some_and(|s| {
+        s.get("ok") == Some(&serde_json::json!(v.ok))
+            && s.get("nodes") == Some(&serde_json::json!(v.nodes.len()))
+            && s.get("passed") == Some(&serde_json::json!(passed))
+    });
+    if same {
         return;
     }
-    let passed = v.nodes.iter().filter(|n| n.passed).count();
     let value = serde_json::json!({
         "time": k8s_openapi::jiff::Timestamp::now().to_string(),
         "ok": v.ok,
