@@ -1,1 +1,485 @@
-//! The fake Kubernetes API server (being written).
+//! A faithful fake Kubernetes API server for the cluster tier of the tests (design.md §6.3).
+//!
+//! In-process, HTTPS with a fresh test CA and client-certificate auth like MicroK8s'
+//! `client.config`; real Kubernetes JSON; server-side apply with managedFields, conflicts and
+//! force; watch; a DaemonSet controller over simulated nodes; pods/log; pod and node proxies whose
+//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; switchable
+//! failures. It runs on its own tokio runtime, so tests may call blocking tools (kubectl) while
+//! it serves.
+//!
+//! ```ignore
+//! let cluster = FakeCluster::start(FakeClusterConfig::one_node(SimNode::microk8s("node-1", root)));
+//! kubectl --kubeconfig cluster.kubeconfig_path() get nodes
+//! ```
+
+pub mod apply;
+pub mod cadvisor;
+pub mod containerd;
+pub mod controller;
+pub mod defaults;
+pub mod resources;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use self::resources::Resource;
+use self::store::Store;
+
+/// One simulated node: a Node object, a kubelet (configz, /metrics/cadvisor) and a host root
+/// holding (perhaps) a real containerd.
+#[derive(Debug, Clone)]
+pub struct SimNode {
+    pub name: String,
+    /// The node's `/`: host paths of hostPath volumes resolve under it.
+    pub host_root: PathBuf,
+    /// Host path (inside `host_root`) of the containerd socket the kubelet uses.
+    pub containerd_socket: PathBuf,
+    /// `containerRuntimeEndpoint` as configz reports it.
+    pub runtime_endpoint: String,
+    pub kubelet_version: String,
+    /// `status.nodeInfo.containerRuntimeVersion`.
+    pub container_runtime_version: String,
+    pub internal_ip: String,
+    pub labels: Vec<(String, String)>,
+}
+
+impl SimNode {
+    /// A MicroK8s node: socket `/var/snap/microk8s/common/run/containerd.sock`, endpoint written
+    /// without `unix://` (canonical/microk8s: microk8s-resources/default-args/kubelet).
+    pub fn microk8s(name: &str, host_root: &Path) -> SimNode {
+        SimNode {
+            name: name.to_string(),
+            host_root: host_root.to_path_buf(),
+            containerd_socket: PathBuf::from("/var/snap/microk8s/common/run/containerd.sock"),
+            runtime_endpoint: "/var/snap/microk8s/common/run/containerd.sock".to_string(),
+            kubelet_version: "v1.33.4".to_string(),
+            container_runtime_version: "containerd://1.6.20".to_string(),
+            internal_ip: "10.0.0.10".to_string(),
+            labels: vec![
+                ("microk8s.io/cluster".into(), "true".into()),
+                (
+                    "node.kubernetes.io/microk8s-controlplane".into(),
+                    "microk8s-controlplane".into(),
+                ),
+            ],
+        }
+    }
+
+    /// The real path of the kubelet's containerd socket on this machine.
+    pub fn real_socket(&self) -> PathBuf {
+        cadvisor::resolve_in_root(&self.host_root, &self.containerd_socket)
+    }
+}
+
+pub struct FakeClusterConfig {
+    pub nodes: Vec<SimNode>,
+    /// Serve `monitoring.coreos.com/v1` (ServiceMonitor), as when the Prometheus operator's
+    /// CRDs are installed. Switchable later with [`FakeCluster::set_prometheus_operator`].
+    pub prometheus_operator: bool,
+    /// The user the client certificate names (for Forbidden messages).
+    pub user: String,
+    /// Time from a pod's creation to its container running (the kubelet's work).
+    pub pod_start_delay: Duration,
+}
+
+impl Default for FakeClusterConfig {
+    fn default() -> Self {
+        FakeClusterConfig {
+            nodes: Vec::new(),
+            prometheus_operator: false,
+            user: "admin".to_string(),
+            pod_start_delay: Duration::from_millis(150),
+        }
+    }
+}
+
+impl FakeClusterConfig {
+    pub fn with_nodes(nodes: Vec<SimNode>) -> Self {
+        FakeClusterConfig {
+            nodes,
+            ..Default::default()
+        }
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    pub user_agent: String,
+    pub content_type: String,
+}
+
+impl RequestRecord {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_watch(&self) -> bool {
+        matches!(self.param("watch"), Some("true" | "1"))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FailureState {
+    /// `(verb, resource)` pairs answered with 403; `*` matches any; resource is the RBAC
+    /// resource (`daemonsets`, `pods/log`, `nodes/proxy`).
+    pub forbid: Vec<(String, String)>,
+    /// New pods never pull their image (ImagePullBackOff).
+    pub image_pull: bool,
+    /// New pods crash after starting (CrashLoopBackOff, rising restartCount).
+    pub crash_loop: bool,
+    pub pod_start_delay: Duration,
+}
+
+/// Failure switches, settable at any time from the test.
+pub struct Failures {
+    state: Mutex<FailureState>,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Failures {
+    fn new(pod_start_delay: Duration) -> Failures {
+        Failures {
+            state: Mutex::new(FailureState {
+                pod_start_delay,
+                ..Default::default()
+            }),
+            down: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FailureState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> FailureState {
+        self.lock().clone()
+    }
+
+    /// Answer `verb` on `resource` with RBAC's 403 (e.g. `("patch", "daemonsets")`).
+    pub fn forbid(&self, verb: &str, resource: &str) {
+        self.lock().forbid.push((verb.into(), resource.into()));
+    }
+
+    pub fn allow_all(&self) {
+        self.lock().forbid.clear();
+    }
+
+    pub fn is_forbidden(&self, verb: &str, resource: &str) -> bool {
+        self.lock()
+            .forbid
+            .iter()
+            .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || r == resource))
+    }
+
+    /// Close the listener and every open connection (connection refused), or reopen it on the
+    /// same port.
+    pub fn set_api_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+
+    pub fn api_down(&self) -> bool {
+        *self.down.borrow()
+    }
+
+    pub fn set_image_pull_failure(&self, on: bool) {
+        self.lock().image_pull = on;
+    }
+
+    pub fn set_crash_loop(&self, on: bool) {
+        self.lock().crash_loop = on;
+    }
+
+    /// Slow rollout: each new pod takes this long to start.
+    pub fn set_pod_start_delay(&self, delay: Duration) {
+        self.lock().pod_start_delay = delay;
+    }
+
+    pub(crate) fn down_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.down.subscribe()
+    }
+}
+
+/// What the simulated kubelet knows about one pod (kept outside the API objects).
+#[derive(Debug, Clone)]
+pub struct PodRuntime {
+    pub created: Instant,
+    pub started: Option<Instant>,
+    pub registration: Option<cadvisor::Registration>,
+    pub restarts: u32,
+    pub last_restart: Option<Instant>,
+    pub failed_pull: bool,
+    pub crashing: bool,
+}
+
+pub struct State {
+    pub store: Mutex<Store>,
+    pub failures: Arc<Failures>,
+    pub nodes: Vec<SimNode>,
+    pub user: String,
+    pub crds: AtomicBool,
+    pub requests: Mutex<Vec<RequestRecord>>,
+    pub verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    pub port: AtomicU16,
+    pub pods: Mutex<HashMap<String, PodRuntime>>,
+    pub started: Instant,
+}
+
+impl State {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn pods(&self) -> MutexGuard<'_, HashMap<String, PodRuntime>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn crds(&self) -> bool {
+        self.crds.load(Ordering::SeqCst)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&SimNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// The running fake cluster. Dropping it stops the server.
+pub struct FakeCluster {
+    runtime: Option<tokio::runtime::Runtime>,
+    state: Arc<State>,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    pki: tls::Pki,
+    port: u16,
+}
+
+/// Finds a resource by kind (`DaemonSet`), plural (`daemonsets`), qualified plural
+/// (`daemonsets.apps`) or short name (`ds`).
+pub fn resource(kind: &str) -> &'static Resource {
+    resources::RESOURCES
+        .iter()
+        .find(|r| {
+            r.kind.eq_ignore_ascii_case(kind)
+                || r.plural == kind
+                || r.qualified() == kind
+                || r.short_names.contains(&kind)
+        })
+        .unwrap_or_else(|| panic!("the fake API server does not serve {kind:?}"))
+}
+
+impl FakeCluster {
+    /// Starts the server on 127.0.0.1 (a free port), registers the nodes and the `default`,
+    /// `kube-system` and `kube-public` namespaces, and starts the DaemonSet controller.
+    pub fn start(config: FakeClusterConfig) -> FakeCluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fake-api")
+            .enable_all()
+            .build()
+            .expect("build the fake API server's runtime");
+        let pki = tls::Pki::generate();
+        let dir = tempfile::Builder::new()
+            .prefix("fake-api")
+            .tempdir()
+            .expect("temp dir for the kubeconfig");
+        let state = Arc::new(State {
+            store: Mutex::new(Store::new()),
+            failures: Arc::new(Failures::new(config.pod_start_delay)),
+            nodes: config.nodes,
+            user: config.user,
+            crds: AtomicBool::new(config.prometheus_operator),
+            requests: Mutex::new(Vec::new()),
+            verifier: pki.client_verifier(),
+            port: AtomicU16::new(0),
+            pods: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+        });
+        controller::seed(&state);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        state.port.store(port, Ordering::SeqCst);
+        runtime.spawn(server::serve(state.clone(), listener, pki.server_config()));
+        runtime.spawn(controller::run(state.clone()));
+        let server = format!("https://127.0.0.1:{port}");
+        let kubeconfig = pki.write_kubeconfig(dir.path(), "client.config", &server, Some(&pki.admin));
+        FakeCluster {
+            runtime: Some(runtime),
+            state,
+            dir,
+            kubeconfig,
+            pki,
+            port,
+        }
+    }
+
+    /// A MicroK8s-style kubeconfig (`client.config`) with the admin client certificate.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A kubeconfig with the right CA but no client certificate (requests get 401).
+    pub fn kubeconfig_without_client_cert(&self) -> PathBuf {
+        self.pki
+            .write_kubeconfig(self.dir.path(), "anonymous.config", &self.server_url(), None)
+    }
+
+    /// A kubeconfig whose client certificate comes from another CA (requests get 401).
+    pub fn kubeconfig_with_untrusted_cert(&self) -> PathBuf {
+        self.pki.write_kubeconfig(
+            self.dir.path(),
+            "stranger.config",
+            &self.server_url(),
+            Some(&self.pki.stranger),
+        )
+    }
+
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.pki.ca_pem
+    }
+
+    pub fn failures(&self) -> &Failures {
+        &self.state.failures
+    }
+
+    /// Serve (or stop serving) `monitoring.coreos.com/v1`.
+    pub fn set_prometheus_operator(&self, installed: bool) {
+        self.state.crds.store(installed, Ordering::SeqCst);
+    }
+
+    /// The stored object, as a GET would return it. `kind` as in [`resource`]; `namespace` is
+    /// ignored for cluster-scoped kinds.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = resource(kind);
+        let ns = if res.namespaced { namespace } else { "" };
+        self.state.store().get(res, ns, name).cloned()
+    }
+
+    pub fn list(&self, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        let res = resource(kind);
+        self.state.store().list(res, namespace)
+    }
+
+    /// Events whose `involvedObject.name` is `name`.
+    pub fn events_for(&self, namespace: &str, name: &str) -> Vec<Value> {
+        self.list("events", Some(namespace))
+            .into_iter()
+            .filter(|e| e["involvedObject"]["name"] == name)
+            .collect()
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.state.store().rv()
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Stores `obj` as if `manager` had created it with a plain create (operation Update),
+    /// creating its namespace if needed. Returns the stored object.
+    pub fn create(&self, manager: &str, obj: Value) -> Value {
+        server::create_as(&self.state, manager, obj).expect("seed object")
+    }
+
+    /// A DaemonSet `namespace/name` created by `kubectl apply` without `--server-side`
+    /// (manager `kubectl-client-side-apply`, operation Update) with container `cadvisor` running
+    /// `image`: applying another image is a conflict.
+    pub fn seed_foreign_daemonset(&self, namespace: &str, name: &str, image: &str) -> Value {
+        self.create(
+            "kubectl-client-side-apply",
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                "spec": {
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": "cadvisor", "image": image}]}
+                    }
+                }
+            }),
+        )
+    }
+
+    /// Polls the store (test side) until `pred` holds or `timeout` passes.
+    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&FakeCluster) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the simulated cAdvisor of `pod` logged at start, if it started.
+    pub fn cadvisor_registration(&self, pod_uid: &str) -> Option<cadvisor::Registration> {
+        self.state.pods().get(pod_uid).and_then(|p| p.registration.clone())
+    }
+
+    pub fn nodes(&self) -> &[SimNode] {
+        &self.state.nodes
+    }
+
+    /// Stops the server and the controller.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,676 @@
+//! The control plane's and the kubelets' share of the work: Node objects for the simulated nodes,
+//! the DaemonSet controller (one pod per node, rolling update with maxUnavailable, status as
+//! kubernetes/kubernetes: pkg/controller/daemon computes it), and each pod's life on its node
+//! (Pending → Running/Ready, or ImagePullBackOff / CrashLoopBackOff with their Events).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::apply;
+use super::cadvisor;
+use super::server;
+use super::store::{name_of, now, ns_of, uid_of};
+use super::{PodRuntime, SimNode, State, resource};
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// Kubernetes' `rand.String` alphabet (no vowels, no confusable digits).
+pub fn random_suffix(n: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = COUNTER.fetch_add(1, Ordering::SeqCst)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `controller-revision-hash` of a pod template (stable for equal templates).
+pub fn template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = fnv(&template.to_string());
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+            h /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn node_object(n: &SimNode) -> Value {
+    let mut labels = json!({
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": n.name,
+        "kubernetes.io/os": "linux",
+    });
+    for (k, v) in &n.labels {
+        labels[k] = json!(v);
+    }
+    let t = now();
+    let cond = |ty: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": ty, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": t, "lastTransitionTime": t})
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": n.name,
+            "labels": labels,
+            "annotations": {
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true"
+            }
+        },
+        "spec": {"podCIDR": "10.1.0.0/24", "podCIDRs": ["10.1.0.0/24"]},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": n.internal_ip},
+                {"type": "Hostname", "address": n.name}
+            ],
+            "allocatable": {"cpu": "2", "ephemeral-storage": "19475088Ki", "hugepages-2Mi": "0", "memory": "24522228Ki", "pods": "110"},
+            "capacity": {"cpu": "2", "ephemeral-storage": "20523664Ki", "hugepages-2Mi": "0", "memory": "24624628Ki", "pods": "110"},
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": "5f1c1a7e-0000-4000-8000-000000000001",
+                "containerRuntimeVersion": n.container_runtime_version,
+                "kernelVersion": "6.1.0-27-amd64",
+                "kubeProxyVersion": n.kubelet_version,
+                "kubeletVersion": n.kubelet_version,
+                "machineID": "0123456789abcdef0123456789abcdef",
+                "operatingSystem": "linux",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "systemUUID": "00000000-0000-0000-0000-000000000001"
+            }
+        }
+    })
+}
+
+/// Namespaces every cluster has, and the nodes.
+pub fn seed(state: &Arc<State>) {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let _ = server::create(
+            state,
+            resource("namespaces"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            "kube-apiserver",
+            false,
+        );
+    }
+    for n in &state.nodes {
+        let _ = server::create(state, resource("nodes"), node_object(n), "kubelet", false);
+    }
+}
+
+pub async fn run(state: Arc<State>) {
+    let mut rx = state.store().receiver();
+    loop {
+        tokio::select! {
+            r = rx.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+        }
+        reconcile_daemonsets(&state);
+        pods_lifecycle(&state).await;
+        daemonset_status(&state);
+    }
+}
+
+fn owned_by(pod: &Value, uid: &str) -> bool {
+    pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|o| o["uid"] == uid && o["controller"] == true))
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn node_selected(ds: &Value, node: &SimNode) -> bool {
+    let Some(sel) = ds["spec"]["template"]["spec"]["nodeSelector"].as_object() else {
+        return true;
+    };
+    let mut labels: Vec<(String, String)> = vec![
+        ("kubernetes.io/hostname".into(), node.name.clone()),
+        ("kubernetes.io/os".into(), "linux".into()),
+        ("kubernetes.io/arch".into(), "amd64".into()),
+    ];
+    labels.extend(node.labels.iter().cloned());
+    sel.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && Some(lv.as_str()) == v.as_str()))
+}
+
+fn max_unavailable(ds: &Value, desired: usize) -> usize {
+    let v = &ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"];
+    let n = match v {
+        Value::Number(n) => n.as_u64().unwrap_or(1) as usize,
+        Value::String(s) if s.ends_with('%') => {
+            let pct: usize = s.trim_end_matches('%').parse().unwrap_or(0);
+            desired * pct / 100
+        }
+        _ => 1,
+    };
+    n.max(1)
+}
+
+fn new_pod(ds: &Value, node: &SimNode, hash: &str) -> Value {
+    let template = &ds["spec"]["template"];
+    let ds_name = name_of(ds);
+    let mut labels = template["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    labels["controller-revision-hash"] = json!(hash);
+    labels["pod-template-generation"] = json!(ds["metadata"]["generation"].as_i64().unwrap_or(1).to_string());
+    let mut spec = template["spec"].clone();
+    spec["nodeName"] = json!(node.name);
+    spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node.name]}]}]
+    });
+    let mut tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    for (key, effect) in [
+        ("node.kubernetes.io/not-ready", "NoExecute"),
+        ("node.kubernetes.io/unreachable", "NoExecute"),
+        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+        ("node.kubernetes.io/pid-pressure", "NoSchedule"),
+        ("node.kubernetes.io/unschedulable", "NoSchedule"),
+    ] {
+        if !tolerations.iter().any(|t| t["key"] == key) {
+            tolerations.push(json!({"key": key, "operator": "Exists", "effect": effect}));
+        }
+    }
+    spec["tolerations"] = json!(tolerations);
+    let sa = spec["serviceAccountName"].as_str().unwrap_or("default").to_string();
+    spec["serviceAccountName"] = json!(sa);
+    spec["serviceAccount"] = json!(sa);
+    spec["priority"] = json!(0);
+    spec["preemptionPolicy"] = json!("PreemptLowerPriority");
+    let qos = if spec["containers"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| c["resources"].as_object().is_some_and(|r| !r.is_empty()))
+    }) {
+        "Burstable"
+    } else {
+        "BestEffort"
+    };
+    let mut meta = json!({
+        "name": format!("{ds_name}-{}", random_suffix(5)),
+        "generateName": format!("{ds_name}-"),
+        "namespace": ns_of(ds),
+        "labels": labels,
+        "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "name": ds_name, "uid": uid_of(ds),
+            "controller": true, "blockOwnerDeletion": true
+        }]
+    });
+    if template["metadata"]["annotations"].is_object() {
+        meta["annotations"] = template["metadata"]["annotations"].clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": spec,
+        "status": {
+            "phase": "Pending",
+            "qosClass": qos,
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}]
+        }
+    })
+}
+
+/// One pass of the DaemonSet controller: create missing pods, replace outdated ones within
+/// `maxUnavailable`.
+fn reconcile_daemonsets(state: &Arc<State>) {
+    let (daemonsets, pods) = {
+        let store = state.store();
+        (store.list(resource("daemonsets"), None), store.list(resource("pods"), None))
+    };
+    for ds in daemonsets {
+        if ds["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let hash = template_hash(&ds["spec"]["template"]);
+        let uid = uid_of(&ds);
+        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let nodes: Vec<&SimNode> = state.nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
+        let mut unavailable = 0;
+        let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
+        for node in &nodes {
+            let on_node: Vec<&&Value> = owned.iter().filter(|p| p["spec"]["nodeName"] == node.name).collect();
+            match on_node.first() {
+                None => {
+                    create_pod(state, &ds, node, &hash);
+                    unavailable += 1;
+                }
+                Some(p) => {
+                    let current = p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
+                    if !pod_ready(p) {
+                        unavailable += 1;
+                    }
+                    if !current && rolling {
+                        outdated.push((node, p));
+                    }
+                }
+            }
+        }
+        // Pods on nodes that no longer match go.
+        for p in &owned {
+            if !nodes.iter().any(|n| p["spec"]["nodeName"] == n.name) {
+                delete_pod(state, &ds, p);
+            }
+        }
+        let budget = max_unavailable(&ds, nodes.len());
+        for (node, old) in outdated {
+            let old_ready = pod_ready(old);
+            if old_ready && unavailable >= budget {
+                break;
+            }
+            delete_pod(state, &ds, old);
+            create_pod(state, &ds, node, &hash);
+            if old_ready {
+                unavailable += 1;
+            }
+        }
+    }
+}
+
+fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
+    let pod = new_pod(ds, node, hash);
+    if let Ok(created) = server::create(state, resource("pods"), pod, "kube-controller-manager", false) {
+        state.pods().insert(
+            uid_of(&created),
+            PodRuntime {
+                created: Instant::now(),
+                started: None,
+                registration: None,
+                restarts: 0,
+                last_restart: None,
+                failed_pull: false,
+                crashing: false,
+            },
+        );
+        event(
+            state,
+            ds,
+            None,
+            "Normal",
+            "SuccessfulCreate",
+            &format!("Created pod: {}", name_of(&created)),
+            "daemonset-controller",
+            None,
+        );
+        event(
+            state,
+            &created,
+            None,
+            "Normal",
+            "Scheduled",
+            &format!("Successfully assigned {}/{} to {}", ns_of(&created), name_of(&created), node.name),
+            "default-scheduler",
+            None,
+        );
+    }
+}
+
+fn delete_pod(state: &Arc<State>, ds: &Value, pod: &Value) {
+    if server::delete(state, resource("pods"), &ns_of(pod), &name_of(pod), None).is_ok() {
+        state.pods().remove(&uid_of(pod));
+        event(
+            state,
+            ds,
+            None,
+            "Normal",
+            "SuccessfulDelete",
+            &format!("Deleted pod: {}", name_of(pod)),
+            "daemonset-controller",
+            None,
+        );
+    }
+}
+
+/// Records (or counts again) an Event about `obj`.
+#[allow(clippy::too_many_arguments)]
+pub fn event(
+    state: &Arc<State>,
+    obj: &Value,
+    field_path: Option<&str>,
+    ty: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+    host: Option<&str>,
+) {
+    let ns = ns_of(obj);
+    let events = resource("events");
+    let existing = state
+        .store()
+        .list(events, Some(&ns))
+        .into_iter()
+        .find(|e| e["involvedObject"]["uid"] == uid_of(obj) && e["reason"] == reason && e["message"] == message);
+    let t = now();
+    if let Some(mut e) = existing {
+        e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+        e["lastTimestamp"] = json!(t);
+        state.store().put(events, e);
+        return;
+    }
+    let mut involved = json!({
+        "apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": name_of(obj),
+        "namespace": ns, "uid": uid_of(obj), "resourceVersion": obj["metadata"]["resourceVersion"],
+    });
+    if let Some(fp) = field_path {
+        involved["fieldPath"] = json!(fp);
+    }
+    let mut source = json!({"component": component});
+    if let Some(h) = host {
+        source["host"] = json!(h);
+    }
+    let ev = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{}.{:x}", name_of(obj), fnv(&format!("{}{reason}{message}{t}", uid_of(obj))) >> 8), "namespace": ns},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message,
+        "type": ty,
+        "source": source,
+        "count": 1,
+        "firstTimestamp": t,
+        "lastTimestamp": t,
+        "eventTime": null,
+        "reportingComponent": component,
+        "reportingInstance": host.unwrap_or_default(),
+    });
+    let _ = server::create(state, events, ev, component, false);
+}
+
+fn container_name(pod: &Value) -> String {
+    pod["spec"]["containers"][0]["name"].as_str().unwrap_or("main").to_string()
+}
+
+fn write_status(state: &Arc<State>, pod: &Value, status: Value) {
+    let mut store = state.store();
+    let pods = resource("pods");
+    let Some(live) = store.get(pods, &ns_of(pod), &name_of(pod)).cloned() else {
+        return;
+    };
+    if live["metadata"]["uid"] != pod["metadata"]["uid"] {
+        return;
+    }
+    let mut new = live.clone();
+    new["status"] = status;
+    if new == live {
+        return;
+    }
+    apply::record_update(Some(&live), &mut new, "kubelet", Some("status"), &now());
+    store.put(pods, new);
+}
+
+fn pod_ip(pod: &Value) -> String {
+    format!("10.1.0.{}", 2 + fnv(&uid_of(pod)) % 250)
+}
+
+fn container_statuses(pod: &Value, state_json: Value, ready: bool, restarts: u32, last: Option<Value>) -> Value {
+    let c = &pod["spec"]["containers"][0];
+    let image = c["image"].as_str().unwrap_or_default();
+    let running = state_json.get("running").is_some();
+    let mut s = json!({
+        "name": container_name(pod),
+        "image": image,
+        "imageID": if running { format!("{image}@sha256:{:064x}", fnv(image)) } else { String::new() },
+        "ready": ready,
+        "restartCount": restarts,
+        "started": running,
+        "state": state_json,
+        "lastState": last.unwrap_or(json!({})),
+    });
+    if running {
+        s["containerID"] = json!(format!("containerd://{:016x}{:016x}{:016x}{:016x}",
+            fnv(&uid_of(pod)), fnv(image), fnv(&name_of(pod)), restarts));
+    }
+    json!([s])
+}
+
+fn conditions(ready: bool, initialized: bool) -> Value {
+    let t = now();
+    let b = |v: bool| if v { "True" } else { "False" };
+    let mut ready_c = json!({"type": "Ready", "status": b(ready), "lastProbeTime": null, "lastTransitionTime": t});
+    let mut cready = json!({"type": "ContainersReady", "status": b(ready), "lastProbeTime": null, "lastTransitionTime": t});
+    if !ready {
+        for c in [&mut ready_c, &mut cready] {
+            c["reason"] = json!("ContainersNotReady");
+        }
+    }
+    json!([
+        {"type": "PodReadyToStartContainers", "status": b(initialized), "lastProbeTime": null, "lastTransitionTime": t},
+        {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": t},
+        ready_c,
+        cready,
+        {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": t}
+    ])
+}
+
+/// The kubelets: start pods whose delay has passed, or fail them as the switches say.
+async fn pods_lifecycle(state: &Arc<State>) {
+    let failures = state.failures.snapshot();
+    let pods = state.store().list(resource("pods"), None);
+    for pod in pods {
+        let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)).cloned() else {
+            continue;
+        };
+        let uid = uid_of(&pod);
+        let rt = {
+            let mut table = state.pods();
+            table
+                .entry(uid.clone())
+                .or_insert_with(|| PodRuntime {
+                    created: Instant::now(),
+                    started: None,
+                    registration: None,
+                    restarts: 0,
+                    last_restart: None,
+                    failed_pull: false,
+                    crashing: false,
+                })
+                .clone()
+        };
+        let cname = container_name(&pod);
+        let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+        let field_path = format!("spec.containers{{{cname}}}");
+        let host_ip = node.internal_ip.clone();
+        let base_status = |phase: &str, ready: bool, statuses: Value| {
+            let mut s = json!({
+                "phase": phase,
+                "conditions": conditions(ready, phase == "Running"),
+                "hostIP": host_ip,
+                "hostIPs": [{"ip": host_ip}],
+                "qosClass": pod["status"]["qosClass"],
+                "startTime": pod["metadata"]["creationTimestamp"],
+                "containerStatuses": statuses,
+            });
+            if phase == "Running" {
+                let ip = pod_ip(&pod);
+                s["podIP"] = json!(ip);
+                s["podIPs"] = json!([{"ip": ip}]);
+            }
+            s
+        };
+        if rt.started.is_none() {
+            if rt.created.elapsed() < failures.pod_start_delay {
+                continue;
+            }
+            if failures.image_pull {
+                if !rt.failed_pull {
+                    let waiting = json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}});
+                    write_status(state, &pod, base_status("Pending", false, container_statuses(&pod, waiting, false, 0, None)));
+                    let host = Some(node.name.as_str());
+                    event(state, &pod, Some(&field_path), "Normal", "Pulling", &format!("Pulling image \"{image}\""), "kubelet", host);
+                    event(state, &pod, Some(&field_path), "Warning", "Failed",
+                        &format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"),
+                        "kubelet", host);
+                    event(state, &pod, Some(&field_path), "Warning", "Failed", "Error: ErrImagePull", "kubelet", host);
+                    event(state, &pod, Some(&field_path), "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""), "kubelet", host);
+                    event(state, &pod, Some(&field_path), "Warning", "Failed", "Error: ImagePullBackOff", "kubelet", host);
+                    if let Some(p) = state.pods().get_mut(&uid) {
+                        p.failed_pull = true;
+                    }
+                }
+                continue;
+            }
+            // The container starts: cAdvisor registers its factories once, now.
+            let registration = cadvisor::register(state, &pod, &node).await;
+            let started_at = now();
+            {
+                let mut table = state.pods();
+                if let Some(p) = table.get_mut(&uid) {
+                    p.started = Some(Instant::now());
+                    p.registration = Some(registration);
+                    p.crashing = failures.crash_loop;
+                    p.failed_pull = false;
+                }
+            }
+            let host = Some(node.name.as_str());
+            event(state, &pod, Some(&field_path), "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"), "kubelet", host);
+            event(state, &pod, Some(&field_path), "Normal", "Created", &format!("Created container: {cname}"), "kubelet", host);
+            event(state, &pod, Some(&field_path), "Normal", "Started", &format!("Started container {cname}"), "kubelet", host);
+            if failures.crash_loop {
+                crash(state, &pod, &node, &base_status, 1);
+            } else {
+                let running = json!({"running": {"startedAt": started_at}});
+                write_status(state, &pod, base_status("Running", true, container_statuses(&pod, running, true, 0, None)));
+            }
+            continue;
+        }
+        if rt.crashing {
+            let due = rt.last_restart.is_none_or(|t| t.elapsed() >= Duration::from_millis(400));
+            if due {
+                crash(state, &pod, &node, &base_status, rt.restarts + 1);
+            }
+        }
+    }
+}
+
+fn crash(state: &Arc<State>, pod: &Value, node: &SimNode, base_status: &dyn Fn(&str, bool, Value) -> Value, restarts: u32) {
+    let cname = container_name(pod);
+    let uid = uid_of(pod);
+    let t = now();
+    let waiting = json!({"waiting": {"reason": "CrashLoopBackOff",
+        "message": format!("back-off 10s restarting failed container={cname} pod={}_{}({uid})", name_of(pod), ns_of(pod))}});
+    let last = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": t, "finishedAt": t,
+        "containerID": format!("containerd://{:064x}", fnv(&format!("{uid}{restarts}")))}});
+    write_status(state, pod, base_status("Running", false, container_statuses(pod, waiting, false, restarts, Some(last))));
+    if let Some(p) = state.pods().get_mut(&uid) {
+        p.restarts = restarts;
+        p.last_restart = Some(Instant::now());
+    }
+    event(
+        state,
+        pod,
+        Some(&format!("spec.containers{{{cname}}}")),
+        "Warning",
+        "BackOff",
+        &format!("Back-off restarting failed container {cname} in pod {}_{}({uid})", name_of(pod), ns_of(pod)),
+        "kubelet",
+        Some(&node.name),
+    );
+}
+
+/// DaemonSet status as the controller's `updateDaemonSetStatus` computes it.
+fn daemonset_status(state: &Arc<State>) {
+    let dss = resource("daemonsets");
+    let (daemonsets, pods) = {
+        let store = state.store();
+        (store.list(dss, None), store.list(resource("pods"), None))
+    };
+    for ds in daemonsets {
+        let hash = template_hash(&ds["spec"]["template"]);
+        let uid = uid_of(&ds);
+        let nodes: Vec<&SimNode> = state.nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let desired = nodes.len() as i64;
+        let mut current = 0;
+        let mut updated = 0;
+        let mut ready = 0;
+        let mut misscheduled = 0;
+        for p in &owned {
+            let on_desired_node = nodes.iter().any(|n| p["spec"]["nodeName"] == n.name);
+            if !on_desired_node {
+                misscheduled += 1;
+                continue;
+            }
+            current += 1;
+            if p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str() {
+                updated += 1;
+            }
+            if pod_ready(p) {
+                ready += 1;
+            }
+        }
+        let available = ready;
+        let mut status = json!({
+            "currentNumberScheduled": current,
+            "desiredNumberScheduled": desired,
+            "numberMisscheduled": misscheduled,
+            "numberReady": ready,
+            "observedGeneration": ds["metadata"]["generation"],
+        });
+        // omitempty fields, as the real JSON leaves them out when zero.
+        if updated > 0 {
+            status["updatedNumberScheduled"] = json!(updated);
+        }
+        if available > 0 {
+            status["numberAvailable"] = json!(available);
+        }
+        if desired - available > 0 {
+            status["numberUnavailable"] = json!(desired - available);
+        }
+        if ds["status"] == status {
+            continue;
+        }
+        let mut store = state.store();
+        let Some(live) = store.get(dss, &ns_of(&ds), &name_of(&ds)).cloned() else {
+            continue;
+        };
+        if live["metadata"]["uid"] != ds["metadata"]["uid"] || live["spec"] != ds["spec"] {
+            continue;
+        }
+        let mut new = live.clone();
+        new["status"] = status;
+        apply::record_update(Some(&live), &mut new, "kube-controller-manager", Some("status"), &now());
+        store.put(dss, new);
+    }
+}
