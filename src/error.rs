@@ -136,6 +136,9 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<crate::commands::verify::FetchError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::options::OptionsError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::cluster::ClusterError>() {
             return e.exit_code();
         }

@@ -1,31 +1,424 @@
-//! Raw flags (`cli`) → validated options with the source of each value
-//! (flag > env > `--config` file > detected default).
+//! Raw flags (`cli`) → options with the source of each value, by precedence
+//! flag > environment (`CADVISOR_SETUP_<FLAG>`) > `--config answers.yaml` > detected/built-in default.
+//!
+//! clap already folds the environment into each flag and tells us which of the two a value came
+//! from ([`clap::parser::ValueSource`]); the answers file fills what neither gave.
 
-use crate::cli::PlanArgs;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{PlanArgs, ServiceMonitorMode};
+use crate::error::{Classify, ExitCode};
 use crate::plan::PlanOptions;
 
-/// Applies the built-in defaults to what the user gave.
-pub fn plan_options(args: &PlanArgs) -> PlanOptions {
+/// Where a value came from, for `-v` and the JSON report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValueSource {
+    Flag,
+    Env,
+    File,
+    Prompt,
+    Detected,
+    Default,
+}
+
+impl fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueSource::Flag => "flag",
+            ValueSource::Env => "environment",
+            ValueSource::File => "config file",
+            ValueSource::Prompt => "answer",
+            ValueSource::Detected => "detected",
+            ValueSource::Default => "default",
+        })
+    }
+}
+
+/// Asks clap where a flag's value came from (flag or environment). Keys are clap argument ids
+/// (the field names of [`PlanArgs`], e.g. `cpu_request`).
+pub trait FlagSources {
+    fn source_of(&self, id: &str) -> Option<ValueSource>;
+}
+
+impl FlagSources for clap::ArgMatches {
+    fn source_of(&self, id: &str) -> Option<ValueSource> {
+        let matches = match self.subcommand() {
+            Some((_, sub)) => sub,
+            None => self,
+        };
+        match matches.try_get_raw(id) {
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+        match matches.value_source(id) {
+            Some(clap::parser::ValueSource::CommandLine) => Some(ValueSource::Flag),
+            Some(clap::parser::ValueSource::EnvVariable) => Some(ValueSource::Env),
+            _ => None,
+        }
+    }
+}
+
+/// No flag given at all (library callers and tests).
+pub struct NoFlags;
+
+impl FlagSources for NoFlags {
+    fn source_of(&self, _id: &str) -> Option<ValueSource> {
+        None
+    }
+}
+
+/// The `--config answers.yaml` file: keys are the long flag names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Answers {
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    pub metrics: Option<StringList>,
+    #[serde(alias = "extra-labels")]
+    pub extra_label: Option<StringList>,
+    pub containerd_namespace: Option<String>,
+    pub containerd_socket: Option<PathBuf>,
+    pub cpu_request: Option<String>,
+    pub cpu_limit: Option<String>,
+    pub memory_request: Option<String>,
+    pub memory_limit: Option<String>,
+    pub privileged: Option<bool>,
+    pub service_monitor: Option<ServiceMonitorMode>,
+    pub timeout: Option<String>,
+    pub force: Option<bool>,
+}
+
+/// `metrics: cpu,memory` or `metrics: [cpu, memory]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StringList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringList::One(s) => split_list(s),
+            StringList::Many(v) => v.iter().map(|s| s.trim().to_string()).collect(),
+        }
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("cannot read the answers file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the answers file {path} is not valid: {reason}\n  keys are flag names, e.g. `namespace: monitoring`, `privileged: true`, `metrics: [cpu, memory]`"
+    )]
+    Parse { path: PathBuf, reason: String },
+}
+
+impl Classify for OptionsError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+impl Answers {
+    pub fn load(path: &Path) -> Result<Answers, OptionsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OptionsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Answers::parse(&text).map_err(|reason| OptionsError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Answers, String> {
+        if text.trim().is_empty() {
+            return Ok(Answers::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Plan options plus where each came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub plan: PlanOptions,
+    pub service_monitor: ServiceMonitorMode,
+    pub containerd_socket: Option<PathBuf>,
+    /// Option name (long flag) → source.
+    pub sources: BTreeMap<&'static str, ValueSource>,
+}
+
+impl Resolved {
+    pub fn source(&self, name: &str) -> ValueSource {
+        self.sources
+            .get(name)
+            .copied()
+            .unwrap_or(ValueSource::Default)
+    }
+
+    /// `namespace = cadvisor (default)` lines for `-v`.
+    pub fn describe(&self) -> Vec<String> {
+        let p = &self.plan;
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(plan default)".into());
+        let rows: Vec<(&str, String)> = vec![
+            ("namespace", p.namespace.clone()),
+            ("image", p.image.clone()),
+            (
+                "metrics",
+                p.metrics
+                    .as_ref()
+                    .map(|m| m.join(","))
+                    .unwrap_or_else(|| "(plan default)".into()),
+            ),
+            ("extra-label", p.extra_labels.join(",")),
+            ("containerd-namespace", show(&p.containerd_namespace)),
+            (
+                "containerd-socket",
+                self.containerd_socket
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_else(|| "(detected)".into()),
+            ),
+            ("cpu-request", show(&p.cpu_request)),
+            ("cpu-limit", show(&p.cpu_limit)),
+            ("memory-request", show(&p.memory_request)),
+            ("memory-limit", show(&p.memory_limit)),
+            ("privileged", p.privileged.to_string()),
+            (
+                "service-monitor",
+                format!("{:?}", self.service_monitor).to_lowercase(),
+            ),
+        ];
+        rows.into_iter()
+            .map(|(name, value)| format!("{name} = {value} ({})", self.source(name)))
+            .collect()
+    }
+}
+
+/// Applies the precedence flag > env > file > default.
+pub fn resolve(
+    args: &PlanArgs,
+    containerd_socket: Option<&PathBuf>,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Resolved {
     let defaults = PlanOptions::default();
-    PlanOptions {
-        namespace: args.namespace.clone().unwrap_or(defaults.namespace),
-        image: args.image.clone().unwrap_or(defaults.image),
-        metrics: args.metrics.as_ref().map(|m| {
-            m.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        }),
-        extra_labels: args.extra_labels.clone(),
-        containerd_namespace: args.containerd_namespace.clone(),
-        cpu_request: args.cpu_request.clone(),
-        cpu_limit: args.cpu_limit.clone(),
-        memory_request: args.memory_request.clone(),
-        memory_limit: args.memory_limit.clone(),
-        privileged: args.privileged.unwrap_or(false),
-        service_monitor: matches!(
-            args.service_monitor,
-            Some(crate::cli::ServiceMonitorMode::Always)
-        ),
+    let mut sources = BTreeMap::new();
+
+    let mut pick = |name: &'static str,
+                    id: &str,
+                    from_flag: Option<String>,
+                    from_file: Option<String>|
+     -> Option<String> {
+        if let Some(v) = from_flag {
+            sources.insert(name, flags.source_of(id).unwrap_or(ValueSource::Flag));
+            return Some(v);
+        }
+        if let Some(v) = from_file {
+            sources.insert(name, ValueSource::File);
+            return Some(v);
+        }
+        None
+    };
+
+    let namespace = pick(
+        "namespace",
+        "namespace",
+        args.namespace.clone(),
+        answers.namespace.clone(),
+    );
+    let image = pick("image", "image", args.image.clone(), answers.image.clone());
+    let metrics = pick(
+        "metrics",
+        "metrics",
+        args.metrics.clone(),
+        answers.metrics.as_ref().map(|m| m.items().join(",")),
+    );
+    let extra = pick(
+        "extra-label",
+        "extra_labels",
+        (!args.extra_labels.is_empty()).then(|| args.extra_labels.join(",")),
+        answers.extra_label.as_ref().map(|m| m.items().join(",")),
+    );
+    let containerd_namespace = pick(
+        "containerd-namespace",
+        "containerd_namespace",
+        args.containerd_namespace.clone(),
+        answers.containerd_namespace.clone(),
+    );
+    let cpu_request = pick(
+        "cpu-request",
+        "cpu_request",
+        args.cpu_request.clone(),
+        answers.cpu_request.clone(),
+    );
+    let cpu_limit = pick(
+        "cpu-limit",
+        "cpu_limit",
+        args.cpu_limit.clone(),
+        answers.cpu_limit.clone(),
+    );
+    let memory_request = pick(
+        "memory-request",
+        "memory_request",
+        args.memory_request.clone(),
+        answers.memory_request.clone(),
+    );
+    let memory_limit = pick(
+        "memory-limit",
+        "memory_limit",
+        args.memory_limit.clone(),
+        answers.memory_limit.clone(),
+    );
+    let socket = pick(
+        "containerd-socket",
+        "containerd_socket",
+        containerd_socket.map(|p| p.display().to_string()),
+        answers
+            .containerd_socket
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+
+    let privileged = match (args.privileged, answers.privileged) {
+        (Some(v), _) => {
+            sources.insert(
+                "privileged",
+                flags.source_of("privileged").unwrap_or(ValueSource::Flag),
+            );
+            v
+        }
+        (None, Some(v)) => {
+            sources.insert("privileged", ValueSource::File);
+            v
+        }
+        (None, None) => defaults.privileged,
+    };
+    let service_monitor = match (args.service_monitor, answers.service_monitor) {
+        (Some(v), _) => {
+            sources.insert(
+                "service-monitor",
+                flags
+                    .source_of("service_monitor")
+                    .unwrap_or(ValueSource::Flag),
+            );
+            v
+        }
+        (None, Some(v)) => {
+            sources.insert("service-monitor", ValueSource::File);
+            v
+        }
+        (None, None) => ServiceMonitorMode::Auto,
+    };
+
+    Resolved {
+        plan: PlanOptions {
+            namespace: namespace.unwrap_or(defaults.namespace),
+            image: image.unwrap_or(defaults.image),
+            metrics: metrics.map(|m| split_list(&m)),
+            extra_labels: extra.map(|m| split_list(&m)).unwrap_or_default(),
+            containerd_namespace,
+            cpu_request,
+            cpu_limit,
+            memory_request,
+            memory_limit,
+            privileged,
+            service_monitor: service_monitor == ServiceMonitorMode::Always,
+        },
+        service_monitor,
+        containerd_socket: socket.map(PathBuf::from),
+        sources,
+    }
+}
+
+/// Built-in defaults only: flags as given, no answers file (library callers).
+pub fn plan_options(args: &PlanArgs) -> PlanOptions {
+    resolve(args, None, &NoFlags, &Answers::default()).plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct AllFromEnv;
+    impl FlagSources for AllFromEnv {
+        fn source_of(&self, _id: &str) -> Option<ValueSource> {
+            Some(ValueSource::Env)
+        }
+    }
+
+    #[test]
+    fn flag_beats_file_and_file_beats_default() {
+        let args = PlanArgs {
+            namespace: Some("from-flag".into()),
+            ..PlanArgs::default()
+        };
+        let answers = Answers::parse(
+            "namespace: from-file\nimage: registry.local/cadvisor:1\nprivileged: true\nmetrics: [cpu, memory]\n",
+        )
+        .unwrap();
+        let r = resolve(&args, None, &NoFlags, &answers);
+        assert_eq!(r.plan.namespace, "from-flag");
+        assert_eq!(r.source("namespace"), ValueSource::Flag);
+        assert_eq!(r.plan.image, "registry.local/cadvisor:1");
+        assert_eq!(r.source("image"), ValueSource::File);
+        assert!(r.plan.privileged);
+        assert_eq!(
+            r.plan.metrics,
+            Some(vec!["cpu".to_string(), "memory".to_string()])
+        );
+        assert_eq!(r.plan.cpu_request, None);
+        assert_eq!(r.source("cpu-request"), ValueSource::Default);
+    }
+
+    #[test]
+    fn env_is_reported_as_env() {
+        let args = PlanArgs {
+            image: Some("x/y:1".into()),
+            ..PlanArgs::default()
+        };
+        let r = resolve(&args, None, &AllFromEnv, &Answers::default());
+        assert_eq!(r.source("image"), ValueSource::Env);
+        assert!(
+            r.describe()
+                .iter()
+                .any(|l| l == "image = x/y:1 (environment)")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_answers_are_refused() {
+        let err = Answers::parse("namespce: typo\n").unwrap_err();
+        assert!(err.contains("namespce"), "{err}");
+    }
+
+    #[test]
+    fn comma_string_and_list_are_equivalent() {
+        let a = Answers::parse("extra-label: a.b/c, d\n").unwrap();
+        let b = Answers::parse("extra-label: [a.b/c, d]\n").unwrap();
+        assert_eq!(
+            a.extra_label.unwrap().items(),
+            b.extra_label.unwrap().items()
+        );
     }
 }

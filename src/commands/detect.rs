@@ -127,9 +127,22 @@ fn failure_message(rt: &Runtime) -> String {
             live.join(", ")
         )
     } else {
-        format!(
-            "no verified containerd socket with kubelet containers was found; if containerd runs elsewhere, pass {SETTLE_FLAG} PATH"
-        )
+        let live: Vec<String> = rt
+            .candidates
+            .iter()
+            .filter(|c| c.probe.version.is_some())
+            .map(|c| c.path.display().to_string())
+            .collect();
+        if live.is_empty() {
+            format!(
+                "no containerd socket answered; if containerd runs elsewhere, pass {SETTLE_FLAG} PATH"
+            )
+        } else {
+            format!(
+                "containerd answers at {} but no socket holds kubelet containers in k8s.io; if one of them runs your pods (none yet?), pass {SETTLE_FLAG} PATH",
+                live.join(", ")
+            )
+        }
     }
 }
 
@@ -283,10 +296,12 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
     } else if let Some(v) = &p.version {
         let pods = p.kubernetes_containers.unwrap_or(0);
         let mut s = format!("containerd {v}, {pods} kubelet container(s) in k8s.io");
-        if pods == 0
-            && let Some(ns) = &p.namespaces
-        {
-            s.push_str(&format!(" (namespaces: {})", ns.join(", ")));
+        if pods == 0 {
+            match p.namespaces.as_deref() {
+                Some([]) => s.push_str(" (no namespaces: nothing ever ran here)"),
+                Some(ns) => s.push_str(&format!(" (namespaces: {})", ns.join(", "))),
+                None => {}
+            }
         }
         s
     } else if p.connects {

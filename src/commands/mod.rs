@@ -10,11 +10,12 @@ pub mod uninstall;
 pub mod verify;
 pub mod verify_cluster;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, PlanArgs, SocketArgs};
 use crate::error::{ExitCode, exit_code_of};
 use crate::host::HostRoot;
+use crate::options::{Answers, Resolved};
 use crate::ui::Ui;
 
 /// What every command gets: the global flags, the terminal context and the host root.
@@ -22,14 +23,38 @@ pub struct Context {
     pub global: GlobalArgs,
     pub ui: Ui,
     pub host_root: HostRoot,
+    /// The parsed command line, to tell a flag from its environment variable.
+    pub matches: clap::ArgMatches,
+    /// `--config answers.yaml`, empty when not given.
+    pub answers: Answers,
+}
+
+impl Context {
+    /// Plan options by precedence flag > env > answers file > default.
+    pub fn resolve(&self, plan: &PlanArgs, socket: &SocketArgs) -> Resolved {
+        let resolved = crate::options::resolve(
+            plan,
+            socket.containerd_socket.as_ref(),
+            &self.matches,
+            &self.answers,
+        );
+        for line in resolved.describe() {
+            self.ui.verbose(format!("  {line}"));
+        }
+        resolved
+    }
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     init_logging(cli.global.verbose);
     let ui = Ui::from_env(cli.global.output, cli.global.verbose);
-    let code = match run(cli, ui.clone()) {
+    let code = match run(cli, matches, ui.clone()) {
         Ok(code) => code,
         Err(err) => {
             let code = exit_code_of(&err);
@@ -40,15 +65,21 @@ pub fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(code.code())
 }
 
-fn run(cli: Cli, ui: Ui) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> {
     let host_root = match &cli.global.host_root {
         Some(dir) => HostRoot::new(dir)?,
         None => HostRoot::system(),
+    };
+    let answers = match &cli.global.config {
+        Some(path) => Answers::load(path)?,
+        None => Answers::default(),
     };
     let ctx = Context {
         global: cli.global,
         ui,
         host_root,
+        matches,
+        answers,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -85,8 +116,18 @@ fn init_logging(verbose: u8) {
 
 /// `error: <what>` then each cause on its own line; in JSON mode also one JSON document.
 fn report_error(ui: &Ui, err: &anyhow::Error, code: ExitCode) {
+    // Our error types print their source inline ("cannot read X: <os error>"); show a cause on
+    // its own line only when it adds something.
+    let mut causes: Vec<String> = Vec::new();
+    let mut shown = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            shown.push_str(&text);
+            causes.push(text);
+        }
+    }
     if ui.json() {
-        let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
         ui.emit_json(&serde_json::json!({
             "ok": false,
             "changed": false,
@@ -96,7 +137,7 @@ fn report_error(ui: &Ui, err: &anyhow::Error, code: ExitCode) {
         }));
     }
     ui.note(format!("{} {err}", ui.bad("error:")));
-    for cause in err.chain().skip(1) {
+    for cause in causes {
         ui.note(format!("  caused by: {cause}"));
     }
 }

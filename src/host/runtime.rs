@@ -236,10 +236,14 @@ pub async fn probe(local: PathBuf, kind: RuntimeKind, timeout: Duration) -> Prob
     p.is_socket = true;
     match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(&local)).await {
         Ok(Ok(_)) => p.connects = true,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            p.error = Some(
+                "connection refused: a dead socket, nothing listens (its server stopped)".into(),
+            );
+            return p;
+        }
         Ok(Err(e)) => {
-            p.error = Some(format!(
-                "connection refused ({e}): a dead socket, its server is not running"
-            ));
+            p.error = Some(format!("cannot connect: {e}"));
             return p;
         }
         Err(_) => {

@@ -43,3 +43,18 @@ pub fn require_containerd() -> bool {
             Path::new("/bin/busybox").exists(),
         )
 }
+
+/// A tool on PATH or in the venv that scripts/test.sh creates for the Python tools.
+pub fn tool_path(name: &str) -> Option<std::path::PathBuf> {
+    if let Ok(path) = which::which(name) {
+        return Some(path);
+    }
+    let venv = std::env::var_os("CADVISOR_SETUP_VENV")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/cadvisor-setup/venv"))
+        })?;
+    let candidate = venv.join("bin").join(name);
+    candidate.is_file().then_some(candidate)
+}

@@ -1,0 +1,240 @@
+//! The interactive conversation (dialoguer, on stderr): pick a socket when detection is
+//! ambiguous, confirm or change the plan's main choices, confirm before anything is applied.
+//!
+//! Only values nobody gave (no flag, environment variable or answers-file key) are asked; the
+//! others are shown with their source. Unattended runs (`--yes`) never reach this module.
+
+use std::path::PathBuf;
+
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, Input, Select};
+
+use super::Ui;
+use crate::cli::ServiceMonitorMode;
+use crate::host::SocketCandidate;
+use crate::options::{Resolved, ValueSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("cancelled at the prompt; nothing was applied")]
+    Cancelled,
+    #[error("cannot talk to the terminal: {0}")]
+    Terminal(String),
+}
+
+impl crate::error::Classify for PromptError {
+    fn exit_code(&self) -> crate::error::ExitCode {
+        crate::error::ExitCode::Unexpected
+    }
+}
+
+fn map_err(err: dialoguer::Error) -> PromptError {
+    match err {
+        dialoguer::Error::IO(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            PromptError::Cancelled
+        }
+        dialoguer::Error::IO(e) => PromptError::Terminal(e.to_string()),
+    }
+}
+
+fn theme(ui: &Ui) -> Box<dyn dialoguer::theme::Theme> {
+    if ui.color {
+        Box::new(ColorfulTheme::default())
+    } else {
+        Box::new(dialoguer::theme::SimpleTheme)
+    }
+}
+
+/// Lets the user pick one of the live sockets. `None` when they choose none.
+pub fn select_socket(
+    ui: &Ui,
+    candidates: &[SocketCandidate],
+) -> Result<Option<PathBuf>, PromptError> {
+    let live: Vec<&SocketCandidate> = candidates
+        .iter()
+        .filter(|c| c.probe.version.is_some())
+        .collect();
+    if live.is_empty() {
+        return Ok(None);
+    }
+    let mut items: Vec<String> = live
+        .iter()
+        .map(|c| {
+            let pods = c
+                .probe
+                .kubernetes_containers
+                .map(|n| format!("{n} kubelet containers"))
+                .unwrap_or_else(|| "no kubelet containers".to_string());
+            format!("{}  ({}; {})", c.path.display(), c.origin, pods)
+        })
+        .collect();
+    items.push("none of these (stop)".to_string());
+    let theme = theme(ui);
+    let choice = Select::with_theme(theme.as_ref())
+        .with_prompt("Several containerd sockets answer. Which one runs this node's pods?")
+        .items(&items)
+        .default(0)
+        .interact_opt()
+        .map_err(map_err)?;
+    Ok(match choice {
+        Some(i) if i < live.len() => Some(live[i].path.clone()),
+        _ => None,
+    })
+}
+
+/// Asks for the values nobody gave, with the detected defaults pre-filled.
+pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
+    let theme = theme(ui);
+    let theme = theme.as_ref();
+    let given = |r: &Resolved, name: &str| {
+        !matches!(r.source(name), ValueSource::Default | ValueSource::Detected)
+    };
+
+    if given(resolved, "namespace") {
+        show(ui, resolved, "namespace", &resolved.plan.namespace);
+    } else {
+        let value: String = Input::with_theme(theme)
+            .with_prompt("Namespace for cAdvisor")
+            .default(resolved.plan.namespace.clone())
+            .validate_with(|v: &String| crate::validate::dns1123_label(v).map_err(|e| e.to_string()))
+            .interact_text()
+            .map_err(map_err)?;
+        set(resolved, "namespace", |r| r.plan.namespace = value);
+    }
+
+    if given(resolved, "image") {
+        show(ui, resolved, "image", &resolved.plan.image);
+    } else {
+        let value: String = Input::with_theme(theme)
+            .with_prompt("cAdvisor image (change it for a private registry)")
+            .default(resolved.plan.image.clone())
+            .validate_with(|v: &String| crate::validate::image_reference(v).map_err(|e| e.to_string()))
+            .interact_text()
+            .map_err(map_err)?;
+        set(resolved, "image", |r| r.plan.image = value);
+    }
+
+    if given(resolved, "metrics") {
+        let shown = resolved
+            .plan
+            .metrics
+            .as_ref()
+            .map(|m| m.join(","))
+            .unwrap_or_default();
+        show(ui, resolved, "metrics", &shown);
+    } else {
+        let default = resolved
+            .plan
+            .metrics
+            .as_ref()
+            .map(|m| m.join(","))
+            .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
+        let value: String = Input::with_theme(theme)
+            .with_prompt("Metric groups (comma-separated)")
+            .default(default)
+            .validate_with(|v: &String| {
+                v.split(',')
+                    .map(str::trim)
+                    .try_for_each(crate::validate::metric_name)
+                    .map_err(|e| e.to_string())
+            })
+            .interact_text()
+            .map_err(map_err)?;
+        let list: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+        set(resolved, "metrics", |r| r.plan.metrics = Some(list));
+    }
+
+    if given(resolved, "privileged") {
+        show(ui, resolved, "privileged", &resolved.plan.privileged.to_string());
+    } else {
+        let value = Confirm::with_theme(theme)
+            .with_prompt("Run cAdvisor privileged, with /dev/kmsg for OOM events?")
+            .default(resolved.plan.privileged)
+            .interact()
+            .map_err(map_err)?;
+        set(resolved, "privileged", |r| r.plan.privileged = value);
+    }
+
+    if given(resolved, "service-monitor") {
+        show(
+            ui,
+            resolved,
+            "service-monitor",
+            &format!("{:?}", resolved.service_monitor).to_lowercase(),
+        );
+    } else {
+        let modes = [
+            ServiceMonitorMode::Auto,
+            ServiceMonitorMode::Always,
+            ServiceMonitorMode::Never,
+        ];
+        let items = [
+            "auto: when the Prometheus Operator's CRD exists",
+            "always",
+            "never",
+        ];
+        let default = modes
+            .iter()
+            .position(|m| *m == resolved.service_monitor)
+            .unwrap_or(0);
+        let choice = Select::with_theme(theme)
+            .with_prompt("Prometheus Operator ServiceMonitor")
+            .items(items)
+            .default(default)
+            .interact()
+            .map_err(map_err)?;
+        let mode = modes[choice.min(modes.len() - 1)];
+        set(resolved, "service-monitor", |r| {
+            r.service_monitor = mode;
+            r.plan.service_monitor = mode == ServiceMonitorMode::Always;
+        });
+    }
+    Ok(())
+}
+
+/// What to do with the plan: apply it, show the YAML first, or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDecision {
+    Apply,
+    ShowYaml,
+    Cancel,
+}
+
+pub fn confirm_plan(ui: &Ui, question: &str) -> Result<PlanDecision, PromptError> {
+    let theme = theme(ui);
+    let items = ["Apply", "Show the YAML first", "Cancel (apply nothing)"];
+    let choice = Select::with_theme(theme.as_ref())
+        .with_prompt(question)
+        .items(items)
+        .default(0)
+        .interact_opt()
+        .map_err(map_err)?;
+    Ok(match choice {
+        Some(0) => PlanDecision::Apply,
+        Some(1) => PlanDecision::ShowYaml,
+        _ => PlanDecision::Cancel,
+    })
+}
+
+/// A yes/no question; `default` is what Enter means.
+pub fn confirm(ui: &Ui, question: &str, default: bool) -> Result<bool, PromptError> {
+    let theme = theme(ui);
+    Confirm::with_theme(theme.as_ref())
+        .with_prompt(question)
+        .default(default)
+        .interact_opt()
+        .map_err(map_err)
+        .map(|answer| answer.unwrap_or(false))
+}
+
+fn show(ui: &Ui, resolved: &Resolved, name: &str, value: &str) {
+    ui.note(format!(
+        "  {name}: {value} {}",
+        ui.dim(&format!("(from {})", resolved.source(name)))
+    ));
+}
+
+fn set(resolved: &mut Resolved, name: &'static str, apply: impl FnOnce(&mut Resolved)) {
+    apply(resolved);
+    resolved.sources.insert(name, ValueSource::Prompt);
+}

@@ -1,0 +1,573 @@
+//! Host tier: `cadvisor-setup detect` on temporary host roots with Debian's containerd really
+//! listening at each distribution's socket path, real labelled containers, real cgroup mounts.
+//! Every test runs the real binary (`--host-root R -o json --no-cluster`).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command as StdCommand;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use support::containerd::Containerd;
+use support::host_root::{DEFAULT_SOCKET, HostRootDir, K0S_SOCKET, K3S_SOCKET, MICROK8S_SOCKET};
+use support::real;
+
+/// The outcome of one `detect` run.
+struct Detect {
+    code: i32,
+    json: Value,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Detect {
+    fn candidate(&self, path: &str) -> &Value {
+        self.json["runtime"]["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .find(|c| c["path"] == path)
+            .unwrap_or_else(|| panic!("no candidate {path} in {:#}", self.json["runtime"]))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.json["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .map(|w| w.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+fn detect(root: &Path, extra: &[&str]) -> Detect {
+    let start = Instant::now();
+    let out = Command::cargo_bin("cadvisor-setup")
+        .expect("binary")
+        .arg("detect")
+        .arg("--host-root")
+        .arg(root)
+        .args(["-o", "json", "--no-cluster"])
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .env_remove("CADVISOR_SETUP_KUBECONFIG")
+        .env_remove("CADVISOR_SETUP_CONTAINERD_SOCKET")
+        .env("HOME", root.join("home"))
+        .timeout(Duration::from_secs(30))
+        .output()
+        .expect("detect runs");
+    parse(out, start)
+}
+
+fn parse(out: std::process::Output, start: Instant) -> Detect {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{stdout}"));
+    Detect {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn assert_verified(d: &Detect, socket: &str) {
+    assert_eq!(d.code, 0, "{:#}\n{}", d.json, d.stderr);
+    assert_eq!(d.json["ok"], true);
+    assert_eq!(d.json["exit_code"], 0);
+    assert_eq!(
+        d.json["runtime"]["socket"], socket,
+        "{:#}",
+        d.json["runtime"]
+    );
+    assert_eq!(d.json["runtime"]["verified"], true);
+    assert_eq!(d.json["runtime"]["kind"], "containerd");
+    assert_eq!(d.json["runtime"]["namespace"], "k8s.io");
+    assert!(
+        d.json["runtime"]["version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+}
+
+mod microk8s {
+    use super::*;
+
+    #[test]
+    fn classic_picks_the_snap_socket_with_version_revision_and_kubeconfig() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        let dist = &d.json["distribution"];
+        assert_eq!(dist["kind"], "microk8s");
+        assert_eq!(dist["version"], "v1.35.2");
+        assert_eq!(dist["confinement"], "classic");
+        assert_eq!(dist["revision"], "8148");
+        let c = d.candidate(MICROK8S_SOCKET);
+        assert_eq!(c["source"], "kubelet-config");
+        assert_eq!(c["probe"]["kubernetes_containers"], 1);
+        let origin = c["origin"].as_str().unwrap();
+        assert!(
+            origin.contains("args/kubelet: --container-runtime-endpoint"),
+            "{origin}"
+        );
+        assert!(origin.contains("args/containerd: --address"), "{origin}");
+        assert_eq!(
+            d.json["kubelet"]["args_file"],
+            "/var/snap/microk8s/current/args/kubelet"
+        );
+        assert_eq!(
+            d.json["kubelet"]["runtime_endpoint"],
+            "/var/snap/microk8s/common/run/containerd.sock"
+        );
+        assert_eq!(
+            d.json["kubeconfig"]["path"],
+            "/var/snap/microk8s/current/credentials/client.config"
+        );
+        assert_eq!(d.json["kubeconfig"]["source"], "distribution");
+        assert_eq!(d.json["cluster"]["checked"], false);
+        assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+    }
+
+    #[test]
+    fn strict_confinement_is_reported() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.0", "strict", "8200");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("dns", "coredns-abc", "kube-system", "coredns");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["distribution"]["confinement"], "strict");
+        assert_eq!(d.json["distribution"]["revision"], "8200");
+    }
+
+    /// Docker installed next to MicroK8s: a second live containerd at the default path whose
+    /// containers live in `moby`. Even without the args files deciding (the kubelet args file is
+    /// unreadable here), the k8s.io check picks MicroK8s' socket.
+    #[test]
+    fn with_docker_decoy_picks_microk8s_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let snap = Containerd::start(root.path(), MICROK8S_SOCKET);
+        snap.run_pod_container("web", "web-0", "default", "web");
+        let docker = Containerd::start(root.path(), DEFAULT_SOCKET);
+        docker.run_container("moby", "nginx", &[("com.docker.compose.service", "nginx")]);
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        let decoy = d.candidate(DEFAULT_SOCKET);
+        assert!(
+            decoy["probe"]["version"].is_string(),
+            "decoy is live: {decoy:#}"
+        );
+        assert_eq!(decoy["probe"]["kubernetes_containers"], 0);
+        assert!(
+            decoy["probe"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == "moby")
+        );
+
+        // Now without any args file to decide: only the k8s.io namespace tells them apart.
+        std::fs::remove_file(root.local("/var/snap/microk8s/current/args/kubelet")).unwrap();
+        std::fs::remove_file(root.local("/var/snap/microk8s/current/args/containerd")).unwrap();
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.candidate(MICROK8S_SOCKET)["source"], "well-known");
+    }
+
+    /// A custom `--address` in args/containerd, written with comments and quotes, and a kubelet
+    /// args file whose endpoint line is commented out: the runtime's own configuration decides.
+    #[test]
+    fn custom_address_in_args_files_with_comments_and_quotes() {
+        if !real::require_containerd() {
+            return;
+        }
+        let custom = "/var/snap/microk8s/common/run/alt/ctd.sock";
+        let root = HostRootDir::new();
+        root.microk8s("v1.34.1", "classic", "8000");
+        root.write(
+            "/var/snap/microk8s/current/args/kubelet",
+            "# managed by hand\n--root-dir=${SNAP_COMMON}/var/lib/kubelet\n\
+             #--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock\n\n",
+        );
+        root.write(
+            "/var/snap/microk8s/current/args/containerd",
+            "--config ${SNAP_DATA}/args/containerd.toml\n\
+             # moved the socket, see ticket 42\n\
+             \n   --address \"${SNAP_COMMON}/run/alt/ctd.sock\"   \n\
+             --state '${SNAP_COMMON}/run/containerd'\n",
+        );
+        let ctd = Containerd::start(root.path(), custom);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, custom);
+        let c = d.candidate(custom);
+        assert_eq!(c["source"], "runtime-config");
+        assert_eq!(
+            c["origin"],
+            "/var/snap/microk8s/current/args/containerd: --address"
+        );
+        assert_eq!(d.candidate(MICROK8S_SOCKET)["probe"]["exists"], false);
+    }
+
+    /// Root ignores mode bits, so `chmod 000` cannot make a file unreadable to these tests. A
+    /// directory in place of the kubelet args file makes the read fail for real (EISDIR): detection
+    /// warns, naming the file, and still finds the socket by probing.
+    #[test]
+    fn unreadable_args_file_is_a_warning_and_probing_carries_on() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let args = root.local("/var/snap/microk8s/current/args/kubelet");
+        std::fs::remove_file(&args).unwrap();
+        std::fs::create_dir(&args).unwrap();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        let w = d.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("/var/snap/microk8s/current/args/kubelet")
+                    && w.contains("Is a directory")),
+            "{w:?}"
+        );
+        assert_eq!(d.json["kubelet"]["args_file"], Value::Null);
+    }
+
+    #[test]
+    fn malformed_snap_yaml_is_a_warning_naming_the_file() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write(
+            "/snap/microk8s/8148/meta/snap.yaml",
+            "name: microk8s\nversion: [v1.35\nconfinement: {classic\n",
+        );
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "microk8s");
+        assert_eq!(d.json["distribution"]["version"], Value::Null);
+        let w = d.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("/snap/microk8s/current/meta/snap.yaml")),
+            "{w:?}"
+        );
+    }
+}
+
+mod other_distributions {
+    use super::*;
+
+    #[test]
+    fn k3s_default_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.k3s();
+        let ctd = Containerd::start(root.path(), K3S_SOCKET);
+        ctd.run_pod_container("traefik", "traefik-1", "kube-system", "traefik");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, K3S_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "k3s");
+        assert_eq!(
+            d.json["kubelet"]["runtime_endpoint"],
+            "unix:///run/k3s/containerd/containerd.sock"
+        );
+        assert_eq!(d.candidate(K3S_SOCKET)["source"], "kubelet-config");
+        assert_eq!(d.json["kubeconfig"]["path"], "/etc/rancher/k3s/k3s.yaml");
+    }
+
+    #[test]
+    fn k0s_default_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.k0s();
+        let ctd = Containerd::start(root.path(), K0S_SOCKET);
+        ctd.run_pod_container("kp", "kube-proxy-x", "kube-system", "kube-proxy");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, K0S_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "k0s");
+        assert_eq!(d.json["kubeconfig"]["path"], "/var/lib/k0s/pki/admin.conf");
+    }
+
+    /// kubeadm writes `unix:///var/run/...`; with `/var/run -> /run` it is the default socket.
+    #[test]
+    fn kubeadm_var_run_endpoint_and_systemd_driver() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.kubeadm("unix:///var/run/containerd/containerd.sock", "systemd");
+        root.symlink("/run", "/var/run");
+        let ctd = Containerd::start(root.path(), DEFAULT_SOCKET);
+        ctd.run_pod_container("api", "kube-apiserver-n1", "kube-system", "kube-apiserver");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "kubeadm");
+        assert_eq!(d.candidate(DEFAULT_SOCKET)["source"], "kubelet-config");
+        assert_eq!(d.json["cgroup"]["driver"], "systemd");
+    }
+}
+
+mod refusals {
+    use super::*;
+
+    #[test]
+    fn regular_file_at_the_socket_path_exits_3() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write(MICROK8S_SOCKET, "");
+
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3, "{:#}", d.json);
+        assert_eq!(d.json["ok"], false);
+        assert_eq!(d.json["runtime"]["socket"], Value::Null);
+        assert_eq!(d.json["settle_with"], "--containerd-socket");
+        let c = d.candidate(MICROK8S_SOCKET);
+        assert_eq!(c["probe"]["exists"], true);
+        assert_eq!(c["probe"]["is_socket"], false);
+        assert!(
+            c["probe"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("a regular file, not a socket")
+        );
+    }
+
+    #[test]
+    fn dead_socket_exits_3_with_connection_refused() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let path = root.local(MICROK8S_SOCKET);
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3);
+        let c = d.candidate(MICROK8S_SOCKET);
+        assert_eq!(c["probe"]["is_socket"], true);
+        assert_eq!(c["probe"]["connects"], false);
+        assert!(c["probe"]["error"].as_str().unwrap().contains("refused"));
+    }
+
+    /// A socket that accepts connections and never answers must not hang detection.
+    #[test]
+    fn silent_socket_exits_3_well_under_10s() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let path = root.local(MICROK8S_SOCKET);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+
+        let d = detect(root.path(), &[]);
+        drop(listener);
+        assert_eq!(d.code, 3, "{:#}", d.json);
+        assert!(d.elapsed < Duration::from_secs(6), "took {:?}", d.elapsed);
+        let c = d.candidate(MICROK8S_SOCKET);
+        assert_eq!(c["probe"]["connects"], true);
+        assert_eq!(c["probe"]["version"], Value::Null);
+        let err = c["probe"]["error"].as_str().unwrap();
+        assert!(err.contains("did not answer"), "{err}");
+    }
+
+    /// Two live sockets with kubelet containers and nothing authoritative: ambiguous, exit 3;
+    /// `--containerd-socket` settles it.
+    #[test]
+    fn two_live_sockets_are_ambiguous_until_the_flag_settles_it() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let a = Containerd::start(root.path(), K0S_SOCKET);
+        a.run_pod_container("a", "a-0", "default", "a");
+        let b = Containerd::start(root.path(), DEFAULT_SOCKET);
+        b.run_pod_container("b", "b-0", "default", "b");
+
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3, "{:#}", d.json);
+        assert_eq!(d.json["runtime"]["ambiguous"], true);
+        assert_eq!(d.json["runtime"]["socket"], Value::Null);
+        assert_eq!(d.json["settle_with"], "--containerd-socket");
+
+        let d = detect(root.path(), &["--containerd-socket", DEFAULT_SOCKET]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.json["runtime"]["ambiguous"], false);
+    }
+}
+
+mod user_flag {
+    use super::*;
+
+    /// containerd at a path no distribution uses, with no pods yet: found only with the flag,
+    /// which is taken as the user's word (with a warning about the empty namespace).
+    #[test]
+    fn containerd_socket_flag_is_probed_and_used() {
+        if !real::require_containerd() {
+            return;
+        }
+        let sock = "/srv/ctd/c.sock";
+        let root = HostRootDir::new();
+        let _ctd = Containerd::start(root.path(), sock);
+
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3);
+
+        let d = detect(root.path(), &["--containerd-socket", sock]);
+        assert_verified(&d, sock);
+        assert_eq!(d.candidate(sock)["source"], "user-flag");
+        assert!(
+            d.warnings()
+                .iter()
+                .any(|w| w.contains("no kubelet containers"))
+        );
+
+        let d = detect(
+            root.path(),
+            &["--containerd-socket", "/srv/ctd/missing.sock"],
+        );
+        assert_eq!(d.code, 3);
+        assert!(
+            d.warnings()
+                .iter()
+                .any(|w| w.contains("/srv/ctd/missing.sock") && w.contains("does not exist"))
+        );
+    }
+}
+
+/// Cgroup mode on real mounts made in a private mount namespace (`unshare -m`), read by the real
+/// binary through `--host-root`; the host's own mounts are untouched.
+mod cgroups {
+    use super::*;
+
+    fn in_mount_ns(root: &Path, mounts: &str) -> Detect {
+        let bin = assert_cmd::cargo::cargo_bin("cadvisor-setup");
+        let script =
+            format!("set -e; {mounts}; exec \"$0\" detect --host-root \"$1\" -o json --no-cluster");
+        let start = Instant::now();
+        let out = StdCommand::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .arg(&bin)
+            .arg(root)
+            .env("HOME", root.join("home"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("unshare runs");
+        let d = parse(out, start);
+        assert!(
+            !d.stderr.contains("mount:"),
+            "mount failed in the namespace: {}",
+            d.stderr
+        );
+        d
+    }
+
+    fn can_unshare() -> bool {
+        real::require("root", real::is_root())
+            && real::require("unshare (util-linux)", real::have_tool("unshare"))
+    }
+
+    #[test]
+    fn v2_when_cgroup2_is_mounted_at_sys_fs_cgroup() {
+        if !can_unshare() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.mkdir("/sys/fs/cgroup");
+        let d = in_mount_ns(
+            root.path(),
+            &format!(
+                "mount -t cgroup2 none {}",
+                root.local("/sys/fs/cgroup").display()
+            ),
+        );
+        assert_eq!(d.json["cgroup"]["mode"], "v2", "{}", d.stderr);
+    }
+
+    #[test]
+    fn hybrid_when_tmpfs_holds_cgroup2_at_unified() {
+        if !can_unshare() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.mkdir("/sys/fs/cgroup");
+        let cg = root.local("/sys/fs/cgroup");
+        let d = in_mount_ns(
+            root.path(),
+            &format!(
+                "mount -t tmpfs tmpfs {cg}; mkdir {cg}/unified {cg}/kubepods.slice; mount -t cgroup2 none {cg}/unified",
+                cg = cg.display()
+            ),
+        );
+        assert_eq!(d.json["cgroup"]["mode"], "hybrid", "{}", d.stderr);
+        // kubepods.slice on the tmpfs: the systemd driver's layout.
+        assert_eq!(d.json["cgroup"]["driver"], "systemd");
+        assert!(
+            d.json["cgroup"]["driver_source"]
+                .as_str()
+                .unwrap()
+                .contains("kubepods.slice")
+        );
+    }
+
+    #[test]
+    fn v1_when_tmpfs_holds_only_v1_hierarchies() {
+        if !can_unshare() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.mkdir("/sys/fs/cgroup");
+        let cg = root.local("/sys/fs/cgroup");
+        // The memory hierarchy is the host's own v1 memory hierarchy, mounted once more.
+        let d = in_mount_ns(
+            root.path(),
+            &format!(
+                "mount -t tmpfs tmpfs {cg}; mkdir {cg}/memory {cg}/kubepods; mount -t cgroup -o memory none {cg}/memory",
+                cg = cg.display()
+            ),
+        );
+        assert_eq!(d.json["cgroup"]["mode"], "v1", "{}", d.stderr);
+        assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+    }
+
+    #[test]
+    fn unknown_without_sys_mounted() {
+        let root = HostRootDir::new();
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.json["cgroup"]["mode"], "unknown");
+        assert!(d.warnings().iter().any(|w| w.contains("/sys/fs/cgroup")));
+    }
+}
