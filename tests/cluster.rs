@@ -63,8 +63,8 @@ fn world(count: usize) -> Option<World> {
 
 impl World {
     /// The real binary, on node-1's host root, with the fake cluster's kubeconfig.
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("cadvisor-setup").expect("binary");
+    fn std_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
@@ -72,8 +72,13 @@ impl World {
             .arg(self.nodes[0].root.path())
             .arg("--kubeconfig")
             .arg(self.cluster.kubeconfig_path())
-            .args(args)
-            .timeout(Duration::from_secs(120));
+            .args(args);
+        cmd
+    }
+
+    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(self.std_cmd(args));
+        cmd.timeout(Duration::from_secs(120));
         cmd
     }
 
@@ -669,7 +674,7 @@ mod failures {
         w.cluster
             .failures()
             .set_pod_start_delay(Duration::from_secs(60));
-        let mut cmd: std::process::Command = w.cmd(&["install", "--yes"]).into();
+        let mut cmd = w.std_cmd(&["install", "--yes"]);
         let child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

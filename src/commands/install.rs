@@ -9,6 +9,8 @@
 //! Once anything was applied, a failure is reported by this command itself (one JSON document
 //! with what was applied, or human lines saying so) and its exit code returned.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
 use super::Context;
@@ -29,7 +31,8 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let facts = detect(ctx, &args).await?;
+    let resolved = ctx.resolve(&args.plan, &args.socket);
+    let facts = detect(ctx, resolved.containerd_socket.clone()).await?;
     let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
     let mut opts = crate::options::plan_options(&args.plan);
     if matches!(
@@ -56,9 +59,9 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Host detection with this command's socket override.
-async fn detect(ctx: &Context, args: &InstallArgs) -> anyhow::Result<HostFacts> {
+async fn detect(ctx: &Context, socket: Option<PathBuf>) -> anyhow::Result<HostFacts> {
     let options = crate::host::DetectOptions {
-        containerd_socket: args.socket.containerd_socket.clone(),
+        containerd_socket: socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         kubeconfig_env: Some(crate::host::kubeconfig::KubeconfigEnv::from_process(
             ctx.global.kubeconfig.clone(),
