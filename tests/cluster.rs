@@ -560,7 +560,6 @@ mod failures {
             "{err}"
         );
     }
-
     #[test]
     fn conflict_is_exit_7_naming_the_manager_and_force_takes_over() {
         let Some(w) = world(1) else { return };

@@ -72,7 +72,10 @@ mod ansible {
     #[test]
     fn the_playbook_passes_ansible_syntax_check() {
         let tool = support::real::tool_path("ansible-playbook");
-        if !support::real::require("ansible-playbook (pip install ansible-core)", tool.is_some()) {
+        if !support::real::require(
+            "ansible-playbook (pip install ansible-core)",
+            tool.is_some(),
+        ) {
             return;
         }
         let out = Command::new(tool.unwrap())

@@ -17,7 +17,10 @@ fn kubectl(cluster: &FakeCluster, args: &[&str]) -> std::process::Output {
 #[test]
 fn kubectl_gets_nodes() {
     let root = tempfile::tempdir().unwrap();
-    let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root.path())]));
+    let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+        "node-1",
+        root.path(),
+    )]));
     let out = kubectl(&cluster, &["get", "nodes"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -265,7 +265,16 @@ pub async fn failing_pods(
                         && e.involved_object.name.as_deref() == Some(problem.pod.as_str())
                 })
                 .collect();
-            mine.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+            // Oldest first; events within the same second keep the order they were written in.
+            mine.sort_by_key(|e| {
+                (
+                    e.last_timestamp.as_ref().map(|t| t.0),
+                    e.metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|v| v.parse::<u64>().ok()),
+                )
+            });
             problem.events = mine
                 .iter()
                 .rev()

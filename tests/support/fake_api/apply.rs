@@ -31,7 +31,11 @@ pub type FieldSet = BTreeSet<FieldPath>;
 /// Kubernetes types); every other list is atomic.
 fn list_keys(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
         | "imagePullSecrets" => Some(&["name"]),
         "volumeMounts" => Some(&["mountPath"]),
         "volumeDevices" => Some(&["devicePath"]),
@@ -447,13 +451,22 @@ pub fn apply(
     force: bool,
     now: &str,
 ) -> Result<Value, ApiError> {
-    let api_version = applied["apiVersion"].as_str().unwrap_or_default().to_string();
+    let api_version = applied["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut config = applied.clone();
     if let Some(m) = config.as_object_mut() {
         m.remove("status");
     }
     if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"] {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             meta.remove(k);
         }
     }

@@ -94,17 +94,30 @@ pub fn parse_args(container: &Value) -> CadvisorArgs {
             }
         }
     }
-    let b = |k: &str, d: bool| flags.get(k).map_or(d, |v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True"));
+    let b = |k: &str, d: bool| {
+        flags.get(k).map_or(d, |v| {
+            matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")
+        })
+    };
     CadvisorArgs {
-        containerd: flags.get("containerd").cloned().unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
-        namespace: flags.get("containerd-namespace").cloned().unwrap_or_else(|| "k8s.io".to_string()),
+        containerd: flags
+            .get("containerd")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
+        namespace: flags
+            .get("containerd-namespace")
+            .cloned()
+            .unwrap_or_else(|| "k8s.io".to_string()),
         store_container_labels: b("store_container_labels", true),
         whitelist: flags
             .get("whitelisted_container_labels")
             .map(|s| s.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         docker_only: b("docker_only", false),
-        port: flags.get("port").and_then(|p| p.parse().ok()).unwrap_or(8080),
+        port: flags
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(8080),
     }
 }
 
@@ -112,13 +125,21 @@ pub fn parse_args(container: &Value) -> CadvisorArgs {
 fn image_version(image: &str) -> Option<(u32, u32, u32)> {
     let tag = image.rsplit_once(':')?.1;
     let mut parts = tag.trim_start_matches('v').split(['.', '-']);
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
 }
 
 /// In the cAdvisor image (Alpine) `/var/run` is a symlink to `/run`, and runc resolves mount
 /// destinations inside the rootfs: `/var/run` and `/run` are one directory.
 fn normalize_in_image(p: &str) -> String {
-    let p = if p.len() > 1 { p.trim_end_matches('/') } else { p };
+    let p = if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    };
     match p.strip_prefix("/var/run") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/run{rest}"),
         _ => p.to_string(),
@@ -272,7 +293,9 @@ fn container_waiting(pod: &Value) -> Option<String> {
     match statuses.and_then(|s| s.first()) {
         None => Some("ContainerCreating".into()),
         Some(s) => match s["state"]["waiting"]["reason"].as_str() {
-            Some("ImagePullBackOff" | "ErrImagePull") => Some("trying and failing to pull image".into()),
+            Some("ImagePullBackOff" | "ErrImagePull") => {
+                Some("trying and failing to pull image".into())
+            }
             Some("CrashLoopBackOff") => None,
             Some(r) => Some(r.to_string()),
             None => None,
@@ -284,7 +307,11 @@ fn container_waiting(pod: &Value) -> Option<String> {
 pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<String, ApiError> {
     let cname = container
         .map(str::to_string)
-        .or_else(|| pod["spec"]["containers"][0]["name"].as_str().map(str::to_string))
+        .or_else(|| {
+            pod["spec"]["containers"][0]["name"]
+                .as_str()
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     if !pod["spec"]["containers"]
         .as_array()
@@ -301,30 +328,59 @@ pub fn pod_log(state: &State, pod: &Value, container: Option<&str>) -> Result<St
             name_of(pod)
         )));
     }
-    let Some(reg) = state.pods().get(&uid_of(pod)).and_then(|p| p.registration.clone()) else {
+    let Some(reg) = state
+        .pods()
+        .get(&uid_of(pod))
+        .and_then(|p| p.registration.clone())
+    else {
         return Ok(String::new());
     };
     let at = reg.started_at.clone();
     let p = |file: &str| klog_prefix(&at, file);
     let mut out = String::new();
-    let _ = writeln!(out, "{}Caching stats in memory for 2m0s", p("storagedriver.go:55"));
-    let _ = writeln!(out, "{}cAdvisor running in container: \"/sys/fs/cgroup/cpu,cpuacct\"", p("manager.go:204"));
+    let _ = writeln!(
+        out,
+        "{}Caching stats in memory for 2m0s",
+        p("storagedriver.go:55")
+    );
+    let _ = writeln!(
+        out,
+        "{}cAdvisor running in container: \"/sys/fs/cgroup/cpu,cpuacct\"",
+        p("manager.go:204")
+    );
     let _ = writeln!(
         out,
         "{}Registration of the docker container factory failed: failed to validate Docker info: failed to detect Docker info: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?",
         p("factory.go:219")
     );
     let line = reg.log_line();
-    let file = if reg.containerd.is_ok() { "factory.go:221" } else { "factory.go:219" };
+    let file = if reg.containerd.is_ok() {
+        "factory.go:221"
+    } else {
+        "factory.go:219"
+    };
     let _ = writeln!(out, "{}{line}", p(file));
     let _ = writeln!(
         out,
         "{}Registration of the crio container factory failed: Get \"http://%2Fvar%2Frun%2Fcrio%2Fcrio.sock/info\": dial unix /var/run/crio/crio.sock: connect: no such file or directory",
         p("factory.go:219")
     );
-    let _ = writeln!(out, "{}Registration of the raw container factory successfully", p("factory.go:221"));
-    let _ = writeln!(out, "{}Started watching for new ooms in manager", p("manager.go:1193"));
-    let _ = writeln!(out, "{}Starting cAdvisor version: v0.52.1 on port {}", p("cadvisor.go:146"), reg.args.port);
+    let _ = writeln!(
+        out,
+        "{}Registration of the raw container factory successfully",
+        p("factory.go:221")
+    );
+    let _ = writeln!(
+        out,
+        "{}Started watching for new ooms in manager",
+        p("manager.go:1193")
+    );
+    let _ = writeln!(
+        out,
+        "{}Starting cAdvisor version: v0.52.1 on port {}",
+        p("cadvisor.go:146"),
+        reg.args.port
+    );
     Ok(out)
 }
 
@@ -389,12 +445,20 @@ fn id_in_cgroup(name: &str) -> Option<String> {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -404,7 +468,12 @@ fn read_u64(path: &Path) -> Option<u64> {
 fn cpu_seconds(id: &str) -> f64 {
     let rel = id.trim_start_matches('/');
     for ctl in ["cpuacct", "cpu,cpuacct", "cpu"] {
-        if let Some(ns) = read_u64(&Path::new("/sys/fs/cgroup").join(ctl).join(rel).join("cpuacct.usage")) {
+        if let Some(ns) = read_u64(
+            &Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join(rel)
+                .join("cpuacct.usage"),
+        ) {
             return ns as f64 / 1e9;
         }
     }
@@ -413,15 +482,23 @@ fn cpu_seconds(id: &str) -> f64 {
 
 fn memory_bytes(id: &str) -> u64 {
     let rel = id.trim_start_matches('/');
-    read_u64(&Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.usage_in_bytes"))
-        .unwrap_or(1_234_567 + id.len() as u64 * 4096)
+    read_u64(
+        &Path::new("/sys/fs/cgroup/memory")
+            .join(rel)
+            .join("memory.usage_in_bytes"),
+    )
+    .unwrap_or(1_234_567 + id.len() as u64 * 4096)
 }
 
 fn render(seen: &[Seen], with_timestamps: bool) -> String {
     let names: BTreeSet<&String> = seen.iter().flat_map(|s| s.labels.keys()).collect();
     let ts = now_ms();
     let secs = ts as f64 / 1000.0;
-    let stamp = if with_timestamps { format!(" {ts}") } else { String::new() };
+    let stamp = if with_timestamps {
+        format!(" {ts}")
+    } else {
+        String::new()
+    };
     let labels_of = |s: &Seen, extra: &[(&str, &str)]| {
         let mut all: BTreeMap<String, String> = names
             .iter()
@@ -431,7 +508,10 @@ fn render(seen: &[Seen], with_timestamps: bool) -> String {
         for (k, v) in extra {
             all.insert((*k).to_string(), (*v).to_string());
         }
-        let parts: Vec<String> = all.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        let parts: Vec<String> = all
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
         parts.join(",")
     };
     let mut out = String::new();
@@ -475,15 +555,28 @@ fn render(seen: &[Seen], with_timestamps: bool) -> String {
     out
 }
 
-fn cadvisor_metrics(reg: &Registration, listed: Option<Vec<CtrContainer>>, node_containers: Vec<CtrContainer>) -> String {
+fn cadvisor_metrics(
+    reg: &Registration,
+    listed: Option<Vec<CtrContainer>>,
+    node_containers: Vec<CtrContainer>,
+) -> String {
     let args = &reg.args;
     let trim = reg.version.is_none_or(|v| v >= (0, 48, 0));
     let whitelist: Vec<String> = args
         .whitelist
         .iter()
-        .map(|w| if trim { w.trim().to_string() } else { w.clone() })
+        .map(|w| {
+            if trim {
+                w.trim().to_string()
+            } else {
+                w.clone()
+            }
+        })
         .collect();
-    let mut seen = vec![Seen { id: "/".into(), labels: BTreeMap::new() }];
+    let mut seen = vec![Seen {
+        id: "/".into(),
+        labels: BTreeMap::new(),
+    }];
     // Which cgroups exist on the node: every container the node's runtime runs.
     let known: BTreeMap<String, &CtrContainer> = listed
         .as_ref()
@@ -508,17 +601,29 @@ fn cadvisor_metrics(reg: &Registration, listed: Option<Vec<CtrContainer>>, node_
                 seen.push(Seen { id, labels });
             }
             None if args.docker_only => {}
-            None => seen.push(Seen { id, labels: BTreeMap::new() }),
+            None => seen.push(Seen {
+                id,
+                labels: BTreeMap::new(),
+            }),
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP cadvisor_version_info A metric with a constant '1' value labeled by kernel version, OS version, docker version, cadvisor version & cadvisor revision.");
+    let _ = writeln!(
+        out,
+        "# HELP cadvisor_version_info A metric with a constant '1' value labeled by kernel version, OS version, docker version, cadvisor version & cadvisor revision."
+    );
     let _ = writeln!(out, "# TYPE cadvisor_version_info gauge");
-    let _ = writeln!(out, "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"v0.52.1\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1");
+    let _ = writeln!(
+        out,
+        "cadvisor_version_info{{cadvisorRevision=\"\",cadvisorVersion=\"v0.52.1\",dockerVersion=\"\",kernelVersion=\"6.1.0-27-amd64\",osVersion=\"Alpine Linux v3.22\"}} 1"
+    );
     out.push_str(&render(&seen, true));
     let _ = writeln!(out, "# HELP machine_cpu_cores Number of logical CPU cores.");
     let _ = writeln!(out, "# TYPE machine_cpu_cores gauge");
-    let _ = writeln!(out, "machine_cpu_cores{{boot_id=\"5f1c1a7e-0000-4000-8000-000000000001\",machine_id=\"0123456789abcdef0123456789abcdef\",system_uuid=\"00000000-0000-0000-0000-000000000001\"}} 2");
+    let _ = writeln!(
+        out,
+        "machine_cpu_cores{{boot_id=\"5f1c1a7e-0000-4000-8000-000000000001\",machine_id=\"0123456789abcdef0123456789abcdef\",system_uuid=\"00000000-0000-0000-0000-000000000001\"}} 2"
+    );
     out
 }
 
@@ -533,7 +638,12 @@ fn unreachable(addr: &str) -> ApiError {
 }
 
 /// `pods/[scheme:]NAME[:port]/proxy/REST`.
-pub async fn pod_proxy(state: &State, ns: &str, target: &str, rest: &str) -> Result<(u16, String, String), ApiError> {
+pub async fn pod_proxy(
+    state: &State,
+    ns: &str,
+    target: &str,
+    rest: &str,
+) -> Result<(u16, String, String), ApiError> {
     let parts: Vec<&str> = target.split(':').collect();
     let (name, port) = match parts.as_slice() {
         [n] => (*n, None),
@@ -552,14 +662,23 @@ pub async fn pod_proxy(state: &State, ns: &str, target: &str, rest: &str) -> Res
         Some(p) => p.to_string(),
         None => pod["spec"]["containers"]
             .as_array()
-            .and_then(|cs| cs.iter().find_map(|c| c["ports"][0]["containerPort"].as_u64()))
+            .and_then(|cs| {
+                cs.iter()
+                    .find_map(|c| c["ports"][0]["containerPort"].as_u64())
+            })
             .map(|p| p.to_string())
             .unwrap_or_default(),
     };
-    let ip = pod["status"]["podIP"].as_str().unwrap_or_default().to_string();
+    let ip = pod["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let addr = format!("{ip}:{port}");
     let running = pod["status"]["containerStatuses"][0]["state"]["running"].is_object();
-    let reg = state.pods().get(&uid_of(&pod)).and_then(|p| p.registration.clone());
+    let reg = state
+        .pods()
+        .get(&uid_of(&pod))
+        .and_then(|p| p.registration.clone());
     let Some(reg) = reg.filter(|_| running && !ip.is_empty()) else {
         return Err(unreachable(&addr));
     };
@@ -569,24 +688,43 @@ pub async fn pod_proxy(state: &State, ns: &str, target: &str, rest: &str) -> Res
     let _ = container;
     match rest.trim_matches('/') {
         "metrics" => {
-            let node = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)).cloned();
+            let node = pod["spec"]["nodeName"]
+                .as_str()
+                .and_then(|n| state.node(n))
+                .cloned();
             let node_containers = match &node {
-                Some(n) => containerd::list(&n.real_socket(), "k8s.io", Duration::from_secs(3)).await.unwrap_or_default(),
+                Some(n) => containerd::list(&n.real_socket(), "k8s.io", Duration::from_secs(3))
+                    .await
+                    .unwrap_or_default(),
                 None => Vec::new(),
             };
             let listed = match &reg.containerd {
-                Ok(real) => containerd::list(real, &reg.args.namespace, Duration::from_secs(3)).await.ok(),
+                Ok(real) => containerd::list(real, &reg.args.namespace, Duration::from_secs(3))
+                    .await
+                    .ok(),
                 Err(_) => None,
             };
-            Ok((200, PROM_TEXT.into(), cadvisor_metrics(&reg, listed, node_containers)))
+            Ok((
+                200,
+                PROM_TEXT.into(),
+                cadvisor_metrics(&reg, listed, node_containers),
+            ))
         }
         "healthz" => Ok((200, "text/plain; charset=utf-8".into(), "ok".into())),
-        _ => Ok((404, "text/plain; charset=utf-8".into(), "404 page not found\n".into())),
+        _ => Ok((
+            404,
+            "text/plain; charset=utf-8".into(),
+            "404 page not found\n".into(),
+        )),
     }
 }
 
 /// `nodes/NAME/proxy/REST`: the kubelet's configz, healthz and `/metrics/cadvisor`.
-pub async fn node_proxy(state: &State, name: &str, rest: &str) -> Result<(u16, String, String), ApiError> {
+pub async fn node_proxy(
+    state: &State,
+    name: &str,
+    rest: &str,
+) -> Result<(u16, String, String), ApiError> {
     let node = state
         .node(name)
         .cloned()
@@ -618,7 +756,11 @@ pub async fn node_proxy(state: &State, name: &str, rest: &str) -> Result<(u16, S
                 .unwrap_or_default();
             Ok((200, PROM_TEXT.into(), kubelet_metrics(&listed)))
         }
-        _ => Ok((404, "text/plain; charset=utf-8".into(), "404 page not found\n".into())),
+        _ => Ok((
+            404,
+            "text/plain; charset=utf-8".into(),
+            "404 page not found\n".into(),
+        )),
     }
 }
 
@@ -636,12 +778,28 @@ fn kubelet_metrics(listed: &[CtrContainer]) -> String {
         let id = cgroup_name(c, "k8s.io");
         let mut labels = BTreeMap::new();
         let handled = id_in_cgroup(&id).is_some_and(|cid| cid == c.id);
-        let l = |k: &str| if handled { c.labels.get(k).cloned().unwrap_or_default() } else { String::new() };
+        let l = |k: &str| {
+            if handled {
+                c.labels.get(k).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
         labels.insert("container".into(), l("io.kubernetes.container.name"));
         labels.insert("pod".into(), l("io.kubernetes.pod.name"));
         labels.insert("namespace".into(), l("io.kubernetes.pod.namespace"));
-        labels.insert("image".into(), if handled { c.image.clone() } else { String::new() });
-        labels.insert("name".into(), if handled { c.id.clone() } else { String::new() });
+        labels.insert(
+            "image".into(),
+            if handled {
+                c.image.clone()
+            } else {
+                String::new()
+            },
+        );
+        labels.insert(
+            "name".into(),
+            if handled { c.id.clone() } else { String::new() },
+        );
         seen.push(Seen { id, labels });
     }
     render(&seen, true)

@@ -67,7 +67,12 @@ pub struct DialError(pub String);
 
 /// Dials the socket the way cAdvisor's client does first (`net.DialTimeout("unix", addr, 2s)`).
 pub async fn dial(socket: &Path) -> Result<(), DialError> {
-    match tokio::time::timeout(Duration::from_secs(2), tokio::net::UnixStream::connect(socket)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await
+    {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(DialError(match e.kind() {
             std::io::ErrorKind::NotFound => "connect: no such file or directory".into(),
@@ -107,12 +112,18 @@ pub async fn version(socket: &Path, timeout: Duration) -> Result<String, String>
 }
 
 /// Every container in `namespace`.
-pub async fn list(socket: &Path, namespace: &str, timeout: Duration) -> Result<Vec<CtrContainer>, String> {
+pub async fn list(
+    socket: &Path,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Vec<CtrContainer>, String> {
     let mut g = grpc(socket).await?;
     let mut req = tonic::Request::new(ListContainersRequest { filters: vec![] });
     req.metadata_mut().insert(
         "containerd-namespace",
-        namespace.parse().map_err(|_| format!("bad namespace {namespace:?}"))?,
+        namespace
+            .parse()
+            .map_err(|_| format!("bad namespace {namespace:?}"))?,
     );
     req.set_timeout(timeout);
     let resp = g

@@ -154,9 +154,10 @@ fn owned_by(pod: &Value, uid: &str) -> bool {
 }
 
 fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 fn node_selected(ds: &Value, node: &SimNode) -> bool {
@@ -169,7 +170,11 @@ fn node_selected(ds: &Value, node: &SimNode) -> bool {
         ("kubernetes.io/arch".into(), "amd64".into()),
     ];
     labels.extend(node.labels.iter().cloned());
-    sel.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && Some(lv.as_str()) == v.as_str()))
+    sel.iter().all(|(k, v)| {
+        labels
+            .iter()
+            .any(|(lk, lv)| lk == k && Some(lv.as_str()) == v.as_str())
+    })
 }
 
 fn max_unavailable(ds: &Value, desired: usize) -> usize {
@@ -193,7 +198,12 @@ fn new_pod(ds: &Value, node: &SimNode, hash: &str) -> Value {
         labels = json!({});
     }
     labels["controller-revision-hash"] = json!(hash);
-    labels["pod-template-generation"] = json!(ds["metadata"]["generation"].as_i64().unwrap_or(1).to_string());
+    labels["pod-template-generation"] = json!(
+        ds["metadata"]["generation"]
+            .as_i64()
+            .unwrap_or(1)
+            .to_string()
+    );
     let mut spec = template["spec"].clone();
     spec["nodeName"] = json!(node.name);
     spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
@@ -213,13 +223,17 @@ fn new_pod(ds: &Value, node: &SimNode, hash: &str) -> Value {
         }
     }
     spec["tolerations"] = json!(tolerations);
-    let sa = spec["serviceAccountName"].as_str().unwrap_or("default").to_string();
+    let sa = spec["serviceAccountName"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
     spec["serviceAccountName"] = json!(sa);
     spec["serviceAccount"] = json!(sa);
     spec["priority"] = json!(0);
     spec["preemptionPolicy"] = json!("PreemptLowerPriority");
     let qos = if spec["containers"].as_array().is_some_and(|cs| {
-        cs.iter().any(|c| c["resources"].as_object().is_some_and(|r| !r.is_empty()))
+        cs.iter()
+            .any(|c| c["resources"].as_object().is_some_and(|r| !r.is_empty()))
     }) {
         "Burstable"
     } else {
@@ -256,7 +270,10 @@ fn new_pod(ds: &Value, node: &SimNode, hash: &str) -> Value {
 fn reconcile_daemonsets(state: &Arc<State>) {
     let (daemonsets, pods) = {
         let store = state.store();
-        (store.list(resource("daemonsets"), None), store.list(resource("pods"), None))
+        (
+            store.list(resource("daemonsets"), None),
+            store.list(resource("pods"), None),
+        )
     };
     for ds in daemonsets {
         if ds["metadata"]["deletionTimestamp"].is_string() {
@@ -265,19 +282,27 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
         let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
-        let nodes: Vec<&SimNode> = state.nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let nodes: Vec<&SimNode> = state
+            .nodes
+            .iter()
+            .filter(|n| node_selected(&ds, n))
+            .collect();
         let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
         let mut unavailable = 0;
         let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
         for node in &nodes {
-            let on_node: Vec<&&Value> = owned.iter().filter(|p| p["spec"]["nodeName"] == node.name).collect();
+            let on_node: Vec<&&Value> = owned
+                .iter()
+                .filter(|p| p["spec"]["nodeName"] == node.name)
+                .collect();
             match on_node.first() {
                 None => {
                     create_pod(state, &ds, node, &hash);
                     unavailable += 1;
                 }
                 Some(p) => {
-                    let current = p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
+                    let current =
+                        p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
                     if !pod_ready(p) {
                         unavailable += 1;
                     }
@@ -310,7 +335,13 @@ fn reconcile_daemonsets(state: &Arc<State>) {
 
 fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
     let pod = new_pod(ds, node, hash);
-    if let Ok(created) = server::create(state, resource("pods"), pod, "kube-controller-manager", false) {
+    if let Ok(created) = server::create(
+        state,
+        resource("pods"),
+        pod,
+        "kube-controller-manager",
+        false,
+    ) {
         state.pods().insert(
             uid_of(&created),
             PodRuntime {
@@ -339,7 +370,12 @@ fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
             None,
             "Normal",
             "Scheduled",
-            &format!("Successfully assigned {}/{} to {}", ns_of(&created), name_of(&created), node.name),
+            &format!(
+                "Successfully assigned {}/{} to {}",
+                ns_of(&created),
+                name_of(&created),
+                node.name
+            ),
             "default-scheduler",
             None,
         );
@@ -376,11 +412,11 @@ pub fn event(
 ) {
     let ns = ns_of(obj);
     let events = resource("events");
-    let existing = state
-        .store()
-        .list(events, Some(&ns))
-        .into_iter()
-        .find(|e| e["involvedObject"]["uid"] == uid_of(obj) && e["reason"] == reason && e["message"] == message);
+    let existing = state.store().list(events, Some(&ns)).into_iter().find(|e| {
+        e["involvedObject"]["uid"] == uid_of(obj)
+            && e["reason"] == reason
+            && e["message"] == message
+    });
     let t = now();
     if let Some(mut e) = existing {
         e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
@@ -419,7 +455,10 @@ pub fn event(
 }
 
 fn container_name(pod: &Value) -> String {
-    pod["spec"]["containers"][0]["name"].as_str().unwrap_or("main").to_string()
+    pod["spec"]["containers"][0]["name"]
+        .as_str()
+        .unwrap_or("main")
+        .to_string()
 }
 
 fn write_status(state: &Arc<State>, pod: &Value, status: Value) {
@@ -444,7 +483,13 @@ fn pod_ip(pod: &Value) -> String {
     format!("10.1.0.{}", 2 + fnv(&uid_of(pod)) % 250)
 }
 
-fn container_statuses(pod: &Value, state_json: Value, ready: bool, restarts: u32, last: Option<Value>) -> Value {
+fn container_statuses(
+    pod: &Value,
+    state_json: Value,
+    ready: bool,
+    restarts: u32,
+    last: Option<Value>,
+) -> Value {
     let c = &pod["spec"]["containers"][0];
     let image = c["image"].as_str().unwrap_or_default();
     let running = state_json.get("running").is_some();
@@ -459,8 +504,13 @@ fn container_statuses(pod: &Value, state_json: Value, ready: bool, restarts: u32
         "lastState": last.unwrap_or(json!({})),
     });
     if running {
-        s["containerID"] = json!(format!("containerd://{:016x}{:016x}{:016x}{:016x}",
-            fnv(&uid_of(pod)), fnv(image), fnv(&name_of(pod)), restarts));
+        s["containerID"] = json!(format!(
+            "containerd://{:016x}{:016x}{:016x}{:016x}",
+            fnv(&uid_of(pod)),
+            fnv(image),
+            fnv(&name_of(pod)),
+            restarts
+        ));
     }
     json!([s])
 }
@@ -489,7 +539,11 @@ async fn pods_lifecycle(state: &Arc<State>) {
     let failures = state.failures.snapshot();
     let pods = state.store().list(resource("pods"), None);
     for pod in pods {
-        let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)).cloned() else {
+        let Some(node) = pod["spec"]["nodeName"]
+            .as_str()
+            .and_then(|n| state.node(n))
+            .cloned()
+        else {
             continue;
         };
         let uid = uid_of(&pod);
@@ -509,7 +563,10 @@ async fn pods_lifecycle(state: &Arc<State>) {
                 .clone()
         };
         let cname = container_name(&pod);
-        let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+        let image = pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let field_path = format!("spec.containers{{{cname}}}");
         let host_ip = node.internal_ip.clone();
         let base_status = |phase: &str, ready: bool, statuses: Value| {
@@ -536,15 +593,68 @@ async fn pods_lifecycle(state: &Arc<State>) {
             if failures.image_pull {
                 if !rt.failed_pull {
                     let waiting = json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}});
-                    write_status(state, &pod, base_status("Pending", false, container_statuses(&pod, waiting, false, 0, None)));
+                    write_status(
+                        state,
+                        &pod,
+                        base_status(
+                            "Pending",
+                            false,
+                            container_statuses(&pod, waiting, false, 0, None),
+                        ),
+                    );
                     let host = Some(node.name.as_str());
-                    event(state, &pod, Some(&field_path), "Normal", "Pulling", &format!("Pulling image \"{image}\""), "kubelet", host);
-                    event(state, &pod, Some(&field_path), "Warning", "Failed",
-                        &format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"),
-                        "kubelet", host);
-                    event(state, &pod, Some(&field_path), "Warning", "Failed", "Error: ErrImagePull", "kubelet", host);
-                    event(state, &pod, Some(&field_path), "Normal", "BackOff", &format!("Back-off pulling image \"{image}\""), "kubelet", host);
-                    event(state, &pod, Some(&field_path), "Warning", "Failed", "Error: ImagePullBackOff", "kubelet", host);
+                    event(
+                        state,
+                        &pod,
+                        Some(&field_path),
+                        "Normal",
+                        "Pulling",
+                        &format!("Pulling image \"{image}\""),
+                        "kubelet",
+                        host,
+                    );
+                    event(
+                        state,
+                        &pod,
+                        Some(&field_path),
+                        "Warning",
+                        "Failed",
+                        &format!(
+                            "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
+                        ),
+                        "kubelet",
+                        host,
+                    );
+                    event(
+                        state,
+                        &pod,
+                        Some(&field_path),
+                        "Warning",
+                        "Failed",
+                        "Error: ErrImagePull",
+                        "kubelet",
+                        host,
+                    );
+                    event(
+                        state,
+                        &pod,
+                        Some(&field_path),
+                        "Normal",
+                        "BackOff",
+                        &format!("Back-off pulling image \"{image}\""),
+                        "kubelet",
+                        host,
+                    );
+                    event(
+                        state,
+                        &pod,
+                        Some(&field_path),
+                        "Warning",
+                        "Failed",
+                        "Error: ImagePullBackOff",
+                        "kubelet",
+                        host,
+                    );
                     if let Some(p) = state.pods().get_mut(&uid) {
                         p.failed_pull = true;
                     }
@@ -564,19 +674,56 @@ async fn pods_lifecycle(state: &Arc<State>) {
                 }
             }
             let host = Some(node.name.as_str());
-            event(state, &pod, Some(&field_path), "Normal", "Pulled", &format!("Container image \"{image}\" already present on machine"), "kubelet", host);
-            event(state, &pod, Some(&field_path), "Normal", "Created", &format!("Created container: {cname}"), "kubelet", host);
-            event(state, &pod, Some(&field_path), "Normal", "Started", &format!("Started container {cname}"), "kubelet", host);
+            event(
+                state,
+                &pod,
+                Some(&field_path),
+                "Normal",
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+                "kubelet",
+                host,
+            );
+            event(
+                state,
+                &pod,
+                Some(&field_path),
+                "Normal",
+                "Created",
+                &format!("Created container: {cname}"),
+                "kubelet",
+                host,
+            );
+            event(
+                state,
+                &pod,
+                Some(&field_path),
+                "Normal",
+                "Started",
+                &format!("Started container {cname}"),
+                "kubelet",
+                host,
+            );
             if failures.crash_loop {
                 crash(state, &pod, &node, &base_status, 1);
             } else {
                 let running = json!({"running": {"startedAt": started_at}});
-                write_status(state, &pod, base_status("Running", true, container_statuses(&pod, running, true, 0, None)));
+                write_status(
+                    state,
+                    &pod,
+                    base_status(
+                        "Running",
+                        true,
+                        container_statuses(&pod, running, true, 0, None),
+                    ),
+                );
             }
             continue;
         }
         if rt.crashing {
-            let due = rt.last_restart.is_none_or(|t| t.elapsed() >= Duration::from_millis(400));
+            let due = rt
+                .last_restart
+                .is_none_or(|t| t.elapsed() >= Duration::from_millis(400));
             if due {
                 crash(state, &pod, &node, &base_status, rt.restarts + 1);
             }
@@ -584,7 +731,13 @@ async fn pods_lifecycle(state: &Arc<State>) {
     }
 }
 
-fn crash(state: &Arc<State>, pod: &Value, node: &SimNode, base_status: &dyn Fn(&str, bool, Value) -> Value, restarts: u32) {
+fn crash(
+    state: &Arc<State>,
+    pod: &Value,
+    node: &SimNode,
+    base_status: &dyn Fn(&str, bool, Value) -> Value,
+    restarts: u32,
+) {
     let cname = container_name(pod);
     let uid = uid_of(pod);
     let t = now();
@@ -592,7 +745,15 @@ fn crash(state: &Arc<State>, pod: &Value, node: &SimNode, base_status: &dyn Fn(&
         "message": format!("back-off 10s restarting failed container={cname} pod={}_{}({uid})", name_of(pod), ns_of(pod))}});
     let last = json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": t, "finishedAt": t,
         "containerID": format!("containerd://{:064x}", fnv(&format!("{uid}{restarts}")))}});
-    write_status(state, pod, base_status("Running", false, container_statuses(pod, waiting, false, restarts, Some(last))));
+    write_status(
+        state,
+        pod,
+        base_status(
+            "Running",
+            false,
+            container_statuses(pod, waiting, false, restarts, Some(last)),
+        ),
+    );
     if let Some(p) = state.pods().get_mut(&uid) {
         p.restarts = restarts;
         p.last_restart = Some(Instant::now());
@@ -603,7 +764,11 @@ fn crash(state: &Arc<State>, pod: &Value, node: &SimNode, base_status: &dyn Fn(&
         Some(&format!("spec.containers{{{cname}}}")),
         "Warning",
         "BackOff",
-        &format!("Back-off restarting failed container {cname} in pod {}_{}({uid})", name_of(pod), ns_of(pod)),
+        &format!(
+            "Back-off restarting failed container {cname} in pod {}_{}({uid})",
+            name_of(pod),
+            ns_of(pod)
+        ),
         "kubelet",
         Some(&node.name),
     );
@@ -619,7 +784,11 @@ fn daemonset_status(state: &Arc<State>) {
     for ds in daemonsets {
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
-        let nodes: Vec<&SimNode> = state.nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let nodes: Vec<&SimNode> = state
+            .nodes
+            .iter()
+            .filter(|n| node_selected(&ds, n))
+            .collect();
         let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
         let desired = nodes.len() as i64;
         let mut current = 0;
@@ -670,7 +839,13 @@ fn daemonset_status(state: &Arc<State>) {
         }
         let mut new = live.clone();
         new["status"] = status;
-        apply::record_update(Some(&live), &mut new, "kube-controller-manager", Some("status"), &now());
+        apply::record_update(
+            Some(&live),
+            &mut new,
+            "kube-controller-manager",
+            Some("status"),
+            &now(),
+        );
         store.put(dss, new);
     }
 }

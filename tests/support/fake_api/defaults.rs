@@ -34,7 +34,11 @@ pub fn pod_spec(spec: &mut Value) {
 
 fn container(c: &mut Value) {
     let image = c["image"].as_str().unwrap_or_default().to_string();
-    let tag_latest = match image.rsplit_once('/').map_or(image.as_str(), |(_, last)| last).split_once(':') {
+    let tag_latest = match image
+        .rsplit_once('/')
+        .map_or(image.as_str(), |(_, last)| last)
+        .split_once(':')
+    {
         None => !image.contains('@'),
         Some((_, tag)) => tag == "latest",
     };
@@ -113,7 +117,11 @@ pub fn apply(kind: &str, obj: &mut Value, service_ip: impl FnOnce() -> String) {
         "Namespace" => {
             let name = obj["metadata"]["name"].clone();
             default(&mut obj["metadata"], "labels", json!({}));
-            default(&mut obj["metadata"]["labels"], "kubernetes.io/metadata.name", name);
+            default(
+                &mut obj["metadata"]["labels"],
+                "kubernetes.io/metadata.name",
+                name,
+            );
             default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
             default(obj, "status", json!({"phase": "Active"}));
         }

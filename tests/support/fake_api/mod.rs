@@ -321,7 +321,8 @@ impl FakeCluster {
         runtime.spawn(server::serve(state.clone(), listener, pki.server_config()));
         runtime.spawn(controller::run(state.clone()));
         let server = format!("https://127.0.0.1:{port}");
-        let kubeconfig = pki.write_kubeconfig(dir.path(), "client.config", &server, Some(&pki.admin));
+        let kubeconfig =
+            pki.write_kubeconfig(dir.path(), "client.config", &server, Some(&pki.admin));
         FakeCluster {
             runtime: Some(runtime),
             state,
@@ -339,8 +340,12 @@ impl FakeCluster {
 
     /// A kubeconfig with the right CA but no client certificate (requests get 401).
     pub fn kubeconfig_without_client_cert(&self) -> PathBuf {
-        self.pki
-            .write_kubeconfig(self.dir.path(), "anonymous.config", &self.server_url(), None)
+        self.pki.write_kubeconfig(
+            self.dir.path(),
+            "anonymous.config",
+            &self.server_url(),
+            None,
+        )
     }
 
     /// A kubeconfig whose client certificate comes from another CA (requests get 401).
@@ -444,7 +449,11 @@ impl FakeCluster {
     }
 
     /// Polls the store (test side) until `pred` holds or `timeout` passes.
-    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&FakeCluster) -> bool) -> bool {
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&FakeCluster) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if pred(self) {
@@ -459,7 +468,10 @@ impl FakeCluster {
 
     /// What the simulated cAdvisor of `pod` logged at start, if it started.
     pub fn cadvisor_registration(&self, pod_uid: &str) -> Option<cadvisor::Registration> {
-        self.state.pods().get(pod_uid).and_then(|p| p.registration.clone())
+        self.state
+            .pods()
+            .get(pod_uid)
+            .and_then(|p| p.registration.clone())
     }
 
     pub fn nodes(&self) -> &[SimNode] {

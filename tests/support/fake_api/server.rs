@@ -74,7 +74,11 @@ pub async fn serve(state: Arc<State>, listener: TcpListener, tls: Arc<rustls::Se
     }
 }
 
-async fn connection(state: Arc<State>, acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream) {
+async fn connection(
+    state: Arc<State>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) {
     let Ok(tls) = acceptor.accept(tcp).await else {
         return;
     };
@@ -89,7 +93,8 @@ async fn connection(state: Arc<State>, acceptor: tokio_rustls::TlsAcceptor, tcp:
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(state, authenticated, req).await) }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     let _ = builder
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
         .await;
@@ -125,15 +130,13 @@ pub fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -201,15 +204,18 @@ impl Ctx<'_> {
             return Ok(v);
         }
         let text = String::from_utf8_lossy(&self.body);
-        serde_saphyr::from_str::<Value>(&text).map_err(|e| {
-            status::bad_request(format!("error decoding request body: {e}"))
-        })
+        serde_saphyr::from_str::<Value>(&text)
+            .map_err(|e| status::bad_request(format!("error decoding request body: {e}")))
     }
 }
 
 // ---- routing ------------------------------------------------------------------------------
 
-pub async fn handle(state: Arc<State>, authenticated: bool, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    authenticated: bool,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parse_query(parts.uri.query());
@@ -258,14 +264,23 @@ pub async fn handle(state: Arc<State>, authenticated: bool, req: Request<Incomin
 }
 
 async fn route(ctx: &Ctx<'_>, path: &str, accept: &str) -> Result<Response<Body>, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let crds = ctx.state.crds();
     let server = format!("127.0.0.1:{}", ctx.state.port.load(Ordering::SeqCst));
     match segs.as_slice() {
         ["version"] => Ok(json_response(200, &resources::version())),
-        ["healthz" | "livez" | "readyz"] => Ok(text_response(200, "text/plain; charset=utf-8", "ok".into())),
+        ["healthz" | "livez" | "readyz"] => {
+            Ok(text_response(200, "text/plain; charset=utf-8", "ok".into()))
+        }
         ["api"] => Ok(json_response(200, &resources::api_versions(&server))),
-        ["api", "v1"] => Ok(json_response(200, &resources::resource_list("", "v1", crds))),
+        ["api", "v1"] => Ok(json_response(
+            200,
+            &resources::resource_list("", "v1", crds),
+        )),
         ["apis"] => Ok(json_response(200, &resources::api_group_list(crds))),
         ["apis", g, v] if resources::group_exists(g, v, crds) => {
             Ok(json_response(200, &resources::resource_list(g, v, crds)))
@@ -289,7 +304,9 @@ struct Target {
 }
 
 fn parse_target(group: &str, version: &str, segs: &[&str], crds: bool) -> Result<Target, ApiError> {
-    let find = |plural: &str| resources::find(group, version, plural, crds).ok_or_else(status::page_not_found);
+    let find = |plural: &str| {
+        resources::find(group, version, plural, crds).ok_or_else(status::page_not_found)
+    };
     let (res, ns, tail) = match segs {
         ["namespaces", ns, plural, tail @ ..] if !matches!(*plural, "status" | "finalize") => {
             let res = find(plural)?;
@@ -318,7 +335,13 @@ fn parse_target(group: &str, version: &str, segs: &[&str], crds: bool) -> Result
     if res.namespaced && ns.is_none() && name.is_some() {
         return Err(status::page_not_found());
     }
-    Ok(Target { res, ns, name, sub, rest })
+    Ok(Target {
+        res,
+        ns,
+        name,
+        sub,
+        rest,
+    })
 }
 
 fn rbac_verb(method: &Method, t: &Target, watch: bool) -> &'static str {
@@ -382,9 +405,18 @@ async fn resource_route(
         (None, None, "DELETE") => {
             let items = list_objects(ctx, &t)?;
             for item in &items {
-                delete(ctx.state, t.res, &ns_of(item), &name_of(item), ctx.query.get("propagationPolicy"))?;
+                delete(
+                    ctx.state,
+                    t.res,
+                    &ns_of(item),
+                    &name_of(item),
+                    ctx.query.get("propagationPolicy"),
+                )?;
             }
-            Ok(json_response(200, &list_body(t.res, items, ctx.state.store().rv())))
+            Ok(json_response(
+                200,
+                &list_body(t.res, items, ctx.state.store().rv()),
+            ))
         }
         (None, Some(name), "GET") => {
             let store = ctx.state.store();
@@ -392,7 +424,10 @@ async fn resource_route(
                 .get(t.res, &ns, name)
                 .ok_or_else(|| status::not_found(t.res, name))?;
             if accept.contains("as=Table") {
-                return Ok(json_response(200, &super::table::table(t.res, std::slice::from_ref(obj), store.rv())));
+                return Ok(json_response(
+                    200,
+                    &super::table::table(t.res, std::slice::from_ref(obj), store.rv()),
+                ));
             }
             Ok(json_response(200, obj))
         }
@@ -478,23 +513,27 @@ pub fn label_match(selector: &str, labels: &Value) -> bool {
     }
     terms.push(cur);
     let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
-    terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).all(|t| {
-        if let Some((k, v)) = t.split_once("!=") {
-            get(k) != Some(v.trim())
-        } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-            get(k) == Some(v.trim())
-        } else if let Some((k, set)) = t.split_once(" notin ") {
-            let set = parse_set(set);
-            get(k).is_none_or(|v| !set.contains(&v.to_string()))
-        } else if let Some((k, set)) = t.split_once(" in ") {
-            let set = parse_set(set);
-            get(k).is_some_and(|v| set.contains(&v.to_string()))
-        } else if let Some(k) = t.strip_prefix('!') {
-            get(k).is_none()
-        } else {
-            get(t).is_some()
-        }
-    })
+    terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            if let Some((k, v)) = t.split_once("!=") {
+                get(k) != Some(v.trim())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                get(k) == Some(v.trim())
+            } else if let Some((k, set)) = t.split_once(" notin ") {
+                let set = parse_set(set);
+                get(k).is_none_or(|v| !set.contains(&v.to_string()))
+            } else if let Some((k, set)) = t.split_once(" in ") {
+                let set = parse_set(set);
+                get(k).is_some_and(|v| set.contains(&v.to_string()))
+            } else if let Some(k) = t.strip_prefix('!') {
+                get(k).is_none()
+            } else {
+                get(t).is_some()
+            }
+        })
 }
 
 fn parse_set(s: &str) -> Vec<String> {
@@ -509,32 +548,38 @@ fn parse_set(s: &str) -> Vec<String> {
 /// Field selector terms `path=v`, `path==v`, `path!=v` on dotted paths
 /// (`metadata.name`, `spec.nodeName`, `involvedObject.name`, `status.phase`).
 pub fn field_match(selector: &str, obj: &Value) -> bool {
-    selector.split(',').map(str::trim).filter(|t| !t.is_empty()).all(|t| {
-        let (path, want, negate) = if let Some((p, v)) = t.split_once("!=") {
-            (p, v, true)
-        } else if let Some((p, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-            (p, v, false)
-        } else {
-            return false;
-        };
-        let mut cur = obj;
-        for part in path.trim().split('.') {
-            cur = &cur[part];
-        }
-        let have = match cur {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        (have == want.trim()) != negate
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            let (path, want, negate) = if let Some((p, v)) = t.split_once("!=") {
+                (p, v, true)
+            } else if let Some((p, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                (p, v, false)
+            } else {
+                return false;
+            };
+            let mut cur = obj;
+            for part in path.trim().split('.') {
+                cur = &cur[part];
+            }
+            let have = match cur {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (have == want.trim()) != negate
+        })
 }
 
 fn selected(query: &Query, obj: &Value) -> bool {
     query
         .get("labelSelector")
         .is_none_or(|s| label_match(s, &obj["metadata"]["labels"]))
-        && query.get("fieldSelector").is_none_or(|s| field_match(s, obj))
+        && query
+            .get("fieldSelector")
+            .is_none_or(|s| field_match(s, obj))
 }
 
 fn list_objects(ctx: &Ctx<'_>, t: &Target) -> Result<Vec<Value>, ApiError> {
@@ -599,20 +644,27 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
     let initial_events = query.flag("sendInitialEvents");
     let rv_param = query.get("resourceVersion").unwrap_or_default().to_string();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
-    let matches = move |obj: &Value| {
-        ns.as_deref().is_none_or(|n| ns_of(obj) == n) && selected(&query, obj)
-    };
+    let matches =
+        move |obj: &Value| ns.as_deref().is_none_or(|n| ns_of(obj) == n) && selected(&query, obj);
     let (initial, backlog, mut live, start_rv) = {
         let store = state.store();
         let current = store.rv();
         let from_rv: Option<u64> = rv_param.parse().ok().filter(|rv| *rv > 0);
         let synthetic = initial_events || from_rv.is_none();
         let initial: Vec<Value> = if synthetic {
-            store.list(res, None).into_iter().filter(|o| matches(o)).collect()
+            store
+                .list(res, None)
+                .into_iter()
+                .filter(|o| matches(o))
+                .collect()
         } else {
             Vec::new()
         };
-        let since = if synthetic { current } else { from_rv.unwrap_or(current) };
+        let since = if synthetic {
+            current
+        } else {
+            from_rv.unwrap_or(current)
+        };
         let (backlog, live) = store.subscribe(&res.qualified(), since);
         (initial, backlog, live, current)
     };
@@ -637,7 +689,12 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target) -> Response<Body> {
         }
         for ev in backlog {
             last_rv = ev.rv;
-            if matches(&ev.object) && tx.send(Ok(watch_line(ev.kind.as_str(), &ev.object))).await.is_err() {
+            if matches(&ev.object)
+                && tx
+                    .send(Ok(watch_line(ev.kind.as_str(), &ev.object)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }
@@ -754,12 +811,22 @@ fn generate_name(obj: &mut Value) {
     }
 }
 
-pub fn create(state: &State, res: &'static Resource, mut obj: Value, manager: &str, dry_run: bool) -> Result<Value, ApiError> {
+pub fn create(
+    state: &State,
+    res: &'static Resource,
+    mut obj: Value,
+    manager: &str,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
     check_kind(res, &obj)?;
     generate_name(&mut obj);
     let name = name_of(&obj);
     if name.is_empty() {
-        return Err(status::invalid(res, "", "metadata.name: Required value: name or generateName is required".into()));
+        return Err(status::invalid(
+            res,
+            "",
+            "metadata.name: Required value: name or generateName is required".into(),
+        ));
     }
     let ns = ns_of(&obj);
     check_namespace(state, res, &ns)?;
@@ -767,7 +834,13 @@ pub fn create(state: &State, res: &'static Resource, mut obj: Value, manager: &s
         return Err(status::already_exists(res, &name));
     }
     if let Some(meta) = obj["metadata"].as_object_mut() {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+        ] {
             meta.remove(k);
         }
     }
@@ -790,7 +863,12 @@ pub fn create_as(state: &Arc<State>, manager: &str, obj: Value) -> Result<Value,
     let res = resources::by_kind(&api_version, &kind)
         .ok_or_else(|| status::bad_request(format!("unknown kind {api_version}/{kind}")))?;
     let ns = ns_of(&obj);
-    if res.namespaced && state.store().get(super::resource("namespaces"), "", &ns).is_none() {
+    if res.namespaced
+        && state
+            .store()
+            .get(super::resource("namespaces"), "", &ns)
+            .is_none()
+    {
         create(
             state,
             super::resource("namespaces"),
@@ -849,7 +927,13 @@ fn finalize_update(
     sub: Option<&str>,
     record: bool,
 ) -> Result<(Value, bool), ApiError> {
-    for k in ["uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "resourceVersion",
+        "deletionTimestamp",
+    ] {
         new["metadata"][k] = live["metadata"][k].clone();
         if new["metadata"][k].is_null() {
             if let Some(m) = new["metadata"].as_object_mut() {
@@ -915,8 +999,20 @@ fn commit(state: &State, res: &Resource, live: &Value, (obj, changed): (Value, b
     state.store().put(res, obj)
 }
 
-fn patch(ctx: &Ctx<'_>, res: &'static Resource, ns: &str, name: &str, sub: Option<&str>) -> Result<(u16, Value), ApiError> {
-    let ct = ctx.content_type.split(';').next().unwrap_or_default().trim().to_string();
+fn patch(
+    ctx: &Ctx<'_>,
+    res: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+) -> Result<(u16, Value), ApiError> {
+    let ct = ctx
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     match ct.as_str() {
         "application/apply-patch+yaml" => server_side_apply(ctx, res, ns, name, sub),
         "application/merge-patch+json" => {
@@ -948,12 +1044,15 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
     for op in ops.as_array().cloned().unwrap_or_default() {
         let path = op["path"].as_str().unwrap_or_default();
         let pointer_parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-        let last = path.rsplit_once('/').map(|(_, l)| l.replace("~1", "/").replace("~0", "~")).unwrap_or_default();
+        let last = path
+            .rsplit_once('/')
+            .map(|(_, l)| l.replace("~1", "/").replace("~0", "~"))
+            .unwrap_or_default();
         match op["op"].as_str().unwrap_or_default() {
             "add" | "replace" => {
-                let parent = v
-                    .pointer_mut(pointer_parent)
-                    .ok_or_else(|| status::bad_request(format!("jsonpatch: missing path {path}")))?;
+                let parent = v.pointer_mut(pointer_parent).ok_or_else(|| {
+                    status::bad_request(format!("jsonpatch: missing path {path}"))
+                })?;
                 match parent {
                     Value::Object(m) => {
                         m.insert(last, op["value"].clone());
@@ -991,16 +1090,30 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 if v.pointer(path) != Some(&op["value"]) {
-                    return Err(status::invalid(&resources::RESOURCES[0], "", format!("jsonpatch test operation does not apply: {path}")));
+                    return Err(status::invalid(
+                        &resources::RESOURCES[0],
+                        "",
+                        format!("jsonpatch test operation does not apply: {path}"),
+                    ));
                 }
             }
-            other => return Err(status::bad_request(format!("jsonpatch: unsupported op {other}"))),
+            other => {
+                return Err(status::bad_request(format!(
+                    "jsonpatch: unsupported op {other}"
+                )));
+            }
         }
     }
     Ok(v)
 }
 
-fn server_side_apply(ctx: &Ctx<'_>, res: &'static Resource, ns: &str, name: &str, sub: Option<&str>) -> Result<(u16, Value), ApiError> {
+fn server_side_apply(
+    ctx: &Ctx<'_>,
+    res: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+) -> Result<(u16, Value), ApiError> {
     let manager = match ctx.query.get("fieldManager") {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => {
@@ -1008,7 +1121,7 @@ fn server_side_apply(ctx: &Ctx<'_>, res: &'static Resource, ns: &str, name: &str
                 res,
                 name,
                 "fieldManager: Required value: is required for apply patch".into(),
-            ))
+            ));
         }
     };
     let force = ctx.query.flag("force");
@@ -1055,7 +1168,10 @@ fn server_side_apply(ctx: &Ctx<'_>, res: &'static Resource, ns: &str, name: &str
     if changed && obj["metadata"]["managedFields"] == live["metadata"]["managedFields"] {
         // Object changed but ownership did not: refresh the applier's time.
         let mut entries = apply::entries(&obj);
-        for e in entries.iter_mut().filter(|e| e.manager == manager && e.operation == "Apply") {
+        for e in entries
+            .iter_mut()
+            .filter(|e| e.manager == manager && e.operation == "Apply")
+        {
             e.time = time.clone();
         }
         apply::set_entries(&mut obj, &entries);
@@ -1079,7 +1195,13 @@ fn success_status(res: &Resource, obj: &Value) -> Value {
 /// Deletes an object. Namespaces go `Terminating` and disappear with their content shortly
 /// after; other objects go at once, and (unless `Orphan`) so do the objects they own, as the
 /// garbage collector does.
-pub fn delete(state: &Arc<State>, res: &'static Resource, ns: &str, name: &str, policy: Option<&str>) -> Result<Value, ApiError> {
+pub fn delete(
+    state: &Arc<State>,
+    res: &'static Resource,
+    ns: &str,
+    name: &str,
+    policy: Option<&str>,
+) -> Result<Value, ApiError> {
     let mut store = state.store();
     let live = store
         .get(res, ns, name)

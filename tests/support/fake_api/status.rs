@@ -30,7 +30,10 @@ impl ApiError {
     }
 
     pub fn message(&self) -> String {
-        self.body["message"].as_str().unwrap_or_default().to_string()
+        self.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -167,7 +170,9 @@ pub fn unsupported_media(content_type: &str) -> ApiError {
     ApiError::new(
         415,
         "UnsupportedMediaType",
-        format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"),
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"
+        ),
         None,
     )
 }

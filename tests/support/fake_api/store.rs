@@ -54,11 +54,17 @@ pub fn ns_of(obj: &Value) -> String {
 }
 
 pub fn name_of(obj: &Value) -> String {
-    obj["metadata"]["name"].as_str().unwrap_or_default().to_string()
+    obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn uid_of(obj: &Value) -> String {
-    obj["metadata"]["uid"].as_str().unwrap_or_default().to_string()
+    obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn rv_of(obj: &Value) -> u64 {

@@ -32,7 +32,10 @@ fn int(v: &Value) -> i64 {
 }
 
 fn pod_cells(pod: &Value) -> Vec<Value> {
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
     let ready = statuses.iter().filter(|s| s["ready"] == true).count();
     let restarts: i64 = statuses.iter().map(|s| int(&s["restartCount"])).sum();
@@ -43,7 +46,10 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
             if pod["metadata"]["deletionTimestamp"].is_string() {
                 "Terminating".into()
             } else {
-                pod["status"]["phase"].as_str().unwrap_or("Pending").to_string()
+                pod["status"]["phase"]
+                    .as_str()
+                    .unwrap_or("Pending")
+                    .to_string()
             }
         });
     vec![
@@ -96,11 +102,23 @@ fn ds_cells(ds: &Value) -> Vec<Value> {
 pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
     let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match res.kind {
         "Pod" => (
-            vec![col("Name", "string"), col("Ready", "string"), col("Status", "string"), col("Restarts", "string"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Status", "string"),
+                col("Restarts", "string"),
+                col("Age", "string"),
+            ],
             pod_cells,
         ),
         "Node" => (
-            vec![col("Name", "string"), col("Status", "string"), col("Roles", "string"), col("Age", "string"), col("Version", "string")],
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Roles", "string"),
+                col("Age", "string"),
+                col("Version", "string"),
+            ],
             node_cells,
         ),
         "DaemonSet" => (
@@ -117,8 +135,18 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
             ds_cells,
         ),
         "Namespace" => (
-            vec![col("Name", "string"), col("Status", "string"), col("Age", "string")],
-            |o| vec![json!(o["metadata"]["name"]), json!(o["status"]["phase"]), json!(age(o))],
+            vec![
+                col("Name", "string"),
+                col("Status", "string"),
+                col("Age", "string"),
+            ],
+            |o| {
+                vec![
+                    json!(o["metadata"]["name"]),
+                    json!(o["status"]["phase"]),
+                    json!(age(o)),
+                ]
+            },
         ),
         _ => (vec![col("Name", "string"), col("Age", "string")], |o| {
             vec![json!(o["metadata"]["name"]), json!(age(o))]

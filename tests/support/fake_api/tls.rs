@@ -17,8 +17,8 @@ use rcgen::{
 };
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// PEM material of one certificate and its key.
@@ -44,8 +44,12 @@ pub struct Pki {
 fn ca(org: &str) -> (String, CertificateDer<'static>, Issuer<'static, KeyPair>) {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "10.152.183.1");
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "10.152.183.1");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -59,9 +63,14 @@ fn ca(org: &str) -> (String, CertificateDer<'static>, Issuer<'static, KeyPair>) 
 fn client(issuer: &Issuer<'static, KeyPair>, cn: &str, org: &str) -> Pem {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().expect("generate client key");
     let cert = params.signed_by(&key, issuer).expect("sign client cert");
@@ -81,12 +90,19 @@ impl Pki {
         params
             .subject_alt_names
             .push(SanType::IpAddress([10, 152, 183, 1].into()));
-        params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.use_authority_key_identifier_extension = true;
         let server_key = KeyPair::generate().expect("generate server key");
-        let server_cert = params.signed_by(&server_key, &issuer).expect("sign server cert");
+        let server_cert = params
+            .signed_by(&server_key, &issuer)
+            .expect("sign server cert");
         let admin = client(&issuer, "admin", "system:masters");
         let (_, _, other_issuer) = ca("somebody-else");
         let stranger = client(&other_issuer, "admin", "system:masters");
@@ -107,7 +123,9 @@ impl Pki {
     /// The verifier that decides, per request, whether the presented chain is trusted.
     pub fn client_verifier(&self) -> Arc<dyn ClientCertVerifier> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_der.clone()).expect("add CA to root store");
+        roots
+            .add(self.ca_der.clone())
+            .expect("add CA to root store");
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .expect("build client verifier")
@@ -150,7 +168,13 @@ impl Pki {
         )
     }
 
-    pub fn write_kubeconfig(&self, dir: &Path, file: &str, server: &str, client: Option<&Pem>) -> PathBuf {
+    pub fn write_kubeconfig(
+        &self,
+        dir: &Path,
+        file: &str,
+        server: &str,
+        client: Option<&Pem>,
+    ) -> PathBuf {
         let path = dir.join(file);
         std::fs::write(&path, self.kubeconfig(server, client)).expect("write kubeconfig");
         path
@@ -220,7 +244,11 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
