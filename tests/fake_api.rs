@@ -1,29 +1,1047 @@
 //! Fidelity of the fake Kubernetes API server (tests/support/fake_api) against the reference
-//! client, kubectl, and against kube-rs.
+//! client, kubectl, and against kube-rs; and its simulated cAdvisor against a real containerd.
 
 mod support;
 
-use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
 
-fn kubectl(cluster: &FakeCluster, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args(args)
-        .output()
-        .expect("run kubectl")
+use serde_json::Value;
+use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+use support::real;
+
+const POD: &str = "loki-gateway-66c8f46897-2m445";
+const MICROK8S_SOCKET: &str = "/var/snap/microk8s/common/run/containerd.sock";
+
+fn have_kubectl() -> bool {
+    real::require("kubectl", real::have_tool("kubectl"))
 }
 
-#[test]
-fn kubectl_gets_nodes() {
-    let root = tempfile::tempdir().unwrap();
-    let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
-        "node-1",
-        root.path(),
-    )]));
-    let out = kubectl(&cluster, &["get", "nodes"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success());
-    assert!(stdout.contains("node-1"));
+fn short_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cs")
+        .tempdir_in("/tmp")
+        .expect("host root")
+}
+
+fn cluster(nodes: &[(&str, &Path)]) -> FakeCluster {
+    FakeCluster::start(FakeClusterConfig::with_nodes(
+        nodes
+            .iter()
+            .map(|(name, root)| SimNode::microk8s(name, root))
+            .collect(),
+    ))
+}
+
+fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    match stdin {
+        None => cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run kubectl"),
+        Some(text) => {
+            use std::io::Write;
+            let mut child = cmd
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn kubectl");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write manifest");
+            child.wait_with_output().expect("wait for kubectl")
+        }
+    }
+}
+
+fn kubectl(c: &FakeCluster, args: &[&str]) -> Output {
+    kubectl_with(c.kubeconfig_path(), args, None)
+}
+
+fn kubectl_apply(c: &FakeCluster, manager: &str, manifest: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "--field-manager",
+        manager,
+        "-f",
+        "-",
+    ];
+    args.extend_from_slice(extra);
+    kubectl_with(c.kubeconfig_path(), &args, Some(manifest))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cadvisor\n";
+
+/// The DaemonSet of the user's working MicroK8s fix (cadvisor.md §3.3): the socket's directory
+/// mounted read-only at /var/snap-run, `--containerd=/var/snap-run/containerd.sock`.
+fn microk8s_daemonset(image: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: cadvisor
+  namespace: cadvisor
+  labels: {{app: cadvisor}}
+spec:
+  selector:
+    matchLabels: {{app: cadvisor}}
+  template:
+    metadata:
+      labels: {{app: cadvisor}}
+    spec:
+      containers:
+      - name: cadvisor
+        image: {image}
+        args:
+        - --containerd=/var/snap-run/containerd.sock
+        - --store_container_labels=false
+        - --whitelisted_container_labels=io.kubernetes.container.name,io.kubernetes.pod.name,io.kubernetes.pod.namespace
+        ports: [{{name: http, containerPort: 8080}}]
+        volumeMounts:
+        - {{name: rootfs, mountPath: /rootfs, readOnly: true}}
+        - {{name: sys, mountPath: /sys, readOnly: true}}
+        - {{name: snap-run, mountPath: /var/snap-run, readOnly: true}}
+      volumes:
+      - {{name: rootfs, hostPath: {{path: /}}}}
+      - {{name: sys, hostPath: {{path: /sys}}}}
+      - {{name: snap-run, hostPath: {{path: /var/snap/microk8s/common/run}}}}
+"#
+    )
+}
+
+/// google/cadvisor deploy/kubernetes/base/daemonset.yaml: no socket mount, default `--containerd`.
+const UPSTREAM_DAEMONSET: &str = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: cadvisor
+  namespace: cadvisor
+spec:
+  selector:
+    matchLabels: {name: cadvisor}
+  template:
+    metadata:
+      labels: {name: cadvisor}
+    spec:
+      containers:
+      - name: cadvisor
+        image: gcr.io/cadvisor/cadvisor:v0.52.1
+        ports: [{name: http, containerPort: 8080, protocol: TCP}]
+        volumeMounts:
+        - {name: rootfs, mountPath: /rootfs, readOnly: true}
+        - {name: var-run, mountPath: /var/run, readOnly: true}
+        - {name: sys, mountPath: /sys, readOnly: true}
+        - {name: docker, mountPath: /var/lib/docker, readOnly: true}
+        - {name: disk, mountPath: /dev/disk, readOnly: true}
+      volumes:
+      - {name: rootfs, hostPath: {path: /}}
+      - {name: var-run, hostPath: {path: /var/run}}
+      - {name: sys, hostPath: {path: /sys}}
+      - {name: docker, hostPath: {path: /var/lib/docker}}
+      - {name: disk, hostPath: {path: /dev/disk}}
+"#;
+
+fn install(c: &FakeCluster, daemonset: &str) {
+    ok(kubectl_apply(c, "kubectl-test", NAMESPACE, &[]));
+    ok(kubectl_apply(c, "kubectl-test", daemonset, &[]));
+    ok(kubectl(
+        c,
+        &[
+            "rollout",
+            "status",
+            "ds/cadvisor",
+            "-n",
+            "cadvisor",
+            "--timeout=30s",
+        ],
+    ));
+}
+
+fn cadvisor_pods(c: &FakeCluster) -> Vec<Value> {
+    c.list("Pod", Some("cadvisor"))
+}
+
+fn rv(obj: &Value) -> String {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+mod kubectl_reads {
+    use super::*;
+
+    #[test]
+    fn kubectl_gets_nodes_namespaces_and_daemonsets() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path()), ("node-2", root.path())]);
+        let out = ok(kubectl(&c, &["get", "nodes"]));
+        assert!(out.contains("node-1") && out.contains("node-2"), "{out}");
+        assert!(out.contains("Ready"), "{out}");
+
+        let nodes: Value = serde_json::from_str(&ok(kubectl(&c, &["get", "nodes", "-o", "json"])))
+            .expect("kubectl prints JSON");
+        assert_eq!(nodes["kind"], "List");
+        assert_eq!(
+            nodes["items"][0]["status"]["nodeInfo"]["containerRuntimeVersion"],
+            "containerd://1.6.20"
+        );
+        let out = ok(kubectl(&c, &["get", "namespaces"]));
+        assert!(out.contains("kube-system"), "{out}");
+
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        let ds: Value = serde_json::from_str(&ok(kubectl(
+            &c,
+            &["get", "ds", "-n", "cadvisor", "-o", "json"],
+        )))
+        .expect("JSON");
+        assert_eq!(ds["items"][0]["metadata"]["name"], "cadvisor");
+        assert_eq!(ds["items"][0]["status"]["numberAvailable"], 2);
+        let out = ok(kubectl(
+            &c,
+            &["get", "pods", "-n", "cadvisor", "-l", "app=cadvisor"],
+        ));
+        assert_eq!(out.matches("Running").count(), 2, "{out}");
+        let out = ok(kubectl(
+            &c,
+            &[
+                "get",
+                "pods",
+                "-A",
+                "--field-selector",
+                "spec.nodeName=node-2",
+            ],
+        ));
+        assert_eq!(out.matches("cadvisor-").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn requests_without_a_trusted_client_certificate_get_401() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let out = kubectl_with(&c.kubeconfig_with_untrusted_cert(), &["get", "nodes"], None);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("error: You must be logged in to the server"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[tokio::test]
+    async fn kube_client_without_a_certificate_gets_401() {
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let anonymous = c.kubeconfig_without_client_cert();
+        let client = cadvisor_setup::cluster::client::connect(&anonymous)
+            .await
+            .expect("client");
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.client);
+        match nodes.list(&Default::default()).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 401);
+                assert_eq!(status.reason, "Unauthorized");
+            }
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forbidden_switch_answers_like_rbac() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        c.failures().forbid("patch", "daemonsets");
+        let out = kubectl_apply(
+            &c,
+            "kubectl-test",
+            &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"),
+            &[],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                r#"daemonsets.apps "cadvisor" is forbidden: User "admin" cannot patch resource "daemonsets" in API group "apps" in the namespace "cadvisor""#
+            ),
+            "{}",
+            text(&out)
+        );
+        c.failures().forbid("list", "nodes");
+        let out = kubectl(&c, &["get", "nodes"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                r#"nodes is forbidden: User "admin" cannot list resource "nodes" in API group "" at the cluster scope"#
+            ),
+            "{}",
+            text(&out)
+        );
+        c.failures().allow_all();
+        ok(kubectl(&c, &["get", "nodes"]));
+    }
+
+    #[test]
+    fn api_down_refuses_connections_until_it_is_back() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        ok(kubectl(&c, &["get", "nodes"]));
+        c.failures().set_api_down(true);
+        std::thread::sleep(Duration::from_millis(100));
+        let out = kubectl(&c, &["get", "nodes", "--request-timeout=5s"]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("was refused"),
+            "{}",
+            text(&out)
+        );
+        c.failures().set_api_down(false);
+        assert!(c.wait_until(Duration::from_secs(5), |c| {
+            kubectl(c, &["get", "nodes"]).status.success()
+        }));
+    }
+}
+
+mod apply {
+    use super::*;
+
+    #[test]
+    fn server_side_apply_creates_then_is_a_no_op_then_conflicts() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let v1 = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1");
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let out = ok(kubectl_apply(&c, "kubectl-test", &v1, &[]));
+        assert!(
+            out.contains("daemonset.apps/cadvisor serverside-applied"),
+            "{out}"
+        );
+        let ds = c.get("DaemonSet", "cadvisor", "cadvisor").expect("created");
+        assert_eq!(ds["metadata"]["generation"], 1);
+        let managers = &ds["metadata"]["managedFields"];
+        assert_eq!(managers[0]["manager"], "kubectl-test");
+        assert_eq!(managers[0]["operation"], "Apply");
+        assert_eq!(managers[0]["fieldsType"], "FieldsV1");
+        assert!(
+            managers[0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+                [r#"k:{"name":"cadvisor"}"#]["f:image"]
+                .is_object(),
+            "{managers:#}"
+        );
+        assert!(c.wait_until(Duration::from_secs(10), |c| {
+            c.get("DaemonSet", "cadvisor", "cadvisor")
+                .is_some_and(|d| d["status"]["numberAvailable"] == 1)
+        }));
+
+        // The same configuration again changes nothing: same resourceVersion and generation.
+        let before = c.get("DaemonSet", "cadvisor", "cadvisor").expect("ds");
+        ok(kubectl_apply(&c, "kubectl-test", &v1, &[]));
+        let after = c.get("DaemonSet", "cadvisor", "cadvisor").expect("ds");
+        assert_eq!(rv(&before), rv(&after));
+        assert_eq!(after["metadata"]["generation"], 1);
+
+        // Another manager changing a field kubectl-test owns: 409, kubectl's conflict text.
+        let v2 = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.53.0");
+        let out = kubectl_apply(&c, "someone-else", &v2, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                r#"Apply failed with 1 conflict: conflict with "kubectl-test": .spec.template.spec.containers[name="cadvisor"].image"#
+            ),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(
+            rv(&after),
+            rv(&c.get("DaemonSet", "cadvisor", "cadvisor").expect("ds"))
+        );
+
+        // --force-conflicts takes the field; the template changed, so generation moves.
+        ok(kubectl_apply(
+            &c,
+            "someone-else",
+            &v2,
+            &["--force-conflicts"],
+        ));
+        let forced = c.get("DaemonSet", "cadvisor", "cadvisor").expect("ds");
+        assert_eq!(forced["metadata"]["generation"], 2);
+        let image_owners: Vec<&str> = forced["metadata"]["managedFields"]
+            .as_array()
+            .expect("managedFields")
+            .iter()
+            .filter(|m| {
+                m["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+                    [r#"k:{"name":"cadvisor"}"#]["f:image"]
+                    .is_object()
+            })
+            .map(|m| m["manager"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(image_owners, vec!["someone-else"]);
+        ok(kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=30s",
+            ],
+        ));
+        let pods = cadvisor_pods(&c);
+        assert_eq!(pods.len(), 1);
+        assert_eq!(
+            pods[0]["spec"]["containers"][0]["image"],
+            "gcr.io/cadvisor/cadvisor:v0.53.0"
+        );
+        assert_eq!(
+            pods[0]["metadata"]["labels"]["pod-template-generation"],
+            "2"
+        );
+    }
+
+    #[test]
+    fn a_daemonset_from_client_side_apply_conflicts_with_its_manager_named() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        c.seed_foreign_daemonset("cadvisor", "cadvisor", "gcr.io/cadvisor/cadvisor:v0.49.1");
+        let out = kubectl_apply(
+            &c,
+            "cadvisor-setup",
+            &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"),
+            &[],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(r#"conflict with "kubectl-client-side-apply" using apps/v1"#)
+                && err.contains(r#".spec.template.spec.containers[name="cadvisor"].image"#),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn dry_run_returns_the_result_without_storing_it() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let out = ok(kubectl_apply(
+            &c,
+            "kubectl-test",
+            &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"),
+            &["--dry-run=server", "-o", "json"],
+        ));
+        let ds: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate");
+        assert!(c.get("DaemonSet", "cadvisor", "cadvisor").is_none());
+    }
+
+    #[test]
+    fn deleting_cascades_to_pods_and_namespace_content() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        assert_eq!(cadvisor_pods(&c).len(), 1);
+        ok(kubectl(&c, &["delete", "ds", "cadvisor", "-n", "cadvisor"]));
+        assert!(c.get("DaemonSet", "cadvisor", "cadvisor").is_none());
+        assert!(cadvisor_pods(&c).is_empty());
+
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        ok(kubectl(
+            &c,
+            &[
+                "delete",
+                "namespace",
+                "cadvisor",
+                "--wait=true",
+                "--timeout=20s",
+            ],
+        ));
+        assert!(c.get("Namespace", "", "cadvisor").is_none());
+        assert!(c.list("DaemonSet", Some("cadvisor")).is_empty());
+        assert!(cadvisor_pods(&c).is_empty());
+    }
+}
+
+mod rollout {
+    use super::*;
+
+    #[test]
+    fn kubectl_rollout_status_watches_until_every_node_runs_the_new_pod() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[
+            ("node-1", root.path()),
+            ("node-2", root.path()),
+            ("node-3", root.path()),
+        ]);
+        c.failures().set_pod_start_delay(Duration::from_secs(2));
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        ok(kubectl_apply(
+            &c,
+            "kubectl-test",
+            &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"),
+            &[],
+        ));
+        c.clear_requests();
+        let out = ok(kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=30s",
+            ],
+        ));
+        assert!(
+            out.contains(r#"daemon set "cadvisor" successfully rolled out"#),
+            "{out}"
+        );
+        assert!(
+            out.contains("Waiting for daemon set"),
+            "it saw the rollout progress: {out}"
+        );
+        assert!(
+            c.requests()
+                .iter()
+                .any(|r| r.is_watch() && r.path.ends_with("/daemonsets")),
+            "rollout status watched"
+        );
+        let ds = c.get("DaemonSet", "cadvisor", "cadvisor").expect("ds");
+        for field in [
+            "desiredNumberScheduled",
+            "currentNumberScheduled",
+            "updatedNumberScheduled",
+            "numberReady",
+            "numberAvailable",
+        ] {
+            assert_eq!(ds["status"][field], 3, "{field}: {:#}", ds["status"]);
+        }
+        assert!(ds["status"].get("numberUnavailable").is_none());
+        assert_eq!(ds["status"]["observedGeneration"], 1);
+    }
+
+    #[test]
+    fn image_pull_failure_and_crash_loop_show_in_pods_and_events() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        c.failures().set_image_pull_failure(true);
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        ok(kubectl_apply(
+            &c,
+            "kubectl-test",
+            &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v9.9.9"),
+            &[],
+        ));
+        let out = kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=2s",
+            ],
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(pods.contains("ImagePullBackOff"), "{pods}");
+        let pod = cadvisor_pods(&c).remove(0);
+        let name = pod["metadata"]["name"].as_str().expect("name").to_string();
+        let events = ok(kubectl(
+            &c,
+            &[
+                "get",
+                "events",
+                "-n",
+                "cadvisor",
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+            ],
+        ));
+        assert!(events.contains("Failed to pull image"), "{events}");
+        let out = kubectl(&c, &["logs", "-n", "cadvisor", &name]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is waiting to start"),
+            "{}",
+            text(&out)
+        );
+
+        // The pull works again, but the container now crashes: CrashLoopBackOff, rising restarts.
+        c.failures().set_image_pull_failure(false);
+        c.failures().set_crash_loop(true);
+        ok(kubectl(&c, &["delete", "pod", "-n", "cadvisor", &name]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| {
+            cadvisor_pods(c).first().is_some_and(|p| {
+                p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    >= 2
+            })
+        }));
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(pods.contains("CrashLoopBackOff"), "{pods}");
+        let pod = cadvisor_pods(&c).remove(0);
+        let events = c.events_for("cadvisor", pod["metadata"]["name"].as_str().expect("name"));
+        assert!(
+            events.iter().any(|e| e["reason"] == "BackOff"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Back-off restarting failed container cadvisor")),
+            "{events:#?}"
+        );
+    }
+}
+
+mod kube_client {
+    use super::*;
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    fn daemonset(image: &str) -> DaemonSet {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "cadvisor", "namespace": "cadvisor"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "cadvisor"}},
+                "template": {
+                    "metadata": {"labels": {"app": "cadvisor"}},
+                    "spec": {"containers": [{"name": "cadvisor", "image": image}]}
+                }
+            }
+        }))
+        .expect("DaemonSet")
+    }
+
+    #[tokio::test]
+    async fn kube_server_side_apply_and_watcher_see_the_rollout() {
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path()), ("node-2", root.path())]);
+        c.failures().set_pod_start_delay(Duration::from_millis(300));
+        c.create(
+            "kubectl-create",
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cadvisor"}}),
+        );
+        let cluster = cadvisor_setup::cluster::client::connect(c.kubeconfig_path())
+            .await
+            .expect("client");
+        let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), "cadvisor");
+        let pp = PatchParams::apply("cadvisor-setup");
+
+        let created = api
+            .patch(
+                "cadvisor",
+                &pp,
+                &Patch::Apply(daemonset("gcr.io/cadvisor/cadvisor:v0.52.1")),
+            )
+            .await
+            .expect("create by apply");
+        assert_eq!(created.metadata.generation, Some(1));
+
+        let watch = watcher(
+            api.clone(),
+            watcher::Config::default().fields("metadata.name=cadvisor"),
+        )
+        .applied_objects()
+        .try_filter(|ds| {
+            let s = ds.status.clone().unwrap_or_default();
+            futures::future::ready(
+                s.observed_generation >= ds.metadata.generation
+                    && s.desired_number_scheduled == 2
+                    && s.number_available == Some(2)
+                    && s.updated_number_scheduled == Some(2),
+            )
+        });
+        let done = tokio::time::timeout(Duration::from_secs(20), Box::pin(watch).next())
+            .await
+            .expect("rolled out within 20s");
+        assert!(matches!(done, Some(Ok(_))), "{done:?}");
+
+        let again = api
+            .patch(
+                "cadvisor",
+                &pp,
+                &Patch::Apply(daemonset("gcr.io/cadvisor/cadvisor:v0.52.1")),
+            )
+            .await
+            .expect("no-op apply");
+        let live = api.get("cadvisor").await.expect("get");
+        assert_eq!(
+            again.metadata.resource_version,
+            live.metadata.resource_version
+        );
+        assert_eq!(live.metadata.generation, Some(1));
+
+        let other = PatchParams::apply("someone-else");
+        match api
+            .patch(
+                "cadvisor",
+                &other,
+                &Patch::Apply(daemonset("gcr.io/cadvisor/cadvisor:v0.53.0")),
+            )
+            .await
+        {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 409);
+                assert_eq!(s.reason, "Conflict");
+                assert!(
+                    s.message.contains(r#"conflict with "cadvisor-setup""#),
+                    "{}",
+                    s.message
+                );
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let forced = api
+            .patch(
+                "cadvisor",
+                &other.force(),
+                &Patch::Apply(daemonset("gcr.io/cadvisor/cadvisor:v0.53.0")),
+            )
+            .await
+            .expect("forced apply");
+        assert_eq!(forced.metadata.generation, Some(2));
+        assert!(
+            c.requests()
+                .iter()
+                .any(|r| r.is_watch() && r.param("resourceVersion").is_some()),
+            "the watcher listed then watched from the list's resourceVersion"
+        );
+    }
+}
+
+mod simulated_cadvisor {
+    use super::*;
+    use support::containerd::Containerd;
+
+    /// A MicroK8s node whose real containerd runs the user's `nginx` container of the Loki
+    /// gateway pod.
+    fn microk8s_node() -> Option<(tempfile::TempDir, Containerd)> {
+        if !real::require_containerd() || !have_kubectl() {
+            return None;
+        }
+        let root = short_root();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("nginx", POD, "loki", "nginx");
+        Some((root, ctd))
+    }
+
+    fn metrics_and_log(c: &FakeCluster) -> (String, String) {
+        let pod = cadvisor_pods(c).remove(0);
+        let name = pod["metadata"]["name"].as_str().expect("name").to_string();
+        let metrics = ok(kubectl(
+            c,
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/namespaces/cadvisor/pods/{name}:8080/proxy/metrics"),
+            ],
+        ));
+        let log = ok(kubectl(c, &["logs", "-n", "cadvisor", &name]));
+        (metrics, log)
+    }
+
+    #[test]
+    fn upstream_manifest_without_the_socket_mount_gives_id_only_series() {
+        let Some((root, _ctd)) = microk8s_node() else {
+            return;
+        };
+        let c = cluster(&[("node-1", root.path())]);
+        install(&c, UPSTREAM_DAEMONSET);
+        let (metrics, log) = metrics_and_log(&c);
+        assert!(
+            log.contains("Registration of the containerd container factory failed: unable to create containerd client: containerd: cannot unix dial containerd api service: dial unix /run/containerd/containerd.sock: connect: no such file or directory"),
+            "{log}"
+        );
+        assert!(!metrics.contains("container_label_"), "{metrics}");
+        assert!(
+            metrics.contains("container_cpu_usage_seconds_total{cpu=\"total\",id=\"/\"}"),
+            "{metrics}"
+        );
+        // The container's cgroup is there, but only as a raw cgroup.
+        assert!(
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("container_cpu_usage_seconds_total{"))
+                .count()
+                >= 2,
+            "{metrics}"
+        );
+
+        // The kubelet, which knows the socket, labels the same container.
+        let kubelet = ok(kubectl(
+            &c,
+            &[
+                "get",
+                "--raw",
+                "/api/v1/nodes/node-1/proxy/metrics/cadvisor",
+            ],
+        ));
+        assert!(kubelet.contains(&format!("pod=\"{POD}\"")), "{kubelet}");
+        assert!(kubelet.contains("container=\"nginx\""), "{kubelet}");
+    }
+
+    #[test]
+    fn microk8s_manifest_with_the_socket_directory_mounted_gives_pod_labels() {
+        let Some((root, _ctd)) = microk8s_node() else {
+            return;
+        };
+        let c = cluster(&[("node-1", root.path())]);
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        let (metrics, log) = metrics_and_log(&c);
+        assert!(
+            log.contains("Registration of the containerd container factory successfully"),
+            "{log}"
+        );
+        assert!(
+            metrics.contains(&format!("container_label_io_kubernetes_pod_name=\"{POD}\"")),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("container_label_io_kubernetes_container_name=\"nginx\""),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("container_label_io_kubernetes_pod_namespace=\"loki\""),
+            "{metrics}"
+        );
+        // Union effect: the root cgroup's series carries the same label names, empty.
+        assert!(
+            metrics.contains("container_cpu_usage_seconds_total{container_label_io_kubernetes_container_name=\"\",container_label_io_kubernetes_pod_name=\"\",container_label_io_kubernetes_pod_namespace=\"\",cpu=\"total\",id=\"/\",image=\"\",name=\"\"}"),
+            "{metrics}"
+        );
+        // Only whitelisted labels: containerd's own image labels are not there.
+        assert!(
+            !metrics.contains("container_label_io_containerd"),
+            "{metrics}"
+        );
+
+        let configz = ok(kubectl(
+            &c,
+            &["get", "--raw", "/api/v1/nodes/node-1/proxy/configz"],
+        ));
+        let configz: Value = serde_json::from_str(&configz).expect("configz JSON");
+        assert_eq!(
+            configz["kubeletconfig"]["containerRuntimeEndpoint"],
+            MICROK8S_SOCKET
+        );
+    }
+
+    #[test]
+    fn a_mount_of_the_wrong_host_directory_really_fails() {
+        let Some((root, _ctd)) = microk8s_node() else {
+            return;
+        };
+        let c = cluster(&[("node-1", root.path())]);
+        // Mounted at the right place in the pod, but from /run on the host (kubeadm's layout).
+        let wrong = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1").replace(
+            "path: /var/snap/microk8s/common/run}",
+            "path: /run/containerd}",
+        );
+        install(&c, &wrong);
+        let (metrics, log) = metrics_and_log(&c);
+        assert!(
+            log.contains(
+                "dial unix /var/snap-run/containerd.sock: connect: no such file or directory"
+            ),
+            "{log}"
+        );
+        assert!(
+            !metrics.contains("container_label_io_kubernetes_pod_name"),
+            "{metrics}"
+        );
+    }
+}
+
+mod kubelet {
+    use super::*;
+
+    #[test]
+    fn a_hostpath_type_check_that_fails_keeps_the_pod_creating() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let typed = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1").replace(
+            "{path: /var/snap/microk8s/common/run}",
+            "{path: /var/snap/microk8s/common/run, type: Directory}",
+        );
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        ok(kubectl_apply(&c, "kubectl-test", &typed, &[]));
+        let out = kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=2s",
+            ],
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(pods.contains("ContainerCreating"), "{pods}");
+        let pod = cadvisor_pods(&c).remove(0);
+        let events = c.events_for("cadvisor", pod["metadata"]["name"].as_str().expect("name"));
+        assert!(
+            events.iter().any(|e| e["reason"] == "FailedMount"
+                && e["message"].as_str().unwrap_or_default().contains(
+                    "hostPath type check failed: /var/snap/microk8s/common/run is not a directory"
+                )),
+            "{events:#?}"
+        );
+
+        // Once the directory exists on the node, the kubelet's retry succeeds (/sys and / pass
+        // the same check).
+        std::fs::create_dir_all(root.path().join("var/snap/microk8s/common/run")).expect("mkdir");
+        ok(kubectl(
+            &c,
+            &[
+                "rollout",
+                "status",
+                "ds/cadvisor",
+                "-n",
+                "cadvisor",
+                "--timeout=20s",
+            ],
+        ));
+    }
+
+    #[test]
+    fn pod_proxy_accepts_the_name_forms_and_refuses_other_ports() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        let name = cadvisor_pods(&c)[0]["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        for target in [
+            format!("{name}:8080"),
+            name.clone(),
+            format!("http:{name}:8080"),
+        ] {
+            let body = ok(kubectl(
+                &c,
+                &[
+                    "get",
+                    "--raw",
+                    &format!("/api/v1/namespaces/cadvisor/pods/{target}/proxy/metrics"),
+                ],
+            ));
+            assert!(
+                body.contains("# TYPE container_cpu_usage_seconds_total counter"),
+                "{target}: {body}"
+            );
+        }
+        let out = kubectl(
+            &c,
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/namespaces/cadvisor/pods/{name}:9090/proxy/metrics"),
+            ],
+        );
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("connection refused"),
+            "{}",
+            text(&out)
+        );
+        let log = ok(kubectl(&c, &["logs", "-n", "cadvisor", "ds/cadvisor"]));
+        assert!(
+            log.contains("Registration of the containerd container factory failed"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn servicemonitors_are_served_only_with_the_prometheus_operator() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let monitor = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  selector:\n    matchLabels: {app: cadvisor}\n  endpoints:\n  - port: http\n";
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let out = kubectl_apply(&c, "kubectl-test", monitor, &[]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                r#"no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1""#
+            ),
+            "{}",
+            text(&out)
+        );
+        c.set_prometheus_operator(true);
+        ok(kubectl_apply(&c, "kubectl-test", monitor, &[]));
+        let got = ok(kubectl(
+            &c,
+            &["get", "servicemonitors", "-n", "cadvisor", "-o", "json"],
+        ));
+        let list: Value = serde_json::from_str(&got).expect("JSON");
+        assert_eq!(list["items"][0]["spec"]["endpoints"][0]["port"], "http");
+    }
 }

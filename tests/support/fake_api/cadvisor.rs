@@ -231,6 +231,61 @@ pub fn resolve_in_root(root: &Path, host_path: &Path) -> PathBuf {
     cur.iter().fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
+/// The kubelet's hostPath type checks (kubernetes/kubernetes: pkg/volume/hostpath/host_path.go
+/// `checkType`), against the node's host root: `Directory`, `File`, `Socket`, `CharDevice`,
+/// `BlockDevice` must exist as such; `DirectoryOrCreate` and `FileOrCreate` are created.
+pub fn check_host_paths(pod: &Value, node: &SimNode) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let Some(path) = v["hostPath"]["path"].as_str() else {
+            continue;
+        };
+        let ty = v["hostPath"]["type"].as_str().unwrap_or_default();
+        let real = resolve_in_root(&node.host_root, Path::new(path));
+        // Test host roots hold only what a test lays out; the kernel's trees (/sys, /proc, /dev)
+        // every node has are taken from this machine when the root lacks them.
+        let kernel_tree = ["/sys", "/proc", "/dev"]
+            .iter()
+            .any(|k| path == *k || path.starts_with(&format!("{k}/")));
+        let meta = std::fs::metadata(&real).ok().or_else(|| {
+            if kernel_tree {
+                std::fs::metadata(path).ok()
+            } else {
+                None
+            }
+        });
+        let ft = meta.as_ref().map(|m| m.file_type());
+        let fail = |what: &str| {
+            Err(format!(
+                "MountVolume.SetUp failed for volume \"{}\" : hostPath type check failed: {path} is not a {what}",
+                v["name"].as_str().unwrap_or_default()
+            ))
+        };
+        match ty {
+            "Directory" if !ft.is_some_and(|t| t.is_dir()) => return fail("directory"),
+            "File" if !ft.is_some_and(|t| t.is_file()) => return fail("file"),
+            "Socket" if !ft.is_some_and(|t| t.is_socket()) => return fail("socket file"),
+            "CharDevice" if !ft.is_some_and(|t| t.is_char_device()) => {
+                return fail("character device");
+            }
+            "BlockDevice" if !ft.is_some_and(|t| t.is_block_device()) => {
+                return fail("block device");
+            }
+            "DirectoryOrCreate" if ft.is_none() => {
+                let _ = std::fs::create_dir_all(&real);
+            }
+            "FileOrCreate" if ft.is_none() => {
+                if let Some(parent) = real.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::File::create(&real);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The cAdvisor container of a pod: the one whose image or command says cadvisor, else the
 /// first.
 pub fn cadvisor_container(pod: &Value) -> Option<&Value> {
@@ -443,6 +498,19 @@ fn id_in_cgroup(name: &str) -> Option<String> {
     None
 }
 
+/// The container ID the containerd factory looks up for a cgroup: the 64-character ID in its
+/// base name (what the kubelet's containers have), or, as a concession to test containers made
+/// with `ctr run` and short IDs, the whole base name.
+fn factory_id(cgroup: &str) -> Option<String> {
+    id_in_cgroup(cgroup).or_else(|| {
+        cgroup
+            .rsplit('/')
+            .next()
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+    })
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -490,6 +558,15 @@ fn memory_bytes(id: &str) -> u64 {
     .unwrap_or(1_234_567 + id.len() as u64 * 4096)
 }
 
+/// Name, help, type, value of a series, extra labels.
+type Metric<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a dyn Fn(&Seen) -> String,
+    &'a [(&'a str, &'a str)],
+);
+
 fn render(seen: &[Seen], with_timestamps: bool) -> String {
     let names: BTreeSet<&String> = seen.iter().flat_map(|s| s.labels.keys()).collect();
     let ts = now_ms();
@@ -515,7 +592,7 @@ fn render(seen: &[Seen], with_timestamps: bool) -> String {
         parts.join(",")
     };
     let mut out = String::new();
-    let metrics: [(&str, &str, &str, &dyn Fn(&Seen) -> String, &[(&str, &str)]); 4] = [
+    let metrics: [Metric; 4] = [
         (
             "container_cpu_usage_seconds_total",
             "Cumulative cpu time consumed in seconds.",
@@ -584,7 +661,7 @@ fn cadvisor_metrics(
         .unwrap_or_default();
     for c in &node_containers {
         let id = cgroup_name(c, "k8s.io");
-        let handled = id_in_cgroup(&id).and_then(|cid| known.get(&cid).copied());
+        let handled = factory_id(&id).and_then(|cid| known.get(&cid).copied());
         match handled {
             Some(ctr) => {
                 let mut labels = BTreeMap::new();
@@ -777,7 +854,7 @@ fn kubelet_metrics(listed: &[CtrContainer]) -> String {
     for c in listed {
         let id = cgroup_name(c, "k8s.io");
         let mut labels = BTreeMap::new();
-        let handled = id_in_cgroup(&id).is_some_and(|cid| cid == c.id);
+        let handled = factory_id(&id).is_some_and(|cid| cid == c.id);
         let l = |k: &str| {
             if handled {
                 c.labels.get(k).cloned().unwrap_or_default()

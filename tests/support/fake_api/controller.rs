@@ -126,6 +126,19 @@ pub fn seed(state: &Arc<State>) {
     for n in &state.nodes {
         let _ = server::create(state, resource("nodes"), node_object(n), "kubelet", false);
     }
+    set_crds(state, state.crds());
+}
+
+/// Installs or removes the Prometheus operator's ServiceMonitor CRD (object and served API).
+pub fn set_crds(state: &Arc<State>, installed: bool) {
+    let crds = resource("customresourcedefinitions");
+    let crd = super::resources::servicemonitor_crd();
+    if installed {
+        let _ = server::create(state, crds, crd, "kubectl-create", false);
+    } else {
+        let _ = server::delete(state, crds, "", &name_of(&crd), None);
+    }
+    state.crds.store(installed, Ordering::SeqCst);
 }
 
 pub async fn run(state: Arc<State>) {
@@ -659,6 +672,31 @@ async fn pods_lifecycle(state: &Arc<State>) {
                         p.failed_pull = true;
                     }
                 }
+                continue;
+            }
+            // The kubelet sets up the volumes first; a failed hostPath type check keeps the
+            // pod in ContainerCreating, retried on every pass.
+            if let Err(why) = cadvisor::check_host_paths(&pod, &node) {
+                let waiting = json!({"waiting": {"reason": "ContainerCreating"}});
+                write_status(
+                    state,
+                    &pod,
+                    base_status(
+                        "Pending",
+                        false,
+                        container_statuses(&pod, waiting, false, 0, None),
+                    ),
+                );
+                event(
+                    state,
+                    &pod,
+                    None,
+                    "Warning",
+                    "FailedMount",
+                    &why,
+                    "kubelet",
+                    Some(node.name.as_str()),
+                );
                 continue;
             }
             // The container starts: cAdvisor registers its factories once, now.

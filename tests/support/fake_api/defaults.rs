@@ -85,11 +85,9 @@ pub fn apply(kind: &str, obj: &mut Value, service_ip: impl FnOnce() -> String) {
                 pod_spec(&mut spec["template"]["spec"]);
             }
         }
-        "Pod" => {
-            if obj["spec"].is_object() {
-                pod_spec(&mut obj["spec"]);
-                default(&mut obj["spec"], "enableServiceLinks", json!(true));
-            }
+        "Pod" if obj["spec"].is_object() => {
+            pod_spec(&mut obj["spec"]);
+            default(&mut obj["spec"], "enableServiceLinks", json!(true));
         }
         "Service" => {
             let spec = &mut obj["spec"];

@@ -17,6 +17,7 @@ pub mod cadvisor;
 pub mod containerd;
 pub mod controller;
 pub mod defaults;
+pub mod openapi;
 pub mod resources;
 pub mod server;
 pub mod status;
@@ -313,9 +314,15 @@ impl FakeCluster {
             started: Instant::now(),
         });
         controller::seed(&state);
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1:0");
+        // Bound without block_on, so a #[tokio::test] may start a cluster too.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        std_listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).expect("tokio listener")
+        };
         let port = listener.local_addr().expect("local addr").port();
         state.port.store(port, Ordering::SeqCst);
         runtime.spawn(server::serve(state.clone(), listener, pki.server_config()));
@@ -376,7 +383,7 @@ impl FakeCluster {
 
     /// Serve (or stop serving) `monitoring.coreos.com/v1`.
     pub fn set_prometheus_operator(&self, installed: bool) {
-        self.state.crds.store(installed, Ordering::SeqCst);
+        controller::set_crds(&self.state, installed);
     }
 
     /// The stored object, as a GET would return it. `kind` as in [`resource`]; `namespace` is

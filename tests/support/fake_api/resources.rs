@@ -152,6 +152,18 @@ pub static RESOURCES: &[Resource] = &[
         optional_crd: false,
     },
     Resource {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        subresources: &["status"],
+        has_generation: true,
+        optional_crd: false,
+    },
+    Resource {
         group: "monitoring.coreos.com",
         version: "v1",
         plural: "servicemonitors",
@@ -218,7 +230,7 @@ fn groups(crds: bool) -> Vec<&'static str> {
 }
 
 pub fn group_exists(group: &str, version: &str, crds: bool) -> bool {
-    (group.is_empty() && version == "v1") || (groups(crds).contains(&group) && version == "v1")
+    version == "v1" && (group.is_empty() || groups(crds).contains(&group))
 }
 
 pub fn api_group_list(crds: bool) -> Value {
@@ -280,5 +292,28 @@ pub fn resource_list(group: &str, version: &str, crds: bool) -> Value {
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The Prometheus operator's ServiceMonitor CRD (prometheus-operator/prometheus-operator:
+/// example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml, abridged).
+pub fn servicemonitor_crd() -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com",
+                     "annotations": {"operator.prometheus.io/version": "0.86.0"}},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "names": {"categories": ["prometheus-operator"], "kind": "ServiceMonitor",
+                      "listKind": "ServiceMonitorList", "plural": "servicemonitors",
+                      "shortNames": ["smon"], "singular": "servicemonitor"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        },
+        "status": {"acceptedNames": {"kind": "ServiceMonitor", "plural": "servicemonitors"},
+                   "conditions": [{"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}],
+                   "storedVersions": ["v1"]}
     })
 }

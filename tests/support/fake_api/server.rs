@@ -200,6 +200,14 @@ impl Ctx<'_> {
     }
 
     fn body_json(&self) -> Result<Value, ApiError> {
+        if self
+            .content_type
+            .starts_with("application/vnd.kubernetes.protobuf")
+        {
+            // Typed clients (e.g. `kubectl create namespace`) send protobuf; only JSON/YAML is
+            // decoded here.
+            return Err(status::unsupported_media(&self.content_type));
+        }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
         }
@@ -285,6 +293,17 @@ async fn route(ctx: &Ctx<'_>, path: &str, accept: &str) -> Result<Response<Body>
         ["apis", g, v] if resources::group_exists(g, v, crds) => {
             Ok(json_response(200, &resources::resource_list(g, v, crds)))
         }
+        // An empty protobuf Document (kubectl asks only for protobuf): no schemas, so kubectl's
+        // client-side validation has nothing to check and leaves it to the server.
+        ["openapi", "v2"] => Ok(text_response(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            String::new(),
+        )),
+        ["openapi", "v3"] => Ok(json_response(200, &super::openapi::index(crds))),
+        ["openapi", "v3", rest @ ..] => super::openapi::group_version(&rest.join("/"), crds)
+            .map(|doc| json_response(200, &doc))
+            .ok_or_else(status::page_not_found),
         ["api", "v1", rest @ ..] => resource_route(ctx, "", "v1", rest, accept).await,
         ["apis", g, v, rest @ ..] if resources::group_exists(g, v, crds) => {
             resource_route(ctx, g, v, rest, accept).await
@@ -390,12 +409,12 @@ async fn resource_route(
         (None, None, "POST") => {
             let mut obj = ctx.body_json()?;
             if t.res.namespaced {
-                if let Some(body_ns) = obj["metadata"]["namespace"].as_str() {
-                    if body_ns != ns {
-                        return Err(status::bad_request(
+                if let Some(body_ns) = obj["metadata"]["namespace"].as_str()
+                    && body_ns != ns
+                {
+                    return Err(status::bad_request(
                             "the namespace of the provided object does not match the namespace sent on the request".into(),
                         ));
-                    }
                 }
                 obj["metadata"]["namespace"] = json!(ns);
             }
@@ -596,11 +615,11 @@ fn list_body(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
         .into_iter()
         .map(|mut o| {
             // Typed lists carry no kind/apiVersion per item; custom resources do.
-            if !res.optional_crd {
-                if let Some(m) = o.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
+            if !res.optional_crd
+                && let Some(m) = o.as_object_mut()
+            {
+                m.remove("kind");
+                m.remove("apiVersion");
             }
             o
         })
@@ -803,11 +822,11 @@ fn finish_new(state: &State, res: &Resource, obj: &mut Value) {
 }
 
 fn generate_name(obj: &mut Value) {
-    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-        if let Some(prefix) = obj["metadata"]["generateName"].as_str() {
-            let suffix: String = super::controller::random_suffix(5);
-            obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
-        }
+    if obj["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = obj["metadata"]["generateName"].as_str()
+    {
+        let suffix: String = super::controller::random_suffix(5);
+        obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
 }
 
@@ -898,10 +917,11 @@ fn update(
         .ok_or_else(|| status::not_found(res, name))?;
     let mut new = change(&live)?;
     check_kind(res, &new)?;
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-        if !rv.is_empty() && rv != live["metadata"]["resourceVersion"] {
-            return Err(status::stale(res, name));
-        }
+    if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+        && !rv.is_empty()
+        && rv != live["metadata"]["resourceVersion"]
+    {
+        return Err(status::stale(res, name));
     }
     if name_of(&new) != name {
         return Err(status::bad_request(format!(
@@ -935,17 +955,17 @@ fn finalize_update(
         "deletionTimestamp",
     ] {
         new["metadata"][k] = live["metadata"][k].clone();
-        if new["metadata"][k].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove(k);
-            }
+        if new["metadata"][k].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove(k);
         }
     }
     new["metadata"]["namespace"] = live["metadata"]["namespace"].clone();
-    if new["metadata"]["namespace"].is_null() {
-        if let Some(m) = new["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
+    if new["metadata"]["namespace"].is_null()
+        && let Some(m) = new["metadata"].as_object_mut()
+    {
+        m.remove("namespace");
     }
     if sub == Some("status") {
         let status = new["status"].clone();
@@ -961,10 +981,10 @@ fn finalize_update(
     defaults::apply(res.kind, new, || format!("10.152.183.{}", 10 + (rv % 240)));
     if record {
         new["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone();
-        if new["metadata"]["managedFields"].is_null() {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
-            }
+        if new["metadata"]["managedFields"].is_null()
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove("managedFields");
         }
         apply::record_update(Some(live), new, manager, sub, &now());
     }
@@ -1078,10 +1098,10 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
                             m.remove(&last);
                         }
                         Value::Array(a) => {
-                            if let Ok(i) = last.parse::<usize>() {
-                                if i < a.len() {
-                                    a.remove(i);
-                                }
+                            if let Ok(i) = last.parse::<usize>()
+                                && i < a.len()
+                            {
+                                a.remove(i);
                             }
                         }
                         _ => {}
@@ -1253,10 +1273,10 @@ fn cascade(store: &mut store::Store, owner_uid: &str) {
         .map(|(r, o)| (r.to_string(), o.clone()))
         .collect();
     for (r, o) in dependents {
-        if let Some(res) = resources::by_qualified(&r) {
-            if let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o)) {
-                cascade(store, &uid_of(&gone));
-            }
+        if let Some(res) = resources::by_qualified(&r)
+            && let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o))
+        {
+            cascade(store, &uid_of(&gone));
         }
     }
 }

@@ -99,8 +99,11 @@ fn ds_cells(ds: &Value) -> Vec<Value> {
     ]
 }
 
+/// Computes one row's cells.
+type Cells = fn(&Value) -> Vec<Value>;
+
 pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
-    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match res.kind {
+    let (columns, cells): (Vec<Value>, Cells) = match res.kind {
         "Pod" => (
             vec![
                 col("Name", "string"),
@@ -145,6 +148,31 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                     json!(o["metadata"]["name"]),
                     json!(o["status"]["phase"]),
                     json!(age(o)),
+                ]
+            },
+        ),
+        "Event" => (
+            vec![
+                col("Last Seen", "string"),
+                col("Type", "string"),
+                col("Reason", "string"),
+                col("Object", "string"),
+                col("Message", "string"),
+            ],
+            |e| {
+                let kind = e["involvedObject"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                vec![
+                    json!(age(e)),
+                    json!(e["type"]),
+                    json!(e["reason"]),
+                    json!(format!(
+                        "{kind}/{}",
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    )),
+                    json!(e["message"]),
                 ]
             },
         ),
