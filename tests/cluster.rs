@@ -136,7 +136,10 @@ fn json(out: &Output) -> Value {
 }
 
 fn install_ok(w: &World, extra: &[&str]) -> Value {
-    let mut args = vec!["install", "--yes", "-o", "json", "--timeout", "60s"];
+    let mut args = vec!["install", "--yes", "-o", "json"];
+    if !extra.contains(&"--timeout") {
+        args.extend_from_slice(&["--timeout", "60s"]);
+    }
     args.extend_from_slice(extra);
     let out = w.run(&args);
     assert_eq!(code(&out), 0, "{}", text(&out));
