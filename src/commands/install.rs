@@ -244,11 +244,8 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
     }
     if let Some(e) = &outcome.error {
         ui.note(format!("{} {e}", ui.bad("error:")));
-        let applied = outcome.applied.summary();
-        ui.note(format!(
-            "  applied (still in place): {applied}; `cadvisor-setup status` shows the state, `cadvisor-setup uninstall` removes it"
-        ));
-    } else if code == ExitCode::Success {
+    }
+    if code == ExitCode::Success {
         ui.line(format!(
             "{} cAdvisor is installed{}",
             ui.good("done:"),
@@ -257,6 +254,11 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
             } else {
                 " (nothing changed)"
             }
+        ));
+    } else {
+        ui.note(format!(
+            "  applied (still in place): {}; `cadvisor-setup status` shows the state, `cadvisor-setup uninstall` removes it",
+            outcome.applied.summary()
         ));
     }
     code

@@ -347,6 +347,14 @@ async fn diagnose_node(
     }
 }
 
+fn pods(n: usize) -> String {
+    if n == 1 {
+        "1 pod".to_string()
+    } else {
+        format!("{n} pods")
+    }
+}
+
 /// The per-node report for people.
 pub fn print_human(ctx: &Context, v: &Verification) {
     let ui = &ctx.ui;
@@ -361,11 +369,11 @@ pub fn print_human(ctx: &Context, v: &Verification) {
     for n in &v.nodes {
         if n.passed {
             ui.line(format!(
-                "{} node {}: {} pods labelled (kubelet reports {} with containers)",
+                "{} node {}: {} labelled (the kubelet reports {} with containers)",
                 ui.good("ok"),
                 n.node,
-                n.labelled_pods.len(),
-                n.kubelet_pods.len()
+                pods(n.labelled_pods.len()),
+                pods(n.kubelet_pods.len())
             ));
             ui.verbose(format!("  labelled: {}", n.labelled_pods.join(", ")));
             if let Some(e) = &n.kubelet_error {
