@@ -64,6 +64,10 @@ fn world(count: usize) -> Option<World> {
 impl World {
     /// The real binary, on node-1's host root, with the fake cluster's kubeconfig.
     fn std_cmd(&self, args: &[&str]) -> std::process::Command {
+        self.std_cmd_with(self.cluster.kubeconfig_path(), args)
+    }
+
+    fn std_cmd_with(&self, kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -71,7 +75,7 @@ impl World {
             .arg("--host-root")
             .arg(self.nodes[0].root.path())
             .arg("--kubeconfig")
-            .arg(self.cluster.kubeconfig_path())
+            .arg(kubeconfig)
             .args(args);
         cmd
     }
@@ -563,6 +567,22 @@ mod failures {
             "{err}"
         );
     }
+    #[test]
+    fn bad_credentials_are_exit_4() {
+        let Some(w) = world(1) else { return };
+        let anonymous = w.cluster.kubeconfig_without_client_cert();
+        let out = w
+            .std_cmd_with(&anonymous, &["status"])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("rejected our credentials (401)"),
+            "{}",
+            text(&out)
+        );
+    }
+
     #[test]
     fn conflict_is_exit_7_naming_the_manager_and_force_takes_over() {
         let Some(w) = world(1) else { return };
