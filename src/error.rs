@@ -124,6 +124,9 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<crate::host::HostError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::host::containerd::ProbeError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::render::RenderError>() {
             return e.exit_code();
         }
@@ -134,6 +137,9 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<crate::commands::verify::FetchError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::ui::prompts::PromptError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<crate::options::OptionsError>() {

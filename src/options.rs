@@ -215,6 +215,34 @@ impl Resolved {
     }
 }
 
+/// Picks a flag's (or its environment variable's) value over the answers file's, and records
+/// which one it took.
+struct Picker<'a> {
+    flags: &'a dyn FlagSources,
+    sources: &'a mut BTreeMap<&'static str, ValueSource>,
+}
+
+impl Picker<'_> {
+    fn pick<T>(
+        &mut self,
+        name: &'static str,
+        id: &str,
+        from_flag: Option<T>,
+        from_file: Option<T>,
+    ) -> Option<T> {
+        if let Some(v) = from_flag {
+            let source = self.flags.source_of(id).unwrap_or(ValueSource::Flag);
+            self.sources.insert(name, source);
+            return Some(v);
+        }
+        if let Some(v) = from_file {
+            self.sources.insert(name, ValueSource::File);
+            return Some(v);
+        }
+        None
+    }
+}
+
 /// Applies the precedence flag > env > file > default.
 pub fn resolve(
     args: &PlanArgs,
@@ -225,21 +253,11 @@ pub fn resolve(
     let defaults = PlanOptions::default();
     let mut sources = BTreeMap::new();
 
-    let mut pick = |name: &'static str,
-                    id: &str,
-                    from_flag: Option<String>,
-                    from_file: Option<String>|
-     -> Option<String> {
-        if let Some(v) = from_flag {
-            sources.insert(name, flags.source_of(id).unwrap_or(ValueSource::Flag));
-            return Some(v);
-        }
-        if let Some(v) = from_file {
-            sources.insert(name, ValueSource::File);
-            return Some(v);
-        }
-        None
+    let mut picker = Picker {
+        flags,
+        sources: &mut sources,
     };
+    let mut pick = |name, id, from_flag, from_file| picker.pick(name, id, from_flag, from_file);
 
     let namespace = pick(
         "namespace",
@@ -300,36 +318,22 @@ pub fn resolve(
             .map(|p| p.display().to_string()),
     );
 
-    let privileged = match (args.privileged, answers.privileged) {
-        (Some(v), _) => {
-            sources.insert(
-                "privileged",
-                flags.source_of("privileged").unwrap_or(ValueSource::Flag),
-            );
-            v
-        }
-        (None, Some(v)) => {
-            sources.insert("privileged", ValueSource::File);
-            v
-        }
-        (None, None) => defaults.privileged,
-    };
-    let service_monitor = match (args.service_monitor, answers.service_monitor) {
-        (Some(v), _) => {
-            sources.insert(
-                "service-monitor",
-                flags
-                    .source_of("service_monitor")
-                    .unwrap_or(ValueSource::Flag),
-            );
-            v
-        }
-        (None, Some(v)) => {
-            sources.insert("service-monitor", ValueSource::File);
-            v
-        }
-        (None, None) => ServiceMonitorMode::Auto,
-    };
+    let privileged = picker
+        .pick(
+            "privileged",
+            "privileged",
+            args.privileged,
+            answers.privileged,
+        )
+        .unwrap_or(defaults.privileged);
+    let service_monitor = picker
+        .pick(
+            "service-monitor",
+            "service_monitor",
+            args.service_monitor,
+            answers.service_monitor,
+        )
+        .unwrap_or(ServiceMonitorMode::Auto);
 
     Resolved {
         plan: PlanOptions {

@@ -392,6 +392,8 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         tolerations: vec![Toleration {
             operator: "Exists".to_string(),
         }],
+        // No priorityClassName: upstream sets system-node-critical only in an example overlay
+        // (cadvisor.md §1), and a monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
         warnings,
@@ -465,7 +467,7 @@ fn runtime_plan(
             validate::containerd_namespace("--containerd-namespace", &namespace)?;
             Ok(RuntimePlan {
                 kind: facts.runtime.kind,
-                pod_socket: format!("{RUNTIME_DIR_IN_POD}/{}", file_name(&socket)),
+                pod_socket: pod_socket(&socket)?,
                 host_socket: socket,
                 containerd_namespace: Some(namespace),
             })
@@ -496,12 +498,29 @@ fn runtime_plan(
             };
             Ok(RuntimePlan {
                 kind: RuntimeKind::Docker,
-                pod_socket: format!("{RUNTIME_DIR_IN_POD}/{}", file_name(&docker)),
+                pod_socket: pod_socket(&docker)?,
                 host_socket: docker,
                 containerd_namespace: None,
             })
         }
     }
+}
+
+/// The socket inside the pod. A unix socket path has at most 107 bytes (`sun_path` is 108 with
+/// the NUL), so a very long socket file name cannot be dialled at all.
+fn pod_socket(host_socket: &str) -> Result<String, PlanError> {
+    let in_pod = format!("{RUNTIME_DIR_IN_POD}/{}", file_name(host_socket));
+    if in_pod.len() > 107 {
+        return Err(PlanError::Invalid {
+            field: "--containerd-socket",
+            value: host_socket.to_string(),
+            reason: format!(
+                "its file name is too long for a unix socket path inside the pod ({in_pod} has {} bytes, at most 107)",
+                in_pod.len()
+            ),
+        });
+    }
+    Ok(in_pod)
 }
 
 fn path_text(path: &Path) -> Result<String, PlanError> {

@@ -60,7 +60,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// File name under `--out-dir`: the template's name without `.j2` (`daemonset.yaml`).
+    /// File name under `--out-dir`: the kind in lower case (`daemonset.yaml`).
     pub fn file_name(&self) -> String {
         format!("{}.yaml", self.kind.to_ascii_lowercase())
     }

@@ -212,6 +212,27 @@ mod kubectl_reads {
         );
         let out = ok(kubectl(&c, &["get", "namespaces"]));
         assert!(out.contains("kube-system"), "{out}");
+        // Typed clients send protobuf bodies.
+        ok(kubectl(&c, &["create", "namespace", "scratch"]));
+        ok(kubectl(
+            &c,
+            &[
+                "create",
+                "configmap",
+                "cm",
+                "-n",
+                "scratch",
+                "--from-literal=k=v",
+            ],
+        ));
+        assert_eq!(
+            c.get("ConfigMap", "scratch", "cm").expect("configmap")["data"]["k"],
+            "v"
+        );
+        assert_eq!(
+            c.get("Namespace", "", "scratch").expect("namespace")["metadata"]["managedFields"][0]["manager"],
+            "kubectl-create"
+        );
 
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         let ds: Value = serde_json::from_str(&ok(kubectl(
@@ -232,11 +253,16 @@ mod kubectl_reads {
                 "get",
                 "pods",
                 "-A",
+                "-o",
+                "wide",
                 "--field-selector",
                 "spec.nodeName=node-2",
             ],
         ));
         assert_eq!(out.matches("cadvisor-").count(), 1, "{out}");
+        assert!(out.contains("node-2") && out.contains("NODE"), "{out}");
+        let out = ok(kubectl(&c, &["get", "nodes", "-o", "wide"]));
+        assert!(out.contains("containerd://1.6.20"), "{out}");
     }
 
     #[test]
@@ -487,9 +513,23 @@ mod apply {
         let c = cluster(&[("node-1", root.path())]);
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         assert_eq!(cadvisor_pods(&c).len(), 1);
+        c.failures().set_pod_stop_delay(Duration::from_millis(500));
         ok(kubectl(&c, &["delete", "ds", "cadvisor", "-n", "cadvisor"]));
         assert!(c.get("DaemonSet", "cadvisor", "cadvisor").is_none());
-        assert!(cadvisor_pods(&c).is_empty());
+        // The garbage collector deletes the pods; they terminate gracefully, then go.
+        let pods = cadvisor_pods(&c);
+        assert!(
+            pods.iter()
+                .all(|p| p["metadata"]["deletionTimestamp"].is_string()),
+            "{pods:#?}"
+        );
+        let listed = ok(kubectl(&c, &["get", "pods", "-n", "cadvisor"]));
+        assert!(
+            pods.is_empty() || listed.contains("Terminating"),
+            "{listed}"
+        );
+        assert!(c.wait_until(Duration::from_secs(5), |c| cadvisor_pods(c).is_empty()));
+        c.failures().set_pod_stop_delay(Duration::from_millis(100));
 
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         ok(kubectl(
@@ -873,6 +913,13 @@ mod simulated_cadvisor {
             "{metrics}"
         );
 
+        assert_eq!(c.mirror_workload_pods(), 1);
+        let pods = ok(kubectl(&c, &["get", "pods", "-n", "loki", "-o", "wide"]));
+        assert!(
+            pods.contains(POD) && pods.contains("Running") && pods.contains("node-1"),
+            "{pods}"
+        );
+
         let configz = ok(kubectl(
             &c,
             &["get", "--raw", "/api/v1/nodes/node-1/proxy/configz"],
@@ -1043,5 +1090,119 @@ mod kubelet {
         ));
         let list: Value = serde_json::from_str(&got).expect("JSON");
         assert_eq!(list["items"][0]["spec"]["endpoints"][0]["port"], "http");
+    }
+}
+
+mod ssa_semantics {
+    use serde_json::json;
+    use support::fake_api::apply::{self, Elem};
+
+    use super::*;
+
+    fn ds(args: Value, image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cadvisor", "namespace": "cadvisor"},
+            "spec": {"template": {"spec": {"containers": [{"name": "cadvisor", "image": image, "args": args}]}}}
+        })
+    }
+
+    #[test]
+    fn a_field_the_applier_stops_applying_is_removed_unless_someone_else_owns_it() {
+        let t = "2026-11-27T00:00:00Z";
+        let mut with_labels = ds(json!(["--a"]), "img:1");
+        with_labels["metadata"]["labels"] = json!({"app": "cadvisor", "team": "obs"});
+        let live = apply::apply(None, &with_labels, "me", false, t).expect("create");
+        // Another manager applies the same `team` label: shared ownership.
+        let shared = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": {"team": "obs"}}});
+        let live =
+            apply::apply(Some(&live), &shared, "other", false, t).expect("shared, no conflict");
+        // `me` drops both labels: `app` goes, `team` stays (other still owns it).
+        let live =
+            apply::apply(Some(&live), &ds(json!(["--a"]), "img:1"), "me", false, t).expect("apply");
+        assert_eq!(live["metadata"]["labels"], json!({"team": "obs"}));
+        // Args are an atomic list: replaced whole.
+        let live = apply::apply(
+            Some(&live),
+            &ds(json!(["--b", "--c"]), "img:1"),
+            "me",
+            false,
+            t,
+        )
+        .expect("apply");
+        assert_eq!(
+            live["spec"]["template"]["spec"]["containers"][0]["args"],
+            json!(["--b", "--c"])
+        );
+    }
+
+    #[test]
+    fn fields_v1_round_trips_through_managed_fields() {
+        let t = "2026-11-27T00:00:00Z";
+        let live =
+            apply::apply(None, &ds(json!(["--a"]), "img:1"), "me", false, t).expect("create");
+        let entries = apply::entries(&live);
+        assert_eq!(entries.len(), 1);
+        let image = vec![
+            Elem::Field("spec".into()),
+            Elem::Field("template".into()),
+            Elem::Field("spec".into()),
+            Elem::Field("containers".into()),
+            Elem::Key(r#"{"name":"cadvisor"}"#.into()),
+            Elem::Field("image".into()),
+        ];
+        assert!(entries[0].fields.contains(&image));
+        assert!(
+            entries[0].fields.contains(&image[..5]),
+            "the list item itself"
+        );
+        assert_eq!(
+            apply::path_string(&image),
+            r#".spec.template.spec.containers[name="cadvisor"].image"#
+        );
+        let mut copy = live.clone();
+        apply::set_entries(&mut copy, &entries);
+        assert_eq!(
+            copy["metadata"]["managedFields"],
+            live["metadata"]["managedFields"]
+        );
+    }
+
+    #[test]
+    fn conflicts_name_every_field_and_force_moves_ownership() {
+        let t = "2026-11-27T00:00:00Z";
+        let live =
+            apply::apply(None, &ds(json!(["--a"]), "img:1"), "first", false, t).expect("create");
+        let err = apply::apply(
+            Some(&live),
+            &ds(json!(["--b"]), "img:2"),
+            "second",
+            false,
+            t,
+        )
+        .expect_err("two conflicts");
+        assert_eq!(err.code, 409);
+        assert_eq!(err.body["reason"], "Conflict");
+        let message = err.message();
+        assert!(
+            message.starts_with("Apply failed with 2 conflicts: conflicts with \"first\":"),
+            "{message}"
+        );
+        let causes = err.body["details"]["causes"].as_array().expect("causes");
+        assert_eq!(causes.len(), 2);
+        assert!(causes.iter().all(|c| c["reason"] == "FieldManagerConflict"));
+        let forced = apply::apply(Some(&live), &ds(json!(["--b"]), "img:2"), "second", true, t)
+            .expect("forced");
+        let first = apply::entries(&forced)
+            .into_iter()
+            .find(|e| e.manager == "first")
+            .expect("first keeps the rest");
+        assert!(
+            first
+                .fields
+                .iter()
+                .all(|p| !matches!(p.last(), Some(Elem::Field(f)) if f == "image" || f == "args"))
+        );
     }
 }

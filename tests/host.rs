@@ -137,6 +137,29 @@ mod microk8s {
         assert_eq!(d.json["kubeconfig"]["source"], "distribution");
         assert_eq!(d.json["cluster"]["checked"], false);
         assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+
+        // The human report: the chosen socket on the `Socket` line, every candidate listed.
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .args(["detect", "--no-cluster", "--host-root"])
+            .arg(root.path())
+            .env("HOME", root.path().join("home"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let socket_line = text.lines().find(|l| l.starts_with("Socket")).unwrap();
+        assert!(socket_line.contains(MICROK8S_SOCKET), "{text}");
+        assert!(socket_line.contains("verified"), "{text}");
+        assert!(
+            text.contains("microk8s v1.35.2 (revision 8148, classic)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/run/containerd/containerd.sock  (does not exist)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -307,6 +330,58 @@ mod other_distributions {
         );
         assert_eq!(d.candidate(K3S_SOCKET)["source"], "kubelet-config");
         assert_eq!(d.json["kubeconfig"]["path"], "/etc/rancher/k3s/k3s.yaml");
+    }
+
+    #[test]
+    fn rke2_uses_the_k3s_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.rke2();
+        let ctd = Containerd::start(root.path(), K3S_SOCKET);
+        ctd.run_pod_container("ing", "rke2-ingress-x", "kube-system", "nginx");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, K3S_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "rke2");
+        assert_eq!(d.json["kubeconfig"]["path"], "/etc/rancher/rke2/rke2.yaml");
+    }
+
+    /// Older k8s-snap releases put containerd under the snap's common directory.
+    #[test]
+    fn k8s_snap_with_its_older_socket_location() {
+        if !real::require_containerd() {
+            return;
+        }
+        let sock = "/var/snap/k8s/common/run/containerd.sock";
+        let root = HostRootDir::new();
+        root.k8s_snap("v1.32.2", sock);
+        let ctd = Containerd::start(root.path(), sock);
+        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, sock);
+        assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
+        assert_eq!(d.json["distribution"]["version"], "v1.32.2");
+        assert_eq!(d.candidate(sock)["source"], "kubelet-config");
+        assert_eq!(d.json["kubeconfig"]["path"], "/etc/kubernetes/admin.conf");
+    }
+
+    /// Current k8s-snap uses containerd's default socket.
+    #[test]
+    fn k8s_snap_with_the_default_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.k8s_snap("v1.33.0", "unix:///run/containerd/containerd.sock");
+        let ctd = Containerd::start(root.path(), DEFAULT_SOCKET);
+        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
+
+        let d = detect(root.path(), &[]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
     }
 
     #[test]
@@ -569,5 +644,382 @@ mod cgroups {
         let d = detect(root.path(), &[]);
         assert_eq!(d.json["cgroup"]["mode"], "unknown");
         assert!(d.warnings().iter().any(|w| w.contains("/sys/fs/cgroup")));
+    }
+}
+
+mod kubeconfig_and_cluster {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Root reads any file, so the permission checks run the binary as `nobody` (setpriv) on a
+    /// MicroK8s root whose `client.config` is mode 600, as on a real node, and whose kubelet args
+    /// file is mode 000.
+    #[test]
+    fn unreadable_admin_kubeconfig_gives_the_microk8s_group_hint() {
+        if !(real::require("root", real::is_root())
+            && real::require("setpriv (util-linux)", real::have_tool("setpriv")))
+        {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = root.local("/var/snap/microk8s/current/credentials/client.config");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // And an args file nobody may read (`chmod 000` does bind a non-root user).
+        let args = root.local("/var/snap/microk8s/current/args/kubelet");
+        std::fs::set_permissions(&args, std::fs::Permissions::from_mode(0o000)).unwrap();
+
+        let bin = assert_cmd::cargo::cargo_bin("cadvisor-setup");
+        let start = Instant::now();
+        let out = StdCommand::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root.path())
+            .args(["-o", "json"])
+            .env("HOME", "/nonexistent")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("setpriv runs");
+        let d = parse(out, start);
+        let kc = &d.json["kubeconfig"];
+        assert_eq!(
+            kc["path"],
+            "/var/snap/microk8s/current/credentials/client.config"
+        );
+        assert_eq!(kc["readable"], false);
+        let hint = kc["hint"].as_str().unwrap();
+        assert!(hint.contains("permission denied"), "{hint}");
+        assert!(hint.contains("sudo usermod -a -G microk8s $USER"), "{hint}");
+        assert!(
+            d.warnings()
+                .iter()
+                .any(|w| w.contains("/var/snap/microk8s/current/args/kubelet")
+                    && w.contains("Permission denied")
+                    && w.contains("sudo")),
+            "{:?}",
+            d.warnings()
+        );
+        // The API server was not asked with a file we cannot read; the reason is given.
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        assert!(
+            d.json["cluster"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("API server not reachable: permission denied")
+        );
+    }
+
+    /// `--kubeconfig` pointing at an API server that is down: detect says so and still reports
+    /// (and verifies) the host facts.
+    #[test]
+    fn api_server_down_is_reported_and_host_facts_carry_on() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        // A port nobody listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let kubeconfig = root.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+                 users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+                 current-context: x\n"
+            ),
+        )
+        .unwrap();
+
+        let start = Instant::now();
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root.path())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-o", "json"])
+            .env("HOME", root.path().join("home"))
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let d = parse(out, start);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["kubeconfig"]["source"], "flag");
+        assert_eq!(d.json["cluster"]["checked"], true);
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        let err = d.json["cluster"]["error"].as_str().unwrap();
+        assert!(err.starts_with("API server not reachable: "), "{err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+}
+
+mod other_runtimes {
+    use super::*;
+
+    /// kubeadm with CRI-O: the kubelet's endpoint is CRI-O's socket, which speaks the CRI, not
+    /// containerd's API; detect reports CRI-O as the runtime once the socket accepts connections.
+    #[test]
+    fn kubeadm_with_cri_o_is_reported_as_cri_o() {
+        let root = HostRootDir::new();
+        root.kubeadm("unix:///var/run/crio/crio.sock", "systemd");
+        root.mkdir("/run/crio");
+        let listener =
+            std::os::unix::net::UnixListener::bind(root.local("/run/crio/crio.sock")).unwrap();
+
+        let d = detect(root.path(), &[]);
+        drop(listener);
+        assert_eq!(d.code, 0, "{:#}", d.json);
+        assert_eq!(d.json["runtime"]["kind"], "cri-o");
+        assert_eq!(d.json["runtime"]["socket"], "/run/crio/crio.sock");
+        assert_eq!(
+            d.candidate("/run/crio/crio.sock")["source"],
+            "kubelet-config"
+        );
+    }
+}
+
+/// `detect` with the API server answering (the fake API server of tests/support/fake_api, whose
+/// nodes' configz and kubelet metrics come from the real containerd of each node's host root).
+mod with_api_server {
+    use super::*;
+    use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+
+    fn detect_with(root: &Path, kubeconfig: &Path, extra: &[&str]) -> Detect {
+        let start = Instant::now();
+        let out = Command::cargo_bin("cadvisor-setup")
+            .unwrap()
+            .arg("detect")
+            .arg("--host-root")
+            .arg(root)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["-o", "json"])
+            .args(extra)
+            .env("HOME", root.join("home"))
+            .env_remove("KUBECONFIG")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        parse(out, start)
+    }
+
+    /// Two live containerds hold kubelet containers and no file on the host says which one the
+    /// kubelet uses: ambiguous on the host alone, decided by the kubelet's configz.
+    #[test]
+    fn configz_endpoint_settles_two_live_sockets() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.write("/etc/hostname", "node-1\n");
+        let a = Containerd::start(root.path(), K0S_SOCKET);
+        a.run_pod_container("a", "a-0", "default", "a");
+        let b = Containerd::start(root.path(), DEFAULT_SOCKET);
+        b.run_pod_container("b", "b-0", "default", "b");
+        let mut node = SimNode::microk8s("node-1", root.path());
+        node.containerd_socket = DEFAULT_SOCKET.into();
+        node.runtime_endpoint = format!("unix://{DEFAULT_SOCKET}");
+        node.container_runtime_version = "containerd://1.6.20".into();
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![node]));
+
+        let alone = detect(root.path(), &[]);
+        assert_eq!(alone.code, 3);
+        assert_eq!(alone.json["runtime"]["ambiguous"], true);
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, DEFAULT_SOCKET);
+        assert_eq!(d.candidate(DEFAULT_SOCKET)["source"], "configz");
+        let c = &d.json["cluster"];
+        assert_eq!(c["reachable"], true, "{c:#}");
+        assert_eq!(c["node_name"], "node-1");
+        assert_eq!(c["matched_by"], "name");
+        assert_eq!(c["container_runtime_version"], "containerd://1.6.20");
+        assert_eq!(
+            c["configz"]["runtime_endpoint"],
+            "unix:///run/containerd/containerd.sock"
+        );
+        assert_eq!(c["configz"]["cgroup_driver"], "cgroupfs");
+        assert_eq!(d.json["cgroup"]["driver"], "cgroupfs");
+        assert!(c["kubelet_cadvisor_pod_labels"].is_boolean(), "{c:#}");
+        assert_eq!(d.json["kubeconfig"]["source"], "flag");
+    }
+
+    /// The API server down: reported, and the host facts still decide (MicroK8s).
+    #[test]
+    fn api_down_falls_back_to_host_facts() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["cluster"]["reachable"], true);
+        assert_eq!(
+            d.json["cluster"]["configz"]["runtime_endpoint"],
+            MICROK8S_SOCKET
+        );
+
+        cluster.failures().set_api_down(true);
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        assert_eq!(d.json["cluster"]["reachable"], false);
+        let err = d.json["cluster"]["error"].as_str().unwrap();
+        assert!(err.starts_with("API server not reachable"), "{err}");
+    }
+
+    /// RBAC without `nodes/proxy`: the node is found, configz is reported as forbidden, detection
+    /// goes on with host facts.
+    #[test]
+    fn forbidden_configz_is_reported_per_call() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+        cluster.failures().forbid("get", "nodes/proxy");
+
+        let d = detect_with(root.path(), cluster.kubeconfig_path(), &[]);
+        assert_verified(&d, MICROK8S_SOCKET);
+        let c = &d.json["cluster"];
+        assert_eq!(c["reachable"], true);
+        assert_eq!(c["configz"], Value::Null);
+        assert!(
+            c["configz_error"].as_str().unwrap().contains("403"),
+            "{c:#}"
+        );
+    }
+}
+
+/// The library's containerd client, called directly (the fake API server's simulated cAdvisor and
+/// others use it).
+mod containerd_client {
+    use super::*;
+    use cadvisor_setup::host::containerd::{self, ProbeError};
+
+    #[tokio::test]
+    async fn version_and_labelled_containers_from_a_real_containerd() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "shop", "nginx");
+        ctd.run_container("k8s.io", "plain", &[("app", "x")]);
+        let sock = ctd.socket_path().to_path_buf();
+        let t = Duration::from_secs(2);
+
+        let v = containerd::version(&sock, t).await.unwrap();
+        assert!(v.version.starts_with(char::is_numeric), "{v:?}");
+
+        let list = containerd::list_containers(&sock, "k8s.io", t)
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        let web = list.iter().find(|c| c.id == id).expect("the pod container");
+        assert!(web.is_kubernetes());
+        assert_eq!(web.labels["io.kubernetes.pod.name"], "web-0");
+        assert_eq!(web.labels["io.kubernetes.pod.namespace"], "shop");
+        assert_eq!(web.labels["io.kubernetes.container.name"], "nginx");
+        assert_eq!(web.image, support::containerd::IMAGE);
+        assert_eq!(list.iter().filter(|c| c.is_kubernetes()).count(), 1);
+
+        assert!(
+            containerd::list_containers(&sock, "moby", t)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let ns = containerd::list_namespaces(&sock, t).await.unwrap();
+        assert_eq!(ns, vec!["k8s.io".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn silent_and_missing_sockets_fail_fast_with_the_path() {
+        let root = HostRootDir::new();
+        let silent = root.local("/silent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+        let t = Duration::from_millis(500);
+
+        let start = Instant::now();
+        let err = containerd::version(&silent, t).await.unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(matches!(err, ProbeError::Timeout { .. }), "{err:?}");
+        assert!(err.to_string().contains(&silent.display().to_string()));
+
+        let missing = root.local("/missing.sock");
+        let err = containerd::list_containers(&missing, "k8s.io", t)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProbeError::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains("missing.sock"), "{err}");
+    }
+}
+
+/// The containerd harness itself: nothing outlives a test.
+mod harness {
+    use super::*;
+
+    fn processes_mentioning(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(needle) {
+                    found.push(cmd);
+                }
+            }
+        }
+        found
+    }
+
+    /// Even when the host root holding the socket is deleted before the harness is dropped (a
+    /// struct whose root field comes first), the tasks are killed and no shim is left behind.
+    #[test]
+    fn no_shim_survives_even_if_the_host_root_goes_first() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "default", "web");
+        assert!(!processes_mentioning(&id).is_empty(), "the shim runs");
+        drop(root);
+        drop(ctd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_mentioning(&id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_mentioning(&id), Vec::<String>::new());
     }
 }

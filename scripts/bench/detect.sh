@@ -3,13 +3,14 @@
 # a real containerd (Debian's) listening at MicroK8s' socket and one labelled "pod" container.
 # Goal: under 50 ms. Prints one line: `detect: median X ms (goal < 50 ms)`.
 #
-#   scripts/bench/detect.sh [path/to/cadvisor-setup]     (default: target/release, built if missing)
+#   scripts/bench/detect.sh [path/to/cadvisor-setup]
+#   (default: $CADVISOR_SETUP_BIN from scripts/bench.sh, else target/release, built if missing)
 #
 # Needs root, containerd, ctr, runc, busybox-static and python3 (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BIN=${1:-target/release/cadvisor-setup}
+BIN=${1:-${CADVISOR_SETUP_BIN:-target/release/cadvisor-setup}}
 if [ ! -x "$BIN" ]; then
   cargo build --release --locked --quiet
 fi

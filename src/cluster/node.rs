@@ -38,7 +38,7 @@ pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, Clust
     let list = nodes
         .list(&ListParams::default())
         .await
-        .map_err(|e| classify(&cluster.server, e))?;
+        .map_err(|e| explain(&cluster.server, e))?;
     let (node, matched_by) = find(&list.items, hostname).ok_or_else(|| {
         let names: Vec<String> = list
             .items
@@ -74,6 +74,27 @@ pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, Clust
         Err(e) => out.metrics_error = Some(e.to_string()),
     }
     Ok(out)
+}
+
+/// [`classify`], with the whole cause chain in the reason of a connection failure (hyper's own
+/// text is only "client error (Connect)"; the OS error sits at the end of the chain).
+fn explain(server: &str, err: kube::Error) -> ClusterError {
+    let mut causes = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !causes.iter().any(|c: &String| c.contains(&text)) {
+            causes.push(text);
+        }
+        cur = e.source();
+    }
+    match classify(server, err) {
+        ClusterError::Unreachable { server, .. } => ClusterError::Unreachable {
+            server,
+            reason: causes.join(": "),
+        },
+        other => other,
+    }
 }
 
 fn find<'a>(nodes: &'a [Node], hostname: &str) -> Option<(&'a Node, &'static str)> {
@@ -113,7 +134,7 @@ async fn proxy_get(
         .client
         .request_text(request)
         .await
-        .map_err(|e| match classify(&cluster.server, e) {
+        .map_err(|e| match explain(&cluster.server, e) {
             ClusterError::Api(msg) => ClusterError::Api(format!("GET {uri}: {msg}")),
             other => other,
         })

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::cli::DetectArgs;
+use crate::cli::{DetectArgs, PlanArgs};
 use crate::cluster::node::{self, NodeFacts};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, UsageError};
 use crate::host::kubeconfig::{self, KubeconfigEnv};
 use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
 use crate::ui::Ui;
@@ -35,8 +35,21 @@ pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ask_cluster(root, &env).await
     };
+    // flag > env > `--config` answers file, like every other command.
+    let containerd_socket = ctx
+        .resolve(&PlanArgs::default(), &args.socket)
+        .containerd_socket;
+    if let Some(p) = &containerd_socket
+        && !p.is_absolute()
+    {
+        return Err(UsageError::new(format!(
+            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
+            p.display()
+        ))
+        .into());
+    }
     let opts = DetectOptions {
-        containerd_socket: args.socket.containerd_socket.clone(),
+        containerd_socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         configz: match &cluster {
             ClusterOutcome::Node(n) => n.configz.clone(),
@@ -309,13 +322,11 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
     } else {
         "not probed".into()
     };
-    let mark = if chosen {
-        ui.good("*")
-    } else if p.exists {
-        ui.warn("-")
-    } else {
-        ui.dim("-")
-    };
+    if !p.exists {
+        // Most well-known paths are absent on any one host: one dim line each.
+        return ui.dim(&format!("  - {}  (does not exist)", c.path.display()));
+    }
+    let mark = if chosen { ui.good("*") } else { ui.warn("-") };
     format!(
         "  {mark} {}  {}\n      {}",
         c.path.display(),

@@ -4,21 +4,39 @@
 use anyhow::Context as _;
 
 use super::Context;
-use crate::cli::{DistroPreset, RenderArgs};
-use crate::error::{ExitCode, Failure};
-use crate::host::{DistroKind, HostFacts};
-use crate::{options, plan, render};
+use crate::cli::{DistroPreset, RenderArgs, ServiceMonitorMode};
+use crate::error::ExitCode;
+use crate::host::{self, DetectOptions, DistroKind, HostFacts};
+use crate::options::Resolved;
+use crate::{plan, render};
 
 pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
-    let mut facts = facts_for_render(ctx, &args)?;
-    if let Some(socket) = &args.socket.containerd_socket {
-        // `--containerd-socket` is the first authority (design §2), also over a preset.
+    let resolved = ctx.resolve(&args.plan, &args.socket);
+    let mut facts = facts_for_render(ctx, &args, &resolved).await?;
+    if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
+        // `--containerd-socket` is the first authority (design §2), also over a preset
+        // (detection already puts it first).
         facts.runtime.socket = Some(socket.clone());
     }
-    let opts = options::plan_options(&args.plan);
+    if args.distro.is_none()
+        && !facts.runtime.verified
+        && let Some(socket) = &facts.runtime.socket
+    {
+        facts.warnings.push(format!(
+            "{} did not answer as a containerd holding kubelet containers; the manifests use it anyway",
+            socket.display()
+        ));
+    }
+    if resolved.service_monitor == ServiceMonitorMode::Auto {
+        ctx.ui.verbose(
+            "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
+        );
+    }
+    let opts = resolved.plan;
     let plan = plan::make(&facts, &opts)?;
     let manifests = render::manifests(&plan, args.templates.as_deref())?;
-    for warning in facts.warnings.iter().chain(&plan.warnings) {
+    let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
+    for warning in &warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
@@ -38,7 +56,7 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
             "distribution": facts.distribution.kind,
             "runtime_socket": plan.runtime.host_socket,
             "manifests": manifests.objects(),
-            "warnings": facts.warnings.iter().chain(&plan.warnings).collect::<Vec<_>>(),
+            "warnings": warnings,
         });
         if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
             doc["out_dir"] = serde_json::json!(dir);
@@ -53,42 +71,40 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         ));
     } else {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        out.write_all(manifests.to_yaml().as_bytes())
-            .and_then(|()| out.flush())
-            .context("writing the manifests to stdout")?;
+        ctx.ui.line(manifests.to_yaml().trim_end());
     }
     Ok(ExitCode::Success)
 }
 
 /// The facts the plan is made from: a distribution preset (`--distro`, nothing read from this
-/// host), or this host's detected facts.
-pub fn facts_for_render(ctx: &Context, args: &RenderArgs) -> anyhow::Result<HostFacts> {
+/// host), or this host's detected facts (host files and socket probes only: `render` needs no
+/// cluster).
+pub async fn facts_for_render(
+    ctx: &Context,
+    args: &RenderArgs,
+    resolved: &Resolved,
+) -> anyhow::Result<HostFacts> {
     if let Some(distro) = args.distro {
         return Ok(plan::preset(distro_kind(distro)));
     }
-    detect_host(ctx, args)
-}
-
-/// Host detection for `render` without `--distro`.
-///
-/// `crate::host::detect` is not in this build yet, so this is a clear usage error instead of a
-/// guess (rendering some preset for an undetected host would be wrong on exactly the hosts this
-/// tool exists for).
-fn detect_host(_ctx: &Context, args: &RenderArgs) -> anyhow::Result<HostFacts> {
-    let hint = if args.socket.containerd_socket.is_some() {
-        " (--containerd-socket alone does not say the cgroup driver; add --distro)"
-    } else {
-        ""
+    let opts = DetectOptions {
+        containerd_socket: resolved.containerd_socket.clone(),
+        kubeconfig_flag: ctx.global.kubeconfig.clone(),
+        ..DetectOptions::default()
     };
-    Err(Failure::new(
-        ExitCode::Usage,
-        format!(
-            "render without --distro needs host detection, which this build does not have yet{hint}; render for a distribution's defaults with --distro microk8s|k3s|rke2|k0s|k8s-snap|kubeadm"
-        ),
-    )
-    .into())
+    let facts = host::detect(&ctx.host_root, &opts)
+        .await
+        .context("detecting this host's runtime socket and cgroup driver")?;
+    ctx.ui.verbose(format!(
+        "rendering for this host: {} with runtime socket {}",
+        facts.distribution.kind,
+        facts
+            .runtime
+            .socket
+            .as_ref()
+            .map_or_else(|| "(none)".to_string(), |s| s.display().to_string())
+    ));
+    Ok(facts)
 }
 
 pub fn distro_kind(preset: DistroPreset) -> DistroKind {

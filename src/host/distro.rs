@@ -195,6 +195,19 @@ mod tests {
     }
 
     #[test]
+    fn clustered_lock_marks_a_worker_only_node() {
+        let (_d, root) = host();
+        write(
+            &root,
+            "/var/snap/microk8s/current/var/lock/clustered.lock",
+            "",
+        );
+        let d = detect(&root, &mut Vec::new());
+        assert_eq!(d.kind, DistroKind::Microk8s);
+        assert!(d.worker_only);
+    }
+
+    #[test]
     fn malformed_snap_yaml_is_a_warning_naming_the_file() {
         let (_d, root) = host();
         write(

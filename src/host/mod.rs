@@ -279,7 +279,7 @@ pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, 
     let distribution = distro::detect(root, &mut warnings);
     if distribution.worker_only {
         warnings.push(
-            "this MicroK8s node is worker-only (clustered.lock): its admin kubeconfig does not reach the cluster; install from a control-plane node".into(),
+            "this MicroK8s node is worker-only (var/lock/clustered.lock): its client.config is not the cluster's admin credential (`microk8s config` refuses here); run install from a control-plane node or pass --kubeconfig".into(),
         );
     }
     let kubelet_scan = kubelet::scan(root, distribution.kind, &mut warnings);

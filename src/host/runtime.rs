@@ -4,6 +4,10 @@
 //! A MicroK8s host with Docker installed has two live containerd sockets; only the one whose
 //! `k8s.io` namespace holds containers labelled `io.kubernetes.pod.name` runs the pods
 //! (containerd-api.md: Docker's containerd keeps its containers in `moby`).
+//!
+//! CRI-O's and cri-dockerd's sockets (when the kubelet is configured with one) speak the CRI,
+//! not containerd's API: for them "verified" means the socket accepts a connection, and the
+//! runtime is reported as `cri-o`/`docker`.
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -482,6 +486,31 @@ mod tests {
         ]);
         assert_eq!(rt.socket, None);
         assert!(w[0].contains("--containerd-socket /user"));
+    }
+
+    #[test]
+    fn configz_endpoint_ranks_after_kubelet_files_before_well_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let hints = ConfigzHints {
+            runtime_endpoint: Some("unix:///srv/c.sock".into()),
+            cgroup_driver: None,
+        };
+        let c = candidates(
+            &root,
+            DistroKind::Unknown,
+            None,
+            &KubeletScan::default(),
+            Some(&hints),
+            &mut Vec::new(),
+        );
+        assert_eq!(c[0].path, Path::new("/srv/c.sock"));
+        assert_eq!(c[0].source, CandidateSource::Configz);
+        assert!(
+            c[1..]
+                .iter()
+                .all(|c| c.source == CandidateSource::WellKnown)
+        );
     }
 
     #[test]

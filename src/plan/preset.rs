@@ -72,8 +72,8 @@ pub fn preset(kind: DistroKind) -> HostFacts {
             version: None,
             revision: None,
             confinement: None,
-            evidence: vec![format!("--distro {kind}: {}", d.source)],
             worker_only: false,
+            evidence: vec![format!("--distro {kind}: {}", d.source)],
         },
         runtime: Runtime {
             kind: RuntimeKind::Containerd,

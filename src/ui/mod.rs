@@ -5,6 +5,7 @@
 //! and unattended paths are both testable.
 
 pub mod progress;
+pub mod prompts;
 
 use std::io::{IsTerminal, Write};
 

@@ -96,7 +96,9 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = Input::with_theme(theme)
             .with_prompt("Namespace for cAdvisor")
             .default(resolved.plan.namespace.clone())
-            .validate_with(|v: &String| crate::validate::dns1123_label(v).map_err(|e| e.to_string()))
+            .validate_with(|v: &String| {
+                crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
+            })
             .interact_text()
             .map_err(map_err)?;
         set(resolved, "namespace", |r| r.plan.namespace = value);
@@ -108,7 +110,9 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = Input::with_theme(theme)
             .with_prompt("cAdvisor image (change it for a private registry)")
             .default(resolved.plan.image.clone())
-            .validate_with(|v: &String| crate::validate::image_reference(v).map_err(|e| e.to_string()))
+            .validate_with(|v: &String| {
+                crate::validate::image_reference("image", v).map_err(|e| e.to_string())
+            })
             .interact_text()
             .map_err(map_err)?;
         set(resolved, "image", |r| r.plan.image = value);
@@ -135,7 +139,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .validate_with(|v: &String| {
                 v.split(',')
                     .map(str::trim)
-                    .try_for_each(crate::validate::metric_name)
+                    .try_for_each(|m| crate::validate::metric_name("metrics", m))
                     .map_err(|e| e.to_string())
             })
             .interact_text()
@@ -145,7 +149,12 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     }
 
     if given(resolved, "privileged") {
-        show(ui, resolved, "privileged", &resolved.plan.privileged.to_string());
+        show(
+            ui,
+            resolved,
+            "privileged",
+            &resolved.plan.privileged.to_string(),
+        );
     } else {
         let value = Confirm::with_theme(theme)
             .with_prompt("Run cAdvisor privileged, with /dev/kmsg for OOM events?")

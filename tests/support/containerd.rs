@@ -52,6 +52,9 @@ fn image_tar() -> &'static Path {
 pub struct Containerd {
     child: Option<Child>,
     socket: PathBuf,
+    /// A hard link to the socket inside `work`, used by Drop: the host root holding `socket` may
+    /// be deleted first (a struct field dropped earlier), and the tasks must still be reached.
+    control: PathBuf,
     /// containerd's root, state, opt, config and log (outside the host root).
     work: tempfile::TempDir,
     /// Unique per instance: container ids and cgroup parents carry it.
@@ -99,15 +102,21 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("containerd starts");
-        let ctd = Containerd {
+        let mut ctd = Containerd {
             child: Some(child),
             socket: socket.to_path_buf(),
+            control: socket.to_path_buf(),
             work,
             token,
             containers: Mutex::new(Vec::new()),
             imported: Mutex::new(Vec::new()),
         };
         ctd.wait_ready();
+        // A unix socket is its inode: a hard link (same filesystem, /tmp) reaches the same listener.
+        let control = ctd.work.path().join("ctl.sock");
+        if std::fs::hard_link(socket, &control).is_ok() {
+            ctd.control = control;
+        }
         ctd
     }
 
@@ -225,8 +234,8 @@ impl Containerd {
     fn remove(&self, namespace: &str, id: &str) {
         let quiet = |args: &[&str]| {
             let _ = Command::new("ctr")
-                .arg("--address")
-                .arg(&self.socket)
+                .args(["--connect-timeout", "2s", "--address"])
+                .arg(&self.control)
                 .args(["-n", namespace])
                 .args(args)
                 .stdout(Stdio::null())
@@ -237,8 +246,8 @@ impl Containerd {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let out = Command::new("ctr")
-                .arg("--address")
-                .arg(&self.socket)
+                .args(["--connect-timeout", "2s", "--address"])
+                .arg(&self.control)
                 .args(["-n", namespace, "tasks", "ls"])
                 .output();
             let running = out.is_ok_and(|o| {

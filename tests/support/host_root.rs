@@ -119,6 +119,34 @@ impl HostRootDir {
         self.mkdir("/run/k3s/containerd")
     }
 
+    /// RKE2: data dir, config dir and admin kubeconfig (its containerd socket is k3s').
+    pub fn rke2(&self) -> &Self {
+        self.mkdir("/var/lib/rancher/rke2/agent");
+        self.write(
+            "/etc/rancher/rke2/rke2.yaml",
+            "apiVersion: v1\nkind: Config\n",
+        );
+        self.mkdir("/run/k3s/containerd")
+    }
+
+    /// Canonical Kubernetes (k8s-snap): snap.yaml, `current` symlink and its kubelet args file
+    /// with `endpoint` (older releases: /var/snap/k8s/common/run/containerd.sock).
+    pub fn k8s_snap(&self, version: &str, endpoint: &str) -> &Self {
+        self.write(
+            "/snap/k8s/3000/meta/snap.yaml",
+            &format!("name: k8s\nversion: {version}\nconfinement: classic\n"),
+        );
+        self.symlink("3000", "/snap/k8s/current");
+        self.write(
+            "/var/snap/k8s/common/args/kubelet",
+            &format!("--container-runtime-endpoint={endpoint}\n--root-dir=/var/lib/kubelet\n"),
+        );
+        self.write(
+            "/etc/kubernetes/admin.conf",
+            "apiVersion: v1\nkind: Config\n",
+        )
+    }
+
     /// k0s: data dir and admin kubeconfig.
     pub fn k0s(&self) -> &Self {
         self.write(

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::containerd::{self, CtrContainer};
 use super::status::{self, ApiError};
-use super::store::{name_of, ns_of, uid_of};
+use super::store::{name_of, uid_of};
 use super::{SimNode, State, resource};
 
 const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
@@ -734,7 +734,6 @@ pub async fn pod_proxy(
         .get(resource("pods"), ns, name)
         .cloned()
         .ok_or_else(|| status::not_found(resource("pods"), name))?;
-    let container = cadvisor_container(&pod).cloned().unwrap_or(json!({}));
     let port: String = match port {
         Some(p) => p.to_string(),
         None => pod["spec"]["containers"]
@@ -762,7 +761,6 @@ pub async fn pod_proxy(
     if port != reg.args.port.to_string() {
         return Err(unreachable(&addr));
     }
-    let _ = container;
     match rest.trim_matches('/') {
         "metrics" => {
             let node = pod["spec"]["nodeName"]
@@ -880,9 +878,4 @@ fn kubelet_metrics(listed: &[CtrContainer]) -> String {
         seen.push(Seen { id, labels });
     }
     render(&seen, true)
-}
-
-#[allow(dead_code)]
-fn pod_namespace(pod: &Value) -> String {
-    ns_of(pod)
 }

@@ -136,7 +136,7 @@ pub fn set_crds(state: &Arc<State>, installed: bool) {
     if installed {
         let _ = server::create(state, crds, crd, "kubectl-create", false);
     } else {
-        let _ = server::delete(state, crds, "", &name_of(&crd), None);
+        let _ = server::delete(state, crds, "", &name_of(&crd), None, None);
     }
     state.crds.store(installed, Ordering::SeqCst);
 }
@@ -164,6 +164,10 @@ fn owned_by(pod: &Value, uid: &str) -> bool {
     pod["metadata"]["ownerReferences"]
         .as_array()
         .is_some_and(|r| r.iter().any(|o| o["uid"] == uid && o["controller"] == true))
+}
+
+fn terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
 }
 
 fn pod_ready(pod: &Value) -> bool {
@@ -294,7 +298,10 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         }
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
-        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let owned: Vec<&Value> = pods
+            .iter()
+            .filter(|p| owned_by(p, &uid) && !terminating(p))
+            .collect();
         let nodes: Vec<&SimNode> = state
             .nodes
             .iter()
@@ -396,8 +403,16 @@ fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
 }
 
 fn delete_pod(state: &Arc<State>, ds: &Value, pod: &Value) {
-    if server::delete(state, resource("pods"), &ns_of(pod), &name_of(pod), None).is_ok() {
-        state.pods().remove(&uid_of(pod));
+    if server::delete(
+        state,
+        resource("pods"),
+        &ns_of(pod),
+        &name_of(pod),
+        None,
+        None,
+    )
+    .is_ok()
+    {
         event(
             state,
             ds,
@@ -547,6 +562,71 @@ fn conditions(ready: bool, initialized: bool) -> Value {
     ])
 }
 
+/// Marks pods mirrored from a node's containerd: the simulated kubelet leaves them alone.
+const MIRRORED: &str = "fake-api.cadvisor-setup/mirrored";
+
+/// See `FakeCluster::mirror_workload_pods`.
+pub async fn mirror_workload_pods(state: &Arc<State>) -> usize {
+    let mut created = 0;
+    for node in &state.nodes {
+        let Ok(containers) =
+            super::containerd::list(&node.real_socket(), "k8s.io", Duration::from_secs(3)).await
+        else {
+            continue;
+        };
+        let mut pods: std::collections::BTreeMap<
+            (String, String),
+            Vec<&super::containerd::CtrContainer>,
+        > = Default::default();
+        for c in &containers {
+            let (Some(name), Some(ns)) = (
+                c.labels.get("io.kubernetes.pod.name"),
+                c.labels.get("io.kubernetes.pod.namespace"),
+            ) else {
+                continue;
+            };
+            if c.labels.contains_key("io.kubernetes.container.name") {
+                pods.entry((ns.clone(), name.clone())).or_default().push(c);
+            }
+        }
+        for ((ns, name), cs) in pods {
+            let t = now();
+            let containers: Vec<Value> = cs
+                .iter()
+                .map(
+                    |c| json!({"name": c.labels["io.kubernetes.container.name"], "image": c.image}),
+                )
+                .collect();
+            let statuses: Vec<Value> = cs
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": c.labels["io.kubernetes.container.name"], "image": c.image,
+                        "imageID": "", "containerID": format!("containerd://{}", c.id),
+                        "ready": true, "started": true, "restartCount": 0,
+                        "state": {"running": {"startedAt": t}}
+                    })
+                })
+                .collect();
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "annotations": {MIRRORED: "true"}},
+                "spec": {"nodeName": node.name, "containers": containers},
+                "status": {
+                    "phase": "Running", "hostIP": node.internal_ip, "startTime": t,
+                    "podIP": format!("10.1.0.{}", 2 + fnv(&name) % 250),
+                    "conditions": conditions(true, true), "containerStatuses": statuses,
+                    "qosClass": "BestEffort"
+                }
+            });
+            if server::create_as(state, "kubelet", pod).is_ok() {
+                created += 1;
+            }
+        }
+    }
+    created
+}
+
 /// The kubelets: start pods whose delay has passed, or fail them as the switches say.
 async fn pods_lifecycle(state: &Arc<State>) {
     let failures = state.failures.snapshot();
@@ -559,6 +639,9 @@ async fn pods_lifecycle(state: &Arc<State>) {
         else {
             continue;
         };
+        if terminating(&pod) || pod["metadata"]["annotations"][MIRRORED] == "true" {
+            continue;
+        }
         let uid = uid_of(&pod);
         let rt = {
             let mut table = state.pods();
@@ -827,7 +910,10 @@ fn daemonset_status(state: &Arc<State>) {
             .iter()
             .filter(|n| node_selected(&ds, n))
             .collect();
-        let owned: Vec<&Value> = pods.iter().filter(|p| owned_by(p, &uid)).collect();
+        let owned: Vec<&Value> = pods
+            .iter()
+            .filter(|p| owned_by(p, &uid) && !terminating(p))
+            .collect();
         let desired = nodes.len() as i64;
         let mut current = 0;
         let mut updated = 0;

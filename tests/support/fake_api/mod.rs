@@ -18,6 +18,7 @@ pub mod containerd;
 pub mod controller;
 pub mod defaults;
 pub mod openapi;
+pub mod protobuf;
 pub mod resources;
 pub mod server;
 pub mod status;
@@ -148,6 +149,8 @@ pub struct FailureState {
     /// New pods crash after starting (CrashLoopBackOff, rising restartCount).
     pub crash_loop: bool,
     pub pod_start_delay: Duration,
+    /// Time a deleted pod stays Terminating before it is gone.
+    pub pod_stop_delay: Duration,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -161,6 +164,7 @@ impl Failures {
         Failures {
             state: Mutex::new(FailureState {
                 pod_start_delay,
+                pod_stop_delay: Duration::from_millis(100),
                 ..Default::default()
             }),
             down: tokio::sync::watch::channel(false).0,
@@ -212,6 +216,11 @@ impl Failures {
     /// Slow rollout: each new pod takes this long to start.
     pub fn set_pod_start_delay(&self, delay: Duration) {
         self.lock().pod_start_delay = delay;
+    }
+
+    /// How long a deleted pod stays Terminating.
+    pub fn set_pod_stop_delay(&self, delay: Duration) {
+        self.lock().pod_stop_delay = delay;
     }
 
     pub(crate) fn down_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
@@ -479,6 +488,21 @@ impl FakeCluster {
             .pods()
             .get(pod_uid)
             .and_then(|p| p.registration.clone())
+    }
+
+    /// Creates a Pod object, Running on its node, for every pod whose containers the nodes'
+    /// containerds run in `k8s.io` (grouped by the kubelet's `io.kubernetes.pod.*` labels), as
+    /// `kubectl get pods -A` would list them. Returns how many pods it created.
+    pub fn mirror_workload_pods(&self) -> usize {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = self.state.clone();
+        let Some(rt) = self.runtime.as_ref() else {
+            return 0;
+        };
+        rt.spawn(async move {
+            let _ = tx.send(controller::mirror_workload_pods(&state).await);
+        });
+        rx.recv().unwrap_or(0)
     }
 
     pub fn nodes(&self) -> &[SimNode] {

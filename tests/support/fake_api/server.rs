@@ -20,7 +20,7 @@ use super::cadvisor;
 use super::defaults;
 use super::resources::{self, Resource};
 use super::status::{self, ApiError};
-use super::store::{self, EventType, name_of, now, ns_of, uid_of};
+use super::store::{self, name_of, now, ns_of, uid_of};
 use super::{RequestRecord, State};
 
 // ---- serving ------------------------------------------------------------------------------
@@ -204,9 +204,14 @@ impl Ctx<'_> {
             .content_type
             .starts_with("application/vnd.kubernetes.protobuf")
         {
-            // Typed clients (e.g. `kubectl create namespace`) send protobuf; only JSON/YAML is
-            // decoded here.
-            return Err(status::unsupported_media(&self.content_type));
+            // Typed clients (`kubectl create namespace`) send protobuf: a few kinds are decoded.
+            return super::protobuf::decode(&self.body).map_err(|why| {
+                let mut e = status::unsupported_media(&self.content_type);
+                e.body["message"] = json!(format!(
+                    "the fake API server cannot decode this body: {why}"
+                ));
+                e
+            });
         }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
@@ -430,6 +435,9 @@ async fn resource_route(
                     &ns_of(item),
                     &name_of(item),
                     ctx.query.get("propagationPolicy"),
+                    ctx.query
+                        .get("gracePeriodSeconds")
+                        .and_then(|g| g.parse().ok()),
                 )?;
             }
             Ok(json_response(
@@ -467,16 +475,18 @@ async fn resource_route(
                 .ok_or_else(|| status::not_found(t.res, name))
         }
         (None, Some(name), "DELETE") => {
+            let options = ctx.body_json().unwrap_or_default();
             let policy = ctx
                 .query
                 .get("propagationPolicy")
                 .map(str::to_string)
-                .or_else(|| {
-                    ctx.body_json()
-                        .ok()
-                        .and_then(|b| b["propagationPolicy"].as_str().map(str::to_string))
-                });
-            let out = delete(ctx.state, t.res, &ns, name, policy.as_deref())?;
+                .or_else(|| options["propagationPolicy"].as_str().map(str::to_string));
+            let grace = ctx
+                .query
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse().ok())
+                .or_else(|| options["gracePeriodSeconds"].as_i64());
+            let out = delete(ctx.state, t.res, &ns, name, policy.as_deref(), grace)?;
             Ok(json_response(200, &out))
         }
         (Some("log"), Some(name), "GET") => {
@@ -783,7 +793,8 @@ fn check_kind(res: &Resource, obj: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiError> {
+/// The namespace must exist and not be terminating (the NamespaceLifecycle admission plugin).
+fn check_namespace(state: &State, res: &Resource, ns: &str, name: &str) -> Result<(), ApiError> {
     if !res.namespaced {
         return Ok(());
     }
@@ -792,14 +803,15 @@ fn check_namespace(state: &State, res: &Resource, ns: &str) -> Result<(), ApiErr
     match store.get(nsres, "", ns) {
         None => Err(status::not_found(nsres, ns)),
         Some(n) if n["status"]["phase"] == "Terminating" => {
-            let mut e = status::forbidden(res, None, "", &state.user, "create", Some(ns));
-            let msg = format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                res.qualified(),
-                "",
-            );
-            e.body["message"] = json!(msg.replace(" \"\"", ""));
-            e.body["reason"] = json!("Forbidden");
+            let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
+            let subject = if name.is_empty() {
+                res.qualified()
+            } else {
+                format!("{} \"{name}\"", res.qualified())
+            };
+            e.body["message"] = json!(format!(
+                "{subject} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+            ));
             Err(e)
         }
         Some(_) => Ok(()),
@@ -848,7 +860,7 @@ pub fn create(
         ));
     }
     let ns = ns_of(&obj);
-    check_namespace(state, res, &ns)?;
+    check_namespace(state, res, &ns, &name)?;
     if state.store().get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
     }
@@ -1110,11 +1122,9 @@ fn json_patch(live: &Value, ops: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 if v.pointer(path) != Some(&op["value"]) {
-                    return Err(status::invalid(
-                        &resources::RESOURCES[0],
-                        "",
-                        format!("jsonpatch test operation does not apply: {path}"),
-                    ));
+                    return Err(status::bad_request(format!(
+                        "jsonpatch test operation does not apply: {path}"
+                    )));
                 }
             }
             other => {
@@ -1169,7 +1179,7 @@ fn server_side_apply(
         if sub.is_some() {
             return Err(status::not_found(res, name));
         }
-        check_namespace(ctx.state, res, ns)?;
+        check_namespace(ctx.state, res, ns, name)?;
         let mut obj = apply::apply(None, &applied, &manager, force, &time)?;
         finish_new(ctx.state, res, &mut obj);
         if ctx.dry_run() {
@@ -1221,6 +1231,7 @@ pub fn delete(
     ns: &str,
     name: &str,
     policy: Option<&str>,
+    grace: Option<i64>,
 ) -> Result<Value, ApiError> {
     let mut store = state.store();
     let live = store
@@ -1255,14 +1266,56 @@ pub fn delete(
         });
         return Ok(out);
     }
+    if res.kind == "Pod" && grace != Some(0) && on_sim_node(state, &live) {
+        return Ok(terminate_pod(state, &mut store, &live));
+    }
     let removed = store.remove(res, ns, name).unwrap_or(live);
     if policy != Some("Orphan") {
-        cascade(&mut store, &uid_of(&removed));
+        cascade(state, &mut store, &uid_of(&removed));
     }
     Ok(success_status(res, &removed))
 }
 
-fn cascade(store: &mut store::Store, owner_uid: &str) {
+fn on_sim_node(state: &State, pod: &Value) -> bool {
+    pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| state.node(n).is_some())
+}
+
+/// Graceful deletion of a pod a simulated kubelet runs: `deletionTimestamp` now (kubectl shows
+/// Terminating), gone once the kubelet has stopped it.
+fn terminate_pod(state: &Arc<State>, store: &mut store::Store, pod: &Value) -> Value {
+    if pod["metadata"]["deletionTimestamp"].is_string() {
+        return pod.clone();
+    }
+    let pods = super::resource("pods");
+    let mut obj = pod.clone();
+    obj["metadata"]["deletionTimestamp"] = json!(now());
+    obj["metadata"]["deletionGracePeriodSeconds"] = json!(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(30)
+    );
+    let out = store.put(pods, obj);
+    let delay = state.failures.snapshot().pod_stop_delay;
+    let state = state.clone();
+    let (ns, name, uid) = (ns_of(pod), name_of(pod), uid_of(pod));
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let mut store = state.store();
+        if store
+            .get(pods, &ns, &name)
+            .is_some_and(|p| uid_of(p) == uid)
+        {
+            store.remove(pods, &ns, &name);
+        }
+        drop(store);
+        state.pods().remove(&uid);
+    });
+    out
+}
+
+fn cascade(state: &Arc<State>, store: &mut store::Store, owner_uid: &str) {
     let dependents: Vec<(String, Value)> = store
         .all()
         .filter(|(_, o)| {
@@ -1273,14 +1326,18 @@ fn cascade(store: &mut store::Store, owner_uid: &str) {
         .map(|(r, o)| (r.to_string(), o.clone()))
         .collect();
     for (r, o) in dependents {
+        if res_is_pod(&r) && on_sim_node(state, &o) {
+            terminate_pod(state, store, &o);
+            continue;
+        }
         if let Some(res) = resources::by_qualified(&r)
             && let Some(gone) = store.remove(res, &ns_of(&o), &name_of(&o))
         {
-            cascade(store, &uid_of(&gone));
+            cascade(state, store, &uid_of(&gone));
         }
     }
 }
 
-pub fn event_type_name(e: EventType) -> &'static str {
-    e.as_str()
+fn res_is_pod(qualified: &str) -> bool {
+    qualified == "pods"
 }

@@ -27,6 +27,13 @@ fn col(name: &str, ty: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0})
 }
 
+/// A column kubectl shows only with `-o wide`.
+fn wide(name: &str) -> Value {
+    let mut c = col(name, "string");
+    c["priority"] = json!(1);
+    c
+}
+
 fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
@@ -58,6 +65,10 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
         json!(reason),
         json!(restarts),
         json!(age(pod)),
+        json!(pod["status"]["podIP"].as_str().unwrap_or("<none>")),
+        json!(pod["spec"]["nodeName"].as_str().unwrap_or("<none>")),
+        json!("<none>"),
+        json!("<none>"),
     ]
 }
 
@@ -72,6 +83,11 @@ fn node_cells(node: &Value) -> Vec<Value> {
         json!("<none>"),
         json!(age(node)),
         json!(node["status"]["nodeInfo"]["kubeletVersion"]),
+        json!(node["status"]["addresses"][0]["address"]),
+        json!("<none>"),
+        json!(node["status"]["nodeInfo"]["osImage"]),
+        json!(node["status"]["nodeInfo"]["kernelVersion"]),
+        json!(node["status"]["nodeInfo"]["containerRuntimeVersion"]),
     ]
 }
 
@@ -111,6 +127,10 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                 col("Status", "string"),
                 col("Restarts", "string"),
                 col("Age", "string"),
+                wide("IP"),
+                wide("Node"),
+                wide("Nominated Node"),
+                wide("Readiness Gates"),
             ],
             pod_cells,
         ),
@@ -121,6 +141,11 @@ pub fn table(res: &Resource, items: &[Value], rv: u64) -> Value {
                 col("Roles", "string"),
                 col("Age", "string"),
                 col("Version", "string"),
+                wide("Internal-IP"),
+                wide("External-IP"),
+                wide("OS-Image"),
+                wide("Kernel-Version"),
+                wide("Container-Runtime"),
             ],
             node_cells,
         ),

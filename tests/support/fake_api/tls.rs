@@ -151,16 +151,11 @@ impl Pki {
     pub fn kubeconfig(&self, server: &str, client: Option<&Pem>) -> String {
         let user = match client {
             Some(pem) => format!(
-                "    client-certificate-data: {}\n    client-key-data: {}\n",
+                "  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
                 base64(pem.cert.as_bytes()),
                 base64(pem.key.as_bytes())
             ),
-            None => "    {}\n".to_string(),
-        };
-        let user = if client.is_none() {
-            "  user: {}\n".to_string()
-        } else {
-            format!("  user:\n{user}")
+            None => "  user: {}\n".to_string(),
         };
         format!(
             "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: microk8s-cluster\ncontexts:\n- context:\n    cluster: microk8s-cluster\n    user: admin\n  name: microk8s\ncurrent-context: microk8s\nkind: Config\npreferences: {{}}\nusers:\n- name: admin\n{user}",

@@ -1,0 +1,901 @@
+//! Rendering tier: plan → templates → manifests, through the library and the real binary.
+//!
+//! Snapshots of every distro preset, typed parsing with k8s-openapi, the `--containerd` path
+//! resolved back through volumeMounts and hostPath volumes to the host socket, property tests,
+//! injection attempts, and the ecosystem checks (`kubernetes-validate --strict`, `kubectl kustomize`).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use cadvisor_setup::host::{DistroKind, HostFacts};
+use cadvisor_setup::plan::{self, PlanOptions};
+use cadvisor_setup::render::{self, Manifests};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+
+const PRESETS: [(&str, DistroKind); 6] = [
+    ("microk8s", DistroKind::Microk8s),
+    ("k3s", DistroKind::K3s),
+    ("rke2", DistroKind::Rke2),
+    ("k0s", DistroKind::K0s),
+    ("k8s-snap", DistroKind::K8sSnap),
+    ("kubeadm", DistroKind::Kubeadm),
+];
+
+fn bin() -> Command {
+    let mut cmd = Command::cargo_bin("cadvisor-setup").expect("binary");
+    // The user's environment must not change what the tests render.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CADVISOR_SETUP_") && key != "CADVISOR_SETUP_REQUIRE_REAL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs `cadvisor-setup <args>` and returns stdout; panics with stderr on failure.
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("run cadvisor-setup");
+    assert!(
+        out.status.success(),
+        "cadvisor-setup {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+fn render_lib(facts: &HostFacts, opts: &PlanOptions) -> Manifests {
+    let plan = plan::make(facts, opts).expect("plan");
+    render::manifests(&plan, None).expect("render")
+}
+
+/// Every document of a multi-document YAML stream, as JSON values.
+fn parse_stream(yaml: &str) -> Vec<serde_json::Value> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).expect("valid YAML");
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+fn kind_of(object: &serde_json::Value) -> &str {
+    object["kind"].as_str().expect("kind")
+}
+
+/// Parses an object into its k8s-openapi type and checks that nothing was lost on the way
+/// (an unknown or misspelt field would be dropped by the typed round trip).
+fn typed<T>(object: &serde_json::Value) -> T
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let value: T = serde_json::from_value(object.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{} does not parse into its k8s-openapi type: {e}",
+            kind_of(object)
+        )
+    });
+    let back = serde_json::to_value(&value).expect("serialise");
+    assert_eq!(
+        &back,
+        object,
+        "{} changes in a typed round trip (unknown field?)",
+        kind_of(object)
+    );
+    value
+}
+
+/// Checks every object of a rendering against k8s-openapi; returns the DaemonSet.
+fn check_typed(objects: &[serde_json::Value]) -> DaemonSet {
+    let mut daemonset = None;
+    for object in objects {
+        match kind_of(object) {
+            "Namespace" => {
+                typed::<Namespace>(object);
+            }
+            "ServiceAccount" => {
+                let sa = typed::<ServiceAccount>(object);
+                assert_eq!(sa.automount_service_account_token, Some(false));
+            }
+            "Service" => {
+                typed::<Service>(object);
+            }
+            "DaemonSet" => daemonset = Some(typed::<DaemonSet>(object)),
+            "ServiceMonitor" => {
+                assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    daemonset.expect("a DaemonSet")
+}
+
+fn container_args(ds: &DaemonSet) -> Vec<String> {
+    let spec = ds.spec.as_ref().expect("spec");
+    let pod = spec.template.spec.as_ref().expect("pod spec");
+    pod.containers[0].args.clone().unwrap_or_default()
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .find_map(|a| a.strip_prefix(&format!("{name}=")))
+}
+
+/// What cAdvisor will dial, as a host path: the `--containerd` argument resolved through the
+/// container's volumeMounts (longest mountPath prefix) and the pod's hostPath volumes.
+fn resolve_containerd(ds: &DaemonSet) -> PathBuf {
+    let args = container_args(ds);
+    let in_pod = flag(&args, "--containerd").expect("--containerd");
+    assert!(!in_pod.contains("://"), "plain path expected: {in_pod}");
+    let pod = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod");
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+    let mount = mounts
+        .iter()
+        .filter(|m| Path::new(in_pod).starts_with(&m.mount_path))
+        .max_by_key(|m| m.mount_path.len())
+        .unwrap_or_else(|| panic!("no volumeMount covers {in_pod}"));
+    assert_eq!(mount.read_only, Some(true), "runtime mount is read-only");
+    let volume = pod
+        .volumes
+        .as_ref()
+        .and_then(|v| v.iter().find(|v| v.name == mount.name))
+        .expect("volume of the mount");
+    let host_dir = &volume.host_path.as_ref().expect("hostPath volume").path;
+    let rel = Path::new(in_pod)
+        .strip_prefix(&mount.mount_path)
+        .expect("prefix");
+    Path::new(host_dir).join(rel)
+}
+
+mod presets {
+    use super::*;
+
+    #[test]
+    fn every_preset_matches_its_snapshot() {
+        for (name, _) in PRESETS {
+            let yaml = run_ok(&["render", "--distro", name]);
+            insta::assert_snapshot!(format!("preset_{name}"), yaml);
+        }
+    }
+
+    #[test]
+    fn binary_output_is_the_library_rendering() {
+        for (name, kind) in PRESETS {
+            let yaml = run_ok(&["render", "--distro", name]);
+            let lib = render_lib(&plan::preset(kind), &PlanOptions::default());
+            assert_eq!(yaml, lib.to_yaml(), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_document_parses_into_k8s_openapi_types() {
+        for (name, _) in PRESETS {
+            for extra in [
+                &[][..],
+                &["--privileged"][..],
+                &["--service-monitor", "always"][..],
+            ] {
+                let mut args = vec!["render", "--distro", name];
+                args.extend_from_slice(extra);
+                let objects = parse_stream(&run_ok(&args));
+                let ds = check_typed(&objects);
+                let pod = ds
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.spec.as_ref())
+                    .expect("pod");
+                assert_eq!(pod.automount_service_account_token, Some(false));
+                assert_eq!(pod.host_network, None, "no hostNetwork");
+                let c = &pod.containers[0];
+                assert!(
+                    c.ports.iter().flatten().all(|p| p.host_port.is_none()),
+                    "no hostPort"
+                );
+                assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
+                let sc = c.security_context.as_ref().expect("securityContext");
+                let privileged = extra.contains(&"--privileged");
+                assert_eq!(sc.privileged, Some(privileged), "{name} {extra:?}");
+                let kmsg = pod
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .any(|v| v.host_path.as_ref().is_some_and(|h| h.path == "/dev/kmsg"));
+                assert_eq!(kmsg, privileged, "/dev/kmsg only when privileged");
+                if !privileged {
+                    assert_eq!(sc.allow_privilege_escalation, Some(false));
+                    assert_eq!(sc.read_only_root_filesystem, Some(true));
+                    assert_eq!(
+                        sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+                        Some("RuntimeDefault")
+                    );
+                }
+                let sm = objects.iter().any(|o| kind_of(o) == "ServiceMonitor");
+                assert_eq!(sm, extra.contains(&"always"), "{name} {extra:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn containerd_flag_resolves_to_the_preset_socket() {
+        for (name, kind) in PRESETS {
+            let facts = plan::preset(kind);
+            let objects = parse_stream(&run_ok(&["render", "--distro", name]));
+            let ds = check_typed(&objects);
+            assert_eq!(
+                Some(resolve_containerd(&ds)),
+                facts.runtime.socket,
+                "{name}: --containerd does not reach the host socket"
+            );
+        }
+    }
+
+    #[test]
+    fn microk8s_custom_address_socket_is_mounted_and_resolves() {
+        // A MicroK8s whose args/containerd has `--address ${SNAP_COMMON}/run/custom/cd.sock`.
+        let socket = "/var/snap/microk8s/common/run/custom/cd.sock";
+        let objects = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "--containerd-socket",
+            socket,
+        ]));
+        let ds = check_typed(&objects);
+        assert_eq!(resolve_containerd(&ds), PathBuf::from(socket));
+        let pod = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod");
+        let dirs: Vec<&str> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| v.host_path.as_ref().map(|h| h.path.as_str()))
+            .collect();
+        assert!(
+            dirs.contains(&"/var/snap/microk8s/common/run/custom"),
+            "{dirs:?}"
+        );
+    }
+
+    #[test]
+    fn flags_are_the_resource_saving_set_and_the_whitelist_has_no_spaces() {
+        for (name, _) in PRESETS {
+            let objects = parse_stream(&run_ok(&[
+                "render",
+                "--distro",
+                name,
+                "--extra-label",
+                "io.kubernetes.pod.uid,team",
+            ]));
+            let args = container_args(&check_typed(&objects));
+            let wl = flag(&args, "--whitelisted_container_labels").expect("whitelist");
+            assert!(!wl.contains(char::is_whitespace), "{name}: {wl:?}");
+            assert_eq!(
+                wl,
+                "io.kubernetes.container.name,io.kubernetes.pod.name,io.kubernetes.pod.namespace,io.kubernetes.pod.uid,team"
+            );
+            assert_eq!(flag(&args, "--store_container_labels"), Some("false"));
+            assert_eq!(flag(&args, "--housekeeping_interval"), Some("10s"));
+            assert_eq!(flag(&args, "--max_housekeeping_interval"), Some("15s"));
+            assert_eq!(
+                flag(&args, "--event_storage_event_limit"),
+                Some("default=0")
+            );
+            let metrics = flag(&args, "--enable_metrics").expect("enable_metrics");
+            for expensive in ["percpu", "disk", "tcp", "udp", "advtcp", "sched"] {
+                assert!(
+                    !metrics.split(',').any(|m| m == expensive),
+                    "{name}: {expensive} in {metrics}"
+                );
+            }
+            assert_eq!(flag(&args, "--containerd-namespace"), Some("k8s.io"));
+            let prefix = flag(&args, "--raw_cgroup_prefix_whitelist").expect("prefix");
+            let expected = match name {
+                "microk8s" | "k0s" | "k8s-snap" => "/kubepods",
+                _ => "/kubepods.slice",
+            };
+            assert_eq!(prefix, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn namespace_is_privileged_for_pod_security_and_everything_is_labelled() {
+        let objects = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "--service-monitor",
+            "always",
+            "-n",
+            "monitoring",
+        ]));
+        for object in &objects {
+            let labels = &object["metadata"]["labels"];
+            assert_eq!(labels["app.kubernetes.io/name"], "cadvisor");
+            assert_eq!(labels["app.kubernetes.io/managed-by"], "cadvisor-setup");
+            if kind_of(object) != "Namespace" {
+                assert_eq!(object["metadata"]["namespace"], "monitoring");
+            }
+        }
+        let ns = objects
+            .iter()
+            .find(|o| kind_of(o) == "Namespace")
+            .expect("ns");
+        assert_eq!(ns["metadata"]["name"], "monitoring");
+        assert_eq!(
+            ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+            "privileged"
+        );
+        let ds = objects
+            .iter()
+            .find(|o| kind_of(o) == "DaemonSet")
+            .expect("ds");
+        let pod_labels = &ds["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(pod_labels["app.kubernetes.io/managed-by"], "cadvisor-setup");
+        let sm = objects
+            .iter()
+            .find(|o| kind_of(o) == "ServiceMonitor")
+            .expect("sm");
+        let relabel = &sm["spec"]["endpoints"][0]["metricRelabelings"];
+        let pairs: Vec<(String, String)> = relabel
+            .as_array()
+            .expect("metricRelabelings")
+            .iter()
+            .map(|r| {
+                (
+                    r["sourceLabels"][0].as_str().unwrap_or("").to_string(),
+                    r["targetLabel"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        for (source, target) in [
+            ("container_label_io_kubernetes_pod_name", "pod"),
+            ("container_label_io_kubernetes_pod_namespace", "namespace"),
+            ("container_label_io_kubernetes_container_name", "container"),
+        ] {
+            assert!(
+                pairs.contains(&(source.to_string(), target.to_string())),
+                "{pairs:?}"
+            );
+        }
+    }
+}
+
+mod cli {
+    use super::*;
+
+    #[test]
+    fn json_output_is_one_document_with_the_objects() {
+        let out = run_ok(&["-o", "json", "render", "--distro", "k3s"]);
+        let doc: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+        assert_eq!(doc["ok"], true);
+        assert_eq!(doc["changed"], false);
+        let objects = doc["manifests"].as_array().expect("manifests");
+        let lib = render_lib(&plan::preset(DistroKind::K3s), &PlanOptions::default());
+        assert_eq!(objects, &lib.objects());
+    }
+
+    #[test]
+    fn out_dir_writes_one_file_per_object_and_a_kustomization() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("cadvisor");
+        let stdout = run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "--service-monitor",
+            "always",
+            "--out-dir",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+        let mut files: Vec<String> = std::fs::read_dir(&out)
+            .expect("out dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "daemonset.yaml",
+                "kustomization.yaml",
+                "namespace.yaml",
+                "service.yaml",
+                "serviceaccount.yaml",
+                "servicemonitor.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_distro_on_a_host_without_runtime_is_exit_3_naming_the_flag() {
+        let root = support::host_root::HostRootDir::new();
+        let out = bin()
+            .args(["render", "--host-root"])
+            .arg(root.path())
+            .env("HOME", root.path().join("home"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("--containerd-socket"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn injection_attempts_are_refused_with_exit_2() {
+        let attempts: [(&[&str], &str); 9] = [
+            (
+                &["--namespace", "cadvisor\nkind: Secret"],
+                "invalid --namespace",
+            ),
+            (&["--namespace", "Cadvisor"], "DNS-1123"),
+            (
+                &["--image", "ghcr.io/google/cadvisor:0.60.5\"\nx: y"],
+                "invalid --image",
+            ),
+            (&["--image", "{{ plan }}"], "template delimiter"),
+            (&["--extra-label", "a'b"], "invalid --extra-label"),
+            (
+                &["--cpu-request", "100m\n  evil: 1"],
+                "invalid --cpu-request",
+            ),
+            (&["--memory-limit", "1Gi}}"], "invalid --memory-limit"),
+            (&["--metrics", "cpu,{%raw%}"], "invalid --metrics"),
+            (
+                &["--containerd-socket", "/run/x.sock\n- /etc"],
+                "invalid --containerd-socket",
+            ),
+        ];
+        for (extra, message) in attempts {
+            let mut args = vec!["render", "--distro", "microk8s"];
+            args.extend_from_slice(extra);
+            let out = bin().args(&args).output().expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+            assert!(stderr.contains(message), "{extra:?}: {stderr}");
+            assert!(out.stdout.is_empty(), "{extra:?}: nothing rendered");
+        }
+    }
+
+    #[test]
+    fn injection_in_json_mode_is_one_error_document() {
+        let out = bin()
+            .args(["-o", "json", "render", "--distro", "k0s", "-n", "a\"b"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["exit_code"], 2);
+    }
+
+    #[test]
+    fn template_overrides_by_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let builtin = render::OBJECT_TEMPLATES
+            .iter()
+            .find(|(n, _)| *n == "service.yaml.j2")
+            .expect("service template")
+            .1;
+        // An override that switches the Service to ClusterIP.
+        std::fs::write(
+            dir.path().join("service.yaml.j2"),
+            builtin.replace("{% if plan.service.headless %}", "{% if false %}"),
+        )
+        .expect("write");
+        let templates = dir.path().to_str().expect("utf-8");
+        let objects = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "kubeadm",
+            "--templates",
+            templates,
+        ]));
+        let svc = objects
+            .iter()
+            .find(|o| kind_of(o) == "Service")
+            .expect("svc");
+        assert!(svc["spec"].get("clusterIP").is_none(), "{svc}");
+        check_typed(&objects);
+
+        // An empty override switches an object off.
+        std::fs::write(dir.path().join("service.yaml.j2"), "{# no Service #}\n").expect("write");
+        let objects = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "kubeadm",
+            "--templates",
+            templates,
+        ]));
+        assert!(!objects.iter().any(|o| kind_of(o) == "Service"));
+
+        // An override that prints a value unquoted is refused.
+        std::fs::write(
+            dir.path().join("service.yaml.j2"),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ plan.name }}\n",
+        )
+        .expect("write");
+        let out = bin()
+            .args(["render", "--distro", "kubeadm", "--templates", templates])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("without `| q`"), "{stderr}");
+
+        // A misspelt template name is refused, naming the known ones.
+        std::fs::remove_file(dir.path().join("service.yaml.j2")).expect("rm");
+        std::fs::write(dir.path().join("deamonset.yaml.j2"), "").expect("write");
+        let out = bin()
+            .args(["render", "--distro", "kubeadm", "--templates", templates])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("daemonset.yaml.j2"), "{stderr}");
+    }
+}
+
+mod properties {
+    use super::*;
+    use cadvisor_setup::error::{Classify, ExitCode};
+    use cadvisor_setup::validate::KNOWN_METRICS;
+    use proptest::prelude::*;
+
+    fn distro() -> impl Strategy<Value = DistroKind> {
+        prop::sample::select(PRESETS.iter().map(|(_, k)| *k).collect::<Vec<_>>())
+    }
+
+    fn image() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "",
+                "ghcr.io/",
+                "localhost:5000/",
+                "registry.example.com/",
+            ]),
+            "[a-z0-9]{1,8}([._-][a-z0-9]{1,8})?(/[a-z0-9]{1,8}){0,2}",
+            prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+        )
+            .prop_map(|(host, path, tag)| match tag {
+                Some(tag) => format!("{host}{path}:{tag}"),
+                None => format!("{host}{path}"),
+            })
+    }
+
+    fn options() -> impl Strategy<Value = PlanOptions> {
+        (
+            "[a-z]([a-z0-9-]{0,40}[a-z0-9])?",
+            image(),
+            prop::option::of(prop::sample::subsequence(KNOWN_METRICS.to_vec(), 1..6)),
+            prop::collection::vec("[a-z][a-z0-9./_-]{0,20}[a-z0-9]", 0..3),
+            prop::option::of("[a-z0-9]{1,8}([._-][a-z0-9]{1,8}){0,2}"),
+            (1u32..2000, 0u32..2000, 1u32..4096, 0u32..4096),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    namespace,
+                    image,
+                    metrics,
+                    extra_labels,
+                    cns,
+                    (cpu, cpu_up, mem, mem_up),
+                    privileged,
+                    sm,
+                )| {
+                    PlanOptions {
+                        namespace,
+                        image,
+                        metrics: metrics.map(|m| m.into_iter().map(str::to_string).collect()),
+                        extra_labels,
+                        containerd_namespace: cns,
+                        cpu_request: Some(format!("{cpu}m")),
+                        cpu_limit: Some(format!("{}m", cpu + cpu_up)),
+                        memory_request: Some(format!("{mem}Mi")),
+                        memory_limit: Some(format!("{}Mi", mem + mem_up)),
+                        privileged,
+                        service_monitor: sm,
+                    }
+                },
+            )
+    }
+
+    /// Something that must never reach a template.
+    fn poison() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "\n",
+                "\r\n",
+                "\"",
+                "'",
+                "`",
+                "\\",
+                "{{",
+                "}}",
+                "{%",
+                "%}",
+                "{#",
+                " ",
+                "\t",
+                "\u{0}",
+                ": x\n  y",
+                "\n---\nkind: Secret",
+            ])
+            .prop_map(str::to_string),
+            "[\n\"'{}]{1,4}".prop_filter("dangerous", |s| {
+                s.contains(['\n', '"', '\'']) || s.contains("{{") || s.contains("}}")
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_valid_option_set_renders_parseable_typed_yaml(kind in distro(), opts in options()) {
+            let facts = plan::preset(kind);
+            let manifests = render_lib(&facts, &opts);
+            let objects = parse_stream(&manifests.to_yaml());
+            prop_assert_eq!(&objects, &manifests.objects());
+            let ds = check_typed(&objects);
+            prop_assert_eq!(Some(resolve_containerd(&ds)), facts.runtime.socket);
+            prop_assert_eq!(
+                objects.iter().any(|o| kind_of(o) == "ServiceMonitor"),
+                opts.service_monitor
+            );
+        }
+
+        #[test]
+        fn any_poisoned_value_is_refused_with_exit_2(
+            kind in distro(),
+            opts in options(),
+            field in 0usize..9,
+            bad in poison(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut opts = opts;
+            let mut facts = plan::preset(kind);
+            let poison = |value: &mut String| {
+                let i = at.index(value.len() + 1);
+                let i = (0..=i).rev().find(|i| value.is_char_boundary(*i)).unwrap_or(0);
+                value.insert_str(i, &bad);
+            };
+            match field {
+                0 => poison(&mut opts.namespace),
+                1 => poison(&mut opts.image),
+                2 => {
+                    let mut label = "io.kubernetes.pod.uid".to_string();
+                    poison(&mut label);
+                    opts.extra_labels.push(label);
+                }
+                3 => poison(opts.cpu_request.get_or_insert_with(|| "100m".into())),
+                4 => poison(opts.memory_limit.get_or_insert_with(|| "500Mi".into())),
+                5 => poison(opts.containerd_namespace.get_or_insert_with(|| "k8s.io".into())),
+                6 => {
+                    let mut metric = "cpu".to_string();
+                    poison(&mut metric);
+                    opts.metrics = Some(vec!["memory".into(), metric]);
+                }
+                7 => {
+                    let mut socket = facts.runtime.socket.take().map(|p| p.display().to_string()).unwrap_or_default();
+                    poison(&mut socket);
+                    facts.runtime.socket = Some(socket.into());
+                }
+                _ => poison(opts.cpu_limit.get_or_insert_with(|| "500m".into())),
+            }
+            let err = plan::make(&facts, &opts).expect_err("poisoned value accepted");
+            prop_assert_eq!(err.exit_code(), ExitCode::Usage, "{}", err);
+        }
+
+        #[test]
+        fn bad_dns_names_are_refused(name in "([A-Z_.][a-z]{0,5}|-[a-z]{1,5}|[a-z]{1,5}-|[a-z]{64,70})") {
+            let opts = PlanOptions { namespace: name, ..PlanOptions::default() };
+            let err = plan::make(&plan::preset(DistroKind::Microk8s), &opts).expect_err("accepted");
+            prop_assert_eq!(err.exit_code(), ExitCode::Usage);
+        }
+    }
+}
+
+/// `render` without `--distro` on temporary host roots with a real containerd at the
+/// distribution's socket: what the DaemonSet dials is exactly what detection found.
+mod host_root {
+    use super::*;
+    use support::containerd::Containerd;
+    use support::host_root::{HostRootDir, MICROK8S_SOCKET};
+    use support::real;
+
+    fn on_host(root: &Path, command: &[&str]) -> std::process::Output {
+        bin()
+            .arg("--host-root")
+            .arg(root)
+            .args(command)
+            .env("HOME", root.join("home"))
+            .env_remove("KUBECONFIG")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// Renders for the host root and checks `--containerd` against `detect`'s socket.
+    fn render_matches_detection(root: &Path, socket: &str) {
+        let out = on_host(root, &["-o", "json", "detect", "--no-cluster"]);
+        let detected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("detect JSON");
+        assert_eq!(detected["runtime"]["socket"], socket, "{detected:#}");
+
+        let out = on_host(root, &["render"]);
+        assert!(
+            out.status.success(),
+            "render failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects = parse_stream(&String::from_utf8_lossy(&out.stdout));
+        let ds = check_typed(&objects);
+        assert_eq!(resolve_containerd(&ds), PathBuf::from(socket));
+        let args = container_args(&ds);
+        assert_eq!(flag(&args, "--containerd-namespace"), Some("k8s.io"));
+        let annotations = ds.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("cadvisor-setup/distribution")
+                .map(String::as_str),
+            Some("microk8s")
+        );
+    }
+
+    #[test]
+    fn microk8s_host_root_renders_the_detected_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        render_matches_detection(root.path(), MICROK8S_SOCKET);
+    }
+
+    #[test]
+    fn microk8s_custom_address_host_root_renders_the_detected_socket() {
+        if !real::require_containerd() {
+            return;
+        }
+        let custom = "/var/snap/microk8s/common/run/alt/ctd.sock";
+        let root = HostRootDir::new();
+        root.microk8s("v1.34.1", "classic", "8000");
+        root.write(
+            "/var/snap/microk8s/current/args/kubelet",
+            "--root-dir=${SNAP_COMMON}/var/lib/kubelet\n",
+        );
+        root.write(
+            "/var/snap/microk8s/current/args/containerd",
+            "--config ${SNAP_DATA}/args/containerd.toml\n--address ${SNAP_COMMON}/run/alt/ctd.sock\n",
+        );
+        let ctd = Containerd::start(root.path(), custom);
+        ctd.run_pod_container("web", "web-0", "default", "web");
+        render_matches_detection(root.path(), custom);
+    }
+}
+
+mod ecosystem {
+    use super::*;
+    use support::real;
+
+    /// `kubernetes-validate` on PATH, or in the venv scripts/test.sh installs it into.
+    fn kubernetes_validate() -> Option<PathBuf> {
+        if let Ok(path) = which::which("kubernetes-validate") {
+            return Some(path);
+        }
+        let venv = std::env::var_os("CADVISOR_SETUP_VENV")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache/cadvisor-setup/venv"))
+            })?;
+        let path = venv.join("bin/kubernetes-validate");
+        path.is_file().then_some(path)
+    }
+
+    fn render_to(dir: &Path, extra: &[&str]) {
+        let mut args = vec!["render", "--out-dir", dir.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+    }
+
+    #[test]
+    fn kubernetes_validate_strict_passes_for_1_28_and_1_37() {
+        let validator = kubernetes_validate();
+        if !real::require(
+            "kubernetes-validate (pip install kubernetes-validate; scripts/test.sh installs it)",
+            validator.is_some(),
+        ) {
+            return;
+        }
+        let validator = validator.expect("checked");
+        for (name, _) in PRESETS {
+            for extra in [&[][..], &["--privileged"][..]] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let mut args = vec!["--distro", name];
+                args.extend_from_slice(extra);
+                render_to(dir.path(), &args);
+                let files = [
+                    "namespace.yaml",
+                    "serviceaccount.yaml",
+                    "daemonset.yaml",
+                    "service.yaml",
+                ];
+                for version in ["1.28.0", "1.37.0"] {
+                    let out = std::process::Command::new(&validator)
+                        .current_dir(dir.path())
+                        .args(["-k", version, "--strict"])
+                        .args(files)
+                        .output()
+                        .expect("run kubernetes-validate");
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    assert!(
+                        out.status.success(),
+                        "{name} {extra:?} k8s {version}: {text}"
+                    );
+                    for file in files {
+                        assert!(
+                            text.lines()
+                                .any(|l| l.contains(file) && l.contains("passed for resource")),
+                            "{name} {version}: {file} not validated: {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kubectl_kustomize_accepts_out_dir_and_yields_the_same_objects() {
+        if !real::require(
+            "kubectl (for kubectl kustomize)",
+            real::have_tool("kubectl"),
+        ) {
+            return;
+        }
+        for (name, kind) in PRESETS {
+            let dir = tempfile::tempdir().expect("tempdir");
+            render_to(
+                dir.path(),
+                &["--distro", name, "--service-monitor", "always"],
+            );
+            let out = std::process::Command::new("kubectl")
+                .arg("kustomize")
+                .arg(dir.path())
+                .output()
+                .expect("run kubectl kustomize");
+            assert!(
+                out.status.success(),
+                "{name}: kubectl kustomize failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let built = parse_stream(&String::from_utf8_lossy(&out.stdout));
+            let opts = PlanOptions {
+                service_monitor: true,
+                ..PlanOptions::default()
+            };
+            let expected = render_lib(&plan::preset(kind), &opts).objects();
+            let key = |o: &serde_json::Value| format!("{}/{}", kind_of(o), o["metadata"]["name"]);
+            let mut built_sorted = built.clone();
+            built_sorted.sort_by_key(key);
+            let mut expected_sorted = expected.clone();
+            expected_sorted.sort_by_key(key);
+            assert_eq!(built_sorted, expected_sorted, "{name}");
+        }
+    }
+}
