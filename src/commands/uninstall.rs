@@ -65,12 +65,11 @@ fn consent(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
         )
         .into());
     }
-    // The shared prompt helpers arrive with the interactive work (issue 5); a plain Confirm here.
-    let confirmed = dialoguer::Confirm::new()
-        .with_prompt(format!("Delete {} object(s)?", names.len()))
-        .default(false)
-        .interact()
-        .map_err(|e| Failure::new(ExitCode::Unexpected, format!("prompt failed: {e}")))?;
+    let confirmed = crate::ui::prompts::confirm(
+        &ctx.ui,
+        &format!("Delete {} object(s)?", names.len()),
+        false,
+    )?;
     if !confirmed {
         return Err(Failure::new(ExitCode::Usage, "declined: nothing was deleted").into());
     }
