@@ -1,21 +1,72 @@
 //! Everything that talks to the API server (kube-rs): client, apply, rollout, proxy, uninstall.
 //! Never reads host files itself: the kubeconfig path comes in from `host::kubeconfig`.
+//!
+//! What these functions return is plain data (kdash style); only `commands` decides the order.
 
+pub mod apply;
 pub mod client;
+pub mod diagnose;
 pub mod node;
+pub mod proxy;
+pub mod resources;
+pub mod rollout;
+pub mod status;
+pub mod uninstall;
 
 use crate::error::{Classify, ExitCode};
+
+pub use client::{Cluster, classify, connect};
+
+/// The field manager of every write, and the value of our `app.kubernetes.io/managed-by` label.
+pub const FIELD_MANAGER: &str = "cadvisor-setup";
+/// `app.kubernetes.io/managed-by` (kubernetes.io: "Recommended Labels").
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Annotation holding the last verification result on the DaemonSet (set by `install`/`verify`).
+pub const LAST_VERIFICATION_ANNOTATION: &str = "cadvisor-setup/last-verification";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("kubeconfig {path} is not usable: {reason}")]
     Kubeconfig { path: String, reason: String },
-    #[error("cannot reach the API server at {server}: {reason}")]
+    #[error(
+        "cannot reach the API server at {server}: {reason}\n  check that the cluster is running (`microk8s status --wait-ready`) and that the kubeconfig points at it"
+    )]
     Unreachable { server: String, reason: String },
-    #[error("the API server at {server} rejected our credentials (401): {reason}")]
+    #[error(
+        "the API server at {server} rejected our credentials (401): {reason}\n  use an admin kubeconfig (MicroK8s: /var/snap/microk8s/current/credentials/client.config)"
+    )]
     Unauthorized { server: String, reason: String },
-    #[error("forbidden (403): {reason}")]
+    #[error(
+        "forbidden (403): {reason}\n  the kubeconfig's user lacks this permission; use an admin kubeconfig or grant it with RBAC"
+    )]
     Forbidden { reason: String },
+    #[error(
+        "conflict (409): field {field} of {object} is owned by field manager \"{manager}\"\n  another tool manages this object; rerun with --force to take those fields over"
+    )]
+    Conflict {
+        object: String,
+        manager: String,
+        field: String,
+    },
+    #[error(
+        "{object} exists but was not created by cadvisor-setup (it lacks the label {MANAGED_BY_LABEL}={FIELD_MANAGER})\n  remove it (kubectl delete ...), choose another --namespace, or rerun with --force to take it over"
+    )]
+    Foreign { object: String },
+    #[error("{object} not found: {hint}")]
+    NotFound { object: String, hint: String },
+    #[error("{0}")]
+    Rollout(Box<rollout::RolloutFailure>),
+    #[error("interrupted (Ctrl-C) while {doing}")]
+    Interrupted { doing: String },
+    #[error("timed out after {seconds}s while {doing}")]
+    Timeout { seconds: u64, doing: String },
+    #[error("{source}\n  applied before the failure: {applied}; not applied: {not_applied}")]
+    Partial {
+        applied: String,
+        not_applied: String,
+        #[source]
+        source: Box<ClusterError>,
+    },
     #[error("API request failed: {0}")]
     Api(String),
 }
@@ -27,7 +78,21 @@ impl Classify for ClusterError {
             | ClusterError::Unreachable { .. }
             | ClusterError::Unauthorized { .. }
             | ClusterError::Forbidden { .. } => ExitCode::Cluster,
-            ClusterError::Api(_) => ExitCode::Unexpected,
+            ClusterError::Conflict { .. } | ClusterError::Foreign { .. } => ExitCode::Conflict,
+            ClusterError::Rollout(_) | ClusterError::Timeout { .. } => ExitCode::Rollout,
+            ClusterError::NotFound { .. } => ExitCode::Verification,
+            ClusterError::Partial { source, .. } => source.exit_code(),
+            // Ctrl-C is not in the exit-code contract (design §5); it is "not a success and
+            // nothing unexpected", reported as 1 with what was applied.
+            ClusterError::Interrupted { .. } | ClusterError::Api(_) => ExitCode::Unexpected,
         }
+    }
+}
+
+/// `Kind namespace/name` or `Kind name`, for messages.
+pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
     }
 }

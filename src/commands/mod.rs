@@ -1,6 +1,7 @@
 //! One file per subcommand; each wires the stages together. Only this module knows their order.
 
 pub mod completions;
+pub mod connect;
 pub mod detect;
 pub mod install;
 pub mod render;

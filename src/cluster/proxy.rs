@@ -1,0 +1,118 @@
+//! Reads through the API server's proxies: a pod's `/metrics` (pod proxy), the kubelet's
+//! `/metrics/cadvisor` (node proxy) and a pod's log.
+//!
+//! Metrics bodies are streamed into a synchronous reader (the scanner in `crate::metrics`) through
+//! a bounded channel, so memory stays constant whatever the payload size.
+
+use std::io::Read;
+
+use futures::AsyncReadExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
+
+use super::{Cluster, ClusterError, classify};
+
+/// cAdvisor's default `--port` (google/cadvisor `cmd/cadvisor.go`).
+pub const CADVISOR_PORT: u16 = 8080;
+
+/// `/api/v1/namespaces/NS/pods/NAME:PORT/proxy/metrics` (Kubernetes API "proxy" subresource).
+pub fn pod_metrics_path(namespace: &str, pod: &str, port: u16) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/metrics")
+}
+
+/// `/api/v1/nodes/NAME/proxy/metrics/cadvisor`: the kubelet's embedded cAdvisor.
+pub fn node_cadvisor_path(node: &str) -> String {
+    format!("/api/v1/nodes/{node}/proxy/metrics/cadvisor")
+}
+
+/// GETs `path` and feeds the body to `consume` on a blocking thread as a `std::io::Read`.
+///
+/// Chunks travel through a channel of 8 buffers: the body is never held whole.
+pub async fn stream_to<T, F>(cluster: &Cluster, path: &str, consume: F) -> Result<T, ClusterError>
+where
+    F: FnOnce(&mut dyn Read) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| ClusterError::Api(format!("bad request path {path}: {e}")))?;
+    let body = cluster
+        .client
+        .request_stream(request)
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
+    let consumer = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        consume(&mut reader)
+    });
+    let mut body = std::pin::pin!(body);
+    loop {
+        let mut chunk = vec![0u8; 64 * 1024];
+        match body.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => {
+                chunk.truncate(n);
+                if tx.send(Ok(chunk)).await.is_err() {
+                    break; // the consumer stopped early
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    consumer
+        .await
+        .map_err(|e| ClusterError::Api(format!("metrics reader failed: {e}")))
+}
+
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The pod's log from its start (the containerd factory registration line is among the first),
+/// capped at 4 MiB.
+pub async fn pod_log(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+) -> Result<String, ClusterError> {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let params = LogParams {
+        container: container.map(str::to_string),
+        limit_bytes: Some(4 * 1024 * 1024),
+        ..LogParams::default()
+    };
+    api.logs(pod, &params)
+        .await
+        .map_err(|e| classify(&cluster.server, e))
+}

@@ -1,0 +1,191 @@
+//! What is installed: the DaemonSet's image and readiness, our objects with their field managers,
+//! and the last verification recorded on the DaemonSet.
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use serde::Serialize;
+
+use super::resources::{self, KNOWN};
+use super::{
+    Cluster, ClusterError, FIELD_MANAGER, LAST_VERIFICATION_ANNOTATION, MANAGED_BY_LABEL, classify,
+    describe,
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManagedObject {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    /// Field managers from `metadata.managedFields`, in order, deduplicated.
+    pub managers: Vec<String>,
+}
+
+impl ManagedObject {
+    pub fn describe(&self) -> String {
+        describe(&self.kind, self.namespace.as_deref(), &self.name)
+    }
+
+    pub fn managed_by_us(&self) -> bool {
+        self.managers.iter().any(|m| m == FIELD_MANAGER)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonSetState {
+    pub namespace: String,
+    pub name: String,
+    pub image: Option<String>,
+    /// The image tag (cAdvisor's version), e.g. `0.60.5`.
+    pub version: Option<String>,
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    pub available: i32,
+    pub ours: bool,
+    /// The `cadvisor-setup/last-verification` annotation, parsed when it is JSON.
+    pub last_verification: Option<serde_json::Value>,
+}
+
+/// The DaemonSet `namespace/name`, `None` when absent.
+pub async fn daemonset(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<DaemonSetState>, ClusterError> {
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
+    let Some(ds) = api
+        .get_opt(name)
+        .await
+        .map_err(|e| classify(&cluster.server, e))?
+    else {
+        return Ok(None);
+    };
+    let image = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| {
+            p.containers
+                .iter()
+                .find(|c| c.name == "cadvisor")
+                .or(p.containers.first())
+        })
+        .and_then(|c| c.image.clone());
+    let version = image.as_deref().and_then(image_tag);
+    let status = ds.status.clone().unwrap_or_default();
+    let labels = ds.metadata.labels.clone().unwrap_or_default();
+    let last_verification = ds
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LAST_VERIFICATION_ANNOTATION))
+        .map(|text| serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.clone())));
+    Ok(Some(DaemonSetState {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        image,
+        version,
+        desired: status.desired_number_scheduled,
+        ready: status.number_ready,
+        updated: status.updated_number_scheduled.unwrap_or(0),
+        available: status.number_available.unwrap_or(0),
+        ours: labels
+            .get(MANAGED_BY_LABEL)
+            .is_some_and(|v| v == FIELD_MANAGER),
+        last_verification,
+    }))
+}
+
+/// `ghcr.io/google/cadvisor:0.60.5` → `0.60.5` (a digest-only reference has no tag).
+pub fn image_tag(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, tag)| tag.to_string())
+}
+
+/// Every object of the kinds we render that carries our managed-by label, in `namespace` for
+/// namespaced kinds and cluster-wide otherwise (Namespace included). Kinds the server does not
+/// serve (no ServiceMonitor CRD) are skipped.
+pub async fn managed_objects(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Vec<ManagedObject>, ClusterError> {
+    let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
+    let mut out = Vec::new();
+    for (api_version, kind, _) in KNOWN {
+        let resource = resources::resolve(cluster, api_version, kind).await?;
+        let namespaced = !matches!(*kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding");
+        let api = resources::api(cluster, &resource, namespaced.then_some(namespace));
+        let list = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(classify(&cluster.server, e)),
+        };
+        for object in list {
+            if *kind == "Namespace" && object.metadata.name.as_deref() != Some(namespace) {
+                continue;
+            }
+            out.push(managed_object(api_version, kind, &object));
+        }
+    }
+    Ok(out)
+}
+
+fn managed_object(api_version: &str, kind: &str, object: &DynamicObject) -> ManagedObject {
+    let mut managers: Vec<String> = Vec::new();
+    for entry in object.metadata.managed_fields.iter().flatten() {
+        if let Some(m) = &entry.manager
+            && !managers.contains(m)
+        {
+            managers.push(m.clone());
+        }
+    }
+    ManagedObject {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        name: object.metadata.name.clone().unwrap_or_default(),
+        namespace: object.metadata.namespace.clone(),
+        managers,
+    }
+}
+
+/// Stores the last verification on the DaemonSet (a merge patch under our field manager; an
+/// annotation change bumps no generation, so no pod restarts).
+pub async fn record_verification(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    value: &serde_json::Value,
+) -> Result<(), ClusterError> {
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {LAST_VERIFICATION_ANNOTATION: value.to_string()}}
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert_eq!(
+            image_tag("ghcr.io/google/cadvisor:0.60.5").as_deref(),
+            Some("0.60.5")
+        );
+        assert_eq!(
+            image_tag("localhost:5000/cadvisor:v1@sha256:ab").as_deref(),
+            Some("v1")
+        );
+        assert_eq!(image_tag("localhost:5000/cadvisor"), None);
+    }
+}

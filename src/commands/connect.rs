@@ -1,0 +1,51 @@
+//! Which kubeconfig the cluster commands use, and the connection built from it.
+//!
+//! `install` passes what its host detection found; `verify`, `status` and `uninstall` run the
+//! same discovery (`host::kubeconfig::discover`: `--kubeconfig`, `KUBECONFIG`, `~/.kube/config`,
+//! then the distribution's admin kubeconfig under the host root).
+
+use std::path::PathBuf;
+
+use super::Context;
+use crate::cluster::{self, Cluster};
+use crate::error::{ExitCode, Failure};
+use crate::host::KubeconfigFacts;
+use crate::host::kubeconfig::{KubeconfigEnv, discover};
+
+/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host.
+pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<KubeconfigFacts> {
+    if let Some(found) = detected {
+        return Some(found.clone());
+    }
+    let mut ignored = Vec::new();
+    let distro = crate::host::distro::detect(&ctx.host_root, &mut ignored);
+    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
+    discover(&ctx.host_root, &distro, &env)
+}
+
+/// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
+pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> anyhow::Result<Cluster> {
+    let Some(found) = kubeconfig(ctx, detected) else {
+        return Err(Failure::new(
+            ExitCode::Cluster,
+            "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distribution's admin kubeconfig)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",
+        )
+        .into());
+    };
+    if !found.readable {
+        let hint = found
+            .hint
+            .clone()
+            .unwrap_or_else(|| format!("cannot read {}", found.path.display()));
+        return Err(Failure::new(ExitCode::Cluster, format!("kubeconfig: {hint}")).into());
+    }
+    let path: PathBuf = found.resolved.clone();
+    let cluster = cluster::connect(&path).await?;
+    ctx.ui.verbose(format!(
+        "kubeconfig {} ({:?}) → API server {}",
+        found.path.display(),
+        found.source,
+        cluster.server
+    ));
+    Ok(cluster)
+}
