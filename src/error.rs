@@ -47,7 +47,8 @@ impl ExitCode {
 EXIT CODES:
   0  success (install: applied, rolled out and verified)
   1  unexpected error
-  2  usage error: a bad flag or value, or --yes missing without a terminal
+  2  usage error or no consent: a bad flag or value, --yes missing without a
+     terminal, or declined at the prompt (nothing was changed)
   3  detection failed or is ambiguous and no prompt was allowed
   4  cluster unreachable, unauthenticated or forbidden
   5  rollout failed or timed out

@@ -72,6 +72,29 @@ pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// The kubelet's configz of this node, when the API server answers (install uses it so the
+/// kubelet's own runtime endpoint is authoritative there too); `None` otherwise, with the reason
+/// shown at `-v`.
+pub(super) async fn configz(ctx: &Context) -> Option<host::ConfigzHints> {
+    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
+    match ask_cluster(&ctx.host_root, &env).await {
+        ClusterOutcome::Node(n) => {
+            if let Some(e) = &n.configz_error {
+                ctx.ui.verbose(format!("  kubelet configz: {e}"));
+            }
+            n.configz
+        }
+        ClusterOutcome::Skipped(why) => {
+            ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
+            None
+        }
+        ClusterOutcome::Unreachable(why) => {
+            ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
+            None
+        }
+    }
+}
+
 /// Finds the kubeconfig and this node's name from host files, then asks the API server.
 async fn ask_cluster(root: &host::HostRoot, env: &KubeconfigEnv) -> ClusterOutcome {
     let mut ignored = Vec::new();

@@ -1,8 +1,11 @@
 //! `install`: detect → plan → render → apply → wait → verify → report.
 //!
 //! Consent: `install` changes the cluster, so without a terminal it needs `--yes` (exit 2 and no
-//! change otherwise). On a terminal without `--yes` it prints the plan and proceeds (the
-//! interactive questions and the confirmation prompt come with the interactive work).
+//! change otherwise). On a terminal without `--yes` it holds a short conversation: the detected
+//! facts, a socket choice when detection is ambiguous, the values nobody gave (namespace, image,
+//! metrics, privileged, ServiceMonitor), the plan, then Apply / Show the YAML / Cancel. Cancel
+//! applies nothing and exits 2 (no consent, like a missing `--yes`). With `--yes` nothing is
+//! asked, and an ambiguous detection is exit 3 naming `--containerd-socket`.
 //! `--dry-run` needs no consent: it asks the API server for a server-side dry run and prints a
 //! diff per object.
 //!
@@ -24,8 +27,11 @@ use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::{Classify, ExitCode, Failure};
-use crate::host::HostFacts;
+use crate::host::{ConfigzHints, HostFacts};
+use crate::options::ValueSource;
+use crate::plan::Plan;
 use crate::render::Manifests;
+use crate::ui::prompts::{self, PlanDecision};
 
 pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
@@ -35,14 +41,35 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let resolved = ctx.resolve(&args.plan, &args.socket);
-    let facts = detect(ctx, resolved.containerd_socket.clone()).await?;
+    // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
+    // nothing, so it needs none.
+    let conversation = !ctx.global.yes && ctx.ui.interactive() && !args.dry_run;
+    let mut resolved = ctx.resolve(&args.plan, &args.socket);
+    // The kubelet's own runtime endpoint (configz through the API server) outranks host files.
+    let configz = super::detect::configz(ctx).await;
+    let mut facts = detect(ctx, resolved.containerd_socket.clone(), configz.clone()).await?;
+    if conversation {
+        show_facts(ctx, &facts);
+        if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
+            let Some(socket) = prompts::select_socket(&ctx.ui, &facts.runtime.candidates)? else {
+                return Err(Failure::new(
+                    ExitCode::Detection,
+                    "no containerd socket was chosen; nothing was applied\n  pass --containerd-socket PATH (the socket the kubelet uses, e.g. /var/snap/microk8s/common/run/containerd.sock)",
+                )
+                .into());
+            };
+            resolved.containerd_socket = Some(socket.clone());
+            resolved
+                .sources
+                .insert("containerd-socket", ValueSource::Prompt);
+            facts = detect(ctx, Some(socket), configz).await?;
+        }
+        prompts::ask_plan(&ctx.ui, &mut resolved)?;
+    }
+    // Unattended, an ambiguous detection stops in plan::make: exit 3 naming --containerd-socket.
     let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
-    let mut opts = crate::options::plan_options(&args.plan);
-    if matches!(
-        args.plan.service_monitor,
-        None | Some(ServiceMonitorMode::Auto)
-    ) {
+    let mut opts = resolved.plan.clone();
+    if resolved.service_monitor == ServiceMonitorMode::Auto {
         // "auto": a ServiceMonitor only when the Prometheus operator's CRD is served.
         opts.service_monitor = crate::cluster::resources::serves(
             &cluster,
@@ -56,32 +83,126 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     if manifests.documents.is_empty() {
         return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
     }
-    if !ctx.global.yes && ctx.ui.interactive() && !args.dry_run {
-        show_plan(ctx, &manifests);
+    for warning in facts.warnings.iter().chain(&plan.warnings) {
+        ctx.ui
+            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+    }
+    if conversation {
+        show_plan(ctx, &plan, &manifests);
+        loop {
+            match prompts::confirm_plan(&ctx.ui, "Apply this to the cluster?")? {
+                PlanDecision::Apply => break,
+                PlanDecision::ShowYaml => ctx.ui.note(manifests.to_yaml().trim_end()),
+                PlanDecision::Cancel => return Ok(cancelled(ctx)),
+            }
+        }
     }
     install(ctx, &args, &facts, &manifests, &cluster).await
 }
 
-/// Host detection with this command's socket override.
-async fn detect(ctx: &Context, socket: Option<PathBuf>) -> anyhow::Result<HostFacts> {
+/// Host detection with this command's socket override and the kubelet's configz.
+async fn detect(
+    ctx: &Context,
+    socket: Option<PathBuf>,
+    configz: Option<ConfigzHints>,
+) -> anyhow::Result<HostFacts> {
     let options = crate::host::DetectOptions {
         containerd_socket: socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         kubeconfig_env: Some(crate::host::kubeconfig::KubeconfigEnv::from_process(
             ctx.global.kubeconfig.clone(),
         )),
+        configz,
         ..crate::host::DetectOptions::default()
     };
     Ok(crate::host::detect(&ctx.host_root, &options).await?)
 }
 
-fn show_plan(ctx: &Context, manifests: &Manifests) {
-    ctx.ui.note(
-        ctx.ui
-            .bold("will apply (server-side, field manager cadvisor-setup):"),
-    );
+/// Declined at the confirmation: exit 2 ("no consent", like a missing --yes), nothing applied.
+fn cancelled(ctx: &Context) -> ExitCode {
+    let code = ExitCode::Usage;
+    if ctx.ui.json() {
+        ctx.ui.emit_json(&json!({
+            "ok": false,
+            "changed": false,
+            "exit_code": code.code(),
+            "cancelled": true,
+            "error": "cancelled at the confirmation; nothing was applied",
+        }));
+    }
+    ctx.ui
+        .note("cancelled: nothing was applied (rerun with --yes to skip the questions)");
+    code
+}
+
+/// What detection found, in a few lines, before the questions.
+fn show_facts(ctx: &Context, facts: &HostFacts) {
+    let ui = &ctx.ui;
+    let d = &facts.distribution;
+    ui.note(format!(
+        "{} {}{}{}",
+        ui.bold("this node:"),
+        d.kind,
+        d.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default(),
+        facts
+            .kubelet
+            .node_name
+            .as_deref()
+            .map(|n| format!(", node {n}"))
+            .unwrap_or_default()
+    ));
+    let rt = &facts.runtime;
+    match &rt.socket {
+        Some(socket) => ui.note(format!(
+            "  runtime socket: {} ({}{})",
+            socket.display(),
+            if rt.verified {
+                ui.good("verified")
+            } else {
+                ui.warn("not verified")
+            },
+            rt.version
+                .as_deref()
+                .map(|v| format!(", containerd {v}"))
+                .unwrap_or_default()
+        )),
+        None if rt.ambiguous => ui.note(format!(
+            "  runtime socket: {} (several live sockets)",
+            ui.warn("ambiguous")
+        )),
+        None => ui.note(format!("  runtime socket: {}", ui.bad("none found"))),
+    }
+    ui.note(format!(
+        "  cgroup: {:?}{}",
+        facts.cgroup.mode,
+        facts
+            .cgroup
+            .driver
+            .map(|d| format!(", driver {}", d.as_str()))
+            .unwrap_or_default()
+    ));
+    if let Some(kc) = &facts.kubeconfig {
+        ui.note(format!("  kubeconfig: {}", kc.path.display()));
+    }
+}
+
+/// The plan in a few lines, then the objects that would be applied.
+fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
+    let ui = &ctx.ui;
+    ui.note(ui.bold("plan:"));
+    ui.note(format!("  namespace:  {}", plan.namespace));
+    ui.note(format!("  image:      {}", plan.image));
+    ui.note(format!(
+        "  socket:     {} (in the pod: {})",
+        plan.runtime.host_socket, plan.runtime.pod_socket
+    ));
+    ui.note(format!("  privileged: {}", plan.security.privileged));
+    ui.note(format!("  args:       {}", plan.args.join(" ")));
+    ui.note(ui.bold(
+        "will apply (server-side, field manager cadvisor-setup):",
+    ));
     for m in &manifests.documents {
-        ctx.ui.note(format!(
+        ui.note(format!(
             "  {}",
             crate::cluster::describe(&m.kind, m.namespace.as_deref(), &m.name)
         ));

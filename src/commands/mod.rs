@@ -47,10 +47,13 @@ impl Context {
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return parse_error(err),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(err) => err.exit(),
+        Err(err) => return parse_error(err),
     };
     init_logging(cli.global.verbose);
     let ui = Ui::from_env(cli.global.output, cli.global.verbose);
@@ -63,6 +66,50 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     std::process::ExitCode::from(code.code())
+}
+
+/// A command line clap refuses: its message on stderr, exit 2; with `-o json` also one JSON
+/// document on stdout, so automation always gets one (help and version print as usual).
+fn parse_error(err: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let shows_text = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shows_text || !wants_json(std::env::args().skip(1), std::env::var("CADVISOR_SETUP_OUTPUT").ok()) {
+        err.exit()
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    Ui::from_env(crate::cli::OutputFormat::Json, 0).emit_json(&serde_json::json!({
+        "ok": false,
+        "changed": false,
+        "exit_code": ExitCode::Usage.code(),
+        "error": message,
+    }));
+    let _ = err.print();
+    std::process::ExitCode::from(ExitCode::Usage.code())
+}
+
+/// `-o json`, `-ojson`, `--output json`, `--output=json` or `CADVISOR_SETUP_OUTPUT=json`, read
+/// from the raw arguments because clap could not parse them.
+fn wants_json(args: impl Iterator<Item = String>, env: Option<String>) -> bool {
+    let mut wants = env.is_some_and(|v| v == "json");
+    let mut next_is_format = false;
+    for arg in args {
+        if next_is_format {
+            wants = arg == "json";
+            next_is_format = false;
+        } else if arg == "-o" || arg == "--output" {
+            next_is_format = true;
+        } else if let Some(v) = arg.strip_prefix("--output=").or_else(|| arg.strip_prefix("-o")) {
+            wants = v == "json";
+        }
+    }
+    wants
 }
 
 fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> {
@@ -101,9 +148,11 @@ fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> 
 }
 
 /// Logs go to stderr; `-vv` shows debug logs (kube logs through tracing), `RUST_LOG` overrides.
+/// Below `-vv` kube's own logs are off: it logs `ERROR ... client error (Connect)` for a failure
+/// that our error report already explains (once, with what to do).
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 | 1 => "warn",
+        0 | 1 => "warn,kube_client=off,kube_runtime=off,kube=off",
         2 => "cadvisor_setup=debug,info",
         _ => "debug",
     };
@@ -141,5 +190,25 @@ fn report_error(ui: &Ui, err: &anyhow::Error, code: ExitCode) {
     ui.note(format!("{} {err}", ui.bad("error:")));
     for cause in causes {
         ui.note(format!("  caused by: {cause}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_json;
+
+    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn json_is_recognised_in_every_spelling() {
+        assert!(wants_json(args(&["status", "-o", "json", "--bad"]), None));
+        assert!(wants_json(args(&["-ojson", "status"]), None));
+        assert!(wants_json(args(&["--output=json"]), None));
+        assert!(wants_json(args(&["--output", "json"]), None));
+        assert!(wants_json(args(&["status"]), Some("json".into())));
+        assert!(!wants_json(args(&["status", "-o", "json", "-o", "human"]), None));
+        assert!(!wants_json(args(&["status", "--bad"]), None));
     }
 }

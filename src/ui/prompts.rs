@@ -24,7 +24,11 @@ pub enum PromptError {
 
 impl crate::error::Classify for PromptError {
     fn exit_code(&self) -> crate::error::ExitCode {
-        crate::error::ExitCode::Unexpected
+        match self {
+            // No consent, like declining at the confirmation (exit 2, nothing changed).
+            PromptError::Cancelled => crate::error::ExitCode::Usage,
+            PromptError::Terminal(_) => crate::error::ExitCode::Unexpected,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 STEPS_JSON is a list of [expect_regex, keys] pairs: wait (up to 20 s) until the screen text seen
 since the previous step matches expect_regex (ANSI escapes stripped), then type keys ("\r" is
 Enter, "\x1b[B" is arrow-down). After the last step the command runs to its end. Prints the
-transcript to stderr and exits with the command's exit code (or 124 when an expectation times out).
+transcript to stderr (ANSI escapes stripped; raw with PTY_DRIVE_RAW=1) and exits with the
+command's exit code (or 124 when an expectation times out). NO_COLOR is removed from the
+command's environment; put `env NO_COLOR=1` before the command to set it.
 """
 import json
 import os
@@ -64,7 +66,10 @@ def main():
             os.kill(pid, 9)
             break
     _, status = os.waitpid(pid, 0)
-    sys.stderr.write(ANSI.sub(b"", transcript).decode(errors="replace"))
+    if os.environ.get("PTY_DRIVE_RAW") == "1":
+        sys.stderr.write(transcript.decode(errors="replace"))
+    else:
+        sys.stderr.write(ANSI.sub(b"", transcript).decode(errors="replace"))
     sys.exit(os.waitstatus_to_exitcode(status))
 
 
