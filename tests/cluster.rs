@@ -745,3 +745,434 @@ mod bench {
         println!("bench: rollout ready → verify start: {ms:.2} ms (goal < 100 ms)");
     }
 }
+
+/// Issue 5's conversation, driven through a real pseudo-terminal (tests/support/pty_drive.py):
+/// dialoguer needs a terminal on stdin and stderr, which the pty gives it.
+mod interactive {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use support::fake_api::FakeCluster;
+    use support::host_root::DEFAULT_SOCKET;
+
+    fn python() -> Option<PathBuf> {
+        let system = PathBuf::from("/usr/bin/python3");
+        if system.is_file() {
+            return Some(system);
+        }
+        real::tool_path("python3")
+    }
+
+    /// Runs the binary on node-1 through the pty, answering `steps` ([regex, keys] pairs).
+    /// `env` are `NAME=value` settings for the binary. Returns the exit code and the transcript.
+    fn drive(w: &World, env: &[&str], steps: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+        drive_raw(w, env, steps, args, false)
+    }
+
+    fn drive_raw(
+        w: &World,
+        env: &[&str],
+        steps: &[(&str, &str)],
+        args: &[&str],
+        raw: bool,
+    ) -> (i32, String) {
+        let python = python().expect("python3");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_drive.py");
+        let steps: Vec<[&str; 2]> = steps.iter().map(|(a, b)| [*a, *b]).collect();
+        let out = std::process::Command::new(python)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PTY_DRIVE_RAW", if raw { "1" } else { "0" })
+            .arg(script)
+            .arg(serde_json::to_string(&steps).expect("steps"))
+            .arg("--")
+            .arg("env")
+            .args(env)
+            .arg(assert_cmd::cargo::cargo_bin("cadvisor-setup"))
+            .arg("--host-root")
+            .arg(w.nodes[0].root.path())
+            .arg("--kubeconfig")
+            .arg(w.cluster.kubeconfig_path())
+            .args(args)
+            .output()
+            .expect("run pty_drive.py");
+        (code(&out), String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
+    fn have_python() -> bool {
+        real::require("python3", python().is_some())
+    }
+
+    #[test]
+    fn answers_reach_the_cluster_namespace_monitoring() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Namespace for cAdvisor", "monitoring\r"),
+                ("cAdvisor image", "\r"),
+                ("Metric groups", "\r"),
+                ("Run cAdvisor privileged", "\r"),
+                ("Prometheus Operator ServiceMonitor", "\r"),
+                ("Apply this to the cluster", "\r"),
+            ],
+            &["install", "--timeout", "60s"],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("this node: microk8s v1.33.4"), "{out}");
+        assert!(out.contains("namespace:  monitoring"), "{out}");
+        assert!(out.contains("cAdvisor is installed"), "{out}");
+        let ds = w
+            .cluster
+            .get("DaemonSet", "monitoring", "cadvisor")
+            .unwrap_or_else(|| panic!("no DaemonSet in namespace monitoring:\n{out}"));
+        let container = &ds["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "ghcr.io/google/cadvisor:0.60.5");
+        assert_ne!(container["securityContext"]["privileged"], true);
+        assert!(w.cluster.get("Namespace", "", "monitoring").is_some());
+        assert!(w.daemonset().is_none(), "the default namespace was used too");
+    }
+
+    #[test]
+    fn show_yaml_then_cancel_applies_nothing() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let before = w.cluster.resource_version();
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Namespace for cAdvisor", "\r"),
+                ("cAdvisor image", "\r"),
+                ("Metric groups", "\r"),
+                ("Run cAdvisor privileged", "\r"),
+                ("Prometheus Operator ServiceMonitor", "\r"),
+                ("Apply this to the cluster", "\x1b[B\r"),
+                (
+                    "kind: DaemonSet[\\s\\S]*Apply this to the cluster",
+                    "\x1b[B\x1b[B\r",
+                ),
+            ],
+            &["install"],
+        );
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("--containerd="), "the YAML was not shown:\n{out}");
+        assert!(out.contains("nothing was applied"), "{out}");
+        assert_eq!(w.cluster.resource_version(), before, "{out}");
+        assert!(w.daemonset().is_none());
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+    }
+
+    /// MicroK8s' containerd and another live containerd with pods, and the kubelet's configz not
+    /// readable: unattended it is exit 3 naming the flag; at a terminal the person picks.
+    #[test]
+    fn ambiguous_detection_asks_and_the_chosen_socket_is_mounted() {
+        if !real::require_containerd() || !have_python() {
+            return;
+        }
+        let root = support::host_root::HostRootDir::new();
+        root.write("/etc/hostname", "node-1\n");
+        let microk8s = Containerd::start(root.path(), MICROK8S_SOCKET);
+        microk8s.run_pod_container("c0", POD, POD_NS, CONTAINER);
+        let decoy = Containerd::start(root.path(), DEFAULT_SOCKET);
+        decoy.run_pod_container("d0", "decoy-0", "default", "decoy");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+        cluster.failures().forbid("get", "nodes/proxy");
+        let w = World {
+            nodes: vec![Node {
+                root,
+                _containerd: microk8s,
+            }],
+            cluster,
+        };
+
+        let out = w.run(&["install", "--yes", "--no-verify"]);
+        assert_eq!(code(&out), 3, "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--containerd-socket"),
+            "{}",
+            text(&out)
+        );
+        assert!(w.daemonset().is_none());
+
+        // Where MicroK8s' socket is in the list: the live candidates, in detection's order.
+        let detected = json(&w.run(&["detect", "--no-cluster", "-o", "json"]));
+        let live: Vec<String> = detected["runtime"]["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .filter(|c| !c["probe"]["version"].is_null())
+            .map(|c| c["path"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(live.len(), 2, "{detected:#}");
+        let index = live
+            .iter()
+            .position(|p| p == MICROK8S_SOCKET)
+            .expect("MicroK8s' socket is a candidate");
+        let keys = "\x1b[B".repeat(index) + "\r";
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Which one runs this node's pods", &keys),
+                ("Apply this to the cluster", "\r"),
+            ],
+            &[
+                "install",
+                "--no-verify",
+                "--timeout",
+                "60s",
+                "--namespace",
+                "cadvisor",
+                "--image",
+                "ghcr.io/google/cadvisor:0.60.5",
+                "--metrics",
+                "cpu,memory",
+                "--privileged",
+                "false",
+                "--service-monitor",
+                "never",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let ds = w
+            .daemonset()
+            .unwrap_or_else(|| panic!("no DaemonSet:\n{out}"));
+        // --containerd=<dir>/<file>, <dir> a mount of a hostPath volume: back to the host path.
+        let spec = &ds["spec"]["template"]["spec"];
+        let container = &spec["containers"][0];
+        let flag = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find_map(|a| a.strip_prefix("--containerd="))
+            .expect("--containerd flag")
+            .to_string();
+        let (dir, file) = flag.rsplit_once('/').expect("a path");
+        let mount = container["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["mountPath"] == dir)
+            .expect("a mount at the socket's directory");
+        let volume = spec["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("the mount's volume");
+        let host = format!(
+            "{}/{file}",
+            volume["hostPath"]["path"].as_str().expect("hostPath")
+        );
+        assert_eq!(host, MICROK8S_SOCKET, "{out}");
+        drop(decoy);
+    }
+
+    #[test]
+    fn declining_uninstall_deletes_nothing_and_accepting_deletes() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        install_ok(&w, &[]);
+        let before = w.cluster.resource_version();
+        let (code, out) = drive(&w, &[], &[("Delete \\d+ object", "n")], &["uninstall"]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("nothing was deleted"), "{out}");
+        assert_eq!(w.cluster.resource_version(), before);
+        assert!(w.daemonset().is_some());
+
+        let (code, out) = drive(&w, &[], &[("Delete \\d+ object", "y")], &["uninstall"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(w.daemonset().is_none(), "{out}");
+    }
+
+    /// Colour on a terminal, none under NO_COLOR (https://no-color.org).
+    #[test]
+    fn no_color_removes_every_escape_sequence() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let (code, coloured) = drive_raw(&w, &[], &[], &["detect"], true);
+        assert_eq!(code, 0, "{coloured}");
+        assert!(
+            coloured.contains("\x1b["),
+            "no colour on a terminal:\n{coloured}"
+        );
+        let (code, plain) = drive_raw(&w, &["NO_COLOR=1"], &[], &["detect"], true);
+        assert_eq!(code, 0, "{plain}");
+        assert!(!plain.contains("\x1b["), "escape sequences under NO_COLOR:\n{plain:?}");
+        assert!(plain.contains(MICROK8S_SOCKET), "{plain}");
+    }
+}
+
+/// Output contracts: one JSON document on stdout for every command, and where values come from.
+mod output {
+    use super::*;
+
+    /// Exactly one JSON value on stdout (and only whitespace around it).
+    fn one_document(out: &Output) -> Value {
+        let mut docs = serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>();
+        let first = docs
+            .next()
+            .unwrap_or_else(|| panic!("no JSON document on stdout:\n{}", text(out)))
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", text(out)));
+        assert!(
+            docs.next().is_none(),
+            "more than one document on stdout:\n{}",
+            text(out)
+        );
+        assert!(first.is_object(), "{}", text(out));
+        assert!(first["changed"].is_boolean(), "{}", text(out));
+        if let Some(c) = first["exit_code"].as_i64() {
+            assert_eq!(c, i64::from(code(out)), "{}", text(out));
+        }
+        first
+    }
+
+    #[test]
+    fn every_command_prints_exactly_one_json_document_also_on_failure() {
+        let Some(w) = world(1) else { return };
+        let cases: &[(&[&str], i32)] = &[
+            (&["detect"], 0),
+            (&["detect", "--no-cluster"], 0),
+            (&["render"], 0),
+            (&["render", "--distro", "k3s"], 0),
+            (&["render", "--namespace", "Not_A_Name"], 2),
+            (&["status"], 0),
+            (&["install"], 2),
+            (&["install", "--dry-run"], 0),
+            (&["install", "--timeout", "soon"], 2),
+            (&["install", "--bogus-flag"], 2),
+            (&["install", "--yes", "--timeout", "60s"], 0),
+            (&["install", "--yes", "--timeout", "60s"], 0),
+            (&["status"], 0),
+            (&["verify", "--timeout", "20s"], 0),
+            (&["uninstall"], 2),
+            (&["uninstall", "--yes"], 0),
+            (&["uninstall", "--yes"], 0),
+            (&["verify", "--timeout", "1s"], 6),
+        ];
+        for (args, expected) in cases {
+            let mut all = args.to_vec();
+            all.extend_from_slice(&["-o", "json"]);
+            let out = w.run(&all);
+            let doc = one_document(&out);
+            assert_eq!(code(&out), *expected, "{args:?}: {}", text(&out));
+            assert_eq!(
+                doc["ok"],
+                *expected == 0,
+                "{args:?}: {}",
+                text(&out)
+            );
+        }
+        // Down: still one document, exit 4.
+        w.cluster.failures().set_api_down(true);
+        let port = w.cluster.port();
+        assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        }));
+        for args in [&["status"][..], &["install", "--yes"], &["uninstall", "--yes"]] {
+            let mut all = args.to_vec();
+            all.extend_from_slice(&["-o", "json"]);
+            let out = w.run(&all);
+            one_document(&out);
+            assert_eq!(code(&out), 4, "{args:?}: {}", text(&out));
+        }
+    }
+
+    /// Namespace from the environment, image from the answers file but beaten by the flag,
+    /// cpu-request from the file: in the rendered manifest and in `-v`'s list of sources.
+    #[test]
+    fn flag_beats_env_beats_answers_file_in_render_and_install() {
+        let Some(w) = world(1) else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "namespace: from-file\nimage: registry.local/cadvisor:file\ncpu-request: 150m\n",
+        )
+        .expect("write answers");
+        let answers = answers.to_str().expect("utf-8");
+        let mut cmd = w.cmd(&[
+            "render",
+            "-v",
+            "-o",
+            "json",
+            "--config",
+            answers,
+            "--image",
+            "registry.local/cadvisor:flag",
+        ]);
+        cmd.env("CADVISOR_SETUP_NAMESPACE", "from-env")
+            .env("CADVISOR_SETUP_IMAGE", "registry.local/cadvisor:env");
+        let out = cmd.output().expect("render");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let doc = json(&out);
+        let ds = doc["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .find(|m| m["kind"] == "DaemonSet")
+            .expect("DaemonSet")
+            .clone();
+        assert_eq!(ds["metadata"]["namespace"], "from-env");
+        let container = &ds["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "registry.local/cadvisor:flag");
+        assert_eq!(container["resources"]["requests"]["cpu"], "150m");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for line in [
+            "namespace = from-env (environment)",
+            "image = registry.local/cadvisor:flag (flag)",
+            "cpu-request = 150m (config file)",
+        ] {
+            assert!(err.contains(line), "missing `{line}`:\n{err}");
+        }
+
+        // install takes the same values (a dry run against the cluster).
+        let mut cmd = w.cmd(&["install", "--dry-run", "-v", "-o", "json", "--config", answers]);
+        cmd.env("CADVISOR_SETUP_NAMESPACE", "from-env");
+        let out = cmd.output().expect("install --dry-run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let diff = json(&out)["diff"].as_str().unwrap_or_default().to_string();
+        assert!(diff.contains("namespace: from-env"), "{diff}");
+        assert!(diff.contains("image: registry.local/cadvisor:file"), "{diff}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("image = registry.local/cadvisor:file (config file)"),
+            "{err}"
+        );
+        assert!(w.cluster.get("Namespace", "", "from-env").is_none());
+    }
+
+    /// kube logs its own `ERROR ... client error (Connect)`; below -vv only our message shows.
+    #[test]
+    fn api_down_stderr_holds_our_message_once_and_no_kube_log() {
+        let Some(w) = world(1) else { return };
+        assert_eq!(code(&w.run(&["status"])), 0);
+        w.cluster.failures().set_api_down(true);
+        let port = w.cluster.port();
+        assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        }));
+        for args in [&["status"][..], &["install", "--yes"]] {
+            let out = w.run(args);
+            assert_eq!(code(&out), 4, "{}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.matches("error:").count(), 1, "{args:?}: {err}");
+            assert!(!err.contains("ERROR"), "{args:?}: kube's own log line:\n{err}");
+            assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        }
+    }
+}
