@@ -1,5 +1,6 @@
 //! Tier 4: the automation examples against the real tools (cloud-init's schema validator,
-//! ansible-core). The Ansible run against the simulated cluster lives in tests/cluster.rs.
+//! ansible-core, bash/zsh/fish for completions), and the real playbook against the simulated
+//! cluster (`ansible_run`).
 
 mod support;
 
@@ -89,5 +90,184 @@ mod ansible {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// The real ansible-core playbook (scripts/ansible/) against the simulated cluster: a MicroK8s node
+/// whose host root runs a real containerd with the Loki gateway's nginx container.
+mod ansible_run {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::containerd::Containerd;
+    use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+    use support::host_root::{HostRootDir, MICROK8S_SOCKET};
+    use support::real;
+
+    /// The interpreter in the playbook tool's shebang (the venv's python): without
+    /// `ansible_python_interpreter`, discovery may pick a missing pyenv shim (test-recipes §10).
+    fn interpreter(playbook: &Path) -> PathBuf {
+        let text = std::fs::read_to_string(playbook).unwrap_or_default();
+        text.lines()
+            .next()
+            .and_then(|l| l.strip_prefix("#!"))
+            .map(|l| PathBuf::from(l.split_whitespace().next().unwrap_or("python3")))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+    }
+
+    struct Run {
+        code: i32,
+        stdout: String,
+        stderr: String,
+    }
+
+    impl Run {
+        /// The result line of the task whose name contains `task` (`changed`, `ok`, `skipping`...).
+        fn task(&self, task: &str) -> String {
+            let section = self
+                .stdout
+                .split("TASK [")
+                .find(|s| s.lines().next().is_some_and(|l| l.contains(task)))
+                .unwrap_or_else(|| panic!("no task `{task}`:\n{}", self.stdout));
+            section
+                .lines()
+                .skip(1)
+                .find_map(|l| l.split_once(": [localhost]").map(|(state, _)| state.trim()))
+                .unwrap_or_else(|| panic!("no result for `{task}`:\n{}", self.stdout))
+                .to_string()
+        }
+
+        /// `changed=N` of the play recap.
+        fn recap_changed(&self) -> u32 {
+            self.stdout
+                .lines()
+                .filter(|l| l.starts_with("localhost"))
+                .find_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix("changed="))
+                        .and_then(|n| n.parse().ok())
+                })
+                .unwrap_or_else(|| panic!("no recap:\n{}", self.stdout))
+        }
+    }
+
+    impl std::fmt::Display for Run {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        }
+    }
+
+    fn playbook(tool: &Path, vars: &Path, check: bool) -> Run {
+        let mut cmd = Command::new(tool);
+        cmd.env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_HOST_KEY_CHECKING", "0")
+            .env("ANSIBLE_LOCAL_TEMP", vars.with_file_name("ansible-tmp"))
+            .args(["-i", "localhost,", "-c", "local", "-e"])
+            .arg(format!(
+                "ansible_python_interpreter={}",
+                interpreter(tool).display()
+            ))
+            .arg("-e")
+            .arg(format!("@{}", vars.display()))
+            .arg(repo("scripts/ansible/playbook.yml"));
+        if check {
+            cmd.arg("--check");
+        }
+        let out = cmd.output().expect("run ansible-playbook");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    fn image(cluster: &FakeCluster) -> Value {
+        cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("DaemonSet")["spec"]["template"]
+            ["spec"]["containers"][0]["image"]
+            .clone()
+    }
+
+    #[test]
+    fn first_run_changes_second_is_idempotent_and_check_mode_changes_nothing() {
+        if !real::require_containerd() {
+            return;
+        }
+        let tool = real::tool_path("ansible-playbook");
+        if !real::require("ansible-playbook (pip install ansible-core)", tool.is_some()) {
+            return;
+        }
+        let tool = tool.expect("checked");
+        let root = HostRootDir::new();
+        root.microk8s("v1.33.4", "classic", "8000");
+        let containerd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        containerd.run_pod_container("c0", "loki-gateway-66c8f46897-2m445", "loki", "nginx");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars_file = dir.path().join("vars.json");
+        let mut vars = json!({
+            "cadvisor_setup_hosts": "localhost",
+            "cadvisor_setup_become": false,
+            "cadvisor_setup_binary_src": env!("CARGO_BIN_EXE_cadvisor-setup"),
+            "cadvisor_setup_binary": dir.path().join("cadvisor-setup"),
+            "cadvisor_setup_timeout": "60s",
+            "cadvisor_setup_environment": {
+                "CADVISOR_SETUP_KUBECONFIG": cluster.kubeconfig_path(),
+                "CADVISOR_SETUP_HOST_ROOT": root.path(),
+            },
+        });
+        std::fs::write(&vars_file, vars.to_string()).expect("write vars");
+
+        let first = playbook(&tool, &vars_file, false);
+        assert_eq!(first.code, 0, "{first}");
+        assert_eq!(first.task("Install, wait for the rollout"), "changed", "{first}");
+        assert_eq!(first.task("Put the cadvisor-setup binary"), "changed", "{first}");
+        assert!(first.recap_changed() > 0, "{first}");
+        assert_eq!(image(&cluster), "ghcr.io/google/cadvisor:0.60.5");
+        let rv = cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
+            ["resourceVersion"]
+            .clone();
+
+        let second = playbook(&tool, &vars_file, false);
+        assert_eq!(second.code, 0, "{second}");
+        assert_eq!(second.task("Install, wait for the rollout"), "ok", "{second}");
+        assert_eq!(second.task("Put the cadvisor-setup binary"), "ok", "{second}");
+        assert_eq!(second.recap_changed(), 0, "{second}");
+        assert_eq!(
+            cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
+                ["resourceVersion"],
+            rv
+        );
+
+        // --check with a new image: reports the change (server-side dry run), changes nothing.
+        vars["cadvisor_setup_image"] = json!("ghcr.io/google/cadvisor:0.60.4");
+        std::fs::write(&vars_file, vars.to_string()).expect("write vars");
+        let check = playbook(&tool, &vars_file, true);
+        assert_eq!(check.code, 0, "{check}");
+        assert_eq!(check.task("Install, wait for the rollout"), "changed", "{check}");
+        assert!(check.stdout.contains("would change"), "{check}");
+        assert_eq!(image(&cluster), "ghcr.io/google/cadvisor:0.60.5");
+        assert_eq!(
+            cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
+                ["resourceVersion"],
+            rv
+        );
+
+        // A failing run (API down) fails the task, from the exit code.
+        cluster.failures().set_api_down(true);
+        let port = cluster.port();
+        assert!(cluster.wait_until(std::time::Duration::from_secs(10), |_| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        }));
+        let down = playbook(&tool, &vars_file, false);
+        assert_ne!(down.code, 0, "{down}");
+        assert!(down.stdout.contains("failed=1"), "{down}");
     }
 }

@@ -48,6 +48,10 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     // The kubelet's own runtime endpoint (configz through the API server) outranks host files.
     let configz = super::detect::configz(ctx).await;
     let mut facts = detect(ctx, resolved.containerd_socket.clone(), configz.clone()).await?;
+    for warning in &facts.warnings {
+        ctx.ui
+            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+    }
     if conversation {
         show_facts(ctx, &facts);
         if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
@@ -83,7 +87,7 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     if manifests.documents.is_empty() {
         return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
     }
-    for warning in facts.warnings.iter().chain(&plan.warnings) {
+    for warning in &plan.warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
@@ -173,8 +177,8 @@ fn show_facts(ctx: &Context, facts: &HostFacts) {
         None => ui.note(format!("  runtime socket: {}", ui.bad("none found"))),
     }
     ui.note(format!(
-        "  cgroup: {:?}{}",
-        facts.cgroup.mode,
+        "  cgroup: {}{}",
+        format!("{:?}", facts.cgroup.mode).to_lowercase(),
         facts
             .cgroup
             .driver
