@@ -52,7 +52,8 @@ pub struct GlobalArgs {
     )]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Answer every question with its flag, environment or detected value; never prompt.
+    /// Never prompt: every value comes from its flag, environment, --config file or detected
+    /// default. install and uninstall need it when no terminal is attached.
     #[arg(short = 'y', long, global = true, env = "CADVISOR_SETUP_YES")]
     pub yes: bool,
 
@@ -84,24 +85,42 @@ pub enum Command {
     /// Every socket candidate is probed for real (connect, containerd's Version RPC, kubelet
     /// containers in the `k8s.io` namespace). Exit 0 when one verified socket was found, 3 when
     /// none was or the choice is ambiguous.
+    #[command(after_help = AFTER_HELP)]
     Detect(DetectArgs),
 
     /// Print the cAdvisor manifests for this node (or for `--distro`), without a cluster.
     Render(RenderArgs),
 
     /// Detect, render, apply (server-side), wait for the rollout and verify the labels.
+    ///
+    /// On a terminal (without --yes) it shows what it detected, asks for the values no flag,
+    /// environment variable or --config file gave (namespace, image, metrics, privileged,
+    /// ServiceMonitor), lets you pick the containerd socket when detection is ambiguous, shows the
+    /// plan and asks: Apply, Show the YAML first, or Cancel. Cancel applies nothing and exits 2.
+    ///
+    /// With --yes (Ansible, cloud-init) it never asks; an ambiguous detection is exit 3 naming
+    /// --containerd-socket. Without a terminal and without --yes it changes nothing and exits 2.
+    /// Rerun it to upgrade (e.g. with a new --image); an unchanged rerun changes nothing.
+    #[command(after_help = AFTER_HELP)]
     Install(InstallArgs),
 
     /// Check that cAdvisor's live metrics carry pod labels on every node (or one endpoint/file).
+    #[command(after_help = AFTER_HELP)]
     Verify(VerifyArgs),
 
     /// Show what is installed: image, nodes ready, objects and their field manager.
     Status(StatusArgs),
 
     /// Delete exactly what `install` created and wait until it is gone.
+    ///
+    /// Only objects carrying app.kubernetes.io/managed-by=cadvisor-setup and written by the field
+    /// manager cadvisor-setup; the namespace only when nothing else is left in it. Asks first on
+    /// a terminal (declining deletes nothing, exit 2); --yes skips the question and is required
+    /// without a terminal. Nothing left to delete is success.
+    #[command(after_help = AFTER_HELP)]
     Uninstall(UninstallArgs),
 
-    /// Print shell completions.
+    /// Print shell completions, e.g. `cadvisor-setup completions bash > /etc/bash_completion.d/cadvisor-setup`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         #[arg(value_enum)]

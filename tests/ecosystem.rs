@@ -271,3 +271,118 @@ mod ansible_run {
         assert!(down.stdout.contains("failed=1"), "{down}");
     }
 }
+
+/// `--help` answers a first-time user's questions; `completions` produce real shell scripts.
+mod help_and_completions {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn bin() -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cadvisor-setup"));
+        cmd.env_remove("NO_COLOR");
+        cmd
+    }
+
+    fn stdout_of(args: &[&str]) -> String {
+        let out = bin().args(args).output().expect("run cadvisor-setup");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Options that are one-off paths for one run, so no environment variable.
+    const NO_ENV: &[&str] = &["out_dir", "metrics_url", "metrics_file", "verbose", "shell"];
+
+    #[test]
+    fn every_flag_has_help_and_an_environment_variable() {
+        let cli = cadvisor_setup::cli::Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.len() > 10, "{} --{id} has no help", sub.get_name());
+                if !NO_ENV.contains(&id) {
+                    let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
+                    assert!(
+                        env.as_deref()
+                            .is_some_and(|e| e.starts_with("CADVISOR_SETUP_")),
+                        "{} --{id} has no CADVISOR_SETUP_ variable",
+                        sub.get_name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn help_shows_defaults_environment_and_exit_codes() {
+        for sub in [&[][..], &["install"], &["detect"], &["verify"], &["uninstall"]] {
+            let mut args = sub.to_vec();
+            args.push("--help");
+            let help = stdout_of(&args);
+            assert!(help.contains("EXIT CODES:"), "{args:?}:\n{help}");
+            assert!(help.contains("7  conflict"), "{args:?}:\n{help}");
+        }
+        let help = stdout_of(&["install", "--help"]);
+        for needle in [
+            "[env: CADVISOR_SETUP_NAMESPACE=]",
+            "[default: cadvisor]",
+            "[default: 5m]",
+            "ghcr.io/google/cadvisor:",
+            "Cancel applies nothing and exits 2",
+            "--yes",
+        ] {
+            assert!(help.contains(needle), "install --help lacks {needle}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn bash_completion_is_valid_bash() {
+        if !support::real::require("bash", support::real::have_tool("bash")) {
+            return;
+        }
+        let script = stdout_of(&["completions", "bash"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cadvisor-setup.bash");
+        std::fs::write(&file, &script).expect("write");
+        let out = Command::new("bash").arg("-n").arg(&file).output().expect("bash -n");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Loaded in a real bash, it registers the completion function.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {} && complete -p cadvisor-setup",
+                file.display()
+            ))
+            .output()
+            .expect("bash");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("cadvisor-setup"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn zsh_and_fish_completions_name_every_subcommand() {
+        for shell in ["zsh", "fish"] {
+            let script = stdout_of(&["completions", shell]);
+            for sub in ["detect", "render", "install", "verify", "status", "uninstall"] {
+                assert!(script.contains(sub), "{shell} completion lacks {sub}");
+            }
+            assert!(script.contains("containerd-socket"), "{shell}");
+        }
+        assert!(stdout_of(&["completions", "zsh"]).starts_with("#compdef cadvisor-setup"));
+        assert!(stdout_of(&["completions", "fish"]).contains("complete -c cadvisor-setup"));
+    }
+}
