@@ -833,7 +833,10 @@ mod interactive {
         assert_eq!(container["image"], "ghcr.io/google/cadvisor:0.60.5");
         assert_ne!(container["securityContext"]["privileged"], true);
         assert!(w.cluster.get("Namespace", "", "monitoring").is_some());
-        assert!(w.daemonset().is_none(), "the default namespace was used too");
+        assert!(
+            w.daemonset().is_none(),
+            "the default namespace was used too"
+        );
     }
 
     #[test]
@@ -861,7 +864,10 @@ mod interactive {
             &["install"],
         );
         assert_eq!(code, 2, "{out}");
-        assert!(out.contains("--containerd="), "the YAML was not shown:\n{out}");
+        assert!(
+            out.contains("--containerd="),
+            "the YAML was not shown:\n{out}"
+        );
         assert!(out.contains("nothing was applied"), "{out}");
         assert_eq!(w.cluster.resource_version(), before, "{out}");
         assert!(w.daemonset().is_none());
@@ -1012,7 +1018,10 @@ mod interactive {
         );
         let (code, plain) = drive_raw(&w, &["NO_COLOR=1"], &[], &["detect"], true);
         assert_eq!(code, 0, "{plain}");
-        assert!(!plain.contains("\x1b["), "escape sequences under NO_COLOR:\n{plain:?}");
+        assert!(
+            !plain.contains("\x1b["),
+            "escape sequences under NO_COLOR:\n{plain:?}"
+        );
         assert!(plain.contains(MICROK8S_SOCKET), "{plain}");
     }
 }
@@ -1070,12 +1079,7 @@ mod output {
             let out = w.run(&all);
             let doc = one_document(&out);
             assert_eq!(code(&out), *expected, "{args:?}: {}", text(&out));
-            assert_eq!(
-                doc["ok"],
-                *expected == 0,
-                "{args:?}: {}",
-                text(&out)
-            );
+            assert_eq!(doc["ok"], *expected == 0, "{args:?}: {}", text(&out));
         }
         // Down: still one document, exit 4.
         w.cluster.failures().set_api_down(true);
@@ -1083,7 +1087,11 @@ mod output {
         assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
         }));
-        for args in [&["status"][..], &["install", "--yes"], &["uninstall", "--yes"]] {
+        for args in [
+            &["status"][..],
+            &["install", "--yes"],
+            &["uninstall", "--yes"],
+        ] {
             let mut all = args.to_vec();
             all.extend_from_slice(&["-o", "json"]);
             let out = w.run(&all);
@@ -1141,13 +1149,24 @@ mod output {
         }
 
         // install takes the same values (a dry run against the cluster).
-        let mut cmd = w.cmd(&["install", "--dry-run", "-v", "-o", "json", "--config", answers]);
+        let mut cmd = w.cmd(&[
+            "install",
+            "--dry-run",
+            "-v",
+            "-o",
+            "json",
+            "--config",
+            answers,
+        ]);
         cmd.env("CADVISOR_SETUP_NAMESPACE", "from-env");
         let out = cmd.output().expect("install --dry-run");
         assert_eq!(code(&out), 0, "{}", text(&out));
         let diff = json(&out)["diff"].as_str().unwrap_or_default().to_string();
         assert!(diff.contains("namespace: from-env"), "{diff}");
-        assert!(diff.contains("image: registry.local/cadvisor:file"), "{diff}");
+        assert!(
+            diff.contains("image: registry.local/cadvisor:file"),
+            "{diff}"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("image = registry.local/cadvisor:file (config file)"),
@@ -1171,8 +1190,98 @@ mod output {
             assert_eq!(code(&out), 4, "{}", text(&out));
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(err.matches("error:").count(), 1, "{args:?}: {err}");
-            assert!(!err.contains("ERROR"), "{args:?}: kube's own log line:\n{err}");
+            assert!(
+                !err.contains("ERROR"),
+                "{args:?}: kube's own log line:\n{err}"
+            );
             assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
         }
+    }
+}
+
+/// `status` and `uninstall` against the lifecycle text.
+mod lifecycle {
+    use super::*;
+
+    #[test]
+    fn status_before_and_after_install() {
+        let Some(w) = world(1) else { return };
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let before = json(&out);
+        assert_eq!(before["installed"], false, "{before:#}");
+        assert!(before["daemonset"].is_null());
+        let out = w.run(&["status"]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("not installed"),
+            "{}",
+            text(&out)
+        );
+
+        install_ok(&w, &[]);
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let after = json(&out);
+        assert_eq!(after["installed"], true);
+        assert_eq!(after["changed"], false);
+        let ds = &after["daemonset"];
+        assert_eq!(ds["image"], "ghcr.io/google/cadvisor:0.60.5", "{after:#}");
+        assert_eq!(ds["version"], "0.60.5");
+        assert_eq!(ds["desired"], 1);
+        assert_eq!(ds["ready"], 1);
+        assert_eq!(ds["ours"], true);
+        assert_eq!(ds["last_verification"]["ok"], true, "{after:#}");
+        let kinds: Vec<&str> = after["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .filter_map(|o| o["kind"].as_str())
+            .collect();
+        for kind in ["Namespace", "ServiceAccount", "DaemonSet", "Service"] {
+            assert!(kinds.contains(&kind), "{kind} missing: {after:#}");
+        }
+
+        let out = w.run(&["status"]);
+        let human = String::from_utf8_lossy(&out.stdout);
+        for needle in [
+            "image:    ghcr.io/google/cadvisor:0.60.5 (version 0.60.5)",
+            "1/1 nodes ready",
+            "verified: ok",
+            "managers: cadvisor-setup",
+        ] {
+            assert!(human.contains(needle), "missing `{needle}`:\n{human}");
+        }
+    }
+
+    /// Our label alone is not enough: an object another manager wrote stays, and says why.
+    #[test]
+    fn uninstall_keeps_a_labelled_object_that_another_manager_wrote() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.create(
+            "helm",
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "lookalike", "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"}},
+                "data": {"k": "v"}}),
+        );
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(w.daemonset().is_none());
+        assert!(
+            w.cluster
+                .get("ConfigMap", "cadvisor", "lookalike")
+                .is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"].to_string().contains("lookalike"),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "the namespace holding it was deleted: {report:#}"
+        );
     }
 }

@@ -186,8 +186,9 @@ mod ansible_run {
     }
 
     fn image(cluster: &FakeCluster) -> Value {
-        cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("DaemonSet")["spec"]["template"]
-            ["spec"]["containers"][0]["image"]
+        cluster
+            .get("DaemonSet", "cadvisor", "cadvisor")
+            .expect("DaemonSet")["spec"]["template"]["spec"]["containers"][0]["image"]
             .clone()
     }
 
@@ -197,7 +198,10 @@ mod ansible_run {
             return;
         }
         let tool = real::tool_path("ansible-playbook");
-        if !real::require("ansible-playbook (pip install ansible-core)", tool.is_some()) {
+        if !real::require(
+            "ansible-playbook (pip install ansible-core)",
+            tool.is_some(),
+        ) {
             return;
         }
         let tool = tool.expect("checked");
@@ -227,22 +231,40 @@ mod ansible_run {
 
         let first = playbook(&tool, &vars_file, false);
         assert_eq!(first.code, 0, "{first}");
-        assert_eq!(first.task("Install, wait for the rollout"), "changed", "{first}");
-        assert_eq!(first.task("Put the cadvisor-setup binary"), "changed", "{first}");
+        assert_eq!(
+            first.task("Install, wait for the rollout"),
+            "changed",
+            "{first}"
+        );
+        assert_eq!(
+            first.task("Put the cadvisor-setup binary"),
+            "changed",
+            "{first}"
+        );
         assert!(first.recap_changed() > 0, "{first}");
         assert_eq!(image(&cluster), "ghcr.io/google/cadvisor:0.60.5");
-        let rv = cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
-            ["resourceVersion"]
+        let rv = cluster
+            .get("DaemonSet", "cadvisor", "cadvisor")
+            .expect("ds")["metadata"]["resourceVersion"]
             .clone();
 
         let second = playbook(&tool, &vars_file, false);
         assert_eq!(second.code, 0, "{second}");
-        assert_eq!(second.task("Install, wait for the rollout"), "ok", "{second}");
-        assert_eq!(second.task("Put the cadvisor-setup binary"), "ok", "{second}");
+        assert_eq!(
+            second.task("Install, wait for the rollout"),
+            "ok",
+            "{second}"
+        );
+        assert_eq!(
+            second.task("Put the cadvisor-setup binary"),
+            "ok",
+            "{second}"
+        );
         assert_eq!(second.recap_changed(), 0, "{second}");
         assert_eq!(
-            cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
-                ["resourceVersion"],
+            cluster
+                .get("DaemonSet", "cadvisor", "cadvisor")
+                .expect("ds")["metadata"]["resourceVersion"],
             rv
         );
 
@@ -251,12 +273,17 @@ mod ansible_run {
         std::fs::write(&vars_file, vars.to_string()).expect("write vars");
         let check = playbook(&tool, &vars_file, true);
         assert_eq!(check.code, 0, "{check}");
-        assert_eq!(check.task("Install, wait for the rollout"), "changed", "{check}");
+        assert_eq!(
+            check.task("Install, wait for the rollout"),
+            "changed",
+            "{check}"
+        );
         assert!(check.stdout.contains("would change"), "{check}");
         assert_eq!(image(&cluster), "ghcr.io/google/cadvisor:0.60.5");
         assert_eq!(
-            cluster.get("DaemonSet", "cadvisor", "cadvisor").expect("ds")["metadata"]
-                ["resourceVersion"],
+            cluster
+                .get("DaemonSet", "cadvisor", "cadvisor")
+                .expect("ds")["metadata"]["resourceVersion"],
             rv
         );
 
@@ -322,7 +349,13 @@ mod help_and_completions {
 
     #[test]
     fn help_shows_defaults_environment_and_exit_codes() {
-        for sub in [&[][..], &["install"], &["detect"], &["verify"], &["uninstall"]] {
+        for sub in [
+            &[][..],
+            &["install"],
+            &["detect"],
+            &["verify"],
+            &["uninstall"],
+        ] {
             let mut args = sub.to_vec();
             args.push("--help");
             let help = stdout_of(&args);
@@ -338,7 +371,10 @@ mod help_and_completions {
             "Cancel applies nothing and exits 2",
             "--yes",
         ] {
-            assert!(help.contains(needle), "install --help lacks {needle}:\n{help}");
+            assert!(
+                help.contains(needle),
+                "install --help lacks {needle}:\n{help}"
+            );
         }
     }
 
@@ -351,7 +387,11 @@ mod help_and_completions {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("cadvisor-setup.bash");
         std::fs::write(&file, &script).expect("write");
-        let out = Command::new("bash").arg("-n").arg(&file).output().expect("bash -n");
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(&file)
+            .output()
+            .expect("bash -n");
         assert!(
             out.status.success(),
             "{}",
@@ -377,7 +417,14 @@ mod help_and_completions {
     fn zsh_and_fish_completions_name_every_subcommand() {
         for shell in ["zsh", "fish"] {
             let script = stdout_of(&["completions", shell]);
-            for sub in ["detect", "render", "install", "verify", "status", "uninstall"] {
+            for sub in [
+                "detect",
+                "render",
+                "install",
+                "verify",
+                "status",
+                "uninstall",
+            ] {
                 assert!(script.contains(sub), "{shell} completion lacks {sub}");
             }
             assert!(script.contains("containerd-socket"), "{shell}");

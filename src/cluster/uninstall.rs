@@ -155,7 +155,15 @@ async fn foreign_objects(cluster: &Cluster, namespace: &str) -> Result<Vec<Strin
             let builtin = (*kind == "ServiceAccount" && name == "default")
                 || (*kind == "ConfigMap" && name == "kube-root-ca.crt")
                 || item.metadata.deletion_timestamp.is_some();
-            if !builtin && !super::apply::is_ours(&item) {
+            // Ours = our label *and* our field manager (what `targets` deletes); a look-alike
+            // another manager wrote stays, and so must the namespace holding it.
+            let written_by_us = item
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .any(|f| f.manager.as_deref() == Some(super::FIELD_MANAGER));
+            if !builtin && !(super::apply::is_ours(&item) && written_by_us) {
                 out.push(format!("{kind} {name}"));
             }
         }

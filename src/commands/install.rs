@@ -147,7 +147,10 @@ fn show_facts(ctx: &Context, facts: &HostFacts) {
         "{} {}{}{}",
         ui.bold("this node:"),
         d.kind,
-        d.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default(),
+        d.version
+            .as_deref()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default(),
         facts
             .kubelet
             .node_name
@@ -202,9 +205,7 @@ fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
     ));
     ui.note(format!("  privileged: {}", plan.security.privileged));
     ui.note(format!("  args:       {}", plan.args.join(" ")));
-    ui.note(ui.bold(
-        "will apply (server-side, field manager cadvisor-setup):",
-    ));
+    ui.note(ui.bold("will apply (server-side, field manager cadvisor-setup):"));
     for m in &manifests.documents {
         ui.note(format!(
             "  {}",

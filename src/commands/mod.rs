@@ -78,7 +78,12 @@ fn parse_error(err: clap::Error) -> std::process::ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if shows_text || !wants_json(std::env::args().skip(1), std::env::var("CADVISOR_SETUP_OUTPUT").ok()) {
+    if shows_text
+        || !wants_json(
+            std::env::args().skip(1),
+            std::env::var("CADVISOR_SETUP_OUTPUT").ok(),
+        )
+    {
         err.exit()
     }
     let text = err.to_string();
@@ -105,7 +110,10 @@ fn wants_json(args: impl Iterator<Item = String>, env: Option<String>) -> bool {
             next_is_format = false;
         } else if arg == "-o" || arg == "--output" {
             next_is_format = true;
-        } else if let Some(v) = arg.strip_prefix("--output=").or_else(|| arg.strip_prefix("-o")) {
+        } else if let Some(v) = arg
+            .strip_prefix("--output=")
+            .or_else(|| arg.strip_prefix("-o"))
+        {
             wants = v == "json";
         }
     }
@@ -198,7 +206,10 @@ mod tests {
     use super::wants_json;
 
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
-        list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+        list.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
@@ -208,7 +219,10 @@ mod tests {
         assert!(wants_json(args(&["--output=json"]), None));
         assert!(wants_json(args(&["--output", "json"]), None));
         assert!(wants_json(args(&["status"]), Some("json".into())));
-        assert!(!wants_json(args(&["status", "-o", "json", "-o", "human"]), None));
+        assert!(!wants_json(
+            args(&["status", "-o", "json", "-o", "human"]),
+            None
+        ));
         assert!(!wants_json(args(&["status", "--bad"]), None));
     }
 }
