@@ -163,7 +163,8 @@ async fn foreign_objects(cluster: &Cluster, namespace: &str) -> Result<Vec<Strin
                 .iter()
                 .flatten()
                 .any(|f| f.manager.as_deref() == Some(super::FIELD_MANAGER));
-            if !builtin && !(super::apply::is_ours(&item) && written_by_us) {
+            let ours = super::apply::is_ours(&item) && written_by_us;
+            if !builtin && !ours {
                 out.push(format!("{kind} {name}"));
             }
         }
