@@ -825,6 +825,11 @@ mod interactive {
         assert!(out.contains("this node: microk8s v1.33.4"), "{out}");
         assert!(out.contains("namespace:  monitoring"), "{out}");
         assert!(out.contains("cAdvisor is installed"), "{out}");
+        // Progress on a terminal (and only there: see output::every_command_...).
+        assert!(
+            out.contains("rolling out DaemonSet monitoring/cadvisor"),
+            "{out}"
+        );
         let ds = w
             .cluster
             .get("DaemonSet", "monitoring", "cadvisor")
@@ -907,6 +912,12 @@ mod interactive {
             "{}",
             text(&out)
         );
+        assert!(w.daemonset().is_none());
+        // --yes on a terminal: still never asks.
+        let (code, out) = drive(&w, &[], &[], &["install", "--yes", "--no-verify"]);
+        assert_eq!(code, 3, "{out}");
+        assert!(!out.contains("Which one"), "{out}");
+        assert!(out.contains("--containerd-socket"), "{out}");
         assert!(w.daemonset().is_none());
 
         // Where MicroK8s' socket is in the list: the live candidates, in detection's order.
@@ -1078,6 +1089,13 @@ mod output {
             all.extend_from_slice(&["-o", "json"]);
             let out = w.run(&all);
             let doc = one_document(&out);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr
+                    .chars()
+                    .any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)),
+                "a spinner without a terminal: {args:?}: {stderr}"
+            );
             assert_eq!(code(&out), *expected, "{args:?}: {}", text(&out));
             assert_eq!(doc["ok"], *expected == 0, "{args:?}: {}", text(&out));
         }
