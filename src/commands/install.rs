@@ -68,7 +68,14 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
                 .insert("containerd-socket", ValueSource::Prompt);
             facts = detect(ctx, Some(socket), configz).await?;
         }
-        prompts::ask_plan(&ctx.ui, &mut resolved)?;
+        // No socket at all: no questions, plan::make says what is missing (exit 3).
+        if facts.runtime.socket.is_some() {
+            prompts::ask_plan(&ctx.ui, &mut resolved)?;
+            ctx.ui.verbose("values after the questions:");
+            for line in resolved.describe() {
+                ctx.ui.verbose(format!("  {line}"));
+            }
+        }
     }
     // Unattended, an ambiguous detection stops in plan::make: exit 3 naming --containerd-socket.
     let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
