@@ -513,7 +513,9 @@ mod apply {
         let c = cluster(&[("node-1", root.path())]);
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
         assert_eq!(cadvisor_pods(&c).len(), 1);
-        c.failures().set_pod_stop_delay(Duration::from_millis(500));
+        // Long enough that the pods are still terminating when kubectl lists them, even on a
+        // loaded machine where each kubectl call takes a second.
+        c.failures().set_pod_stop_delay(Duration::from_secs(4));
         ok(kubectl(&c, &["delete", "ds", "cadvisor", "-n", "cadvisor"]));
         assert!(c.get("DaemonSet", "cadvisor", "cadvisor").is_none());
         // The garbage collector deletes the pods; they terminate gracefully, then go.
@@ -528,7 +530,7 @@ mod apply {
             pods.is_empty() || listed.contains("Terminating"),
             "{listed}"
         );
-        assert!(c.wait_until(Duration::from_secs(5), |c| cadvisor_pods(c).is_empty()));
+        assert!(c.wait_until(Duration::from_secs(20), |c| cadvisor_pods(c).is_empty()));
         c.failures().set_pod_stop_delay(Duration::from_millis(100));
 
         install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
