@@ -1067,6 +1067,8 @@ mod output {
         let cases: &[(&[&str], i32)] = &[
             (&["detect"], 0),
             (&["detect", "--no-cluster"], 0),
+            (&["completions", "bash"], 0),
+            (&["completions", "tcsh"], 2),
             (&["render"], 0),
             (&["render", "--distro", "k3s"], 0),
             (&["render", "--namespace", "Not_A_Name"], 2),

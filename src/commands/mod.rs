@@ -150,7 +150,7 @@ fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> 
             Command::Verify(args) => verify::run(&ctx, args).await,
             Command::Status(args) => status::run(&ctx, args).await,
             Command::Uninstall(args) => uninstall::run(&ctx, args).await,
-            Command::Completions { shell } => completions::run(shell),
+            Command::Completions { shell } => completions::run(&ctx, shell),
         }
     })
 }
