@@ -879,13 +879,10 @@ mod interactive {
         assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
     }
 
-    /// MicroK8s' containerd and another live containerd with pods, and the kubelet's configz not
-    /// readable: unattended it is exit 3 naming the flag; at a terminal the person picks.
-    #[test]
-    fn ambiguous_detection_asks_and_the_chosen_socket_is_mounted() {
-        if !real::require_containerd() || !have_python() {
-            return;
-        }
+    /// node-1 with MicroK8s' containerd (the Loki gateway) and a decoy containerd at the default
+    /// path, both holding kubelet containers; no MicroK8s files say which one the kubelet uses.
+    /// `hide_configz`: the kubelet's configz is forbidden, so nothing decides.
+    fn two_sockets(hide_configz: bool) -> (World, Containerd) {
         let root = support::host_root::HostRootDir::new();
         root.write("/etc/hostname", "node-1\n");
         let microk8s = Containerd::start(root.path(), MICROK8S_SOCKET);
@@ -896,7 +893,9 @@ mod interactive {
             "node-1",
             root.path(),
         )]));
-        cluster.failures().forbid("get", "nodes/proxy");
+        if hide_configz {
+            cluster.failures().forbid("get", "nodes/proxy");
+        }
         let w = World {
             nodes: vec![Node {
                 root,
@@ -904,6 +903,37 @@ mod interactive {
             }],
             cluster,
         };
+        (w, decoy)
+    }
+
+    /// The same two sockets, but the API server serves the kubelet's configz: its runtime
+    /// endpoint decides, unattended, and the labels verify.
+    #[test]
+    fn the_kubelets_configz_settles_the_socket_for_an_unattended_install() {
+        if !real::require_containerd() {
+            return;
+        }
+        let (w, _decoy) = two_sockets(false);
+        let report = install_ok(&w, &[]);
+        assert_eq!(
+            report["verification"]["nodes"][0]["passed"], true,
+            "{report:#}"
+        );
+        let ds = w.daemonset().expect("DaemonSet");
+        assert_eq!(
+            ds["metadata"]["annotations"]["cadvisor-setup/runtime-socket"],
+            MICROK8S_SOCKET
+        );
+    }
+
+    /// MicroK8s' containerd and another live containerd with pods, and the kubelet's configz not
+    /// readable: unattended it is exit 3 naming the flag; at a terminal the person picks.
+    #[test]
+    fn ambiguous_detection_asks_and_the_chosen_socket_is_mounted() {
+        if !real::require_containerd() || !have_python() {
+            return;
+        }
+        let (w, decoy) = two_sockets(true);
 
         let out = w.run(&["install", "--yes", "--no-verify"]);
         assert_eq!(code(&out), 3, "{}", text(&out));
