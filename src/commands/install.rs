@@ -28,7 +28,7 @@ use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::{Classify, ExitCode, Failure};
 use crate::host::{ConfigzHints, HostFacts};
-use crate::options::ValueSource;
+use crate::options::{Resolved, ValueSource};
 use crate::plan::Plan;
 use crate::render::Manifests;
 use crate::ui::prompts::{self, PlanDecision};
@@ -53,29 +53,7 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
     if conversation {
-        show_facts(ctx, &facts);
-        if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
-            let Some(socket) = prompts::select_socket(&ctx.ui, &facts.runtime.candidates)? else {
-                return Err(Failure::new(
-                    ExitCode::Detection,
-                    "no containerd socket was chosen; nothing was applied\n  pass --containerd-socket PATH (the socket the kubelet uses, e.g. /var/snap/microk8s/common/run/containerd.sock)",
-                )
-                .into());
-            };
-            resolved.containerd_socket = Some(socket.clone());
-            resolved
-                .sources
-                .insert("containerd-socket", ValueSource::Prompt);
-            facts = detect(ctx, Some(socket), configz).await?;
-        }
-        // No socket at all: no questions, plan::make says what is missing (exit 3).
-        if facts.runtime.socket.is_some() {
-            prompts::ask_plan(&ctx.ui, &mut resolved)?;
-            ctx.ui.verbose("values after the questions:");
-            for line in resolved.describe() {
-                ctx.ui.verbose(format!("  {line}"));
-            }
-        }
+        facts = ask(ctx, &mut resolved, facts, configz).await?;
     }
     // Unattended, an ambiguous detection stops in plan::make: exit 3 naming --containerd-socket.
     let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
@@ -109,6 +87,42 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
         }
     }
     install(ctx, &args, &facts, &manifests, &cluster).await
+}
+
+/// The questions before the plan: the detected facts, a socket when detection is ambiguous
+/// (then detection again with it), and the values nobody gave. Returns the facts to plan from.
+async fn ask(
+    ctx: &Context,
+    resolved: &mut Resolved,
+    facts: HostFacts,
+    configz: Option<ConfigzHints>,
+) -> anyhow::Result<HostFacts> {
+    show_facts(ctx, &facts);
+    let mut facts = facts;
+    if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
+        let Some(socket) = prompts::select_socket(&ctx.ui, &facts.runtime.candidates)? else {
+            // Declined at the prompt: no consent, exit 2 like Cancel.
+            return Err(Failure::new(
+                ExitCode::Usage,
+                "no containerd socket was chosen; nothing was applied\n  pass --containerd-socket PATH (the socket the kubelet uses, e.g. /var/snap/microk8s/common/run/containerd.sock)",
+            )
+            .into());
+        };
+        resolved.containerd_socket = Some(socket.clone());
+        resolved
+            .sources
+            .insert("containerd-socket", ValueSource::Prompt);
+        facts = detect(ctx, Some(socket), configz).await?;
+    }
+    // No socket at all: no questions, plan::make says what is missing (exit 3).
+    if facts.runtime.socket.is_some() {
+        prompts::ask_plan(&ctx.ui, resolved)?;
+        ctx.ui.verbose("values after the questions:");
+        for line in resolved.describe() {
+            ctx.ui.verbose(format!("  {line}"));
+        }
+    }
+    Ok(facts)
 }
 
 /// Host detection with this command's socket override and the kubelet's configz.
