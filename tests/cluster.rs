@@ -906,6 +906,40 @@ mod interactive {
         (w, decoy)
     }
 
+    /// Values an answers file (or flag, or environment variable) gave are shown with their
+    /// source, not asked: only the confirmation remains.
+    #[test]
+    fn given_values_are_not_asked_again() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "namespace: monitoring\nmetrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\n",
+        )
+        .expect("write answers");
+        let (code, out) = drive(
+            &w,
+            &["CADVISOR_SETUP_IMAGE=registry.local/cadvisor:0.60.5"],
+            &[("Apply this to the cluster", "\x1b[B\x1b[B\r")],
+            &["install", "--config", answers.to_str().expect("utf-8")],
+        );
+        assert_eq!(code, 2, "{out}");
+        for needle in [
+            "namespace: monitoring (from config file)",
+            "image: registry.local/cadvisor:0.60.5 (from environment)",
+            "privileged: false (from config file)",
+        ] {
+            assert!(out.contains(needle), "missing `{needle}`:\n{out}");
+        }
+        assert!(!out.contains("Namespace for cAdvisor"), "{out}");
+        assert!(!out.contains("Metric groups"), "{out}");
+        assert!(w.cluster.get("Namespace", "", "monitoring").is_none());
+    }
+
     /// The same two sockets, but the API server serves the kubelet's configz: its runtime
     /// endpoint decides, unattended, and the labels verify.
     #[test]
