@@ -1022,4 +1022,39 @@ mod harness {
         }
         assert_eq!(processes_mentioning(&id), Vec::<String>::new());
     }
+
+    /// containerd killed (SIGKILL) while its container runs: Drop cannot ask it to remove the
+    /// task, so it kills the shim and the container itself and unmounts the rootfs.
+    #[test]
+    fn no_shim_or_mount_survives_a_dead_containerd() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "default", "web");
+        assert!(!processes_mentioning(&id).is_empty(), "the shim runs");
+        let pid = ctd.pid().expect("containerd pid").to_string();
+        assert!(
+            StdCommand::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        drop(ctd);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            start.elapsed()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_mentioning(&id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_mentioning(&id), Vec::<String>::new());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&id), "{mounts}");
+    }
 }
