@@ -93,21 +93,37 @@ fn assert_verified(d: &Detect, socket: &str) {
     );
 }
 
+/// A containerd at `socket` in `root` running one container labelled as the kubelet labels a
+/// pod's (`[id, pod, pod namespace, container name]`), and `detect` on the root, asserted
+/// verified at `socket`. `None` (after `real::require`'s SKIP) when containerd is missing. Keep
+/// the containerd alive as long as the root is used.
+fn verified_host(
+    root: &HostRootDir,
+    socket: &str,
+    [id, pod, namespace, name]: [&str; 4],
+) -> Option<(Detect, Containerd)> {
+    if !real::require_containerd() {
+        return None;
+    }
+    let ctd = Containerd::start(root.path(), socket);
+    ctd.run_pod_container(id, pod, namespace, name);
+    let d = detect(root.path(), &[]);
+    assert_verified(&d, socket);
+    Some((d, ctd))
+}
+
 mod microk8s {
     use super::*;
 
     #[test]
     fn classic_picks_the_snap_socket_with_version_revision_and_kubeconfig() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.microk8s("v1.35.2", "classic", "8148");
-        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
-        ctd.run_pod_container("web", "web-0", "default", "web");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, MICROK8S_SOCKET);
+        let Some((d, _ctd)) =
+            verified_host(&root, MICROK8S_SOCKET, ["web", "web-0", "default", "web"])
+        else {
+            return;
+        };
         let dist = &d.json["distribution"];
         assert_eq!(dist["kind"], "microk8s");
         assert_eq!(dist["version"], "v1.35.2");
@@ -164,16 +180,15 @@ mod microk8s {
 
     #[test]
     fn strict_confinement_is_reported() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.microk8s("v1.35.0", "strict", "8200");
-        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
-        ctd.run_pod_container("dns", "coredns-abc", "kube-system", "coredns");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, MICROK8S_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            MICROK8S_SOCKET,
+            ["dns", "coredns-abc", "kube-system", "coredns"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["confinement"], "strict");
         assert_eq!(d.json["distribution"]["revision"], "8200");
     }
@@ -221,29 +236,25 @@ mod microk8s {
     /// args file whose endpoint line is commented out: the runtime's own configuration decides.
     #[test]
     fn custom_address_in_args_files_with_comments_and_quotes() {
-        if !real::require_containerd() {
-            return;
-        }
         let custom = "/var/snap/microk8s/common/run/alt/ctd.sock";
         let root = HostRootDir::new();
         root.microk8s("v1.34.1", "classic", "8000");
         root.write(
             "/var/snap/microk8s/current/args/kubelet",
             "# managed by hand\n--root-dir=${SNAP_COMMON}/var/lib/kubelet\n\
-             #--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock\n\n",
+        #--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock\n\n",
         );
         root.write(
             "/var/snap/microk8s/current/args/containerd",
             "--config ${SNAP_DATA}/args/containerd.toml\n\
-             # moved the socket, see ticket 42\n\
-             \n   --address \"${SNAP_COMMON}/run/alt/ctd.sock\"   \n\
-             --state '${SNAP_COMMON}/run/containerd'\n",
+        # moved the socket, see ticket 42\n\
+        \n   --address \"${SNAP_COMMON}/run/alt/ctd.sock\"   \n\
+        --state '${SNAP_COMMON}/run/containerd'\n",
         );
-        let ctd = Containerd::start(root.path(), custom);
-        ctd.run_pod_container("web", "web-0", "default", "web");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, custom);
+        let Some((d, _ctd)) = verified_host(&root, custom, ["web", "web-0", "default", "web"])
+        else {
+            return;
+        };
         let c = d.candidate(custom);
         assert_eq!(c["source"], "runtime-config");
         assert_eq!(
@@ -283,20 +294,17 @@ mod microk8s {
 
     #[test]
     fn malformed_snap_yaml_is_a_warning_naming_the_file() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.microk8s("v1.35.2", "classic", "8148");
         root.write(
             "/snap/microk8s/8148/meta/snap.yaml",
             "name: microk8s\nversion: [v1.35\nconfinement: {classic\n",
         );
-        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
-        ctd.run_pod_container("web", "web-0", "default", "web");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, MICROK8S_SOCKET);
+        let Some((d, _ctd)) =
+            verified_host(&root, MICROK8S_SOCKET, ["web", "web-0", "default", "web"])
+        else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "microk8s");
         assert_eq!(d.json["distribution"]["version"], Value::Null);
         let w = d.warnings();
@@ -313,16 +321,15 @@ mod other_distributions {
 
     #[test]
     fn k3s_default_socket() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.k3s();
-        let ctd = Containerd::start(root.path(), K3S_SOCKET);
-        ctd.run_pod_container("traefik", "traefik-1", "kube-system", "traefik");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, K3S_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            K3S_SOCKET,
+            ["traefik", "traefik-1", "kube-system", "traefik"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "k3s");
         assert_eq!(
             d.json["kubelet"]["runtime_endpoint"],
@@ -334,16 +341,15 @@ mod other_distributions {
 
     #[test]
     fn rke2_uses_the_k3s_socket() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.rke2();
-        let ctd = Containerd::start(root.path(), K3S_SOCKET);
-        ctd.run_pod_container("ing", "rke2-ingress-x", "kube-system", "nginx");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, K3S_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            K3S_SOCKET,
+            ["ing", "rke2-ingress-x", "kube-system", "nginx"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "rke2");
         assert_eq!(d.json["kubeconfig"]["path"], "/etc/rancher/rke2/rke2.yaml");
     }
@@ -351,17 +357,14 @@ mod other_distributions {
     /// Older k8s-snap releases put containerd under the snap's common directory.
     #[test]
     fn k8s_snap_with_its_older_socket_location() {
-        if !real::require_containerd() {
-            return;
-        }
         let sock = "/var/snap/k8s/common/run/containerd.sock";
         let root = HostRootDir::new();
         root.k8s_snap("v1.32.2", sock);
-        let ctd = Containerd::start(root.path(), sock);
-        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, sock);
+        let Some((d, _ctd)) =
+            verified_host(&root, sock, ["dns", "coredns-1", "kube-system", "coredns"])
+        else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
         assert_eq!(d.json["distribution"]["version"], "v1.32.2");
         assert_eq!(d.candidate(sock)["source"], "kubelet-config");
@@ -371,31 +374,29 @@ mod other_distributions {
     /// Current k8s-snap uses containerd's default socket.
     #[test]
     fn k8s_snap_with_the_default_socket() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.k8s_snap("v1.33.0", "unix:///run/containerd/containerd.sock");
-        let ctd = Containerd::start(root.path(), DEFAULT_SOCKET);
-        ctd.run_pod_container("dns", "coredns-1", "kube-system", "coredns");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, DEFAULT_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            DEFAULT_SOCKET,
+            ["dns", "coredns-1", "kube-system", "coredns"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "k8s-snap");
     }
 
     #[test]
     fn k0s_default_socket() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.k0s();
-        let ctd = Containerd::start(root.path(), K0S_SOCKET);
-        ctd.run_pod_container("kp", "kube-proxy-x", "kube-system", "kube-proxy");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, K0S_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            K0S_SOCKET,
+            ["kp", "kube-proxy-x", "kube-system", "kube-proxy"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "k0s");
         assert_eq!(d.json["kubeconfig"]["path"], "/var/lib/k0s/pki/admin.conf");
     }
@@ -403,17 +404,16 @@ mod other_distributions {
     /// kubeadm writes `unix:///var/run/...`; with `/var/run -> /run` it is the default socket.
     #[test]
     fn kubeadm_var_run_endpoint_and_systemd_driver() {
-        if !real::require_containerd() {
-            return;
-        }
         let root = HostRootDir::new();
         root.kubeadm("unix:///var/run/containerd/containerd.sock", "systemd");
         root.symlink("/run", "/var/run");
-        let ctd = Containerd::start(root.path(), DEFAULT_SOCKET);
-        ctd.run_pod_container("api", "kube-apiserver-n1", "kube-system", "kube-apiserver");
-
-        let d = detect(root.path(), &[]);
-        assert_verified(&d, DEFAULT_SOCKET);
+        let Some((d, _ctd)) = verified_host(
+            &root,
+            DEFAULT_SOCKET,
+            ["api", "kube-apiserver-n1", "kube-system", "kube-apiserver"],
+        ) else {
+            return;
+        };
         assert_eq!(d.json["distribution"]["kind"], "kubeadm");
         assert_eq!(d.candidate(DEFAULT_SOCKET)["source"], "kubelet-config");
         assert_eq!(d.json["cgroup"]["driver"], "systemd");
@@ -1021,5 +1021,40 @@ mod harness {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(processes_mentioning(&id), Vec::<String>::new());
+    }
+
+    /// containerd killed (SIGKILL) while its container runs: Drop cannot ask it to remove the
+    /// task, so it kills the shim and the container itself and unmounts the rootfs.
+    #[test]
+    fn no_shim_or_mount_survives_a_dead_containerd() {
+        if !real::require_containerd() {
+            return;
+        }
+        let root = HostRootDir::new();
+        let ctd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        let id = ctd.run_pod_container("web", "web-0", "default", "web");
+        assert!(!processes_mentioning(&id).is_empty(), "the shim runs");
+        let pid = ctd.pid().expect("containerd pid").to_string();
+        assert!(
+            StdCommand::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        drop(ctd);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            start.elapsed()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_mentioning(&id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_mentioning(&id), Vec::<String>::new());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&id), "{mounts}");
     }
 }

@@ -16,11 +16,25 @@ if [ ! -x "$BIN" ]; then
 fi
 BIN=$(realpath "$BIN")
 
+# What a fresh machine may lack: install it when root, else say what to install.
+missing=()
+for tool in containerd ctr runc python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+[ -x /bin/busybox ] || missing+=(busybox-static)
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sed 's/^ctr$/containerd/' | sort -u | tr '\n' ' ')
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  else
+    echo "error: detect.sh needs root and: apt-get install $pkgs" >&2
+    exit 1
+  fi
+fi
+
 BASE=$(mktemp -d /tmp/csbench.XXXXXX)            # short: containerd's socket path limit
 ROOT=$BASE/h
 SOCK=$ROOT/var/snap/microk8s/common/run/containerd.sock
 CTD_PID=
-C="ctr -a $SOCK -n k8s.io"
+C="ctr --timeout 20s -a $SOCK -n k8s.io"
 ID=bench-web-$$
 
 cleanup() {
@@ -31,6 +45,9 @@ cleanup() {
     $C tasks rm -f "$ID" >/dev/null 2>&1 || true
     $C containers rm "$ID" >/dev/null 2>&1 || true
     kill -TERM "$CTD_PID" 2>/dev/null || true
+    # Bounded: SIGKILL after 10 s.
+    for _ in $(seq 500); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.02; done
+    kill -KILL "$CTD_PID" 2>/dev/null || true
     wait "$CTD_PID" 2>/dev/null || true
   fi
   for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do

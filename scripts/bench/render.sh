@@ -22,6 +22,9 @@ if [ ! -x "$bin" ]; then
   cargo build --quiet --locked
   bin=target/debug/cadvisor-setup
 fi
+if ! command -v jq >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+fi
 for tool in kubectl jq; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 1; }
 done

@@ -6,7 +6,8 @@
 #   scripts/bench/rollout.sh        # prints "rollout ready → verify start: N ms" per run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=$(CADVISOR_SETUP_BENCH=1 cargo test --quiet --test cluster bench::ready_to_verify -- --nocapture --exact 2>&1) || {
+# Bounded: a hung run fails after 15 minutes (the first run builds the test binary).
+out=$(CADVISOR_SETUP_BENCH=1 timeout 900 cargo test --quiet --test cluster bench::ready_to_verify -- --nocapture --exact 2>&1) || {
   printf '%s\n' "$out" >&2
   echo "bench: the test run failed" >&2
   exit 1

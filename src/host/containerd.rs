@@ -3,7 +3,7 @@
 //! No protoc and no generated code: tonic's generic client with `tonic_prost::ProstCodec` and the
 //! few messages declared by hand with their field numbers from containerd's
 //! `api/services/{version,containers,namespaces}/v1/*.proto` (containerd/containerd). Undeclared
-//! fields (a container's runtime, OCI spec, ...) are skipped by prost.
+//! fields (a container's runtime, snapshot, ...) are skipped by prost.
 //!
 //! Every call carries a per-request timeout: a socket that accepts connections but never answers
 //! fails at the deadline (tonic reports `Cancelled: Timeout expired`), it never hangs.
@@ -54,6 +54,17 @@ struct Container {
     labels: HashMap<String, String>,
     #[prost(string, tag = "3")]
     image: String,
+    #[prost(message, optional, tag = "5")]
+    spec: Option<Any>,
+}
+
+/// `google.protobuf.Any`: a container's OCI runtime spec is one (JSON in `value`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -93,9 +104,19 @@ pub struct ContainerInfo {
     pub id: String,
     pub image: String,
     pub labels: BTreeMap<String, String>,
+    /// The OCI runtime spec as containerd stores it (JSON; empty when it has none). Kept raw:
+    /// detection does not need it, so it is parsed only on demand ([`Self::cgroups_path`]).
+    pub spec: Vec<u8>,
 }
 
 impl ContainerInfo {
+    /// `linux.cgroupsPath` of the OCI spec (runtime-spec config-linux.md), where the
+    /// container's cgroup is.
+    pub fn cgroups_path(&self) -> Option<String> {
+        let spec: serde_json::Value = serde_json::from_slice(&self.spec).ok()?;
+        spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+    }
+
     /// Created by the kubelet (carries `io.kubernetes.pod.name`).
     pub fn is_kubernetes(&self) -> bool {
         self.labels.contains_key(POD_NAME_LABEL)
@@ -159,6 +180,7 @@ pub async fn list_containers(
             id: c.id,
             image: c.image,
             labels: c.labels.into_iter().collect(),
+            spec: c.spec.map(|any| any.value).unwrap_or_default(),
         })
         .collect())
 }

@@ -477,7 +477,7 @@ fn now_ms() -> u128 {
 /// The cgroup name cAdvisor sees for a container: `linux.cgroupsPath` (systemd form
 /// `slice:prefix:id` converted), else ctr's default `/<namespace>/<id>`.
 fn cgroup_name(c: &CtrContainer, namespace: &str) -> String {
-    match c.cgroups_path.as_deref() {
+    match c.cgroups_path().as_deref() {
         Some(p) if p.starts_with('/') => p.to_string(),
         Some(p) if p.split(':').count() == 3 => {
             let parts: Vec<&str> = p.split(':').collect();

@@ -171,6 +171,8 @@ pub struct FailureState {
 pub struct Failures {
     state: Mutex<FailureState>,
     down: tokio::sync::watch::Sender<bool>,
+    /// What the server task last did: `true` listening, `false` closed (see [`Failures::set_api_down`]).
+    listening: tokio::sync::watch::Sender<bool>,
 }
 
 impl Failures {
@@ -182,6 +184,8 @@ impl Failures {
                 ..Default::default()
             }),
             down: tokio::sync::watch::channel(false).0,
+            // FakeCluster::start binds the listener before the server task runs.
+            listening: tokio::sync::watch::channel(true).0,
         }
     }
 
@@ -210,9 +214,28 @@ impl Failures {
     }
 
     /// Close the listener and every open connection (connection refused), or reopen it on the
-    /// same port.
+    /// same port. Returns once the server has done it (at most 10 s), so the next request
+    /// already sees the new state; works before the server task has first run too.
     pub fn set_api_down(&self, down: bool) {
         self.down.send_replace(down);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while *self.listening.borrow() == down {
+            assert!(
+                Instant::now() < deadline,
+                "the fake API server did not {} within 10 s",
+                if down {
+                    "close its listener"
+                } else {
+                    "listen again"
+                }
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Called by the server task when it has opened (`true`) or closed (`false`) its listener.
+    pub(crate) fn acknowledge(&self, listening: bool) {
+        self.listening.send_replace(listening);
     }
 
     pub fn api_down(&self) -> bool {
@@ -232,7 +255,8 @@ impl Failures {
         self.lock().pod_start_delay = delay;
     }
 
-    /// How long a deleted pod stays Terminating.
+    /// How long a deleted pod stays Terminating, counted from its deletion; applies to pods
+    /// already Terminating too (a long delay holds them, a short one then releases them).
     pub fn set_pod_stop_delay(&self, delay: Duration) {
         self.lock().pod_stop_delay = delay;
     }

@@ -34,24 +34,29 @@ pub async fn serve(state: Arc<State>, listener: TcpListener, tls: Arc<rustls::Se
     };
     let mut listener = Some(listener);
     loop {
-        let Some(l) = listener.take() else {
-            // Down: wait until it comes back, then listen again on the same port.
+        // Read the switch before every listening phase, not only on a change: a receiver counts
+        // the value it subscribed to as seen, so `set_api_down(true)` called before this task
+        // first ran would otherwise never be noticed.
+        if *down.borrow_and_update() {
+            listener = None;
+            state.failures.acknowledge(false);
             while *down.borrow_and_update() {
                 if down.changed().await.is_err() {
                     return;
                 }
             }
-            loop {
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            // Back up: listen again on the same port.
+            None => loop {
                 match TcpListener::bind(addr).await {
-                    Ok(l) => {
-                        listener = Some(l);
-                        break;
-                    }
+                    Ok(l) => break l,
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
-            }
-            continue;
+            },
         };
+        state.failures.acknowledge(true);
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
@@ -62,7 +67,10 @@ pub async fn serve(state: Arc<State>, listener: TcpListener, tls: Arc<rustls::Se
                     conns.spawn(async move { connection(state, acceptor, tcp).await });
                 }
                 changed = down.changed() => {
-                    if changed.is_err() || *down.borrow_and_update() {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *down.borrow() {
                         break;
                     }
                 }
@@ -70,7 +78,9 @@ pub async fn serve(state: Arc<State>, listener: TcpListener, tls: Arc<rustls::Se
             }
         }
         drop(l);
-        conns.abort_all();
+        // Wait for the aborted connections to be gone, so a client's pooled connection is
+        // refused too by the time the switch is acknowledged.
+        conns.shutdown().await;
     }
 }
 
@@ -1313,11 +1323,15 @@ fn terminate_pod(state: &Arc<State>, store: &mut store::Store, pod: &Value) -> V
             .unwrap_or(30)
     );
     let out = store.put(pods, obj);
-    let delay = state.failures.snapshot().pod_stop_delay;
     let state = state.clone();
     let (ns, name, uid) = (ns_of(pod), name_of(pod), uid_of(pod));
+    let since = Instant::now();
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
+        // The delay is read live, so a test can hold pods Terminating (a long delay) and then
+        // release them (a short one) instead of racing a fixed delay.
+        while since.elapsed() < state.failures.snapshot().pod_stop_delay {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut store = state.store();
         if store
             .get(pods, &ns, &name)
