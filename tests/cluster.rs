@@ -627,10 +627,10 @@ mod failures {
     #[test]
     fn api_down_is_exit_4_naming_the_server() {
         let Some(w) = world(1) else { return };
-        // A first answer proves the server task is serving (it only notices a switch it saw flip).
+        // The same server answers before the switch, so the failure below is the switch's doing.
         assert_eq!(code(&w.run(&["status"])), 0);
         w.cluster.failures().set_api_down(true);
-        // The switch closes the listener asynchronously: wait until connections are refused.
+        // set_api_down returns once the listener is closed; check it from the outside too.
         let port = w.cluster.port();
         assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
