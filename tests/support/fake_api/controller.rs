@@ -427,6 +427,28 @@ fn delete_pod(state: &Arc<State>, ds: &Value, pod: &Value) {
 }
 
 /// Records (or counts again) an Event about `obj`.
+/// Several kubelet events about one pod's container, in order: (type, reason, message).
+fn kubelet_events(
+    state: &Arc<State>,
+    pod: &Value,
+    field_path: &str,
+    host: Option<&str>,
+    events: &[(&str, &str, &str)],
+) {
+    for (ty, reason, message) in events {
+        event(
+            state,
+            pod,
+            Some(field_path),
+            ty,
+            reason,
+            message,
+            "kubelet",
+            host,
+        );
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn event(
     state: &Arc<State>,
@@ -699,57 +721,28 @@ async fn pods_lifecycle(state: &Arc<State>) {
                         ),
                     );
                     let host = Some(node.name.as_str());
-                    event(
+                    kubelet_events(
                         state,
                         &pod,
-                        Some(&field_path),
-                        "Normal",
-                        "Pulling",
-                        &format!("Pulling image \"{image}\""),
-                        "kubelet",
+                        &field_path,
                         host,
-                    );
-                    event(
-                        state,
-                        &pod,
-                        Some(&field_path),
-                        "Warning",
-                        "Failed",
-                        &format!(
-                            "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
-                        ),
-                        "kubelet",
-                        host,
-                    );
-                    event(
-                        state,
-                        &pod,
-                        Some(&field_path),
-                        "Warning",
-                        "Failed",
-                        "Error: ErrImagePull",
-                        "kubelet",
-                        host,
-                    );
-                    event(
-                        state,
-                        &pod,
-                        Some(&field_path),
-                        "Normal",
-                        "BackOff",
-                        &format!("Back-off pulling image \"{image}\""),
-                        "kubelet",
-                        host,
-                    );
-                    event(
-                        state,
-                        &pod,
-                        Some(&field_path),
-                        "Warning",
-                        "Failed",
-                        "Error: ImagePullBackOff",
-                        "kubelet",
-                        host,
+                        &[
+                            ("Normal", "Pulling", &format!("Pulling image \"{image}\"")),
+                            (
+                                "Warning",
+                                "Failed",
+                                &format!(
+                                    "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
+                                ),
+                            ),
+                            ("Warning", "Failed", "Error: ErrImagePull"),
+                            (
+                                "Normal",
+                                "BackOff",
+                                &format!("Back-off pulling image \"{image}\""),
+                            ),
+                            ("Warning", "Failed", "Error: ImagePullBackOff"),
+                        ],
                     );
                     if let Some(p) = state.pods().get_mut(&uid) {
                         p.failed_pull = true;
@@ -795,35 +788,20 @@ async fn pods_lifecycle(state: &Arc<State>) {
                 }
             }
             let host = Some(node.name.as_str());
-            event(
+            kubelet_events(
                 state,
                 &pod,
-                Some(&field_path),
-                "Normal",
-                "Pulled",
-                &format!("Container image \"{image}\" already present on machine"),
-                "kubelet",
+                &field_path,
                 host,
-            );
-            event(
-                state,
-                &pod,
-                Some(&field_path),
-                "Normal",
-                "Created",
-                &format!("Created container: {cname}"),
-                "kubelet",
-                host,
-            );
-            event(
-                state,
-                &pod,
-                Some(&field_path),
-                "Normal",
-                "Started",
-                &format!("Started container {cname}"),
-                "kubelet",
-                host,
+                &[
+                    (
+                        "Normal",
+                        "Pulled",
+                        &format!("Container image \"{image}\" already present on machine"),
+                    ),
+                    ("Normal", "Created", &format!("Created container: {cname}")),
+                    ("Normal", "Started", &format!("Started container {cname}")),
+                ],
             );
             if failures.crash_loop {
                 crash(state, &pod, &node, &base_status, 1);
