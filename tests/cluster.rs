@@ -125,6 +125,16 @@ fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
+/// The command ended with `expected` and its stderr says `needle`.
+fn assert_exit_saying(out: &Output, expected: i32, needle: &str) {
+    assert_eq!(code(out), expected, "{}", text(out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(needle),
+        "stderr lacks {needle:?}:\n{}",
+        text(out)
+    );
+}
+
 fn text(out: &Output) -> String {
     format!(
         "exit {}\n--- stdout\n{}\n--- stderr\n{}",
@@ -273,12 +283,7 @@ mod story {
 
         // The hand-made DaemonSet is not ours: install refuses to take it over silently.
         let out = w.run(&["install", "--yes"]);
-        assert_eq!(code(&out), 7, "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("--force"),
-            "{}",
-            text(&out)
-        );
+        assert_exit_saying(&out, 7, "--force");
 
         let report = install_ok(&w, &["--force"]);
         assert_eq!(report["ok"], true);
@@ -575,12 +580,7 @@ mod failures {
             .std_cmd_with(&anonymous, &["status"])
             .output()
             .expect("run");
-        assert_eq!(code(&out), 4, "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("rejected our credentials (401)"),
-            "{}",
-            text(&out)
-        );
+        assert_exit_saying(&out, 4, "rejected our credentials (401)");
     }
 
     #[test]
@@ -689,12 +689,7 @@ mod failures {
             .failures()
             .set_pod_start_delay(Duration::from_secs(30));
         let out = w.run(&["install", "--yes", "--timeout", "2s"]);
-        assert_eq!(code(&out), 5, "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("did not finish rolling out within 2s"),
-            "{}",
-            text(&out)
-        );
+        assert_exit_saying(&out, 5, "did not finish rolling out within 2s");
     }
 
     #[test]
@@ -970,12 +965,7 @@ mod interactive {
         let (w, decoy) = two_sockets(true);
 
         let out = w.run(&["install", "--yes", "--no-verify"]);
-        assert_eq!(code(&out), 3, "{}", text(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("--containerd-socket"),
-            "{}",
-            text(&out)
-        );
+        assert_exit_saying(&out, 3, "--containerd-socket");
         assert!(w.daemonset().is_none());
         // --yes on a terminal: still never asks.
         let (code, out) = drive(&w, &[], &[], &["install", "--yes", "--no-verify"]);
