@@ -1057,13 +1057,23 @@ mod interactive {
         }
         install_ok(&w, &[]);
         let before = w.cluster.resource_version();
-        let (code, out) = drive(&w, &[], &[("Delete \\d+ object", "n")], &["uninstall"]);
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[("Carry out these \\d+ step", "n")],
+            &["uninstall"],
+        );
         assert_eq!(code, 2, "{out}");
         assert!(out.contains("nothing was deleted"), "{out}");
         assert_eq!(w.cluster.resource_version(), before);
         assert!(w.daemonset().is_some());
 
-        let (code, out) = drive(&w, &[], &[("Delete \\d+ object", "y")], &["uninstall"]);
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[("Carry out these \\d+ step", "y")],
+            &["uninstall"],
+        );
         assert_eq!(code, 0, "{out}");
         assert!(w.daemonset().is_none(), "{out}");
     }
@@ -1356,6 +1366,340 @@ mod lifecycle {
         assert!(
             w.cluster.get("Namespace", "", "cadvisor").is_some(),
             "the namespace holding it was deleted: {report:#}"
+        );
+    }
+}
+
+/// The ownership model (README "Safety"): what install did not create, uninstall neither deletes
+/// nor leaves changed; Pod Security labels of namespaces we do not own are never touched without
+/// --force, and --force is undone.
+mod safety {
+    use super::*;
+    use serde_json::json;
+
+    fn user_object(w: &World, manager: &str, obj: Value) {
+        w.cluster.create(manager, obj);
+    }
+
+    fn kept_text(report: &Value) -> String {
+        report["kept"].to_string()
+    }
+
+    #[test]
+    fn a_users_pod_role_and_custom_resource_survive_uninstall_with_their_namespace() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        user_object(
+            &w,
+            "kubectl-run",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "debug-shell", "namespace": "cadvisor"},
+                "spec": {"containers": [{"name": "sh", "image": "busybox"}]}}),
+        );
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "reader", "namespace": "cadvisor"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        );
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "gizmo", "namespace": "cadvisor"}, "spec": {"size": 3}}),
+        );
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(w.daemonset().is_none(), "{report:#}");
+        assert!(
+            w.cluster
+                .get("ServiceAccount", "cadvisor", "cadvisor")
+                .is_none()
+        );
+        for (kind, name) in [
+            ("Pod", "debug-shell"),
+            ("Role", "reader"),
+            ("Widget", "gizmo"),
+        ] {
+            assert!(
+                w.cluster.get(kind, "cadvisor", name).is_some(),
+                "{kind} {name} was deleted: {report:#}"
+            );
+            assert!(
+                kept_text(&report).contains(&format!("{kind} {name}")),
+                "{kind} {name} not named: {report:#}"
+            );
+        }
+        let ns = w.cluster.get("Namespace", "", "cadvisor").expect("kept");
+        assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns:#}");
+    }
+
+    #[test]
+    fn a_kind_we_may_not_list_keeps_the_namespace_until_we_may() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "hidden", "namespace": "cadvisor"}}),
+        );
+        w.cluster.failures().forbid("list", "widgets");
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(kept_text(&report).contains("widgets"), "{report:#}");
+        assert!(kept_text(&report).contains("403"), "{report:#}");
+        assert!(w.cluster.get("Widget", "cadvisor", "hidden").is_some());
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_some());
+
+        // Allowed to look, it sees the widget and still keeps the namespace; once the user
+        // removed it, the namespace goes.
+        w.cluster.failures().allow_all();
+        w.cluster.delete("Widget", "cadvisor", "hidden");
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            w.cluster.wait_until(Duration::from_secs(10), |c| c
+                .get("Namespace", "", "cadvisor")
+                .is_none()),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn a_service_account_the_user_made_is_not_adopted_without_force_and_is_restored_after() {
+        let Some(w) = world(1) else { return };
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
+                             "labels": {"team": "obs"}}}),
+        );
+        let sa_before = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("seeded");
+        let ns_before = w.cluster.get("Namespace", "", "cadvisor").expect("seeded");
+
+        let out = w.run(&["install", "--yes"]);
+        assert_exit_saying(&out, 7, "ServiceAccount cadvisor/cadvisor");
+        assert_exit_saying(&out, 7, "kubectl-create");
+        assert_exit_saying(&out, 7, "nothing was applied");
+        assert_eq!(
+            w.cluster.get("ServiceAccount", "cadvisor", "cadvisor"),
+            Some(sa_before.clone()),
+            "refused, yet the ServiceAccount changed"
+        );
+        assert_eq!(
+            w.cluster.get("Namespace", "", "cadvisor"),
+            Some(ns_before.clone())
+        );
+        assert!(
+            w.daemonset().is_none(),
+            "refused, yet something was applied"
+        );
+
+        let report = install_ok(&w, &["--force"]);
+        let sa = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("sa");
+        assert_eq!(
+            sa["metadata"]["annotations"]["cadvisor-setup/ownership"], "adopted",
+            "{report:#}"
+        );
+        assert_eq!(sa["automountServiceAccountToken"], false);
+
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["restored"]
+                .to_string()
+                .contains("ServiceAccount cadvisor/cadvisor"),
+            "{report:#}"
+        );
+        assert!(w.daemonset().is_none());
+        let sa = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("the user's ServiceAccount was deleted");
+        assert_eq!(sa["metadata"]["labels"], sa_before["metadata"]["labels"]);
+        assert!(sa["metadata"]["annotations"].is_null(), "{sa:#}");
+        assert!(sa["automountServiceAccountToken"].is_null(), "{sa:#}");
+        assert_eq!(sa["metadata"]["uid"], sa_before["metadata"]["uid"]);
+        let ns = w
+            .cluster
+            .get("Namespace", "", "cadvisor")
+            .expect("the user's namespace was deleted");
+        assert_eq!(ns["metadata"]["labels"], ns_before["metadata"]["labels"]);
+    }
+
+    fn labels(w: &World, namespace: &str) -> Value {
+        w.cluster
+            .get("Namespace", "", namespace)
+            .expect("namespace")["metadata"]["labels"]
+            .clone()
+    }
+
+    /// A real API server with the default level `baseline` refuses cAdvisor's pods in an
+    /// unlabelled namespace (shared/reference/real-cluster.md); install finds out before it
+    /// applies anything and never relabels kube-system without --force.
+    #[test]
+    fn kube_system_under_a_baseline_default_is_refused_then_forced_then_restored_exactly() {
+        let Some(w) = world(1) else { return };
+        w.cluster.set_pod_security_default("baseline");
+        let before = labels(&w, "kube-system");
+        let out = w.run(&["install", "--yes", "-n", "kube-system"]);
+        assert_exit_saying(
+            &out,
+            7,
+            "namespace kube-system would refuse cAdvisor's pods",
+        );
+        assert_exit_saying(&out, 7, "\"baseline\" (the cluster's default");
+        assert_exit_saying(&out, 7, "hostPath volumes");
+        assert_exit_saying(&out, 7, "--force");
+        assert_eq!(labels(&w, "kube-system"), before);
+        assert!(
+            w.cluster
+                .get("DaemonSet", "kube-system", "cadvisor")
+                .is_none(),
+            "refused, yet the DaemonSet was applied"
+        );
+
+        install_ok(&w, &["-n", "kube-system", "--force"]);
+        assert_eq!(
+            labels(&w, "kube-system")["pod-security.kubernetes.io/enforce"],
+            "privileged"
+        );
+        let out = w.run(&["uninstall", "--yes", "-n", "kube-system", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(labels(&w, "kube-system"), before, "{}", text(&out));
+        let ns = w.cluster.get("Namespace", "", "kube-system").expect("kept");
+        assert!(ns["metadata"]["deletionTimestamp"].is_null());
+        assert!(ns["metadata"]["annotations"].is_null(), "{ns:#}");
+    }
+
+    #[test]
+    fn a_baseline_labelled_namespace_keeps_its_labels_and_force_is_undone_exactly() {
+        let Some(w) = world(1) else { return };
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "monitoring", "labels": {
+                    "team": "obs",
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted"}}}),
+        );
+        let before = labels(&w, "monitoring");
+        let out = w.run(&["install", "--yes", "-n", "monitoring"]);
+        assert_exit_saying(
+            &out,
+            7,
+            "\"baseline\" (label pod-security.kubernetes.io/enforce)",
+        );
+        assert_eq!(labels(&w, "monitoring"), before);
+
+        install_ok(&w, &["-n", "monitoring", "--force"]);
+        let during = labels(&w, "monitoring");
+        assert_eq!(during["pod-security.kubernetes.io/warn"], "privileged");
+        assert_eq!(during["team"], "obs");
+        let out = w.run(&["uninstall", "--yes", "-n", "monitoring"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(labels(&w, "monitoring"), before, "{}", text(&out));
+    }
+
+    #[test]
+    fn our_own_namespace_under_a_baseline_default_is_admitted_and_the_fake_refuses_others() {
+        let Some(w) = world(1) else { return };
+        w.cluster.set_pod_security_default("baseline");
+        install_ok(&w, &[]);
+        // What a hand-made DaemonSet meets in an unlabelled namespace: FailedCreate, no pods.
+        w.cluster.create(
+            "kubectl-create",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "probe", "namespace": "plain"},
+                "spec": {"selector": {"matchLabels": {"app": "probe"}},
+                         "template": {"metadata": {"labels": {"app": "probe"}},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                               "volumes": [{"name": "sys", "hostPath": {"path": "/sys"}}]}}}}),
+        );
+        assert!(
+            w.cluster.wait_until(Duration::from_secs(10), |c| c
+                .events_for("plain", "probe")
+                .iter()
+                .any(|e| e["reason"] == "FailedCreate"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"sys\")")))),
+            "{:#?}",
+            w.cluster.events_for("plain", "probe")
+        );
+        assert!(w.cluster.list("Pod", Some("plain")).is_empty());
+    }
+
+    #[test]
+    fn uninstall_returns_only_when_our_pods_are_gone_and_says_which_are_left_on_timeout() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        // A user object keeps the namespace, so only the pod wait can hold uninstall.
+        user_object(
+            &w,
+            "kubectl-create",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "mine", "namespace": "cadvisor"}}),
+        );
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_secs(60));
+        let out = w.run(&["uninstall", "--yes", "--timeout", "2s"]);
+        assert_eq!(code(&out), 5, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("still terminating: Pod cadvisor/cadvisor-"),
+            "{err}"
+        );
+        assert!(err.contains("deleted DaemonSet cadvisor/cadvisor"), "{err}");
+
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_millis(1500));
+        let out = w.run(&["uninstall", "--yes", "--timeout", "30s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let pods = w.cluster.list("Pod", Some("cadvisor"));
+        assert!(
+            pods.is_empty(),
+            "uninstall returned with pods left: {pods:#?}"
+        );
+    }
+
+    #[test]
+    fn status_after_a_partial_uninstall_says_partially_installed_and_what_is_left() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.delete("DaemonSet", "cadvisor", "cadvisor");
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(report["installed"], false, "{report:#}");
+        assert_eq!(report["state"], "partially installed", "{report:#}");
+        assert!(
+            report["left"]
+                .to_string()
+                .contains("ServiceAccount cadvisor/cadvisor"),
+            "{report:#}"
+        );
+        let out = w.run(&["status"]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("partially installed"),
+            "{}",
+            text(&out)
         );
     }
 }

@@ -10,8 +10,9 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::resources;
-use super::{Cluster, ClusterError, FIELD_MANAGER, MANAGED_BY_LABEL, classify, describe};
+use super::ownership::{self, Ownership};
+use super::{Cluster, ClusterError, FIELD_MANAGER, classify, describe};
+use super::{pod_security, resources};
 use crate::render::Manifest;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +40,9 @@ pub struct AppliedObject {
     pub namespace: Option<String>,
     pub action: Action,
     pub changed: bool,
+    /// Created by this install (or an earlier one), adopted with `--force`, or someone else's
+    /// namespace left as it is.
+    pub ownership: Ownership,
     pub resource_version: Option<String>,
     /// The live object before apply (stripped of volatile fields), `None` when it did not exist.
     #[serde(skip)]
@@ -111,10 +115,15 @@ fn to_yaml(value: &Value) -> String {
     serde_saphyr::to_string(value).unwrap_or_else(|_| format!("{value:#}"))
 }
 
-/// Applies `manifests` (Namespace first, then the rest in [`resources::KNOWN`] order).
+/// Applies `manifests` (Namespace first, then the rest in [`resources::KNOWN`] order), under
+/// the ownership model of [`ownership`]: everything is read and decided before anything is
+/// written, so a refusal (exit 7) leaves the cluster as it was.
 ///
-/// Refuses, before writing anything, to take over a DaemonSet that exists without our
-/// managed-by label unless `force`. On a failure the error says what was applied before it.
+/// - An object that exists and is not ours is refused unless `force`, which adopts it.
+/// - A namespace that exists and is not ours is never relabelled without `force`; cAdvisor's pod
+///   is first admitted with a server-side dry run ([`pod_security::check`]).
+///
+/// On a failure while writing, the error says what was applied before it.
 pub async fn apply(
     cluster: &Cluster,
     manifests: &[Manifest],
@@ -123,10 +132,40 @@ pub async fn apply(
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
     ordered.sort_by_key(|m| resources::order(&m.kind));
 
-    if !opts.force {
-        for m in ordered.iter().filter(|m| m.kind == "DaemonSet") {
-            refuse_foreign(cluster, m).await?;
+    let mut steps = Vec::with_capacity(ordered.len());
+    let mut refused = Vec::new();
+    for manifest in &ordered {
+        let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
+        let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
+        let live = api
+            .get_opt(&manifest.name)
+            .await
+            .map_err(|e| classify(&cluster.server, e))?
+            .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
+        let decision = decide(manifest, live.as_ref(), opts.force);
+        if decision == Decision::Refuse {
+            let live = live.as_ref().unwrap_or(&Value::Null);
+            refused.push(format!(
+                "{} ({})",
+                described(manifest),
+                ownership::made_by(live)
+            ));
         }
+        steps.push((manifest, live, decision));
+    }
+    if !refused.is_empty() {
+        return Err(ClusterError::Foreign { objects: refused });
+    }
+    let left_namespace = steps
+        .iter()
+        .find(|(_, _, d)| *d == Decision::LeaveNamespace)
+        .and_then(|(_, live, _)| live.as_ref());
+    let mut warnings = Vec::new();
+    if let Some(namespace) = left_namespace
+        && let Some(daemonset) = ordered.iter().find(|m| m.kind == "DaemonSet")
+        && let Some(warning) = pod_security::check(cluster, namespace, daemonset).await?
+    {
+        warnings.push(warning);
     }
 
     let mut applied = Applied {
@@ -136,10 +175,11 @@ pub async fn apply(
     // Namespaces a dry run would create: the server cannot dry-run objects inside them (it
     // answers 404), so those are shown as rendered.
     let mut pending: Vec<String> = Vec::new();
-    for (i, manifest) in ordered.iter().enumerate() {
-        let outcome = match &manifest.namespace {
-            Some(ns) if opts.dry_run && pending.contains(ns) => Ok(as_rendered(manifest, ns)),
-            _ => apply_one(cluster, manifest, opts).await,
+    for (i, (manifest, live, decision)) in steps.iter().enumerate() {
+        let outcome = match (&manifest.namespace, decision) {
+            (_, Decision::LeaveNamespace) => Ok(left_as_is(manifest, live.as_ref(), &mut warnings)),
+            (Some(ns), _) if opts.dry_run && pending.contains(ns) => Ok(as_rendered(manifest, ns)),
+            _ => apply_one(cluster, manifest, live.as_ref(), *decision, opts).await,
         };
         match outcome {
             Ok(object) => {
@@ -151,11 +191,7 @@ pub async fn apply(
             Err(source) => {
                 return Err(ClusterError::Partial {
                     applied: applied.summary(),
-                    not_applied: list_or_nothing(
-                        ordered[i..]
-                            .iter()
-                            .map(|m| describe(&m.kind, m.namespace.as_deref(), &m.name)),
-                    ),
+                    not_applied: list_or_nothing(ordered[i..].iter().map(|m| described(m))),
                     source: Box::new(source),
                 });
             }
@@ -164,7 +200,70 @@ pub async fn apply(
     Ok(applied)
 }
 
+/// What to do with one manifest, given what is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Nothing there: create it, marked as created.
+    Create,
+    /// Ours already (created or adopted): apply, keeping its ownership marks.
+    Update(Ownership),
+    /// Someone else's, and `--force`: take it over, recording what it was.
+    Adopt,
+    /// Someone else's namespace, no `--force`: do not touch it.
+    LeaveNamespace,
+    /// Someone else's object, no `--force`: exit 7 before writing anything.
+    Refuse,
+}
+
+fn decide(manifest: &Manifest, live: Option<&Value>, force: bool) -> Decision {
+    let Some(live) = live else {
+        return Decision::Create;
+    };
+    match ownership::of(live) {
+        own @ (Ownership::Created | Ownership::Adopted) => Decision::Update(own),
+        Ownership::Foreign if force => Decision::Adopt,
+        Ownership::Foreign if manifest.kind == "Namespace" => Decision::LeaveNamespace,
+        Ownership::Foreign => Decision::Refuse,
+    }
+}
+
+/// A namespace that is not ours, reported and not applied.
+fn left_as_is(
+    manifest: &Manifest,
+    live: Option<&Value>,
+    warnings: &mut Vec<String>,
+) -> AppliedObject {
+    let mut note = format!(
+        "{} existed before and is not ours: left as it is (labels unchanged); uninstall will not delete it",
+        described(manifest)
+    );
+    for w in warnings.drain(..) {
+        note.push_str("\n  ");
+        note.push_str(&w);
+    }
+    let before = live.cloned().map(strip_value);
+    AppliedObject {
+        api_version: manifest.api_version.clone(),
+        kind: manifest.kind.clone(),
+        name: manifest.name.clone(),
+        namespace: manifest.namespace.clone(),
+        action: Action::Unchanged,
+        changed: false,
+        ownership: Ownership::Foreign,
+        resource_version: live.and_then(|l| {
+            l["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        }),
+        after: before.clone().unwrap_or(Value::Null),
+        before,
+        note: Some(note),
+    }
+}
+
 fn as_rendered(manifest: &Manifest, namespace: &str) -> AppliedObject {
+    let mut object = manifest.object.clone();
+    ownership::mark_created(&mut object);
     AppliedObject {
         api_version: manifest.api_version.clone(),
         kind: manifest.kind.clone(),
@@ -172,83 +271,54 @@ fn as_rendered(manifest: &Manifest, namespace: &str) -> AppliedObject {
         namespace: manifest.namespace.clone(),
         action: Action::Created,
         changed: true,
+        ownership: Ownership::Created,
         resource_version: None,
         before: None,
-        after: manifest.object.clone(),
+        after: object,
         note: Some(format!(
             "namespace {namespace} does not exist yet, so this object is shown as rendered (not validated by the server)"
         )),
     }
 }
 
-async fn refuse_foreign(cluster: &Cluster, manifest: &Manifest) -> Result<(), ClusterError> {
-    let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
-    let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-    let live = api
-        .get_opt(&manifest.name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
-    if let Some(live) = live
-        && !is_ours(&live)
-    {
-        return Err(ClusterError::Foreign {
-            object: describe(
-                &manifest.kind,
-                manifest.namespace.as_deref(),
-                &manifest.name,
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Carries `app.kubernetes.io/managed-by=cadvisor-setup`.
-pub fn is_ours(object: &DynamicObject) -> bool {
-    object
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == FIELD_MANAGER)
-}
-
 async fn apply_one(
     cluster: &Cluster,
     manifest: &Manifest,
+    live: Option<&Value>,
+    decision: Decision,
     opts: ApplyOptions,
 ) -> Result<AppliedObject, ClusterError> {
-    let what = describe(
-        &manifest.kind,
-        manifest.namespace.as_deref(),
-        &manifest.name,
-    );
+    let what = described(manifest);
     let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
     let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-    let live = api
-        .get_opt(&manifest.name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
 
     let mut object = manifest.object.clone();
-    let mut note = None;
-    // A namespace the user already had stays theirs: we do not put our managed-by label on it,
-    // so `uninstall` never deletes it.
-    if manifest.kind == "Namespace"
-        && let Some(live) = &live
-        && !is_ours(live)
-    {
-        if let Some(labels) = object
-            .pointer_mut("/metadata/labels")
-            .and_then(Value::as_object_mut)
-        {
-            labels.remove(MANAGED_BY_LABEL);
+    let (owned, note) = match (decision, live) {
+        (Decision::Update(Ownership::Adopted), Some(live)) => {
+            // Keep the record of what it was before we first took it over.
+            let previous = ownership::recorded(live).unwrap_or_default();
+            ownership::mark_adopted(&mut object, &previous).map_err(|e| adopt_error(&what, e))?;
+            (Ownership::Adopted, None)
         }
-        note = Some(format!(
-            "{what} existed before; it keeps no {MANAGED_BY_LABEL} label, so uninstall will leave it"
-        ));
-    }
+        (Decision::Adopt, Some(live)) => {
+            let previous = ownership::previous_of(&object, live);
+            ownership::mark_adopted(&mut object, &previous).map_err(|e| adopt_error(&what, e))?;
+            (
+                Ownership::Adopted,
+                Some(format!(
+                    "{what} was not ours ({}); taken over with --force, its previous labels and fields are recorded and `uninstall` restores them",
+                    ownership::made_by(live)
+                )),
+            )
+        }
+        _ => {
+            ownership::mark_created(&mut object);
+            (Ownership::Created, None)
+        }
+    };
 
     let mut params = PatchParams::apply(FIELD_MANAGER);
+    // Field conflicts are forced only on objects we adopt or already own with --force.
     if opts.force {
         params = params.force();
     }
@@ -263,11 +333,13 @@ async fn apply_one(
             other => classify(&cluster.server, other),
         })?;
 
-    let before_version = live
-        .as_ref()
-        .and_then(|l| l.metadata.resource_version.clone());
+    let before_version = live.and_then(|l| {
+        l["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string)
+    });
     let after_version = result.metadata.resource_version.clone();
-    let before = live.as_ref().map(strip);
+    let before = live.cloned().map(strip_value);
     let after = strip(&result);
     let changed = match (&before, opts.dry_run) {
         (None, _) => true,
@@ -286,11 +358,22 @@ async fn apply_one(
         namespace: manifest.namespace.clone(),
         action,
         changed,
+        ownership: owned,
         resource_version: after_version,
         before,
         after,
         note,
     })
+}
+
+fn described(m: &Manifest) -> String {
+    describe(&m.kind, m.namespace.as_deref(), &m.name)
+}
+
+fn adopt_error(what: &str, e: ownership::OwnershipError) -> ClusterError {
+    ClusterError::Foreign {
+        objects: vec![format!("{what} ({e})")],
+    }
 }
 
 /// The other manager and the field from a 409 apply conflict. The API server's Status carries
@@ -325,7 +408,11 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
 /// The object without what the server maintains: managedFields, resourceVersion, uid,
 /// timestamps, generation and status.
 pub fn strip(object: &DynamicObject) -> Value {
-    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    strip_value(serde_json::to_value(object).unwrap_or(Value::Null))
+}
+
+/// [`strip`] of an object already in JSON.
+pub fn strip_value(mut value: Value) -> Value {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in [
             "managedFields",

@@ -7,6 +7,8 @@ pub mod apply;
 pub mod client;
 pub mod diagnose;
 pub mod node;
+pub mod ownership;
+pub mod pod_security;
 pub mod proxy;
 pub mod resources;
 pub mod rollout;
@@ -49,9 +51,18 @@ pub enum ClusterError {
         field: String,
     },
     #[error(
-        "{object} exists but was not created by cadvisor-setup (it lacks the label {MANAGED_BY_LABEL}={FIELD_MANAGER})\n  remove it (kubectl delete ...), choose another --namespace, or rerun with --force to take it over"
+        "not created by cadvisor-setup: {}; nothing was applied\n  remove or rename what is listed, choose another --namespace, or rerun with --force to take it over (uninstall then restores what --force changed instead of deleting it)",
+        objects.join("; ")
     )]
-    Foreign { object: String },
+    Foreign { objects: Vec<String> },
+    #[error(
+        "namespace {namespace} would refuse cAdvisor's pods: it enforces Pod Security level {level}; nothing was applied\n  the API server says: {reason}\n  cAdvisor needs the \"privileged\" level (hostPath volumes for /sys, /var/lib/docker, / and the runtime socket; the SYS_PTRACE capability)\n  either install into a namespace of its own (the default, --namespace cadvisor, created with the privileged level), or rerun with --force to set {namespace}'s pod-security labels to privileged (uninstall restores their previous values)"
+    )]
+    PodSecurity {
+        namespace: String,
+        level: String,
+        reason: String,
+    },
     #[error("{object} not found: {hint}")]
     NotFound { object: String, hint: String },
     #[error("{0}")]
@@ -78,7 +89,9 @@ impl Classify for ClusterError {
             | ClusterError::Unreachable { .. }
             | ClusterError::Unauthorized { .. }
             | ClusterError::Forbidden { .. } => ExitCode::Cluster,
-            ClusterError::Conflict { .. } | ClusterError::Foreign { .. } => ExitCode::Conflict,
+            ClusterError::Conflict { .. }
+            | ClusterError::Foreign { .. }
+            | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
             ClusterError::Rollout(_) | ClusterError::Timeout { .. } => ExitCode::Rollout,
             ClusterError::NotFound { .. } => ExitCode::Verification,
             ClusterError::Partial { source, .. } => source.exit_code(),
@@ -87,6 +100,13 @@ impl Classify for ClusterError {
             ClusterError::Interrupted { .. } | ClusterError::Api(_) => ExitCode::Unexpected,
         }
     }
+}
+
+/// `timeout` from now, saturated: a huge `--timeout` means "no deadline", never an overflow.
+pub fn deadline_after(timeout: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// `Kind namespace/name` or `Kind name`, for messages.

@@ -5,6 +5,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde::Serialize;
 
+use super::ownership::{self, Ownership};
 use super::resources::{self, KNOWN};
 use super::{
     Cluster, ClusterError, FIELD_MANAGER, LAST_VERIFICATION_ANNOTATION, MANAGED_BY_LABEL, classify,
@@ -19,15 +20,15 @@ pub struct ManagedObject {
     pub namespace: Option<String>,
     /// Field managers from `metadata.managedFields`, in order, deduplicated.
     pub managers: Vec<String>,
+    /// Created by install, adopted with `--force`, or only carrying our label.
+    pub ownership: Ownership,
+    /// Being deleted (`metadata.deletionTimestamp` set).
+    pub terminating: bool,
 }
 
 impl ManagedObject {
     pub fn describe(&self) -> String {
         describe(&self.kind, self.namespace.as_deref(), &self.name)
-    }
-
-    pub fn managed_by_us(&self) -> bool {
-        self.managers.iter().any(|m| m == FIELD_MANAGER)
     }
 }
 
@@ -74,7 +75,6 @@ pub async fn daemonset(
         .and_then(|c| c.image.clone());
     let version = image.as_deref().and_then(image_tag);
     let status = ds.status.clone().unwrap_or_default();
-    let labels = ds.metadata.labels.clone().unwrap_or_default();
     let last_verification = ds
         .metadata
         .annotations
@@ -90,9 +90,11 @@ pub async fn daemonset(
         ready: status.number_ready,
         updated: status.updated_number_scheduled.unwrap_or(0),
         available: status.number_available.unwrap_or(0),
-        ours: labels
-            .get(MANAGED_BY_LABEL)
-            .is_some_and(|v| v == FIELD_MANAGER),
+        ours: ownership::of(&serde_json::to_value(&ds.metadata).map_or(
+            serde_json::Value::Null,
+            |m| serde_json::json!({"metadata": m}),
+        ))
+        .is_ours(),
         last_verification,
     }))
 }
@@ -133,20 +135,15 @@ pub async fn managed_objects(
 }
 
 fn managed_object(api_version: &str, kind: &str, object: &DynamicObject) -> ManagedObject {
-    let mut managers: Vec<String> = Vec::new();
-    for entry in object.metadata.managed_fields.iter().flatten() {
-        if let Some(m) = &entry.manager
-            && !managers.contains(m)
-        {
-            managers.push(m.clone());
-        }
-    }
+    let json = serde_json::to_value(object).unwrap_or_default();
     ManagedObject {
         api_version: api_version.to_string(),
         kind: kind.to_string(),
         name: object.metadata.name.clone().unwrap_or_default(),
         namespace: object.metadata.namespace.clone(),
-        managers,
+        managers: ownership::managers(&json),
+        ownership: ownership::of(&json),
+        terminating: object.metadata.deletion_timestamp.is_some(),
     }
 }
 

@@ -1,23 +1,30 @@
-//! Deletes exactly what `install` created: objects carrying our managed-by label *and* written by
-//! our field manager, in reverse apply order, the namespace last and only when nothing else lives
-//! in it; then watches until they are gone.
+//! Undoes `install` under the ownership model ([`super::ownership`]): deletes what install
+//! created, restores what `--force` adopted, keeps everything else and says why; the namespace
+//! last, deleted only when install created it and discovery finds nothing else in it; then
+//! waits until the deleted objects and our pods are gone.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
-use kube::runtime::watcher::watch_object;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::discovery::{Discovery, Scope, verbs};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watch_object};
 use serde::Serialize;
+use serde_json::Value;
 
+use super::ownership::{self, Ownership};
 use super::resources;
 use super::status::{ManagedObject, managed_objects};
-use super::{Cluster, ClusterError, classify};
+use super::{Cluster, ClusterError, FIELD_MANAGER, classify, deadline_after};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Uninstalled {
     pub deleted: Vec<String>,
-    /// Objects with our label that another manager wrote (not ours to delete), or a namespace
-    /// that still holds other objects.
+    /// Adopted with `install --force`: put back as they were, not deleted.
+    pub restored: Vec<String>,
+    /// Left in place, with the reason (not ours, or a namespace that still holds something).
     pub kept: Vec<Kept>,
 }
 
@@ -27,73 +34,230 @@ pub struct Kept {
     pub reason: String,
 }
 
-/// What `delete` would remove, in deletion order (namespace last), and what it would keep.
-pub async fn targets(
-    cluster: &Cluster,
-    namespace: &str,
-) -> Result<(Vec<ManagedObject>, Vec<Kept>), ClusterError> {
-    let mut objects = managed_objects(cluster, namespace).await?;
-    objects.sort_by_key(|o| std::cmp::Reverse(resources::order(&o.kind)));
-    let (ours, foreign): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| o.managed_by_us());
-    let kept = foreign
-        .into_iter()
-        .map(|o| Kept {
-            reason: format!(
-                "it carries our label but field manager cadvisor-setup never wrote it (managers: {})",
-                o.managers.join(", ")
-            ),
-            object: o.describe(),
-        })
-        .collect();
-    Ok((ours, kept))
+/// What [`run`] would do, in order (namespace last).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub delete: Vec<ManagedObject>,
+    pub restore: Vec<ManagedObject>,
+    pub kept: Vec<Kept>,
 }
 
-/// Deletes `objects` (from [`targets`]) and waits until each is gone, within `timeout`.
-pub async fn delete(
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty() && self.restore.is_empty()
+    }
+
+    /// "delete Namespace cadvisor, ...; restore ServiceAccount x/y" for the confirmation.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .delete
+            .iter()
+            .map(|o| format!("delete {}", o.describe()))
+            .collect();
+        out.extend(
+            self.restore
+                .iter()
+                .map(|o| format!("restore {} (adopted with --force)", o.describe())),
+        );
+        out
+    }
+}
+
+/// Sorts our labelled objects in `namespace` (and the namespace itself) into delete, restore
+/// and keep.
+pub async fn plan(cluster: &Cluster, namespace: &str) -> Result<Plan, ClusterError> {
+    let mut objects = managed_objects(cluster, namespace).await?;
+    objects.sort_by_key(|o| std::cmp::Reverse(resources::order(&o.kind)));
+    let mut plan = Plan::default();
+    for o in objects {
+        match o.ownership {
+            Ownership::Created => plan.delete.push(o),
+            Ownership::Adopted => plan.restore.push(o),
+            Ownership::Foreign => plan.kept.push(Kept {
+                reason: format!(
+                    "it carries our label but cadvisor-setup did not create it (managers: {})",
+                    o.managers.join(", ")
+                ),
+                object: o.describe(),
+            }),
+        }
+    }
+    Ok(plan)
+}
+
+/// Carries out `plan` within `timeout`: restores, deletes (namespace last, only when empty),
+/// and waits until what was deleted, and every pod of our DaemonSets, is gone.
+pub async fn run(
     cluster: &Cluster,
     namespace: &str,
-    objects: &[ManagedObject],
-    mut kept: Vec<Kept>,
+    plan: Plan,
     timeout: Duration,
 ) -> Result<Uninstalled, ClusterError> {
-    let mut done = Uninstalled::default();
-    let deadline = tokio::time::Instant::now() + timeout;
-    for object in objects {
-        if object.kind == "Namespace" {
-            let others = foreign_objects(cluster, namespace).await?;
-            if !others.is_empty() {
-                kept.push(Kept {
-                    object: object.describe(),
-                    reason: format!("it still holds {}", others.join(", ")),
-                });
-                continue;
-            }
+    let deadline = deadline_after(timeout);
+    let mut done = Uninstalled {
+        kept: plan.kept,
+        ..Uninstalled::default()
+    };
+    let (namespaces, objects): (Vec<_>, Vec<_>) =
+        plan.delete.into_iter().partition(|o| o.kind == "Namespace");
+
+    let mut pod_selectors = Vec::new();
+    let mut gone = Vec::new();
+    for object in &objects {
+        let api = api_for(cluster, object).await?;
+        if object.kind == "DaemonSet"
+            && let Some(selector) = pod_selector(&api, &object.name).await
+        {
+            pod_selectors.push(selector);
         }
-        let resource = resources::resolve(cluster, &object.api_version, &object.kind).await?;
-        let api = resources::api(cluster, &resource, object.namespace.as_deref());
-        match api.delete(&object.name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(ClusterError::Partial {
-                    applied: format!("deleted {}", list(&done.deleted)),
-                    not_applied: object.describe(),
-                    source: Box::new(classify(&cluster.server, e)),
-                });
-            }
-        }
-        wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await?;
+        delete_one(cluster, &api, object, &done).await?;
+        gone.push((api, object.describe(), object.name.clone()));
         done.deleted.push(object.describe());
     }
-    done.kept = kept;
+    for object in &plan.restore {
+        match restore(cluster, object).await {
+            Ok(()) => done.restored.push(object.describe()),
+            Err(Restore::NoRecord) => done.kept.push(Kept {
+                object: object.describe(),
+                reason: "adopted with --force, but its record of what it was before is missing or unreadable: left as it is".to_string(),
+            }),
+            Err(Restore::Cluster(e)) => return Err(partial(&done, object.describe(), e)),
+        }
+    }
+    let namespaces_left = || {
+        let left: Vec<String> = namespaces.iter().map(|n| n.describe()).collect();
+        if left.is_empty() {
+            "nothing".to_string()
+        } else {
+            left.join(", ")
+        }
+    };
+    for (api, what, name) in &gone {
+        if let Err(e) = wait_gone(api, name, deadline, timeout, what).await {
+            return Err(partial(&done, namespaces_left(), e));
+        }
+    }
+    for selector in &pod_selectors {
+        if let Err(e) = wait_pods_gone(cluster, namespace, selector, deadline, timeout).await {
+            return Err(partial(&done, namespaces_left(), e));
+        }
+    }
+
+    let ours: Vec<(String, String)> = objects
+        .iter()
+        .map(|o| (o.kind.clone(), o.name.clone()))
+        .collect();
+    for object in &namespaces {
+        let holds = foreign_contents(cluster, namespace, &ours).await?;
+        if !holds.is_empty() {
+            done.kept.push(Kept {
+                object: object.describe(),
+                reason: format!("it still holds {}", holds.join(", ")),
+            });
+            continue;
+        }
+        let api = api_for(cluster, object).await?;
+        delete_one(cluster, &api, object, &done).await?;
+        if let Err(e) = wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await {
+            return Err(partial(
+                &done,
+                format!("{} (deleting)", object.describe()),
+                e,
+            ));
+        }
+        done.deleted.push(object.describe());
+    }
     Ok(done)
 }
 
-fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "nothing".to_string()
-    } else {
-        items.join(", ")
+async fn api_for(cluster: &Cluster, o: &ManagedObject) -> Result<Api<DynamicObject>, ClusterError> {
+    let resource = resources::resolve(cluster, &o.api_version, &o.kind).await?;
+    Ok(resources::api(cluster, &resource, o.namespace.as_deref()))
+}
+
+fn partial(done: &Uninstalled, not_done: String, source: ClusterError) -> ClusterError {
+    let mut applied: Vec<String> = done
+        .deleted
+        .iter()
+        .map(|d| format!("deleted {d}"))
+        .collect();
+    applied.extend(done.restored.iter().map(|r| format!("restored {r}")));
+    ClusterError::Partial {
+        applied: if applied.is_empty() {
+            "nothing".to_string()
+        } else {
+            applied.join(", ")
+        },
+        not_applied: not_done,
+        source: Box::new(source),
+    }
+}
+
+async fn delete_one(
+    cluster: &Cluster,
+    api: &Api<DynamicObject>,
+    object: &ManagedObject,
+    done: &Uninstalled,
+) -> Result<(), ClusterError> {
+    match api.delete(&object.name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(partial(
+            done,
+            object.describe(),
+            classify(&cluster.server, e),
+        )),
+    }
+}
+
+/// `app=cadvisor,...`: the DaemonSet's pod selector, to wait for its pods.
+async fn pod_selector(api: &Api<DynamicObject>, name: &str) -> Option<String> {
+    let ds = api.get_opt(name).await.ok()??;
+    let labels = ds.data["spec"]["selector"]["matchLabels"].as_object()?;
+    let selector: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect();
+    (!selector.is_empty()).then(|| selector.join(","))
+}
+
+enum Restore {
+    NoRecord,
+    Cluster(ClusterError),
+}
+
+/// Puts an adopted object back as its record says (optimistic concurrency: a write in between
+/// makes us read it again, up to three times).
+async fn restore(cluster: &Cluster, object: &ManagedObject) -> Result<(), Restore> {
+    let api = api_for(cluster, object).await.map_err(Restore::Cluster)?;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let Some(live) = api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| Restore::Cluster(classify(&cluster.server, e)))?
+        else {
+            return Ok(());
+        };
+        let live = serde_json::to_value(live).unwrap_or(Value::Null);
+        let previous = ownership::recorded(&live).ok_or(Restore::NoRecord)?;
+        let restored: DynamicObject = serde_json::from_value(ownership::restored(&live, &previous))
+            .map_err(|e| {
+                Restore::Cluster(ClusterError::Api(format!(
+                    "restoring {}: {e}",
+                    object.describe()
+                )))
+            })?;
+        match api.replace(&object.name, &params, &restored).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempts < 3 => continue,
+            Err(e) => return Err(Restore::Cluster(classify(&cluster.server, e))),
+        }
     }
 }
 
@@ -104,16 +268,13 @@ async fn wait_gone(
     timeout: Duration,
     what: &str,
 ) -> Result<(), ClusterError> {
-    let mut stream = std::pin::pin!(watch_object(api.clone(), name));
+    let mut stream = std::pin::pin!(watch_object(api.clone(), name).default_backoff());
     loop {
         tokio::select! {
             item = stream.next() => match item {
                 Some(Ok(None)) | None => return Ok(()),
                 Some(Ok(Some(_))) => {}
-                Some(Err(e)) => {
-                    tracing::debug!("watch error while waiting for {what} to go: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                Some(Err(e)) => tracing::debug!("watch error while waiting for {what} to go: {e}"),
             },
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(ClusterError::Timeout {
@@ -125,49 +286,171 @@ async fn wait_gone(
     }
 }
 
-/// Objects in `namespace` that are not ours, of the common kinds (ignoring what Kubernetes puts
-/// in every namespace: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap).
-async fn foreign_objects(cluster: &Cluster, namespace: &str) -> Result<Vec<String>, ClusterError> {
-    const KINDS: &[(&str, &str, &str)] = &[
-        ("v1", "ConfigMap", "configmaps"),
-        ("v1", "Secret", "secrets"),
-        ("v1", "Service", "services"),
-        ("v1", "ServiceAccount", "serviceaccounts"),
-        ("apps/v1", "Deployment", "deployments"),
-        ("apps/v1", "DaemonSet", "daemonsets"),
-        ("apps/v1", "StatefulSet", "statefulsets"),
-    ];
+/// Watches our pods (by the DaemonSet's selector) until none is left.
+async fn wait_pods_gone(
+    cluster: &Cluster,
+    namespace: &str,
+    selector: &str,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+    );
+    let config = watcher::Config::default().labels(selector);
+    let mut stream = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+    let mut live: BTreeSet<String> = BTreeSet::new();
+    let mut initial: BTreeSet<String> = BTreeSet::new();
+    let mut listed = false;
+    let name = |o: &DynamicObject| o.metadata.name.clone().unwrap_or_default();
+    loop {
+        tokio::select! {
+            event = stream.try_next() => match event {
+                Ok(Some(watcher::Event::Init)) => initial.clear(),
+                Ok(Some(watcher::Event::InitApply(o))) => { initial.insert(name(&o)); }
+                Ok(Some(watcher::Event::InitDone)) => {
+                    live = std::mem::take(&mut initial);
+                    listed = true;
+                }
+                Ok(Some(watcher::Event::Apply(o))) => { live.insert(name(&o)); }
+                Ok(Some(watcher::Event::Delete(o))) => { live.remove(&name(&o)); }
+                Ok(None) => return Ok(()),
+                Err(e) => tracing::debug!("watch error while waiting for pods to go: {e}"),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let left: Vec<String> = live.iter().map(|p| format!("Pod {namespace}/{p}")).collect();
+                return Err(ClusterError::Timeout {
+                    seconds: timeout.as_secs(),
+                    doing: format!(
+                        "waiting for cAdvisor's pods to terminate; still terminating: {} (raise --timeout; they are going away on their own)",
+                        if left.is_empty() { "unknown (the watch did not list them)".to_string() } else { left.join(", ") }
+                    ),
+                });
+            }
+        }
+        if listed && live.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+/// Objects in `namespace` that are not ours, over every namespaced kind the server serves and
+/// lets us list (as `kubectl api-resources --namespaced --verbs=list` finds them), ignoring what
+/// Kubernetes puts in every namespace (the `kube-root-ca.crt` ConfigMap, the `default`
+/// ServiceAccount, Events) and what belongs to our objects (owner references). A kind we may
+/// not list counts as "something there": we cannot tell the namespace is empty.
+async fn foreign_contents(
+    cluster: &Cluster,
+    namespace: &str,
+    ours: &[(String, String)],
+) -> Result<Vec<String>, ClusterError> {
+    let discovery = Discovery::new(cluster.client.clone())
+        .run()
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
     let mut out = Vec::new();
-    for (api_version, kind, plural) in KINDS {
-        let resource = kube::api::ApiResource::from_gvk_with_plural(
-            &resources::gvk(api_version, kind),
-            plural,
-        );
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
-        let items = match api.list(&ListParams::default()).await {
-            Ok(list) => list.items,
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => continue,
-            Err(e) => return Err(classify(&cluster.server, e)),
-        };
-        for item in items {
-            let name = item.metadata.name.clone().unwrap_or_default();
-            let builtin = (*kind == "ServiceAccount" && name == "default")
-                || (*kind == "ConfigMap" && name == "kube-root-ca.crt")
-                || item.metadata.deletion_timestamp.is_some();
-            // Ours = our label *and* our field manager (what `targets` deletes); a look-alike
-            // another manager wrote stays, and so must the namespace holding it.
-            let written_by_us = item
-                .metadata
-                .managed_fields
-                .iter()
-                .flatten()
-                .any(|f| f.manager.as_deref() == Some(super::FIELD_MANAGER));
-            let ours = super::apply::is_ours(&item) && written_by_us;
-            if !builtin && !ours {
-                out.push(format!("{kind} {name}"));
+    for group in discovery.groups() {
+        for (resource, caps) in group.recommended_resources() {
+            if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
+                continue;
+            }
+            if resource.plural == "events" {
+                continue;
+            }
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+            let items = match api.list(&ListParams::default()).await {
+                Ok(list) => list.items,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    out.push(format!(
+                        "{} we may not list (403), so it cannot be known to be empty",
+                        resource.plural
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(classify(&cluster.server, e)),
+            };
+            for item in items {
+                if !put_there_by_kubernetes(&resource.kind, &item)
+                    && !belongs_to(&resource.kind, &item, ours)
+                {
+                    out.push(format!(
+                        "{} {}",
+                        resource.kind,
+                        item.metadata.name.as_deref().unwrap_or("?")
+                    ));
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// Made by a controller for one of the objects we deleted: our pods, the DaemonSet's
+/// ControllerRevisions, the Service's EndpointSlices (owner references) and its Endpoints (same
+/// name, no owner reference); the garbage collector and the endpoints controller remove them.
+fn belongs_to(kind: &str, item: &DynamicObject, ours: &[(String, String)]) -> bool {
+    let name = item.metadata.name.as_deref().unwrap_or_default();
+    let owned = item
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| ours.iter().any(|(k, n)| *k == r.kind && *n == r.name));
+    owned || (kind == "Endpoints" && ours.iter().any(|(k, n)| k == "Service" && n == name))
+}
+
+/// What Kubernetes itself puts in every namespace, or is going away / ours.
+fn put_there_by_kubernetes(kind: &str, item: &DynamicObject) -> bool {
+    let name = item.metadata.name.as_deref().unwrap_or_default();
+    // kube-root-ca.crt: root-ca-cert-publisher; default: serviceaccount-controller
+    // (kubernetes/kubernetes: pkg/controller/certificates/rootcacertpublisher,
+    // pkg/controller/serviceaccount).
+    (kind == "ConfigMap" && name == "kube-root-ca.crt")
+        || (kind == "ServiceAccount" && name == "default")
+        || item.metadata.deletion_timestamp.is_some()
+        || ownership::of(&serde_json::to_value(item).unwrap_or_default()) == Ownership::Created
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str, labels: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": kind,
+            "metadata": {"name": name, "namespace": "cadvisor", "labels": labels}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_what_kubernetes_puts_everywhere_is_ignored() {
+        let none = serde_json::json!({});
+        assert!(put_there_by_kubernetes(
+            "ConfigMap",
+            &object("ConfigMap", "kube-root-ca.crt", none.clone())
+        ));
+        assert!(put_there_by_kubernetes(
+            "ServiceAccount",
+            &object("ServiceAccount", "default", none.clone())
+        ));
+        assert!(!put_there_by_kubernetes(
+            "ConfigMap",
+            &object("ConfigMap", "openshift-service-ca.crt", none.clone())
+        ));
+        assert!(!put_there_by_kubernetes(
+            "Pod",
+            &object("Pod", "user-pod", none.clone())
+        ));
+        // Our label alone (copied by someone) is not ours.
+        let labelled = serde_json::json!({super::super::MANAGED_BY_LABEL: FIELD_MANAGER});
+        assert!(!put_there_by_kubernetes(
+            "Role",
+            &object("Role", "r", labelled)
+        ));
+    }
 }

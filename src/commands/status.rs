@@ -14,14 +14,27 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
         .find(|o| o.kind == "DaemonSet")
         .map_or("cadvisor", |o| o.name.as_str());
     let ds = daemonset(&cluster, &args.namespace, ds_name).await?;
-    let installed = ds.is_some() || !objects.is_empty();
+    let ours: Vec<String> = objects
+        .iter()
+        .filter(|o| o.ownership.is_ours())
+        .map(|o| o.describe())
+        .collect();
+    // Installed: our DaemonSet is there. Partially: some of our objects are, without it (an
+    // interrupted install or uninstall).
+    let state = match &ds {
+        Some(ds) if ds.ours => "installed",
+        _ if !ours.is_empty() => "partially installed",
+        _ => "not installed",
+    };
 
     if ctx.ui.json() {
         ctx.ui.emit_json(&serde_json::json!({
             "ok": true,
             "changed": false,
             "exit_code": 0,
-            "installed": installed,
+            "installed": state == "installed",
+            "state": state,
+            "left": if state == "partially installed" { Some(&ours) } else { None },
             "server": cluster.server,
             "daemonset": ds,
             "objects": objects,
@@ -30,6 +43,12 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let ui = &ctx.ui;
     match &ds {
+        None if state == "partially installed" => ui.line(format!(
+            "cAdvisor is {} in namespace {}: no DaemonSet {ds_name}, but these of our objects are left: {} (`cadvisor-setup install` completes it, `cadvisor-setup uninstall` removes them)",
+            ui.warn("partially installed"),
+            args.namespace,
+            ours.join(", ")
+        )),
         None => ui.line(format!(
             "cAdvisor is not installed in namespace {} (no DaemonSet {ds_name})",
             args.namespace
@@ -86,8 +105,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
         ));
         for o in &objects {
             ui.line(format!(
-                "  {:<40} managers: {}",
+                "  {:<40} {:<8} managers: {}",
                 o.describe(),
+                format!("{:?}", o.ownership).to_lowercase(),
                 o.managers.join(", ")
             ));
         }

@@ -1,60 +1,86 @@
-//! `uninstall`: delete exactly what `install` created (our label and our field manager), namespace
-//! last, and wait until it is gone. Idempotent: nothing left is success.
+//! `uninstall`: undo `install` under the ownership model: delete what install created, restore
+//! what `--force` adopted, keep the rest (saying why), namespace last and only when empty, and
+//! wait until our objects and pods are gone. Idempotent: nothing left is success.
 
 use super::Context;
 use crate::cli::UninstallArgs;
-use crate::cluster::uninstall::{delete, targets};
+use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
 use crate::error::{ExitCode, Failure};
 
 pub async fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
-    let (objects, kept) = targets(&cluster, &args.namespace).await?;
+    let plan = plan(&cluster, &args.namespace).await?;
     let ui = &ctx.ui;
-    if objects.is_empty() {
-        if ctx.ui.json() {
-            ui.emit_json(&serde_json::json!({
-                "ok": true, "changed": false, "exit_code": 0,
-                "deleted": [], "kept": kept,
-            }));
+    if plan.is_empty() {
+        let done = Uninstalled {
+            kept: plan.kept,
+            ..Uninstalled::default()
+        };
+        if ui.json() {
+            emit(ctx, &done);
         } else {
             ui.line(format!(
                 "nothing to delete: no object in namespace {} (or cluster-wide) was created by cadvisor-setup",
                 args.namespace
             ));
+            print_kept(ctx, &done);
         }
         return Ok(ExitCode::Success);
     }
-    let names: Vec<String> = objects.iter().map(|o| o.describe()).collect();
-    ui.note(format!("will delete: {}", names.join(", ")));
-    consent(ctx, &names)?;
+    let steps = plan.describe();
+    ui.note(format!("will {}", steps.join(", ")));
+    consent(ctx, steps.len())?;
 
     let spinner = crate::ui::progress::spinner(ui, "deleting and waiting until gone");
-    let result = delete(&cluster, &args.namespace, &objects, kept, args.timeout).await;
+    let result = uninstall(&cluster, &args.namespace, plan, args.timeout).await;
     spinner.finish_and_clear();
     let done = result?;
     if ui.json() {
-        ui.emit_json(&serde_json::json!({
-            "ok": true,
-            "changed": !done.deleted.is_empty(),
-            "exit_code": 0,
-            "deleted": done.deleted,
-            "kept": done.kept,
-        }));
+        emit(ctx, &done);
     } else {
-        ui.line(format!(
-            "{} {}",
-            ui.good("deleted:"),
-            done.deleted.join(", ")
-        ));
-        for k in &done.kept {
-            ui.line(format!("{} {}: {}", ui.warn("kept:"), k.object, k.reason));
+        if !done.deleted.is_empty() {
+            ui.line(format!(
+                "{} {}",
+                ui.good("deleted:"),
+                done.deleted.join(", ")
+            ));
         }
+        if !done.restored.is_empty() {
+            ui.line(format!(
+                "{} {} (as they were before install --force)",
+                ui.good("restored:"),
+                done.restored.join(", ")
+            ));
+        }
+        print_kept(ctx, &done);
     }
     Ok(ExitCode::Success)
 }
 
+fn emit(ctx: &Context, done: &Uninstalled) {
+    ctx.ui.emit_json(&serde_json::json!({
+        "ok": true,
+        "changed": !done.deleted.is_empty() || !done.restored.is_empty(),
+        "exit_code": 0,
+        "deleted": done.deleted,
+        "restored": done.restored,
+        "kept": done.kept,
+    }));
+}
+
+fn print_kept(ctx: &Context, done: &Uninstalled) {
+    for k in &done.kept {
+        ctx.ui.line(format!(
+            "{} {}: {}",
+            ctx.ui.warn("kept:"),
+            k.object,
+            k.reason
+        ));
+    }
+}
+
 /// `--yes`, or a confirmation from a person at a terminal; without either, change nothing (exit 2).
-fn consent(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
+fn consent(ctx: &Context, steps: usize) -> anyhow::Result<()> {
     if ctx.global.yes {
         return Ok(());
     }
@@ -65,11 +91,8 @@ fn consent(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
         )
         .into());
     }
-    let confirmed = crate::ui::prompts::confirm(
-        &ctx.ui,
-        &format!("Delete {} object(s)?", names.len()),
-        false,
-    )?;
+    let confirmed =
+        crate::ui::prompts::confirm(&ctx.ui, &format!("Carry out these {steps} step(s)?"), false)?;
     if !confirmed {
         return Err(Failure::new(ExitCode::Usage, "declined: nothing was deleted").into());
     }

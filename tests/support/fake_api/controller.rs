@@ -355,13 +355,28 @@ fn reconcile_daemonsets(state: &Arc<State>) {
 
 fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
     let pod = new_pod(ds, node, hash);
-    if let Ok(created) = server::create(
+    let created = server::create(
         state,
         resource("pods"),
         pod,
         "kube-controller-manager",
         false,
-    ) {
+    );
+    // A refused pod (Pod Security admission) is a FailedCreate warning on the DaemonSet, and no
+    // pod (kubernetes/kubernetes: pkg/controller/daemon, "FailedCreate" via the event recorder).
+    if let Err(refused) = &created {
+        event(
+            state,
+            ds,
+            None,
+            "Warning",
+            "FailedCreate",
+            &format!("Error creating: {}", refused.message()),
+            "daemonset-controller",
+            None,
+        );
+    }
+    if let Ok(created) = created {
         state.pods().insert(
             uid_of(&created),
             PodRuntime {

@@ -32,6 +32,7 @@ pub mod containerd;
 pub mod controller;
 pub mod defaults;
 pub mod openapi;
+pub mod pod_security;
 pub mod protobuf;
 pub mod resources;
 pub mod server;
@@ -106,6 +107,9 @@ pub struct FakeClusterConfig {
     pub user: String,
     /// Time from a pod's creation to its container running (the kubelet's work).
     pub pod_start_delay: Duration,
+    /// Pod Security level enforced in namespaces without an `enforce` label (the API server's
+    /// AdmissionConfiguration default; upstream `privileged`, the real 1.36 cluster `baseline`).
+    pub pod_security_default: &'static str,
 }
 
 impl Default for FakeClusterConfig {
@@ -115,6 +119,7 @@ impl Default for FakeClusterConfig {
             prometheus_operator: false,
             user: "admin".to_string(),
             pod_start_delay: Duration::from_millis(150),
+            pod_security_default: "privileged",
         }
     }
 }
@@ -289,6 +294,7 @@ pub struct State {
     pub port: AtomicU16,
     pub pods: Mutex<HashMap<String, PodRuntime>>,
     pub started: Instant,
+    pub pod_security_default: Mutex<String>,
 }
 
 impl State {
@@ -302,6 +308,13 @@ impl State {
 
     pub fn crds(&self) -> bool {
         self.crds.load(Ordering::SeqCst)
+    }
+
+    pub fn pod_security_default(&self) -> String {
+        self.pod_security_default
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn node(&self, name: &str) -> Option<&SimNode> {
@@ -359,6 +372,7 @@ impl FakeCluster {
             port: AtomicU16::new(0),
             pods: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            pod_security_default: Mutex::new(config.pod_security_default.to_string()),
         });
         controller::seed(&state);
         // Bound without block_on, so a #[tokio::test] may start a cluster too.
@@ -428,6 +442,15 @@ impl FakeCluster {
         &self.state.failures
     }
 
+    /// The Pod Security level enforced where a namespace has no `enforce` label.
+    pub fn set_pod_security_default(&self, level: &str) {
+        *self
+            .state
+            .pod_security_default
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = level.to_string();
+    }
+
     /// Serve (or stop serving) `monitoring.coreos.com/v1`.
     pub fn set_prometheus_operator(&self, installed: bool) {
         controller::set_crds(&self.state, installed);
@@ -479,6 +502,17 @@ impl FakeCluster {
     /// creating its namespace if needed. Returns the stored object.
     pub fn create(&self, manager: &str, obj: Value) -> Value {
         server::create_as(&self.state, manager, obj).expect("seed object")
+    }
+
+    /// Deletes an object as `kubectl delete` would (background propagation, graceful pods).
+    pub fn delete(&self, kind: &str, namespace: &str, name: &str) {
+        let res = resource(kind);
+        let ns = if res.namespaced { namespace } else { "" };
+        let Some(rt) = self.runtime.as_ref() else {
+            return;
+        };
+        let _guard = rt.enter();
+        server::delete(&self.state, res, ns, name, None, None).expect("delete object");
     }
 
     /// A DaemonSet `namespace/name` created by `kubectl apply` without `--server-side`

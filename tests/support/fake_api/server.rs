@@ -890,6 +890,14 @@ pub fn create(
     if state.store().get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
     }
+    if res.kind == "Pod" {
+        let namespace = state
+            .store()
+            .get(super::resource("namespaces"), "", &ns)
+            .cloned()
+            .unwrap_or(Value::Null);
+        super::pod_security::admit(state, &namespace, &obj)?;
+    }
     if let Some(meta) = obj["metadata"].as_object_mut() {
         for k in [
             "uid",
@@ -910,7 +918,39 @@ pub fn create(
     if store.get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
     }
-    Ok(store.put(res, obj))
+    let stored = store.put(res, obj);
+    drop(store);
+    if res.kind == "Namespace" {
+        seed_namespace(state, &name);
+    }
+    Ok(stored)
+}
+
+/// What Kubernetes' controllers put in every new namespace: the `kube-root-ca.crt` ConfigMap
+/// (root-ca-cert-publisher) and the `default` ServiceAccount (serviceaccount-controller).
+fn seed_namespace(state: &State, ns: &str) {
+    let objects = [
+        (
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "kube-root-ca.crt", "namespace": ns},
+                   "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n(fake)\n-----END CERTIFICATE-----\n"}}),
+        ),
+        (
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "default", "namespace": ns}}),
+        ),
+    ];
+    for (plural, obj) in objects {
+        let _ = create(
+            state,
+            super::resource(plural),
+            obj,
+            "kube-controller-manager",
+            false,
+        );
+    }
 }
 
 /// Seeds an object as `manager` (creates its namespace first when missing).
@@ -1018,13 +1058,23 @@ fn finalize_update(
     let rv = state.store().rv();
     defaults::apply(res.kind, new, || format!("10.152.183.{}", 10 + (rv % 240)));
     if record {
-        new["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone();
+        // A non-empty managedFields in the request replaces the live one (how a client drops a
+        // manager's entries); otherwise the live one is kept (k8s.io/apiserver fieldmanager:
+        // decodeLiveOrNew).
+        let mut base = live.clone();
+        if new["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            base["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
+        }
+        new["metadata"]["managedFields"] = base["metadata"]["managedFields"].clone();
         if new["metadata"]["managedFields"].is_null()
             && let Some(m) = new["metadata"].as_object_mut()
         {
             m.remove("managedFields");
         }
-        apply::record_update(Some(live), new, manager, sub, &now());
+        apply::record_update(Some(&base), new, manager, sub, &now());
     }
     if res.has_generation && sub != Some("status") {
         let spec_changed = if res.optional_crd {
@@ -1215,7 +1265,12 @@ fn server_side_apply(
         if store.get(res, ns, name).is_some() {
             return Err(status::stale(res, name));
         }
-        return Ok((201, store.put(res, obj)));
+        let stored = store.put(res, obj);
+        drop(store);
+        if res.kind == "Namespace" {
+            seed_namespace(ctx.state, name);
+        }
+        return Ok((201, stored));
     };
     let mut obj = apply::apply(Some(&live), &applied, &manager, force, &time)?;
     // Keep the applier's entry time when nothing else changed, so a no-op compares equal.
@@ -1277,18 +1332,30 @@ pub fn delete(
         let name = name.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let mut store = state.store();
-            let doomed: Vec<(String, Value)> = store
-                .all()
-                .filter(|(_, o)| ns_of(o) == name)
-                .map(|(r, o)| (r.to_string(), o.clone()))
-                .collect();
-            for (r, o) in doomed {
-                if let Some(res) = resources::by_qualified(&r) {
-                    store.remove(res, &name, &name_of(&o));
+            // The namespace controller deletes the content; pods a kubelet runs terminate
+            // gracefully, and the namespace stays Terminating until they are gone.
+            {
+                let mut store = state.store();
+                let doomed: Vec<(String, Value)> = store
+                    .all()
+                    .filter(|(_, o)| ns_of(o) == name)
+                    .map(|(r, o)| (r.to_string(), o.clone()))
+                    .collect();
+                for (r, o) in doomed {
+                    if res_is_pod(&r) && on_sim_node(&state, &o) {
+                        terminate_pod(&state, &mut store, &o);
+                    } else if let Some(res) = resources::by_qualified(&r) {
+                        store.remove(res, &name, &name_of(&o));
+                    }
                 }
             }
-            store.remove(super::resource("namespaces"), "", &name);
+            let pods = super::resource("pods");
+            while !state.store().list(pods, Some(&name)).is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            state
+                .store()
+                .remove(super::resource("namespaces"), "", &name);
         });
         return Ok(out);
     }

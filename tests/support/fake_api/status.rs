@@ -149,6 +149,17 @@ pub fn forbidden(
     )
 }
 
+/// Pod Security admission's denial: `pods "x" is forbidden: violates PodSecurity
+/// "baseline:latest": hostPath volumes (volume "sys")` (pod-security-admission/admission).
+pub fn pod_security_forbidden(name: &str, reason: &str) -> ApiError {
+    ApiError::new(
+        403,
+        "Forbidden",
+        format!("pods \"{name}\" is forbidden: {reason}"),
+        Some(json!({"name": name, "kind": "pods"})),
+    )
+}
+
 pub fn unauthorized() -> ApiError {
     ApiError::new(401, "Unauthorized", "Unauthorized".to_string(), None)
 }
