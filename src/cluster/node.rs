@@ -130,15 +130,28 @@ async fn proxy_get(
     let request = http::Request::get(&uri)
         .body(Vec::new())
         .map_err(|e| ClusterError::Api(format!("GET {uri}: {e}")))?;
-    cluster
+    let body = cluster
         .client
-        .request_text(request)
+        .request_stream(request)
         .await
         .map_err(|e| match explain(&cluster.server, e) {
             ClusterError::Api(msg) => ClusterError::Api(format!("GET {uri}: {msg}")),
             other => other,
-        })
+        })?;
+    // configz is a few KiB; a larger answer is not a kubelet's.
+    let (bytes, complete) = super::proxy::read_at_most(body, MAX_PROXY_ANSWER)
+        .await
+        .map_err(|e| ClusterError::Api(format!("GET {uri}: {e}")))?;
+    if !complete {
+        return Err(ClusterError::Api(format!(
+            "GET {uri}: the answer is larger than {MAX_PROXY_ANSWER} bytes; not a kubelet's"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| ClusterError::Api(format!("GET {uri}: not UTF-8: {e}")))
 }
+
+/// The largest node proxy answer (configz) we read.
+const MAX_PROXY_ANSWER: u64 = 1024 * 1024;
 
 /// `{"kubeletconfig": {"containerRuntimeEndpoint": ..., "cgroupDriver": ...}}`.
 /// `containerRuntimeEndpoint` exists in configz since Kubernetes 1.27 (kubernetes/kubernetes#112136).

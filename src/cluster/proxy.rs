@@ -99,7 +99,7 @@ impl Read for ChannelReader {
 }
 
 /// The pod's log from its start (the containerd factory registration line is among the first),
-/// capped at 4 MiB.
+/// at most [`MAX_LOG`] bytes even from a server that ignores `limitBytes`.
 pub async fn pod_log(
     cluster: &Cluster,
     namespace: &str,
@@ -109,10 +109,49 @@ pub async fn pod_log(
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let params = LogParams {
         container: container.map(str::to_string),
-        limit_bytes: Some(4 * 1024 * 1024),
+        limit_bytes: Some(MAX_LOG as i64),
         ..LogParams::default()
     };
-    api.logs(pod, &params)
+    let stream = api
+        .log_stream(pod, &params)
         .await
-        .map_err(|e| classify(&cluster.server, e))
+        .map_err(|e| classify(&cluster.server, e))?;
+    let (bytes, _complete) = read_at_most(stream, MAX_LOG)
+        .await
+        .map_err(|e| ClusterError::Api(format!("reading the log of pod {namespace}/{pod}: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The most of a pod log we read.
+pub const MAX_LOG: u64 = 4 * 1024 * 1024;
+
+/// Up to `limit` bytes of `body`, and whether that was all of it. Memory is bounded by `limit`
+/// whatever the server sends.
+pub async fn read_at_most(
+    body: impl futures::AsyncRead,
+    limit: u64,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    let body = std::pin::pin!(body);
+    body.take(limit + 1).read_to_end(&mut out).await?;
+    let complete = out.len() as u64 <= limit;
+    out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((out, complete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_are_capped_whatever_the_body() {
+        let body = futures::io::Cursor::new(vec![b'x'; 10_000]);
+        let (bytes, complete) = read_at_most(body, 100).await.unwrap();
+        assert_eq!(bytes.len(), 100);
+        assert!(!complete);
+        let body = futures::io::Cursor::new(b"short".to_vec());
+        let (bytes, complete) = read_at_most(body, 100).await.unwrap();
+        assert_eq!(bytes, b"short");
+        assert!(complete);
+    }
 }
