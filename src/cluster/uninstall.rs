@@ -57,7 +57,7 @@ pub async fn delete(
     timeout: Duration,
 ) -> Result<Uninstalled, ClusterError> {
     let mut done = Uninstalled::default();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = crate::deadline::deadline_after(timeout);
     for object in objects {
         if object.kind == "Namespace" {
             let others = foreign_objects(cluster, namespace).await?;
