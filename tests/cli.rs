@@ -585,6 +585,54 @@ mod safety {
     }
 
     #[test]
+    fn nan_infinite_and_unrepresentable_quantities_are_usage_errors() {
+        for (flag, value, why) in [
+            ("--cpu-limit", "0e400", "greater than zero"),
+            ("--cpu-request", "1e99999", "too large"),
+            ("--memory-limit", "1e99999", "too large"),
+            ("--memory-request", "0.5", "whole number of bytes"),
+        ] {
+            let out = cmd()
+                .args(["render", "--distro", "microk8s", flag, value])
+                .output()
+                .unwrap();
+            assert_exit_saying(&out, 2, &[flag, why]);
+            assert!(out.stdout.is_empty(), "nothing rendered: {}", text(&out));
+        }
+        // Exactly equal in integer units (1.5 CPU = 1500m) is not "request above limit".
+        let out = cmd()
+            .args([
+                "render",
+                "--distro",
+                "microk8s",
+                "--cpu-request",
+                "1500m",
+                "--cpu-limit",
+                "1.5",
+                "--memory-request",
+                "1Ki",
+                "--memory-limit",
+                "1024",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let out = cmd()
+            .args([
+                "render",
+                "--distro",
+                "microk8s",
+                "--cpu-request",
+                "1001m",
+                "--cpu-limit",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert_exit_saying(&out, 2, &["--cpu-request", "above the CPU limit"]);
+    }
+
+    #[test]
     fn detect_shows_escape_sequences_from_snap_yaml_as_text() {
         let root = HostRootDir::new();
         // YAML double-quoted escapes: \e is ESC, \a is BEL.
