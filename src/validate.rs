@@ -686,14 +686,14 @@ mod tests {
             (a, ka, an, ad) in generated(),
             (b, kb, bn, bd) in generated(),
         ) {
-            if let (Ok(x), Ok(y)) = (quantity("--a", &a, ka), quantity("--b", &b, kb)) {
-                if ka == kb {
-                    // Both accepted: both fractions reduce to integers, so this cannot overflow.
-                    let (ga, gb) = (gcd(an, ad).max(1), gcd(bn, bd).max(1));
-                    let left = (an / ga) * (bd / gb);
-                    let right = (bn / gb) * (ad / ga);
-                    prop_assert_eq!(x.cmp(&y), left.cmp(&right), "{} vs {}", a, b);
-                }
+            if let (Ok(x), Ok(y), true) =
+                (quantity("--a", &a, ka), quantity("--b", &b, kb), ka == kb)
+            {
+                // Both accepted: both fractions reduce to integers, so this cannot overflow.
+                let (ga, gb) = (gcd(an, ad).max(1), gcd(bn, bd).max(1));
+                let left = (an / ga) * (bd / gb);
+                let right = (bn / gb) * (ad / ga);
+                prop_assert_eq!(x.cmp(&y), left.cmp(&right), "{} vs {}", a, b);
             }
         }
     }
