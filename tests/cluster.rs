@@ -1095,6 +1095,10 @@ mod interactive {
             coloured.contains("\x1b["),
             "no colour on a terminal:\n{coloured}"
         );
+        assert!(
+            !coloured.contains('\u{E000}'),
+            "a styling marker reached the terminal unconverted:\n{coloured:?}"
+        );
         let (code, plain) = drive_raw(&w, &["NO_COLOR=1"], &[], &["detect"], true);
         assert_eq!(code, 0, "{plain}");
         assert!(
