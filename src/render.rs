@@ -451,6 +451,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn out_dir_file_names_are_plain() {
+        for ok in [
+            "daemonset.yaml",
+            "kustomization.yaml",
+            "service-monitor_1.yaml",
+        ] {
+            assert!(plain_file_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc.yaml",
+            "a/b.yaml",
+            "/etc/passwd",
+            ".hidden.yaml",
+            "..",
+            "Kind.yaml",
+            "a\nb.yaml",
+        ] {
+            assert!(plain_file_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn out_dir_refuses_a_link_or_a_directory_at_a_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("link.yaml")).unwrap();
+        std::fs::create_dir(dir.path().join("dir.yaml")).unwrap();
+        for name in ["link.yaml", "dir.yaml"] {
+            let err = check_destination(&dir.path().join(name)).unwrap_err();
+            assert_eq!(err.exit_code(), ExitCode::Usage, "{err}");
+        }
+        assert!(check_destination(&dir.path().join("new.yaml")).is_ok());
+    }
+
+    #[test]
     fn quote_writes_json_strings() {
         let v = quote(&Value::from("a\"b\nc: {{d}}")).expect("quote");
         assert_eq!(v.as_str(), Some(r#""a\"b\nc: {{d}}""#));
