@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod deadline;
 pub mod error;
 pub mod host;
 pub mod metrics;

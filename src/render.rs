@@ -98,6 +98,8 @@ pub enum RenderError {
     Template { name: String, message: String },
     #[error("--templates {path}: {message}")]
     Overrides { path: PathBuf, message: String },
+    #[error("refusing to write {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -109,7 +111,9 @@ pub enum RenderError {
 impl Classify for RenderError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            RenderError::Template { .. } | RenderError::Overrides { .. } => ExitCode::Usage,
+            RenderError::Template { .. }
+            | RenderError::Overrides { .. }
+            | RenderError::Unsafe { .. } => ExitCode::Usage,
             RenderError::Write { .. } => ExitCode::Unexpected,
         }
     }
@@ -157,34 +161,129 @@ pub fn kustomization(
 
 /// Writes one file per object plus `kustomization.yaml` into `dir` (created if missing).
 /// Returns the paths written, kustomization last.
+///
+/// Never writes outside `dir` or through a link: every file name must be a plain name, an
+/// existing symlink (or anything but a regular file) at a destination is refused before
+/// anything is written (exit 2), and each file is written to a new temporary file in `dir`
+/// (`O_NOFOLLOW`, `create_new`) and renamed over the destination; `rename(2)` replaces a
+/// directory entry, it never writes to what a link points at.
 pub fn write_out_dir(
     manifests: &Manifests,
     dir: &Path,
     templates: Option<&Path>,
 ) -> Result<Vec<PathBuf>, RenderError> {
     let kustomization = kustomization(manifests, templates)?;
-    std::fs::create_dir_all(dir).map_err(|source| RenderError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut written = Vec::new();
-    let files = manifests
+    let files: Vec<(String, &str)> = manifests
         .documents
         .iter()
         .map(|d| (d.file_name(), d.yaml.as_str()))
         .chain(std::iter::once((
             "kustomization.yaml".to_string(),
             kustomization.as_str(),
-        )));
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|source| RenderError::Write {
-            path: path.clone(),
-            source,
+        )))
+        .collect();
+    for (i, (file, _)) in files.iter().enumerate() {
+        plain_file_name(file).map_err(|reason| RenderError::Unsafe {
+            path: dir.join(file),
+            reason,
         })?;
+        if files[..i].iter().any(|(other, _)| other == file) {
+            return Err(RenderError::Template {
+                name: file.clone(),
+                message: "two objects would be written to the same file (one object per kind)"
+                    .to_string(),
+            });
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|source| RenderError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // Refuse before writing anything, so a refusal leaves the directory as it was.
+    for (file, _) in &files {
+        check_destination(&dir.join(file))?;
+    }
+    let mut written = Vec::new();
+    for (file, text) in files {
+        let path = dir.join(&file);
+        replace_file(dir, &file, &path, text)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// A file name we may create in the out dir: no separator, no `..`, not hidden.
+fn plain_file_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a plain file name (lowercase letters, digits, '.', '_' and '-'; an object kind must not hold '/' or '..')",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// A destination may be missing or a regular file (ours from an earlier run), nothing else.
+fn check_destination(path: &Path) -> Result<(), RenderError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(RenderError::Unsafe {
+            path: path.to_path_buf(),
+            reason: "it is a symlink; render does not write through links (remove it, or choose another --out-dir)".to_string(),
+        }),
+        Ok(meta) if !meta.is_file() => Err(RenderError::Unsafe {
+            path: path.to_path_buf(),
+            reason: "it exists and is not a regular file".to_string(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RenderError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `text` to a new temporary file in `dir` and renames it to `path`.
+fn replace_file(dir: &Path, file: &str, path: &Path, text: &str) -> Result<(), RenderError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Write { path, source }
+    };
+    let mut attempt = 0u32;
+    let (temp, mut out) = loop {
+        let temp = dir.join(format!(".{file}.{}.{attempt}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&temp)
+        {
+            Ok(f) => break (temp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(source) => return Err(write_err(&temp)(source)),
+        }
+    };
+    let result = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(write_err(&temp))
+        .and_then(|()| check_destination(path))
+        .and_then(|()| std::fs::rename(&temp, path).map_err(write_err(path)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }
 
 /// Built-in templates, replaced by same-named files of `dir`. Unknown `.j2` files in `dir` are an
@@ -350,6 +449,41 @@ fn parse_one(name: &str, text: &str) -> Result<Option<Manifest>, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_dir_file_names_are_plain() {
+        for ok in [
+            "daemonset.yaml",
+            "kustomization.yaml",
+            "service-monitor_1.yaml",
+        ] {
+            assert!(plain_file_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc.yaml",
+            "a/b.yaml",
+            "/etc/passwd",
+            ".hidden.yaml",
+            "..",
+            "Kind.yaml",
+            "a\nb.yaml",
+        ] {
+            assert!(plain_file_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn out_dir_refuses_a_link_or_a_directory_at_a_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("link.yaml")).unwrap();
+        std::fs::create_dir(dir.path().join("dir.yaml")).unwrap();
+        for name in ["link.yaml", "dir.yaml"] {
+            let err = check_destination(&dir.path().join(name)).unwrap_err();
+            assert_eq!(err.exit_code(), ExitCode::Usage, "{err}");
+        }
+        assert!(check_destination(&dir.path().join("new.yaml")).is_ok());
+    }
 
     #[test]
     fn quote_writes_json_strings() {

@@ -200,10 +200,27 @@ pub enum QuantityKind {
     Memory,
 }
 
-/// A Kubernetes resource quantity (k8s.io/apimachinery resource.Quantity): a non-negative decimal
-/// number and an optional suffix (`m`, `k`, `M`, `G`, `T`, `P`, `E`, `Ki` … `Ei`, or `e<exp>`).
-/// Returns its value in base units (cores or bytes), for request ≤ limit checks.
-pub fn quantity(field: &'static str, value: &str, kind: QuantityKind) -> Result<f64, PlanError> {
+/// The largest quantity we accept, in units (milli-CPU or bytes): Kubernetes keeps a quantity's
+/// value in an `int64` (k8s.io/apimachinery pkg/api/resource/quantity.go, "capped at 2^63-1").
+pub const MAX_QUANTITY_UNITS: u128 = i64::MAX as u128;
+
+/// A Kubernetes resource quantity, exactly (k8s.io/apimachinery pkg/api/resource/quantity.go):
+///
+/// ```text
+/// <quantity>        ::= <signedNumber><suffix>
+/// <number>          ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
+/// <suffix>          ::= <binarySI> | <decimalExponent> | <decimalSI>
+/// <binarySI>        ::= Ki | Mi | Gi | Ti | Pi | Ei
+/// <decimalSI>       ::= m | "" | k | M | G | T | P | E
+/// <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber>   (an integer exponent)
+/// ```
+///
+/// A request or limit must also be greater than zero and a whole number of units: milli-CPU
+/// (Kubernetes does not allow CPU finer than 1m, kubernetes.io "Resource Management for Pods and
+/// Containers", meaning-of-cpu) or bytes. Returns the value in those units, computed in integers
+/// (no `f64`: `0e400` is zero, not NaN, and `1e99999` is too large, not infinity), so request ≤
+/// limit is compared exactly.
+pub fn quantity(field: &'static str, value: &str, kind: QuantityKind) -> Result<u128, PlanError> {
     safe_text(field, value)?;
     let example = match kind {
         QuantityKind::Cpu => "e.g. `100m`, `0.5`, `1`",
@@ -213,54 +230,123 @@ pub fn quantity(field: &'static str, value: &str, kind: QuantityKind) -> Result<
         Err(invalid(
             field,
             value,
-            format!("is not a Kubernetes quantity ({why}); {example}"),
+            format!("is not a usable Kubernetes quantity ({why}); {example}"),
         ))
     };
-    let split = value
+    let (negative, unsigned) = match value.as_bytes().first() {
+        Some(b'-') => (true, &value[1..]),
+        Some(b'+') => (false, &value[1..]),
+        _ => (false, value),
+    };
+    let split = unsigned
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(value.len());
-    let (number, suffix) = value.split_at(split);
-    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(split);
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
         return fail("no number");
     }
-    let Ok(n) = number.parse::<f64>() else {
-        return fail("no number");
-    };
-    let factor = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        s if (s.starts_with('e') || s.starts_with('E')) && s.len() > 1 => {
-            let exp = &s[1..];
-            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-            match exp.parse::<i32>() {
-                Ok(e) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                    10f64.powi(e)
-                }
-                _ => return fail("bad exponent"),
-            }
-        }
+    // (power of ten, power of two) of the suffix.
+    let (exp10, exp2): (i64, u32) = match suffix {
+        "" => (0, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        s if s.starts_with(['e', 'E']) && s.len() > 1 => match exponent(&s[1..]) {
+            Some(e) => (e, 0),
+            None => return fail("bad exponent: `e` takes an integer, e.g. `1e3`"),
+        },
         _ => return fail("unknown suffix"),
     };
     if kind == QuantityKind::Memory && suffix == "m" {
         return fail("`m` means millibytes for memory; use Mi or M");
     }
-    let v = n * factor;
-    if v <= 0.0 {
+    // The digits as one integer with the decimal point folded into the exponent, trailing
+    // zeros too, so `sig` ends in a non-zero digit.
+    let digits = format!("{int}{frac}");
+    let significant = digits.trim_start_matches('0');
+    if significant.is_empty() || negative {
         return fail("must be greater than zero");
     }
-    Ok(v)
+    let sig = significant.trim_end_matches('0');
+    let unit_shift = match kind {
+        QuantityKind::Cpu => 3,
+        QuantityKind::Memory => 0,
+    };
+    let frac_len = i64::try_from(frac.len()).unwrap_or(i64::MAX);
+    let trailing = i64::try_from(significant.len() - sig.len()).unwrap_or(i64::MAX);
+    let e = exp10
+        .saturating_sub(frac_len)
+        .saturating_add(trailing)
+        .saturating_add(unit_shift);
+    let too_large = || fail("too large: Kubernetes keeps quantities below 2^63 units");
+    let too_fine = || match kind {
+        QuantityKind::Cpu => {
+            fail("finer than 1m: Kubernetes does not allow CPU below a thousandth")
+        }
+        QuantityKind::Memory => fail("not a whole number of bytes"),
+    };
+    // u128 holds 38 full decimal digits.
+    let Some(m) = (sig.len() <= 38)
+        .then(|| sig.parse::<u128>().ok())
+        .flatten()
+    else {
+        return if e >= 0 { too_large() } else { too_fine() };
+    };
+    let Some(n) = m.checked_mul(1u128 << exp2) else {
+        return too_large();
+    };
+    let units = if e >= 0 {
+        let power = u32::try_from(e).ok().and_then(|e| 10u128.checked_pow(e));
+        match power.and_then(|p| n.checked_mul(p)) {
+            Some(units) => units,
+            None => return too_large(),
+        }
+    } else {
+        // 10^39 > u128::MAX > n: a larger divisor always leaves a fraction.
+        let divisor = u32::try_from(-e).ok().and_then(|e| 10u128.checked_pow(e));
+        match divisor {
+            Some(d) if n % d == 0 => n / d,
+            _ => return too_fine(),
+        }
+    };
+    if units > MAX_QUANTITY_UNITS {
+        return too_large();
+    }
+    Ok(units)
+}
+
+/// The integer after `e`: an optional sign and digits. Exponents beyond ±10^6 saturate there
+/// (they are far outside every usable quantity either way).
+fn exponent(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits
+        .trim_start_matches('0')
+        .parse::<i64>()
+        .unwrap_or(if digits.trim_start_matches('0').is_empty() {
+            0
+        } else {
+            i64::MAX
+        })
+        .min(1_000_000);
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// A container label key for `--whitelisted_container_labels`: letters, digits, `.`, `_`, `-`
@@ -384,6 +470,7 @@ pub fn metric_name(field: &'static str, value: &str) -> Result<(), PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn dns_labels() {
@@ -437,15 +524,30 @@ mod tests {
 
     #[test]
     fn quantities() {
-        assert_eq!(quantity("--cpu", "100m", QuantityKind::Cpu).ok(), Some(0.1));
-        assert_eq!(quantity("--cpu", "2", QuantityKind::Cpu).ok(), Some(2.0));
+        assert_eq!(quantity("--cpu", "100m", QuantityKind::Cpu).ok(), Some(100));
+        assert_eq!(quantity("--cpu", "2", QuantityKind::Cpu).ok(), Some(2000));
+        assert_eq!(quantity("--cpu", "+.5", QuantityKind::Cpu).ok(), Some(500));
+        assert_eq!(quantity("--cpu", "1.", QuantityKind::Cpu).ok(), Some(1000));
         assert_eq!(
             quantity("--memory", "1Ki", QuantityKind::Memory).ok(),
-            Some(1024.0)
+            Some(1024)
+        );
+        assert_eq!(
+            quantity("--memory", "0.5Ki", QuantityKind::Memory).ok(),
+            Some(512)
         );
         assert_eq!(
             quantity("--memory", "1e3", QuantityKind::Memory).ok(),
-            Some(1000.0)
+            Some(1000)
+        );
+        assert_eq!(
+            quantity("--memory", "12E-1", QuantityKind::Memory).ok(),
+            None,
+            "1.2 bytes"
+        );
+        assert_eq!(
+            quantity("--memory", "120e-1", QuantityKind::Memory).ok(),
+            Some(12)
         );
         for bad in ["", "m", "1.2.3", "-1", "0", "10x", "1e", "1 Gi", "1Gi\n"] {
             assert!(
@@ -454,6 +556,146 @@ mod tests {
             );
         }
         assert!(quantity("--memory", "100m", QuantityKind::Memory).is_err());
+    }
+
+    #[test]
+    fn non_finite_zero_negative_too_fine_and_too_large_quantities_are_refused() {
+        for (value, why) in [
+            ("0e400", "greater than zero"),
+            ("0.000", "greater than zero"),
+            ("-1", "greater than zero"),
+            ("-0.5Gi", "greater than zero"),
+            ("1e99999", "too large"),
+            ("1E+400", "too large"),
+            ("9223372036854775808", "too large"),
+            ("99999999999999999999999999999999999999999999", "too large"),
+            ("1e-99999", "finer than 1m"),
+            ("0.0001", "finer than 1m"),
+            ("1u", "unknown suffix"),
+            ("1e1.5", "bad exponent"),
+            ("1e", "unknown suffix"),
+            (".", "no number"),
+            ("1Ki3", "unknown suffix"),
+        ] {
+            let err = quantity("--cpu-limit", value, QuantityKind::Cpu)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{value}: {err}");
+        }
+        let err = quantity("--memory-limit", "0.5", QuantityKind::Memory)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("whole number of bytes"), "{err}");
+        assert_eq!(
+            quantity("--memory-limit", "8Ei", QuantityKind::Memory).ok(),
+            None,
+            "2^63 bytes"
+        );
+        assert_eq!(
+            quantity("--memory-limit", "7Ei", QuantityKind::Memory).ok(),
+            Some(7 << 60)
+        );
+    }
+
+    /// A quantity built from its grammar's parts, and its exact value as a fraction num/den in
+    /// units (milli-CPU or bytes), computed independently of [`quantity`].
+    fn generated() -> impl Strategy<Value = (String, QuantityKind, u128, u128)> {
+        let suffix = prop_oneof![
+            prop::sample::select(vec![
+                ("", 0i32, 0u32),
+                ("m", -3, 0),
+                ("k", 3, 0),
+                ("M", 6, 0),
+                ("G", 9, 0),
+                ("T", 12, 0),
+                ("P", 15, 0),
+                ("E", 18, 0),
+                ("Ki", 0, 10),
+                ("Mi", 0, 20),
+                ("Gi", 0, 30),
+                ("Ti", 0, 40),
+                ("Pi", 0, 50),
+                ("Ei", 0, 60),
+            ])
+            .prop_map(|(s, x, b)| (s.to_string(), x, b)),
+            (-12i32..=12, prop::bool::ANY, prop::bool::ANY).prop_map(|(x, upper, plus)| {
+                let e = if upper { "E" } else { "e" };
+                let sign = if plus && x >= 0 { "+" } else { "" };
+                (format!("{e}{sign}{x}"), x, 0)
+            }),
+        ];
+        (
+            "[0-9]{0,6}",
+            prop::option::of("[0-9]{0,3}"),
+            suffix,
+            prop::bool::ANY,
+        )
+            .prop_filter("a number has a digit", |(int, frac, _, _)| {
+                !int.is_empty() || frac.as_deref().is_some_and(|f| !f.is_empty())
+            })
+            .prop_map(|(int, frac, (suffix, x, b), cpu)| {
+                let kind = if cpu {
+                    QuantityKind::Cpu
+                } else {
+                    QuantityKind::Memory
+                };
+                let text = match &frac {
+                    Some(f) => format!("{int}.{f}{suffix}"),
+                    None => format!("{int}{suffix}"),
+                };
+                let f = frac.unwrap_or_default();
+                let n: u128 = format!("0{int}{f}").parse().unwrap();
+                let unit = if cpu { 1000 } else { 1 };
+                let mut num = n * unit * (1u128 << b);
+                let mut den = 10u128.pow(f.len() as u32);
+                if x >= 0 {
+                    num *= 10u128.pow(x as u32);
+                } else {
+                    den *= 10u128.pow((-x) as u32);
+                }
+                (text, kind, num, den)
+            })
+    }
+
+    fn gcd(a: u128, b: u128) -> u128 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+
+    proptest! {
+        #[test]
+        fn no_text_panics(text in ".{0,40}") {
+            let _ = quantity("--cpu-limit", &text, QuantityKind::Cpu);
+            let _ = quantity("--memory-limit", &text, QuantityKind::Memory);
+        }
+
+        #[test]
+        fn accepted_quantities_are_their_exact_integer_value(
+            (text, kind, num, den) in generated()
+        ) {
+            let g = gcd(num, den).max(1);
+            let (num, den) = (num / g, den / g);
+            // Memory has no `m` suffix (millibytes are refused on purpose).
+            let millibytes = kind == QuantityKind::Memory && text.ends_with('m');
+            let expected = (num > 0 && den == 1 && num <= MAX_QUANTITY_UNITS && !millibytes)
+                .then_some(num);
+            prop_assert_eq!(quantity("--q", &text, kind).ok(), expected, "{}", text);
+        }
+
+        #[test]
+        fn comparison_agrees_with_exact_fractions(
+            (a, ka, an, ad) in generated(),
+            (b, kb, bn, bd) in generated(),
+        ) {
+            if let (Ok(x), Ok(y), true) =
+                (quantity("--a", &a, ka), quantity("--b", &b, kb), ka == kb)
+            {
+                // Both accepted: both fractions reduce to integers, so this cannot overflow.
+                let (ga, gb) = (gcd(an, ad).max(1), gcd(bn, bd).max(1));
+                let left = (an / ga) * (bd / gb);
+                let right = (bn / gb) * (ad / ga);
+                prop_assert_eq!(x.cmp(&y), left.cmp(&right), "{} vs {}", a, b);
+            }
+        }
     }
 
     #[test]

@@ -367,3 +367,326 @@ mod verify {
         assert!(text(&out.stderr).contains("https is not supported"));
     }
 }
+
+mod safety {
+    //! No input panics the binary (exit 101), hangs it, writes where it must not, or reaches the
+    //! terminal as escape sequences: kubeconfigs, `--timeout`, `--out-dir`, host files, metrics.
+
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::process::Output;
+    use std::time::Duration;
+
+    use assert_cmd::Command;
+
+    use crate::support::host_root::HostRootDir;
+
+    /// Larger than any `Instant` can hold: `parse_duration` accepts it (plain seconds).
+    const HUGE_TIMEOUT: &str = "18446744073709551615";
+
+    /// The binary with a clean environment and a short process timeout, so a hang fails.
+    fn cmd() -> Command {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("cadvisor-setup");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .timeout(Duration::from_secs(30));
+        cmd
+    }
+
+    fn text(out: &Output) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn assert_exit_saying(out: &Output, code: i32, needles: &[&str]) {
+        assert_eq!(out.status.code(), Some(code), "{}", text(out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "stderr lacks {needle:?}:\n{}",
+                text(out)
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{}", text(out));
+    }
+
+    /// A kubeconfig with one context; `cluster` and `user` are the YAML flow mappings.
+    fn kubeconfig(dir: &Path, cluster: &str, user: &str) -> std::path::PathBuf {
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: microk8s-cluster, user: admin}}\nclusters:\n- name: microk8s-cluster\n  cluster: {cluster}\nusers:\n- name: admin\n  user: {user}\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn a_server_without_scheme_is_exit_4_saying_what_to_write_in_every_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kubeconfig(
+            dir.path(),
+            "{server: '127.0.0.1:16443', insecure-skip-tls-verify: true}",
+            "{token: abc}",
+        );
+        let empty_root = tempfile::tempdir().unwrap();
+        for args in [vec!["status"], vec!["verify"], vec!["uninstall", "--yes"]] {
+            let out = cmd()
+                .arg("--kubeconfig")
+                .arg(&config)
+                .arg("--host-root")
+                .arg(empty_root.path())
+                .args(&args)
+                .output()
+                .unwrap();
+            assert_exit_saying(
+                &out,
+                4,
+                &[
+                    "lacks the scheme",
+                    "server: https://127.0.0.1:16443",
+                    &config.display().to_string(),
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn a_fifo_as_kubeconfig_is_exit_4_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        mkfifo(&fifo);
+        let out = cmd()
+            .arg("--kubeconfig")
+            .arg(&fifo)
+            .arg("status")
+            .output()
+            .unwrap();
+        assert_exit_saying(
+            &out,
+            4,
+            &["not a regular file", &fifo.display().to_string()],
+        );
+    }
+
+    #[test]
+    fn a_fifo_or_device_named_by_the_kubeconfig_is_exit_4_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        // Relative to the kubeconfig's directory, as kubectl resolves it.
+        mkfifo(&dir.path().join("ca.crt"));
+        let config = kubeconfig(
+            dir.path(),
+            "{server: 'https://127.0.0.1:16443', certificate-authority: ca.crt}",
+            "{token: abc}",
+        );
+        let out = cmd()
+            .arg("--kubeconfig")
+            .arg(&config)
+            .arg("status")
+            .output()
+            .unwrap();
+        let ca = dir.path().join("ca.crt").display().to_string();
+        assert_exit_saying(&out, 4, &["certificate-authority", "a FIFO", &ca]);
+
+        for field in ["client-key", "tokenFile"] {
+            let config = kubeconfig(
+                dir.path(),
+                "{server: 'https://127.0.0.1:16443', insecure-skip-tls-verify: true}",
+                &format!("{{client-certificate-data: eA==, {field}: /dev/zero}}"),
+            );
+            let out = cmd()
+                .arg("--kubeconfig")
+                .arg(&config)
+                .arg("status")
+                .output()
+                .unwrap();
+            assert_exit_saying(&out, 4, &[field, "/dev/zero", "character device"]);
+        }
+    }
+
+    #[test]
+    fn a_huge_timeout_does_not_overflow_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let config = kubeconfig(
+            dir.path(),
+            "{server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}",
+            "{token: abc}",
+        );
+        let out = cmd()
+            .arg("--kubeconfig")
+            .arg(&config)
+            .args(["verify", "--timeout", HUGE_TIMEOUT])
+            .output()
+            .unwrap();
+        assert_exit_saying(&out, 4, &["cannot reach the API server"]);
+    }
+
+    #[test]
+    fn render_refuses_a_symlink_in_the_out_dir_and_leaves_its_target_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("out");
+        std::fs::create_dir(&out_dir).unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let link = out_dir.join("kustomization.yaml");
+        symlink(&victim, &link).unwrap();
+        let out = cmd()
+            .args(["render", "--distro", "microk8s", "--out-dir"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert_exit_saying(&out, 2, &[&link.display().to_string(), "symlink"]);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn render_replaces_its_own_files_on_a_second_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_dir = dir.path().join("out");
+        for _ in 0..2 {
+            let out = cmd()
+                .args(["render", "--distro", "microk8s", "--out-dir"])
+                .arg(&out_dir)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(
+            names.iter().all(|n| !n.starts_with('.')),
+            "no temporary file is left: {names:?}"
+        );
+        assert!(
+            names.contains(&"kustomization.yaml".to_string()),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn nan_infinite_and_unrepresentable_quantities_are_usage_errors() {
+        for (flag, value, why) in [
+            ("--cpu-limit", "0e400", "greater than zero"),
+            ("--cpu-request", "1e99999", "too large"),
+            ("--memory-limit", "1e99999", "too large"),
+            ("--memory-request", "0.5", "whole number of bytes"),
+        ] {
+            let out = cmd()
+                .args(["render", "--distro", "microk8s", flag, value])
+                .output()
+                .unwrap();
+            assert_exit_saying(&out, 2, &[flag, why]);
+            assert!(out.stdout.is_empty(), "nothing rendered: {}", text(&out));
+        }
+        // Exactly equal in integer units (1.5 CPU = 1500m) is not "request above limit".
+        let out = cmd()
+            .args([
+                "render",
+                "--distro",
+                "microk8s",
+                "--cpu-request",
+                "1500m",
+                "--cpu-limit",
+                "1.5",
+                "--memory-request",
+                "1Ki",
+                "--memory-limit",
+                "1024",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let out = cmd()
+            .args([
+                "render",
+                "--distro",
+                "microk8s",
+                "--cpu-request",
+                "1001m",
+                "--cpu-limit",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert_exit_saying(&out, 2, &["--cpu-request", "above the CPU limit"]);
+    }
+
+    #[test]
+    fn detect_shows_escape_sequences_from_snap_yaml_as_text() {
+        let root = HostRootDir::new();
+        // YAML double-quoted escapes: \e is ESC, \a is BEL.
+        root.microk8s(r#""v1.33\e]0;pwned\a\e[2J""#, "classic", "8000");
+        let out = cmd()
+            .arg("--host-root")
+            .arg(root.path())
+            .args(["detect", "--no-cluster"])
+            .output()
+            .unwrap();
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        assert!(
+            !all.contains(&0x1b),
+            "ESC reached the terminal:\n{}",
+            text(&out)
+        );
+        assert!(
+            !all.contains(&0x07),
+            "BEL reached the terminal:\n{}",
+            text(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(r"v1.33\x1b]0;pwned\x07\x1b[2J"),
+            "the version is shown, escaped:\n{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn verify_shows_escape_sequences_from_a_pod_name_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = dir.path().join("metrics.txt");
+        std::fs::write(
+            &metrics,
+            "container_memory_working_set_bytes{container_label_io_kubernetes_container_name=\"c\",container_label_io_kubernetes_pod_name=\"evil\x1b]0;pwned\x07\x1b[2J\",container_label_io_kubernetes_pod_namespace=\"ns\",id=\"/kubepods/pod1/abc\",image=\"i\",name=\"abc\"} 1\n",
+        )
+        .unwrap();
+        let out = cmd()
+            .arg("verify")
+            .arg("--metrics-file")
+            .arg(&metrics)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        assert!(
+            !all.contains(&0x1b),
+            "ESC reached the terminal:\n{}",
+            text(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(r"ns/evil\x1b]0;pwned\x07\x1b[2J"),
+            "{}",
+            text(&out)
+        );
+    }
+}

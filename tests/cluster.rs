@@ -547,6 +547,20 @@ mod flows {
             text(&out)
         );
     }
+
+    #[test]
+    fn a_huge_timeout_neither_overflows_install_verify_nor_uninstall() {
+        // Larger than any Instant can hold; `Instant::now() + timeout` used to panic (exit 101).
+        const HUGE: &str = "18446744073709551615";
+        let Some(w) = world(1) else { return };
+        let report = install_ok(&w, &["--timeout", HUGE]);
+        assert_eq!(report["ok"], true, "{report:#}");
+        let out = w.run(&["verify", "--timeout", HUGE]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let out = w.run(&["uninstall", "--yes", "--timeout", HUGE]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(w.daemonset().is_none(), "{}", text(&out));
+    }
 }
 
 mod failures {
@@ -1090,6 +1104,10 @@ mod interactive {
         assert!(
             coloured.contains("\x1b["),
             "no colour on a terminal:\n{coloured}"
+        );
+        assert!(
+            !coloured.contains('\u{E000}'),
+            "a styling marker reached the terminal unconverted:\n{coloured:?}"
         );
         let (code, plain) = drive_raw(&w, &["NO_COLOR=1"], &[], &["detect"], true);
         assert_eq!(code, 0, "{plain}");

@@ -102,13 +102,6 @@ impl Classify for ClusterError {
     }
 }
 
-/// `timeout` from now, saturated: a huge `--timeout` means "no deadline", never an overflow.
-pub fn deadline_after(timeout: std::time::Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
-}
-
 /// `Kind namespace/name` or `Kind name`, for messages.
 pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
     match namespace {

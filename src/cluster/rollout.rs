@@ -154,7 +154,7 @@ pub async fn wait(
     let started = Instant::now();
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
     let mut stream = std::pin::pin!(watch_object(api, name));
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = tokio::time::sleep_until(crate::deadline::deadline_after(timeout));
     tokio::pin!(deadline);
     let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);

@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::ownership::{self, Ownership};
 use super::resources;
 use super::status::{ManagedObject, managed_objects};
-use super::{Cluster, ClusterError, FIELD_MANAGER, classify, deadline_after};
+use super::{Cluster, ClusterError, FIELD_MANAGER, classify};
+use crate::deadline::deadline_after;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Uninstalled {

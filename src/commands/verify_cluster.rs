@@ -149,7 +149,7 @@ pub async fn verify(
     mut on_progress: impl FnMut(&str),
 ) -> Result<Verification, ClusterError> {
     let started = Instant::now();
-    let deadline = started + opts.timeout;
+    let deadline = crate::deadline::deadline_after(opts.timeout);
     let mut backoff = Duration::from_millis(250);
     let mut attempts = 0;
     let mut results: Vec<NodeResult>;
@@ -164,12 +164,12 @@ pub async fn verify(
         if !results.is_empty() && passed == results.len() {
             break;
         }
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         if now >= deadline {
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff.min(deadline - now)) => {}
+            _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(now))) => {}
             _ = tokio::signal::ctrl_c() => {
                 return Err(ClusterError::Interrupted { doing: "verifying the metrics".to_string() });
             }

@@ -244,7 +244,7 @@ where
             .map(tonic::Response::into_inner)
             .map_err(|status| status_error(socket, name, timeout, status))
     };
-    match tokio::time::timeout(timeout + Duration::from_millis(250), fut).await {
+    match tokio::time::timeout(timeout.saturating_add(Duration::from_millis(250)), fut).await {
         Ok(result) => result,
         Err(_) => Err(timed_out()),
     }

@@ -98,20 +98,36 @@ fn check(
     source: KubeconfigSource,
     distro: &Distribution,
 ) -> KubeconfigFacts {
-    let (readable, hint) = match std::fs::File::open(&local) {
-        Ok(_) if local.is_dir() => (false, Some(format!("{} is a directory", shown.display()))),
-        Ok(_) => (true, None),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+    // Opening a FIFO waits for a writer (forever): look at the type before opening anything.
+    let special = std::fs::metadata(&local).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let opened = if special {
+        None
+    } else {
+        Some(std::fs::File::open(&local))
+    };
+    let (readable, hint) = match opened {
+        None => (
+            false,
+            Some(format!(
+                "{} is not a regular file (a FIFO, socket or device); pass a kubeconfig file",
+                shown.display()
+            )),
+        ),
+        Some(Ok(_)) if local.is_dir() => {
+            (false, Some(format!("{} is a directory", shown.display())))
+        }
+        Some(Ok(_)) => (true, None),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             (false, Some(permission_hint(shown, distro)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => (
             false,
             Some(format!(
                 "{} does not exist; pass an existing file with --kubeconfig",
                 shown.display()
             )),
         ),
-        Err(e) => (false, Some(format!("cannot open {}: {e}", shown.display()))),
+        Some(Err(e)) => (false, Some(format!("cannot open {}: {e}", shown.display()))),
     };
     KubeconfigFacts {
         path: shown.to_path_buf(),

@@ -3,7 +3,11 @@
 //! [`Ui`] is the one context that knows whether stdin/stderr are terminals, whether colour is
 //! allowed and which output format was asked for (rustup's `Process` idea), so the interactive
 //! and unattended paths are both testable.
+//!
+//! Everything printed for people goes through [`Ui::line`] or [`Ui::note`], which escape control
+//! characters from whatever the text holds (host files, the cluster, metrics): see [`escape`].
 
+pub mod escape;
 pub mod progress;
 pub mod prompts;
 
@@ -54,13 +58,15 @@ impl Ui {
     /// Human output on stdout (nothing in JSON mode).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json() {
-            let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
+            let shown = escape::for_terminal(text.as_ref());
+            let _ = writeln!(std::io::stdout().lock(), "{shown}");
         }
     }
 
     /// Notes for people on stderr (both modes: stdout stays clean for JSON).
     pub fn note(&self, text: impl AsRef<str>) {
-        let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());
+        let shown = escape::for_terminal(text.as_ref());
+        let _ = writeln!(std::io::stderr().lock(), "{shown}");
     }
 
     /// Details shown with `-v`.
@@ -90,9 +96,15 @@ impl Ui {
         self.style(text, console::Style::new().dim())
     }
 
+    /// `text` styled when colour is on. The text is escaped first and the styling's own ESCs
+    /// are marked, so only [`Ui::line`]/[`Ui::note`] turn them into real ones (see [`escape`]).
     fn style(&self, text: &str, style: console::Style) -> String {
         if self.color {
-            style.force_styling(true).apply_to(text).to_string()
+            let styled = style
+                .force_styling(true)
+                .apply_to(escape::escape_controls(text))
+                .to_string();
+            escape::mark_styling(&styled)
         } else {
             text.to_string()
         }

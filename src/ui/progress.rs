@@ -12,7 +12,7 @@ pub fn spinner(ui: &Ui, message: impl Into<String>) -> ProgressBar {
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}") {
         bar.set_style(style);
     }
-    bar.set_message(message.into());
+    bar.set_message(super::escape::escape_controls(&message.into()).into_owned());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }

@@ -69,7 +69,9 @@ pub fn select_socket(
                 .kubernetes_containers
                 .map(|n| format!("{n} kubelet containers"))
                 .unwrap_or_else(|| "no kubelet containers".to_string());
-            format!("{}  ({}; {})", c.path.display(), c.origin, pods)
+            // dialoguer prints items as they are: escape what came from host files.
+            let item = format!("{}  ({}; {})", c.path.display(), c.origin, pods);
+            super::escape::escape_controls(&item).into_owned()
         })
         .collect();
     items.push("none of these (stop)".to_string());
@@ -217,7 +219,7 @@ pub fn confirm_plan(ui: &Ui, question: &str) -> Result<PlanDecision, PromptError
     let theme = theme(ui);
     let items = ["Apply", "Show the YAML first", "Cancel (apply nothing)"];
     let choice = Select::with_theme(theme.as_ref())
-        .with_prompt(question)
+        .with_prompt(super::escape::escape_controls(question))
         .items(items)
         .default(0)
         .interact_opt()
@@ -233,7 +235,7 @@ pub fn confirm_plan(ui: &Ui, question: &str) -> Result<PlanDecision, PromptError
 pub fn confirm(ui: &Ui, question: &str, default: bool) -> Result<bool, PromptError> {
     let theme = theme(ui);
     Confirm::with_theme(theme.as_ref())
-        .with_prompt(question)
+        .with_prompt(super::escape::escape_controls(question))
         .default(default)
         .interact_opt()
         .map_err(map_err)
