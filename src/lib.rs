@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod commands;
 pub mod error;
 pub mod host;
+pub mod input;
 pub mod metrics;
 pub mod options;
 pub mod plan;

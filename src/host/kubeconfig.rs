@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use super::{
     Confinement, Distribution, DistroKind, HostRoot, KubeconfigFacts, KubeconfigSource, fs,
 };
+use crate::input::{self, Follow, ReadError};
+
+/// The largest kubeconfig we accept (one with embedded certificates is a few kB).
+pub const MAX_KUBECONFIG: u64 = input::MAX_INPUT_BYTES;
 
 /// The user's side of the discovery (the command fills it from the flag and the environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +64,13 @@ pub fn discover(
 ) -> Option<KubeconfigFacts> {
     if let Some(flag) = &user.flag {
         // Given explicitly: reported even when missing or unreadable.
-        return Some(check(flag, flag.clone(), KubeconfigSource::Flag, distro));
+        return Some(check(
+            flag,
+            flag.clone(),
+            KubeconfigSource::Flag,
+            distro,
+            Follow::Links,
+        ));
     }
     if let Some(env) = &user.env {
         for p in std::env::split_paths(env) {
@@ -68,50 +78,73 @@ pub fn discover(
                 continue;
             }
             if p.exists() {
-                return Some(check(&p, p.clone(), KubeconfigSource::Env, distro));
+                return Some(check(
+                    &p,
+                    p.clone(),
+                    KubeconfigSource::Env,
+                    distro,
+                    Follow::Links,
+                ));
             }
         }
     }
     if let Some(home) = &user.home {
         let p = home.join(".kube/config");
         if p.exists() {
-            return Some(check(&p, p.clone(), KubeconfigSource::Home, distro));
+            return Some(check(
+                &p,
+                p.clone(),
+                KubeconfigSource::Home,
+                distro,
+                Follow::Links,
+            ));
         }
     }
     for host_path in admin_paths(distro.kind) {
-        let local = fs::resolve(root, Path::new(host_path));
+        // A path that cannot be resolved inside the root (a link loop) is skipped here; the
+        // distribution markers in the same directories already warn about it.
+        let Ok(local) = fs::resolve(root, Path::new(host_path)) else {
+            continue;
+        };
         if std::fs::symlink_metadata(&local).is_ok() {
             return Some(check(
                 Path::new(host_path),
                 local,
                 KubeconfigSource::Distribution,
                 distro,
+                Follow::NoFinalLink,
             ));
         }
     }
     None
 }
 
+/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened,
+/// never read here, so a FIFO or a device cannot block or flood us).
 fn check(
     shown: &Path,
     local: PathBuf,
     source: KubeconfigSource,
     distro: &Distribution,
+    follow: Follow,
 ) -> KubeconfigFacts {
-    let (readable, hint) = match std::fs::File::open(&local) {
-        Ok(_) if local.is_dir() => (false, Some(format!("{} is a directory", shown.display()))),
+    let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
         Ok(_) => (true, None),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            (false, Some(permission_hint(shown, distro)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+        Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
+        Err(ReadError::NotFound { .. }) => (
             false,
             Some(format!(
                 "{} does not exist; pass an existing file with --kubeconfig",
                 shown.display()
             )),
         ),
-        Err(e) => (false, Some(format!("cannot open {}: {e}", shown.display()))),
+        Err(e) => (
+            false,
+            Some(format!(
+                "{}; pass a kubeconfig file with --kubeconfig",
+                e.with_path(shown)
+            )),
+        ),
     };
     KubeconfigFacts {
         path: shown.to_path_buf(),
