@@ -334,7 +334,11 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert!(e.to_string().contains("the limit is 4 MiB"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("57.2 MiB, more than the limit of 4 MiB"),
+            "{e}"
+        );
     }
 
     #[test]
