@@ -462,4 +462,70 @@ mod tests {
             b.extra_label.unwrap().items()
         );
     }
+
+    #[test]
+    fn an_answers_file_must_be_a_small_regular_file() {
+        use crate::input::{FileKind, ReadError};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("answers.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_ANSWERS_FILE + 1)
+            .unwrap();
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(&ok, "namespace: monitoring\n").unwrap();
+        assert_eq!(
+            Answers::load(&ok).unwrap().namespace.as_deref(),
+            Some("monitoring")
+        );
+        for (path, kind) in [
+            (fifo.as_path(), Some(FileKind::Fifo)),
+            (Path::new("/dev/zero"), Some(FileKind::CharDevice)),
+            (dir.path(), Some(FileKind::Directory)),
+            (big.as_path(), None),
+        ] {
+            let e = Answers::load(path).unwrap_err();
+            assert_eq!(e.exit_code(), ExitCode::Usage);
+            match (&e, kind) {
+                (
+                    OptionsError::Read {
+                        source: ReadError::NotRegular { kind: found, .. },
+                        ..
+                    },
+                    Some(kind),
+                ) => assert_eq!(*found, kind),
+                (
+                    OptionsError::Read {
+                        source: ReadError::TooLarge { .. },
+                        ..
+                    },
+                    None,
+                ) => {}
+                _ => panic!("{}: {e:?}", path.display()),
+            }
+            assert!(e.to_string().starts_with("--config: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_flag_that_can_never_be_a_kubeconfig_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for bad in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let e = check_kubeconfig_flag(bad).unwrap_err();
+            assert_eq!(e.exit_code(), ExitCode::Usage);
+            assert!(
+                e.to_string().contains("pass a regular kubeconfig file"),
+                "{e}"
+            );
+        }
+        // Missing or fine: left to discovery, which says what to do.
+        assert!(check_kubeconfig_flag(&dir.path().join("missing")).is_ok());
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "apiVersion: v1\n").unwrap();
+        assert!(check_kubeconfig_flag(&ok).is_ok());
+    }
 }

@@ -251,4 +251,41 @@ mod tests {
         d.confinement = Some(Confinement::Strict);
         assert!(permission_hint(Path::new("/x"), &d).contains("snap_microk8s"));
     }
+
+    #[test]
+    fn an_admin_kubeconfig_that_is_a_fifo_is_unreadable_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let admin = root.resolve("/etc/rancher/k3s/k3s.yaml");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&admin, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let k = discover(&root, &distro(DistroKind::K3s), &KubeconfigEnv::default()).unwrap();
+        assert!(!k.readable);
+        let hint = k.hint.unwrap();
+        assert!(
+            hint.starts_with("/etc/rancher/k3s/k3s.yaml is a FIFO (named pipe)"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn an_admin_kubeconfig_linked_outside_the_root_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let real = outside.path().join("admin.conf");
+        std::fs::write(&real, "x").unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let admin = root.resolve("/etc/kubernetes/admin.conf");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&real, &admin).unwrap();
+        // Re-rooted, the link names `<root>/<outside>/admin.conf`, which does not exist.
+        assert_eq!(
+            discover(
+                &root,
+                &distro(DistroKind::Kubeadm),
+                &KubeconfigEnv::default()
+            ),
+            None
+        );
+    }
 }
