@@ -83,8 +83,9 @@ impl Source {
 /// A FIFO or stdin may never end (or never get a writer: opening a FIFO blocks until one comes),
 /// so the read is bounded by `--timeout` like a URL. The reading thread is a plain detached
 /// thread, not tokio's `spawn_blocking`: the runtime waits for its blocking tasks when it shuts
-/// down (tokio: `Runtime` drop "will block indefinitely for spawned blocking tasks to
-/// complete"), whereas a detached thread ends with the process. The scanner reads incrementally,
+/// down (docs.rs/tokio `Runtime::shutdown_background`: "dropping a runtime will block
+/// indefinitely for spawned blocking tasks to complete"), whereas a detached thread ends with
+/// the process. The scanner reads incrementally,
 /// so memory stays flat whatever the stream's length.
 async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanReport> {
     let stdin = path == Path::new("-");
