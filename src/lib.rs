@@ -10,6 +10,7 @@ pub mod commands;
 pub mod deadline;
 pub mod error;
 pub mod host;
+pub mod input;
 pub mod metrics;
 pub mod options;
 pub mod plan;

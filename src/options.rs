@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{PlanArgs, ServiceMonitorMode};
 use crate::error::{Classify, ExitCode};
+use crate::input::ReadError;
 use crate::plan::PlanOptions;
 
 /// Where a value came from, for `-v` and the JSON report.
@@ -118,13 +119,28 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The largest answers file (`--config`) we read.
+pub const MAX_ANSWERS_FILE: u64 = crate::input::MAX_INPUT_BYTES;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
-    #[error("cannot read the answers file {path}: {source}")]
+    #[error(
+        "--config: cannot use the answers file: {source}\n  give a regular YAML file of at most {} whose keys are flag names, e.g. `namespace: monitoring`",
+        crate::input::human(MAX_ANSWERS_FILE)
+    )]
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadError,
+    },
+    #[error(
+        "--kubeconfig: {source}\n  pass a regular kubeconfig file of at most {} (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",
+        crate::input::human(crate::input::MAX_INPUT_BYTES)
+    )]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: ReadError,
     },
     #[error(
         "the answers file {path} is not valid: {reason}\n  keys are flag names, e.g. `namespace: monitoring`, `privileged: true`, `metrics: [cpu, memory]`"
@@ -139,10 +155,14 @@ impl Classify for OptionsError {
 }
 
 impl Answers {
+    /// Reads `--config`: a regular file of at most [`MAX_ANSWERS_FILE`] bytes (a FIFO or a
+    /// device is refused without blocking; exit 2 like any bad flag value).
     pub fn load(path: &Path) -> Result<Answers, OptionsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| OptionsError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::input::read_bounded(path, MAX_ANSWERS_FILE).map_err(|source| {
+            OptionsError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Answers::parse(&text).map_err(|reason| OptionsError::Parse {
             path: path.to_path_buf(),
@@ -155,6 +175,23 @@ impl Answers {
             return Ok(Answers::default());
         }
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// `--kubeconfig` (or `CADVISOR_SETUP_KUBECONFIG`) names something that can never be a
+/// kubeconfig (a FIFO, a device, a directory, a file over the size limit): a usage error before
+/// anything is probed. A missing or unreadable file is left to kubeconfig discovery, which says
+/// what to do (the MicroK8s group, sudo).
+pub fn check_kubeconfig_flag(path: &Path) -> Result<(), OptionsError> {
+    let limit = crate::input::MAX_INPUT_BYTES;
+    match crate::input::open_regular(path, limit, crate::input::Follow::Links) {
+        Err(source @ (ReadError::NotRegular { .. } | ReadError::TooLarge { .. })) => {
+            Err(OptionsError::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -424,5 +461,71 @@ mod tests {
             a.extra_label.unwrap().items(),
             b.extra_label.unwrap().items()
         );
+    }
+
+    #[test]
+    fn an_answers_file_must_be_a_small_regular_file() {
+        use crate::input::{FileKind, ReadError};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("answers.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_ANSWERS_FILE + 1)
+            .unwrap();
+        let ok = dir.path().join("ok.yaml");
+        std::fs::write(&ok, "namespace: monitoring\n").unwrap();
+        assert_eq!(
+            Answers::load(&ok).unwrap().namespace.as_deref(),
+            Some("monitoring")
+        );
+        for (path, kind) in [
+            (fifo.as_path(), Some(FileKind::Fifo)),
+            (Path::new("/dev/zero"), Some(FileKind::CharDevice)),
+            (dir.path(), Some(FileKind::Directory)),
+            (big.as_path(), None),
+        ] {
+            let e = Answers::load(path).unwrap_err();
+            assert_eq!(e.exit_code(), ExitCode::Usage);
+            match (&e, kind) {
+                (
+                    OptionsError::Read {
+                        source: ReadError::NotRegular { kind: found, .. },
+                        ..
+                    },
+                    Some(kind),
+                ) => assert_eq!(*found, kind),
+                (
+                    OptionsError::Read {
+                        source: ReadError::TooLarge { .. },
+                        ..
+                    },
+                    None,
+                ) => {}
+                _ => panic!("{}: {e:?}", path.display()),
+            }
+            assert!(e.to_string().starts_with("--config: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_flag_that_can_never_be_a_kubeconfig_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for bad in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let e = check_kubeconfig_flag(bad).unwrap_err();
+            assert_eq!(e.exit_code(), ExitCode::Usage);
+            assert!(
+                e.to_string().contains("pass a regular kubeconfig file"),
+                "{e}"
+            );
+        }
+        // Missing or fine: left to discovery, which says what to do.
+        assert!(check_kubeconfig_flag(&dir.path().join("missing")).is_ok());
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "apiVersion: v1\n").unwrap();
+        assert!(check_kubeconfig_flag(&ok).is_ok());
     }
 }

@@ -194,6 +194,153 @@ mod verify {
         assert!(out.stdout.is_empty());
     }
 
+    // ---- streams that never end, and what is not a file ----------------------------------
+
+    /// Runs `cadvisor-setup args` with `stdin`, killing it after `limit` (so a hang fails the
+    /// test rather than CI): exit code (`None` when killed), stderr, elapsed.
+    fn run_with_stdin(
+        args: &[&str],
+        stdin: std::process::Stdio,
+        limit: std::time::Duration,
+    ) -> (Option<i32>, String, std::time::Duration) {
+        use std::io::Read;
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cadvisor-setup"))
+            .args(args)
+            .env_remove("CADVISOR_SETUP_OUTPUT")
+            .env_remove("CADVISOR_SETUP_TIMEOUT")
+            .env("NO_COLOR", "1")
+            .stdin(stdin)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if started.elapsed() > limit {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (code, stderr, started.elapsed())
+    }
+
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A FIFO nobody writes to: opening it would block forever; `--timeout` ends the wait with
+    /// exit 1 and a message, and the process exits although its reading thread is still blocked.
+    #[test]
+    fn a_fifo_without_a_writer_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("metrics.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let (code, stderr, elapsed) = run_with_stdin(
+            &[
+                "verify",
+                "--metrics-file",
+                fifo.to_str().unwrap(),
+                "--timeout",
+                "1s",
+            ],
+            std::process::Stdio::null(),
+            LIMIT,
+        );
+        assert_eq!(code, Some(1), "killed after {elapsed:?}? {stderr}");
+        assert!(stderr.contains("timed out after 1s"), "{stderr}");
+        assert!(stderr.contains("metrics.fifo"), "{stderr}");
+        assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    }
+
+    /// A FIFO with a writer is a stream like stdin: read to its end.
+    #[test]
+    fn a_fifo_with_a_writer_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("metrics.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            // Blocks until the binary opens the FIFO for reading.
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&writer_path)
+                .unwrap();
+            w.write_all(LABELLED.as_bytes()).unwrap();
+        });
+        let (code, stderr, _) = run_with_stdin(
+            &[
+                "verify",
+                "--metrics-file",
+                fifo.to_str().unwrap(),
+                "--timeout",
+                "20s",
+            ],
+            std::process::Stdio::null(),
+            LIMIT,
+        );
+        writer.join().unwrap();
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+
+    /// stdin held open by a writer that never finishes, and stdin from `/dev/zero` (endless):
+    /// both end at `--timeout` with exit 1 (old code: `--timeout` was ignored for files and
+    /// stdin, and both ran forever).
+    #[test]
+    fn stdin_that_never_ends_times_out() {
+        let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (code, stderr, elapsed) = run_with_stdin(
+            &["verify", "--metrics-file", "-", "--timeout", "1s"],
+            std::process::Stdio::from(std::os::fd::OwnedFd::from(rx)),
+            LIMIT,
+        );
+        drop(tx);
+        assert_eq!(code, Some(1), "killed after {elapsed:?}? {stderr}");
+        assert!(
+            stderr.contains("--metrics-file stdin timed out after 1s"),
+            "{stderr}"
+        );
+        assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let (code, stderr, elapsed) = run_with_stdin(
+            &["verify", "--metrics-file", "-", "--timeout", "2s"],
+            std::process::Stdio::from(zero),
+            LIMIT,
+        );
+        assert_eq!(code, Some(1), "killed after {elapsed:?}? {stderr}");
+        assert!(stderr.contains("timed out after 2s"), "{stderr}");
+    }
+
+    /// A device or a directory is not a metrics file: exit 2 at once, saying what it is (old
+    /// code: `/dev/zero` was read forever).
+    #[test]
+    fn a_device_or_a_directory_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, what) in [
+            ("/dev/zero", "is a character device, not a file or a FIFO"),
+            (dir.path().to_str().unwrap(), "is a directory"),
+        ] {
+            let (code, stderr, elapsed) = run_with_stdin(
+                &["verify", "--metrics-file", path],
+                std::process::Stdio::null(),
+                LIMIT,
+            );
+            assert_eq!(code, Some(2), "{path}: {stderr}");
+            assert!(stderr.contains(what), "{stderr}");
+            assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+        }
+    }
+
     // ---- URLs -----------------------------------------------------------------------------
 
     /// Whether the last request to `/metrics` asked for gzip.
@@ -468,7 +615,7 @@ mod safety {
     }
 
     #[test]
-    fn a_fifo_as_kubeconfig_is_exit_4_not_a_hang() {
+    fn a_fifo_as_kubeconfig_is_exit_2_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("config");
         mkfifo(&fifo);
@@ -480,7 +627,7 @@ mod safety {
             .unwrap();
         assert_exit_saying(
             &out,
-            4,
+            2,
             &["not a regular file", &fifo.display().to_string()],
         );
     }

@@ -265,7 +265,7 @@ mod microk8s {
     }
 
     /// Root ignores mode bits, so `chmod 000` cannot make a file unreadable to these tests. A
-    /// directory in place of the kubelet args file makes the read fail for real (EISDIR): detection
+    /// directory in place of the kubelet args file is refused (not a regular file): detection
     /// warns, naming the file, and still finds the socket by probing.
     #[test]
     fn unreadable_args_file_is_a_warning_and_probing_carries_on() {
@@ -286,7 +286,7 @@ mod microk8s {
         assert!(
             w.iter()
                 .any(|w| w.contains("/var/snap/microk8s/current/args/kubelet")
-                    && w.contains("Is a directory")),
+                    && w.contains("is a directory, not a regular file")),
             "{w:?}"
         );
         assert_eq!(d.json["kubelet"]["args_file"], Value::Null);
@@ -1056,5 +1056,338 @@ mod harness {
         assert_eq!(processes_mentioning(&id), Vec::<String>::new());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&id), "{mounts}");
+    }
+}
+
+/// `--host-root` is a boundary: no symlink, however it is written, leads detection out of it,
+/// and a path that cannot be resolved inside it (a loop, more than 40 links) is a warning naming
+/// that path, never a half-resolved path the kernel would finish resolving on the real host.
+mod containment {
+    use super::*;
+
+    fn warns_of_a_loop_at(d: &Detect, path: &str) -> bool {
+        let start = format!("{path}: more than 40 symbolic links");
+        d.warnings().iter().any(|w| w.starts_with(&start))
+    }
+
+    /// `/var -> /c1 -> /c2 -> ... -> /real`: `links` symlinks in all, each absolute, ending at a
+    /// directory inside the root that holds RKE2's data directory.
+    fn rke2_behind_links(links: usize) -> HostRootDir {
+        let root = HostRootDir::new();
+        root.mkdir("/real/lib/rancher/rke2");
+        root.symlink("/c1", "/var");
+        for i in 1..links - 1 {
+            root.symlink(&format!("/c{}", i + 1), &format!("/c{i}"));
+        }
+        root.symlink("/real", &format!("/c{}", links - 1));
+        root
+    }
+
+    /// `etc -> /etc` inside the root is `<root>/etc` again: a loop, never the real `/etc`.
+    /// (Old code gave up after 40 links and returned `<root>/etc`, which the kernel then followed
+    /// to the real `/etc`: rke2 when the real host has `/etc/rancher/rke2`, its admin kubeconfig.)
+    #[test]
+    fn etc_linked_to_the_real_etc_reads_nothing_outside() {
+        let root = HostRootDir::new();
+        root.symlink("/etc", "/etc");
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.json["distribution"]["kind"], "unknown", "{:#}", d.json);
+        assert_ne!(d.json["distribution"]["kind"], "rke2");
+        assert_eq!(d.json["kubeconfig"], Value::Null, "{:#}", d.json);
+        assert!(
+            warns_of_a_loop_at(&d, "/etc/rancher/rke2"),
+            "{:?}",
+            d.warnings()
+        );
+    }
+
+    /// A self-link (`etc -> etc`) is a loop: a warning naming the path, once per path.
+    #[test]
+    fn a_self_link_is_a_warning_naming_the_path() {
+        let root = HostRootDir::new();
+        root.symlink("etc", "/etc");
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3);
+        assert_eq!(d.json["distribution"]["kind"], "unknown");
+        let w = d.warnings();
+        for path in ["/etc/rancher/rke2", "/etc/rancher/k3s", "/etc/k0s"] {
+            assert!(warns_of_a_loop_at(&d, path), "{path}: {w:?}");
+        }
+        let mut unique = w.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), w.len(), "{w:?}");
+    }
+
+    /// The kernel's limit: 40 links resolve, 41 are an error for that path (old code: silently
+    /// absent, with the 41st link left for the kernel to follow outside the root).
+    #[test]
+    fn forty_links_resolve_and_forty_one_are_a_warning() {
+        let forty = rke2_behind_links(40);
+        let d = detect(forty.path(), &[]);
+        assert_eq!(d.json["distribution"]["kind"], "rke2", "{:#}", d.json);
+        assert!(!warns_of_a_loop_at(&d, "/var/lib/rancher/rke2"));
+
+        let forty_one = rke2_behind_links(41);
+        let d = detect(forty_one.path(), &[]);
+        assert_eq!(d.json["distribution"]["kind"], "unknown", "{:#}", d.json);
+        assert!(
+            warns_of_a_loop_at(&d, "/var/lib/rancher/rke2"),
+            "{:?}",
+            d.warnings()
+        );
+    }
+
+    /// `/etc/hostname` behind a chain of absolute links whose last one names a file outside the
+    /// root: the file's content never reaches the report, whatever the chain's length (old code:
+    /// with 41 links the kernel followed the last one, and the node name was the outside file's).
+    #[test]
+    fn a_chain_of_absolute_links_does_not_leak_a_file_outside_the_root() {
+        const SECRET: &str = "outside-the-root-7f3a";
+        let outside = tempfile::tempdir().expect("tempdir");
+        let secret = outside.path().join("hostname");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        for links in [2, 40, 41, 60] {
+            let root = HostRootDir::new();
+            root.symlink("/l1", "/etc/hostname");
+            for i in 1..links - 1 {
+                root.symlink(&format!("/l{}", i + 1), &format!("/l{i}"));
+            }
+            root.symlink(secret.to_str().unwrap(), &format!("/l{}", links - 1));
+            let d = detect(root.path(), &[]);
+            let report = d.json.to_string();
+            assert!(
+                !report.contains(SECRET),
+                "{links} links: the outside file leaked: {:#}",
+                d.json
+            );
+            assert_ne!(d.json["kubelet"]["node_name"], SECRET);
+        }
+    }
+
+    /// The real host (`--host-root /`) is walked by the same resolver (re-rooting on `/` changes
+    /// nothing): detection on this machine completes with one JSON document.
+    #[test]
+    fn the_system_root_still_works() {
+        let out = Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .args(["detect", "--host-root", "/", "-o", "json", "--no-cluster"])
+            .env_remove("KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_CONTAINERD_SOCKET")
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("detect runs");
+        let d = parse(out, Instant::now());
+        assert!(matches!(d.code, 0 | 3), "{}\n{:#}", d.stderr, d.json);
+        assert!(d.json["distribution"]["kind"].is_string());
+        assert!(
+            !d.warnings().iter().any(|w| w.contains("symbolic links")),
+            "{:?}",
+            d.warnings()
+        );
+    }
+}
+
+/// Host files and flag-named files must be regular files of bounded size: a FIFO, a device or a
+/// directory is refused at once with a message naming it, a huge file by its size, so nothing
+/// blocks forever or fills memory. Each run has a 30 s kill timeout, so a hang fails the test.
+mod bounded_input {
+    use super::*;
+    use std::ffi::OsStr;
+
+    /// The binary with `args` (30 s timeout): exit code, stderr, elapsed.
+    fn run(args: &[&OsStr]) -> (i32, String, String, Duration) {
+        let start = Instant::now();
+        let out = Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_CONFIG")
+            .env_remove("CADVISOR_SETUP_OUTPUT")
+            .env("HOME", "/nonexistent")
+            .env("NO_COLOR", "1")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .expect("binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            start.elapsed(),
+        )
+    }
+
+    fn prompt(elapsed: Duration) {
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    }
+
+    fn has_warning(d: &Detect, path: &str, what: &str) -> bool {
+        d.warnings()
+            .iter()
+            .any(|w| w.contains(path) && w.contains(what))
+    }
+
+    /// MicroK8s whose args files and snap.yaml are FIFOs nobody writes: each is a warning naming
+    /// it, and detection finishes (old code: blocked forever opening the first one).
+    #[test]
+    fn fifos_in_the_host_root_are_warnings_not_hangs() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.fifo("/var/snap/microk8s/8148/args/kubelet")
+            .fifo("/var/snap/microk8s/8148/args/containerd")
+            .fifo("/snap/microk8s/8148/meta/snap.yaml")
+            .fifo("/var/snap/microk8s/8148/credentials/client.config");
+        let d = detect(root.path(), &[]);
+        prompt(d.elapsed);
+        for path in [
+            "/var/snap/microk8s/current/args/kubelet",
+            "/var/snap/microk8s/current/args/containerd",
+            "/snap/microk8s/current/meta/snap.yaml",
+        ] {
+            assert!(
+                has_warning(&d, path, "is a FIFO (named pipe), not a regular file"),
+                "{path}: {:?}",
+                d.warnings()
+            );
+        }
+        assert_eq!(d.json["distribution"]["kind"], "microk8s");
+        let kc = &d.json["kubeconfig"];
+        assert_eq!(kc["readable"], false, "{kc:#}");
+        assert!(kc["hint"].as_str().unwrap().contains("is a FIFO"), "{kc:#}");
+    }
+
+    /// A 60 MB (sparse) kubelet args file is refused by its size, not read (old code: read it
+    /// all, 1.2 GB of memory for a 58 MB file).
+    #[test]
+    fn a_huge_args_file_is_refused_by_size() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.sparse("/var/snap/microk8s/8148/args/kubelet", 60_000_000);
+        let d = detect(root.path(), &[]);
+        prompt(d.elapsed);
+        assert!(
+            has_warning(
+                &d,
+                "/var/snap/microk8s/current/args/kubelet",
+                "is too large: 57.2 MiB, more than the limit of 4 MiB"
+            ),
+            "{:?}",
+            d.warnings()
+        );
+        assert_eq!(d.json["kubelet"]["args_file"], Value::Null);
+    }
+
+    /// kubeadm's kubelet config is a character device (`/dev/zero`'s numbers, made with mknod
+    /// inside the root): refused without being read (old code: read zeros until 2 GB).
+    #[test]
+    fn a_device_as_the_kubelet_config_is_refused() {
+        if !real::require("root (mknod)", real::is_root()) {
+            return;
+        }
+        let root = HostRootDir::new();
+        root.kubeadm("unix:///run/containerd/containerd.sock", "systemd");
+        let config = root.local("/var/lib/kubelet/config.yaml");
+        std::fs::remove_file(&config).unwrap();
+        nix::sys::stat::mknod(
+            &config,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+            nix::sys::stat::makedev(1, 5),
+        )
+        .expect("mknod /dev/zero's device in the host root");
+        let d = detect(root.path(), &[]);
+        prompt(d.elapsed);
+        assert!(
+            has_warning(
+                &d,
+                "/var/lib/kubelet/config.yaml",
+                "is a character device, not a regular file"
+            ),
+            "{:?}",
+            d.warnings()
+        );
+        assert_eq!(d.json["distribution"]["kind"], "kubeadm");
+    }
+
+    /// `--config` that is a FIFO, `/dev/zero` (through a symlink), a directory or a 60 MB file:
+    /// exit 2 at once, saying what the path is and what to give instead.
+    #[test]
+    fn a_config_flag_that_is_not_a_small_regular_file_is_a_usage_error() {
+        let root = HostRootDir::new();
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("answers.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let zero = dir.path().join("answers.yaml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(60_000_000)
+            .unwrap();
+        for (path, what) in [
+            (&fifo, "is a FIFO (named pipe), not a regular file"),
+            (&zero, "is a character device, not a regular file"),
+            (
+                &dir.path().to_path_buf(),
+                "is a directory, not a regular file",
+            ),
+            (&big, "is too large: 57.2 MiB, more than the limit of 4 MiB"),
+        ] {
+            let (code, _, stderr, elapsed) = run(&[
+                OsStr::new("--config"),
+                path.as_os_str(),
+                OsStr::new("detect"),
+                OsStr::new("--no-cluster"),
+                OsStr::new("--host-root"),
+                root.path().as_os_str(),
+            ]);
+            prompt(elapsed);
+            assert_eq!(code, 2, "{}: {stderr}", path.display());
+            assert!(stderr.contains("--config"), "{stderr}");
+            assert!(stderr.contains(what), "{what}: {stderr}");
+            assert!(
+                stderr.contains("give a regular YAML file of at most 4 MiB"),
+                "{stderr}"
+            );
+        }
+    }
+
+    /// `--kubeconfig` that is a FIFO, `/dev/zero` or a 60 MB file: exit 2 at once (old code:
+    /// `detect --no-cluster` blocked forever opening the FIFO).
+    #[test]
+    fn a_kubeconfig_flag_that_is_not_a_small_regular_file_is_a_usage_error() {
+        let root = HostRootDir::new();
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(60_000_000)
+            .unwrap();
+        for (path, what) in [
+            (fifo.as_path(), "is a FIFO (named pipe)"),
+            (Path::new("/dev/zero"), "is a character device"),
+            (big.as_path(), "is too large"),
+        ] {
+            for command in ["detect", "status"] {
+                let (code, _, stderr, elapsed) = run(&[
+                    OsStr::new(command),
+                    OsStr::new("--kubeconfig"),
+                    path.as_os_str(),
+                    OsStr::new("--host-root"),
+                    root.path().as_os_str(),
+                ]);
+                prompt(elapsed);
+                assert_eq!(code, 2, "{command} {}: {stderr}", path.display());
+                assert!(stderr.contains("--kubeconfig"), "{stderr}");
+                assert!(stderr.contains(what), "{what}: {stderr}");
+                assert!(
+                    stderr.contains("pass a regular kubeconfig file"),
+                    "{stderr}"
+                );
+            }
+        }
     }
 }

@@ -2,112 +2,28 @@
 //! certificates; rustls verifies the server against the kubeconfig's CA).
 //!
 //! No kubeconfig can panic or hang the binary: we read it ourselves, bounded, only when it is a
-//! regular file ([`read_kubeconfig_bounded`]); we check the selected cluster's `server` URL
+//! regular file (`crate::input::read_bounded_bytes`); we check the selected cluster's `server` URL
 //! (kube-client panics on one without a scheme: `base_uri.rs` "Valid Uri"); and we check that
 //! each file it names (CA, client certificate and key, token file), which kube reads itself, is
 //! a regular file under the same limit, so a FIFO or `/dev/zero` there is an error, not a hang.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 
 use super::ClusterError;
+use crate::input::{Follow, read_bounded_bytes};
 
 /// The most we read of a kubeconfig or of a file it names. Real ones are a few KiB; certificate
 /// bundles stay far below this.
-pub const KUBECONFIG_LIMIT: u64 = 4 * 1024 * 1024;
+pub const KUBECONFIG_LIMIT: u64 = crate::input::MAX_INPUT_BYTES;
 
 /// A connected client and the server it talks to (for messages).
 #[derive(Clone)]
 pub struct Cluster {
     pub client: kube::Client,
     pub server: String,
-}
-
-/// Why a kubeconfig (or a file it names) was not read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("cannot open {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a regular file (it is {what})")]
-    NotRegular { path: PathBuf, what: &'static str },
-    #[error("{path} is larger than {limit} bytes")]
-    TooLarge { path: PathBuf, limit: u64 },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Reads at most `limit` bytes of `path`, which must be a regular file (symlinks are followed:
-/// a kubeconfig may well be one). A FIFO, socket, device or directory is refused without being
-/// read: the file is opened with `O_NONBLOCK` (so opening a FIFO does not wait for a writer) and
-/// its type is checked with `fstat` on the open descriptor.
-pub fn read_kubeconfig_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    let open_err = |source| ReadError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    // Refuse devices and FIFOs before opening them at all (opening some devices has effects).
-    let before = std::fs::metadata(path).map_err(open_err)?;
-    check_type(path, &before.file_type())?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(open_err)?;
-    let meta = file.metadata().map_err(open_err)?;
-    check_type(path, &meta.file_type())?;
-    let too_large = || ReadError::TooLarge {
-        path: path.to_path_buf(),
-        limit,
-    };
-    if meta.len() > limit {
-        return Err(too_large());
-    }
-    let mut data = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(|source| ReadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if data.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(data)
-}
-
-fn check_type(path: &Path, kind: &std::fs::FileType) -> Result<(), ReadError> {
-    use std::os::unix::fs::FileTypeExt;
-    let what = if kind.is_file() {
-        return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "not a file"
-    };
-    Err(ReadError::NotRegular {
-        path: path.to_path_buf(),
-        what,
-    })
 }
 
 /// Reads `path` and builds a client. Does not contact the server.
@@ -132,7 +48,8 @@ pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
 /// The kubeconfig at `path`, read bounded, with relative file paths made relative to its
 /// directory, and its current context checked so kube can neither panic nor hang on it.
 fn load(path: &Path) -> Result<Kubeconfig, String> {
-    let data = read_kubeconfig_bounded(path, KUBECONFIG_LIMIT).map_err(|e| e.to_string())?;
+    let data =
+        read_bounded_bytes(path, KUBECONFIG_LIMIT, Follow::Links).map_err(|e| e.to_string())?;
     let text = String::from_utf8(data).map_err(|_| "it is not UTF-8 text".to_string())?;
     let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
@@ -148,7 +65,7 @@ fn load(path: &Path) -> Result<Kubeconfig, String> {
         }
         for (field, file) in files {
             if let Some(file) = file {
-                read_kubeconfig_bounded(Path::new(file), KUBECONFIG_LIMIT)
+                read_bounded_bytes(Path::new(file), KUBECONFIG_LIMIT, Follow::Links)
                     .map_err(|e| format!("its {field}: {e}"))?;
             }
         }
@@ -335,28 +252,6 @@ mod tests {
             assert!(check_server("c", Some(bad)).is_err(), "{bad}");
         }
         assert!(check_server("c", None).unwrap_err().contains("no server"));
-    }
-
-    #[test]
-    fn bounded_reads_refuse_devices_fifos_directories_and_large_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let err = read_kubeconfig_bounded(&fifo, 10).unwrap_err();
-        assert!(err.to_string().contains("a FIFO"), "{err}");
-        let err = read_kubeconfig_bounded(Path::new("/dev/zero"), 10).unwrap_err();
-        assert!(err.to_string().contains("character device"), "{err}");
-        assert!(read_kubeconfig_bounded(dir.path(), 10).is_err());
-        let big = dir.path().join("big");
-        std::fs::write(&big, [b'a'; 11]).unwrap();
-        assert!(matches!(
-            read_kubeconfig_bounded(&big, 10),
-            Err(ReadError::TooLarge { .. })
-        ));
-        assert_eq!(read_kubeconfig_bounded(&big, 11).unwrap().len(), 11);
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&big, &link).unwrap();
-        assert_eq!(read_kubeconfig_bounded(&link, 11).unwrap().len(), 11);
     }
 
     #[test]

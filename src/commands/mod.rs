@@ -131,6 +131,9 @@ fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> 
         Some(path) => Answers::load(path)?,
         None => Answers::default(),
     };
+    if let Some(path) = &cli.global.kubeconfig {
+        crate::options::check_kubeconfig_flag(path)?;
+    }
     let ctx = Context {
         global: cli.global,
         ui,

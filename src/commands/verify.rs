@@ -6,14 +6,17 @@
 //! - `--metrics-url URL`: one plain-HTTP endpoint, e.g. a port-forwarded cAdvisor;
 //! - neither: every node through the API server ([`super::verify_cluster`]).
 //!
-//! Exit codes: 0 labelled; 6 not labelled; 2 for a file that does not exist or an unusable URL;
-//! 1 when the source cannot be read (unreachable endpoint, HTTP error, corrupt gzip): an
-//! unreadable endpoint proves nothing about the labels, so it is not a verification failure.
+//! Exit codes: 0 labelled; 6 not labelled; 2 for a file that does not exist, a directory, a
+//! device or a socket, or an unusable URL; 1 when the source cannot be read (unreachable
+//! endpoint, HTTP error, corrupt gzip, or no end of input within `--timeout`, for a URL, a file,
+//! a FIFO or stdin alike): an unreadable source proves nothing about the labels, so it is not a
+//! verification failure.
 
 mod http;
 
-use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -22,7 +25,8 @@ pub use http::FetchError;
 
 use super::Context;
 use crate::cli::VerifyArgs;
-use crate::error::{ExitCode, UsageError};
+use crate::error::{ExitCode, Failure, UsageError};
+use crate::input::FileKind;
 use crate::metrics::{self, ScanReport, Verdict};
 use crate::ui::Ui;
 
@@ -37,7 +41,7 @@ pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ),
         (None, Some(path)) => {
             let source = Source::file(path);
-            let report = scan_file(path.clone()).await?;
+            let report = scan_file(path.clone(), args.timeout).await?;
             (source, report)
         }
         (None, None) => return super::verify_cluster::run(ctx, args).await,
@@ -74,21 +78,60 @@ impl Source {
     }
 }
 
-/// Scans a file or stdin on a blocking thread (the scanner reads synchronously).
-async fn scan_file(path: PathBuf) -> anyhow::Result<ScanReport> {
-    tokio::task::spawn_blocking(move || -> anyhow::Result<ScanReport> {
-        if path == Path::new("-") {
-            return Ok(metrics::scan(std::io::stdin().lock())?);
-        }
-        let file = open(&path)?;
-        metrics::scan(file).with_context(|| format!("scanning {}", path.display()))
-    })
-    .await?
+/// Scans a file, a FIFO or stdin on a thread of its own, for at most `timeout`.
+///
+/// A FIFO or stdin may never end (or never get a writer: opening a FIFO blocks until one comes),
+/// so the read is bounded by `--timeout` like a URL. The reading thread is a plain detached
+/// thread, not tokio's `spawn_blocking`: the runtime waits for its blocking tasks when it shuts
+/// down (docs.rs/tokio `Runtime::shutdown_background`: "dropping a runtime will block
+/// indefinitely for spawned blocking tasks to complete"), whereas a detached thread ends with
+/// the process. The scanner reads incrementally,
+/// so memory stays flat whatever the stream's length.
+async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanReport> {
+    let stdin = path == Path::new("-");
+    if !stdin {
+        check_path(&path)?;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let reader_path = path.clone();
+    std::thread::Builder::new()
+        .name("metrics-file".into())
+        .spawn(move || {
+            let result = if stdin {
+                metrics::scan(std::io::stdin().lock()).map_err(anyhow::Error::from)
+            } else {
+                scan_path(&reader_path)
+            };
+            // The receiver is gone after a timeout: nobody wants the result any more.
+            let _ = tx.send(result);
+        })
+        .context("cannot start the thread that reads --metrics-file")?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(anyhow::anyhow!(
+            "the thread reading --metrics-file {} stopped without a result",
+            path.display()
+        )),
+        Err(_) => Err(Failure::new(
+            ExitCode::Unexpected,
+            format!(
+                "reading --metrics-file {} timed out after {}: the input did not end (a FIFO or \
+                 stdin whose writer has not finished, or has not started); raise --timeout, or \
+                 save the scrape to a file first",
+                Source::file(&path).describe(),
+                human_duration(timeout)
+            ),
+        )
+        .into()),
+    }
 }
 
-fn open(path: &Path) -> anyhow::Result<File> {
+/// What `--metrics-file` may be: a regular file, or a FIFO (a stream like stdin). A directory,
+/// a device or a socket is a usage error (exit 2), found before anything is opened.
+fn check_path(path: &Path) -> anyhow::Result<()> {
     let shown = path.display();
-    match std::fs::metadata(path) {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(UsageError::new(format!(
                 "--metrics-file {shown}: no such file; save a scrape first \
@@ -96,15 +139,56 @@ fn open(path: &Path) -> anyhow::Result<File> {
             ))
             .into());
         }
-        Ok(meta) if meta.is_dir() => {
-            return Err(UsageError::new(format!(
-                "--metrics-file {shown} is a directory; give a file saved from cAdvisor's /metrics"
-            ))
-            .into());
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot open --metrics-file {shown}"))
+            );
         }
-        _ => {}
+    };
+    refuse_kind(path, meta.file_type())
+}
+
+fn refuse_kind(path: &Path, file_type: std::fs::FileType) -> anyhow::Result<()> {
+    let shown = path.display();
+    match FileKind::of(file_type) {
+        None | Some(FileKind::Fifo) => Ok(()),
+        Some(FileKind::Directory) => Err(UsageError::new(format!(
+            "--metrics-file {shown} is a directory; give a file saved from cAdvisor's /metrics"
+        ))
+        .into()),
+        Some(kind) => Err(UsageError::new(format!(
+            "--metrics-file {shown} is {kind}, not a file or a FIFO; give a file saved from \
+             cAdvisor's /metrics, or `-` to read stdin"
+        ))
+        .into()),
     }
-    File::open(path).with_context(|| format!("cannot open --metrics-file {shown}"))
+}
+
+/// Opens and scans a regular file or a FIFO (on the reading thread: opening a FIFO blocks until
+/// a writer opens it). Checked again on the open file, in case the path changed since.
+fn scan_path(path: &Path) -> anyhow::Result<ScanReport> {
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOCTTY.bits())
+        .open(path)
+        .with_context(|| format!("cannot open --metrics-file {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot open --metrics-file {shown}"))?;
+    refuse_kind(path, meta.file_type())?;
+    metrics::scan(file).with_context(|| format!("scanning {shown}"))
+}
+
+/// `60s`, `1.5s`, `250ms`.
+fn human_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// The result of a file or URL verification: what `-o json` prints.

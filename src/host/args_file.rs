@@ -94,15 +94,20 @@ impl Args {
 /// Go's `os.Expand` (src/os/env.go): `$NAME` (letters, digits, `_`), `${NAME}`, one-character
 /// special names (`$1`, `$*`, ...); `${}` and an unclosed `${` are eaten; a `$` not followed by a
 /// name stays.
+///
+/// One pass: Go scans for the closing `}` afresh after every `${`, which is quadratic on a line
+/// of `${${${...` (20 MB never finished); here the position of the next `}` is remembered, and
+/// since the scan only moves forward, every byte is looked at a bounded number of times.
 pub fn expand_env(s: &str, vars: &SnapVars) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
+    let mut close = NextClose::default();
     let mut i = 0; // start of the pending literal run
     let mut j = 0;
     while j < bytes.len() {
         if bytes[j] == b'$' && j + 1 < bytes.len() {
             out.push_str(&s[i..j]);
-            let (name, width) = shell_name(&s[j + 1..]);
+            let (name, width) = shell_name(s, j + 1, &mut close);
             if name.is_empty() && width > 0 {
                 // Invalid syntax: eat the characters.
             } else if name.is_empty() {
@@ -119,6 +124,38 @@ pub fn expand_env(s: &str, vars: &SnapVars) -> String {
     out
 }
 
+/// The position of the next `}` at or after some index, remembered between lookups (which only
+/// move forward).
+#[derive(Default)]
+struct NextClose {
+    found: Option<usize>,
+    none_left: bool,
+}
+
+impl NextClose {
+    fn at_or_after(&mut self, bytes: &[u8], from: usize) -> Option<usize> {
+        if self.none_left {
+            return None;
+        }
+        if let Some(p) = self.found.filter(|p| *p >= from) {
+            return Some(p);
+        }
+        match bytes
+            .get(from..)
+            .and_then(|rest| memchr::memchr(b'}', rest))
+        {
+            Some(k) => {
+                self.found = Some(from + k);
+                self.found
+            }
+            None => {
+                self.none_left = true;
+                None
+            }
+        }
+    }
+}
+
 fn is_special(c: u8) -> bool {
     matches!(
         c,
@@ -130,28 +167,28 @@ fn is_alnum(c: u8) -> bool {
     c == b'_' || c.is_ascii_alphanumeric()
 }
 
-/// Go's `getShellName`: the name after a `$` and how many bytes it used.
-fn shell_name(s: &str) -> (&str, usize) {
-    let b = s.as_bytes();
+/// Go's `getShellName` on `s[start..]` (not empty): the name after a `$` and how many bytes it
+/// used.
+fn shell_name<'a>(s: &'a str, start: usize, close: &mut NextClose) -> (&'a str, usize) {
+    let all = s.as_bytes();
+    let b = &all[start..];
     if b[0] == b'{' {
         if b.len() > 2 && is_special(b[1]) && b[2] == b'}' {
-            return (&s[1..2], 3);
+            return (&s[start + 1..start + 2], 3);
         }
-        for (i, &c) in b.iter().enumerate().skip(1) {
-            if c == b'}' {
-                if i == 1 {
-                    return ("", 2);
-                }
-                return (&s[1..i], i + 1);
-            }
-        }
-        return ("", 1);
+        return match close.at_or_after(all, start + 1) {
+            // `${}`: bad syntax, eaten.
+            Some(k) if k == start + 1 => ("", 2),
+            Some(k) => (&s[start + 1..k], k - start + 1),
+            // `${` never closed: bad syntax, eaten.
+            None => ("", 1),
+        };
     }
     if is_special(b[0]) {
-        return (&s[0..1], 1);
+        return (&s[start..start + 1], 1);
     }
     let n = b.iter().take_while(|c| is_alnum(**c)).count();
-    (&s[..n], n)
+    (&s[start..start + n], n)
 }
 
 #[cfg(test)]
@@ -242,6 +279,112 @@ mod tests {
         assert_eq!(expand_env("x${A", &v), "xA");
         assert_eq!(expand_env("$1x", &v), "x");
         assert_eq!(expand_env("no dollars", &v), "no dollars");
+    }
+
+    /// A direct transcription of Go's `os.Expand` and `getShellName` (src/os/env.go), rescanning
+    /// for `}` after every `${` as Go does: the reference the one-pass version must match.
+    fn go_expand(s: &str, vars: &SnapVars) -> String {
+        fn get_shell_name(s: &str) -> (&str, usize) {
+            let b = s.as_bytes();
+            if b[0] == b'{' {
+                if b.len() > 2 && is_special(b[1]) && b[2] == b'}' {
+                    return (&s[1..2], 3);
+                }
+                for i in 1..b.len() {
+                    if b[i] == b'}' {
+                        if i == 1 {
+                            return ("", 2);
+                        }
+                        return (&s[1..i], i + 1);
+                    }
+                }
+                return ("", 1);
+            }
+            if is_special(b[0]) {
+                return (&s[0..1], 1);
+            }
+            let mut i = 0;
+            while i < b.len() && is_alnum(b[i]) {
+                i += 1;
+            }
+            (&s[..i], i)
+        }
+        let b = s.as_bytes();
+        let mut buf = String::new();
+        let mut i = 0;
+        let mut j = 0;
+        while j < b.len() {
+            if b[j] == b'$' && j + 1 < b.len() {
+                buf.push_str(&s[i..j]);
+                let (name, w) = get_shell_name(&s[j + 1..]);
+                if name.is_empty() && w > 0 {
+                } else if name.is_empty() {
+                    buf.push('$');
+                } else {
+                    buf.push_str(vars.get(name));
+                }
+                j += w;
+                i = j + 1;
+            }
+            j += 1;
+        }
+        buf + &s[i.min(s.len())..]
+    }
+
+    proptest! {
+        /// The one-pass expansion is Go's, on short random mixes of `$`, braces, names, special
+        /// characters and multi-byte text.
+        #[test]
+        fn expand_env_matches_go(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("$"), Just("${"), Just("}"), Just("{"), Just("A"), Just("AB"), Just("_"),
+                    Just("1"), Just("*"), Just("-"), Just("/"), Just(" "), Just("é"), Just("x"),
+                    Just("SNAP_DATA"), Just("${}"), Just("$$"),
+                ],
+                0..40,
+            )
+        ) {
+            let text: String = parts.concat();
+            let v = SnapVars::for_snap("microk8s").with("A", "1").with("AB", "2").with("1", "one");
+            prop_assert_eq!(expand_env(&text, &v), go_expand(&text, &v));
+        }
+    }
+
+    proptest! {
+        // Ten distinct inputs exist; a few dozen cases cover them.
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// A 1 MB line of `${`, `$` or a mix completes (a quadratic expansion never finishes on
+        /// it) and gives what Go gives: unclosed `${` and `$$` pairs are eaten, a closed `${...}`
+        /// is one (unset) name, `${A}` repeats its value.
+        #[test]
+        fn megabyte_lines_of_dollars_and_braces(
+            unit in prop::sample::select(vec!["${", "$", "${A}", "$${", "${$"]),
+            closed in any::<bool>(),
+        ) {
+            const MB: usize = 1 << 20;
+            let v = SnapVars::empty().with("A", "a");
+            let mut text = unit.repeat(MB / unit.len());
+            if closed {
+                text.push('}');
+            }
+            let out = expand_env(&text, &v);
+            let n = MB / unit.len();
+            match (unit, closed) {
+                ("${", false) => prop_assert_eq!(out, ""),
+                ("${", true) => prop_assert_eq!(out, ""),
+                ("$", false) => prop_assert_eq!(out, if n % 2 == 1 { "$" } else { "" }),
+                ("$", true) => prop_assert_eq!(out, if n % 2 == 1 { "$}" } else { "}" }),
+                // `$$` is the special name `$` (unset), then `{` is plain text.
+                ("$${", false) => prop_assert_eq!(out, "{".repeat(n)),
+                ("$${", true) => prop_assert_eq!(out, "{".repeat(n) + "}"),
+                ("${A}", false) => prop_assert_eq!(out, "a".repeat(n)),
+                ("${A}", true) => prop_assert_eq!(out, "a".repeat(n) + "}"),
+                _ => prop_assert!(out.len() <= text.len()),
+            }
+        }
+
     }
 
     proptest! {

@@ -19,7 +19,10 @@ const HYBRID_MOUNTPOINT: &str = "/sys/fs/cgroup/unified";
 
 /// The cgroup mode of this host root, and a note when it could not be told.
 pub fn mode(root: &HostRoot) -> (CgroupMode, Option<String>) {
-    let top = fs::resolve(root, Path::new(UNIFIED_MOUNTPOINT));
+    let top = match fs::resolve(root, Path::new(UNIFIED_MOUNTPOINT)) {
+        Ok(top) => top,
+        Err(e) => return (CgroupMode::Unknown, Some(e.to_string())),
+    };
     let st = match statfs(&top) {
         Ok(st) => st,
         Err(e) => {
@@ -42,7 +45,9 @@ pub fn mode(root: &HostRoot) -> (CgroupMode, Option<String>) {
             )),
         );
     }
-    let unified = fs::resolve(root, Path::new(HYBRID_MOUNTPOINT));
+    let Ok(unified) = fs::resolve(root, Path::new(HYBRID_MOUNTPOINT)) else {
+        return (CgroupMode::V1, None);
+    };
     match statfs(&unified) {
         Ok(st) if st.filesystem_type() == CGROUP2_SUPER_MAGIC => (CgroupMode::Hybrid, None),
         _ => (CgroupMode::V1, None),
@@ -105,7 +110,7 @@ fn from_pod_cgroups(root: &HostRoot, mode: CgroupMode) -> Option<(CgroupDriver, 
             ("kubepods", CgroupDriver::Cgroupfs),
         ] {
             let path = format!("{base}/{name}");
-            if fs::resolve(root, Path::new(&path)).is_dir() {
+            if fs::is_dir(root, Path::new(&path)) {
                 return Some((driver, path));
             }
         }

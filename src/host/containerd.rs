@@ -27,6 +27,10 @@ pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
 const NAMESPACE_HEADER: &str = "containerd-namespace";
 /// List returns every container's OCI spec (~9 KB each); 16 MiB is containerd's own send limit.
 const MAX_MESSAGE: usize = 16 << 20;
+/// The longest per-call timeout we hand to tonic: it encodes the timeout as the `grpc-timeout`
+/// header, at most 8 digits of hours, and panics beyond that (hyperium/tonic: tonic/src/request.rs
+/// `duration_to_grpc_timeout`, "duration is unrealistically large"). A day is plenty for a probe.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 const VERSION_PATH: &str = "/containerd.services.version.v1.Version/Version";
 const CONTAINERS_LIST_PATH: &str = "/containerd.services.containers.v1.Containers/List";
@@ -213,6 +217,8 @@ where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
+    // Saturate: a huge timeout (Duration::MAX) must neither overflow below nor panic in tonic.
+    let timeout = timeout.min(MAX_CALL_TIMEOUT);
     let timed_out = || ProbeError::Timeout {
         socket: socket.to_path_buf(),
         call: name,
@@ -310,4 +316,18 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_huge_timeout_saturates_instead_of_panicking() {
+        // Old code: `timeout + 250ms` overflowed (a panic) with Duration::MAX.
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nothing.sock");
+        let err = version(&missing, Duration::MAX).await.unwrap_err();
+        assert!(matches!(err, ProbeError::Connect { .. }), "{err:?}");
+    }
 }

@@ -48,7 +48,7 @@ pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
     ] {
         let evidence: Vec<String> = markers
             .iter()
-            .filter(|m| fs::exists(root, Path::new(m)))
+            .filter(|m| present(root, m, warnings))
             .map(|m| m.to_string())
             .collect();
         if !evidence.is_empty() {
@@ -62,7 +62,7 @@ pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
         "/etc/kubernetes/kubelet.conf",
     ]
     .iter()
-    .filter(|m| fs::exists(root, Path::new(m)))
+    .filter(|m| present(root, m, warnings))
     .map(|m| m.to_string())
     .collect();
     // k8s-snap also writes /etc/kubernetes/kubelet.conf: kubeadm only when nothing else matched.
@@ -82,6 +82,21 @@ pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
         ));
     }
     first
+}
+
+/// Does this marker exist? A path that cannot be resolved inside the root (a link loop) is a
+/// warning naming it, and counts as absent.
+fn present(root: &HostRoot, host_path: &str, warnings: &mut Vec<String>) -> bool {
+    match fs::exists(root, Path::new(host_path)) {
+        Ok(found) => found,
+        Err(e) => {
+            let text = e.to_string();
+            if !warnings.contains(&text) {
+                warnings.push(text);
+            }
+            false
+        }
+    }
 }
 
 fn plain(kind: DistroKind, evidence: Vec<String>) -> Distribution {
@@ -108,7 +123,7 @@ fn snap(
     let common_dir = format!("/var/snap/{name}/common");
     let evidence: Vec<String> = [&snap_dir, &data_dir, &common_dir]
         .into_iter()
-        .filter(|p| fs::exists(root, Path::new(p)))
+        .filter(|p| present(root, p, warnings))
         .cloned()
         .collect();
     if evidence.is_empty() {
@@ -138,7 +153,7 @@ fn snap(
     if kind == DistroKind::Microk8s {
         // canonical/microk8s: run-kubelite-with-args: `clustered.lock` marks a worker-only node.
         let lock = format!("{data_dir}/var/lock/clustered.lock");
-        if fs::exists(root, Path::new(&lock)) {
+        if present(root, &lock, warnings) {
             d.worker_only = true;
             d.evidence.push(lock);
         }

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use super::{
     Confinement, Distribution, DistroKind, HostRoot, KubeconfigFacts, KubeconfigSource, fs,
 };
+use crate::input::{self, Follow, ReadError};
+
+/// The largest kubeconfig we accept (one with embedded certificates is a few kB).
+pub const MAX_KUBECONFIG: u64 = input::MAX_INPUT_BYTES;
 
 /// The user's side of the discovery (the command fills it from the flag and the environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +64,13 @@ pub fn discover(
 ) -> Option<KubeconfigFacts> {
     if let Some(flag) = &user.flag {
         // Given explicitly: reported even when missing or unreadable.
-        return Some(check(flag, flag.clone(), KubeconfigSource::Flag, distro));
+        return Some(check(
+            flag,
+            flag.clone(),
+            KubeconfigSource::Flag,
+            distro,
+            Follow::Links,
+        ));
     }
     if let Some(env) = &user.env {
         for p in std::env::split_paths(env) {
@@ -68,66 +78,73 @@ pub fn discover(
                 continue;
             }
             if p.exists() {
-                return Some(check(&p, p.clone(), KubeconfigSource::Env, distro));
+                return Some(check(
+                    &p,
+                    p.clone(),
+                    KubeconfigSource::Env,
+                    distro,
+                    Follow::Links,
+                ));
             }
         }
     }
     if let Some(home) = &user.home {
         let p = home.join(".kube/config");
         if p.exists() {
-            return Some(check(&p, p.clone(), KubeconfigSource::Home, distro));
+            return Some(check(
+                &p,
+                p.clone(),
+                KubeconfigSource::Home,
+                distro,
+                Follow::Links,
+            ));
         }
     }
     for host_path in admin_paths(distro.kind) {
-        let local = fs::resolve(root, Path::new(host_path));
+        // A path that cannot be resolved inside the root (a link loop) is skipped here; the
+        // distribution markers in the same directories already warn about it.
+        let Ok(local) = fs::resolve(root, Path::new(host_path)) else {
+            continue;
+        };
         if std::fs::symlink_metadata(&local).is_ok() {
             return Some(check(
                 Path::new(host_path),
                 local,
                 KubeconfigSource::Distribution,
                 distro,
+                Follow::NoFinalLink,
             ));
         }
     }
     None
 }
 
+/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened,
+/// never read here, so a FIFO or a device cannot block or flood us).
 fn check(
     shown: &Path,
     local: PathBuf,
     source: KubeconfigSource,
     distro: &Distribution,
+    follow: Follow,
 ) -> KubeconfigFacts {
-    // Opening a FIFO waits for a writer (forever): look at the type before opening anything.
-    let special = std::fs::metadata(&local).is_ok_and(|m| !m.is_file() && !m.is_dir());
-    let opened = if special {
-        None
-    } else {
-        Some(std::fs::File::open(&local))
-    };
-    let (readable, hint) = match opened {
-        None => (
-            false,
-            Some(format!(
-                "{} is not a regular file (a FIFO, socket or device); pass a kubeconfig file",
-                shown.display()
-            )),
-        ),
-        Some(Ok(_)) if local.is_dir() => {
-            (false, Some(format!("{} is a directory", shown.display())))
-        }
-        Some(Ok(_)) => (true, None),
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            (false, Some(permission_hint(shown, distro)))
-        }
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => (
+    let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
+        Ok(_) => (true, None),
+        Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
+        Err(ReadError::NotFound { .. }) => (
             false,
             Some(format!(
                 "{} does not exist; pass an existing file with --kubeconfig",
                 shown.display()
             )),
         ),
-        Some(Err(e)) => (false, Some(format!("cannot open {}: {e}", shown.display()))),
+        Err(e) => (
+            false,
+            Some(format!(
+                "{}; pass a kubeconfig file with --kubeconfig",
+                e.with_path(shown)
+            )),
+        ),
     };
     KubeconfigFacts {
         path: shown.to_path_buf(),
@@ -233,5 +250,42 @@ mod tests {
         assert!(permission_hint(Path::new("/x"), &d).contains("usermod -a -G microk8s"));
         d.confinement = Some(Confinement::Strict);
         assert!(permission_hint(Path::new("/x"), &d).contains("snap_microk8s"));
+    }
+
+    #[test]
+    fn an_admin_kubeconfig_that_is_a_fifo_is_unreadable_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let admin = root.resolve("/etc/rancher/k3s/k3s.yaml");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&admin, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let k = discover(&root, &distro(DistroKind::K3s), &KubeconfigEnv::default()).unwrap();
+        assert!(!k.readable);
+        let hint = k.hint.unwrap();
+        assert!(
+            hint.starts_with("/etc/rancher/k3s/k3s.yaml is a FIFO (named pipe)"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn an_admin_kubeconfig_linked_outside_the_root_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let real = outside.path().join("admin.conf");
+        std::fs::write(&real, "x").unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        let admin = root.resolve("/etc/kubernetes/admin.conf");
+        std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&real, &admin).unwrap();
+        // Re-rooted, the link names `<root>/<outside>/admin.conf`, which does not exist.
+        assert_eq!(
+            discover(
+                &root,
+                &distro(DistroKind::Kubeadm),
+                &KubeconfigEnv::default()
+            ),
+            None
+        );
     }
 }

@@ -253,7 +253,10 @@ fn hostname(root: &HostRoot) -> Option<String> {
             .ok()
             .flatten()
     };
-    let kernel = || std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    // This process's kernel, not a host file: read as procfs shows it, bounded all the same.
+    let kernel = || {
+        crate::input::read_bounded(Path::new("/proc/sys/kernel/hostname"), fs::MAX_HOST_FILE).ok()
+    };
     let text = if root.is_system() {
         kernel().or_else(from_root)
     } else {

@@ -312,6 +312,10 @@ pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, 
     if let Some(hint) = kubeconfig.as_ref().and_then(|k| k.hint.clone()) {
         warnings.push(hint);
     }
+    // One warning per problem, however many lookups met it (a link loop at `/etc` is met by
+    // every marker under it).
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
     Ok(HostFacts {
         distribution,
         runtime,
@@ -335,6 +339,12 @@ pub enum HostError {
     },
     #[error("{path} is not valid: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    /// A host path that leads nowhere inside the root (a link loop).
+    #[error(transparent)]
+    Resolve(#[from] fs::ResolveError),
+    /// A host file that is not a regular file of bounded size (named by its host path).
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
     #[error("{0}")]
     Detection(String),
 }
@@ -343,9 +353,11 @@ impl Classify for HostError {
     fn exit_code(&self) -> ExitCode {
         match self {
             HostError::BadHostRoot { .. } => ExitCode::Usage,
-            HostError::Read { .. } | HostError::Malformed { .. } | HostError::Detection(_) => {
-                ExitCode::Detection
-            }
+            HostError::Read { .. }
+            | HostError::Malformed { .. }
+            | HostError::Resolve(_)
+            | HostError::Input(_)
+            | HostError::Detection(_) => ExitCode::Detection,
         }
     }
 }

@@ -35,9 +35,11 @@ impl HostRoot {
         self.root == Path::new("/")
     }
 
-    /// Maps an absolute host path to the path to open here: `/etc/x` → `<root>/etc/x`.
+    /// Maps an absolute host path to a path under the root, lexically: `/etc/x` → `<root>/etc/x`.
     ///
-    /// `..` components cannot climb above the root.
+    /// `..` components cannot climb above the root, but symlinks inside the root are not looked
+    /// at, so the kernel would follow an absolute one out of the root: to open or stat a host
+    /// path, use [`super::fs::resolve`], which re-roots every link.
     pub fn resolve(&self, host_path: impl AsRef<Path>) -> PathBuf {
         let mut out = self.root.clone();
         let mut depth = 0usize;

@@ -154,8 +154,11 @@ fn runtime_config(root: &HostRoot, distro: DistroKind, warnings: &mut Vec<String
 /// directory under this root.
 fn normalise(root: &HostRoot, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("/var/run") {
-        let var_run = root.resolve("/var/run");
-        let is_real_dir = std::fs::symlink_metadata(&var_run).is_ok_and(|m| m.is_dir());
+        // `/var` itself may be a link: find `/var/run` inside the root, without following it.
+        let is_real_dir = fs::resolve_no_follow(root, Path::new("/var/run"))
+            .ok()
+            .and_then(|var_run| std::fs::symlink_metadata(var_run).ok())
+            .is_some_and(|m| m.is_dir());
         if !is_real_dir {
             return Path::new("/run").join(rest);
         }
@@ -200,9 +203,15 @@ fn kind_of(path: &Path) -> RuntimeKind {
 
 /// Probes every candidate concurrently.
 pub async fn probe_all(root: &HostRoot, candidates: &mut [SocketCandidate], timeout: Duration) {
-    let probes = candidates
-        .iter()
-        .map(|c| probe(fs::resolve(root, &c.path), c.runtime, timeout));
+    let probes = candidates.iter().map(|c| async move {
+        match fs::resolve(root, &c.path) {
+            Ok(local) => probe(local, c.runtime, timeout).await,
+            Err(e) => Probe {
+                error: Some(format!("cannot be resolved under the host root: {e}")),
+                ..Probe::default()
+            },
+        }
+    });
     let results = futures::future::join_all(probes).await;
     for (c, p) in candidates.iter_mut().zip(results) {
         c.probe = p;
@@ -212,7 +221,9 @@ pub async fn probe_all(root: &HostRoot, candidates: &mut [SocketCandidate], time
 /// Exists, is a socket, accepts a connection, answers `Version`, holds kubelet containers.
 pub async fn probe(local: PathBuf, kind: RuntimeKind, timeout: Duration) -> Probe {
     let mut p = Probe::default();
-    let meta = match std::fs::metadata(&local) {
+    // Not following a final symlink: `local` comes from the resolver, which followed every link
+    // inside the host root already.
+    let meta = match std::fs::symlink_metadata(&local) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             p.error = Some("does not exist".into());
@@ -229,6 +240,8 @@ pub async fn probe(local: PathBuf, kind: RuntimeKind, timeout: Duration) -> Prob
             "a directory"
         } else if meta.is_file() {
             "a regular file"
+        } else if meta.file_type().is_symlink() {
+            "a symbolic link (not followed)"
         } else {
             "not a socket"
         };

@@ -81,6 +81,29 @@ impl HostRootDir {
         self
     }
 
+    /// A FIFO (named pipe) at `host_path`, replacing what was there: nothing ever writes to it,
+    /// so opening it for reading blocks and reading it never ends.
+    pub fn fifo(&self, host_path: &str) -> &Self {
+        let p = self.local(host_path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir in host root");
+        let _ = std::fs::remove_file(&p);
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644))
+            .expect("mkfifo in host root");
+        self
+    }
+
+    /// A sparse file of `len` bytes (zeros) at `host_path`, replacing what was there: costs no
+    /// disk, but reads as `len` bytes.
+    pub fn sparse(&self, host_path: &str, len: u64) -> &Self {
+        let p = self.local(host_path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir in host root");
+        let _ = std::fs::remove_file(&p);
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(len))
+            .expect("sparse file in host root");
+        self
+    }
+
     /// MicroK8s as the snap lays it out: `/snap/microk8s/<rev>/meta/snap.yaml`, `current` symlinks,
     /// the default args files and the admin kubeconfig.
     pub fn microk8s(&self, version: &str, confinement: &str, revision: &str) -> &Self {
