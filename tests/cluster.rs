@@ -1721,3 +1721,53 @@ mod safety {
         );
     }
 }
+
+mod kubeconfig_list {
+    use super::*;
+
+    /// `KUBECONFIG=a:b` is merged as kubectl merges it: the context in one file, the cluster and
+    /// credentials in the other.
+    #[test]
+    fn a_split_kubeconfig_list_is_merged_like_kubectl() {
+        let Some(w) = world(1) else { return };
+        let yaml = std::fs::read_to_string(w.cluster.kubeconfig_path()).expect("kubeconfig");
+        let full: Value = serde_saphyr::from_str(&yaml).expect("kubeconfig YAML");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let contexts = dir.path().join("contexts");
+        let credentials = dir.path().join("credentials");
+        let mut first = full.clone();
+        for key in ["clusters", "users"] {
+            first.as_object_mut().expect("map").remove(key);
+        }
+        let mut second = full.clone();
+        for key in ["contexts", "current-context"] {
+            second.as_object_mut().expect("map").remove(key);
+        }
+        std::fs::write(&contexts, first.to_string()).expect("write");
+        std::fs::write(&credentials, second.to_string()).expect("write");
+        let list = std::env::join_paths([&contexts, &credentials]).expect("join");
+
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", &list)
+            .arg("--host-root")
+            .arg(w.nodes[0].root.path())
+            .args(["status", "-o", "json"]);
+        let out = assert_cmd::Command::from_std(cmd)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let server = json(&out)["server"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            server.starts_with(&w.cluster.server_url()),
+            "{}",
+            text(&out)
+        );
+    }
+}

@@ -7,7 +7,7 @@
 //! each file it names (CA, client certificate and key, token file), which kube reads itself, is
 //! a regular file under the same limit, so a FIFO or `/dev/zero` there is an error, not a hang.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
@@ -28,12 +28,22 @@ pub struct Cluster {
 
 /// Reads `path` and builds a client. Does not contact the server.
 pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
-    let shown = path.display().to_string();
+    connect_merged(path, &[]).await
+}
+
+/// Like [`connect`], with the other files of a `KUBECONFIG` list merged after `path` (the first
+/// file to set a value wins, as kubectl merges them).
+pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, ClusterError> {
+    let shown = std::iter::once(path)
+        .chain(others.iter().map(PathBuf::as_path))
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
     let unusable = |reason: String| ClusterError::Kubeconfig {
         path: shown.clone(),
         reason,
     };
-    let kubeconfig = load(path).map_err(unusable)?;
+    let kubeconfig = load_merged(path, others).map_err(unusable)?;
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
@@ -47,7 +57,18 @@ pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
 
 /// The kubeconfig at `path`, read bounded, with relative file paths made relative to its
 /// directory, and its current context checked so kube can neither panic nor hang on it.
-fn load(path: &Path) -> Result<Kubeconfig, String> {
+fn load_merged(path: &Path, others: &[PathBuf]) -> Result<Kubeconfig, String> {
+    let mut kubeconfig = read_one(path)?;
+    for other in others {
+        let next = read_one(other).map_err(|e| format!("{}: {e}", other.display()))?;
+        kubeconfig = kubeconfig.merge(next).map_err(|e| e.to_string())?;
+    }
+    check_selected(&kubeconfig)?;
+    Ok(kubeconfig)
+}
+
+/// One kubeconfig file, read bounded, relative file paths made relative to its directory.
+fn read_one(path: &Path) -> Result<Kubeconfig, String> {
     let data =
         read_bounded_bytes(path, KUBECONFIG_LIMIT, Follow::Links).map_err(|e| e.to_string())?;
     let text = String::from_utf8(data).map_err(|_| "it is not UTF-8 text".to_string())?;
@@ -55,7 +76,13 @@ fn load(path: &Path) -> Result<Kubeconfig, String> {
     if let Some(dir) = path.parent() {
         absolutize(&mut kubeconfig, dir);
     }
-    if let Some((name, cluster, user)) = selected(&kubeconfig) {
+    Ok(kubeconfig)
+}
+
+/// The current context's server URL and the files it names, checked so kube can neither panic
+/// nor hang on them.
+fn check_selected(kubeconfig: &Kubeconfig) -> Result<(), String> {
+    if let Some((name, cluster, user)) = selected(kubeconfig) {
         check_server(name, cluster.server.as_deref())?;
         let mut files = vec![("certificate-authority", &cluster.certificate_authority)];
         if let Some(user) = user {
@@ -70,7 +97,7 @@ fn load(path: &Path) -> Result<Kubeconfig, String> {
             }
         }
     }
-    Ok(kubeconfig)
+    Ok(())
 }
 
 /// Relative paths in a kubeconfig are relative to the kubeconfig's directory, as kubectl
@@ -263,17 +290,42 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1', certificate-authority: ca.crt}\nusers:\n- name: u\n  user: {client-key: /dev/zero}\n",
         )
         .unwrap();
-        let err = load(&path).unwrap_err();
+        let err = load_merged(&path, &[]).unwrap_err();
         assert!(
             err.contains("certificate-authority")
                 && err.contains(&*dir.path().join("ca.crt").to_string_lossy()),
             "{err}"
         );
         std::fs::write(dir.path().join("ca.crt"), "x").unwrap();
-        let err = load(&path).unwrap_err();
+        let err = load_merged(&path, &[]).unwrap_err();
         assert!(
             err.contains("client-key") && err.contains("character device"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_kubeconfig_list_is_merged_and_the_first_to_set_a_value_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a");
+        let second = dir.path().join("b");
+        // The first file names the context; the second holds its cluster and user, as split
+        // kubeconfigs commonly are (one file per cluster, one with the current context).
+        std::fs::write(&first, "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n").unwrap();
+        std::fs::write(&second, "apiVersion: v1\nkind: Config\ncurrent-context: other\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:6443'}\nusers:\n- name: u\n  user: {token: abc}\n").unwrap();
+        let merged = load_merged(&first, std::slice::from_ref(&second)).unwrap();
+        assert_eq!(merged.current_context.as_deref(), Some("c"));
+        assert_eq!(
+            merged.clusters[0]
+                .cluster
+                .as_ref()
+                .and_then(|c| c.server.as_deref()),
+            Some("https://127.0.0.1:6443")
+        );
+        // Alone, the first file names a cluster it does not have: nothing to check, and kube
+        // would then say the context is incomplete; merged, its server is checked.
+        std::fs::write(&second, "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster: {server: '127.0.0.1:6443'}\n").unwrap();
+        let err = load_merged(&first, std::slice::from_ref(&second)).unwrap_err();
+        assert!(err.contains("https://127.0.0.1:6443"), "{err}");
     }
 }

@@ -40,7 +40,7 @@ pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> anyho
         return Err(Failure::new(ExitCode::Cluster, format!("kubeconfig: {hint}")).into());
     }
     let path: PathBuf = found.resolved.clone();
-    let cluster = cluster::connect(&path).await?;
+    let cluster = cluster::client::connect_merged(&path, &found.merged).await?;
     ctx.ui.verbose(format!(
         "kubeconfig {} ({:?}) → API server {}",
         found.path.display(),

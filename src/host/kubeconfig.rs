@@ -73,19 +73,21 @@ pub fn discover(
         ));
     }
     if let Some(env) = &user.env {
-        for p in std::env::split_paths(env) {
-            if p.as_os_str().is_empty() {
-                continue;
-            }
-            if p.exists() {
-                return Some(check(
-                    &p,
-                    p.clone(),
-                    KubeconfigSource::Env,
-                    distro,
-                    Follow::Links,
-                ));
-            }
+        // Every existing file of the list, merged in order (kubernetes.io "Organizing Cluster
+        // Access Using kubeconfig Files": "merge the files ... the first file to set a
+        // particular value or map key wins"; kube's `Kubeconfig::from_env` does the same).
+        let mut existing =
+            std::env::split_paths(env).filter(|p| !p.as_os_str().is_empty() && p.exists());
+        if let Some(first) = existing.next() {
+            let mut facts = check(
+                &first,
+                first.clone(),
+                KubeconfigSource::Env,
+                distro,
+                Follow::Links,
+            );
+            facts.merged = existing.collect();
+            return Some(facts);
         }
     }
     if let Some(home) = &user.home {
@@ -152,6 +154,7 @@ fn check(
         source,
         readable,
         hint,
+        merged: Vec::new(),
     }
 }
 

@@ -214,6 +214,10 @@ pub struct KubeconfigFacts {
     /// Readable by us? (`false` with a hint when permission is denied.)
     pub readable: bool,
     pub hint: Option<String>,
+    /// The other existing files of a `KUBECONFIG` list, merged after `path` as kubectl merges
+    /// them (the first file to set a value wins).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<PathBuf>,
 }
 
 /// Everything `detect` learns from the host. Plain data: `plan` consumes it.
