@@ -17,7 +17,7 @@ pub mod uninstall;
 
 use crate::error::{Classify, ExitCode};
 
-pub use client::{Cluster, classify, connect};
+pub use client::{Cluster, classify};
 
 /// The field manager of every write, and the value of our `app.kubernetes.io/managed-by` label.
 pub const FIELD_MANAGER: &str = "cadvisor-setup";

@@ -33,6 +33,7 @@ impl SnapVars {
         }
     }
 
+    #[cfg(test)]
     pub fn with(mut self, name: &str, value: &str) -> Self {
         self.vars.insert(name.to_string(), value.to_string());
         self

@@ -114,13 +114,6 @@ pub struct ContainerInfo {
 }
 
 impl ContainerInfo {
-    /// `linux.cgroupsPath` of the OCI spec (runtime-spec config-linux.md), where the
-    /// container's cgroup is.
-    pub fn cgroups_path(&self) -> Option<String> {
-        let spec: serde_json::Value = serde_json::from_slice(&self.spec).ok()?;
-        spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
-    }
-
     /// Created by the kubelet (carries `io.kubernetes.pod.name`).
     pub fn is_kubernetes(&self) -> bool {
         self.labels.contains_key(POD_NAME_LABEL)

@@ -7,15 +7,6 @@ use serde::Deserialize;
 use super::fs;
 use super::{Confinement, Distribution, DistroKind, HostRoot};
 
-/// MicroK8s' files. `SNAP=/snap/microk8s/<rev>`, `SNAP_DATA=/var/snap/microk8s/<rev>`, both with a
-/// `current` symlink (https://snapcraft.io/docs/data-locations).
-pub const MICROK8S_SNAP: &str = "/snap/microk8s/current";
-pub const MICROK8S_SNAP_DATA: &str = "/var/snap/microk8s/current";
-pub const MICROK8S_SNAP_COMMON: &str = "/var/snap/microk8s/common";
-/// Canonical Kubernetes (k8s-snap).
-pub const K8S_SNAP: &str = "/snap/k8s/current";
-pub const K8S_SNAP_COMMON: &str = "/var/snap/k8s/common";
-
 /// The subset of a snap's `meta/snap.yaml` we read.
 #[derive(Debug, Deserialize)]
 struct SnapYaml {

@@ -12,8 +12,6 @@
 //! The real host (`/`) is walked the same way: re-rooting on `/` changes nothing, and every
 //! caller then sees a path without a final symlink.
 
-use std::fs::Metadata;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::{HostError, HostRoot};
@@ -129,20 +127,6 @@ pub fn read_optional(root: &HostRoot, host_path: &Path) -> Result<Option<String>
         Ok(text) => Ok(Some(text)),
         Err(ReadError::NotFound { .. }) => Ok(None),
         Err(e) => Err(HostError::Input(e.with_path(host_path))),
-    }
-}
-
-/// The metadata of a host path (not following a final symlink, which the resolver has already
-/// followed), `Ok(None)` when it does not exist.
-pub fn metadata(root: &HostRoot, host_path: &Path) -> Result<Option<Metadata>, HostError> {
-    let local = resolve(root, host_path)?;
-    match std::fs::symlink_metadata(&local) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(HostError::Read {
-            path: host_path.to_path_buf(),
-            source,
-        }),
     }
 }
 
