@@ -474,10 +474,16 @@ fn now_ms() -> u128 {
         .unwrap_or(0)
 }
 
+/// `linux.cgroupsPath` of the container's OCI spec (runtime-spec config-linux.md).
+fn cgroups_path(c: &CtrContainer) -> Option<String> {
+    let spec: Value = serde_json::from_slice(&c.spec).ok()?;
+    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+}
+
 /// The cgroup name cAdvisor sees for a container: `linux.cgroupsPath` (systemd form
 /// `slice:prefix:id` converted), else ctr's default `/<namespace>/<id>`.
 fn cgroup_name(c: &CtrContainer, namespace: &str) -> String {
-    match c.cgroups_path().as_deref() {
+    match cgroups_path(c).as_deref() {
         Some(p) if p.starts_with('/') => p.to_string(),
         Some(p) if p.split(':').count() == 3 => {
             let parts: Vec<&str> = p.split(':').collect();

@@ -41,7 +41,7 @@ pub async fn version(socket: &Path, timeout: Duration) -> Result<String, String>
         .map_err(|e| go_error(&e))
 }
 
-/// Every container in `namespace`, each with its OCI spec (`CtrContainer::cgroups_path`).
+/// Every container in `namespace`, each with its OCI spec (see `cadvisor::cgroups_path`).
 pub async fn list(
     socket: &Path,
     namespace: &str,
