@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::fs;
-use super::{Confinement, Distribution, DistroKind, HostRoot};
+use super::{Confinement, Distribution, DistroKind, HostRoot, layout};
 
 /// The subset of a snap's `meta/snap.yaml` we read.
 #[derive(Debug, Deserialize)]
@@ -24,20 +24,10 @@ pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
     if let Some(d) = snap(root, DistroKind::K8sSnap, "k8s", warnings) {
         found.push(d);
     }
-    // k3s-io/k3s and rancher/rke2: config and data directories (host-layouts §1).
-    for (kind, markers) in [
-        (
-            DistroKind::Rke2,
-            &["/etc/rancher/rke2", "/var/lib/rancher/rke2"][..],
-        ),
-        (
-            DistroKind::K3s,
-            &["/etc/rancher/k3s", "/var/lib/rancher/k3s"][..],
-        ),
-        // k0sproject/k0s: pkg/constant/constant_unix.go (DataDirDefault), /etc/k0s.
-        (DistroKind::K0s, &["/var/lib/k0s", "/etc/k0s"][..]),
-    ] {
-        let evidence: Vec<String> = markers
+    // Config and data directories ([`layout`]); RKE2 before k3s, whose files it shares.
+    for kind in [DistroKind::Rke2, DistroKind::K3s, DistroKind::K0s] {
+        let evidence: Vec<String> = layout::of(kind)
+            .markers
             .iter()
             .filter(|m| present(root, m, warnings))
             .map(|m| m.to_string())
@@ -46,16 +36,12 @@ pub fn detect(root: &HostRoot, warnings: &mut Vec<String>) -> Distribution {
             found.push(plain(kind, evidence));
         }
     }
-    // kubeadm conventions (kubernetes/kubernetes: cmd/kubeadm/app/constants).
-    let kubeadm: Vec<String> = [
-        "/var/lib/kubelet/kubeadm-flags.env",
-        "/etc/kubernetes/manifests/kube-apiserver.yaml",
-        "/etc/kubernetes/kubelet.conf",
-    ]
-    .iter()
-    .filter(|m| present(root, m, warnings))
-    .map(|m| m.to_string())
-    .collect();
+    let kubeadm: Vec<String> = layout::of(DistroKind::Kubeadm)
+        .markers
+        .iter()
+        .filter(|m| present(root, m, warnings))
+        .map(|m| m.to_string())
+        .collect();
     // k8s-snap also writes /etc/kubernetes/kubelet.conf: kubeadm only when nothing else matched.
     if found.is_empty() && !kubeadm.is_empty() {
         found.push(plain(DistroKind::Kubeadm, kubeadm));

@@ -37,23 +37,9 @@ impl KubeconfigEnv {
     }
 }
 
-/// Admin kubeconfigs by distribution.
-pub fn admin_paths(kind: DistroKind) -> &'static [&'static str] {
-    match kind {
-        // canonical/microk8s: kubectl-env exports KUBECONFIG=$SNAP_DATA/credentials/client.config
-        DistroKind::Microk8s => &["/var/snap/microk8s/current/credentials/client.config"],
-        DistroKind::K3s => &["/etc/rancher/k3s/k3s.yaml"],
-        DistroKind::Rke2 => &["/etc/rancher/rke2/rke2.yaml"],
-        DistroKind::K0s => &["/var/lib/k0s/pki/admin.conf"],
-        DistroKind::K8sSnap | DistroKind::Kubeadm => &["/etc/kubernetes/admin.conf"],
-        DistroKind::Unknown => &[
-            "/etc/kubernetes/admin.conf",
-            "/var/snap/microk8s/current/credentials/client.config",
-            "/etc/rancher/k3s/k3s.yaml",
-            "/etc/rancher/rke2/rke2.yaml",
-            "/var/lib/k0s/pki/admin.conf",
-        ],
-    }
+/// Admin kubeconfigs by distribution ([`super::layout`]).
+pub fn admin_paths(kind: DistroKind) -> Vec<&'static str> {
+    super::layout::admin_kubeconfigs(kind)
 }
 
 /// Finds the kubeconfig to use, or `None`.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::args_file::{Args, SnapVars};
 use super::fs;
-use super::{CgroupDriver, DistroKind, HostRoot, Kubelet};
+use super::{CgroupDriver, DistroKind, HostRoot, Kubelet, layout};
 
 /// The kubelet's configuration and where each value came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,31 +43,28 @@ struct RancherConfig {
 pub fn scan(root: &HostRoot, distro: DistroKind, warnings: &mut Vec<String>) -> KubeletScan {
     let mut out = KubeletScan::default();
     match distro {
-        DistroKind::Microk8s => {
-            // canonical/microk8s: microk8s-resources/default-args/kubelet
-            args_file(
-                root,
-                "/var/snap/microk8s/current/args/kubelet",
-                &SnapVars::for_snap("microk8s"),
-                &mut out,
-                warnings,
-            );
-        }
-        DistroKind::K8sSnap => {
-            // canonical/k8s-snap: args in /var/snap/k8s/common/args/kubelet
-            args_file(
-                root,
-                "/var/snap/k8s/common/args/kubelet",
-                &SnapVars::for_snap("k8s"),
-                &mut out,
-                warnings,
-            );
+        DistroKind::Microk8s | DistroKind::K8sSnap => {
+            let snap = if distro == DistroKind::Microk8s {
+                "microk8s"
+            } else {
+                "k8s"
+            };
+            if let Some(file) = layout::of(distro).kubelet_args {
+                args_file(
+                    root,
+                    file.value,
+                    &SnapVars::for_snap(snap),
+                    &mut out,
+                    warnings,
+                );
+            }
         }
         DistroKind::K3s | DistroKind::Rke2 => rancher(root, distro, &mut out, warnings),
         DistroKind::K0s => {
-            // k0sproject/k0s: pkg/component/worker/containerd (RunDir=/run/k0s when root).
-            out.kubelet.runtime_endpoint = Some("unix:///run/k0s/containerd.sock".into());
-            out.endpoint_origin = Some("k0s default (pkg/component/worker/containerd)".into());
+            if let Some(socket) = layout::of(distro).sockets.first() {
+                out.kubelet.runtime_endpoint = Some(format!("unix://{}", socket.value));
+                out.endpoint_origin = Some(format!("k0s default ({})", socket.source));
+            }
         }
         DistroKind::Kubeadm | DistroKind::Unknown => kubeadm(root, &mut out, warnings),
     }
@@ -209,13 +206,11 @@ fn kubeadm(root: &HostRoot, out: &mut KubeletScan, warnings: &mut Vec<String>) {
 /// k3s and RKE2 configure the kubelet in-process; their socket is fixed unless the user passed
 /// `container-runtime-endpoint` (k3s-io/k3s: pkg/agent/config/config_linux.go).
 fn rancher(root: &HostRoot, distro: DistroKind, out: &mut KubeletScan, warnings: &mut Vec<String>) {
-    let name = if distro == DistroKind::Rke2 {
-        "rke2"
-    } else {
-        "k3s"
+    let Some(config) = layout::of(distro).rancher_config else {
+        return;
     };
-    let config_path = format!("/etc/rancher/{name}/config.yaml");
-    let cfg: RancherConfig = match fs::read_optional(root, Path::new(&config_path)) {
+    let config_path = config.value;
+    let cfg: RancherConfig = match fs::read_optional(root, Path::new(config_path)) {
         Ok(Some(text)) => serde_saphyr::from_str(&text).unwrap_or_else(|e| {
             warnings.push(format!(
                 "{config_path} is not valid YAML: {}",
@@ -236,11 +231,9 @@ fn rancher(root: &HostRoot, distro: DistroKind, out: &mut KubeletScan, warnings:
         // `--docker` runs cri-dockerd (k3s-io/k3s: applyCRIDockerdAddress).
         out.kubelet.runtime_endpoint = Some("unix:///run/k3s/cri-dockerd/cri-dockerd.sock".into());
         out.endpoint_origin = Some(format!("{config_path}: docker: true"));
-    } else {
-        out.kubelet.runtime_endpoint = Some("unix:///run/k3s/containerd/containerd.sock".into());
-        out.endpoint_origin = Some(format!(
-            "{name} default (k3s-io/k3s: pkg/agent/config/config_linux.go)"
-        ));
+    } else if let Some(socket) = layout::of(distro).sockets.first() {
+        out.kubelet.runtime_endpoint = Some(format!("unix://{}", socket.value));
+        out.endpoint_origin = Some(format!("{distro} default ({})", socket.source));
     }
     out.kubelet.node_name = cfg.node_name.map(|n| n.to_lowercase());
 }

@@ -11,6 +11,7 @@ pub mod distro;
 pub mod fs;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod layout;
 pub mod root;
 pub mod runtime;
 

@@ -18,32 +18,8 @@ use super::containerd;
 use super::kubelet::{KubeletScan, endpoint_path};
 use super::{
     CandidateSource, ConfigzHints, DistroKind, HostRoot, Probe, Runtime, RuntimeKind,
-    SocketCandidate, fs,
+    SocketCandidate, fs, layout,
 };
-
-/// Well-known sockets of every distribution (host-layouts §1.1), most specific first.
-pub const WELL_KNOWN: &[(&str, &str)] = &[
-    (
-        "/var/snap/microk8s/common/run/containerd.sock",
-        "MicroK8s default (canonical/microk8s: default-args/containerd)",
-    ),
-    (
-        "/run/k3s/containerd/containerd.sock",
-        "k3s/RKE2 default (k3s-io/k3s: pkg/agent/config/config_linux.go)",
-    ),
-    (
-        "/run/k0s/containerd.sock",
-        "k0s default (k0sproject/k0s: pkg/config/cfgvars.go)",
-    ),
-    (
-        "/var/snap/k8s/common/run/containerd.sock",
-        "older k8s-snap (canonical/k8s-snap: k8s/lib.sh)",
-    ),
-    (
-        "/run/containerd/containerd.sock",
-        "containerd default (kubeadm, k8s-snap, Docker's containerd)",
-    ),
-];
 
 /// A candidate before probing.
 #[derive(Debug, Clone)]
@@ -95,11 +71,11 @@ pub fn candidates(
     if let Some(spec) = runtime_config(root, distro, warnings) {
         specs.push(spec);
     }
-    for (path, origin) in WELL_KNOWN {
+    for socket in layout::well_known_sockets() {
         specs.push(Spec {
-            path: PathBuf::from(path),
+            path: PathBuf::from(socket.value),
             source: CandidateSource::WellKnown,
-            origin: (*origin).into(),
+            origin: format!("well-known path ({})", socket.source),
         });
     }
     dedup(root, specs)
@@ -127,11 +103,8 @@ fn push_endpoint(
 /// MicroK8s `args/containerd --address` (canonical/microk8s: default-args/containerd; the
 /// kubelite wrapper reads the same line to wait for the socket).
 fn runtime_config(root: &HostRoot, distro: DistroKind, warnings: &mut Vec<String>) -> Option<Spec> {
-    if distro != DistroKind::Microk8s {
-        return None;
-    }
-    const FILE: &str = "/var/snap/microk8s/current/args/containerd";
-    let text = match fs::read_optional(root, Path::new(FILE)) {
+    let file = layout::of(distro).containerd_args?.value;
+    let text = match fs::read_optional(root, Path::new(file)) {
         Ok(text) => text?,
         Err(e) => {
             warnings.push(format!("{e}; containerd's --address is unknown"));
@@ -144,7 +117,7 @@ fn runtime_config(root: &HostRoot, distro: DistroKind, warnings: &mut Vec<String
     Some(Spec {
         path,
         source: CandidateSource::RuntimeConfig,
-        origin: format!("{FILE}: --address"),
+        origin: format!("{file}: --address"),
     })
 }
 

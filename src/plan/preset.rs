@@ -1,65 +1,35 @@
 //! `--distro`: host facts of a distribution's defaults, for rendering manifests for a node you are
-//! not on. Nothing is read from this host. Paths and drivers: reference/host-layouts.md §1 and §5.
+//! not on. Nothing is read from this host. Paths and drivers: [`crate::host::layout`].
 
 use std::path::PathBuf;
 
 use crate::host::{
     Cgroup, CgroupDriver, CgroupMode, Distribution, DistroKind, HostFacts, Kubelet, Runtime,
-    RuntimeKind,
+    RuntimeKind, layout,
 };
 
-/// The default runtime socket and cgroup driver of a distribution.
+/// The default runtime socket and cgroup driver of a distribution, from [`layout`].
 struct Defaults {
     socket: &'static str,
     driver: Option<CgroupDriver>,
     /// Where the facts come from, for the report.
-    source: &'static str,
+    source: String,
 }
 
 fn defaults(kind: DistroKind) -> Defaults {
-    match kind {
-        // canonical/microk8s:microk8s-resources/default-args/containerd `--address
-        // ${SNAP_COMMON}/run/containerd.sock`; no --cgroup-driver and no SystemdCgroup, so cgroupfs
-        // (host-layouts.md §1.1, §2.2, §5.3).
-        DistroKind::Microk8s => Defaults {
-            socket: "/var/snap/microk8s/common/run/containerd.sock",
-            driver: Some(CgroupDriver::Cgroupfs),
-            source: "host-layouts.md §1.1, §5.3 (canonical/microk8s default-args/containerd)",
-        },
-        // k3s-io/k3s:pkg/agent/config/config_linux.go `Containerd.Address`; systemd driver when
-        // started by systemd (pkg/daemons/agent/agent_linux.go; host-layouts.md §3.1).
-        DistroKind::K3s => Defaults {
-            socket: "/run/k3s/containerd/containerd.sock",
-            driver: Some(CgroupDriver::Systemd),
-            source: "host-layouts.md §1.1, §3.1 (k3s-io/k3s agent config)",
-        },
-        // RKE2 reuses the k3s agent (rancher/rke2:pkg/executor/staticpod/spw.go `ContainerdSock`).
-        DistroKind::Rke2 => Defaults {
-            socket: "/run/k3s/containerd/containerd.sock",
-            driver: Some(CgroupDriver::Systemd),
-            source: "host-layouts.md §1.1, §3.1 (rancher/rke2 staticpod ContainerdSock)",
-        },
-        // k0sproject/k0s:pkg/config/cfgvars.go RunDir=/run/k0s as root; k0s sets no cgroup driver
-        // (host-layouts.md §3.2), so it is left unknown.
-        DistroKind::K0s => Defaults {
-            socket: "/run/k0s/containerd.sock",
-            driver: None,
-            source: "host-layouts.md §1.1, §3.2 (k0sproject/k0s cfgvars RunDir)",
-        },
-        // canonical/k8s-snap uses containerd's default socket unless containerd-base-dir is set
-        // (host-layouts.md §1.1, §3.3); its cgroup driver is not recorded.
-        DistroKind::K8sSnap => Defaults {
-            socket: "/run/containerd/containerd.sock",
-            driver: None,
-            source: "host-layouts.md §1.1, §3.3 (canonical/k8s-snap default socket)",
-        },
-        // kubeadm's DefaultCRISocket (cmd/kubeadm/app/constants/constants_unix.go) and its default
-        // cgroupDriver: systemd (kubernetes/kubeadm#3004; host-layouts.md §5.3).
-        DistroKind::Kubeadm | DistroKind::Unknown => Defaults {
-            socket: "/run/containerd/containerd.sock",
-            driver: Some(CgroupDriver::Systemd),
-            source: "host-layouts.md §1.1, §5.3 (kubeadm DefaultCRISocket, cgroupDriver systemd)",
-        },
+    let l = layout::of(kind);
+    let socket = l.sockets.first().copied().unwrap_or(layout::Cited {
+        value: layout::CONTAINERD_DEFAULT_SOCKET,
+        source: "containerd/containerd: defaults/defaults_unix.go",
+    });
+    let mut source = format!("socket: {}", socket.source);
+    if let Some((_, why)) = l.cgroup_driver {
+        source.push_str(&format!("; cgroup driver: {why}"));
+    }
+    Defaults {
+        socket: socket.value,
+        driver: l.cgroup_driver.map(|(d, _)| d),
+        source,
     }
 }
 
