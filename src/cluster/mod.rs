@@ -15,7 +15,6 @@ pub mod rollout;
 pub mod status;
 pub mod uninstall;
 
-use crate::error::{Classify, ExitCode};
 
 pub use client::{Cluster, classify, connect};
 
@@ -67,6 +66,10 @@ pub enum ClusterError {
     NotFound { object: String, hint: String },
     #[error("{0}")]
     Rollout(Box<rollout::RolloutFailure>),
+    /// The object went away while we waited for it (deleted by someone else): the rollout
+    /// cannot finish, so it is a rollout failure, not a verification one.
+    #[error("{object} was deleted while {doing}\n  something else deletes it (another tool, a GitOps controller); rerun `cadvisor-setup install` once it stops")]
+    Gone { object: String, doing: String },
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },
     #[error("timed out after {seconds}s while {doing}")]
@@ -80,26 +83,6 @@ pub enum ClusterError {
     },
     #[error("API request failed: {0}")]
     Api(String),
-}
-
-impl Classify for ClusterError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            ClusterError::Kubeconfig { .. }
-            | ClusterError::Unreachable { .. }
-            | ClusterError::Unauthorized { .. }
-            | ClusterError::Forbidden { .. } => ExitCode::Cluster,
-            ClusterError::Conflict { .. }
-            | ClusterError::Foreign { .. }
-            | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
-            ClusterError::Rollout(_) | ClusterError::Timeout { .. } => ExitCode::Rollout,
-            ClusterError::NotFound { .. } => ExitCode::Verification,
-            ClusterError::Partial { source, .. } => source.exit_code(),
-            // Ctrl-C is not in the exit-code contract (design §5); it is "not a success and
-            // nothing unexpected", reported as 1 with what was applied.
-            ClusterError::Interrupted { .. } | ClusterError::Api(_) => ExitCode::Unexpected,
-        }
-    }
 }
 
 /// `Kind namespace/name` or `Kind name`, for messages.

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Classify, ExitCode};
 pub use root::HostRoot;
 
 /// Which Kubernetes distribution runs on this node.
@@ -349,15 +348,3 @@ pub enum HostError {
     Detection(String),
 }
 
-impl Classify for HostError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            HostError::BadHostRoot { .. } => ExitCode::Usage,
-            HostError::Read { .. }
-            | HostError::Malformed { .. }
-            | HostError::Resolve(_)
-            | HostError::Input(_)
-            | HostError::Detection(_) => ExitCode::Detection,
-        }
-    }
-}
