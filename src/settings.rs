@@ -222,17 +222,18 @@ fn duration(
     answers: &Answers,
     default: Duration,
 ) -> Result<Duration, SettingsError> {
-    let file = match &answers.timeout {
-        Some(text) => Some(crate::cli::parse_duration(text).map_err(|reason| {
-            SettingsError::Duration {
-                field: "timeout",
-                value: text.clone(),
-                source_name: ValueSource::File,
-                reason,
-            }
-        })?),
-        None => None,
-    };
+    let file =
+        match &answers.timeout {
+            Some(text) => Some(crate::cli::parse_duration(text).map_err(|reason| {
+                SettingsError::Duration {
+                    field: "timeout",
+                    value: text.clone(),
+                    source_name: ValueSource::File,
+                    reason,
+                }
+            })?),
+            None => None,
+        };
     let (value, _) = pick.pick("timeout", "timeout", flag, file, default);
     pick.show("timeout", format!("{}s", value.as_secs_f64()));
     Ok(value)
@@ -287,7 +288,8 @@ pub fn detect(
     flags: &dyn FlagSources,
     answers: &Answers,
 ) -> Result<DetectSettings, SettingsError> {
-    let (containerd_socket, source) = socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
+    let (containerd_socket, source) =
+        socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
     let describe = match (&containerd_socket, source) {
         (Some(s), Some(source)) => vec![format!(
             "containerd-socket = {} ({source})",

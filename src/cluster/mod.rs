@@ -15,7 +15,6 @@ pub mod rollout;
 pub mod status;
 pub mod uninstall;
 
-
 pub use client::{Cluster, classify, connect};
 
 /// The field manager of every write, and the value of our `app.kubernetes.io/managed-by` label.
@@ -68,7 +67,9 @@ pub enum ClusterError {
     Rollout(Box<rollout::RolloutFailure>),
     /// The object went away while we waited for it (deleted by someone else): the rollout
     /// cannot finish, so it is a rollout failure, not a verification one.
-    #[error("{object} was deleted while {doing}\n  something else deletes it (another tool, a GitOps controller); rerun `cadvisor-setup install` once it stops")]
+    #[error(
+        "{object} was deleted while {doing}\n  something else deletes it (another tool, a GitOps controller); rerun `cadvisor-setup install` once it stops"
+    )]
     Gone { object: String, doing: String },
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },

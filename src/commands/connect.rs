@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use super::Context;
-use crate::cluster::{self, Cluster};
 use super::error::Failure;
+use crate::cluster::{self, Cluster};
 use crate::error::ExitCode;
 use crate::host::KubeconfigFacts;
 use crate::host::kubeconfig::{KubeconfigEnv, discover};

@@ -118,9 +118,9 @@ fn plan(e: &PlanError) -> ExitCode {
 
 fn render(e: &RenderError) -> ExitCode {
     match e {
-        RenderError::Template { .. } | RenderError::Overrides { .. } | RenderError::Unsafe { .. } => {
-            ExitCode::Usage
-        }
+        RenderError::Template { .. }
+        | RenderError::Overrides { .. }
+        | RenderError::Unsafe { .. } => ExitCode::Usage,
         RenderError::Write { .. } => ExitCode::Unexpected,
     }
 }
@@ -258,7 +258,9 @@ mod tests {
         let e = ClusterError::Partial {
             applied: "Namespace cadvisor".into(),
             not_applied: "DaemonSet cadvisor/cadvisor".into(),
-            source: Box::new(ClusterError::Forbidden { reason: "no".into() }),
+            source: Box::new(ClusterError::Forbidden {
+                reason: "no".into(),
+            }),
         };
         assert_eq!(Error::from(e).exit_code(), ExitCode::Cluster);
     }
@@ -280,7 +282,8 @@ mod tests {
             }
             assert!(!files.is_empty(), "no source for layer {layer}");
             for file in files {
-                let text = std::fs::read_to_string(&file).unwrap();
+                let text = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
                 checked += 1;
                 for (n, line) in text.lines().enumerate() {
                     let code = line.split("//").next().unwrap_or_default();
@@ -324,7 +327,7 @@ mod tests {
             for entry in entries {
                 collect_rs(&entry, out);
             }
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
             out.push(path.to_path_buf());
         }
     }

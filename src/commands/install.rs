@@ -21,12 +21,12 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::Context;
+use super::error::Failure;
 use super::verify_cluster::{self, Verification, VerifyOptions};
 use crate::cli::ServiceMonitorMode;
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
-use super::error::Failure;
 use crate::error::ExitCode;
 use crate::host::{ConfigzHints, HostFacts};
 use crate::options::{Resolved, ValueSource};

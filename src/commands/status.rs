@@ -2,9 +2,9 @@
 //! and the last verification. Read-only, never prompts.
 
 use super::Context;
-use crate::settings::StatusSettings;
 use crate::cluster::status::{daemonset, managed_objects};
 use crate::error::ExitCode;
+use crate::settings::StatusSettings;
 
 pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;

@@ -3,10 +3,10 @@
 //! wait until our objects and pods are gone. Idempotent: nothing left is success.
 
 use super::Context;
-use crate::settings::UninstallSettings;
-use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
 use super::error::Failure;
+use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
 use crate::error::ExitCode;
+use crate::settings::UninstallSettings;
 
 pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;

@@ -19,8 +19,8 @@ use super::Context;
 use crate::cluster::diagnose::{self, Registration};
 use crate::cluster::{self, Cluster, ClusterError, proxy, rollout};
 use crate::error::ExitCode;
-use crate::settings::VerifySettings;
 use crate::metrics::{self, ScanReport, Verdict};
+use crate::settings::VerifySettings;
 
 /// The kubelet's pseudo-container of a pod's sandbox in `/metrics/cadvisor` (older kubelets).
 const SANDBOX_CONTAINER: &str = "POD";

@@ -17,7 +17,6 @@ use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
 use tonic_prost::ProstCodec;
 
-
 /// The kubelet's (CRI's) containerd namespace (host-layouts §2.2, cAdvisor's default).
 pub const K8S_NAMESPACE: &str = "k8s.io";
 /// The label every container the kubelet creates carries.

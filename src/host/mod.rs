@@ -347,4 +347,3 @@ pub enum HostError {
     #[error("{0}")]
     Detection(String),
 }
-
