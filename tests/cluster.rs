@@ -1355,6 +1355,59 @@ mod lifecycle {
         }
     }
 
+    /// The answers file is read by every command: after an install into `monitoring` from
+    /// `--config`, `status` and `uninstall` with the same file find and remove it (they used to
+    /// look in `cadvisor`, say "nothing to delete" and exit 0).
+    #[test]
+    fn uninstall_with_the_answers_file_removes_what_install_with_it_created() {
+        let Some(w) = world(1) else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "namespace: monitoring\ntimeout: 90s\nforce: false\n",
+        )
+        .expect("write answers");
+        let config = answers.to_str().expect("utf-8");
+        let out = w.run(&["install", "--yes", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            w.cluster
+                .get("DaemonSet", "monitoring", "cadvisor")
+                .is_some()
+        );
+
+        let out = w.run(&["status", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(json(&out)["installed"], true, "{}", text(&out));
+        let out = w.run(&["verify", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        let out = w.run(&["uninstall", "--yes", "--config", config, "-v", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["deleted"]
+                .to_string()
+                .contains("DaemonSet monitoring/cadvisor"),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster
+                .get("DaemonSet", "monitoring", "cadvisor")
+                .is_none()
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "monitoring").is_none(),
+            "{report:#}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("namespace = monitoring (config file)"),
+            "-v shows where the namespace came from:\n{stderr}"
+        );
+    }
+
     /// Our label alone is not enough: an object another manager wrote stays, and says why.
     #[test]
     fn uninstall_keeps_a_labelled_object_that_another_manager_wrote() {
