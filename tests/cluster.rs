@@ -566,6 +566,40 @@ mod flows {
 mod failures {
     use super::*;
 
+    /// Someone deletes the DaemonSet while install waits for its rollout: the rollout cannot
+    /// finish, so it is exit 5 (rollout failed), not 6 (verification failed).
+    #[test]
+    fn a_daemonset_deleted_during_the_rollout_is_exit_5() {
+        let Some(w) = world(1) else { return };
+        w.cluster
+            .failures()
+            .set_pod_start_delay(Duration::from_secs(60));
+        let mut child = w
+            .std_cmd(&["install", "--yes", "--timeout", "60s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn install");
+        let started = std::time::Instant::now();
+        while w.daemonset().is_none() && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            w.daemonset().is_some(),
+            "install never applied the DaemonSet"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        w.cluster.delete("DaemonSet", "cadvisor", "cadvisor");
+        let out = child.wait_with_output().expect("wait for install");
+        assert_eq!(code(&out), 5, "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("was deleted while waiting for its rollout"),
+            "{}",
+            text(&out)
+        );
+    }
+
     #[test]
     fn forbidden_is_exit_4_naming_the_permission_and_what_was_applied() {
         let Some(w) = world(1) else { return };
