@@ -574,7 +574,7 @@ mod failures {
         w.cluster
             .failures()
             .set_pod_start_delay(Duration::from_secs(60));
-        let mut child = w
+        let child = w
             .std_cmd(&["install", "--yes", "--timeout", "60s"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
