@@ -260,9 +260,9 @@ pub struct InstallArgs {
     #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
     pub templates: Option<PathBuf>,
 
-    /// How long to wait for the rollout and the verification, e.g. 90s, 5m.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
-    pub timeout: std::time::Duration,
+    /// How long to wait for the rollout and the verification, e.g. 90s, 5m [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: Option<std::time::Duration>,
 
     /// Take over fields owned by another field manager.
     #[arg(long, env = "CADVISOR_SETUP_FORCE")]
@@ -279,24 +279,18 @@ pub struct InstallArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
-    /// Namespace of cAdvisor's DaemonSet.
+    /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
     #[arg(
         short = 'n',
         long,
         value_name = "NAME",
-        default_value = "cadvisor",
         env = "CADVISOR_SETUP_NAMESPACE"
     )]
-    pub namespace: String,
+    pub namespace: Option<String>,
 
-    /// Name of cAdvisor's DaemonSet (whoever installed it).
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "cadvisor",
-        env = "CADVISOR_SETUP_DAEMONSET"
-    )]
-    pub daemonset: String,
+    /// Name of cAdvisor's DaemonSet (whoever installed it) [default: cadvisor].
+    #[arg(long, value_name = "NAME", env = "CADVISOR_SETUP_DAEMONSET")]
+    pub daemonset: Option<String>,
 
     /// Check one metrics endpoint directly, e.g. http://127.0.0.1:8080/metrics.
     #[arg(long, value_name = "URL", conflicts_with = "metrics_file")]
@@ -306,39 +300,37 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 
-    /// How long to keep trying, e.g. 30s.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
-    pub timeout: std::time::Duration,
+    /// How long to keep trying, e.g. 30s [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct StatusArgs {
-    /// Namespace of cAdvisor's DaemonSet.
+    /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
     #[arg(
         short = 'n',
         long,
         value_name = "NAME",
-        default_value = "cadvisor",
         env = "CADVISOR_SETUP_NAMESPACE"
     )]
-    pub namespace: String,
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct UninstallArgs {
-    /// Namespace cAdvisor was installed in.
+    /// Namespace cAdvisor was installed in [default: the --config file's `namespace`, else cadvisor].
     #[arg(
         short = 'n',
         long,
         value_name = "NAME",
-        default_value = "cadvisor",
         env = "CADVISOR_SETUP_NAMESPACE"
     )]
-    pub namespace: String,
+    pub namespace: Option<String>,
 
-    /// How long to wait for the objects to be gone.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
-    pub timeout: std::time::Duration,
+    /// How long to wait for the objects to be gone [default: 2m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// `90s`, `5m`, `1h`, `250ms`, or plain seconds.

@@ -1,8 +1,8 @@
-//! Exit codes, and the one place where an error becomes one.
+//! Exit codes: the contract of design §5, and nothing else.
 //!
-//! Every layer has its own `thiserror` enum; each implements [`Classify`] so `main` can map the
-//! outermost cause that knows its code to the process exit status (ripgrep/bat style: errors are
-//! values until the edge).
+//! Which error means which code is decided in one place, `crate::commands::error::Error::exit_code`
+//! (one exhaustive `match` over every layer's error); this module sits below every layer, so
+//! any of them may name an [`ExitCode`] without importing a higher one.
 
 use std::fmt;
 
@@ -60,95 +60,4 @@ impl fmt::Display for ExitCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.code())
     }
-}
-
-/// Implemented by every layer's error type: which exit code it means.
-pub trait Classify {
-    fn exit_code(&self) -> ExitCode;
-}
-
-/// A bad value given by the user (exit 2), found after clap has parsed the flags.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UsageError {
-    pub message: String,
-}
-
-impl UsageError {
-    pub fn new(message: impl Into<String>) -> Self {
-        UsageError {
-            message: message.into(),
-        }
-    }
-}
-
-impl Classify for UsageError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Usage
-    }
-}
-
-/// An error that already carries its exit code, for the commands layer.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub code: ExitCode,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl Classify for Failure {
-    fn exit_code(&self) -> ExitCode {
-        self.code
-    }
-}
-
-/// Walks the cause chain and returns the code of the first cause that knows one.
-///
-/// Each layer registers its error type here; an unknown error is exit 1.
-pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Failure>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<UsageError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::host::HostError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::host::containerd::ProbeError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::render::RenderError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::plan::PlanError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::metrics::ScanError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::commands::verify::FetchError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::ui::prompts::PromptError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::options::OptionsError>() {
-            return e.exit_code();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::cluster::ClusterError>() {
-            return e.exit_code();
-        }
-    }
-    ExitCode::Unexpected
 }

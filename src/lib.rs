@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod options;
 pub mod plan;
 pub mod render;
+pub mod settings;
 pub mod ui;
 pub mod validate;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{PlanArgs, ServiceMonitorMode};
-use crate::error::{Classify, ExitCode};
 use crate::input::ReadError;
 use crate::plan::PlanOptions;
 
@@ -148,12 +147,6 @@ pub enum OptionsError {
     Parse { path: PathBuf, reason: String },
 }
 
-impl Classify for OptionsError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Usage
-    }
-}
-
 impl Answers {
     /// Reads `--config`: a regular file of at most [`MAX_ANSWERS_FILE`] bytes (a FIFO or a
     /// device is refused without blocking; exit 2 like any bad flag value).
@@ -175,23 +168,6 @@ impl Answers {
             return Ok(Answers::default());
         }
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
-    }
-}
-
-/// `--kubeconfig` (or `CADVISOR_SETUP_KUBECONFIG`) names something that can never be a
-/// kubeconfig (a FIFO, a device, a directory, a file over the size limit): a usage error before
-/// anything is probed. A missing or unreadable file is left to kubeconfig discovery, which says
-/// what to do (the MicroK8s group, sudo).
-pub fn check_kubeconfig_flag(path: &Path) -> Result<(), OptionsError> {
-    let limit = crate::input::MAX_INPUT_BYTES;
-    match crate::input::open_regular(path, limit, crate::input::Follow::Links) {
-        Err(source @ (ReadError::NotRegular { .. } | ReadError::TooLarge { .. })) => {
-            Err(OptionsError::Kubeconfig {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-        _ => Ok(()),
     }
 }
 
@@ -487,7 +463,6 @@ mod tests {
             (big.as_path(), None),
         ] {
             let e = Answers::load(path).unwrap_err();
-            assert_eq!(e.exit_code(), ExitCode::Usage);
             match (&e, kind) {
                 (
                     OptionsError::Read {
@@ -507,25 +482,5 @@ mod tests {
             }
             assert!(e.to_string().starts_with("--config: "), "{e}");
         }
-    }
-
-    #[test]
-    fn a_kubeconfig_flag_that_can_never_be_a_kubeconfig_is_a_usage_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("config");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        for bad in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
-            let e = check_kubeconfig_flag(bad).unwrap_err();
-            assert_eq!(e.exit_code(), ExitCode::Usage);
-            assert!(
-                e.to_string().contains("pass a regular kubeconfig file"),
-                "{e}"
-            );
-        }
-        // Missing or fine: left to discovery, which says what to do.
-        assert!(check_kubeconfig_flag(&dir.path().join("missing")).is_ok());
-        let ok = dir.path().join("ok");
-        std::fs::write(&ok, "apiVersion: v1\n").unwrap();
-        assert!(check_kubeconfig_flag(&ok).is_ok());
     }
 }

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Classify, ExitCode};
 use crate::host::{CgroupDriver, HostFacts, RuntimeKind};
 use crate::validate::{self, QuantityKind};
 pub use preset::preset;
@@ -207,13 +206,18 @@ pub enum PlanError {
     NoRuntime(String),
 }
 
-impl Classify for PlanError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            PlanError::Invalid { .. } => ExitCode::Usage,
-            PlanError::NoRuntime(_) => ExitCode::Detection,
-        }
+/// Every check of the options alone (no host facts): what `crate::settings` runs before any I/O,
+/// so a bad value is exit 2 before anything is probed. [`make`] runs the same checks again.
+pub fn check_options(opts: &PlanOptions) -> Result<(), PlanError> {
+    validate::dns1123_label("--namespace", &opts.namespace)?;
+    validate::image_reference("--image", &opts.image)?;
+    resources(opts)?;
+    whitelist(&opts.extra_labels)?;
+    metrics(opts.metrics.as_deref())?;
+    if let Some(ns) = &opts.containerd_namespace {
+        validate::containerd_namespace("--containerd-namespace", ns)?;
     }
+    Ok(())
 }
 
 /// Builds the plan for one node's facts. Validates every option and fact first.
@@ -662,7 +666,7 @@ mod tests {
         let mut facts = microk8s();
         facts.runtime.socket = None;
         let err = make(&facts, &PlanOptions::default()).unwrap_err();
-        assert_eq!(err.exit_code(), ExitCode::Detection);
+        assert!(matches!(err, PlanError::NoRuntime(_)), "{err:?}");
         assert!(err.to_string().contains("--containerd-socket"), "{err}");
     }
 
@@ -713,7 +717,7 @@ mod tests {
             ..PlanOptions::default()
         };
         let err = make(&microk8s(), &opts).unwrap_err();
-        assert_eq!(err.exit_code(), ExitCode::Usage);
+        assert!(matches!(err, PlanError::Invalid { .. }), "{err:?}");
     }
 
     #[test]

@@ -837,3 +837,204 @@ mod safety {
         );
     }
 }
+
+mod usage {
+    //! Every usage error is exit 2 before anything is probed or contacted: the fake API server
+    //! (whose kubeconfig every run gets) must not see a single request.
+
+    use std::path::Path;
+    use std::process::Output;
+    use std::time::Duration;
+
+    use crate::support::fake_api::{FakeCluster, FakeClusterConfig};
+
+    fn run(cluster: &FakeCluster, host_root: &Path, args: &[&str]) -> Output {
+        assert_cmd::Command::from_std({
+            let mut cmd =
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("NO_COLOR", "1")
+                .arg("--host-root")
+                .arg(host_root)
+                .arg("--kubeconfig")
+                .arg(cluster.kubeconfig_path())
+                .args(args);
+            cmd
+        })
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
+    }
+
+    fn text(out: &Output) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Exit 2 naming `needle`, and no request reached the API server.
+    fn refused(cluster: &FakeCluster, host_root: &Path, args: &[&str], needle: &str) {
+        cluster.clear_requests();
+        let out = run(cluster, host_root, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: lacks {needle:?}\n{}",
+            text(&out)
+        );
+        let requests: Vec<String> = cluster
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(
+            requests.is_empty(),
+            "{args:?} contacted the API server before refusing: {requests:?}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_exit_2_before_the_api_server_is_contacted() {
+        let cluster = FakeCluster::start(FakeClusterConfig::default());
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for (args, needle) in [
+            (
+                &["install", "--yes", "--cpu-limit", "xyz"][..],
+                "--cpu-limit",
+            ),
+            (
+                &["install", "--yes", "--dry-run", "--namespace", "Bad_NS"][..],
+                "--namespace",
+            ),
+            (&["install", "--yes", "--image", "bad image"][..], "--image"),
+            (
+                &[
+                    "install",
+                    "--yes",
+                    "--memory-request",
+                    "2Gi",
+                    "--memory-limit",
+                    "1Gi",
+                ][..],
+                "above the memory limit",
+            ),
+            (
+                &["install", "--yes", "--metrics", "cpu,nonsense"][..],
+                "nonsense",
+            ),
+            (&["install", "--yes", "--timeout", "soon"][..], "soon"),
+            (&["render", "--cpu-request", "lots"][..], "--cpu-request"),
+            (&["status", "--namespace", "Bad_NS"][..], "--namespace"),
+            (
+                &["uninstall", "--yes", "--namespace", "x-"][..],
+                "--namespace",
+            ),
+            (&["verify", "--namespace", "Bad_NS"][..], "--namespace"),
+            (&["verify", "--daemonset", "Bad.Name!"][..], "--daemonset"),
+        ] {
+            refused(&cluster, root, args, needle);
+        }
+    }
+
+    #[test]
+    fn a_relative_containerd_socket_is_exit_2_in_every_command_that_takes_one() {
+        let cluster = FakeCluster::start(FakeClusterConfig::default());
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for command in [&["detect"][..], &["install", "--yes"], &["render"]] {
+            let mut args = command.to_vec();
+            args.extend(["--containerd-socket", "run/containerd.sock"]);
+            refused(&cluster, root, &args, "not an absolute host path");
+        }
+        // From the answers file too.
+        let dir = tempfile::tempdir().unwrap();
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(&answers, "containerd-socket: containerd.sock\n").unwrap();
+        let config = answers.to_str().unwrap();
+        for command in [&["detect"][..], &["install", "--yes"], &["render"]] {
+            let mut args = command.to_vec();
+            args.extend(["--config", config]);
+            refused(&cluster, root, &args, "not an absolute host path");
+        }
+    }
+
+    #[test]
+    fn the_answers_file_is_checked_for_every_command() {
+        let cluster = FakeCluster::start(FakeClusterConfig::default());
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = dir.path().join("unknown.yaml");
+        std::fs::write(&unknown, "namespace: monitoring\nnamespce: typo\n").unwrap();
+        let bad_ns = dir.path().join("bad-ns.yaml");
+        std::fs::write(&bad_ns, "namespace: Not_A_Label\n").unwrap();
+        let bad_timeout = dir.path().join("bad-timeout.yaml");
+        std::fs::write(&bad_timeout, "timeout: soon\n").unwrap();
+        for command in [
+            &["detect"][..],
+            &["render"],
+            &["install", "--yes"],
+            &["verify"],
+            &["status"],
+            &["uninstall", "--yes"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--config", unknown.to_str().unwrap()]);
+            refused(&cluster, root, &args, "namespce");
+        }
+        for command in [
+            &["install", "--yes"][..],
+            &["verify"],
+            &["status"],
+            &["uninstall", "--yes"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--config", bad_ns.to_str().unwrap()]);
+            refused(&cluster, root, &args, "Not_A_Label");
+        }
+        for command in [
+            &["install", "--yes"][..],
+            &["verify"],
+            &["uninstall", "--yes"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--config", bad_timeout.to_str().unwrap()]);
+            refused(&cluster, root, &args, "timeout `soon`");
+        }
+    }
+
+    #[test]
+    fn a_missing_kubeconfig_is_exit_2_before_anything_else() {
+        let root = tempfile::tempdir().unwrap();
+        for args in [
+            &["install", "--yes", "--cpu-limit", "xyz"][..],
+            &["install", "--yes"],
+            &["status"],
+            &["uninstall", "--yes"],
+            &["verify"],
+        ] {
+            let out = assert_cmd::cargo::cargo_bin_cmd!("cadvisor-setup")
+                .env_clear()
+                .env("NO_COLOR", "1")
+                .arg("--host-root")
+                .arg(root.path())
+                .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+                .args(args)
+                .timeout(Duration::from_secs(60))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", text(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kubeconfig"),
+                "{}",
+                text(&out)
+            );
+        }
+    }
+}

@@ -566,6 +566,40 @@ mod flows {
 mod failures {
     use super::*;
 
+    /// Someone deletes the DaemonSet while install waits for its rollout: the rollout cannot
+    /// finish, so it is exit 5 (rollout failed), not 6 (verification failed).
+    #[test]
+    fn a_daemonset_deleted_during_the_rollout_is_exit_5() {
+        let Some(w) = world(1) else { return };
+        w.cluster
+            .failures()
+            .set_pod_start_delay(Duration::from_secs(60));
+        let child = w
+            .std_cmd(&["install", "--yes", "--timeout", "60s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn install");
+        let started = std::time::Instant::now();
+        while w.daemonset().is_none() && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            w.daemonset().is_some(),
+            "install never applied the DaemonSet"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        w.cluster.delete("DaemonSet", "cadvisor", "cadvisor");
+        let out = child.wait_with_output().expect("wait for install");
+        assert_eq!(code(&out), 5, "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("was deleted while waiting for its rollout"),
+            "{}",
+            text(&out)
+        );
+    }
+
     #[test]
     fn forbidden_is_exit_4_naming_the_permission_and_what_was_applied() {
         let Some(w) = world(1) else { return };
@@ -1353,6 +1387,59 @@ mod lifecycle {
         ] {
             assert!(human.contains(needle), "missing `{needle}`:\n{human}");
         }
+    }
+
+    /// The answers file is read by every command: after an install into `monitoring` from
+    /// `--config`, `status` and `uninstall` with the same file find and remove it (they used to
+    /// look in `cadvisor`, say "nothing to delete" and exit 0).
+    #[test]
+    fn uninstall_with_the_answers_file_removes_what_install_with_it_created() {
+        let Some(w) = world(1) else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "namespace: monitoring\ntimeout: 90s\nforce: false\n",
+        )
+        .expect("write answers");
+        let config = answers.to_str().expect("utf-8");
+        let out = w.run(&["install", "--yes", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            w.cluster
+                .get("DaemonSet", "monitoring", "cadvisor")
+                .is_some()
+        );
+
+        let out = w.run(&["status", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(json(&out)["installed"], true, "{}", text(&out));
+        let out = w.run(&["verify", "--config", config, "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        let out = w.run(&["uninstall", "--yes", "--config", config, "-v", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["deleted"]
+                .to_string()
+                .contains("DaemonSet monitoring/cadvisor"),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster
+                .get("DaemonSet", "monitoring", "cadvisor")
+                .is_none()
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "monitoring").is_none(),
+            "{report:#}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("namespace = monitoring (config file)"),
+            "-v shows where the namespace came from:\n{stderr}"
+        );
     }
 
     /// Our label alone is not enough: an object another manager wrote stays, and says why.

@@ -545,7 +545,8 @@ mod cli {
 
 mod properties {
     use super::*;
-    use cadvisor_setup::error::{Classify, ExitCode};
+    use cadvisor_setup::commands::Error;
+    use cadvisor_setup::error::ExitCode;
     use cadvisor_setup::validate::KNOWN_METRICS;
     use proptest::prelude::*;
 
@@ -693,14 +694,15 @@ mod properties {
                 _ => poison(opts.cpu_limit.get_or_insert_with(|| "500m".into())),
             }
             let err = plan::make(&facts, &opts).expect_err("poisoned value accepted");
-            prop_assert_eq!(err.exit_code(), ExitCode::Usage, "{}", err);
+            let shown = err.to_string();
+            prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage, "{}", shown);
         }
 
         #[test]
         fn bad_dns_names_are_refused(name in "([A-Z_.][a-z]{0,5}|-[a-z]{1,5}|[a-z]{1,5}-|[a-z]{64,70})") {
             let opts = PlanOptions { namespace: name, ..PlanOptions::default() };
             let err = plan::make(&plan::preset(DistroKind::Microk8s), &opts).expect_err("accepted");
-            prop_assert_eq!(err.exit_code(), ExitCode::Usage);
+            prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage);
         }
     }
 }

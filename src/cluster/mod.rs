@@ -15,8 +15,6 @@ pub mod rollout;
 pub mod status;
 pub mod uninstall;
 
-use crate::error::{Classify, ExitCode};
-
 pub use client::{Cluster, classify};
 
 /// The field manager of every write, and the value of our `app.kubernetes.io/managed-by` label.
@@ -56,7 +54,7 @@ pub enum ClusterError {
     )]
     Foreign { objects: Vec<String> },
     #[error(
-        "namespace {namespace} would refuse cAdvisor's pods: it enforces Pod Security level {level}; nothing was applied\n  the API server says: {reason}\n  cAdvisor needs the \"privileged\" level (hostPath volumes for /sys, /var/lib/docker, / and the runtime socket; the SYS_PTRACE capability)\n  either install into a namespace of its own (the default, --namespace cadvisor, created with the privileged level), or rerun with --force to set {namespace}'s pod-security labels to privileged (uninstall restores their previous values)"
+        "namespace {namespace} would refuse cAdvisor's pods: it enforces Pod Security level {level}; nothing was applied\n  the API server says: {reason}\n  cAdvisor needs the \"privileged\" level (hostPath volumes for /, /sys, /dev/disk and the runtime socket's directory; the SYS_PTRACE capability)\n  either install into a namespace of its own (the default, --namespace cadvisor, created with the privileged level), or rerun with --force to set {namespace}'s pod-security labels to privileged (uninstall restores their previous values)"
     )]
     PodSecurity {
         namespace: String,
@@ -67,6 +65,12 @@ pub enum ClusterError {
     NotFound { object: String, hint: String },
     #[error("{0}")]
     Rollout(Box<rollout::RolloutFailure>),
+    /// The object went away while we waited for it (deleted by someone else): the rollout
+    /// cannot finish, so it is a rollout failure, not a verification one.
+    #[error(
+        "{object} was deleted while {doing}\n  something else deletes it (another tool, a GitOps controller); rerun `cadvisor-setup install` once it stops"
+    )]
+    Gone { object: String, doing: String },
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },
     #[error("timed out after {seconds}s while {doing}")]
@@ -80,26 +84,6 @@ pub enum ClusterError {
     },
     #[error("API request failed: {0}")]
     Api(String),
-}
-
-impl Classify for ClusterError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            ClusterError::Kubeconfig { .. }
-            | ClusterError::Unreachable { .. }
-            | ClusterError::Unauthorized { .. }
-            | ClusterError::Forbidden { .. } => ExitCode::Cluster,
-            ClusterError::Conflict { .. }
-            | ClusterError::Foreign { .. }
-            | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
-            ClusterError::Rollout(_) | ClusterError::Timeout { .. } => ExitCode::Rollout,
-            ClusterError::NotFound { .. } => ExitCode::Verification,
-            ClusterError::Partial { source, .. } => source.exit_code(),
-            // Ctrl-C is not in the exit-code contract (design §5); it is "not a success and
-            // nothing unexpected", reported as 1 with what was applied.
-            ClusterError::Interrupted { .. } | ClusterError::Api(_) => ExitCode::Unexpected,
-        }
-    }
 }
 
 /// `Kind namespace/name` or `Kind name`, for messages.

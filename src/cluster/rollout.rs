@@ -182,9 +182,9 @@ pub async fn wait(
                     }
                 }
                 Some(Ok(None)) => {
-                    return Err(ClusterError::NotFound {
+                    return Err(ClusterError::Gone {
                         object: format!("DaemonSet {namespace}/{name}"),
-                        hint: "it was deleted (or never created) while waiting for its rollout".to_string(),
+                        doing: "waiting for its rollout".to_string(),
                     });
                 }
                 Some(Err(e)) => {

@@ -8,7 +8,7 @@ use super::Context;
 use crate::cli::Cli;
 use crate::error::ExitCode;
 
-pub fn run(ctx: &Context, shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, shell: clap_complete::Shell) -> super::Result<ExitCode> {
     let mut cmd = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "cadvisor-setup", &mut script);

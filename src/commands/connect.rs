@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 
 use super::Context;
+use super::error::Failure;
 use crate::cluster::{self, Cluster};
-use crate::error::{ExitCode, Failure};
+use crate::error::ExitCode;
 use crate::host::KubeconfigFacts;
 use crate::host::kubeconfig::{KubeconfigEnv, discover};
 
@@ -24,7 +25,7 @@ pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<K
 }
 
 /// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
-pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> anyhow::Result<Cluster> {
+pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> super::Result<Cluster> {
     let Some(found) = kubeconfig(ctx, detected) else {
         return Err(Failure::new(
             ExitCode::Cluster,

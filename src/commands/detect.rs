@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::cli::{DetectArgs, PlanArgs};
 use crate::cluster::node::{self, NodeFacts};
-use crate::error::{ExitCode, UsageError};
+use crate::error::ExitCode;
 use crate::host::kubeconfig::{self, KubeconfigEnv};
 use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
+use crate::settings::{DetectSettings, SocketPath};
 use crate::ui::Ui;
 
 /// How long the API server may take, in all, before detect carries on with host facts.
@@ -27,7 +27,7 @@ enum ClusterOutcome {
     Node(Box<NodeFacts>),
 }
 
-pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode> {
     let root = &ctx.host_root;
     let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
     let cluster = if args.no_cluster {
@@ -35,19 +35,8 @@ pub async fn run(ctx: &Context, args: DetectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ask_cluster(root, &env).await
     };
-    // flag > env > `--config` answers file, like every other command.
-    let containerd_socket = ctx
-        .resolve(&PlanArgs::default(), &args.socket)
-        .containerd_socket;
-    if let Some(p) = &containerd_socket
-        && !p.is_absolute()
-    {
-        return Err(UsageError::new(format!(
-            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
-            p.display()
-        ))
-        .into());
-    }
+    // flag > env > `--config` answers file, checked absolute in `crate::settings`.
+    let containerd_socket = args.containerd_socket.map(SocketPath::into_path);
     let opts = DetectOptions {
         containerd_socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),

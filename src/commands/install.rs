@@ -21,19 +21,21 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::Context;
+use super::error::Failure;
 use super::verify_cluster::{self, Verification, VerifyOptions};
-use crate::cli::{InstallArgs, ServiceMonitorMode};
+use crate::cli::ServiceMonitorMode;
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
-use crate::error::{Classify, ExitCode, Failure};
+use crate::error::ExitCode;
 use crate::host::{ConfigzHints, HostFacts};
 use crate::options::{Resolved, ValueSource};
 use crate::plan::Plan;
 use crate::render::Manifests;
+use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
 
-pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
         return Err(Failure::new(
             ExitCode::Usage,
@@ -44,7 +46,7 @@ pub async fn run(ctx: &Context, args: InstallArgs) -> anyhow::Result<ExitCode> {
     // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
     // nothing, so it needs none.
     let conversation = !ctx.global.yes && ctx.ui.interactive() && !args.dry_run;
-    let mut resolved = ctx.resolve(&args.plan, &args.socket);
+    let mut resolved = args.resolved.clone();
     // The kubelet's own runtime endpoint (configz through the API server) outranks host files.
     let configz = super::detect::configz(ctx).await;
     let mut facts = detect(ctx, resolved.containerd_socket.clone(), configz.clone()).await?;
@@ -96,7 +98,7 @@ async fn ask(
     resolved: &mut Resolved,
     facts: HostFacts,
     configz: Option<ConfigzHints>,
-) -> anyhow::Result<HostFacts> {
+) -> super::Result<HostFacts> {
     show_facts(ctx, &facts);
     let mut facts = facts;
     if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
@@ -117,6 +119,8 @@ async fn ask(
     // No socket at all: no questions, plan::make says what is missing (exit 3).
     if facts.runtime.socket.is_some() {
         prompts::ask_plan(&ctx.ui, resolved)?;
+        // Each answer was checked as it was typed; the plan's checks across values too.
+        crate::plan::check_options(&resolved.plan)?;
         ctx.ui.verbose("values after the questions:");
         for line in resolved.describe() {
             ctx.ui.verbose(format!("  {line}"));
@@ -130,7 +134,7 @@ async fn detect(
     ctx: &Context,
     socket: Option<PathBuf>,
     configz: Option<ConfigzHints>,
-) -> anyhow::Result<HostFacts> {
+) -> super::Result<HostFacts> {
     let options = crate::host::DetectOptions {
         containerd_socket: socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
@@ -238,11 +242,11 @@ fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
 /// Everything after the cluster is known: apply, wait, verify, report. Public for the benches.
 pub async fn install(
     ctx: &Context,
-    args: &InstallArgs,
+    args: &InstallSettings,
     facts: &HostFacts,
     manifests: &Manifests,
     cluster: &Cluster,
-) -> anyhow::Result<ExitCode> {
+) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
         force: args.force,
         dry_run: args.dry_run,
@@ -347,7 +351,7 @@ struct Outcome {
 impl Outcome {
     fn code(&self) -> ExitCode {
         if let Some(e) = &self.error {
-            return e.exit_code();
+            return super::error::cluster(e);
         }
         match &self.verification {
             Some(v) => verify_cluster::code_of(v),

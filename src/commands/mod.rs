@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod connect;
 pub mod detect;
+pub mod error;
 pub mod install;
 pub mod render;
 pub mod status;
@@ -12,10 +13,13 @@ pub mod verify_cluster;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, GlobalArgs, PlanArgs, SocketArgs};
-use crate::error::{ExitCode, exit_code_of};
+pub use error::{Error, Result};
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::ExitCode;
 use crate::host::HostRoot;
-use crate::options::{Answers, Resolved};
+use crate::options::Answers;
+use crate::settings::{self, KubeconfigPath};
 use crate::ui::Ui;
 
 /// What every command gets: the global flags, the terminal context and the host root.
@@ -23,25 +27,51 @@ pub struct Context {
     pub global: GlobalArgs,
     pub ui: Ui,
     pub host_root: HostRoot,
-    /// The parsed command line, to tell a flag from its environment variable.
-    pub matches: clap::ArgMatches,
-    /// `--config answers.yaml`, empty when not given.
-    pub answers: Answers,
 }
 
-impl Context {
-    /// Plan options by precedence flag > env > answers file > default.
-    pub fn resolve(&self, plan: &PlanArgs, socket: &SocketArgs) -> Resolved {
-        let resolved = crate::options::resolve(
-            plan,
-            socket.containerd_socket.as_ref(),
-            &self.matches,
-            &self.answers,
-        );
-        for line in resolved.describe() {
-            self.ui.verbose(format!("  {line}"));
+/// One command with its validated settings (built before any I/O but reading `--config`).
+enum Job {
+    Detect(settings::DetectSettings),
+    Render(settings::RenderSettings),
+    Install(settings::InstallSettings),
+    Verify(settings::VerifySettings),
+    Status(settings::StatusSettings),
+    Uninstall(settings::UninstallSettings),
+    Completions(clap_complete::Shell),
+}
+
+impl Job {
+    /// Flags, environment and answers file → this command's settings; every bad value is an
+    /// error here (exit 2), before anything is probed or contacted.
+    fn settle(command: Command, matches: &clap::ArgMatches, answers: &Answers) -> Result<Job> {
+        Ok(match command {
+            Command::Detect(args) => Job::Detect(settings::detect(&args, matches, answers)?),
+            Command::Render(args) => Job::Render(settings::render(&args, matches, answers)?),
+            Command::Install(args) => Job::Install(settings::install(&args, matches, answers)?),
+            Command::Verify(args) => Job::Verify(settings::verify(&args, matches, answers)?),
+            Command::Status(args) => Job::Status(settings::status(&args, matches, answers)?),
+            Command::Uninstall(args) => {
+                Job::Uninstall(settings::uninstall(&args, matches, answers)?)
+            }
+            Command::Completions { shell } => Job::Completions(shell),
+        })
+    }
+
+    /// `name = value (source)` for `-v`.
+    fn describe(&self) -> Vec<String> {
+        match self {
+            Job::Detect(s) => s.describe.clone(),
+            Job::Render(s) => s.resolved.describe(),
+            Job::Install(s) => {
+                let mut lines = s.resolved.describe();
+                lines.extend(s.describe.iter().cloned());
+                lines
+            }
+            Job::Verify(s) => s.describe.clone(),
+            Job::Status(s) => s.describe.clone(),
+            Job::Uninstall(s) => s.describe.clone(),
+            Job::Completions(_) => Vec::new(),
         }
-        resolved
     }
 }
 
@@ -60,7 +90,7 @@ pub fn main() -> std::process::ExitCode {
     let code = match run(cli, matches, ui.clone()) {
         Ok(code) => code,
         Err(err) => {
-            let code = exit_code_of(&err);
+            let code = err.exit_code();
             report_error(&ui, &err, code);
             code
         }
@@ -120,40 +150,48 @@ fn wants_json(args: impl Iterator<Item = String>, env: Option<String>) -> bool {
     wants
 }
 
-fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, matches: clap::ArgMatches, ui: Ui) -> Result<ExitCode> {
+    // Low → high args: the answers file, the kubeconfig flag and every value are checked before
+    // the host root is read, a socket probed or the API server contacted.
+    let answers = match &cli.global.config {
+        Some(path) => Answers::load(path)?,
+        None => Answers::default(),
+    };
+    if let Some(path) = &cli.global.kubeconfig {
+        KubeconfigPath::parse(path)?;
+    }
+    let job = Job::settle(cli.command, &matches, &answers)?;
+    let lines = job.describe();
+    if !lines.is_empty() {
+        ui.verbose("values:");
+    }
+    for line in lines {
+        ui.verbose(format!("  {line}"));
+    }
     let host_root = match &cli.global.host_root {
         Some(dir) => HostRoot::new(dir)?,
         None => HostRoot::new(crate::host::root::default_host_root(|k| {
             std::env::var_os(k)
         }))?,
     };
-    let answers = match &cli.global.config {
-        Some(path) => Answers::load(path)?,
-        None => Answers::default(),
-    };
-    if let Some(path) = &cli.global.kubeconfig {
-        crate::options::check_kubeconfig_flag(path)?;
-    }
     let ctx = Context {
         global: cli.global,
         ui,
         host_root,
-        matches,
-        answers,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match cli.command {
-            Command::Detect(args) => detect::run(&ctx, args).await,
-            Command::Render(args) => render::run(&ctx, args).await,
-            Command::Install(args) => install::run(&ctx, args).await,
-            Command::Verify(args) => verify::run(&ctx, args).await,
-            Command::Status(args) => status::run(&ctx, args).await,
-            Command::Uninstall(args) => uninstall::run(&ctx, args).await,
-            Command::Completions { shell } => completions::run(&ctx, shell),
+        match job {
+            Job::Detect(s) => detect::run(&ctx, s).await,
+            Job::Render(s) => render::run(&ctx, s).await,
+            Job::Install(s) => install::run(&ctx, s).await,
+            Job::Verify(s) => verify::run(&ctx, s).await,
+            Job::Status(s) => status::run(&ctx, s).await,
+            Job::Uninstall(s) => uninstall::run(&ctx, s).await,
+            Job::Completions(shell) => completions::run(&ctx, shell),
         }
     })
 }
@@ -177,12 +215,14 @@ fn init_logging(verbose: u8) {
 }
 
 /// `error: <what>` then each cause on its own line; in JSON mode also one JSON document.
-fn report_error(ui: &Ui, err: &anyhow::Error, code: ExitCode) {
+fn report_error(ui: &Ui, err: &Error, code: ExitCode) {
     // Our error types print their source inline ("cannot read X: <os error>"); show a cause on
     // its own line only when it adds something.
     let mut causes: Vec<String> = Vec::new();
     let mut shown = err.to_string();
-    for cause in err.chain().skip(1) {
+    let mut next = std::error::Error::source(err);
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if !shown.contains(&text) {
             shown.push_str(&text);

@@ -1,18 +1,18 @@
 //! `render`: host facts (or a `--distro` preset) → plan → manifests, printed as multi-document
 //! YAML, written to `--out-dir`, or printed as one JSON document with `-o json`.
 
-use anyhow::Context as _;
-
 use super::Context;
-use crate::cli::{DistroPreset, RenderArgs, ServiceMonitorMode};
+use super::error::ResultExt as _;
+use crate::cli::{DistroPreset, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
+use crate::settings::RenderSettings;
 use crate::{plan, render};
 
-pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
-    let resolved = ctx.resolve(&args.plan, &args.socket);
-    let mut facts = facts_for_render(ctx, &args, &resolved).await?;
+pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode> {
+    let resolved = &args.resolved;
+    let mut facts = facts_for_render(ctx, args.distro, resolved).await?;
     if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
         // `--containerd-socket` is the first authority (design §2), also over a preset
         // (detection already puts it first).
@@ -32,8 +32,8 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
             "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
         );
     }
-    let opts = resolved.plan;
-    let plan = plan::make(&facts, &opts)?;
+    let opts = &resolved.plan;
+    let plan = plan::make(&facts, opts)?;
     let manifests = render::manifests(&plan, args.templates.as_deref())?;
     let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
     for warning in &warnings {
@@ -81,10 +81,10 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<ExitCode> {
 /// cluster).
 pub async fn facts_for_render(
     ctx: &Context,
-    args: &RenderArgs,
+    distro: Option<DistroPreset>,
     resolved: &Resolved,
-) -> anyhow::Result<HostFacts> {
-    if let Some(distro) = args.distro {
+) -> super::Result<HostFacts> {
+    if let Some(distro) = distro {
         return Ok(plan::preset(distro_kind(distro)));
     }
     let opts = DetectOptions {

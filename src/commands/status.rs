@@ -2,18 +2,18 @@
 //! and the last verification. Read-only, never prompts.
 
 use super::Context;
-use crate::cli::StatusArgs;
 use crate::cluster::status::{daemonset, managed_objects};
 use crate::error::ExitCode;
+use crate::settings::StatusSettings;
 
-pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
-    let objects = managed_objects(&cluster, &args.namespace).await?;
+    let objects = managed_objects(&cluster, args.namespace.as_str()).await?;
     let ds_name = objects
         .iter()
         .find(|o| o.kind == "DaemonSet")
         .map_or("cadvisor", |o| o.name.as_str());
-    let ds = daemonset(&cluster, &args.namespace, ds_name).await?;
+    let ds = daemonset(&cluster, args.namespace.as_str(), ds_name).await?;
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())

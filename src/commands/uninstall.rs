@@ -3,13 +3,14 @@
 //! wait until our objects and pods are gone. Idempotent: nothing left is success.
 
 use super::Context;
-use crate::cli::UninstallArgs;
+use super::error::Failure;
 use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
-use crate::error::{ExitCode, Failure};
+use crate::error::ExitCode;
+use crate::settings::UninstallSettings;
 
-pub async fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
-    let plan = plan(&cluster, &args.namespace).await?;
+    let plan = plan(&cluster, args.namespace.as_str()).await?;
     let ui = &ctx.ui;
     if plan.is_empty() {
         let done = Uninstalled {
@@ -32,7 +33,7 @@ pub async fn run(ctx: &Context, args: UninstallArgs) -> anyhow::Result<ExitCode>
     consent(ctx, steps.len())?;
 
     let spinner = crate::ui::progress::spinner(ui, "deleting and waiting until gone");
-    let result = uninstall(&cluster, &args.namespace, plan, args.timeout).await;
+    let result = uninstall(&cluster, args.namespace.as_str(), plan, args.timeout).await;
     spinner.finish_and_clear();
     let done = result?;
     if ui.json() {
@@ -80,7 +81,7 @@ fn print_kept(ctx: &Context, done: &Uninstalled) {
 }
 
 /// `--yes`, or a confirmation from a person at a terminal; without either, change nothing (exit 2).
-fn consent(ctx: &Context, steps: usize) -> anyhow::Result<()> {
+fn consent(ctx: &Context, steps: usize) -> super::Result<()> {
     if ctx.global.yes {
         return Ok(());
     }

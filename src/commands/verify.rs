@@ -18,22 +18,23 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 pub use http::FetchError;
 
 use super::Context;
-use crate::cli::VerifyArgs;
-use crate::error::{ExitCode, Failure, UsageError};
+use super::error::{Error, ResultExt as _};
+use super::error::{Failure, UsageError};
+use crate::error::ExitCode;
 use crate::input::FileKind;
 use crate::metrics::{self, ScanReport, Verdict};
+use crate::settings::VerifySettings;
 use crate::ui::Ui;
 
 /// How many pods the human summary names before "and N more".
 const PODS_SHOWN: usize = 5;
 
-pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode> {
     let (source, report) = match (&args.metrics_url, &args.metrics_file) {
         (Some(url), _) => (
             Source::Url(url.clone()),
@@ -87,7 +88,7 @@ impl Source {
 /// indefinitely for spawned blocking tasks to complete"), whereas a detached thread ends with
 /// the process. The scanner reads incrementally,
 /// so memory stays flat whatever the stream's length.
-async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanReport> {
+async fn scan_file(path: PathBuf, timeout: Duration) -> super::Result<ScanReport> {
     let stdin = path == Path::new("-");
     if !stdin {
         check_path(&path)?;
@@ -98,7 +99,7 @@ async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanRepor
         .name("metrics-file".into())
         .spawn(move || {
             let result = if stdin {
-                metrics::scan(std::io::stdin().lock()).map_err(anyhow::Error::from)
+                metrics::scan(std::io::stdin().lock()).map_err(Error::from)
             } else {
                 scan_path(&reader_path)
             };
@@ -108,10 +109,10 @@ async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanRepor
         .context("cannot start the thread that reads --metrics-file")?;
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(anyhow::anyhow!(
+        Ok(Err(_)) => Err(Error::msg(format!(
             "the thread reading --metrics-file {} stopped without a result",
             path.display()
-        )),
+        ))),
         Err(_) => Err(Failure::new(
             ExitCode::Unexpected,
             format!(
@@ -128,7 +129,7 @@ async fn scan_file(path: PathBuf, timeout: Duration) -> anyhow::Result<ScanRepor
 
 /// What `--metrics-file` may be: a regular file, or a FIFO (a stream like stdin). A directory,
 /// a device or a socket is a usage error (exit 2), found before anything is opened.
-fn check_path(path: &Path) -> anyhow::Result<()> {
+fn check_path(path: &Path) -> super::Result<()> {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
@@ -140,15 +141,13 @@ fn check_path(path: &Path) -> anyhow::Result<()> {
             .into());
         }
         Err(e) => {
-            return Err(
-                anyhow::Error::new(e).context(format!("cannot open --metrics-file {shown}"))
-            );
+            return Err(e).context(format!("cannot open --metrics-file {shown}"));
         }
     };
     refuse_kind(path, meta.file_type())
 }
 
-fn refuse_kind(path: &Path, file_type: std::fs::FileType) -> anyhow::Result<()> {
+fn refuse_kind(path: &Path, file_type: std::fs::FileType) -> super::Result<()> {
     let shown = path.display();
     match FileKind::of(file_type) {
         None | Some(FileKind::Fifo) => Ok(()),
@@ -166,7 +165,7 @@ fn refuse_kind(path: &Path, file_type: std::fs::FileType) -> anyhow::Result<()> 
 
 /// Opens and scans a regular file or a FIFO (on the reading thread: opening a FIFO blocks until
 /// a writer opens it). Checked again on the open file, in case the path changed since.
-fn scan_path(path: &Path) -> anyhow::Result<ScanReport> {
+fn scan_path(path: &Path) -> super::Result<ScanReport> {
     let shown = path.display();
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -16,11 +16,11 @@ use kube::api::Api;
 use serde::Serialize;
 
 use super::Context;
-use crate::cli::VerifyArgs;
 use crate::cluster::diagnose::{self, Registration};
 use crate::cluster::{self, Cluster, ClusterError, proxy, rollout};
-use crate::error::{Classify, ExitCode};
+use crate::error::ExitCode;
 use crate::metrics::{self, ScanReport, Verdict};
+use crate::settings::VerifySettings;
 
 /// The kubelet's pseudo-container of a pod's sandbox in `/metrics/cadvisor` (older kubelets).
 const SANDBOX_CONTAINER: &str = "POD";
@@ -69,11 +69,11 @@ pub struct NodeResult {
 }
 
 /// `verify` without `--metrics-url`/`--metrics-file`.
-pub async fn run(ctx: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
     let opts = VerifyOptions {
-        namespace: args.namespace.clone(),
-        daemonset: args.daemonset.clone(),
+        namespace: args.namespace.to_string(),
+        daemonset: args.daemonset.to_string(),
         timeout: args.timeout,
         expected_socket: None,
     };
@@ -217,7 +217,7 @@ async fn attempt(cluster: &Cluster, opts: &VerifyOptions) -> Result<Vec<NodeResu
 }
 
 fn is_fatal(e: &ClusterError) -> bool {
-    e.exit_code() == ExitCode::Cluster
+    super::error::cluster(e) == ExitCode::Cluster
 }
 
 async fn check_node(

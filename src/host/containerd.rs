@@ -17,8 +17,6 @@ use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
 use tonic_prost::ProstCodec;
 
-use crate::error::{Classify, ExitCode};
-
 /// The kubelet's (CRI's) containerd namespace (host-layouts §2.2, cAdvisor's default).
 pub const K8S_NAMESPACE: &str = "k8s.io";
 /// The label every container the kubelet creates carries.
@@ -138,12 +136,6 @@ pub enum ProbeError {
         code: tonic::Code,
         message: String,
     },
-}
-
-impl Classify for ProbeError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Detection
-    }
 }
 
 /// containerd's version (`ctr version`'s "Server" part).

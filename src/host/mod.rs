@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Classify, ExitCode};
 pub use root::HostRoot;
 
 /// Which Kubernetes distribution runs on this node.
@@ -352,17 +351,4 @@ pub enum HostError {
     Input(#[from] crate::input::ReadError),
     #[error("{0}")]
     Detection(String),
-}
-
-impl Classify for HostError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            HostError::BadHostRoot { .. } => ExitCode::Usage,
-            HostError::Read { .. }
-            | HostError::Malformed { .. }
-            | HostError::Resolve(_)
-            | HostError::Input(_)
-            | HostError::Detection(_) => ExitCode::Detection,
-        }
-    }
 }

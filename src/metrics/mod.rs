@@ -21,7 +21,6 @@ use serde::Serialize;
 pub use lines::MAX_LINE;
 pub use pods::{MAX_ENTRIES, PodSeen};
 
-use crate::error::{Classify, ExitCode};
 use lines::LineScanner;
 
 /// The read buffer of [`scan`].
@@ -38,12 +37,6 @@ pub enum ScanError {
          check that the file or response was saved completely"
     )]
     Gzip(#[source] io::Error),
-}
-
-impl Classify for ScanError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Unexpected
-    }
 }
 
 /// The first malformed line, quoted so the user can find it.

@@ -22,16 +22,6 @@ pub enum PromptError {
     Terminal(String),
 }
 
-impl crate::error::Classify for PromptError {
-    fn exit_code(&self) -> crate::error::ExitCode {
-        match self {
-            // No consent, like declining at the confirmation (exit 2, nothing changed).
-            PromptError::Cancelled => crate::error::ExitCode::Usage,
-            PromptError::Terminal(_) => crate::error::ExitCode::Unexpected,
-        }
-    }
-}
-
 fn map_err(err: dialoguer::Error) -> PromptError {
     match err {
         dialoguer::Error::IO(e) if e.kind() == std::io::ErrorKind::Interrupted => {

@@ -13,7 +13,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::error::{Classify, ExitCode};
 use crate::metrics::{ScanError, ScanReport, Scanner};
 
 /// Each message is complete on its own line (the underlying error is part of it, not a cause).
@@ -43,18 +42,6 @@ pub enum FetchError {
     Timeout { url: String, after: Duration },
     #[error("reading the metrics from {url}: {error}")]
     Scan { url: String, error: ScanError },
-}
-
-impl Classify for FetchError {
-    fn exit_code(&self) -> ExitCode {
-        match self {
-            // The flag's value is wrong: a usage error.
-            FetchError::BadUrl { .. } | FetchError::Https { .. } => ExitCode::Usage,
-            // An endpoint that cannot be read proves nothing about the labels, so it is not a
-            // verification failure (6); nor is it the cluster (4): an unexpected error (1).
-            _ => ExitCode::Unexpected,
-        }
-    }
 }
 
 /// Where to connect and what to ask for.
@@ -202,7 +189,8 @@ mod tests {
             "http://",
         ] {
             let err = parse(url).unwrap_err();
-            assert_eq!(err.exit_code(), ExitCode::Usage, "{url}: {err}");
+            let code = crate::commands::Error::from(err).exit_code();
+            assert_eq!(code, crate::error::ExitCode::Usage, "{url}");
         }
         assert!(
             parse("https://x/")

@@ -1,0 +1,650 @@
+//! Raw flags (`cli`, ripgrep's low args) → one validated `Settings` per command (high args),
+//! before any I/O but reading the `--config` file itself.
+//!
+//! Precedence for every command: flag > environment (`CADVISOR_SETUP_<FLAG>`, folded into the
+//! flag by clap) > `--config answers.yaml` > built-in default. Every value is checked here, so a
+//! bad one is exit 2 before a host file is read, a socket probed or the API server contacted.
+//!
+//! Which command reads which answers-file key (the file is shared by every command, so a key
+//! one command does not read is ignored by it, and a key no command reads is refused):
+//!
+//! | key | detect | render | install | verify | status | uninstall |
+//! |---|---|---|---|---|---|---|
+//! | `containerd-socket` | ✓ | ✓ | ✓ | | | |
+//! | `namespace` | | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor` | | ✓ | ✓ | | | |
+//! | `timeout` | | | ✓ | ✓ | | ✓ |
+//! | `force` | | | ✓ | | | |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{
+    DetectArgs, DistroPreset, InstallArgs, RenderArgs, StatusArgs, UninstallArgs, VerifyArgs,
+};
+use crate::input::ReadError;
+use crate::options::{Answers, FlagSources, OptionsError, Resolved, ValueSource};
+use crate::plan::PlanError;
+use crate::validate;
+
+/// A value that is not valid, wherever it came from: exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Invalid(#[from] PlanError),
+    #[error(
+        "{field} {path} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)"
+    )]
+    RelativeSocket { field: &'static str, path: String },
+    #[error("{field} `{value}` (from {source_name}): {reason}")]
+    Duration {
+        field: &'static str,
+        value: String,
+        source_name: ValueSource,
+        reason: String,
+    },
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+}
+
+/// A Kubernetes namespace name (DNS-1123 label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace(String);
+
+impl Namespace {
+    pub fn parse(value: &str) -> Result<Namespace, SettingsError> {
+        validate::dns1123_label("--namespace", value)?;
+        Ok(Namespace(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An object name (the DaemonSet's): a DNS-1123 subdomain is what the API accepts; a label is
+/// what we create, and what `--daemonset` names in practice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectName(String);
+
+impl ObjectName {
+    pub fn parse(field: &'static str, value: &str) -> Result<ObjectName, SettingsError> {
+        validate::dns1123_label(field, value)?;
+        Ok(ObjectName(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The containerd socket as an absolute, normalised host path (design §2: the first authority).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPath(PathBuf);
+
+impl SocketPath {
+    pub fn parse(field: &'static str, path: &Path) -> Result<SocketPath, SettingsError> {
+        let Some(text) = path.to_str() else {
+            return Err(PlanError::Invalid {
+                field,
+                value: path.display().to_string(),
+                reason: "is not valid UTF-8".to_string(),
+            }
+            .into());
+        };
+        if !path.is_absolute() {
+            return Err(SettingsError::RelativeSocket {
+                field,
+                path: text.to_string(),
+            });
+        }
+        validate::absolute_file_path(field, text)?;
+        Ok(SocketPath(path.to_path_buf()))
+    }
+
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn into_path(self) -> PathBuf {
+        self.0
+    }
+}
+
+/// `--kubeconfig` (or `CADVISOR_SETUP_KUBECONFIG`): an existing regular file of at most
+/// `input::MAX_INPUT_BYTES`. A file we may not read (no permission) is left to kubeconfig
+/// discovery, whose message says what to do (the MicroK8s group, sudo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeconfigPath(PathBuf);
+
+impl KubeconfigPath {
+    pub fn parse(path: &Path) -> Result<KubeconfigPath, SettingsError> {
+        let limit = crate::input::MAX_INPUT_BYTES;
+        match crate::input::open_regular(path, limit, crate::input::Follow::Links) {
+            Err(
+                source @ (ReadError::NotRegular { .. }
+                | ReadError::TooLarge { .. }
+                | ReadError::NotFound { .. }),
+            ) => Err(OptionsError::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()),
+            _ => Ok(KubeconfigPath(path.to_path_buf())),
+        }
+    }
+
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Where each value came from, for `-v` and the JSON report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(pub BTreeMap<&'static str, ValueSource>);
+
+/// Picks flag (or its environment variable) over the answers file over the default, and
+/// records which one it took.
+struct Pick<'a> {
+    flags: &'a dyn FlagSources,
+    sources: BTreeMap<&'static str, ValueSource>,
+    shown: Vec<(&'static str, String)>,
+}
+
+impl<'a> Pick<'a> {
+    fn new(flags: &'a dyn FlagSources) -> Self {
+        Pick {
+            flags,
+            sources: BTreeMap::new(),
+            shown: Vec::new(),
+        }
+    }
+
+    fn pick<T>(
+        &mut self,
+        name: &'static str,
+        id: &str,
+        flag: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> (T, ValueSource) {
+        let (value, source) = match (flag, file) {
+            (Some(v), _) => (v, self.flags.source_of(id).unwrap_or(ValueSource::Flag)),
+            (None, Some(v)) => (v, ValueSource::File),
+            (None, None) => (default, ValueSource::Default),
+        };
+        self.sources.insert(name, source);
+        (value, source)
+    }
+
+    fn show(&mut self, name: &'static str, value: impl fmt::Display) {
+        self.shown.push((name, value.to_string()));
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.shown
+            .iter()
+            .map(|(name, value)| {
+                let source = self
+                    .sources
+                    .get(name)
+                    .copied()
+                    .unwrap_or(ValueSource::Default);
+                format!("{name} = {value} ({source})")
+            })
+            .collect()
+    }
+}
+
+/// A boolean flag without a value (`--force`): given only when clap says it came from the
+/// command line or the environment.
+fn given_bool(flags: &dyn FlagSources, id: &str, value: bool) -> Option<bool> {
+    flags.source_of(id).map(|_| value)
+}
+
+fn duration(
+    pick: &mut Pick<'_>,
+    flag: Option<Duration>,
+    answers: &Answers,
+    default: Duration,
+) -> Result<Duration, SettingsError> {
+    let file =
+        match &answers.timeout {
+            Some(text) => Some(crate::cli::parse_duration(text).map_err(|reason| {
+                SettingsError::Duration {
+                    field: "timeout",
+                    value: text.clone(),
+                    source_name: ValueSource::File,
+                    reason,
+                }
+            })?),
+            None => None,
+        };
+    let (value, _) = pick.pick("timeout", "timeout", flag, file, default);
+    pick.show("timeout", format!("{}s", value.as_secs_f64()));
+    Ok(value)
+}
+
+fn namespace(
+    pick: &mut Pick<'_>,
+    flag: Option<&String>,
+    answers: &Answers,
+) -> Result<Namespace, SettingsError> {
+    let (value, _) = pick.pick(
+        "namespace",
+        "namespace",
+        flag.cloned(),
+        answers.namespace.clone(),
+        crate::plan::DEFAULT_NAMESPACE.to_string(),
+    );
+    pick.show("namespace", &value);
+    Namespace::parse(&value)
+}
+
+fn socket(
+    flag: Option<&PathBuf>,
+    answers: &Answers,
+    flags: &dyn FlagSources,
+) -> Result<(Option<SocketPath>, Option<ValueSource>), SettingsError> {
+    match (flag, &answers.containerd_socket) {
+        (Some(p), _) => Ok((
+            Some(SocketPath::parse("--containerd-socket", p)?),
+            Some(
+                flags
+                    .source_of("containerd_socket")
+                    .unwrap_or(ValueSource::Flag),
+            ),
+        )),
+        (None, Some(p)) => Ok((
+            Some(SocketPath::parse("containerd-socket (answers file)", p)?),
+            Some(ValueSource::File),
+        )),
+        (None, None) => Ok((None, None)),
+    }
+}
+
+pub struct DetectSettings {
+    pub containerd_socket: Option<SocketPath>,
+    pub no_cluster: bool,
+    pub describe: Vec<String>,
+}
+
+pub fn detect(
+    args: &DetectArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<DetectSettings, SettingsError> {
+    let (containerd_socket, source) =
+        socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
+    let describe = match (&containerd_socket, source) {
+        (Some(s), Some(source)) => vec![format!(
+            "containerd-socket = {} ({source})",
+            s.as_path().display()
+        )],
+        _ => vec!["containerd-socket = (detected) (default)".to_string()],
+    };
+    Ok(DetectSettings {
+        containerd_socket,
+        no_cluster: args.no_cluster,
+        describe,
+    })
+}
+
+/// Plan values for `render` and `install`: precedence applied ([`crate::options::resolve`]),
+/// then every value checked ([`crate::plan::check_options`]: namespace, image reference,
+/// quantities and request ≤ limit, metric groups, labels, containerd namespace) and the socket
+/// an absolute host path.
+fn resolved(
+    plan: &crate::cli::PlanArgs,
+    socket_flag: Option<&PathBuf>,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<Resolved, SettingsError> {
+    let (socket, _) = socket(socket_flag, answers, flags)?;
+    let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers);
+    resolved.containerd_socket = socket.map(SocketPath::into_path);
+    crate::plan::check_options(&resolved.plan)?;
+    Ok(resolved)
+}
+
+pub struct RenderSettings {
+    pub resolved: Resolved,
+    pub distro: Option<DistroPreset>,
+    pub out_dir: Option<PathBuf>,
+    pub templates: Option<PathBuf>,
+}
+
+pub fn render(
+    args: &RenderArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<RenderSettings, SettingsError> {
+    Ok(RenderSettings {
+        resolved: resolved(
+            &args.plan,
+            args.socket.containerd_socket.as_ref(),
+            flags,
+            answers,
+        )?,
+        distro: args.distro,
+        out_dir: args.out_dir.clone(),
+        templates: args.templates.clone(),
+    })
+}
+
+pub struct InstallSettings {
+    pub resolved: Resolved,
+    pub templates: Option<PathBuf>,
+    pub timeout: Duration,
+    pub force: bool,
+    pub dry_run: bool,
+    pub no_verify: bool,
+    /// `timeout` and `force` lines for `-v` (the plan values describe themselves).
+    pub describe: Vec<String>,
+}
+
+pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const UNINSTALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn install(
+    args: &InstallArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<InstallSettings, SettingsError> {
+    let resolved = resolved(
+        &args.plan,
+        args.socket.containerd_socket.as_ref(),
+        flags,
+        answers,
+    )?;
+    let mut pick = Pick::new(flags);
+    let timeout = duration(&mut pick, args.timeout, answers, INSTALL_TIMEOUT)?;
+    let (force, _) = pick.pick(
+        "force",
+        "force",
+        given_bool(flags, "force", args.force).filter(|f| *f),
+        answers.force,
+        false,
+    );
+    pick.show("force", force);
+    Ok(InstallSettings {
+        resolved,
+        templates: args.templates.clone(),
+        timeout,
+        force,
+        dry_run: args.dry_run,
+        no_verify: args.no_verify,
+        describe: pick.describe(),
+    })
+}
+
+pub struct VerifySettings {
+    pub namespace: Namespace,
+    pub daemonset: ObjectName,
+    pub metrics_url: Option<String>,
+    pub metrics_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub describe: Vec<String>,
+}
+
+pub fn verify(
+    args: &VerifyArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<VerifySettings, SettingsError> {
+    let mut pick = Pick::new(flags);
+    let namespace = namespace(&mut pick, args.namespace.as_ref(), answers)?;
+    let (daemonset, _) = pick.pick(
+        "daemonset",
+        "daemonset",
+        args.daemonset.clone(),
+        None,
+        crate::plan::NAME.to_string(),
+    );
+    pick.show("daemonset", &daemonset);
+    let daemonset = ObjectName::parse("--daemonset", &daemonset)?;
+    let timeout = duration(&mut pick, args.timeout, answers, VERIFY_TIMEOUT)?;
+    Ok(VerifySettings {
+        namespace,
+        daemonset,
+        metrics_url: args.metrics_url.clone(),
+        metrics_file: args.metrics_file.clone(),
+        timeout,
+        describe: pick.describe(),
+    })
+}
+
+pub struct StatusSettings {
+    pub namespace: Namespace,
+    pub describe: Vec<String>,
+}
+
+pub fn status(
+    args: &StatusArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<StatusSettings, SettingsError> {
+    let mut pick = Pick::new(flags);
+    let namespace = namespace(&mut pick, args.namespace.as_ref(), answers)?;
+    Ok(StatusSettings {
+        namespace,
+        describe: pick.describe(),
+    })
+}
+
+pub struct UninstallSettings {
+    pub namespace: Namespace,
+    pub timeout: Duration,
+    pub describe: Vec<String>,
+}
+
+pub fn uninstall(
+    args: &UninstallArgs,
+    flags: &dyn FlagSources,
+    answers: &Answers,
+) -> Result<UninstallSettings, SettingsError> {
+    let mut pick = Pick::new(flags);
+    let namespace = namespace(&mut pick, args.namespace.as_ref(), answers)?;
+    let timeout = duration(&mut pick, args.timeout, answers, UNINSTALL_TIMEOUT)?;
+    Ok(UninstallSettings {
+        namespace,
+        timeout,
+        describe: pick.describe(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{PlanArgs, SocketArgs};
+    use crate::options::NoFlags;
+
+    fn answers(text: &str) -> Answers {
+        Answers::parse(text).unwrap()
+    }
+
+    fn uninstall_args() -> UninstallArgs {
+        UninstallArgs {
+            namespace: None,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn the_answers_namespace_reaches_verify_status_and_uninstall() {
+        let a = answers("namespace: monitoring\ntimeout: 7m\n");
+        let u = uninstall(&uninstall_args(), &NoFlags, &a).unwrap();
+        assert_eq!(u.namespace.as_str(), "monitoring");
+        assert_eq!(u.timeout, Duration::from_secs(420));
+        assert!(
+            u.describe
+                .contains(&"namespace = monitoring (config file)".to_string()),
+            "{:?}",
+            u.describe
+        );
+        let s = status(&StatusArgs { namespace: None }, &NoFlags, &a).unwrap();
+        assert_eq!(s.namespace.as_str(), "monitoring");
+        let v = verify(
+            &VerifyArgs {
+                namespace: None,
+                daemonset: None,
+                metrics_url: None,
+                metrics_file: None,
+                timeout: None,
+            },
+            &NoFlags,
+            &a,
+        )
+        .unwrap();
+        assert_eq!(v.namespace.as_str(), "monitoring");
+        assert_eq!(v.timeout, Duration::from_secs(420));
+        // Without a file: the built-in defaults.
+        let u = uninstall(&uninstall_args(), &NoFlags, &Answers::default()).unwrap();
+        assert_eq!(u.namespace.as_str(), "cadvisor");
+        assert_eq!(u.timeout, UNINSTALL_TIMEOUT);
+        // A flag beats the file.
+        let u = uninstall(
+            &UninstallArgs {
+                namespace: Some("flagged".into()),
+                timeout: Some(Duration::from_secs(1)),
+            },
+            &NoFlags,
+            &a,
+        )
+        .unwrap();
+        assert_eq!(u.namespace.as_str(), "flagged");
+        assert_eq!(u.timeout, Duration::from_secs(1));
+    }
+
+    fn install_args(plan: PlanArgs, socket: Option<&str>) -> InstallArgs {
+        InstallArgs {
+            plan,
+            socket: SocketArgs {
+                containerd_socket: socket.map(PathBuf::from),
+            },
+            templates: None,
+            timeout: None,
+            force: false,
+            dry_run: false,
+            no_verify: false,
+        }
+    }
+
+    #[test]
+    fn timeout_and_force_from_the_answers_file_are_honoured() {
+        let s = install(
+            &install_args(PlanArgs::default(), None),
+            &NoFlags,
+            &answers("timeout: 90s\nforce: true\n"),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(90));
+        assert!(s.force);
+        let s = install(
+            &install_args(PlanArgs::default(), None),
+            &NoFlags,
+            &Answers::default(),
+        )
+        .unwrap();
+        assert_eq!(s.timeout, INSTALL_TIMEOUT);
+        assert!(!s.force);
+        let e = install(
+            &install_args(PlanArgs::default(), None),
+            &NoFlags,
+            &answers("timeout: soon\n"),
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("timeout `soon`"), "{e}");
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_whatever_its_source() {
+        let bad_flags = [
+            PlanArgs {
+                cpu_limit: Some("xyz".into()),
+                ..PlanArgs::default()
+            },
+            PlanArgs {
+                namespace: Some("Not_A_Label".into()),
+                ..PlanArgs::default()
+            },
+            PlanArgs {
+                image: Some("bad image".into()),
+                ..PlanArgs::default()
+            },
+            PlanArgs {
+                memory_request: Some("2Gi".into()),
+                memory_limit: Some("1Gi".into()),
+                ..PlanArgs::default()
+            },
+        ];
+        for plan in bad_flags {
+            let shown = format!("{plan:?}");
+            assert!(
+                install(&install_args(plan, None), &NoFlags, &Answers::default()).is_err(),
+                "{shown}"
+            );
+        }
+        for text in [
+            "cpu-limit: xyz\n",
+            "namespace: Not_A_Label\n",
+            "containerd-socket: run/containerd.sock\n",
+            "metrics: [cpu, nonsense]\n",
+        ] {
+            let a = answers(text);
+            assert!(
+                install(&install_args(PlanArgs::default(), None), &NoFlags, &a).is_err(),
+                "{text}"
+            );
+        }
+        for relative in ["containerd.sock", "./run/containerd.sock"] {
+            let e = install(
+                &install_args(PlanArgs::default(), Some(relative)),
+                &NoFlags,
+                &Answers::default(),
+            )
+            .err()
+            .unwrap();
+            assert!(e.to_string().contains("not an absolute host path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_flag_must_name_an_existing_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let missing = dir.path().join("missing");
+        for bad in [
+            fifo.as_path(),
+            Path::new("/dev/zero"),
+            dir.path(),
+            missing.as_path(),
+        ] {
+            let e = KubeconfigPath::parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("pass a regular kubeconfig file"),
+                "{e}"
+            );
+        }
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "apiVersion: v1\n").unwrap();
+        assert_eq!(KubeconfigPath::parse(&ok).unwrap().as_path(), ok);
+    }
+}
