@@ -130,14 +130,12 @@ async fn proxy_get(
     let request = http::Request::get(&uri)
         .body(Vec::new())
         .map_err(|e| ClusterError::Api(format!("GET {uri}: {e}")))?;
-    let body = cluster
-        .client
-        .request_stream(request)
-        .await
-        .map_err(|e| match explain(&cluster.server, e) {
+    let body = cluster.client.request_stream(request).await.map_err(|e| {
+        match explain(&cluster.server, e) {
             ClusterError::Api(msg) => ClusterError::Api(format!("GET {uri}: {msg}")),
             other => other,
-        })?;
+        }
+    })?;
     // configz is a few KiB; a larger answer is not a kubelet's.
     let (bytes, complete) = super::proxy::read_at_most(body, MAX_PROXY_ANSWER)
         .await

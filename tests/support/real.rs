@@ -29,7 +29,10 @@ pub fn require(what: &str, available: bool) -> bool {
     );
     if let Some(log) = std::env::var_os(SKIP_LOG_ENV).filter(|v| !v.is_empty()) {
         if let Err(e) = record_skip(Path::new(&log), &test, what) {
-            eprintln!("!!! could not record the skip in {}: {e} !!!", log.to_string_lossy());
+            eprintln!(
+                "!!! could not record the skip in {}: {e} !!!",
+                log.to_string_lossy()
+            );
         }
     }
     false
