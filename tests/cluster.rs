@@ -1203,6 +1203,93 @@ mod interactive {
         drop(silent);
     }
 
+    /// The terminal is left with the cursor shown: a show (`ESC[?25h`) after the last hide
+    /// (`ESC[?25l`, which dialoguer's choice lists and confirmations write).
+    fn assert_cursor_restored(raw: &str) {
+        let hide = raw
+            .rfind("\x1b[?25l")
+            .unwrap_or_else(|| panic!("the cursor was never hidden (test premise):\n{raw:?}"));
+        let show = raw.rfind("\x1b[?25h");
+        assert!(
+            show.is_some_and(|show| show > hide),
+            "the cursor stays hidden after Ctrl-C (last hide at {hide}, last show at {show:?}):\n{raw:?}"
+        );
+    }
+
+    /// Ctrl-C at the socket choice list (a dialoguer Select, which hides the cursor): the cursor
+    /// is shown again, nothing is applied, exit 2 like every other "no" at a prompt. It used to
+    /// die of SIGINT with the cursor hidden.
+    #[test]
+    fn ctrl_c_at_the_socket_choice_restores_the_cursor_and_is_exit_2() {
+        if !real::require_containerd() || !have_python() {
+            return;
+        }
+        let (w, decoy) = two_sockets(true);
+        let before = w.cluster.resource_version();
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Which one runs this node's pods", "\x03")],
+            &["install"],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert_cursor_restored(&raw);
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert_eq!(w.cluster.resource_version(), before, "{raw}");
+        assert!(w.daemonset().is_none());
+        drop(decoy);
+    }
+
+    /// Ctrl-C at a text question and at the final confirmation: the same (exit 2, nothing
+    /// applied, the cursor shown).
+    #[test]
+    fn ctrl_c_at_a_text_question_or_the_confirmation_is_exit_2_with_the_cursor_shown() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let before = w.cluster.resource_version();
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Namespace for cAdvisor", "mon\x03")],
+            &["install"],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert!(
+            !raw.contains("cAdvisor image"),
+            "asked on after Ctrl-C:\n{raw}"
+        );
+        // Every value given: the confirmation (a choice list) is the only question.
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Apply this to the cluster", "\x03")],
+            &[
+                "install",
+                "--namespace",
+                "cadvisor",
+                "--image",
+                "ghcr.io/google/cadvisor:0.60.5",
+                "--metrics",
+                "cpu,memory",
+                "--privileged",
+                "false",
+                "--service-monitor",
+                "never",
+            ],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert_cursor_restored(&raw);
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert_eq!(w.cluster.resource_version(), before);
+        assert!(w.daemonset().is_none());
+    }
+
     /// Colour on a terminal, none under NO_COLOR (https://no-color.org).
     #[test]
     fn no_color_removes_every_escape_sequence() {

@@ -27,13 +27,13 @@ pub fn require(what: &str, available: bool) -> bool {
     eprintln!(
         "\n!!! SKIPPED {test}: {what} is missing (set CADVISOR_SETUP_REQUIRE_REAL=1 to make this a failure) !!!\n"
     );
-    if let Some(log) = std::env::var_os(SKIP_LOG_ENV).filter(|v| !v.is_empty()) {
-        if let Err(e) = record_skip(Path::new(&log), &test, what) {
-            eprintln!(
-                "!!! could not record the skip in {}: {e} !!!",
-                log.to_string_lossy()
-            );
-        }
+    if let Some(log) = std::env::var_os(SKIP_LOG_ENV).filter(|v| !v.is_empty())
+        && let Err(e) = record_skip(Path::new(&log), &test, what)
+    {
+        eprintln!(
+            "!!! could not record the skip in {}: {e} !!!",
+            log.to_string_lossy()
+        );
     }
     false
 }
