@@ -13,7 +13,8 @@
 //! Once anything was applied, a failure is reported by this command itself (one JSON document
 //! with what was applied, or human lines saying so) and its exit code returned.
 //!
-//! Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the exit-code
+//! Ctrl-C at a question is a "no" (exit 2, nothing applied; `ui::interrupt` shows the cursor
+//! again). Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the exit-code
 //! table of design §5 has no entry for an interruption, so it is 1 rather than the shell's 130),
 //! naming what was applied: the objects stay and the DaemonSet keeps rolling out.
 
