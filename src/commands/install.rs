@@ -3,8 +3,9 @@
 //! Consent: `install` changes the cluster, so without a terminal it needs `--yes` (exit 2 and no
 //! change otherwise). On a terminal without `--yes` it first says which API server it connects
 //! to and proves that server answers (`GET /version`, at most 5 s, with a spinner; exit 4 before
-//! any question otherwise), then holds a short conversation: the detected facts, a socket choice when detection is ambiguous, the values nobody gave (namespace, image,
-//! metrics, privileged, ServiceMonitor), the plan, then Apply / Show the YAML / Cancel. Cancel
+//! any question otherwise), then holds a short conversation: the detected facts, a socket choice
+//! when detection is ambiguous, the values nobody gave (namespace, image, metrics, privileged,
+//! ServiceMonitor), the plan, then Apply / Show the YAML / Cancel. Cancel
 //! applies nothing and exits 2 (no consent, like a missing `--yes`). With `--yes` nothing is
 //! asked, and an ambiguous detection is exit 3 naming `--containerd-socket`.
 //! `--dry-run` needs no consent: it asks the API server for a server-side dry run and prints a
@@ -14,8 +15,8 @@
 //! with what was applied, or human lines saying so) and its exit code returned.
 //!
 //! Ctrl-C at a question is a "no" (exit 2, nothing applied; `ui::interrupt` shows the cursor
-//! again). Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the exit-code
-//! table of design §5 has no entry for an interruption, so it is 1 rather than the shell's 130),
+//! again). Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the
+//! exit-code table of design §5 has no entry for an interruption, so it is 1 rather than 130),
 //! naming what was applied: the objects stay and the DaemonSet keeps rolling out.
 
 use std::path::PathBuf;
