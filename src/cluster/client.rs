@@ -55,6 +55,27 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
     Ok(Cluster { client, server })
 }
 
+/// How long [`probe`] waits for the API server's answer (TCP, TLS and `GET /version`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Proves the API server answers: `GET /version` within `timeout`. Returns its `gitVersion`.
+/// No answer in time, a refused connection or a TLS failure is [`ClusterError::Unreachable`];
+/// a 401 or 403 is classified as usual (all exit 4).
+pub async fn probe(cluster: &Cluster, timeout: Duration) -> Result<String, ClusterError> {
+    match tokio::time::timeout(timeout, cluster.client.apiserver_version()).await {
+        Ok(Ok(info)) => Ok(info.git_version),
+        Ok(Err(err @ kube::Error::Api(_))) => Err(classify(&cluster.server, err)),
+        Ok(Err(err)) => Err(ClusterError::Unreachable {
+            server: cluster.server.clone(),
+            reason: err.to_string(),
+        }),
+        Err(_) => Err(ClusterError::Unreachable {
+            server: cluster.server.clone(),
+            reason: format!("no answer within {}s", timeout.as_secs()),
+        }),
+    }
+}
+
 /// The kubeconfig at `path`, read bounded, with relative file paths made relative to its
 /// directory, and its current context checked so kube can neither panic nor hang on it.
 fn load_merged(path: &Path, others: &[PathBuf]) -> Result<Kubeconfig, String> {

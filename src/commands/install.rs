@@ -1,9 +1,11 @@
 //! `install`: detect → plan → render → apply → wait → verify → report.
 //!
 //! Consent: `install` changes the cluster, so without a terminal it needs `--yes` (exit 2 and no
-//! change otherwise). On a terminal without `--yes` it holds a short conversation: the detected
-//! facts, a socket choice when detection is ambiguous, the values nobody gave (namespace, image,
-//! metrics, privileged, ServiceMonitor), the plan, then Apply / Show the YAML / Cancel. Cancel
+//! change otherwise). On a terminal without `--yes` it first says which API server it connects
+//! to and proves that server answers (`GET /version`, at most 5 s, with a spinner; exit 4 before
+//! any question otherwise), then holds a short conversation: the detected facts, a socket choice
+//! when detection is ambiguous, the values nobody gave (namespace, image, metrics, privileged,
+//! ServiceMonitor), the plan, then Apply / Show the YAML / Cancel. Cancel
 //! applies nothing and exits 2 (no consent, like a missing `--yes`). With `--yes` nothing is
 //! asked, and an ambiguous detection is exit 3 naming `--containerd-socket`.
 //! `--dry-run` needs no consent: it asks the API server for a server-side dry run and prints a
@@ -12,8 +14,9 @@
 //! Once anything was applied, a failure is reported by this command itself (one JSON document
 //! with what was applied, or human lines saying so) and its exit code returned.
 //!
-//! Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the exit-code
-//! table of design §5 has no entry for an interruption, so it is 1 rather than the shell's 130),
+//! Ctrl-C at a question is a "no" (exit 2, nothing applied; `ui::interrupt` shows the cursor
+//! again). Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the
+//! exit-code table of design §5 has no entry for an interruption, so it is 1 rather than 130),
 //! naming what was applied: the objects stay and the DaemonSet keeps rolling out.
 
 use std::path::PathBuf;
@@ -46,6 +49,13 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
     // nothing, so it needs none.
     let conversation = !ctx.global.yes && ctx.ui.interactive() && !args.dry_run;
+    // A conversation first proves the cluster answers, so an unreachable API server is said
+    // before any question is asked (not after five answers).
+    let early = if conversation {
+        Some(connect_first(ctx).await?)
+    } else {
+        None
+    };
     let mut resolved = args.resolved.clone();
     // The kubelet's own runtime endpoint (configz through the API server) outranks host files.
     let configz = super::detect::configz(ctx).await;
@@ -58,7 +68,10 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         facts = ask(ctx, &mut resolved, facts, configz).await?;
     }
     // Unattended, an ambiguous detection stops in plan::make: exit 3 naming --containerd-socket.
-    let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
+    let cluster = match early {
+        Some(cluster) => cluster,
+        None => super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?,
+    };
     let mut opts = resolved.plan.clone();
     if resolved.service_monitor == ServiceMonitorMode::Auto {
         // "auto": a ServiceMonitor only when the Prometheus operator's CRD is served.
@@ -89,6 +102,29 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         }
     }
     install(ctx, &args, &facts, &manifests, &cluster).await
+}
+
+/// Before the conversation: connects with the kubeconfig that detection would find, says so in
+/// one line, and waits (with a spinner, at most [`PROBE_TIMEOUT`]) for `GET /version` to answer.
+/// An unreachable, silent or refusing API server is exit 4 here, before any question.
+///
+/// [`PROBE_TIMEOUT`]: crate::cluster::client::PROBE_TIMEOUT
+async fn connect_first(ctx: &Context) -> super::Result<Cluster> {
+    let kubeconfig = super::connect::kubeconfig(ctx, None);
+    let cluster = super::connect::cluster(ctx, kubeconfig.as_ref()).await?;
+    let via = kubeconfig
+        .map(|k| format!(" (kubeconfig {})", k.path.display()))
+        .unwrap_or_default();
+    ctx.ui
+        .note(format!("connecting to {}{via}", cluster.server));
+    let spinner = crate::ui::progress::spinner(&ctx.ui, "waiting for the API server");
+    let answered =
+        crate::cluster::client::probe(&cluster, crate::cluster::client::PROBE_TIMEOUT).await;
+    spinner.finish_and_clear();
+    let version = answered?;
+    ctx.ui
+        .verbose(format!("  the API server answers: Kubernetes {version}"));
+    Ok(cluster)
 }
 
 /// The questions before the plan: the detected facts, a socket when detection is ambiguous

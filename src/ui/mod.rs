@@ -8,6 +8,7 @@
 //! characters from whatever the text holds (host files, the cluster, metrics): see [`escape`].
 
 pub mod escape;
+pub mod interrupt;
 pub mod progress;
 pub mod prompts;
 

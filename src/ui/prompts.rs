@@ -10,6 +10,7 @@ use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Select};
 
 use super::Ui;
+use super::interrupt::PromptGuard;
 use crate::cli::ServiceMonitorMode;
 use crate::host::SocketCandidate;
 use crate::options::{Resolved, ValueSource};
@@ -29,6 +30,17 @@ fn map_err(err: dialoguer::Error) -> PromptError {
         }
         dialoguer::Error::IO(e) => PromptError::Terminal(e.to_string()),
     }
+}
+
+/// Runs one dialoguer interaction under a [`PromptGuard`]: Ctrl-C (or a SIGINT) is
+/// [`PromptError::Cancelled`] with the cursor shown again, instead of death by SIGINT.
+fn guarded<T>(interact: impl FnOnce() -> dialoguer::Result<T>) -> Result<T, PromptError> {
+    let guard = PromptGuard::new();
+    let result = interact().map_err(map_err);
+    if guard.interrupted() {
+        return Err(PromptError::Cancelled);
+    }
+    result
 }
 
 fn theme(ui: &Ui) -> Box<dyn dialoguer::theme::Theme> {
@@ -66,12 +78,13 @@ pub fn select_socket(
         .collect();
     items.push("none of these (stop)".to_string());
     let theme = theme(ui);
-    let choice = Select::with_theme(theme.as_ref())
-        .with_prompt("Several containerd sockets answer. Which one runs this node's pods?")
-        .items(&items)
-        .default(0)
-        .interact_opt()
-        .map_err(map_err)?;
+    let choice = guarded(|| {
+        Select::with_theme(theme.as_ref())
+            .with_prompt("Several containerd sockets answer. Which one runs this node's pods?")
+            .items(&items)
+            .default(0)
+            .interact_opt()
+    })?;
     Ok(match choice {
         Some(i) if i < live.len() => Some(live[i].path.clone()),
         _ => None,
@@ -89,28 +102,30 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     if given(resolved, "namespace") {
         show(ui, resolved, "namespace", &resolved.plan.namespace);
     } else {
-        let value: String = Input::with_theme(theme)
-            .with_prompt("Namespace for cAdvisor")
-            .default(resolved.plan.namespace.clone())
-            .validate_with(|v: &String| {
-                crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
-            })
-            .interact_text()
-            .map_err(map_err)?;
+        let value: String = guarded(|| {
+            Input::with_theme(theme)
+                .with_prompt("Namespace for cAdvisor")
+                .default(resolved.plan.namespace.clone())
+                .validate_with(|v: &String| {
+                    crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
+                })
+                .interact_text()
+        })?;
         set(resolved, "namespace", |r| r.plan.namespace = value);
     }
 
     if given(resolved, "image") {
         show(ui, resolved, "image", &resolved.plan.image);
     } else {
-        let value: String = Input::with_theme(theme)
-            .with_prompt("cAdvisor image (change it for a private registry)")
-            .default(resolved.plan.image.clone())
-            .validate_with(|v: &String| {
-                crate::validate::image_reference("image", v).map_err(|e| e.to_string())
-            })
-            .interact_text()
-            .map_err(map_err)?;
+        let value: String = guarded(|| {
+            Input::with_theme(theme)
+                .with_prompt("cAdvisor image (change it for a private registry)")
+                .default(resolved.plan.image.clone())
+                .validate_with(|v: &String| {
+                    crate::validate::image_reference("image", v).map_err(|e| e.to_string())
+                })
+                .interact_text()
+        })?;
         set(resolved, "image", |r| r.plan.image = value);
     }
 
@@ -129,17 +144,18 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .as_ref()
             .map(|m| m.join(","))
             .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
-        let value: String = Input::with_theme(theme)
-            .with_prompt("Metric groups (comma-separated)")
-            .default(default)
-            .validate_with(|v: &String| {
-                v.split(',')
-                    .map(str::trim)
-                    .try_for_each(|m| crate::validate::metric_name("metrics", m))
-                    .map_err(|e| e.to_string())
-            })
-            .interact_text()
-            .map_err(map_err)?;
+        let value: String = guarded(|| {
+            Input::with_theme(theme)
+                .with_prompt("Metric groups (comma-separated)")
+                .default(default)
+                .validate_with(|v: &String| {
+                    v.split(',')
+                        .map(str::trim)
+                        .try_for_each(|m| crate::validate::metric_name("metrics", m))
+                        .map_err(|e| e.to_string())
+                })
+                .interact_text()
+        })?;
         let list: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
         set(resolved, "metrics", |r| r.plan.metrics = Some(list));
     }
@@ -152,11 +168,12 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             &resolved.plan.privileged.to_string(),
         );
     } else {
-        let value = Confirm::with_theme(theme)
-            .with_prompt("Run cAdvisor privileged, with /dev/kmsg for OOM events?")
-            .default(resolved.plan.privileged)
-            .interact()
-            .map_err(map_err)?;
+        let value = guarded(|| {
+            Confirm::with_theme(theme)
+                .with_prompt("Run cAdvisor privileged, with /dev/kmsg for OOM events?")
+                .default(resolved.plan.privileged)
+                .interact()
+        })?;
         set(resolved, "privileged", |r| r.plan.privileged = value);
     }
 
@@ -182,12 +199,13 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .iter()
             .position(|m| *m == resolved.service_monitor)
             .unwrap_or(0);
-        let choice = Select::with_theme(theme)
-            .with_prompt("Prometheus Operator ServiceMonitor")
-            .items(items)
-            .default(default)
-            .interact()
-            .map_err(map_err)?;
+        let choice = guarded(|| {
+            Select::with_theme(theme)
+                .with_prompt("Prometheus Operator ServiceMonitor")
+                .items(items)
+                .default(default)
+                .interact()
+        })?;
         let mode = modes[choice.min(modes.len() - 1)];
         set(resolved, "service-monitor", |r| {
             r.service_monitor = mode;
@@ -208,12 +226,13 @@ pub enum PlanDecision {
 pub fn confirm_plan(ui: &Ui, question: &str) -> Result<PlanDecision, PromptError> {
     let theme = theme(ui);
     let items = ["Apply", "Show the YAML first", "Cancel (apply nothing)"];
-    let choice = Select::with_theme(theme.as_ref())
-        .with_prompt(super::escape::escape_controls(question))
-        .items(items)
-        .default(0)
-        .interact_opt()
-        .map_err(map_err)?;
+    let choice = guarded(|| {
+        Select::with_theme(theme.as_ref())
+            .with_prompt(super::escape::escape_controls(question))
+            .items(items)
+            .default(0)
+            .interact_opt()
+    })?;
     Ok(match choice {
         Some(0) => PlanDecision::Apply,
         Some(1) => PlanDecision::ShowYaml,
@@ -224,12 +243,13 @@ pub fn confirm_plan(ui: &Ui, question: &str) -> Result<PlanDecision, PromptError
 /// A yes/no question; `default` is what Enter means.
 pub fn confirm(ui: &Ui, question: &str, default: bool) -> Result<bool, PromptError> {
     let theme = theme(ui);
-    Confirm::with_theme(theme.as_ref())
-        .with_prompt(super::escape::escape_controls(question))
-        .default(default)
-        .interact_opt()
-        .map_err(map_err)
-        .map(|answer| answer.unwrap_or(false))
+    guarded(|| {
+        Confirm::with_theme(theme.as_ref())
+            .with_prompt(super::escape::escape_controls(question))
+            .default(default)
+            .interact_opt()
+    })
+    .map(|answer| answer.unwrap_or(false))
 }
 
 fn show(ui: &Ui, resolved: &Resolved, name: &str, value: &str) {
