@@ -5,8 +5,9 @@
 #   scripts/test-snap.sh                                   # release build + pack + checks
 #   BIN=target/debug/cadvisor-setup scripts/test-snap.sh   # pack an existing binary (faster)
 #
-# snapd itself cannot run here (no store for the base snap; test-recipes §12), so `snap install`
-# is not tried: the checks are on the file, its metadata and the binary inside.
+# snapd itself cannot run here (observed: even `snap install --dangerous` fetches the base snap
+# from the store, which is unreachable), so `snap install` is not tried: the checks are on the
+# file, its metadata and the binary inside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +62,8 @@ got=$(run_as_snap --version)
 [ "$got" = "cadvisor-setup $version" ] || fail "--version printed '$got', expected 'cadvisor-setup $version'"
 
 step "the packed binary detects MicroK8s on a test host root"
-# A MicroK8s host (host-layouts §1): the snap's meta/snap.yaml behind the `current` symlink and
+# A MicroK8s host (snapcraft.io/docs/data-locations, canonical/microk8s:
+# microk8s-resources/default-args): the snap's meta/snap.yaml behind the `current` symlink and
 # its args files. No containerd runs, so detect may exit 3 (no verified socket); the
 # distribution must still be named.
 root="$work/host"

@@ -2,7 +2,7 @@
 //!
 //! Pure: no I/O. Every value that came from input (options or host facts) is validated here
 //! (`crate::validate`) before it is put into the plan, so the templates only ever see safe text.
-//! Facts cite `reference/cadvisor.md` (google/cadvisor@6a0c4f25) and `reference/host-layouts.md`.
+//! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
 mod preset;
 
@@ -15,31 +15,33 @@ use crate::host::{CgroupDriver, HostFacts, RuntimeKind};
 use crate::validate::{self, QuantityKind};
 pub use preset::preset;
 
-/// The newest cAdvisor release, pinned (reference/cadvisor.md §2: v0.60.5, 2026-07-11,
-/// published by google/cadvisor:.github/workflows/publish-container.yml).
+/// The newest cAdvisor release, pinned (google/cadvisor tag v0.60.5, 2026-07-11, published by
+/// google/cadvisor: .github/workflows/publish-container.yml).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/google/cadvisor:0.60.5";
 pub const DEFAULT_NAMESPACE: &str = "cadvisor";
 /// Name of every object (DaemonSet, ServiceAccount, Service, ServiceMonitor).
 pub const NAME: &str = "cadvisor";
-/// cAdvisor's default `--port`, named `http` like upstream's DaemonSet (cadvisor.md §1).
+/// cAdvisor's default `--port`, named `http` like upstream's DaemonSet
+/// (google/cadvisor: deploy/kubernetes/base/daemonset.yaml).
 pub const PORT: u16 = 8080;
 /// Where the runtime socket's parent directory is mounted inside the pod. A fixed path of our own,
-/// so the pod never depends on what the image has under /run (cadvisor.md §3.3).
+/// so the pod never depends on what the image has under /run.
 pub const RUNTIME_DIR_IN_POD: &str = "/run/cadvisor-setup/runtime";
 /// CRI-O has no socket flag: cAdvisor dials `CrioSocket = "/var/run/crio/crio.sock"`
-/// (google/cadvisor:lib/container/crio/client.go; cadvisor.md §3.1).
+/// (google/cadvisor: lib/container/crio/client.go).
 pub const CRIO_DIR_IN_POD: &str = "/var/run/crio";
 pub const CRIO_SOCKET_FILE: &str = "crio.sock";
 /// The kubelet's containerd labels that carry pod, namespace and container
-/// (kubernetes/kubernetes:pkg/kubelet/kuberuntime/labels.go; cadvisor.md §4.2).
+/// (kubernetes/kubernetes: pkg/kubelet/kuberuntime/labels.go `newContainerLabels`).
 pub const KUBERNETES_LABELS: [&str; 3] = [
     "io.kubernetes.container.name",
     "io.kubernetes.pod.name",
     "io.kubernetes.pod.namespace",
 ];
 /// Default `--enable_metrics`: the kubelet's own set (cpu, memory, diskIO, network, app, process,
-/// oom_event; cadvisor.md §7) minus cpuLoad, and never percpu, disk, tcp, udp, advtcp or sched, the
-/// expensive kinds (google/cadvisor#2523, #2459: `disk` "walks writable layers"; cadvisor.md §7, §8 #9).
+/// oom_event; kubernetes/kubernetes: pkg/kubelet/cadvisor/cadvisor_linux.go) minus cpuLoad, and
+/// never percpu, disk, tcp, udp, advtcp or sched, the expensive kinds (google/cadvisor#2523,
+/// #2459, #2144: `disk` "walks writable layers").
 pub const DEFAULT_METRICS: [&str; 7] = [
     "app",
     "cpu",
@@ -51,10 +53,12 @@ pub const DEFAULT_METRICS: [&str; 7] = [
 ];
 /// Requests and limits. With 10s housekeeping, no `disk` metrics and a label whitelist cAdvisor
 /// settles around 40 MB (kontena/kontena#1629, vonrobak/fedora-homelab-containers#131) and well under
-/// a tenth of a core (google/cadvisor#1498, #2523); Checkmk requests 150m/200Mi and upstream
-/// 400m/400Mi (cadvisor.md §7). 100m/200Mi requests leave room for busy nodes; the limits (500m,
-/// 500Mi) stop a runaway scrape (cadvisor.md §6.4: big nodes cost seconds per scrape) from
-/// starving the node, at 4x Checkmk's memory limit headroom over the request.
+/// a tenth of a core (google/cadvisor#1498, #2523); Checkmk requests 150m/200Mi
+/// (Checkmk/checkmk_kube_agent: deploy/charts/checkmk) and upstream 400m/400Mi
+/// (google/cadvisor: deploy/kubernetes/base/daemonset.yaml). 100m/200Mi requests leave room for
+/// busy nodes; the limits (500m, 500Mi) stop a runaway scrape (google/cadvisor#2608, #1644: big
+/// nodes cost seconds per scrape) from starving the node, at 4x Checkmk's memory limit headroom
+/// over the request.
 pub const DEFAULT_CPU_REQUEST: &str = "100m";
 pub const DEFAULT_CPU_LIMIT: &str = "500m";
 pub const DEFAULT_MEMORY_REQUEST: &str = "200Mi";
@@ -117,7 +121,8 @@ pub struct Plan {
     pub mounts: Vec<Mount>,
     pub security: Security,
     pub resources: Resources,
-    /// HTTP path of the liveness and readiness probes (cAdvisor answers `ok`; cadvisor.md §6.3).
+    /// HTTP path of the liveness and readiness probes (cAdvisor answers `ok`; the image's own
+    /// HEALTHCHECK probes it too, google/cadvisor: deploy/healthcheck.sh).
     pub health_path: String,
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
@@ -231,9 +236,11 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let mut warnings = Vec::new();
     let runtime = runtime_plan(facts, opts, &mut warnings)?;
 
-    // Resource-saving flags (cadvisor.md §7, the kubelet's own values and google/cadvisor's
-    // examples/cadvisor-args.yaml): housekeeping 10s/15s instead of 1s/60s ("roughly cuts CPU usage
-    // by 90%", google/cadvisor#1498), no event storage, a 1m stats cache (default 2m).
+    // Resource-saving flags (the kubelet's own values, kubernetes/kubernetes:
+    // pkg/kubelet/cadvisor/cadvisor_linux.go, and google/cadvisor:
+    // deploy/kubernetes/overlays/examples/cadvisor-args.yaml): housekeeping 10s/15s instead of
+    // 1s/60s ("roughly cuts CPU usage by 90%", google/cadvisor#1498), no event storage, a 1m stats
+    // cache (default 2m).
     let mut args = vec![
         "--housekeeping_interval=10s".to_string(),
         "--max_housekeeping_interval=15s".to_string(),
@@ -242,17 +249,20 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         "--event_storage_age_limit=default=0".to_string(),
         format!("--enable_metrics={}", metrics.join(",")),
         // Only the whitelisted labels, not every container label (memory spikes otherwise,
-        // google/cadvisor#2856); the list never contains spaces (google/cadvisor#3235,
-        // cadvisor.md §4.3). The whitelist is ignored unless store_container_labels=false (§4.1).
+        // google/cadvisor#2856); the list never contains spaces (google/cadvisor#3235). The
+        // whitelist is ignored unless store_container_labels=false (google/cadvisor:
+        // lib/metrics/prometheus.go, cmd/cadvisor.go).
         "--store_container_labels=false".to_string(),
         format!("--whitelisted_container_labels={}", whitelist.join(",")),
     ];
     // A non-empty raw prefix whitelist makes the raw factory reject every other cgroup except `/`,
     // with or without --docker_only (google/cadvisor:lib/container/raw/factory.go
-    // CanHandleAndAccept; cadvisor.md §5), so --docker_only is not needed. Runtime containers are
-    // claimed by their own factory before raw (§3.4). The kubelet sets the same whitelist to its
-    // cgroup roots, without a trailing slash (cadvisor.md §7), which keeps the pods' aggregate
-    // cgroup too. Paths: host-layouts.md §5.2.
+    // CanHandleAndAccept), so --docker_only is not needed. Runtime containers are claimed by
+    // their own factory before raw (google/cadvisor: lib/container/factory.go
+    // GetReorderedFactoryList). The kubelet sets the same whitelist to its cgroup roots, without a
+    // trailing slash (kubernetes/kubernetes: pkg/kubelet/cadvisor/cadvisor_linux.go), which keeps
+    // the pods' aggregate cgroup too. Path shapes: k3s-io/k3s#2831 (cgroupfs), rancher/rke2#11274
+    // (systemd).
     let prefix = match facts.cgroup.driver {
         Some(CgroupDriver::Cgroupfs) => "/kubepods",
         Some(CgroupDriver::Systemd) => "/kubepods.slice",
@@ -266,14 +276,15 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     args.push(format!("--raw_cgroup_prefix_whitelist={prefix}"));
     match runtime.kind {
         RuntimeKind::Containerd | RuntimeKind::Unknown => {
-            // Plain path, no unix:// (lib/container/containerd/client.go dials "unix" itself;
-            // cadvisor.md §3.1).
+            // Plain path, no unix:// (google/cadvisor: lib/container/containerd/client.go dials
+            // "unix" itself).
             args.push(format!("--containerd={}", runtime.pod_socket));
             if let Some(ns) = &runtime.containerd_namespace {
                 args.push(format!("--containerd-namespace={ns}"));
             }
         }
-        // `--docker` takes an endpoint URL (default unix:///var/run/docker.sock; cadvisor.md §3.1).
+        // `--docker` takes an endpoint URL (default unix:///var/run/docker.sock;
+        // google/cadvisor: container/docker/factory.go).
         RuntimeKind::Docker => args.push(format!("--docker=unix://{}", runtime.pod_socket)),
         // No flag: the socket is mounted where cAdvisor's CRI-O client looks for it.
         RuntimeKind::CriO => {}
@@ -282,21 +293,22 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let runtime_dir_host = parent_dir(&runtime.host_socket);
     let runtime_dir_pod = parent_dir(&runtime.pod_socket);
     let mut mounts = vec![
-        // cgroup files (libcontainer) and, on cgroup v2, the cgroup2 root (host-layouts.md §5.4).
+        // cgroup files (google/cadvisor: lib/container/libcontainer/handler.go) and, on cgroup v2,
+        // the cgroup2 root (opencontainers/cgroups: utils.go statfs's /sys/fs/cgroup).
         mount("sys", "/sys", "/sys", "Directory"),
         // With /rootfs/proc present cAdvisor reads host processes, network and machine info there
-        // (lib/manager/manager.go:196-200; cadvisor.md §3.2).
+        // (google/cadvisor: lib/manager/manager.go:196-200).
         mount("rootfs", "/", "/rootfs", "Directory"),
         // Filesystem labels via /dev/disk/by-uuid (lib/fs/fs.go:129); "nice to have", so no type check.
         mount("dev-disk", "/dev/disk", "/dev/disk", ""),
         // The socket's parent directory, not the socket file: containerd recreates the socket on
-        // restart and a file bind mount goes stale (cadvisor.md §3.3, host-layouts.md §4.1). Mounted
-        // even when it is under /run, since upstream's /var/run mount is exactly what misses
-        // MicroK8s and k0s (cadvisor.md §1).
+        // restart and a file bind mount keeps the old inode, so it goes stale. Mounted even when
+        // it is under /run, since upstream's /var/run mount is exactly what misses MicroK8s and
+        // k0s (google/cadvisor: deploy/kubernetes/base/daemonset.yaml; google/cadvisor#3687).
         mount("runtime", &runtime_dir_host, &runtime_dir_pod, "Directory"),
     ];
     if opts.privileged {
-        // The OOM parser reads /dev/kmsg (utils/oomparser; cadvisor.md §3.2); reading it needs a
+        // The OOM parser reads /dev/kmsg (google/cadvisor: utils/oomparser); reading it needs a
         // privileged container.
         mounts.push(mount("dev-kmsg", "/dev/kmsg", "/dev/kmsg", "CharDevice"));
     }
@@ -312,9 +324,10 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     } else {
         // Least privilege: all capabilities dropped but SYS_PTRACE, which reading other processes'
-        // /proc/<pid> entries needs (Checkmk's non-privileged cAdvisor; cadvisor.md §9), seccomp
-        // RuntimeDefault instead of upstream's ignored annotation (cadvisor.md §1). The image runs as
-        // root, which the root-owned runtime socket (mode 0660) requires.
+        // /proc/<pid> entries needs (Checkmk's non-privileged cAdvisor, Checkmk/checkmk_kube_agent:
+        // deploy/charts/checkmk), seccomp RuntimeDefault instead of upstream's ignored annotation
+        // (google/cadvisor: deploy/kubernetes/base/daemonset.yaml). The image runs as root, which
+        // the root-owned runtime socket (mode 0660) requires.
         Security {
             privileged: false,
             allow_privilege_escalation: false,
@@ -362,8 +375,9 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
             target_label: "node".to_string(),
         }],
         // Dashboards written for the kubelet's /metrics/cadvisor use pod/namespace/container
-        // (kubernetes/kubernetes:pkg/kubelet/server/server.go; cadvisor.md §6.2). Series without the
-        // container label (raw cgroups) get the label removed instead of the cAdvisor pod's own.
+        // (kubernetes/kubernetes: pkg/kubelet/server/server.go containerPrometheusLabelsFunc).
+        // Series without the container label (raw cgroups) get the label removed instead of the
+        // cAdvisor pod's own.
         metric_relabelings: [
             ("io_kubernetes_pod_name", "pod"),
             ("io_kubernetes_pod_namespace", "namespace"),
@@ -392,12 +406,14 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         security,
         resources,
         health_path: "/healthz".to_string(),
-        // Run on every node, control planes and tainted nodes included (cadvisor.md §10).
+        // Run on every node, control planes and tainted nodes included (upstream's DaemonSet has
+        // no tolerations, google/cadvisor: deploy/kubernetes/base/daemonset.yaml).
         tolerations: vec![Toleration {
             operator: "Exists".to_string(),
         }],
         // No priorityClassName: upstream sets system-node-critical only in an example overlay
-        // (cadvisor.md §1), and a monitoring agent should not preempt workloads.
+        // (google/cadvisor: deploy/kubernetes/overlays/examples/critical-priority.yaml), and a
+        // monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
         warnings,
@@ -465,7 +481,9 @@ fn runtime_plan(
             let namespace = match &opts.containerd_namespace {
                 Some(ns) => ns.clone(),
                 None if !facts.runtime.namespace.is_empty() => facts.runtime.namespace.clone(),
-                // cAdvisor's and the CRI plugin's default (cadvisor.md §3.1).
+                // cAdvisor's default (google/cadvisor: lib/container/containerd/factory.go) and
+                // the kubelet's CRI namespace (canonical/microk8s:
+                // microk8s-resources/default-args/ctr).
                 None => "k8s.io".to_string(),
             };
             validate::containerd_namespace("--containerd-namespace", &namespace)?;
@@ -491,7 +509,8 @@ fn runtime_plan(
         }
         RuntimeKind::Docker => {
             // cAdvisor talks to Docker's API socket, not to cri-dockerd's CRI socket
-            // (host-layouts.md §1.1: Docker API unix:///var/run/docker.sock).
+            // (Docker API unix:///var/run/docker.sock; google/cadvisor:
+            // container/docker/factory.go).
             let docker = if file_name(&socket) == "docker.sock" {
                 socket
             } else {

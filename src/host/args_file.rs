@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 /// The snap variables an args file may use. Outside the snap they are not set, so we supply them
-/// (host-layouts §2.4): `SNAP_DATA` is the `current` revision directory, `SNAP_COMMON` is shared.
+/// (snapcraft.io/docs/environment-variables): `SNAP_DATA` is the `current` revision directory,
+/// `SNAP_COMMON` is shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapVars {
     vars: BTreeMap<String, String>,

@@ -56,8 +56,9 @@ pub fn mode(root: &HostRoot) -> (CgroupMode, Option<String>) {
 
 /// Mode and driver. The driver comes from the kubelet's own configuration, then the API server's
 /// configz, then the pod cgroups that exist (`kubepods.slice` is the systemd driver's,
-/// `kubepods` cgroupfs', host-layouts §5.2), then MicroK8s' default (no `--cgroup-driver`, so the
-/// kubelet default `cgroupfs`, host-layouts §5.3).
+/// `kubepods` cgroupfs': rancher/rke2#11274, k3s-io/k3s#2831), then MicroK8s' default (no
+/// `--cgroup-driver` in canonical/microk8s: microk8s-resources/default-args/kubelet, so the
+/// kubelet default `cgroupfs`).
 pub fn detect(
     root: &HostRoot,
     distro: DistroKind,

@@ -17,7 +17,8 @@ use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint};
 use tonic_prost::ProstCodec;
 
-/// The kubelet's (CRI's) containerd namespace (host-layouts §2.2, cAdvisor's default).
+/// The kubelet's (CRI's) containerd namespace (canonical/microk8s:
+/// microk8s-resources/default-args/ctr), also cAdvisor's default.
 pub const K8S_NAMESPACE: &str = "k8s.io";
 /// The label every container the kubelet creates carries.
 pub const POD_NAME_LABEL: &str = "io.kubernetes.pod.name";
@@ -210,7 +211,7 @@ where
         after: timeout,
     };
     // The per-request timeout is the one that matters; the outer one is a backstop for the
-    // connection setup (containerd-api.md: connect_timeout is ignored on unix sockets).
+    // connection setup (observed with tonic 0.14: connect_timeout is ignored on unix sockets).
     let fut = async {
         let channel = connect(socket, timeout).await?;
         let mut grpc = Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
@@ -265,7 +266,7 @@ fn status_error(
     status: tonic::Status,
 ) -> ProbeError {
     // A silent peer: tonic cancels at the deadline with `Cancelled: Timeout expired`
-    // (containerd-api.md, "Behaviour observed").
+    // (observed with tonic 0.14 against containerd 1.6.20).
     let message = status.message().to_string();
     if matches!(status.code(), tonic::Code::DeadlineExceeded)
         || (status.code() == tonic::Code::Cancelled && message.contains("Timeout"))

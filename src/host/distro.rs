@@ -1,4 +1,5 @@
-//! Which Kubernetes distribution runs here, from the files each one leaves (host-layouts §1).
+//! Which Kubernetes distribution runs here, from the files each one leaves (`host::layout` lists
+//! them with their public sources).
 
 use std::path::Path;
 

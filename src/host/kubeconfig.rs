@@ -1,5 +1,5 @@
 //! Which kubeconfig to use: `--kubeconfig`, `KUBECONFIG`, `~/.kube/config`, then the
-//! distribution's admin kubeconfig (host-layouts §1.2, §2.5).
+//! distribution's admin kubeconfig (each with its public source in `host::layout`).
 //!
 //! The flag, `KUBECONFIG` and the home directory are the user's paths, taken as given; the
 //! distributions' admin kubeconfigs are host files, read through the [`HostRoot`].

@@ -1,5 +1,6 @@
 //! How the kubelet on this node is configured, from its files: the runtime endpoint, the cgroup
-//! driver and the node name (host-layouts §1.2, §2.3, §3).
+//! driver and the node name (MicroK8s: canonical/microk8s: microk8s-resources/default-args/kubelet;
+//! the other distributions' files with their public sources in `host::layout`).
 
 use std::path::{Path, PathBuf};
 
@@ -259,8 +260,10 @@ fn hostname(root: &HostRoot) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// A runtime endpoint as a host path: `unix://` stripped (k3s/RKE2/kubeadm write it, MicroK8s
-/// does not, host-layouts §6). `None` for another scheme (`tcp://`, `npipe://`).
+/// A runtime endpoint as a host path: `unix://` stripped (k3s/RKE2/kubeadm write it,
+/// rancher/rke2#11274 and kubernetes/kubernetes: cmd/kubeadm/app/constants/constants_unix.go;
+/// MicroK8s does not, canonical/microk8s: microk8s-resources/default-args/kubelet). `None` for
+/// another scheme (`tcp://`, `npipe://`).
 pub fn endpoint_path(endpoint: &str) -> Option<PathBuf> {
     let endpoint = endpoint.trim();
     let path = match endpoint.strip_prefix("unix://") {

@@ -90,7 +90,8 @@ pub enum RuntimeKind {
     Unknown,
 }
 
-/// Where a socket candidate came from, in the order of authority of design §2.
+/// Where a socket candidate came from, in order of authority: the user's flag, the kubelet's
+/// configuration, the runtime's configuration, well-known paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CandidateSource {

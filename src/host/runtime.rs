@@ -1,9 +1,11 @@
-//! Which socket runs the pods: candidates in the order of authority of design §2, each probed for
-//! real, then one chosen (or none, or "ambiguous").
+//! Which socket runs the pods: candidates in order of authority (the user's flag, the kubelet's
+//! configuration, the runtime's configuration, well-known paths), each probed for real, then one
+//! chosen (or none, or "ambiguous").
 //!
 //! A MicroK8s host with Docker installed has two live containerd sockets; only the one whose
 //! `k8s.io` namespace holds containers labelled `io.kubernetes.pod.name` runs the pods
-//! (containerd-api.md: Docker's containerd keeps its containers in `moby`).
+//! (Docker's containerd keeps its containers in `moby`: google/cadvisor:
+//! container/docker/factory.go).
 //!
 //! CRI-O's and cri-dockerd's sockets (when the kubelet is configured with one) speak the CRI,
 //! not containerd's API: for them "verified" means the socket accepts a connection, and the
