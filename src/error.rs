@@ -1,4 +1,4 @@
-//! Exit codes: the contract of design §5, and nothing else.
+//! Exit codes: the contract printed by `--help` and listed in the README, and nothing else.
 //!
 //! Which error means which code is decided in one place, `crate::commands::error::Error::exit_code`
 //! (one exhaustive `match` over every layer's error); this module sits below every layer, so
@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-/// The process exit codes, the contract of `../shared/design.md` §5 and of the README.
+/// The process exit codes, the contract of `--help` (`ExitCode::TABLE`) and of the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExitCode {

@@ -92,7 +92,7 @@ impl fmt::Display for ObjectName {
     }
 }
 
-/// The containerd socket as an absolute, normalised host path (design §2: the first authority).
+/// The containerd socket as an absolute, normalised host path (the first authority, over the kubelet and runtime configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketPath(PathBuf);
 

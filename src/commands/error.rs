@@ -66,7 +66,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Design §5's table, for every error this crate can return.
+    /// The exit-code table (`ExitCode::TABLE`), for every error this crate can return.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Settings(_) | Error::Options(_) | Error::Usage(_) => ExitCode::Usage,
@@ -141,7 +141,7 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
         }
         ClusterError::NotFound { .. } => ExitCode::Verification,
         ClusterError::Partial { source, .. } => cluster(source),
-        // Ctrl-C is not in the exit-code contract (design §5); it is "not a success and
+        // Ctrl-C is not in the exit-code contract (`ExitCode::TABLE`); it is "not a success and
         // nothing unexpected", reported as 1 with what was applied.
         ClusterError::Interrupted { .. } | ClusterError::Api(_) => ExitCode::Unexpected,
     }
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(Error::from(e).exit_code(), ExitCode::Cluster);
     }
 
-    /// The layers below `commands` and `ui` (design §1, "no layer imports a higher one"):
+    /// The layers below `commands` and `ui` (no layer imports a higher one: the stages never talk to the terminal or know the order of stages):
     /// the stages, and the value checks they share, never import `commands` or `ui`.
     #[test]
     fn no_lower_layer_imports_commands_or_ui() {

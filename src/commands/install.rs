@@ -16,7 +16,7 @@
 //!
 //! Ctrl-C at a question is a "no" (exit 2, nothing applied; `ui::interrupt` shows the cursor
 //! again). Ctrl-C while waiting for the rollout or the verification ends with exit 1 (the
-//! exit-code table of design §5 has no entry for an interruption, so it is 1 rather than 130),
+//! exit-code table (`ExitCode::TABLE`) has no entry for an interruption, so it is 1 rather than 130),
 //! naming what was applied: the objects stay and the DaemonSet keeps rolling out.
 
 use std::path::PathBuf;

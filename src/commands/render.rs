@@ -14,7 +14,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     let resolved = &args.resolved;
     let mut facts = facts_for_render(ctx, args.distro, resolved).await?;
     if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
-        // `--containerd-socket` is the first authority (design §2), also over a preset
+        // `--containerd-socket` is the first authority (over the kubelet and runtime configuration), also over a preset
         // (detection already puts it first).
         facts.runtime.socket = Some(socket.clone());
     }
