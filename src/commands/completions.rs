@@ -35,3 +35,18 @@ impl Human for Completions {
         ui.verbatim(self.script.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn the_body_is_apart_from_the_envelope() {
+        let body = Completions {
+            shell: "bash".into(),
+            script: "complete -F _cadvisor-setup cadvisor-setup".into(),
+        };
+        assert!(envelope_collisions(&body).is_empty());
+    }
+}

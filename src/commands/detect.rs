@@ -382,3 +382,64 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
         verdict
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::DistroKind;
+    use crate::ui::report::envelope_collisions;
+
+    fn body(cluster: ClusterOutcome) -> Detected {
+        Detected::new(
+            crate::plan::preset(DistroKind::Microk8s),
+            cluster,
+            Some(SETTLE_FLAG),
+        )
+    }
+
+    #[test]
+    fn the_body_keeps_the_facts_at_the_top_level_apart_from_the_envelope() {
+        for cluster in [
+            ClusterOutcome::Skipped("--no-cluster"),
+            ClusterOutcome::Unreachable("refused".into()),
+            ClusterOutcome::Node(Box::default()),
+        ] {
+            let b = body(cluster);
+            assert!(envelope_collisions(&b).is_empty());
+            let doc = serde_json::to_value(&b).unwrap();
+            for key in [
+                "distribution",
+                "runtime",
+                "cgroup",
+                "kubelet",
+                "kubeconfig",
+                "warnings",
+                "cluster",
+            ] {
+                assert!(doc.get(key).is_some(), "{key} missing: {doc}");
+            }
+            assert_eq!(doc["settle_with"], SETTLE_FLAG);
+        }
+    }
+
+    #[test]
+    fn cluster_says_whether_it_was_asked_and_reached() {
+        let doc = |c| serde_json::to_value(body(c)).unwrap()["cluster"].clone();
+        assert_eq!(
+            doc(ClusterOutcome::Skipped("--no-cluster")),
+            serde_json::json!({"checked": false, "reachable": null, "reason": "--no-cluster"})
+        );
+        assert_eq!(
+            doc(ClusterOutcome::Unreachable("refused".into())),
+            serde_json::json!({"checked": true, "reachable": false,
+                "error": "API server not reachable: refused"})
+        );
+        let node = doc(ClusterOutcome::Node(Box::new(NodeFacts {
+            node_name: "node-1".into(),
+            ..NodeFacts::default()
+        })));
+        assert_eq!(node["checked"], true);
+        assert_eq!(node["reachable"], true);
+        assert_eq!(node["node_name"], "node-1");
+    }
+}

@@ -262,7 +262,23 @@ impl Human for Failed {
 
 #[cfg(test)]
 mod tests {
-    use super::wants_json;
+    use super::{ExitCode, Failed, Report, wants_json};
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn a_failure_is_one_document_with_error_and_causes() {
+        let body = Failed::new("cannot reach".into(), vec!["refused".into()]);
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(
+            Report::new(ExitCode::Cluster, body).message("cannot reach".to_string()),
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({"ok": false, "changed": false, "exit_code": 4,
+                "message": "cannot reach", "error": "cannot reach", "causes": ["refused"]})
+        );
+    }
 
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
         list.iter()

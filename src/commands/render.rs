@@ -106,6 +106,11 @@ impl Human for Rendered {
             ui.line(self.yaml.trim_end());
         }
     }
+
+    /// On stderr: stdout carries only manifests (none with `--out-dir`).
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.note(summary);
+    }
 }
 
 /// The facts the plan is made from: a distribution preset (`--distro`, nothing read from this
@@ -147,5 +152,29 @@ pub fn distro_kind(preset: DistroPreset) -> DistroKind {
         DistroPreset::K0s => DistroKind::K0s,
         DistroPreset::K8sSnap => DistroKind::K8sSnap,
         DistroPreset::Kubeadm => DistroKind::Kubeadm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn the_body_is_apart_from_the_envelope_and_the_yaml_is_for_people_only() {
+        let body = Rendered {
+            distribution: DistroKind::K3s,
+            runtime_socket: "/run/k3s/containerd/containerd.sock".into(),
+            manifests: vec![serde_json::json!({"kind": "Namespace"})],
+            warnings: vec![],
+            out_dir: Some("/srv/out".into()),
+            files: Some(vec!["/srv/out/namespace.yaml".into()]),
+            yaml: "---\nkind: Namespace\n".into(),
+        };
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(&body).unwrap();
+        assert!(doc.get("yaml").is_none(), "{doc}");
+        assert_eq!(doc["distribution"], "k3s");
+        assert_eq!(doc["out_dir"], "/srv/out");
     }
 }

@@ -146,3 +146,28 @@ fn daemonset_lines(ui: &Ui, ds: &DaemonSetState) {
         None => ui.line("  verified: never (run `cadvisor-setup verify`)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn the_body_is_apart_from_the_envelope() {
+        let body = Status {
+            installed: false,
+            state: State::Partial,
+            left: Some(vec!["ServiceAccount cadvisor/cadvisor".into()]),
+            server: "https://127.0.0.1:16443".into(),
+            daemonset: None,
+            objects: vec![],
+            namespace: "cadvisor".into(),
+            daemonset_name: "cadvisor".into(),
+        };
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(&body).unwrap();
+        assert_eq!(doc["state"], "partially installed");
+        assert!(doc["daemonset"].is_null());
+        assert!(doc.get("namespace").is_none(), "{doc}");
+    }
+}

@@ -90,3 +90,24 @@ fn consent(ctx: &Context, steps: usize) -> super::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn changed_only_when_something_was_deleted_or_restored() {
+        let nothing = report(Uninstalled::default());
+        assert!(!nothing.is_changed());
+        assert!(envelope_collisions(nothing.body()).is_empty());
+        let restored = report(Uninstalled {
+            restored: vec!["ServiceAccount cadvisor/cadvisor".into()],
+            ..Uninstalled::default()
+        });
+        assert!(restored.is_changed());
+        let doc = serde_json::to_value(&restored).unwrap();
+        assert_eq!(doc["deleted"], serde_json::json!([]));
+        assert_eq!(doc["kept"], serde_json::json!([]));
+    }
+}

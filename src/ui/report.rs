@@ -11,8 +11,8 @@
 //! have fields named like the envelope's: [`envelope_collisions`] checks it, and each command's
 //! tests call it.
 //!
-//! For people: a summary `message` of a successful report is printed first (a headline); the
-//! body follows; the `message` of a failed report comes last as `error: …` on stderr, followed by
+//! For people: a summary `message` of a successful report is printed first (a headline, see
+//! [`Human::summary`]); the body follows; the `message` of a failed report comes last as `error: …` on stderr, followed by
 //! [`Human::error_details`]. The `error:` line is printed in both modes, since stderr is for
 //! people and stdout stays the one JSON document.
 
@@ -96,6 +96,12 @@ pub trait Human {
     /// [`Ui::note`]). Called only for human output.
     fn human(&self, ui: &Ui);
 
+    /// Prints the summary `message` of a successful report, before the body: a line on stdout
+    /// by default; a body whose stdout is data (render's YAML) puts it on stderr instead.
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.line(summary);
+    }
+
     /// Lines under the `error: <message>` line of a failed report (on stderr, both modes), e.g.
     /// an error's causes. None by default.
     fn error_details(&self) -> Vec<String> {
@@ -113,7 +119,7 @@ impl Ui {
             if report.ok
                 && let Some(summary) = &report.message
             {
-                self.line(summary);
+                report.body.summary(self, summary);
             }
             report.body.human(self);
             report.exit_code
