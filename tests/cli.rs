@@ -1103,3 +1103,100 @@ mod skip_log {
         assert!(!ci_log.exists(), "a failure is not a skip");
     }
 }
+
+mod report_snapshots {
+    //! Snapshots of the reports of `completions` and of the shared error document (a usage
+    //! error found in the settings, one clap refuses, an unreachable API server), JSON and
+    //! human. Volatile values go through `support::snapshot::normalise`.
+
+    use std::process::Output;
+
+    use crate::support::snapshot;
+
+    fn run(args: &[&str], home: &std::path::Path) -> Output {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("cadvisor-setup");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("NO_COLOR", "1")
+            .args(args);
+        cmd.output().expect("run cadvisor-setup")
+    }
+
+    /// `args` with `-o json`, then without: (JSON snapshot text, human snapshot text).
+    fn both(args: &[&str], expected: i32, known: &[(&str, &str)]) -> (String, String) {
+        let home = tempfile::tempdir().expect("home");
+        let mut with_json = args.to_vec();
+        with_json.extend_from_slice(&["-o", "json"]);
+        let out = run(&with_json, home.path());
+        assert_eq!(out.status.code(), Some(expected), "{out:?}");
+        let json = snapshot::json(&out, known);
+        let out = run(args, home.path());
+        assert_eq!(out.status.code(), Some(expected), "{out:?}");
+        (json, snapshot::human(&out, known))
+    }
+
+    /// The script is the same value in both forms; the snapshots hold the envelope and the
+    /// script's first line (the whole script changes with every flag).
+    #[test]
+    fn completions_json_and_human() {
+        let home = tempfile::tempdir().expect("home");
+        let json_out = run(&["completions", "bash", "-o", "json"], home.path());
+        let human_out = run(&["completions", "bash"], home.path());
+        assert_eq!(json_out.status.code(), Some(0), "{json_out:?}");
+        assert_eq!(human_out.status.code(), Some(0), "{human_out:?}");
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&json_out.stdout).expect("one JSON document");
+        let script = doc["script"].as_str().expect("script").to_string();
+        assert_eq!(
+            script.as_bytes(),
+            &human_out.stdout[..],
+            "one value, two forms"
+        );
+        assert!(script.contains("complete -F _cadvisor__setup"), "{script}");
+        let first = script.lines().next().unwrap_or_default().to_string();
+        doc["script"] = serde_json::json!(format!("{first}\n[… the rest of the script]"));
+        insta::assert_snapshot!(
+            "completions_json",
+            snapshot::normalise(&doc.to_string(), &[])
+        );
+        let shown = format!(
+            "exit 0\n--- stdout (first line)\n{first}\n--- stderr\n{}",
+            String::from_utf8_lossy(&human_out.stderr)
+        );
+        insta::assert_snapshot!("completions_human", snapshot::normalise(&shown, &[]));
+    }
+
+    #[test]
+    fn a_usage_error_from_the_settings() {
+        let (json, human) = both(&["render", "--namespace", "Not_A_Name"], 2, &[]);
+        insta::assert_snapshot!("usage_error_json", json);
+        insta::assert_snapshot!("usage_error_human", human);
+    }
+
+    /// What clap refuses: our JSON document; for people clap's own message (not a report).
+    #[test]
+    fn a_command_line_clap_refuses_is_one_document_too() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(&["completions", "tcsh", "-o", "json"], home.path());
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        insta::assert_snapshot!("parse_error_json", snapshot::json(&out, &[]));
+    }
+
+    /// Exit 4 with the hint under the error, from a kubeconfig naming a closed port.
+    #[test]
+    fn an_unreachable_api_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: abc}\n",
+        )
+        .expect("kubeconfig");
+        let path = kubeconfig.to_str().expect("utf-8");
+        let known = [(dir.path().to_str().expect("utf-8"), "[KUBECONFIG_DIR]")];
+        let (json, human) = both(&["status", "--kubeconfig", path], 4, &known);
+        insta::assert_snapshot!("unreachable_json", json);
+        insta::assert_snapshot!("unreachable_human", human);
+    }
+}

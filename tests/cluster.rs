@@ -2056,3 +2056,123 @@ mod kubeconfig_list {
         );
     }
 }
+
+/// Snapshots of `status` and `uninstall` reports, JSON and human, in their main outcomes
+/// against the fake cluster. Volatile values go through `support::snapshot::normalise`.
+mod report_snapshots {
+    use super::*;
+    use serde_json::json;
+    use support::snapshot;
+
+    /// `out` normalised (`support::snapshot`) with this world's volatile literals: the host
+    /// root, the kubeconfig's directory and cAdvisor's pod names.
+    fn normalised(w: &World, out: &Output, json: bool) -> String {
+        let mut known = vec![
+            (
+                w.nodes[0].root.path().display().to_string(),
+                "[HOST_ROOT]".to_string(),
+            ),
+            (
+                w.cluster
+                    .kubeconfig_path()
+                    .parent()
+                    .expect("kubeconfig dir")
+                    .display()
+                    .to_string(),
+                "[KUBECONFIG_DIR]".to_string(),
+            ),
+        ];
+        for pod in w.cluster.list("Pod", Some("cadvisor")) {
+            if let Some(name) = pod["metadata"]["name"].as_str() {
+                known.push((name.to_string(), "[CADVISOR_POD]".to_string()));
+            }
+        }
+        let known: Vec<(&str, &str)> = known
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if json {
+            snapshot::json(out, &known)
+        } else {
+            snapshot::human(out, &known)
+        }
+    }
+
+    /// `args` with `-o json`, then without: (JSON snapshot text, human snapshot text).
+    fn both(w: &World, args: &[&str], expected: i32) -> (String, String) {
+        let mut with_json = args.to_vec();
+        with_json.extend_from_slice(&["-o", "json"]);
+        let out = w.run(&with_json);
+        assert_eq!(code(&out), expected, "{}", text(&out));
+        let json = normalised(w, &out, true);
+        let out = w.run(args);
+        assert_eq!(code(&out), expected, "{}", text(&out));
+        (json, normalised(w, &out, false))
+    }
+
+    #[test]
+    fn status_not_installed_installed_and_partially_installed() {
+        let Some(w) = world(1) else { return };
+        let (json, human) = both(&w, &["status"], 0);
+        insta::assert_snapshot!("status_not_installed_json", json);
+        insta::assert_snapshot!("status_not_installed_human", human);
+
+        install_ok(&w, &[]);
+        let (json, human) = both(&w, &["status"], 0);
+        insta::assert_snapshot!("status_installed_json", json);
+        insta::assert_snapshot!("status_installed_human", human);
+
+        // An interrupted uninstall: our DaemonSet gone, the rest of our objects left.
+        w.cluster.delete("DaemonSet", "cadvisor", "cadvisor");
+        assert!(
+            w.cluster
+                .wait_until(Duration::from_secs(30), |_| w.daemonset().is_none())
+        );
+        let (json, human) = both(&w, &["status"], 0);
+        insta::assert_snapshot!("status_partially_installed_json", json);
+        insta::assert_snapshot!("status_partially_installed_human", human);
+    }
+
+    /// A world where uninstall deletes what install created, restores the ServiceAccount the
+    /// user made (adopted with --force) and keeps a labelled ConfigMap another manager wrote.
+    fn installed_over_the_users_objects() -> Option<World> {
+        let w = world(1)?;
+        w.cluster.create(
+            "kubectl-create",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
+                             "labels": {"team": "obs"}}}),
+        );
+        install_ok(&w, &["--force"]);
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "lookalike", "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"}},
+                "data": {"k": "v"}}),
+        );
+        Some(w)
+    }
+
+    #[test]
+    fn uninstall_deleted_restored_kept_then_nothing_to_delete() {
+        let Some(w) = installed_over_the_users_objects() else {
+            return;
+        };
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("uninstall_json", normalised(&w, &out, true));
+        // Again: nothing of ours is left; the ConfigMap (and its namespace) still are.
+        let (json, human) = both(&w, &["uninstall", "--yes"], 0);
+        insta::assert_snapshot!("uninstall_nothing_to_delete_json", json);
+        insta::assert_snapshot!("uninstall_nothing_to_delete_human", human);
+
+        // The same world again, for the human report of the first uninstall.
+        let Some(w) = installed_over_the_users_objects() else {
+            return;
+        };
+        let out = w.run(&["uninstall", "--yes"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("uninstall_human", normalised(&w, &out, false));
+    }
+}

@@ -1391,3 +1391,73 @@ mod bounded_input {
         }
     }
 }
+
+/// Snapshots of `detect`'s report, JSON and human, from the same runs' roots: a MicroK8s host
+/// with real containerd (exit 0) and an empty root (exit 3). Volatile values (the root, the
+/// containerd version) go through `support::snapshot::normalise`.
+mod report_snapshots {
+    use super::*;
+    use support::snapshot;
+
+    fn run(root: &Path, extra: &[&str]) -> std::process::Output {
+        Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .args(["detect", "--no-cluster", "--host-root"])
+            .arg(root)
+            .args(extra)
+            .env_remove("KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_CONTAINERD_SOCKET")
+            .env_remove("CADVISOR_SETUP_OUTPUT")
+            .env("HOME", root.join("home"))
+            .env("NO_COLOR", "1")
+            .timeout(Duration::from_secs(30))
+            .output()
+            .expect("detect runs")
+    }
+
+    /// The JSON and the human report of `detect` on `root`, both ending with `code`.
+    fn both(root: &Path, code: i32, known: &[(&str, &str)]) -> (String, String) {
+        let out = run(root, &["-o", "json"]);
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        let json = snapshot::json(&out, known);
+        let out = run(root, &[]);
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        (json, snapshot::human(&out, known))
+    }
+
+    #[test]
+    fn microk8s_with_real_containerd_is_exit_0() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        // The kubelet's node name is the host name; the root's /etc/hostname makes it stable.
+        root.write("/etc/hostname", "node-1\n");
+        let Some((d, _ctd)) =
+            verified_host(&root, MICROK8S_SOCKET, ["web", "web-0", "default", "web"])
+        else {
+            return;
+        };
+        let version = d.json["runtime"]["version"]
+            .as_str()
+            .expect("containerd version")
+            .to_string();
+        let host_root = root.path().to_str().expect("utf-8").to_string();
+        let known = [
+            (host_root.as_str(), "[HOST_ROOT]"),
+            (version.as_str(), "[CONTAINERD_VERSION]"),
+        ];
+        let (json, human) = both(root.path(), 0, &known);
+        insta::assert_snapshot!("detect_microk8s_json", json);
+        insta::assert_snapshot!("detect_microk8s_human", human);
+    }
+
+    #[test]
+    fn empty_root_is_exit_3() {
+        let root = HostRootDir::new();
+        root.write("/etc/hostname", "node-1\n");
+        let host_root = root.path().to_str().expect("utf-8").to_string();
+        let (json, human) = both(root.path(), 3, &[(host_root.as_str(), "[HOST_ROOT]")]);
+        insta::assert_snapshot!("detect_empty_root_json", json);
+        insta::assert_snapshot!("detect_empty_root_human", human);
+    }
+}

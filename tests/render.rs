@@ -904,3 +904,75 @@ mod ecosystem {
         }
     }
 }
+
+/// Snapshots of `render`'s report around the manifests: the JSON envelope for a preset (the
+/// manifests themselves are the `presets` snapshots, so here they are listed by kind and name),
+/// and `--out-dir` in JSON and for people. Volatile values go through
+/// `support::snapshot::normalise`.
+mod report_snapshots {
+    use super::*;
+    use support::snapshot;
+
+    /// `manifests` reduced to `Kind namespace/name`.
+    fn listed(json: &str) -> String {
+        let mut doc: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        let names: Vec<String> = doc["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .map(|m| {
+                let meta = &m["metadata"];
+                match meta["namespace"].as_str() {
+                    Some(ns) => format!(
+                        "{} {ns}/{}",
+                        m["kind"].as_str().unwrap_or("?"),
+                        meta["name"].as_str().unwrap_or("?")
+                    ),
+                    None => format!(
+                        "{} {}",
+                        m["kind"].as_str().unwrap_or("?"),
+                        meta["name"].as_str().unwrap_or("?")
+                    ),
+                }
+            })
+            .collect();
+        doc["manifests"] = serde_json::json!(names);
+        serde_json::to_string_pretty(&doc).expect("JSON")
+    }
+
+    #[test]
+    fn preset_json_envelope() {
+        let out = bin()
+            .args(["render", "--distro", "microk8s", "-o", "json"])
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let full: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let lib = render_lib(&plan::preset(DistroKind::Microk8s), &PlanOptions::default());
+        assert_eq!(full["manifests"].as_array(), Some(&lib.objects()));
+        insta::assert_snapshot!("render_preset_json", listed(&snapshot::json(&out, &[])));
+    }
+
+    #[test]
+    fn out_dir_json_and_human() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let known = [(dir.path().to_str().expect("utf-8"), "[OUT_PARENT]")];
+        let out_dir = dir.path().join("json");
+        let out = bin()
+            .args(["render", "--distro", "k3s", "-o", "json", "--out-dir"])
+            .arg(&out_dir)
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_out_dir_json", listed(&snapshot::json(&out, &known)));
+        let out_dir = dir.path().join("human");
+        let out = bin()
+            .args(["render", "--distro", "k3s", "--out-dir"])
+            .arg(&out_dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_out_dir_human", snapshot::human(&out, &known));
+    }
+}

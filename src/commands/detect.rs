@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::Context;
 use crate::cluster::node::{self, NodeFacts};
@@ -13,7 +13,7 @@ use crate::error::ExitCode;
 use crate::host::kubeconfig::{self, KubeconfigEnv};
 use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
 use crate::settings::{DetectSettings, SocketPath};
-use crate::ui::Ui;
+use crate::ui::{Human, Report, Ui};
 
 /// How long the API server may take, in all, before detect carries on with host facts.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,17 +48,80 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
         ..DetectOptions::default()
     };
     let facts = host::detect(root, &opts).await?;
-    let code = if facts.runtime.verified {
-        ExitCode::Success
+    let report = if facts.runtime.verified {
+        Report::new(ExitCode::Success, Detected::new(facts, cluster, None))
     } else {
-        ExitCode::Detection
+        let message = failure_message(&facts.runtime);
+        Report::new(
+            ExitCode::Detection,
+            Detected::new(facts, cluster, Some(SETTLE_FLAG)),
+        )
+        .message(message)
     };
-    if ctx.ui.json() {
-        ctx.ui.emit_json(&to_json(&facts, &cluster, code));
-    } else {
-        human(&ctx.ui, &facts, &cluster);
+    Ok(ctx.ui.report(&report))
+}
+
+/// `detect`'s report body: the host facts at the top level (design §5's fields), what the API
+/// server said under `cluster`, and the flag that settles a failed detection.
+#[derive(Serialize)]
+pub struct Detected {
+    #[serde(flatten)]
+    facts: HostFacts,
+    cluster: ClusterOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settle_with: Option<&'static str>,
+}
+
+impl Detected {
+    fn new(facts: HostFacts, cluster: ClusterOutcome, settle_with: Option<&'static str>) -> Self {
+        Detected {
+            facts,
+            cluster,
+            settle_with,
+        }
     }
-    Ok(code)
+}
+
+/// `cluster` in the JSON report: `checked` (asked at all), `reachable`, and the node's facts,
+/// the reason it was not asked, or the error.
+impl Serialize for ClusterOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            checked: bool,
+            reachable: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<String>,
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            node: Option<&'a NodeFacts>,
+        }
+        let shown = match self {
+            ClusterOutcome::Skipped(why) => Shown {
+                checked: false,
+                reachable: None,
+                reason: Some(why),
+                error: None,
+                node: None,
+            },
+            ClusterOutcome::Unreachable(why) => Shown {
+                checked: true,
+                reachable: Some(false),
+                reason: None,
+                error: Some(format!("API server not reachable: {why}")),
+                node: None,
+            },
+            ClusterOutcome::Node(n) => Shown {
+                checked: true,
+                reachable: Some(true),
+                reason: None,
+                error: None,
+                node: Some(n),
+            },
+        };
+        shown.serialize(s)
+    }
 }
 
 /// The kubelet's configz of this node, when the API server answers (install uses it so the
@@ -108,37 +171,6 @@ async fn ask_cluster(root: &host::HostRoot, env: &KubeconfigEnv) -> ClusterOutco
     }
 }
 
-fn to_json(facts: &HostFacts, cluster: &ClusterOutcome, code: ExitCode) -> Value {
-    let mut doc = serde_json::to_value(facts).unwrap_or_else(|_| json!({}));
-    let cluster_json = match cluster {
-        ClusterOutcome::Skipped(why) => json!({"checked": false, "reachable": null, "reason": why}),
-        ClusterOutcome::Unreachable(why) => json!({
-            "checked": true,
-            "reachable": false,
-            "error": format!("API server not reachable: {why}"),
-        }),
-        ClusterOutcome::Node(n) => {
-            let mut v = serde_json::to_value(n.as_ref()).unwrap_or_else(|_| json!({}));
-            if let Value::Object(m) = &mut v {
-                m.insert("checked".into(), json!(true));
-                m.insert("reachable".into(), json!(true));
-            }
-            v
-        }
-    };
-    if let Value::Object(m) = &mut doc {
-        m.insert("ok".into(), json!(code == ExitCode::Success));
-        m.insert("changed".into(), json!(false));
-        m.insert("exit_code".into(), json!(code.code()));
-        m.insert("cluster".into(), cluster_json);
-        if code != ExitCode::Success {
-            m.insert("settle_with".into(), json!(SETTLE_FLAG));
-            m.insert("message".into(), json!(failure_message(&facts.runtime)));
-        }
-    }
-    doc
-}
-
 fn failure_message(rt: &Runtime) -> String {
     if rt.ambiguous {
         let live: Vec<String> = rt
@@ -171,6 +203,13 @@ fn failure_message(rt: &Runtime) -> String {
     }
 }
 
+impl Human for Detected {
+    fn human(&self, ui: &Ui) {
+        human(ui, &self.facts, &self.cluster);
+    }
+}
+
+/// The facts for people; a failed detection's message (what to do) follows as `error:`.
 fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
     let d = &facts.distribution;
     let mut distro = d.kind.to_string();
@@ -300,9 +339,6 @@ fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
     for w in &facts.warnings {
         ui.note(format!("{} {w}", ui.warn("warning:")));
     }
-    if !rt.verified {
-        ui.note(format!("{} {}", ui.bad("error:"), failure_message(rt)));
-    }
 }
 
 fn kind_name(kind: RuntimeKind) -> &'static str {
@@ -345,4 +381,65 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
         ui.dim(&format!("[{}]", c.origin)),
         verdict
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::DistroKind;
+    use crate::ui::report::envelope_collisions;
+
+    fn body(cluster: ClusterOutcome) -> Detected {
+        Detected::new(
+            crate::plan::preset(DistroKind::Microk8s),
+            cluster,
+            Some(SETTLE_FLAG),
+        )
+    }
+
+    #[test]
+    fn the_body_keeps_the_facts_at_the_top_level_apart_from_the_envelope() {
+        for cluster in [
+            ClusterOutcome::Skipped("--no-cluster"),
+            ClusterOutcome::Unreachable("refused".into()),
+            ClusterOutcome::Node(Box::default()),
+        ] {
+            let b = body(cluster);
+            assert!(envelope_collisions(&b).is_empty());
+            let doc = serde_json::to_value(&b).unwrap();
+            for key in [
+                "distribution",
+                "runtime",
+                "cgroup",
+                "kubelet",
+                "kubeconfig",
+                "warnings",
+                "cluster",
+            ] {
+                assert!(doc.get(key).is_some(), "{key} missing: {doc}");
+            }
+            assert_eq!(doc["settle_with"], SETTLE_FLAG);
+        }
+    }
+
+    #[test]
+    fn cluster_says_whether_it_was_asked_and_reached() {
+        let doc = |c| serde_json::to_value(body(c)).unwrap()["cluster"].clone();
+        assert_eq!(
+            doc(ClusterOutcome::Skipped("--no-cluster")),
+            serde_json::json!({"checked": false, "reachable": null, "reason": "--no-cluster"})
+        );
+        assert_eq!(
+            doc(ClusterOutcome::Unreachable("refused".into())),
+            serde_json::json!({"checked": true, "reachable": false,
+                "error": "API server not reachable: refused"})
+        );
+        let node = doc(ClusterOutcome::Node(Box::new(NodeFacts {
+            node_name: "node-1".into(),
+            ..NodeFacts::default()
+        })));
+        assert_eq!(node["checked"], true);
+        assert_eq!(node["reachable"], true);
+        assert_eq!(node["node_name"], "node-1");
+    }
 }

@@ -20,7 +20,7 @@ use crate::error::ExitCode;
 use crate::host::HostRoot;
 use crate::options::Answers;
 use crate::settings::{self, KubeconfigPath};
-use crate::ui::Ui;
+use crate::ui::{Human, Report, Ui};
 
 /// What every command gets: the global flags, the terminal context and the host root.
 pub struct Context {
@@ -119,12 +119,13 @@ fn parse_error(err: clap::Error) -> std::process::ExitCode {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first);
-    Ui::from_env(crate::cli::OutputFormat::Json, 0).emit_json(&serde_json::json!({
-        "ok": false,
-        "changed": false,
-        "exit_code": ExitCode::Usage.code(),
-        "error": message,
-    }));
+    // The JSON document only: clap prints its own message (with usage) for people below.
+    let report = Report::new(
+        ExitCode::Usage,
+        Failed::new(message.to_string(), Vec::new()),
+    )
+    .message(message.to_string());
+    Ui::from_env(crate::cli::OutputFormat::Json, 0).report_json(&report);
     let _ = err.print();
     std::process::ExitCode::from(ExitCode::Usage.code())
 }
@@ -214,7 +215,7 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// `error: <what>` then each cause on its own line; in JSON mode also one JSON document.
+/// `error: <what>` then each cause on its own line (stderr); in JSON mode also one JSON document.
 fn report_error(ui: &Ui, err: &Error, code: ExitCode) {
     // Our error types print their source inline ("cannot read X: <os error>"); show a cause on
     // its own line only when it adds something.
@@ -229,24 +230,55 @@ fn report_error(ui: &Ui, err: &Error, code: ExitCode) {
             causes.push(text);
         }
     }
-    if ui.json() {
-        ui.emit_json(&serde_json::json!({
-            "ok": false,
-            "changed": false,
-            "exit_code": code.code(),
-            "error": err.to_string(),
-            "causes": causes,
-        }));
+    let message = err.to_string();
+    ui.report(&Report::new(code, Failed::new(message.clone(), causes)).message(message));
+}
+
+/// The body of a failed command's report: `error` (the same text as the envelope's `message`,
+/// kept because automation reads it) and the causes under it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failed {
+    pub error: String,
+    pub causes: Vec<String>,
+}
+
+impl Failed {
+    pub fn new(error: String, causes: Vec<String>) -> Self {
+        Failed { error, causes }
     }
-    ui.note(format!("{} {err}", ui.bad("error:")));
-    for cause in causes {
-        ui.note(format!("  caused by: {cause}"));
+}
+
+impl Human for Failed {
+    /// Nothing on stdout: the error and its causes are the `error:` lines on stderr.
+    fn human(&self, _ui: &Ui) {}
+
+    fn error_details(&self) -> Vec<String> {
+        self.causes
+            .iter()
+            .map(|c| format!("caused by: {c}"))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::wants_json;
+    use super::{ExitCode, Failed, Report, wants_json};
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn a_failure_is_one_document_with_error_and_causes() {
+        let body = Failed::new("cannot reach".into(), vec!["refused".into()]);
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(
+            Report::new(ExitCode::Cluster, body).message("cannot reach".to_string()),
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({"ok": false, "changed": false, "exit_code": 4,
+                "message": "cannot reach", "error": "cannot reach", "causes": ["refused"]})
+        );
+    }
 
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
         list.iter()

@@ -1,6 +1,10 @@
 //! `render`: host facts (or a `--distro` preset) → plan → manifests, printed as multi-document
 //! YAML, written to `--out-dir`, or printed as one JSON document with `-o json`.
 
+use std::path::PathBuf;
+
+use serde::Serialize;
+
 use super::Context;
 use super::error::ResultExt as _;
 use crate::cli::{DistroPreset, ServiceMonitorMode};
@@ -8,6 +12,7 @@ use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
 use crate::settings::RenderSettings;
+use crate::ui::{Human, Report, Ui};
 use crate::{plan, render};
 
 pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode> {
@@ -49,31 +54,63 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
         None => None,
     };
 
-    if ctx.ui.json() {
-        let mut doc = serde_json::json!({
-            "ok": true,
-            "changed": written.is_some(),
-            "distribution": facts.distribution.kind,
-            "runtime_socket": plan.runtime.host_socket,
-            "manifests": manifests.objects(),
-            "warnings": warnings,
-        });
-        if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
-            doc["out_dir"] = serde_json::json!(dir);
-            doc["files"] = serde_json::json!(files);
-        }
-        ctx.ui.emit_json(&doc);
-    } else if let (Some(files), Some(dir)) = (&written, &args.out_dir) {
-        ctx.ui.note(format!(
+    let message = match (&written, &args.out_dir) {
+        (Some(files), Some(dir)) => Some(format!(
             "wrote {} files to {} (build them with `kubectl kustomize {}`)",
             files.len(),
             dir.display(),
             dir.display()
-        ));
-    } else {
-        ctx.ui.line(manifests.to_yaml().trim_end());
+        )),
+        _ => None,
+    };
+    let report = Report::new(
+        ExitCode::Success,
+        Rendered {
+            distribution: facts.distribution.kind,
+            runtime_socket: plan.runtime.host_socket.clone(),
+            manifests: manifests.objects(),
+            warnings: warnings.into_iter().cloned().collect(),
+            out_dir: written.as_ref().and(args.out_dir.clone()),
+            files: written.clone(),
+            yaml: manifests.to_yaml(),
+        },
+    )
+    .changed(written.is_some())
+    .message(message);
+    Ok(ctx.ui.report(&report))
+}
+
+/// `render`'s report body: the manifests as objects (JSON) or as multi-document YAML (people),
+/// and where `--out-dir` wrote them.
+#[derive(Serialize)]
+pub struct Rendered {
+    distribution: DistroKind,
+    /// The containerd socket the manifests mount (a host path).
+    runtime_socket: String,
+    manifests: Vec<serde_json::Value>,
+    /// Also printed on stderr in both modes as the run goes.
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<PathBuf>>,
+    /// The same manifests as YAML, for people (JSON has `manifests`).
+    #[serde(skip)]
+    yaml: String,
+}
+
+impl Human for Rendered {
+    /// The YAML on stdout; with `--out-dir` nothing (the summary says where the files are).
+    fn human(&self, ui: &Ui) {
+        if self.files.is_none() {
+            ui.line(self.yaml.trim_end());
+        }
     }
-    Ok(ExitCode::Success)
+
+    /// On stderr: stdout carries only manifests (none with `--out-dir`).
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.note(summary);
+    }
 }
 
 /// The facts the plan is made from: a distribution preset (`--distro`, nothing read from this
@@ -115,5 +152,29 @@ pub fn distro_kind(preset: DistroPreset) -> DistroKind {
         DistroPreset::K0s => DistroKind::K0s,
         DistroPreset::K8sSnap => DistroKind::K8sSnap,
         DistroPreset::Kubeadm => DistroKind::Kubeadm,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn the_body_is_apart_from_the_envelope_and_the_yaml_is_for_people_only() {
+        let body = Rendered {
+            distribution: DistroKind::K3s,
+            runtime_socket: "/run/k3s/containerd/containerd.sock".into(),
+            manifests: vec![serde_json::json!({"kind": "Namespace"})],
+            warnings: vec![],
+            out_dir: Some("/srv/out".into()),
+            files: Some(vec!["/srv/out/namespace.yaml".into()]),
+            yaml: "---\nkind: Namespace\n".into(),
+        };
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(&body).unwrap();
+        assert!(doc.get("yaml").is_none(), "{doc}");
+        assert_eq!(doc["distribution"], "k3s");
+        assert_eq!(doc["out_dir"], "/srv/out");
     }
 }

@@ -1,10 +1,13 @@
 //! `status`: what is installed, which version, nodes ready, objects and their field managers,
 //! and the last verification. Read-only, never prompts.
 
+use serde::Serialize;
+
 use super::Context;
-use crate::cluster::status::{daemonset, managed_objects};
+use crate::cluster::status::{DaemonSetState, ManagedObject, daemonset, managed_objects};
 use crate::error::ExitCode;
 use crate::settings::StatusSettings;
+use crate::ui::{Human, Report, Ui};
 
 pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
@@ -12,8 +15,8 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
     let ds_name = objects
         .iter()
         .find(|o| o.kind == "DaemonSet")
-        .map_or("cadvisor", |o| o.name.as_str());
-    let ds = daemonset(&cluster, args.namespace.as_str(), ds_name).await?;
+        .map_or_else(|| "cadvisor".to_string(), |o| o.name.clone());
+    let ds = daemonset(&cluster, args.namespace.as_str(), &ds_name).await?;
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -22,95 +25,149 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
     // Installed: our DaemonSet is there. Partially: some of our objects are, without it (an
     // interrupted install or uninstall).
     let state = match &ds {
-        Some(ds) if ds.ours => "installed",
-        _ if !ours.is_empty() => "partially installed",
-        _ => "not installed",
+        Some(ds) if ds.ours => State::Installed,
+        _ if !ours.is_empty() => State::Partial,
+        _ => State::NotInstalled,
     };
+    let body = Status {
+        installed: state == State::Installed,
+        state,
+        left: (state == State::Partial).then_some(ours),
+        server: cluster.server.clone(),
+        daemonset: ds,
+        objects,
+        namespace: args.namespace.as_str().to_string(),
+        daemonset_name: ds_name,
+    };
+    Ok(ctx.ui.report(&Report::new(ExitCode::Success, body)))
+}
 
-    if ctx.ui.json() {
-        ctx.ui.emit_json(&serde_json::json!({
-            "ok": true,
-            "changed": false,
-            "exit_code": 0,
-            "installed": state == "installed",
-            "state": state,
-            "left": if state == "partially installed" { Some(&ours) } else { None },
-            "server": cluster.server,
-            "daemonset": ds,
-            "objects": objects,
-        }));
-        return Ok(ExitCode::Success);
-    }
-    let ui = &ctx.ui;
-    match &ds {
-        None if state == "partially installed" => ui.line(format!(
-            "cAdvisor is {} in namespace {}: no DaemonSet {ds_name}, but these of our objects are left: {} (`cadvisor-setup install` completes it, `cadvisor-setup uninstall` removes them)",
-            ui.warn("partially installed"),
-            args.namespace,
-            ours.join(", ")
-        )),
-        None => ui.line(format!(
-            "cAdvisor is not installed in namespace {} (no DaemonSet {ds_name})",
-            args.namespace
-        )),
-        Some(ds) => {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum State {
+    #[serde(rename = "installed")]
+    Installed,
+    #[serde(rename = "partially installed")]
+    Partial,
+    #[serde(rename = "not installed")]
+    NotInstalled,
+}
+
+/// `status`'s report body (read-only: never `changed`).
+#[derive(Debug, Serialize)]
+pub struct Status {
+    installed: bool,
+    state: State,
+    /// Our objects left without our DaemonSet (only when partially installed), else `null`.
+    left: Option<Vec<String>>,
+    server: String,
+    daemonset: Option<DaemonSetState>,
+    objects: Vec<ManagedObject>,
+    #[serde(skip)]
+    namespace: String,
+    /// The DaemonSet looked for (ours, or `cadvisor`).
+    #[serde(skip)]
+    daemonset_name: String,
+}
+
+impl Human for Status {
+    fn human(&self, ui: &Ui) {
+        let ds_name = &self.daemonset_name;
+        match &self.daemonset {
+            None if self.state == State::Partial => ui.line(format!(
+                "cAdvisor is {} in namespace {}: no DaemonSet {ds_name}, but these of our objects are left: {} (`cadvisor-setup install` completes it, `cadvisor-setup uninstall` removes them)",
+                ui.warn("partially installed"),
+                self.namespace,
+                self.left.as_deref().unwrap_or_default().join(", ")
+            )),
+            None => ui.line(format!(
+                "cAdvisor is not installed in namespace {} (no DaemonSet {ds_name})",
+                self.namespace
+            )),
+            Some(ds) => daemonset_lines(ui, ds),
+        }
+        if !self.objects.is_empty() {
             ui.line(format!(
-                "{} DaemonSet {}/{}{}",
-                ui.bold("cAdvisor"),
-                ds.namespace,
-                ds.name,
-                if ds.ours {
-                    ""
-                } else {
-                    " (not installed by cadvisor-setup)"
-                }
+                "{} (app.kubernetes.io/managed-by=cadvisor-setup):",
+                ui.bold("objects")
             ));
-            ui.line(format!(
-                "  image:    {} (version {})",
-                ds.image.as_deref().unwrap_or("?"),
-                ds.version.as_deref().unwrap_or("unknown")
-            ));
-            let nodes = format!("{}/{} nodes ready", ds.ready, ds.desired);
-            ui.line(format!(
-                "  nodes:    {}{}",
-                if ds.ready >= ds.desired && ds.desired > 0 {
-                    ui.good(&nodes)
-                } else {
-                    ui.warn(&nodes)
-                },
-                if ds.updated < ds.desired {
-                    format!(" ({}/{} updated)", ds.updated, ds.desired)
-                } else {
-                    String::new()
-                }
-            ));
-            match &ds.last_verification {
-                Some(v) => ui.line(format!(
-                    "  verified: {} (this result since {})",
-                    if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
-                        ui.good("ok")
-                    } else {
-                        ui.bad("failed")
-                    },
-                    v.get("time").and_then(|t| t.as_str()).unwrap_or("?")
-                )),
-                None => ui.line("  verified: never (run `cadvisor-setup verify`)"),
+            for o in &self.objects {
+                ui.line(format!(
+                    "  {:<40} {:<8} managers: {}",
+                    o.describe(),
+                    format!("{:?}", o.ownership).to_lowercase(),
+                    o.managers.join(", ")
+                ));
             }
         }
     }
-    if !objects.is_empty() {
-        ui.line(format!(
-            "{} (app.kubernetes.io/managed-by=cadvisor-setup):",
-            ui.bold("objects")
-        ));
-        for o in &objects {
-            ui.line(format!(
-                "  {:<40} {:<8} managers: {}",
-                o.describe(),
-                format!("{:?}", o.ownership).to_lowercase(),
-                o.managers.join(", ")
-            ));
+}
+
+fn daemonset_lines(ui: &Ui, ds: &DaemonSetState) {
+    ui.line(format!(
+        "{} DaemonSet {}/{}{}",
+        ui.bold("cAdvisor"),
+        ds.namespace,
+        ds.name,
+        if ds.ours {
+            ""
+        } else {
+            " (not installed by cadvisor-setup)"
         }
+    ));
+    ui.line(format!(
+        "  image:    {} (version {})",
+        ds.image.as_deref().unwrap_or("?"),
+        ds.version.as_deref().unwrap_or("unknown")
+    ));
+    let nodes = format!("{}/{} nodes ready", ds.ready, ds.desired);
+    ui.line(format!(
+        "  nodes:    {}{}",
+        if ds.ready >= ds.desired && ds.desired > 0 {
+            ui.good(&nodes)
+        } else {
+            ui.warn(&nodes)
+        },
+        if ds.updated < ds.desired {
+            format!(" ({}/{} updated)", ds.updated, ds.desired)
+        } else {
+            String::new()
+        }
+    ));
+    match &ds.last_verification {
+        Some(v) => ui.line(format!(
+            "  verified: {} (this result since {})",
+            if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
+                ui.good("ok")
+            } else {
+                ui.bad("failed")
+            },
+            v.get("time").and_then(|t| t.as_str()).unwrap_or("?")
+        )),
+        None => ui.line("  verified: never (run `cadvisor-setup verify`)"),
     }
-    Ok(ExitCode::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn the_body_is_apart_from_the_envelope() {
+        let body = Status {
+            installed: false,
+            state: State::Partial,
+            left: Some(vec!["ServiceAccount cadvisor/cadvisor".into()]),
+            server: "https://127.0.0.1:16443".into(),
+            daemonset: None,
+            objects: vec![],
+            namespace: "cadvisor".into(),
+            daemonset_name: "cadvisor".into(),
+        };
+        assert!(envelope_collisions(&body).is_empty());
+        let doc = serde_json::to_value(&body).unwrap();
+        assert_eq!(doc["state"], "partially installed");
+        assert!(doc["daemonset"].is_null());
+        assert!(doc.get("namespace").is_none(), "{doc}");
+    }
 }

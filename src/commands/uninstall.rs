@@ -2,11 +2,14 @@
 //! what `--force` adopted, keep the rest (saying why), namespace last and only when empty, and
 //! wait until our objects and pods are gone. Idempotent: nothing left is success.
 
+use serde::Serialize;
+
 use super::Context;
 use super::error::Failure;
 use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
 use crate::error::ExitCode;
 use crate::settings::UninstallSettings;
+use crate::ui::{Human, Report, Ui};
 
 pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
@@ -17,16 +20,11 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
             kept: plan.kept,
             ..Uninstalled::default()
         };
-        if ui.json() {
-            emit(ctx, &done);
-        } else {
-            ui.line(format!(
-                "nothing to delete: no object in namespace {} (or cluster-wide) was created by cadvisor-setup",
-                args.namespace
-            ));
-            print_kept(ctx, &done);
-        }
-        return Ok(ExitCode::Success);
+        let nothing = format!(
+            "nothing to delete: no object in namespace {} (or cluster-wide) was created by cadvisor-setup",
+            args.namespace
+        );
+        return Ok(ui.report(&report(done).message(nothing)));
     }
     let steps = plan.describe();
     ui.note(format!("will {}", steps.join(", ")));
@@ -36,9 +34,23 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
     let result = uninstall(&cluster, args.namespace.as_str(), plan, args.timeout).await;
     spinner.finish_and_clear();
     let done = result?;
-    if ui.json() {
-        emit(ctx, &done);
-    } else {
+    Ok(ui.report(&report(done)))
+}
+
+/// Changed when something was deleted or restored.
+fn report(done: Uninstalled) -> Report<Undone> {
+    let changed = !done.deleted.is_empty() || !done.restored.is_empty();
+    Report::new(ExitCode::Success, Undone(done)).changed(changed)
+}
+
+/// `uninstall`'s report body: `deleted`, `restored` and `kept` (with the reason).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Undone(Uninstalled);
+
+impl Human for Undone {
+    fn human(&self, ui: &Ui) {
+        let done = &self.0;
         if !done.deleted.is_empty() {
             ui.line(format!(
                 "{} {}",
@@ -53,30 +65,9 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
                 done.restored.join(", ")
             ));
         }
-        print_kept(ctx, &done);
-    }
-    Ok(ExitCode::Success)
-}
-
-fn emit(ctx: &Context, done: &Uninstalled) {
-    ctx.ui.emit_json(&serde_json::json!({
-        "ok": true,
-        "changed": !done.deleted.is_empty() || !done.restored.is_empty(),
-        "exit_code": 0,
-        "deleted": done.deleted,
-        "restored": done.restored,
-        "kept": done.kept,
-    }));
-}
-
-fn print_kept(ctx: &Context, done: &Uninstalled) {
-    for k in &done.kept {
-        ctx.ui.line(format!(
-            "{} {}: {}",
-            ctx.ui.warn("kept:"),
-            k.object,
-            k.reason
-        ));
+        for k in &done.kept {
+            ui.line(format!("{} {}: {}", ui.warn("kept:"), k.object, k.reason));
+        }
     }
 }
 
@@ -98,4 +89,25 @@ fn consent(ctx: &Context, steps: usize) -> super::Result<()> {
         return Err(Failure::new(ExitCode::Usage, "declined: nothing was deleted").into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::report::envelope_collisions;
+
+    #[test]
+    fn changed_only_when_something_was_deleted_or_restored() {
+        let nothing = report(Uninstalled::default());
+        assert!(!nothing.is_changed());
+        assert!(envelope_collisions(nothing.body()).is_empty());
+        let restored = report(Uninstalled {
+            restored: vec!["ServiceAccount cadvisor/cadvisor".into()],
+            ..Uninstalled::default()
+        });
+        assert!(restored.is_changed());
+        let doc = serde_json::to_value(&restored).unwrap();
+        assert_eq!(doc["deleted"], serde_json::json!([]));
+        assert_eq!(doc["kept"], serde_json::json!([]));
+    }
 }

@@ -6,11 +6,15 @@
 //!
 //! Everything printed for people goes through [`Ui::line`] or [`Ui::note`], which escape control
 //! characters from whatever the text holds (host files, the cluster, metrics): see [`escape`].
+//! A command's outcome is one [`Report`], printed by [`Ui::report`] as JSON or for people.
 
 pub mod escape;
 pub mod interrupt;
 pub mod progress;
 pub mod prompts;
+pub mod report;
+
+pub use report::{Human, Report};
 
 use std::io::{IsTerminal, Write};
 
@@ -49,7 +53,8 @@ impl Ui {
         self.stdin_is_terminal && self.stderr_is_terminal
     }
 
-    /// Prints the one JSON document of a `-o json` run.
+    /// Prints the one JSON document of a `-o json` run built by hand (install and verify, until
+    /// they build a [`Report`] too; every other command goes through [`Ui::report`]).
     pub fn emit_json(&self, value: &serde_json::Value) {
         let mut out = std::io::stdout().lock();
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
@@ -61,6 +66,14 @@ impl Ui {
         if !self.json() {
             let shown = escape::for_terminal(text.as_ref());
             let _ = writeln!(std::io::stdout().lock(), "{shown}");
+        }
+    }
+
+    /// Output for people that must pass byte for byte (a generated completion script: escaping
+    /// would change it), on stdout; nothing in JSON mode.
+    pub fn verbatim(&self, text: &[u8]) {
+        if !self.json() {
+            let _ = std::io::stdout().lock().write_all(text);
         }
     }
 

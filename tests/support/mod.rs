@@ -6,3 +6,4 @@ pub mod containerd;
 pub mod fake_api;
 pub mod host_root;
 pub mod real;
+pub mod snapshot;
