@@ -1233,7 +1233,10 @@ mod interactive {
         );
         assert_nothing_asked(&out);
         // Bounded, not hung (the driver's own limit is far longer).
-        assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}:\n{out}");
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "took {elapsed:?}:\n{out}"
+        );
         drop(silent);
     }
 
