@@ -61,6 +61,10 @@ log "fuzz build took $((SECONDS - build_start)) s"
 
 logs=fuzz/target/fuzz-logs
 mkdir -p "$logs"
+# host_resolve builds its trees under TMPDIR; a crash leaves its tree behind, so keep them here.
+export TMPDIR="$PWD/fuzz/target/fuzz-tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 failed=()
 for target in "${targets[@]}"; do
   corpus="fuzz/corpus/$target"

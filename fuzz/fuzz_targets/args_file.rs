@@ -208,10 +208,20 @@ fuzz_target!(|data: &[u8]| {
 
     for (lib, model) in var_sets() {
         let parsed = Args::parse(text, &lib);
-        assert_eq!(parsed, Args::parse(text, &lib), "parse is not deterministic");
+        assert_eq!(
+            parsed,
+            Args::parse(text, &lib),
+            "parse is not deterministic"
+        );
         let expected = model_parse(text, &model);
-        assert_eq!(parsed.args, expected, "Args::parse({text:?}) with {model:?}");
-        if model.iter().all(|(_, v)| !v.contains(['"', '\'', ' ', '\n'])) {
+        assert_eq!(
+            parsed.args, expected,
+            "Args::parse({text:?}) with {model:?}"
+        );
+        if model
+            .iter()
+            .all(|(_, v)| !v.contains(['"', '\'', ' ', '\n']))
+        {
             for arg in &parsed.args {
                 assert!(
                     !arg.contains(['"', '\'', ' ', '\n']),

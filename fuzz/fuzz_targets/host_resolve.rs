@@ -53,7 +53,10 @@ enum Kind {
     Dir,
     File,
     /// A symlink to `/segs...` (absolute) or `segs...` (relative).
-    Link { absolute: bool, target: Vec<Seg> },
+    Link {
+        absolute: bool,
+        target: Vec<Seg>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -205,7 +208,9 @@ fuzz_target!(|input: Input| {
         while !prefix.exists() {
             prefix = prefix.parent().expect("the root exists");
         }
-        let canonical = prefix.canonicalize().expect("an existing path canonicalises");
+        let canonical = prefix
+            .canonicalize()
+            .expect("an existing path canonicalises");
         assert!(
             canonical.starts_with(&base),
             "{} resolved to {}, whose existing prefix {} is really {}: outside the root",

@@ -108,7 +108,11 @@ fn check_consistent(data: &[u8], r: &ScanReport) {
     }
     assert_eq!(r.first_malformed.is_some(), r.malformed_lines > 0, "{r:?}");
     if let Some(m) = &r.first_malformed {
-        assert!(m.line >= 1 && m.line <= r.lines, "{m:?} of {} lines", r.lines);
+        assert!(
+            m.line >= 1 && m.line <= r.lines,
+            "{m:?} of {} lines",
+            r.lines
+        );
         assert!(!m.reason.is_empty());
         assert!(m.excerpt.chars().count() <= 120, "{m:?}");
         let line = data.split(|&b| b == b'\n').nth(m.line as usize - 1);
@@ -126,7 +130,10 @@ fn check_consistent(data: &[u8], r: &ScanReport) {
     }
     assert_eq!(r.passed(), r.labelled_series > 0);
     for pod in r.pods.iter().chain(&r.pods_kubelet_format) {
-        assert!(!pod.pod.is_empty(), "an empty pod label means absent: {pod:?}");
+        assert!(
+            !pod.pod.is_empty(),
+            "an empty pod label means absent: {pod:?}"
+        );
         assert!(pod.containers.iter().all(|c| !c.is_empty()), "{pod:?}");
     }
     assert!(r.pods.len() <= MAX_ENTRIES && r.pods_kubelet_format.len() <= MAX_ENTRIES);

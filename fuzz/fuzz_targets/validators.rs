@@ -166,7 +166,10 @@ fn check_value(v: &str) {
     }
     if check("label_key", v, label_key).is_some() {
         assert!(LABEL_KEY.is_match(v), "label_key accepted {v:?}");
-        assert!(!v.contains(','), "label_key accepted the list separator: {v:?}");
+        assert!(
+            !v.contains(','),
+            "label_key accepted the list separator: {v:?}"
+        );
         assert_plain_scalar("label_key", v);
     }
     if check("containerd_namespace", v, containerd_namespace).is_some() {
