@@ -84,7 +84,9 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 >"$logs/$target.log" 2>&1 || status=$?
   found=$(find "$artifacts" -type f -newer "$marker" 2>/dev/null | head -n 5)
   if [ "$status" -ne 0 ] || [ -n "$found" ]; then
-    tail -n 40 "$logs/$target.log" >&2 || true
+    # The assertion that failed, and the input as the target sees it (its Debug form).
+    grep -m 1 -A 3 'panicked at' "$logs/$target.log" >&2 || tail -n 20 "$logs/$target.log" >&2 || true
+    sed -n '/^Output of `std::fmt::Debug`:/,/^Reproduce with:/p' "$logs/$target.log" | sed '$d' | head -n 60 >&2 || true
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
       echo "error: $target did not stop within $((seconds + 120)) s (killed by timeout)" >&2
     fi
