@@ -3,7 +3,7 @@
 # formatting, lints and every test tier. In CI (CI=true) no real-component test may skip.
 #
 #   scripts/test.sh            # everything
-#   scripts/test.sh --quick    # fmt, clippy and cargo test only (no ecosystem checks)
+#   scripts/test.sh --quick    # fmt, clippy and cargo test only (no fuzzing, no ecosystem checks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,6 +97,12 @@ cargo test --locked -- --test-threads="${CADVISOR_SETUP_TEST_THREADS:-4}"
 if [ $quick = 1 ]; then
   exit 0
 fi
+
+# Fuzz smoke (fuzz/, cargo-fuzz on the nightly toolchain): each target for FUZZ_SECONDS. A cold
+# fuzz build is about 5 CPU-minutes (its own target dir, fuzz/target), the runs 4 x FUZZ_SECONDS.
+# Without nightly it is skipped loudly (CADVISOR_SETUP_REQUIRE_FUZZ=1 makes that a failure).
+log "scripts/fuzz.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-30} per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz.sh
 
 for extra in scripts/test-snap.sh; do
   if [ -x "$extra" ]; then

@@ -96,12 +96,17 @@ pub fn image_reference(field: &'static str, value: &str) -> Result<(), PlanError
         let Some((algo, hex)) = digest.split_once(':') else {
             return fail("the digest has no `algorithm:` prefix");
         };
-        let algo_ok = !algo.is_empty()
-            && algo
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+        // `[a-z][a-z0-9]*` components joined by `+._-` (the reference grammar's, lowercase);
+        // sha256 is 64 lowercase hex digits (go-digest refuses uppercase).
+        let algo_ok = algo.split(['+', '.', '_', '-']).all(|c| {
+            c.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
         let hex_ok = hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        if !algo_ok || !hex_ok || (algo == "sha256" && hex.len() != 64) {
+        let sha256_ok = algo != "sha256"
+            || (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        if !algo_ok || !hex_ok || !sha256_ok {
             return fail("the digest is malformed");
         }
     }
@@ -519,6 +524,31 @@ mod tests {
             "x:{{y}}",
         ] {
             assert!(image_reference("--image", bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the `validators` fuzz target: the reference grammar wants each algorithm
+    /// component to start with a letter, and go-digest wants sha256 in lowercase hex.
+    #[test]
+    fn digest_algorithm_grammar_and_sha256_case() {
+        let hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        for ok in [
+            format!("x@sha256:{hex}"),
+            format!("x@sha512:{hex}{hex}"),
+            format!("x@multihash+base58:{}", &hex[..32]),
+        ] {
+            assert!(image_reference("--image", &ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            format!("x@sha256:{}", hex.to_uppercase()),
+            format!("x@sha256:{}F", &hex[..63]),
+            format!("x@1:{hex}"),
+            format!("x@+:{hex}"),
+            format!("x@sha-:{hex}"),
+            format!("x@a..b:{hex}"),
+            format!("x@:{hex}"),
+        ] {
+            assert!(image_reference("--image", &bad).is_err(), "{bad}");
         }
     }
 
