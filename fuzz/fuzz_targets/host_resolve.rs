@@ -81,10 +81,9 @@ fn join(absolute: bool, segs: &[Seg]) -> PathBuf {
     p
 }
 
-/// The resolver's answer. When `resolve` returns `Result<PathBuf, HostError>`, this is the one
-/// line to change: `fs::resolve(root, path).ok()` (an error is an allowed answer).
+/// The resolver's answer; an error (a link loop, more than 40 links) is an allowed answer.
 fn resolve(root: &HostRoot, path: &Path) -> Option<PathBuf> {
-    Some(fs::resolve(root, path))
+    fs::resolve(root, path).ok()
 }
 
 /// Creates `rel` under `base` without following any symlink; false when it cannot (a parent is

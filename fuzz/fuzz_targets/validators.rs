@@ -15,7 +15,7 @@
 //!   regular expression (distribution/reference's for images, plus go-digest's lowercase
 //!   64-hex rule for sha256; DNS-1123 label; containerd's namespace; label key; absolute
 //!   normalised path; Kubernetes quantity with the validator's suffixes);
-//! - an accepted quantity is a finite number greater than zero (never NaN or infinite: it feeds
+//! - an accepted quantity is an exact integer greater than zero (milli-CPU or bytes: it feeds
 //!   request <= limit comparisons), and memory is never in millibytes (`m`);
 //! - an accepted metric kind is one of `KNOWN_METRICS`.
 #![no_main]
@@ -60,7 +60,7 @@ static LABEL_KEY: LazyLock<Regex> =
     LazyLock::new(|| re("^[A-Za-z0-9](?:[A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$"));
 static ABS_PATH: LazyLock<Regex> = LazyLock::new(|| re("^(?:/[A-Za-z0-9._+@:-]+)+$"));
 static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$")
+    re(r"^\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$")
 });
 
 /// `safe_text`'s promise, stated independently.
@@ -153,10 +153,7 @@ fn check_value(v: &str) {
     for kind in [QuantityKind::Cpu, QuantityKind::Memory] {
         let accepted = check("quantity", v, |f, v| quantity(f, v, kind));
         if let Some(n) = accepted {
-            assert!(
-                n.is_finite() && n > 0.0,
-                "quantity({v:?}, {kind:?}) accepted with value {n}"
-            );
+            assert!(n > 0, "quantity({v:?}, {kind:?}) accepted with value {n}");
             assert!(QUANTITY.is_match(v), "quantity({v:?}, {kind:?}) accepted");
             if kind == QuantityKind::Memory {
                 assert!(!v.ends_with('m'), "memory in millibytes: {v:?}");
