@@ -137,7 +137,10 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<crate::metrics::ScanError>() {
             return e.exit_code();
         }
-        if let Some(e) = cause.downcast_ref::<crate::commands::verify::FetchError>() {
+        if let Some(e) = cause.downcast_ref::<crate::verify::VerifyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::verify::FetchError>() {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<crate::ui::prompts::PromptError>() {

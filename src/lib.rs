@@ -2,7 +2,7 @@
 //!
 //! The pipeline (see README "How it works"):
 //! `host::detect` → `plan::make` → `render::manifests` → `cluster::apply` → `cluster::rollout`
-//! → `cluster::proxy` + `metrics::scan` → `ui::report`. Only `commands` knows the order.
+//! → `verify` (`cluster::proxy` + `metrics::scan`) → `ui::report`. Only `commands` knows the order.
 
 pub mod cli;
 pub mod cluster;
@@ -17,3 +17,4 @@ pub mod plan;
 pub mod render;
 pub mod ui;
 pub mod validate;
+pub mod verify;

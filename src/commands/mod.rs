@@ -8,7 +8,6 @@ pub mod render;
 pub mod status;
 pub mod uninstall;
 pub mod verify;
-pub mod verify_cluster;
 
 use clap::{CommandFactory, FromArgMatches};
 
