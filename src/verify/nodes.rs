@@ -154,6 +154,10 @@ pub async fn verify(
                 return Err(ClusterError::Interrupted { doing: "verifying the metrics".to_string() });
             }
         }
+        // An attempt started at the deadline would be cut at once: the last one stands.
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     let mut nodes: Vec<NodeResult> = results.into_values().collect();
@@ -210,17 +214,45 @@ async fn attempt(
             Some(done) if done.passed => {
                 results.insert(name, done);
             }
-            _ => to_check.push(pod),
+            before => to_check.push((pod, before)),
         }
     }
     let mut checks = futures::stream::iter(to_check)
-        .map(|pod| check_node(cluster, &opts.namespace, pod, number, deadline))
+        .map(|(pod, before)| check_until(cluster, &opts.namespace, pod, before, number, deadline))
         .buffer_unordered(opts.concurrency.max(1));
     while let Some(checked) = checks.next().await {
         let result = checked?;
         results.insert(result.pod.clone(), result);
     }
     Ok(results)
+}
+
+/// [`check_node`], cut at `deadline`: an answer that never ends must not hold the verification
+/// past the timeout. A cut check tells less than the one before it, which then stands.
+async fn check_until(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: Pod,
+    before: Option<NodeResult>,
+    attempt: u32,
+    deadline: tokio::time::Instant,
+) -> Result<NodeResult, ClusterError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default();
+    match tokio::time::timeout_at(deadline, check_node(cluster, namespace, pod, attempt)).await {
+        Ok(checked) => checked,
+        Err(_) => Ok(before.unwrap_or_else(|| {
+            let mut cut = NodeResult::unchecked(node, name, attempt);
+            cut.error = Some(
+                "no complete answer from the API server's proxies before the timeout".to_string(),
+            );
+            cut
+        })),
+    }
 }
 
 fn is_fatal(e: &ClusterError) -> bool {
@@ -232,7 +264,6 @@ async fn check_node(
     namespace: &str,
     pod: Pod,
     attempt: u32,
-    deadline: tokio::time::Instant,
 ) -> Result<NodeResult, ClusterError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let node = pod
@@ -256,7 +287,7 @@ async fn check_node(
     }
     let port = metrics_port(&pod);
     let pod_path = proxy::pod_metrics_path(namespace, &name, port);
-    let cadvisor = match scan_until(cluster, &pod_path, deadline).await {
+    let cadvisor = match scan(cluster, &pod_path).await {
         Ok(report) => report,
         Err(e) if is_fatal(&e) => return Err(e),
         Err(e) => {
@@ -264,7 +295,7 @@ async fn check_node(
             return Ok(result);
         }
     };
-    let baseline = match scan_until(cluster, &proxy::node_cadvisor_path(&node), deadline).await {
+    let baseline = match scan(cluster, &proxy::node_cadvisor_path(&node)).await {
         Ok(kubelet) => Baseline::from_kubelet(&kubelet),
         Err(e) if is_fatal(&e) => return Err(e),
         Err(e) => Baseline::Unavailable {
@@ -305,20 +336,10 @@ fn metrics_port(pod: &Pod) -> u16 {
         .unwrap_or(proxy::CADVISOR_PORT)
 }
 
-/// Scans what the API server answers at `path`, giving up at `deadline` (an answer that never
-/// ends must not hold the verification past `--timeout`).
-async fn scan_until(
-    cluster: &Cluster,
-    path: &str,
-    deadline: tokio::time::Instant,
-) -> Result<ScanReport, ClusterError> {
-    let read = proxy::stream_to(cluster, path, |reader| metrics::scan(reader));
-    match tokio::time::timeout_at(deadline, read).await {
-        Ok(scanned) => scanned?.map_err(|e| ClusterError::Api(format!("{path}: {e}"))),
-        Err(_) => Err(ClusterError::Api(format!(
-            "{path}: no complete answer before the timeout"
-        ))),
-    }
+async fn scan(cluster: &Cluster, path: &str) -> Result<ScanReport, ClusterError> {
+    proxy::stream_to(cluster, path, |reader| metrics::scan(reader))
+        .await?
+        .map_err(|e| ClusterError::Api(format!("{path}: {e}")))
 }
 
 async fn diagnose_node(
