@@ -2,7 +2,7 @@
 //!
 //! The pipeline (see README "How it works"):
 //! `host::detect` → `plan::make` → `render::manifests` → `cluster::apply` → `cluster::rollout`
-//! → `cluster::proxy` + `metrics::scan` → `ui::report`. Only `commands` knows the order.
+//! → `verify` (`cluster::proxy` + `metrics::scan`) → `ui::report`. Only `commands` knows the order.
 
 pub mod cli;
 pub mod cluster;
@@ -18,3 +18,4 @@ pub mod render;
 pub mod settings;
 pub mod ui;
 pub mod validate;
+pub mod verify;

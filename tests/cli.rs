@@ -390,6 +390,19 @@ mod verify {
                 }),
             )
             .route("/plain", get(|| async { LABELLED }))
+            .route(
+                "/moved",
+                get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/metrics")]) }),
+            )
+            .route(
+                "/twice",
+                get(|| async {
+                    (
+                        StatusCode::MOVED_PERMANENTLY,
+                        [(header::LOCATION, "/moved")],
+                    )
+                }),
+            )
             .route("/id-only", get(|| async { ID_ONLY }))
             .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found").into_response() });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -504,14 +517,91 @@ mod verify {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
-    #[test]
-    fn https_is_refused_as_a_usage_error() {
-        let out = cmd()
-            .args(["verify", "--metrics-url", "https://127.0.0.1:8443/metrics"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        assert!(text(&out.stderr).contains("https is not supported"));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_redirect_is_followed_and_a_second_is_exit_1() {
+        let (addr, seen) = serve().await;
+        let out = run(args(&[
+            "verify",
+            "--metrics-url",
+            &format!("http://{addr}/moved"),
+            "-o",
+            "json",
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            seen.asked_gzip.load(Ordering::SeqCst),
+            "the redirect asks for gzip too"
+        );
+        assert_eq!(json(&out)["scan"]["labelled_series"], 1);
+
+        let url = format!("http://{addr}/twice");
+        let out = run(args(&["verify", "--metrics-url", &url])).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("redirected more than 1"), "{stderr}");
+        assert!(stderr.contains(&url), "{stderr}");
+    }
+
+    /// `/metrics` over TLS, with the fake API server's test PKI (its server certificate names
+    /// 127.0.0.1), answered by plain hyper.
+    async fn serve_tls() -> (SocketAddr, String) {
+        let pki = super::support::fake_api::tls::Pki::generate();
+        let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(hyper::body::Bytes::from(LABELLED)),
+                        ))
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (addr, pki.ca_pem)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn https_is_verified_against_the_trusted_roots() {
+        let (addr, ca_pem) = serve_tls().await;
+        let url = format!("https://127.0.0.1:{}/metrics", addr.port());
+        // Not trusted: exit 1 naming the URL and the certificate problem.
+        let out = run(args(&["verify", "--metrics-url", &url])).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&url) && stderr.contains("certificate"),
+            "{stderr}"
+        );
+
+        // Trusted through SSL_CERT_FILE (rustls-native-certs reads it): labelled.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem).unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            cmd()
+                .env("SSL_CERT_FILE", &ca)
+                .args(["verify", "--metrics-url", &url, "-o", "json"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(json(&out)["scan"]["labelled_series"], 1);
     }
 }
 

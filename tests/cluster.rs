@@ -44,6 +44,27 @@ struct World {
     cluster: FakeCluster,
 }
 
+/// `count` simulated nodes (node-1, ...) sharing one host root and its one containerd (one
+/// containerd per node is expensive): every node runs the same labelled pod.
+fn shared_world(count: usize, adjust: impl Fn(&mut SimNode)) -> Option<World> {
+    if !real::require_containerd() {
+        return None;
+    }
+    let shared = node(&[(POD, POD_NS, CONTAINER)]);
+    let sims = (1..=count)
+        .map(|i| {
+            let mut sim = SimNode::microk8s(&format!("node-{i}"), shared.root.path());
+            adjust(&mut sim);
+            sim
+        })
+        .collect();
+    let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(sims));
+    Some(World {
+        nodes: vec![shared],
+        cluster,
+    })
+}
+
 fn world(count: usize) -> Option<World> {
     if !real::require_containerd() {
         return None;
@@ -319,6 +340,153 @@ mod story {
         // And verify agrees now.
         let out = w.run(&["verify", "--timeout", "10s"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+}
+
+mod verification {
+    //! The verification stage against many nodes: concurrent but bounded, retrying only the
+    //! nodes that fail, and honest about a kubelet baseline it could not read.
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    /// Installs without verifying, so the test sees the requests of one `verify` only.
+    fn installed(w: &World) {
+        install_ok(w, &["--no-verify"]);
+        w.cluster.clear_requests();
+        w.cluster.reset_proxy_peak();
+    }
+
+    /// `(pod proxy arrivals, node proxy arrivals)` per name (pod or node), oldest first.
+    fn proxy_requests(
+        w: &World,
+    ) -> (
+        BTreeMap<String, Vec<Instant>>,
+        BTreeMap<String, Vec<Instant>>,
+    ) {
+        let (mut pods, mut nodes) = (BTreeMap::new(), BTreeMap::new());
+        for r in w.cluster.requests() {
+            let segs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+            match segs.as_slice() {
+                ["api", "v1", "namespaces", _, "pods", target, "proxy", ..] => {
+                    let pod = target.split(':').next().unwrap_or_default().to_string();
+                    pods.entry(pod).or_insert_with(Vec::new).push(r.at);
+                }
+                ["api", "v1", "nodes", node, "proxy", "metrics", "cadvisor"] => {
+                    nodes
+                        .entry(node.to_string())
+                        .or_insert_with(Vec::new)
+                        .push(r.at);
+                }
+                _ => {}
+            }
+        }
+        (pods, nodes)
+    }
+
+    /// 20 nodes, 300 ms per proxy answer: one after another that is 12 s; the default bound of
+    /// 16 nodes at once makes it two waves.
+    #[test]
+    fn twenty_nodes_are_checked_concurrently_never_more_than_sixteen_at_once() {
+        let Some(w) = shared_world(20, |_| {}) else {
+            return;
+        };
+        installed(&w);
+        let latency = Duration::from_millis(300);
+        w.cluster.failures().set_proxy_latency(latency);
+        let started = Instant::now();
+        let out = w.run(&["verify", "--timeout", "60s", "-o", "json"]);
+        let elapsed = started.elapsed();
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 20);
+        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
+        assert_eq!(report["verification"]["attempts"], 1);
+
+        let peak = w.cluster.proxy_peak();
+        assert!(peak <= 16, "{peak} proxy requests at once: the bound is 16");
+        assert!(peak > 1, "the nodes were checked one after another");
+        // Each node asks the pod proxy, then the node proxy: a slot frees no earlier than two
+        // latencies after the first pod proxy request arrived.
+        let (pods, kubelets) = proxy_requests(&w);
+        assert_eq!((pods.len(), kubelets.len()), (20, 20));
+        let mut first: Vec<Instant> = pods.values().map(|at| at[0]).collect();
+        first.sort();
+        assert!(
+            first[16] - first[0] >= 2 * latency,
+            "the 17th node started {:?} after the first, before any of the first 16 was done",
+            first[16] - first[0]
+        );
+        assert!(
+            elapsed < 40 * latency / 2,
+            "{elapsed:?}: not concurrent (sequential takes {:?})",
+            40 * latency
+        );
+    }
+
+    #[test]
+    fn a_node_failing_once_is_retried_alone() {
+        let Some(w) = shared_world(3, |_| {}) else {
+            return;
+        };
+        installed(&w);
+        w.cluster.failures().unhousekept_scrapes("node-2", 1);
+        let out = w.run(&["verify", "--timeout", "30s", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(report["verification"]["attempts"], 2, "{report:#}");
+        let (pods, kubelets) = proxy_requests(&w);
+        for n in report["verification"]["nodes"].as_array().expect("nodes") {
+            let (node, pod) = (
+                n["node"].as_str().expect("node"),
+                n["pod"].as_str().expect("pod"),
+            );
+            let retried = node == "node-2";
+            assert_eq!(n["passed"], true);
+            assert_eq!(n["attempt"], if retried { 2 } else { 1 }, "{n:#}");
+            assert_eq!(
+                pods[pod].len(),
+                if retried { 2 } else { 1 },
+                "{node}: pod proxy"
+            );
+            // Only node-2 is asked again, its kubelet too.
+            assert_eq!(
+                kubelets[node].len(),
+                if retried { 2 } else { 1 },
+                "{node}: node proxy"
+            );
+        }
+    }
+
+    /// A real API server refuses the node proxy for a loopback node address
+    /// (`400 BadRequest: address not allowed`): verify passes on the labels and says the
+    /// baseline was unavailable and why, not that the kubelet reports 0 pods.
+    #[test]
+    fn a_refused_node_proxy_is_an_unavailable_baseline_not_zero_pods() {
+        let Some(w) = shared_world(1, |n| n.internal_ip = "127.0.0.1".into()) else {
+            return;
+        };
+        installed(&w);
+        let out = w.run(&["verify", "--timeout", "30s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("the kubelet baseline was unavailable"),
+            "{}",
+            text(&out)
+        );
+        assert!(stdout.contains("address not allowed"), "{}", text(&out));
+        assert!(!stdout.contains("reports 0 pods"), "{}", text(&out));
+        let report = json(&w.run(&["verify", "--timeout", "30s", "-o", "json"]));
+        let node = &report["verification"]["nodes"][0];
+        assert_eq!(node["passed"], true);
+        assert!(
+            node["kubelet_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("address not allowed")),
+            "{node:#}"
+        );
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::ClusterError;
 use super::client::{classify, connect};
 use crate::host::{CgroupDriver, ConfigzHints};
+use crate::metrics::ScanReport;
 
 /// What the API server knows about this node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,16 +62,18 @@ pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, Clust
             .map(|i| i.container_runtime_version.clone()),
         ..NodeFacts::default()
     };
+    let metrics_path = super::proxy::node_cadvisor_path(&name);
     let (configz, metrics) = futures::join!(
         proxy_get(&cluster, &name, "configz"),
-        proxy_get(&cluster, &name, "metrics/cadvisor")
+        super::proxy::stream_to(&cluster, &metrics_path, |r| crate::metrics::scan(r))
     );
     match configz.and_then(|text| parse_configz(&text)) {
         Ok(hints) => out.configz = Some(hints),
         Err(e) => out.configz_error = Some(e.to_string()),
     }
     match metrics {
-        Ok(text) => out.kubelet_cadvisor_pod_labels = Some(has_pod_labels(&text)),
+        Ok(Ok(report)) => out.kubelet_cadvisor_pod_labels = Some(carries_pod_labels(&report)),
+        Ok(Err(e)) => out.metrics_error = Some(format!("GET {metrics_path}: {e}")),
         Err(e) => out.metrics_error = Some(e.to_string()),
     }
     Ok(out)
@@ -136,7 +139,8 @@ async fn proxy_get(
             other => other,
         }
     })?;
-    // configz is a few KiB; a larger answer is not a kubelet's.
+    // configz is a few KiB; a larger answer is not a kubelet's. (`/metrics/cadvisor` is
+    // streamed into the metrics scanner instead: it grows with the node's containers.)
     let (bytes, complete) = super::proxy::read_at_most(body, MAX_PROXY_ANSWER)
         .await
         .map_err(|e| ClusterError::Api(format!("GET {uri}: {e}")))?;
@@ -175,27 +179,10 @@ pub fn parse_configz(text: &str) -> Result<ConfigzHints, ClusterError> {
     })
 }
 
-/// Does a Prometheus text carry pod labels? The kubelet's `/metrics/cadvisor` names them `pod`;
-/// a standalone cAdvisor `container_label_io_kubernetes_pod_name`. Empty values do not count.
-pub fn has_pod_labels(text: &str) -> bool {
-    text.lines().filter(|l| !l.starts_with('#')).any(|l| {
-        label_nonempty(l, "pod=\"")
-            || label_nonempty(l, "container_label_io_kubernetes_pod_name=\"")
-    })
-}
-
-fn label_nonempty(line: &str, key: &str) -> bool {
-    let mut rest = line;
-    while let Some(i) = rest.find(key) {
-        let before = rest[..i].chars().last();
-        let starts_label = matches!(before, Some('{') | Some(','));
-        let value_start = &rest[i + key.len()..];
-        if starts_label && !value_start.starts_with('"') {
-            return true;
-        }
-        rest = value_start;
-    }
-    false
+/// Does a scrape carry pod labels? The kubelet's `/metrics/cadvisor` names them `pod`; a
+/// standalone cAdvisor `container_label_io_kubernetes_pod_name`. Empty values do not count.
+pub fn carries_pod_labels(report: &ScanReport) -> bool {
+    report.labelled_series > 0 || report.kubelet_labelled_series > 0
 }
 
 #[cfg(test)]
@@ -219,9 +206,10 @@ mod tests {
             "container_cpu_usage_seconds_total{container=\"\",id=\"/kubepods/x\",pod=\"\"} 1\n";
         let full = "container_cpu_usage_seconds_total{container=\"web\",id=\"/kubepods/x\",pod=\"web-0\"} 1\n";
         let standalone = "container_memory_usage_bytes{container_label_io_kubernetes_pod_name=\"web-0\",id=\"/x\"} 1\n";
-        assert!(!has_pod_labels(empty));
-        assert!(has_pod_labels(full));
-        assert!(has_pod_labels(standalone));
-        assert!(!has_pod_labels("# HELP x pod=\"a\"\n"));
+        let has = |text: &str| carries_pod_labels(&crate::metrics::scan(text.as_bytes()).unwrap());
+        assert!(!has(empty));
+        assert!(has(full));
+        assert!(has(standalone));
+        assert!(!has("# HELP x pod=\"a\"\n"));
     }
 }

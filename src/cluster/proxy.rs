@@ -2,13 +2,16 @@
 //! `/metrics/cadvisor` (node proxy) and a pod's log.
 //!
 //! Metrics bodies are streamed into a synchronous reader (the scanner in `crate::metrics`) through
-//! a bounded channel, so memory stays constant whatever the payload size.
+//! tokio-util's `SyncIoBridge`, so memory stays constant whatever the payload size.
 
 use std::io::Read;
 
 use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
+
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio_util::io::SyncIoBridge;
 
 use super::{Cluster, ClusterError, classify};
 
@@ -25,9 +28,9 @@ pub fn node_cadvisor_path(node: &str) -> String {
     format!("/api/v1/nodes/{node}/proxy/metrics/cadvisor")
 }
 
-/// GETs `path` and feeds the body to `consume` on a blocking thread as a `std::io::Read`.
+/// GETs `path` and feeds the body to `consume` as a `std::io::Read`, on a thread of its own.
 ///
-/// Chunks travel through a channel of 8 buffers: the body is never held whole.
+/// The body is bridged chunk by chunk ([`SyncIoBridge`]): it is never held whole.
 pub async fn stream_to<T, F>(cluster: &Cluster, path: &str, consume: F) -> Result<T, ClusterError>
 where
     F: FnOnce(&mut dyn Read) -> T + Send + 'static,
@@ -41,61 +44,35 @@ where
         .request_stream(request)
         .await
         .map_err(|e| classify(&cluster.server, e))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
-    let consumer = tokio::task::spawn_blocking(move || {
-        let mut reader = ChannelReader {
-            rx,
-            buf: Vec::new(),
-            pos: 0,
-        };
-        consume(&mut reader)
-    });
-    let mut body = std::pin::pin!(body);
-    loop {
-        let mut chunk = vec![0u8; 64 * 1024];
-        match body.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => {
-                chunk.truncate(n);
-                if tx.send(Ok(chunk)).await.is_err() {
-                    break; // the consumer stopped early
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                break;
-            }
-        }
-    }
-    drop(tx);
-    consumer
+    read_on_thread(Box::pin(body).compat(), consume)
         .await
-        .map_err(|e| ClusterError::Api(format!("metrics reader failed: {e}")))
+        .map_err(|e| ClusterError::Api(format!("reading {path}: {e}")))
 }
 
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.buf.len() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(chunk)) => {
-                    self.buf = chunk;
-                    self.pos = 0;
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
+/// Runs `consume` over `reader` on a plain thread, bridged to the runtime by [`SyncIoBridge`].
+///
+/// A detached thread, not `spawn_blocking`: the runtime waits for its blocking tasks when it
+/// shuts down (docs.rs/tokio `Runtime::shutdown_background`: "dropping a runtime will block
+/// indefinitely for spawned blocking tasks to complete"), so a body that never ends must not
+/// be read on one; a caller that gives up (a timeout) drops the receiver and the thread ends
+/// with the process at the latest.
+pub async fn read_on_thread<R, T, F>(reader: R, consume: F) -> std::io::Result<T>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    F: FnOnce(&mut dyn Read) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("metrics-reader".into())
+        .spawn(move || {
+            let mut bridge = SyncIoBridge::new_with_handle(reader, handle);
+            // Nobody waits any more after a timeout.
+            let _ = tx.send(consume(&mut bridge));
+        })?;
+    rx.await
+        .map_err(|_| std::io::Error::other("the reading thread stopped without a result"))
 }
 
 /// The pod's log from its start (the containerd factory registration line is among the first),

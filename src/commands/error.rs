@@ -18,7 +18,7 @@ use crate::render::RenderError;
 use crate::settings::SettingsError;
 use crate::ui::prompts::PromptError;
 
-use super::verify::FetchError;
+use crate::verify::{FetchError, VerifyError};
 
 /// What every command returns.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -52,6 +52,8 @@ pub enum Error {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
     Prompt(#[from] PromptError),
     /// An I/O failure of the command itself (a thread, the runtime): unexpected.
     #[error(transparent)]
@@ -78,6 +80,7 @@ impl Error {
             Error::Cluster(e) => cluster(e),
             Error::Scan(e) => scan(e),
             Error::Fetch(e) => fetch(e),
+            Error::Verify(e) => verify(e),
             Error::Prompt(e) => prompt(e),
             Error::Io(_) => ExitCode::Unexpected,
             Error::Context { source, .. } => source.exit_code(),
@@ -157,14 +160,30 @@ fn scan(e: &ScanError) -> ExitCode {
 fn fetch(e: &FetchError) -> ExitCode {
     match e {
         // The flag's value is wrong: a usage error.
-        FetchError::BadUrl { .. } | FetchError::Https { .. } => ExitCode::Usage,
+        FetchError::BadUrl { .. } => ExitCode::Usage,
         // An endpoint that cannot be read proves nothing about the labels, so it is not a
         // verification failure (6); nor is it the cluster (4): an unexpected error (1).
         FetchError::Unreachable { .. }
         | FetchError::Status { .. }
-        | FetchError::Http { .. }
-        | FetchError::Timeout { .. }
-        | FetchError::Scan { .. } => ExitCode::Unexpected,
+        | FetchError::Redirects { .. }
+        | FetchError::BadRedirect { .. }
+        | FetchError::Timeout { .. } => ExitCode::Unexpected,
+        FetchError::Scan { error, .. } => scan(error),
+    }
+}
+
+fn verify(e: &VerifyError) -> ExitCode {
+    match e {
+        // Not a file that could hold a scrape: the flag's value is wrong.
+        VerifyError::NoSuchFile { .. }
+        | VerifyError::Directory { .. }
+        | VerifyError::NotAFile { .. } => ExitCode::Usage,
+        VerifyError::Fetch(e) => fetch(e),
+        VerifyError::Scan { error, .. } => scan(error),
+        VerifyError::Open { .. }
+        | VerifyError::Thread(_)
+        | VerifyError::ReaderGone { .. }
+        | VerifyError::Timeout { .. } => ExitCode::Unexpected,
     }
 }
 

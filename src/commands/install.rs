@@ -25,7 +25,6 @@ use serde_json::json;
 
 use super::Context;
 use super::error::Failure;
-use super::verify_cluster::{self, Verification, VerifyOptions};
 use crate::cli::ServiceMonitorMode;
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
@@ -37,6 +36,7 @@ use crate::plan::Plan;
 use crate::render::Manifests;
 use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
+use crate::verify::{self, Verification, VerifyOptions};
 
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
@@ -349,15 +349,13 @@ pub async fn install(
     }
 
     let verify_opts = VerifyOptions {
-        namespace: namespace.clone(),
-        daemonset: ds.name.clone(),
-        timeout: args.timeout,
         expected_socket: facts.runtime.socket.clone(),
+        ..VerifyOptions::new(&namespace, &ds.name, args.timeout)
     };
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");
     // The verification stage starts here: measured from the watch event that completed the rollout.
     let ready_to_verify = ready_at.elapsed().as_secs_f64() * 1000.0;
-    let verified = verify_cluster::verify(cluster, &verify_opts, |msg| {
+    let verified = verify::verify(cluster, &verify_opts, |msg| {
         spinner.set_message(msg.to_string())
     })
     .await;
@@ -368,7 +366,7 @@ pub async fn install(
     spinner.finish_and_clear();
     match verified {
         Ok(v) => {
-            verify_cluster::record(ctx, cluster, &v).await;
+            super::verify::record(ctx, cluster, &v).await;
             outcome.verification = Some(v);
         }
         Err(e) => outcome.error = Some(e),
@@ -390,7 +388,7 @@ impl Outcome {
             return super::error::cluster(e);
         }
         match &self.verification {
-            Some(v) => verify_cluster::code_of(v),
+            Some(v) => v.exit_code(),
             None => ExitCode::Success,
         }
     }
@@ -431,7 +429,7 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
         return code;
     }
     if let Some(v) = &outcome.verification {
-        verify_cluster::print_human(ctx, v);
+        super::verify::print_human(ctx, v);
     }
     if let Some(e) = &outcome.error {
         ui.note(format!("{} {e}", ui.bad("error:")));

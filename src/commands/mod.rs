@@ -9,7 +9,6 @@ pub mod render;
 pub mod status;
 pub mod uninstall;
 pub mod verify;
-pub mod verify_cluster;
 
 use clap::{CommandFactory, FromArgMatches};
 

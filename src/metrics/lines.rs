@@ -9,8 +9,6 @@
 //! already parsed is looked up (a bounded cache, compared byte for byte) and only the value and
 //! timestamp after it are checked: on a 200 MB scrape that brings the scanner to grep's speed.
 
-use std::io;
-
 use memchr::{memchr, memchr_iter};
 
 use super::line::{self, Label, Labels, Line, RawValue};
@@ -313,17 +311,5 @@ fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>) -> &'a [u8] {
             raw.unescape_into(buf);
             buf
         }
-    }
-}
-
-/// Lets the gzip decoder write decompressed text straight into the scanner.
-impl io::Write for LineScanner {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.feed(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

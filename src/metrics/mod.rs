@@ -1,9 +1,8 @@
 //! Streaming scanner for the Prometheus text format: which pods appear with
 //! `container_label_io_kubernetes_pod_name`. Constant memory, gzip recognised. No I/O of its own.
 //!
-//! Two ways in, one report out:
-//! - [`scan`] reads any [`std::io::Read`] (a file, stdin) through a fixed 64 KiB buffer;
-//! - [`Scanner`] is pushed chunks as they arrive (an HTTP body) and [`Scanner::finish`]ed.
+//! [`scan`] reads any [`std::io::Read`] (a file, stdin, an HTTP body bridged from async) through
+//! a fixed 64 KiB buffer.
 //!
 //! gzip is recognised by its magic bytes `1f 8b` (RFC 1952 §2.3.1) whatever the file name or
 //! `Content-Encoding`, and decompressed as it streams. Nothing per series is stored: only counters
@@ -13,9 +12,9 @@ mod line;
 mod lines;
 mod pods;
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 
-use flate2::write::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
 pub use lines::MAX_LINE;
@@ -123,114 +122,88 @@ impl ScanReport {
 }
 
 /// Scans a whole stream through a fixed buffer. gzip is recognised and decompressed.
-pub fn scan<R: Read>(mut reader: R) -> Result<ScanReport, ScanError> {
-    let mut scanner = Scanner::new();
-    let mut buf = vec![0u8; READ_BUFFER];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ScanError::Read(e)),
-        };
-        scanner.feed(&buf[..n])?;
-    }
-    scanner.finish()
-}
-
-/// The push form of [`scan`]: feed chunks as they arrive, then [`finish`](Scanner::finish).
-#[derive(Debug)]
-pub struct Scanner {
-    sink: Sink,
-    input_bytes: u64,
-}
-
-#[derive(Debug)]
-enum Sink {
-    /// Fewer than two bytes seen: gzip or not is still open.
-    Undecided(Box<LineScanner>, Vec<u8>),
-    Plain(Box<LineScanner>),
-    Gzip(Box<MultiGzDecoder<LineScanner>>),
-}
-
-impl Default for Scanner {
-    fn default() -> Self {
-        Scanner::new()
-    }
-}
-
-impl Scanner {
-    pub fn new() -> Self {
-        Scanner {
-            sink: Sink::Undecided(Box::default(), Vec::with_capacity(2)),
-            input_bytes: 0,
-        }
-    }
-
-    /// Scans the next chunk (compressed or not, as the first two bytes said).
-    pub fn feed(&mut self, data: &[u8]) -> Result<(), ScanError> {
-        self.input_bytes += data.len() as u64;
-        match &mut self.sink {
-            Sink::Plain(lines) => {
-                lines.feed(data);
-                Ok(())
-            }
-            Sink::Gzip(decoder) => decoder.write_all(data).map_err(ScanError::Gzip),
-            Sink::Undecided(_, head) => {
-                let need = 2 - head.len();
-                let (first, rest) = data.split_at(need.min(data.len()));
-                head.extend_from_slice(first);
-                if head.len() < 2 {
-                    return Ok(());
+///
+/// The first two bytes decide: gzip's magic goes through [`MultiGzDecoder`] (every member of a
+/// concatenated stream), anything else is scanned as text straight from the read buffer.
+pub fn scan<R: Read>(reader: R) -> Result<ScanReport, ScanError> {
+    let mut counted = Counted {
+        inner: reader,
+        bytes: 0,
+        failed: false,
+    };
+    let mut head = [0u8; 2];
+    let got = read_head(&mut counted, &mut head).map_err(ScanError::Read)?;
+    let gzip = head[..got] == GZIP_MAGIC;
+    let mut lines = LineScanner::default();
+    let mut input = BufReader::with_capacity(READ_BUFFER, (&head[..got]).chain(&mut counted));
+    if gzip {
+        let mut decoder = MultiGzDecoder::new(input);
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            match decoder.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => lines.feed(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The source's own failure is a read error, not a corrupt stream.
+                Err(e) if decoder.get_ref().get_ref().get_ref().1.failed => {
+                    return Err(ScanError::Read(e));
                 }
-                self.decide()?;
-                self.feed_decided(rest)
+                Err(e) => return Err(ScanError::Gzip(e)),
             }
         }
-    }
-
-    /// Leaves `Undecided` once two bytes are known, replaying them into the chosen sink.
-    fn decide(&mut self) -> Result<(), ScanError> {
-        let sink = std::mem::replace(&mut self.sink, Sink::Plain(Box::default()));
-        let Sink::Undecided(lines, head) = sink else {
-            self.sink = sink;
-            return Ok(());
-        };
-        if head[..] == GZIP_MAGIC {
-            let mut decoder = MultiGzDecoder::new(*lines);
-            decoder.write_all(&head).map_err(ScanError::Gzip)?;
-            self.sink = Sink::Gzip(Box::new(decoder));
-        } else {
-            let mut lines = lines;
-            lines.feed(&head);
-            self.sink = Sink::Plain(lines);
+    } else {
+        loop {
+            let buf = match input.fill_buf() {
+                Ok([]) => break,
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ScanError::Read(e)),
+            };
+            lines.feed(buf);
+            let n = buf.len();
+            input.consume(n);
         }
-        Ok(())
     }
+    let mut report = lines.finish();
+    report.gzip = gzip;
+    report.input_bytes = counted.bytes;
+    Ok(report)
+}
 
-    fn feed_decided(&mut self, data: &[u8]) -> Result<(), ScanError> {
-        match &mut self.sink {
-            Sink::Plain(lines) => lines.feed(data),
-            Sink::Gzip(decoder) => decoder.write_all(data).map_err(ScanError::Gzip)?,
-            Sink::Undecided(..) => {}
+/// Up to `head.len()` bytes, fewer only at the end of the stream (a reader may return one byte
+/// at a time).
+fn read_head(reader: &mut impl Read, head: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
-        Ok(())
     }
+    Ok(got)
+}
 
-    /// Ends the stream: scans a last line without a newline and checks the gzip trailer.
-    pub fn finish(self) -> Result<ScanReport, ScanError> {
-        let (lines, gzip) = match self.sink {
-            Sink::Undecided(mut lines, head) => {
-                lines.feed(&head);
-                (*lines, false)
+/// Counts the bytes read from the source and remembers whether it failed.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+    failed: bool,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(n)
             }
-            Sink::Plain(lines) => (*lines, false),
-            Sink::Gzip(decoder) => (decoder.finish().map_err(ScanError::Gzip)?, true),
-        };
-        let mut report = lines.finish();
-        report.gzip = gzip;
-        report.input_bytes = self.input_bytes;
-        Ok(report)
+            Err(e) => {
+                self.failed = e.kind() != io::ErrorKind::Interrupted;
+                Err(e)
+            }
+        }
     }
 }
 

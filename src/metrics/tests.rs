@@ -180,17 +180,50 @@ fn truncated_or_corrupt_gzip_is_an_error() {
     assert!(scan(&corrupt[..]).is_err());
 }
 
+/// A source that fails after its data: the failure is the source's, not a corrupt stream.
+struct Failing<'a>(&'a [u8]);
+
+impl Read for Failing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+        }
+        let n = buf.len().min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_failing_source_is_a_read_error_plain_or_gzip() {
+    let compressed = gzip(LABELLED.as_bytes());
+    let half = &compressed[..compressed.len() / 2];
+    assert!(matches!(scan(Failing(half)), Err(ScanError::Read(_))));
+    assert!(matches!(
+        scan(Failing(LABELLED.as_bytes())),
+        Err(ScanError::Read(_))
+    ));
+}
+
 #[test]
 fn one_byte_inputs_decide_nothing_early() {
     assert_eq!(scan_str("\u{1f}").malformed_lines, 1);
     assert_eq!(scan_str("m").malformed_lines, 1);
-    let mut scanner = Scanner::new();
-    scanner.feed(b"").unwrap();
-    scanner.feed(&gzip(b"m{id=\"/\"} 1\n")[..1]).unwrap();
     // One byte cannot be gzip (a member is at least 18 bytes): it is scanned as text.
-    let report = scanner.finish().unwrap();
+    let report = scan(&gzip(b"m{id=\"/\"} 1\n")[..1]).unwrap();
     assert!(!report.gzip);
     assert_eq!((report.input_bytes, report.malformed_lines), (1, 1));
+    // gzip arriving a byte at a time is still recognised.
+    let compressed = gzip(LABELLED.as_bytes());
+    let trickle = Trickle {
+        data: &compressed,
+        sizes: vec![1],
+        turn: 0,
+    };
+    let report = scan(trickle).unwrap();
+    assert!(report.gzip && report.labelled_series > 0);
+    assert_eq!(report.input_bytes, compressed.len() as u64);
     // Two bytes of magic and nothing else is a truncated gzip stream.
     assert!(matches!(scan(&[0x1f, 0x8b][..]), Err(ScanError::Gzip(_))));
 }

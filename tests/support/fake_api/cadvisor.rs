@@ -792,6 +792,15 @@ pub async fn pod_proxy(
                 .as_str()
                 .and_then(|n| state.node(n))
                 .cloned();
+            if node
+                .as_ref()
+                .is_some_and(|n| state.failures.take_unhousekept_scrape(&n.name))
+            {
+                // Before its first housekeeping cAdvisor knows only the root cgroup.
+                let body = "# TYPE container_cpu_usage_seconds_total counter\n\
+                            container_cpu_usage_seconds_total{cpu=\"total\",id=\"/\"} 1\n";
+                return Ok((200, PROM_TEXT.into(), body.to_string()));
+            }
             let node_containers = match &node {
                 Some(n) => containerd::list(&n.real_socket(), "k8s.io", Duration::from_secs(3))
                     .await
@@ -829,6 +838,20 @@ pub async fn node_proxy(
         .node(name)
         .cloned()
         .ok_or_else(|| status::not_found(resource("nodes"), name))?;
+    // The API server refuses to proxy to a loopback or link-local node address (seen on a real
+    // v1.36 cluster whose node name resolved to 127.0.0.1: shared/reference/real-cluster.md;
+    // kubernetes/kubernetes: pkg/registry/core/node/strategy.go `ResourceLocation` →
+    // `proxyutil.IsProxyableIP`).
+    let refused = node
+        .internal_ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+        });
+    if refused {
+        return Err(status::bad_request("address not allowed".to_string()));
+    }
     match rest.trim_matches('/') {
         "configz" => {
             let body = json!({"kubeletconfig": {

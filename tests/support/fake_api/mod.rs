@@ -43,7 +43,7 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -170,6 +170,13 @@ pub struct FailureState {
     pub pod_start_delay: Duration,
     /// Time a deleted pod stays Terminating before it is gone.
     pub pod_stop_delay: Duration,
+    /// Added to every pod and node proxy request before it is answered (a slow kubelet or a
+    /// far node), so concurrent requests overlap measurably.
+    pub proxy_latency: Duration,
+    /// Node name → how many more `/metrics` scrapes of cAdvisor pods on that node answer as a
+    /// cAdvisor that has not yet housekept the node's containers (the root cgroup only, no
+    /// pod labels). (A 503 would not do: kube's client retries 503 itself.)
+    pub unhousekept_scrapes: Vec<(String, u32)>,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -266,6 +273,34 @@ impl Failures {
         self.lock().pod_stop_delay = delay;
     }
 
+    /// Every pod and node proxy request waits `latency` before it is answered.
+    pub fn set_proxy_latency(&self, latency: Duration) {
+        self.lock().proxy_latency = latency;
+    }
+
+    /// The next `times` scrapes of cAdvisor on `node` find no containers yet.
+    pub fn unhousekept_scrapes(&self, node: &str, times: u32) {
+        self.lock()
+            .unhousekept_scrapes
+            .push((node.to_string(), times));
+    }
+
+    /// Whether this scrape of cAdvisor on `node` is to find no containers (and counts it).
+    pub(crate) fn take_unhousekept_scrape(&self, node: &str) -> bool {
+        let mut state = self.lock();
+        match state
+            .unhousekept_scrapes
+            .iter_mut()
+            .find(|(n, left)| n == node && *left > 0)
+        {
+            Some((_, left)) => {
+                *left -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn down_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
         self.down.subscribe()
     }
@@ -295,6 +330,9 @@ pub struct State {
     pub pods: Mutex<HashMap<String, PodRuntime>>,
     pub started: Instant,
     pub pod_security_default: Mutex<String>,
+    /// Pod and node proxy requests being answered now, and the most at once so far.
+    pub proxy_in_flight: AtomicUsize,
+    pub proxy_peak: AtomicUsize,
 }
 
 impl State {
@@ -373,6 +411,8 @@ impl FakeCluster {
             pods: Mutex::new(HashMap::new()),
             started: Instant::now(),
             pod_security_default: Mutex::new(config.pod_security_default.to_string()),
+            proxy_in_flight: AtomicUsize::new(0),
+            proxy_peak: AtomicUsize::new(0),
         });
         controller::seed(&state);
         // Bound without block_on, so a #[tokio::test] may start a cluster too.
@@ -479,6 +519,15 @@ impl FakeCluster {
 
     pub fn resource_version(&self) -> u64 {
         self.state.store().rv()
+    }
+
+    /// The most pod and node proxy requests that were being answered at the same time.
+    pub fn proxy_peak(&self) -> usize {
+        self.state.proxy_peak.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_proxy_peak(&self) {
+        self.state.proxy_peak.store(0, Ordering::SeqCst);
     }
 
     /// Every request so far, oldest first.

@@ -511,6 +511,11 @@ async fn resource_route(
         }
         (Some("proxy"), Some(name), _) => {
             let rest = t.rest.join("/");
+            let _in_flight = InFlight::enter(ctx.state);
+            let latency = ctx.state.failures.snapshot().proxy_latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             match t.res.kind {
                 "Pod" => {
                     let (code, ct, body) = cadvisor::pod_proxy(ctx.state, &ns, name, &rest).await?;
@@ -528,6 +533,23 @@ async fn resource_route(
         (_, _, m) => Err(status::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
+    }
+}
+
+/// Counts a proxy request in flight while it lives, and keeps the peak.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> InFlight<'a> {
+        let now = state.proxy_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.proxy_peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.proxy_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
