@@ -1,15 +1,13 @@
 //! This node seen through the API server: its node object, the kubelet's configz and the
 //! kubelet's own `/metrics/cadvisor` (host-layouts §2.7, §6).
 
-use std::path::Path;
-
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
 
 use super::ClusterError;
-use super::client::{classify, connect};
+use super::client::{Cluster, classify};
 use crate::host::{CgroupDriver, ConfigzHints};
 use crate::metrics::ScanReport;
 
@@ -33,8 +31,7 @@ pub struct NodeFacts {
 /// Finds this node (by `hostname`) and reads its facts. Fails only when the API server cannot
 /// be used at all (kubeconfig, connection, auth) or the node is not found; the proxy reads report
 /// their own errors in the result.
-pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, ClusterError> {
-    let cluster = connect(kubeconfig).await?;
+pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, ClusterError> {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     let list = nodes
         .list(&ListParams::default())
@@ -64,8 +61,8 @@ pub async fn facts(kubeconfig: &Path, hostname: &str) -> Result<NodeFacts, Clust
     };
     let metrics_path = super::proxy::node_cadvisor_path(&name);
     let (configz, metrics) = futures::join!(
-        proxy_get(&cluster, &name, "configz"),
-        super::proxy::stream_to(&cluster, &metrics_path, |r| crate::metrics::scan(r))
+        proxy_get(cluster, &name, "configz"),
+        super::proxy::stream_to(cluster, &metrics_path, |r| crate::metrics::scan(r))
     );
     match configz.and_then(|text| parse_configz(&text)) {
         Ok(hints) => out.configz = Some(hints),

@@ -8,10 +8,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::Cluster;
 use crate::cluster::node::{self, NodeFacts};
 use crate::error::ExitCode;
-use crate::host::kubeconfig::{self, KubeconfigEnv};
-use crate::host::{self, DetectOptions, HostFacts, Runtime, RuntimeKind, SocketCandidate};
+use crate::host::kubeconfig::KubeconfigEnv;
+use crate::host::{
+    self, DetectOptions, HostFacts, KubeconfigFacts, Runtime, RuntimeKind, SocketCandidate,
+};
 use crate::settings::{DetectSettings, SocketPath};
 use crate::ui::{Human, Report, Ui};
 
@@ -29,25 +32,24 @@ enum ClusterOutcome {
 
 pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode> {
     let root = &ctx.host_root;
-    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
+    // flag > env > `--config` answers file, checked absolute in `crate::settings`.
+    let mut opts = DetectOptions {
+        containerd_socket: args.containerd_socket.map(SocketPath::into_path),
+        kubeconfig_flag: ctx.global.kubeconfig.clone(),
+        kubeconfig_env: Some(KubeconfigEnv::from_process(ctx.global.kubeconfig.clone())),
+        ..DetectOptions::default()
+    };
+    // Files first (cheap), then the API server once, then the probes.
+    let files = host::read_files(root, &opts);
     let cluster = if args.no_cluster {
         ClusterOutcome::Skipped("--no-cluster")
     } else {
-        ask_cluster(root, &env).await
+        ask_cluster(files.kubeconfig.as_ref(), files.node_name()).await
     };
-    // flag > env > `--config` answers file, checked absolute in `crate::settings`.
-    let containerd_socket = args.containerd_socket.map(SocketPath::into_path);
-    let opts = DetectOptions {
-        containerd_socket,
-        kubeconfig_flag: ctx.global.kubeconfig.clone(),
-        configz: match &cluster {
-            ClusterOutcome::Node(n) => n.configz.clone(),
-            _ => None,
-        },
-        kubeconfig_env: Some(env),
-        ..DetectOptions::default()
-    };
-    let facts = host::detect(root, &opts).await?;
+    if let ClusterOutcome::Node(n) = &cluster {
+        opts.configz = n.configz.clone();
+    }
+    let facts = host::probe(root, files, &opts).await?;
     let report = if facts.runtime.verified {
         Report::new(ExitCode::Success, Detected::new(facts, cluster, None))
     } else {
@@ -124,12 +126,45 @@ impl Serialize for ClusterOutcome {
     }
 }
 
-/// The kubelet's configz of this node, when the API server answers (install uses it so the
-/// kubelet's own runtime endpoint is authoritative there too); `None` otherwise, with the reason
-/// shown at `-v`.
-pub(super) async fn configz(ctx: &Context) -> Option<host::ConfigzHints> {
-    let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
-    match ask_cluster(&ctx.host_root, &env).await {
+/// This node's facts through `cluster` (configz, nodeInfo, the kubelet's own labels), bounded
+/// by [`CLUSTER_TIMEOUT`]; never an error: why it is missing is part of the outcome.
+async fn ask_node(cluster: &Cluster, hostname: Option<&str>) -> ClusterOutcome {
+    let hostname = hostname.unwrap_or_default();
+    match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(cluster, hostname)).await {
+        Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
+        Ok(Err(e)) => ClusterOutcome::Unreachable(e.to_string()),
+        Err(_) => {
+            ClusterOutcome::Unreachable(format!("no answer within {}s", CLUSTER_TIMEOUT.as_secs()))
+        }
+    }
+}
+
+/// Connects with the kubeconfig the host files named, then asks about this node.
+async fn ask_cluster(kc: Option<&KubeconfigFacts>, hostname: Option<&str>) -> ClusterOutcome {
+    let Some(kc) = kc else {
+        return ClusterOutcome::Skipped("no kubeconfig found");
+    };
+    if !kc.readable {
+        return ClusterOutcome::Unreachable(
+            kc.hint
+                .clone()
+                .unwrap_or_else(|| format!("cannot read {}", kc.path.display())),
+        );
+    }
+    match crate::cluster::client::connect_merged(&kc.resolved, &kc.merged).await {
+        Ok(cluster) => ask_node(&cluster, hostname).await,
+        Err(e) => ClusterOutcome::Unreachable(e.to_string()),
+    }
+}
+
+/// The kubelet's configz of this node through `cluster` (install makes the kubelet's own runtime
+/// endpoint authoritative with it); `None` otherwise, with the reason shown at `-v`.
+pub(super) async fn configz(
+    ctx: &Context,
+    cluster: &Cluster,
+    hostname: Option<&str>,
+) -> Option<host::ConfigzHints> {
+    match ask_node(cluster, hostname).await {
         ClusterOutcome::Node(n) => {
             if let Some(e) = &n.configz_error {
                 ctx.ui.verbose(format!("  kubelet configz: {e}"));
@@ -143,30 +178,6 @@ pub(super) async fn configz(ctx: &Context) -> Option<host::ConfigzHints> {
         ClusterOutcome::Unreachable(why) => {
             ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
             None
-        }
-    }
-}
-
-/// Finds the kubeconfig and this node's name from host files, then asks the API server.
-async fn ask_cluster(root: &host::HostRoot, env: &KubeconfigEnv) -> ClusterOutcome {
-    let mut ignored = Vec::new();
-    let distro = host::distro::detect(root, &mut ignored);
-    let Some(kc) = kubeconfig::discover(root, &distro, env) else {
-        return ClusterOutcome::Skipped("no kubeconfig found");
-    };
-    if !kc.readable {
-        return ClusterOutcome::Unreachable(
-            kc.hint
-                .unwrap_or_else(|| format!("cannot read {}", kc.path.display())),
-        );
-    }
-    let scan = host::kubelet::scan(root, distro.kind, &mut ignored);
-    let hostname = scan.kubelet.node_name.unwrap_or_default();
-    match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(&kc.resolved, &hostname)).await {
-        Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
-        Ok(Err(e)) => ClusterOutcome::Unreachable(e.to_string()),
-        Err(_) => {
-            ClusterOutcome::Unreachable(format!("no answer within {}s", CLUSTER_TIMEOUT.as_secs()))
         }
     }
 }

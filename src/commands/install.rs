@@ -30,7 +30,7 @@ use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::ExitCode;
-use crate::host::{ConfigzHints, HostFacts};
+use crate::host::{ConfigzHints, HostFacts, HostFiles};
 use crate::options::{Resolved, ValueSource};
 use crate::plan::Plan;
 use crate::render::Manifests;
@@ -49,26 +49,40 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
     // nothing, so it needs none.
     let conversation = !ctx.global.yes && ctx.ui.interactive() && !args.dry_run;
-    // A conversation first proves the cluster answers, so an unreachable API server is said
-    // before any question is asked (not after five answers).
-    let early = if conversation {
-        Some(connect_first(ctx).await?)
-    } else {
-        None
-    };
     let mut resolved = args.resolved.clone();
+    // Detection runs once and the API server is connected to once: the host's files first
+    // (cheap: they name the kubeconfig and this node), then the one client, then the socket
+    // probes with the kubelet's own configuration.
+    let files = crate::host::read_files(
+        &ctx.host_root,
+        &detect_options(ctx, resolved.containerd_socket.clone(), None),
+    );
+    // A conversation first proves the cluster answers, so an unreachable API server is said
+    // before any question is asked (not after five answers). Unattended, a kubeconfig that
+    // cannot be used is reported after detection, whose own failure (exit 3) comes first.
+    let cluster = if conversation {
+        Some(connect_first(ctx, files.kubeconfig.as_ref()).await?)
+    } else {
+        super::connect::cluster(ctx, files.kubeconfig.as_ref())
+            .await
+            .ok()
+    };
     // The kubelet's own runtime endpoint (configz through the API server) outranks host files.
-    let configz = super::detect::configz(ctx).await;
-    let mut facts = detect(ctx, resolved.containerd_socket.clone(), configz.clone()).await?;
+    let configz = match &cluster {
+        Some(cluster) => super::detect::configz(ctx, cluster, files.node_name()).await,
+        None => None,
+    };
+    let socket = resolved.containerd_socket.clone();
+    let mut facts = probe(ctx, files.clone(), socket, configz.clone()).await?;
     for warning in &facts.warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
     if conversation {
-        facts = ask(ctx, &mut resolved, facts, configz).await?;
+        facts = ask(ctx, &mut resolved, facts, &files, configz).await?;
     }
     // Unattended, an ambiguous detection stops in plan::make: exit 3 naming --containerd-socket.
-    let cluster = match early {
+    let cluster = match cluster {
         Some(cluster) => cluster,
         None => super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?,
     };
@@ -109,8 +123,11 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
 /// An unreachable, silent or refusing API server is exit 4 here, before any question.
 ///
 /// [`PROBE_TIMEOUT`]: crate::cluster::client::PROBE_TIMEOUT
-async fn connect_first(ctx: &Context) -> super::Result<Cluster> {
-    let kubeconfig = super::connect::kubeconfig(ctx, None);
+async fn connect_first(
+    ctx: &Context,
+    found: Option<&crate::host::KubeconfigFacts>,
+) -> super::Result<Cluster> {
+    let kubeconfig = super::connect::kubeconfig(ctx, found);
     let cluster = super::connect::cluster(ctx, kubeconfig.as_ref()).await?;
     let via = kubeconfig
         .map(|k| format!(" (kubeconfig {})", k.path.display()))
@@ -133,6 +150,7 @@ async fn ask(
     ctx: &Context,
     resolved: &mut Resolved,
     facts: HostFacts,
+    files: &HostFiles,
     configz: Option<ConfigzHints>,
 ) -> super::Result<HostFacts> {
     show_facts(ctx, &facts);
@@ -150,7 +168,7 @@ async fn ask(
         resolved
             .sources
             .insert("containerd-socket", ValueSource::Prompt);
-        facts = detect(ctx, Some(socket), configz).await?;
+        facts = probe(ctx, files.clone(), Some(socket), configz).await?;
     }
     // No socket at all: no questions, plan::make says what is missing (exit 3).
     if facts.runtime.socket.is_some() {
@@ -165,13 +183,13 @@ async fn ask(
     Ok(facts)
 }
 
-/// Host detection with this command's socket override and the kubelet's configz.
-async fn detect(
+/// Detection's options: this command's socket override and the kubelet's configz.
+fn detect_options(
     ctx: &Context,
     socket: Option<PathBuf>,
     configz: Option<ConfigzHints>,
-) -> super::Result<HostFacts> {
-    let options = crate::host::DetectOptions {
+) -> crate::host::DetectOptions {
+    crate::host::DetectOptions {
         containerd_socket: socket,
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         kubeconfig_env: Some(crate::host::kubeconfig::KubeconfigEnv::from_process(
@@ -179,8 +197,18 @@ async fn detect(
         )),
         configz,
         ..crate::host::DetectOptions::default()
-    };
-    Ok(crate::host::detect(&ctx.host_root, &options).await?)
+    }
+}
+
+/// Detection's probe phase over the files already read.
+async fn probe(
+    ctx: &Context,
+    files: HostFiles,
+    socket: Option<PathBuf>,
+    configz: Option<ConfigzHints>,
+) -> super::Result<HostFacts> {
+    let options = detect_options(ctx, socket, configz);
+    Ok(crate::host::probe(&ctx.host_root, files, &options).await?)
 }
 
 /// Declined at the confirmation: exit 2 ("no consent", like a missing --yes), nothing applied.

@@ -267,19 +267,25 @@ impl Default for DetectOptions {
     }
 }
 
-/// Everything about this host: distribution, kubelet, runtime socket (probed), cgroups, kubeconfig.
-///
-/// Unreadable or malformed files become `warnings`; only a bad `--containerd-socket` value is an
-/// error.
-pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, HostError> {
-    if let Some(p) = &opts.containerd_socket
-        && !p.is_absolute()
-    {
-        return Err(HostError::Detection(format!(
-            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
-            p.display()
-        )));
+/// What the host's files say, before anything is probed: the cheap first phase of detection
+/// (no socket is touched, no network), enough to find the kubeconfig and this node's name.
+#[derive(Debug, Clone)]
+pub struct HostFiles {
+    pub distribution: Distribution,
+    pub kubelet_scan: kubelet::KubeletScan,
+    pub kubeconfig: Option<KubeconfigFacts>,
+    pub warnings: Vec<String>,
+}
+
+impl HostFiles {
+    /// The kubelet's node name, as the API server knows it (or this host's name).
+    pub fn node_name(&self) -> Option<&str> {
+        self.kubelet_scan.kubelet.node_name.as_deref()
     }
+}
+
+/// The file-only phase: distribution, kubelet configuration, kubeconfig.
+pub fn read_files(root: &HostRoot, opts: &DetectOptions) -> HostFiles {
     let mut warnings = Vec::new();
     let distribution = distro::detect(root, &mut warnings);
     if distribution.worker_only {
@@ -288,6 +294,54 @@ pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, 
         );
     }
     let kubelet_scan = kubelet::scan(root, distribution.kind, &mut warnings);
+    let env = match &opts.kubeconfig_env {
+        Some(env) => kubeconfig::KubeconfigEnv {
+            flag: opts.kubeconfig_flag.clone().or_else(|| env.flag.clone()),
+            ..env.clone()
+        },
+        None => kubeconfig::KubeconfigEnv::from_process(opts.kubeconfig_flag.clone()),
+    };
+    let kubeconfig = kubeconfig::discover(root, &distribution, &env);
+    if let Some(hint) = kubeconfig.as_ref().and_then(|k| k.hint.clone()) {
+        warnings.push(hint);
+    }
+    HostFiles {
+        distribution,
+        kubelet_scan,
+        kubeconfig,
+        warnings,
+    }
+}
+
+/// Everything about this host: distribution, kubelet, runtime socket (probed), cgroups, kubeconfig.
+///
+/// Unreadable or malformed files become `warnings`; only a bad `--containerd-socket` value is an
+/// error.
+pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, HostError> {
+    probe(root, read_files(root, opts), opts).await
+}
+
+/// The probe phase, from the files already read: socket candidates (probed for real), cgroups.
+/// `opts.configz` (the kubelet's own configuration, through the API server) outranks the files.
+pub async fn probe(
+    root: &HostRoot,
+    files: HostFiles,
+    opts: &DetectOptions,
+) -> Result<HostFacts, HostError> {
+    if let Some(p) = &opts.containerd_socket
+        && !p.is_absolute()
+    {
+        return Err(HostError::Detection(format!(
+            "--containerd-socket {} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)",
+            p.display()
+        )));
+    }
+    let HostFiles {
+        distribution,
+        kubelet_scan,
+        kubeconfig,
+        mut warnings,
+    } = files;
     let mut candidates = runtime::candidates(
         root,
         distribution.kind,
@@ -306,17 +360,6 @@ pub async fn detect(root: &HostRoot, opts: &DetectOptions) -> Result<HostFacts, 
         opts.configz.as_ref().and_then(|c| c.cgroup_driver),
         &mut warnings,
     );
-    let env = match &opts.kubeconfig_env {
-        Some(env) => kubeconfig::KubeconfigEnv {
-            flag: opts.kubeconfig_flag.clone().or_else(|| env.flag.clone()),
-            ..env.clone()
-        },
-        None => kubeconfig::KubeconfigEnv::from_process(opts.kubeconfig_flag.clone()),
-    };
-    let kubeconfig = kubeconfig::discover(root, &distribution, &env);
-    if let Some(hint) = kubeconfig.as_ref().and_then(|k| k.hint.clone()) {
-        warnings.push(hint);
-    }
     // One warning per problem, however many lookups met it (a link loop at `/etc` is met by
     // every marker under it).
     let mut seen = std::collections::HashSet::new();
