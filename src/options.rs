@@ -63,9 +63,11 @@ impl FlagSources for clap::ArgMatches {
     }
 }
 
-/// No flag given at all (library callers and tests).
+/// No flag given at all (tests).
+#[cfg(test)]
 pub struct NoFlags;
 
+#[cfg(test)]
 impl FlagSources for NoFlags {
     fn source_of(&self, _id: &str) -> Option<ValueSource> {
         None
@@ -366,11 +368,6 @@ pub fn resolve(
         containerd_socket: socket.map(PathBuf::from),
         sources,
     }
-}
-
-/// Built-in defaults only: flags as given, no answers file (library callers).
-pub fn plan_options(args: &PlanArgs) -> PlanOptions {
-    resolve(args, None, &NoFlags, &Answers::default()).plan
 }
 
 #[cfg(test)]

@@ -116,10 +116,6 @@ impl SocketPath {
         Ok(SocketPath(path.to_path_buf()))
     }
 
-    pub fn as_path(&self) -> &Path {
-        &self.0
-    }
-
     pub fn into_path(self) -> PathBuf {
         self.0
     }
@@ -147,15 +143,7 @@ impl KubeconfigPath {
             _ => Ok(KubeconfigPath(path.to_path_buf())),
         }
     }
-
-    pub fn as_path(&self) -> &Path {
-        &self.0
-    }
 }
-
-/// Where each value came from, for `-v` and the JSON report.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources(pub BTreeMap<&'static str, ValueSource>);
 
 /// Picks flag (or its environment variable) over the answers file over the default, and
 /// records which one it took.

@@ -26,13 +26,9 @@ pub struct Cluster {
     pub server: String,
 }
 
-/// Reads `path` and builds a client. Does not contact the server.
-pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
-    connect_merged(path, &[]).await
-}
-
-/// Like [`connect`], with the other files of a `KUBECONFIG` list merged after `path` (the first
-/// file to set a value wins, as kubectl merges them).
+/// Reads the kubeconfig at `path`, with the other files of a `KUBECONFIG` list merged after it
+/// (the first file to set a value wins, as kubectl merges them), and builds a client. Does not
+/// contact the server.
 pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, ClusterError> {
     let shown = std::iter::once(path)
         .chain(others.iter().map(PathBuf::as_path))

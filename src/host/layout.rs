@@ -188,14 +188,7 @@ pub const ALL: &[Layout] = &[MICROK8S, K3S, RKE2, K0S, K8S_SNAP, KUBEADM];
 
 /// The layout of `kind`; an unknown distribution is treated as kubeadm (plain containerd).
 pub fn of(kind: DistroKind) -> &'static Layout {
-    match kind {
-        DistroKind::Microk8s => &ALL[0],
-        DistroKind::K3s => &ALL[1],
-        DistroKind::Rke2 => &ALL[2],
-        DistroKind::K0s => &ALL[3],
-        DistroKind::K8sSnap => &ALL[4],
-        DistroKind::Kubeadm | DistroKind::Unknown => &ALL[5],
-    }
+    ALL.iter().find(|l| l.kind == kind).unwrap_or(&KUBEADM)
 }
 
 /// Every distribution's default sockets, most specific first, without repeats (containerd's

@@ -23,6 +23,7 @@ use super::Ui;
 use crate::error::ExitCode;
 
 /// The fields of the envelope; no body may use them.
+#[cfg(test)]
 pub const ENVELOPE: [&str; 4] = ["ok", "changed", "exit_code", "message"];
 
 /// One command's outcome: the envelope and the command's `body`.
@@ -161,6 +162,7 @@ impl Ui {
 
 /// The envelope's field names that `body` also serialises at the top level (empty when none):
 /// with `#[serde(flatten)]` such a field would appear twice in the document.
+#[cfg(test)]
 pub fn envelope_collisions<T: Serialize>(body: &T) -> Vec<String> {
     match serde_json::to_value(body) {
         Ok(serde_json::Value::Object(map)) => ENVELOPE

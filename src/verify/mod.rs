@@ -17,8 +17,7 @@ pub mod report;
 pub mod source;
 
 pub use http::FetchError;
-pub use judge::{Baseline, NodeVerdict, judge};
-pub use nodes::{DEFAULT_CONCURRENCY, NodeResult, Verification, VerifyOptions, record, verify};
+pub use nodes::{Verification, VerifyOptions, record, verify};
 pub use report::Outcome;
 pub use source::Source;
 
