@@ -119,6 +119,10 @@ impl SocketPath {
     pub fn into_path(self) -> PathBuf {
         self.0
     }
+
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
 }
 
 /// `--kubeconfig` (or `CADVISOR_SETUP_KUBECONFIG`): an existing regular file of at most
@@ -633,6 +637,6 @@ mod tests {
         }
         let ok = dir.path().join("ok");
         std::fs::write(&ok, "apiVersion: v1\n").unwrap();
-        assert_eq!(KubeconfigPath::parse(&ok).unwrap().as_path(), ok);
+        assert_eq!(KubeconfigPath::parse(&ok).unwrap().0, ok);
     }
 }

@@ -26,6 +26,11 @@ pub struct Cluster {
     pub server: String,
 }
 
+/// Reads the kubeconfig at `path` and builds a client. Does not contact the server.
+pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
+    connect_merged(path, &[]).await
+}
+
 /// Reads the kubeconfig at `path`, with the other files of a `KUBECONFIG` list merged after it
 /// (the first file to set a value wins, as kubectl merges them), and builds a client. Does not
 /// contact the server.
