@@ -10,7 +10,8 @@ use serde::Serialize;
 /// cAdvisor's `--containerd` default (google/cadvisor `container/containerd/factory.go`,
 /// `ArgContainerdEndpoint`).
 pub const CADVISOR_DEFAULT_CONTAINERD: &str = "/run/containerd/containerd.sock";
-/// The log line's start (reference/cadvisor.md §3.5, `lib/container/factory.go`).
+/// The log line's start (google/cadvisor: `lib/container/factory.go`, "Registration of the %s
+/// container factory failed").
 const REGISTRATION: &str = "Registration of the containerd container factory";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,5 +1,5 @@
 //! This node seen through the API server: its node object, the kubelet's configz and the
-//! kubelet's own `/metrics/cadvisor` (host-layouts §2.7, §6).
+//! kubelet's own `/metrics/cadvisor` (kubernetes/kubernetes: pkg/kubelet/server/server.go).
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;

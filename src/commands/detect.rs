@@ -63,7 +63,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     Ok(ctx.ui.report(&report))
 }
 
-/// `detect`'s report body: the host facts at the top level (design §5's fields), what the API
+/// `detect`'s report body: the host facts at the top level (distribution, runtime, cgroup, kubelet, kubeconfig), what the API
 /// server said under `cluster`, and the flag that settles a failed detection.
 #[derive(Serialize)]
 pub struct Detected {

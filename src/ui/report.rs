@@ -2,7 +2,7 @@
 //!
 //! A command builds one [`Report`]: the envelope every `-o json` document shares (`ok`,
 //! `changed`, `exit_code`, `message`) around the command's own body, and hands it to
-//! [`Ui::report`], which prints either exactly one JSON document on stdout (design §5) or the
+//! [`Ui::report`], which prints either exactly one JSON document on stdout (the `-o json` contract) or the
 //! body for people through its [`Human`] impl. Both come from the same value, so they cannot
 //! drift, and the envelope is serialised in one place.
 //!

@@ -1,11 +1,11 @@
-//! The per-node pass rule (design §4), pure: cAdvisor's scan and the kubelet's baseline in, a
+//! The per-node pass rule, pure: cAdvisor's scan and the kubelet's baseline in, a
 //! verdict out.
 //!
 //! A node passes when cAdvisor's metrics carry at least one non-empty
 //! `container_label_io_kubernetes_pod_name` and every pod the kubelet reports with containers on
 //! that node is among them. When the kubelet's `/metrics/cadvisor` cannot be read (a real API
 //! server refuses the node proxy with `400 BadRequest: address not allowed` when the node's
-//! address is loopback or link-local: shared/reference/real-cluster.md), the node is judged on
+//! address is loopback or link-local, as a real Kubernetes 1.36 API server did), the node is judged on
 //! cAdvisor's labels alone, and the verdict says the baseline was unavailable and why, never
 //! that the kubelet reports no pods.
 

@@ -1,4 +1,5 @@
-//! The verification stage: do cAdvisor's metrics carry pod labels? (design §1, §4)
+//! The verification stage: do cAdvisor's metrics carry pod labels? It uses `cluster` and
+//! `metrics`, never `ui` or `commands`.
 //!
 //! Sources, all streamed into the scanner of `crate::metrics`:
 //! - the cluster ([`nodes::verify`]): every cAdvisor pod's `/metrics` through the pod proxy,
