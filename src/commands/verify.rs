@@ -304,6 +304,7 @@ pub fn print_human(ui: &Ui, v: &Verification) {
 mod tests {
     use super::*;
     use crate::ui::report::envelope_collisions;
+    use crate::verify::nodes::NodeResult;
 
     #[test]
     fn long_pod_lists_are_cut() {
@@ -345,8 +346,8 @@ mod tests {
         assert_eq!(doc["verdict"], "id-only");
     }
 
-    fn node(name: &str, passed: bool) -> verify::NodeResult {
-        verify::NodeResult {
+    fn node(name: &str, passed: bool) -> NodeResult {
+        NodeResult {
             node: name.into(),
             pod: format!("cadvisor-{name}"),
             passed,
@@ -364,7 +365,7 @@ mod tests {
         }
     }
 
-    fn verification(nodes: Vec<verify::NodeResult>) -> Verification {
+    fn verification(nodes: Vec<NodeResult>) -> Verification {
         Verification {
             ok: !nodes.is_empty() && nodes.iter().all(|n| n.passed),
             namespace: "cadvisor".into(),
