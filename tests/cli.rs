@@ -1289,4 +1289,32 @@ mod report_snapshots {
         insta::assert_snapshot!("unreachable_json", json);
         insta::assert_snapshot!("unreachable_human", human);
     }
+
+    /// `verify --metrics-file` on a shared real scrape (`tests/fixtures/`), named `[FIXTURES]`.
+    fn verify_file(name: &str, expected: i32) -> (String, String) {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let path = format!("{fixtures}/{name}");
+        both(
+            &["verify", "--metrics-file", &path],
+            expected,
+            &[(fixtures, "[FIXTURES]")],
+        )
+    }
+
+    /// MicroK8s' cAdvisor as `install` renders it: pod labels, exit 0.
+    #[test]
+    fn verify_a_labelled_file_passes() {
+        let (json, human) = verify_file("cadvisor-microk8s-rendered.prom", 0);
+        insta::assert_snapshot!("verify_file_pass_json", json);
+        insta::assert_snapshot!("verify_file_pass_human", human);
+    }
+
+    /// The upstream manifest without containerd's socket mount: `id` only, exit 6 with the
+    /// diagnosis and the message.
+    #[test]
+    fn verify_an_id_only_file_fails() {
+        let (json, human) = verify_file("cadvisor-upstream-nomount.prom", 6);
+        insta::assert_snapshot!("verify_file_fail_json", json);
+        insta::assert_snapshot!("verify_file_fail_human", human);
+    }
 }

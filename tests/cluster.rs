@@ -2346,4 +2346,73 @@ mod report_snapshots {
         assert_eq!(code(&out), 0, "{}", text(&out));
         insta::assert_snapshot!("uninstall_human", normalised(&w, &out, false));
     }
+
+    /// Install's reports in one world: the first run (JSON; the human first run is the next
+    /// test, it needs a fresh world), the rerun that changes nothing, `verify` passing through
+    /// the API server, a dry run that would change the image (the diff), and a conflict with
+    /// another field manager (exit 7).
+    #[test]
+    fn install_applied_unchanged_verified_dry_run_and_conflict() {
+        let Some(w) = world(1) else { return };
+        if !real::require("kubectl", real::have_tool("kubectl")) {
+            return;
+        }
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let first = json(&out);
+        assert_eq!(first["changed"], true, "{first:#}");
+        insta::assert_snapshot!("install_applied_json", normalised(&w, &out, true));
+
+        let (json_doc, human) = both(&w, &["install", "--yes", "--timeout", "60s"], 0);
+        insta::assert_snapshot!("install_unchanged_json", json_doc);
+        insta::assert_snapshot!("install_unchanged_human", human);
+
+        let (json_doc, human) = both(&w, &["verify", "--timeout", "20s"], 0);
+        insta::assert_snapshot!("verify_cluster_pass_json", json_doc);
+        insta::assert_snapshot!("verify_cluster_pass_human", human);
+
+        let (json_doc, human) = both(
+            &w,
+            &[
+                "install",
+                "--dry-run",
+                "--image",
+                "ghcr.io/google/cadvisor:0.60.4",
+            ],
+            0,
+        );
+        insta::assert_snapshot!("install_dry_run_diff_json", json_doc);
+        insta::assert_snapshot!("install_dry_run_diff_human", human);
+
+        // Another tool takes the image over with server-side apply.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("helm.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  template:\n    spec:\n      containers:\n      - name: cadvisor\n        image: example.org/cadvisor:helm\n",
+        )
+        .expect("write");
+        let taken = w.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=helm",
+            "-f",
+            file.to_str().expect("utf-8"),
+        ]);
+        assert!(taken.status.success(), "{}", text(&taken));
+        let (json_doc, human) = both(&w, &["install", "--yes", "--timeout", "60s"], 7);
+        insta::assert_snapshot!("install_conflict_json", json_doc);
+        insta::assert_snapshot!("install_conflict_human", human);
+    }
+
+    /// The human report of a first install: what was applied and the rollout on stderr, the
+    /// verification per node and `done:` on stdout.
+    #[test]
+    fn install_applied_human() {
+        let Some(w) = world(1) else { return };
+        let out = w.run(&["install", "--yes", "--timeout", "60s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("install_applied_human", normalised(&w, &out, false));
+    }
 }

@@ -21,8 +21,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
 use super::Context;
 use super::error::Failure;
 use crate::cli::ServiceMonitorMode;
@@ -213,19 +211,32 @@ async fn probe(
 
 /// Declined at the confirmation: exit 2 ("no consent", like a missing --yes), nothing applied.
 fn cancelled(ctx: &Context) -> ExitCode {
-    let code = ExitCode::Usage;
-    if ctx.ui.json() {
-        ctx.ui.emit_json(&json!({
-            "ok": false,
-            "changed": false,
-            "exit_code": code.code(),
-            "cancelled": true,
-            "error": "cancelled at the confirmation; nothing was applied",
-        }));
+    ctx.ui.report(&cancelled_report())
+}
+
+fn cancelled_report() -> crate::ui::Report<Cancelled> {
+    let error = "cancelled at the confirmation; nothing was applied".to_string();
+    let body = Cancelled {
+        cancelled: true,
+        error: error.clone(),
+    };
+    crate::ui::Report::new(ExitCode::Usage, body).message(error)
+}
+
+/// `install`'s report body when the plan was declined: `cancelled` and `error` (the message).
+#[derive(Debug, serde::Serialize)]
+struct Cancelled {
+    cancelled: bool,
+    error: String,
+}
+
+impl crate::ui::Human for Cancelled {
+    /// Nothing on stdout: the `error:` line and the hint under it say it.
+    fn human(&self, _ui: &crate::ui::Ui) {}
+
+    fn error_details(&self) -> Vec<String> {
+        vec!["rerun with --yes to skip the questions".to_string()]
     }
-    ctx.ui
-        .note("cancelled: nothing was applied (rerun with --yes to skip the questions)");
-    code
 }
 
 /// What detection found, in a few lines, before the questions.
@@ -402,6 +413,7 @@ pub async fn install(
     Ok(finish(ctx, outcome))
 }
 
+/// What `install` found after applying, gathered as it goes; [`finish`] reports it.
 struct Outcome {
     applied: Applied,
     rollout: Option<Rollout>,
@@ -420,83 +432,256 @@ impl Outcome {
             None => ExitCode::Success,
         }
     }
+
+    /// The report: changed when an object changed (even if a later step failed); a failure's
+    /// message is the error, or the failed verification's.
+    fn report(self) -> crate::ui::Report<Installed> {
+        let code = self.code();
+        let changed = self.applied.changed();
+        let rollout = self.rollout.map(|r| RolloutSummary {
+            namespace: r.namespace,
+            name: r.name,
+            desired: r.progress.desired,
+            ready: r.progress.ready,
+            available: r.progress.available,
+            updated: r.progress.updated,
+            elapsed_seconds: r.elapsed.as_secs_f64(),
+            ready_to_verify_ms: self.ready_to_verify_ms,
+        });
+        let error = self.error.as_ref().map(ToString::to_string);
+        let rollout_failure = match self.error {
+            Some(ClusterError::Rollout(f)) => Some(*f),
+            _ => None,
+        };
+        let message = error.clone().or_else(|| {
+            self.verification
+                .as_ref()
+                .and_then(super::verify::failure_message)
+        });
+        let body = Installed {
+            applied: self.applied,
+            rollout,
+            rollout_failure,
+            verification: self.verification,
+            error,
+            succeeded: code == ExitCode::Success,
+        };
+        crate::ui::Report::new(code, body)
+            .changed(changed)
+            .message(message)
+    }
+}
+
+/// `install`'s report body: `dry_run` (false) and `objects` (what apply did), then `rollout`,
+/// `rollout_failure`, `verification` and `error`, each `null` when that step did not happen or
+/// did not fail.
+#[derive(Debug, serde::Serialize)]
+struct Installed {
+    #[serde(flatten)]
+    applied: Applied,
+    rollout: Option<RolloutSummary>,
+    rollout_failure: Option<crate::cluster::rollout::RolloutFailure>,
+    verification: Option<Verification>,
+    /// The error that stopped the install after something was applied (the message too).
+    error: Option<String>,
+    #[serde(skip)]
+    succeeded: bool,
+}
+
+/// The finished rollout: its counters and how long it and the step to verification took.
+#[derive(Debug, serde::Serialize)]
+struct RolloutSummary {
+    namespace: String,
+    name: String,
+    desired: i32,
+    ready: i32,
+    available: i32,
+    updated: i32,
+    elapsed_seconds: f64,
+    ready_to_verify_ms: Option<f64>,
+}
+
+impl crate::ui::Human for Installed {
+    /// The verification per node, then `done:` on success. What was applied and the rollout
+    /// were already said as they happened (on stderr).
+    fn human(&self, ui: &crate::ui::Ui) {
+        if let Some(v) = &self.verification {
+            super::verify::print_human(ui, v);
+        }
+        if self.succeeded {
+            ui.line(format!(
+                "{} cAdvisor is installed{}",
+                ui.good("done:"),
+                if self.applied.changed() {
+                    ""
+                } else {
+                    " (nothing changed)"
+                }
+            ));
+        }
+    }
+
+    /// Under the error: what stays in place and what to do about it.
+    fn error_details(&self) -> Vec<String> {
+        vec![format!(
+            "applied (still in place): {}; `cadvisor-setup status` shows the state, `cadvisor-setup uninstall` removes it",
+            self.applied.summary()
+        )]
+    }
 }
 
 /// Prints the outcome (one JSON document, or lines for people) and returns its exit code.
 fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
-    let code = outcome.code();
-    let ui = &ctx.ui;
-    if ui.json() {
-        let rollout = outcome.rollout.as_ref().map(|r| {
-            json!({
-                "namespace": r.namespace,
-                "name": r.name,
-                "desired": r.progress.desired,
-                "ready": r.progress.ready,
-                "available": r.progress.available,
-                "updated": r.progress.updated,
-                "elapsed_seconds": r.elapsed.as_secs_f64(),
-                "ready_to_verify_ms": outcome.ready_to_verify_ms,
-            })
-        });
-        let failure = match &outcome.error {
-            Some(ClusterError::Rollout(f)) => Some(json!(f)),
-            _ => None,
-        };
-        ui.emit_json(&json!({
-            "ok": code == ExitCode::Success,
-            "changed": outcome.applied.changed(),
-            "exit_code": code.code(),
-            "dry_run": false,
-            "objects": outcome.applied.objects,
-            "rollout": rollout,
-            "rollout_failure": failure,
-            "verification": outcome.verification,
-            "error": outcome.error.as_ref().map(|e| e.to_string()),
-        }));
-        return code;
-    }
-    if let Some(v) = &outcome.verification {
-        super::verify::print_human(ctx, v);
-    }
-    if let Some(e) = &outcome.error {
-        ui.note(format!("{} {e}", ui.bad("error:")));
-    }
-    if code == ExitCode::Success {
-        ui.line(format!(
-            "{} cAdvisor is installed{}",
-            ui.good("done:"),
-            if outcome.applied.changed() {
-                ""
-            } else {
-                " (nothing changed)"
-            }
-        ));
-    } else {
-        ui.note(format!(
-            "  applied (still in place): {}; `cadvisor-setup status` shows the state, `cadvisor-setup uninstall` removes it",
-            outcome.applied.summary()
-        ));
-    }
-    code
+    ctx.ui.report(&outcome.report())
 }
 
 fn report_dry_run(ctx: &Context, applied: &Applied) -> ExitCode {
-    let diff = applied.diff();
-    if ctx.ui.json() {
-        ctx.ui.emit_json(&json!({
-            "ok": true,
-            "changed": applied.changed(),
-            "exit_code": 0,
-            "dry_run": true,
-            "objects": applied.objects,
-            "diff": diff,
-        }));
-    } else if applied.changed() {
-        ctx.ui.line(diff.trim_end());
-        ctx.ui.note("(dry run: nothing was changed)");
-    } else {
-        ctx.ui.line("dry run: nothing would change");
+    ctx.ui.report(&dry_run_report(applied))
+}
+
+/// `install --dry-run`'s report: `changed` says whether anything would change.
+fn dry_run_report(applied: &Applied) -> crate::ui::Report<DryRun<'_>> {
+    let body = DryRun {
+        applied,
+        diff: applied.diff(),
+    };
+    crate::ui::Report::new(ExitCode::Success, body).changed(applied.changed())
+}
+
+/// `install --dry-run`'s report body: `dry_run` (true), `objects` as the server would have
+/// them, and `diff`, a unified diff per object that would change.
+#[derive(Debug, serde::Serialize)]
+struct DryRun<'a> {
+    #[serde(flatten)]
+    applied: &'a Applied,
+    diff: String,
+}
+
+impl crate::ui::Human for DryRun<'_> {
+    fn human(&self, ui: &crate::ui::Ui) {
+        if self.applied.changed() {
+            ui.line(self.diff.trim_end());
+            ui.note("(dry run: nothing was changed)");
+        } else {
+            ui.line("dry run: nothing would change");
+        }
     }
-    ExitCode::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::apply::{Action, AppliedObject};
+    use crate::cluster::ownership::Ownership;
+    use crate::ui::report::envelope_collisions;
+
+    fn applied(changed: bool, dry_run: bool) -> Applied {
+        Applied {
+            dry_run,
+            objects: vec![AppliedObject {
+                api_version: "apps/v1".into(),
+                kind: "DaemonSet".into(),
+                name: "cadvisor".into(),
+                namespace: Some("cadvisor".into()),
+                action: if changed {
+                    Action::Created
+                } else {
+                    Action::Unchanged
+                },
+                changed,
+                ownership: Ownership::Created,
+                resource_version: Some("1".into()),
+                before: None,
+                after: serde_json::json!({"kind": "DaemonSet"}),
+                note: None,
+            }],
+        }
+    }
+
+    fn outcome(applied: Applied) -> Outcome {
+        Outcome {
+            applied,
+            rollout: None,
+            ready_to_verify_ms: None,
+            verification: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_install_document_keeps_its_fields_and_the_envelope_apart() {
+        let report = outcome(applied(true, false)).report();
+        assert!(report.ok() && report.is_changed() && report.message_text().is_none());
+        assert!(envelope_collisions(report.body()).is_empty());
+        let doc = serde_json::to_value(&report).unwrap();
+        for key in [
+            "dry_run",
+            "objects",
+            "rollout",
+            "rollout_failure",
+            "verification",
+            "error",
+        ] {
+            assert!(doc.get(key).is_some(), "{key} missing: {doc:#}");
+        }
+        assert_eq!(doc["dry_run"], false);
+        assert_eq!(doc["objects"][0]["action"], "created");
+        assert!(doc.get("succeeded").is_none(), "{doc:#}");
+
+        let rerun = outcome(applied(false, false)).report();
+        assert!(rerun.ok() && !rerun.is_changed());
+    }
+
+    #[test]
+    fn an_error_after_apply_is_the_message_and_changed_still_counts() {
+        let mut failed = outcome(applied(true, false));
+        failed.error = Some(ClusterError::Interrupted {
+            doing: "waiting for the rollout".into(),
+        });
+        let report = failed.report();
+        assert!(!report.ok() && report.is_changed());
+        assert_eq!(
+            report.message_text(),
+            Some("interrupted (Ctrl-C) while waiting for the rollout")
+        );
+        let doc = serde_json::to_value(&report).unwrap();
+        assert_eq!(doc["error"], doc["message"]);
+        assert!(doc["rollout_failure"].is_null());
+        let details = crate::ui::Human::error_details(report.body());
+        assert!(
+            details[0].contains("applied (still in place): DaemonSet cadvisor/cadvisor"),
+            "{details:?}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_is_never_a_change_but_says_whether_one_would_happen() {
+        let would = applied(true, true);
+        let report = dry_run_report(&would);
+        assert!(report.ok() && report.is_changed());
+        assert!(envelope_collisions(report.body()).is_empty());
+        let doc = serde_json::to_value(&report).unwrap();
+        assert_eq!(doc["dry_run"], true);
+        assert!(
+            doc["diff"].as_str().unwrap().contains("+kind: DaemonSet"),
+            "{doc:#}"
+        );
+        let same = applied(false, true);
+        let doc = serde_json::to_value(dry_run_report(&same)).unwrap();
+        assert_eq!(
+            (doc["changed"].clone(), doc["diff"].clone()),
+            (false.into(), "".into())
+        );
+    }
+
+    #[test]
+    fn a_cancelled_plan_is_exit_2_with_the_error() {
+        let report = cancelled_report();
+        assert_eq!(report.exit_code(), ExitCode::Usage);
+        assert!(envelope_collisions(report.body()).is_empty());
+        let doc = serde_json::to_value(&report).unwrap();
+        assert_eq!(doc["cancelled"], true);
+        assert_eq!(doc["error"], doc["message"]);
+        assert_eq!(doc["changed"], false);
+    }
 }

@@ -7,12 +7,14 @@
 //! a FIFO or stdin alike): an unreadable source proves nothing about the labels, so it is not a
 //! verification failure.
 
+use serde::Serialize;
+
 use super::Context;
 use crate::cluster::diagnose::Registration;
 use crate::error::ExitCode;
 use crate::metrics::{self, Verdict};
 use crate::settings::VerifySettings;
-use crate::ui::Ui;
+use crate::ui::{Human, Report, Ui};
 use crate::verify::{self, Outcome, Source, Verification, VerifyOptions};
 
 /// How many pods the human summary names before "and N more".
@@ -26,8 +28,7 @@ pub async fn run(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode>
     };
     let report = source.scan(args.timeout).await?;
     let outcome = Outcome::new(source, report);
-    print_outcome(&ctx.ui, &outcome);
-    Ok(outcome.exit_code)
+    Ok(ctx.ui.report(&scanned(outcome)))
 }
 
 /// `verify` without `--metrics-url`/`--metrics-file`: every node through the API server.
@@ -46,18 +47,65 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
     spinner.finish_and_clear();
     let verification = result?;
     record(ctx, &cluster, &verification).await;
-    let code = verification.exit_code();
-    if ctx.ui.json() {
-        ctx.ui.emit_json(&serde_json::json!({
-            "ok": verification.ok,
-            "changed": false,
-            "exit_code": code.code(),
-            "verification": verification,
-        }));
-    } else {
-        print_human(ctx, &verification);
+    Ok(ctx.ui.report(&verified(verification)))
+}
+
+/// The cluster form's report: exit 6 with [`failure_message`] when a node failed.
+fn verified(verification: Verification) -> Report<Verified> {
+    let message = failure_message(&verification);
+    Report::new(verification.exit_code(), Verified { verification }).message(message)
+}
+
+/// `verify`'s report body in the cluster form: the per-node result under `verification`
+/// (recording the result on the DaemonSet is not a change: never `changed`).
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    verification: Verification,
+}
+
+impl Human for Verified {
+    fn human(&self, ui: &Ui) {
+        print_human(ui, &self.verification);
     }
-    Ok(code)
+}
+
+/// The `message` of a failed cluster verification (also install's), `None` when it passed.
+pub fn failure_message(v: &Verification) -> Option<String> {
+    if v.ok {
+        return None;
+    }
+    if v.nodes.is_empty() {
+        return Some(format!(
+            "verification failed: DaemonSet {}/{} has no pods",
+            v.namespace, v.daemonset
+        ));
+    }
+    let failed = v.nodes.iter().filter(|n| !n.passed).count();
+    Some(format!(
+        "verification failed on {failed} of {} node(s)",
+        v.nodes.len()
+    ))
+}
+
+/// The file/URL form's report: exit 6 with a message when no series carries a pod label.
+fn scanned(outcome: Outcome) -> Report<Scanned> {
+    let message = (!outcome.passed()).then(|| {
+        "verification failed: no series carries a pod label (container_label_io_kubernetes_pod_name)"
+            .to_string()
+    });
+    Report::new(outcome.exit_code(), Scanned(outcome)).message(message)
+}
+
+/// `verify`'s report body in the file/URL form: `source`, `verdict`, `diagnosis`, `warnings`
+/// and `scan` at the top level.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Scanned(Outcome);
+
+impl Human for Scanned {
+    fn human(&self, ui: &Ui) {
+        print_outcome(ui, &self.0);
+    }
 }
 
 /// Records the result on the DaemonSet ([`verify::record`]); a failure to record is only
@@ -69,15 +117,8 @@ pub async fn record(ctx: &Context, cluster: &crate::cluster::Cluster, v: &Verifi
     }
 }
 
-/// A file or URL verification, for people or as one JSON document.
+/// A file or URL verification for people.
 fn print_outcome(ui: &Ui, outcome: &Outcome) {
-    if ui.json() {
-        let mut value = serde_json::to_value(outcome).unwrap_or_default();
-        // `exit_code` as the number Ansible compares with `rc`.
-        value["exit_code"] = outcome.exit_code.code().into();
-        ui.emit_json(&value);
-        return;
-    }
     let s = &outcome.scan;
     let compressed = if s.gzip { ", gzip" } else { "" };
     ui.line(format!(
@@ -117,7 +158,7 @@ fn print_outcome(ui: &Ui, outcome: &Outcome) {
     for warning in &outcome.warnings {
         ui.line(format!("{} {warning}", ui.warn("warning:")));
     }
-    if outcome.ok {
+    if outcome.passed() {
         ui.line(format!(
             "{} {} series carry pod labels, from {} pod(s).",
             ui.good("PASS"),
@@ -170,8 +211,7 @@ fn pods(n: usize) -> String {
 }
 
 /// The per-node report for people.
-pub fn print_human(ctx: &Context, v: &Verification) {
-    let ui = &ctx.ui;
+pub fn print_human(ui: &Ui, v: &Verification) {
     if v.nodes.is_empty() {
         ui.line(format!(
             "{} DaemonSet {}/{} has no pods: no node to verify",
@@ -263,6 +303,8 @@ pub fn print_human(ctx: &Context, v: &Verification) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ui::report::envelope_collisions;
+    use crate::verify::nodes::NodeResult;
 
     #[test]
     fn long_pod_lists_are_cut() {
@@ -274,5 +316,85 @@ mod tests {
             })
             .collect();
         assert!(pod_list(&pods).ends_with("ns/p4, and 3 more"));
+    }
+
+    fn scan(text: &str) -> metrics::ScanReport {
+        metrics::scan(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_file_form_is_failed_with_a_message_only_without_pod_labels() {
+        let labelled = "m{container_label_io_kubernetes_pod_name=\"p\",id=\"/x\"} 1\n";
+        let pass = scanned(Outcome::new(Source::Stdin, scan(labelled)));
+        assert!(pass.ok() && pass.message_text().is_none());
+        assert!(envelope_collisions(pass.body()).is_empty());
+        let doc = serde_json::to_value(&pass).unwrap();
+        assert_eq!(doc["exit_code"], 0);
+        assert_eq!(doc["verdict"], "labelled");
+        assert_eq!(doc["source"]["kind"], "stdin");
+
+        let fail = scanned(Outcome::new(Source::Stdin, scan("m{id=\"/x\"} 1\n")));
+        assert_eq!(fail.exit_code(), ExitCode::Verification);
+        assert!(!fail.ok() && !fail.is_changed());
+        assert!(
+            fail.message_text()
+                .unwrap()
+                .contains("no series carries a pod label")
+        );
+        let doc = serde_json::to_value(&fail).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["verdict"], "id-only");
+    }
+
+    fn node(name: &str, passed: bool) -> NodeResult {
+        NodeResult {
+            node: name.into(),
+            pod: format!("cadvisor-{name}"),
+            passed,
+            labelled_pods: vec![],
+            kubelet_pods: vec![],
+            missing: vec![],
+            verdict: None,
+            labelled_series: 0,
+            id_only_series: 0,
+            error: None,
+            kubelet_error: None,
+            registration: None,
+            manifest_problems: vec![],
+            attempt: 1,
+        }
+    }
+
+    fn verification(nodes: Vec<NodeResult>) -> Verification {
+        Verification {
+            ok: !nodes.is_empty() && nodes.iter().all(|n| n.passed),
+            namespace: "cadvisor".into(),
+            daemonset: "cadvisor".into(),
+            nodes,
+            attempts: 1,
+            elapsed_seconds: 0.5,
+        }
+    }
+
+    #[test]
+    fn the_cluster_form_counts_the_failed_nodes_in_its_message() {
+        let pass = verified(verification(vec![node("a", true)]));
+        assert!(pass.ok() && pass.message_text().is_none());
+        assert!(envelope_collisions(pass.body()).is_empty());
+        let doc = serde_json::to_value(&pass).unwrap();
+        assert_eq!(doc["verification"]["nodes"][0]["node"], "a");
+        assert_eq!(doc["changed"], false);
+
+        let fail = verified(verification(vec![node("a", true), node("b", false)]));
+        assert_eq!(fail.exit_code(), ExitCode::Verification);
+        assert_eq!(
+            fail.message_text(),
+            Some("verification failed on 1 of 2 node(s)")
+        );
+        let none = verified(verification(vec![]));
+        assert_eq!(
+            none.message_text(),
+            Some("verification failed: DaemonSet cadvisor/cadvisor has no pods")
+        );
     }
 }

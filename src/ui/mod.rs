@@ -53,14 +53,6 @@ impl Ui {
         self.stdin_is_terminal && self.stderr_is_terminal
     }
 
-    /// Prints the one JSON document of a `-o json` run built by hand (install and verify, until
-    /// they build a [`Report`] too; every other command goes through [`Ui::report`]).
-    pub fn emit_json(&self, value: &serde_json::Value) {
-        let mut out = std::io::stdout().lock();
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_string());
-        let _ = writeln!(out, "{text}");
-    }
-
     /// Human output on stdout (nothing in JSON mode).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json() {

@@ -7,12 +7,10 @@ use super::Source;
 use crate::error::ExitCode;
 use crate::metrics::{self, ScanReport, Verdict};
 
-/// What `verify --metrics-file/--metrics-url -o json` prints.
+/// The body of `verify --metrics-file/--metrics-url`'s report (`commands::verify` wraps it in
+/// the envelope, whose `ok` and `exit_code` come from [`Outcome::exit_code`]).
 #[derive(Debug, Serialize)]
 pub struct Outcome {
-    pub ok: bool,
-    pub changed: bool,
-    pub exit_code: ExitCode,
     pub source: Source,
     pub verdict: Verdict,
     /// What is wrong and what to do, when not `ok`.
@@ -24,21 +22,27 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn new(source: Source, scan: ScanReport) -> Outcome {
-        let ok = scan.passed();
         let verdict = scan.verdict();
         Outcome {
-            ok,
-            changed: false,
-            exit_code: if ok {
-                ExitCode::Success
-            } else {
-                ExitCode::Verification
-            },
             diagnosis: diagnosis(&scan),
             warnings: warnings(&scan),
             verdict,
             source,
             scan,
+        }
+    }
+
+    /// Whether some series carries a pod label.
+    pub fn passed(&self) -> bool {
+        self.scan.passed()
+    }
+
+    /// 0 when [`Outcome::passed`], else 6.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.passed() {
+            ExitCode::Success
+        } else {
+            ExitCode::Verification
         }
     }
 }
@@ -116,9 +120,10 @@ mod tests {
             Source::Stdin,
             report("m{container_label_io_kubernetes_pod_name=\"p\",id=\"/x\"} 1\n"),
         );
-        assert!(ok.ok && ok.exit_code == ExitCode::Success && ok.diagnosis.is_none());
+        assert!(ok.passed() && ok.exit_code() == ExitCode::Success && ok.diagnosis.is_none());
         let bad = Outcome::new(Source::Stdin, report("m{id=\"/x\"} 1\n"));
-        assert_eq!(bad.exit_code, ExitCode::Verification);
+        assert!(!bad.passed());
+        assert_eq!(bad.exit_code(), ExitCode::Verification);
         assert!(bad.diagnosis.unwrap().contains("cannot reach containerd"));
     }
 

@@ -8,8 +8,8 @@ use std::process::Output;
 /// - `known` literals first (longest first): temp paths, the containerd version, pod names,
 ///   each with the placeholder the test chooses (e.g. `[HOST_ROOT]`);
 /// - when `output` is a JSON document, values under volatile keys (`uid`, `resourceVersion`,
-///   `creationTimestamp`, `time`, `*_ms`, `*_seconds`, `elapsed`) and it is pretty-printed
-///   again;
+///   `creationTimestamp`, `resource_version`, `time`, `*_ms`, `*_seconds`, `elapsed`) and it
+///   is pretty-printed again;
 /// - in any text: other paths under `/tmp/` (`[TMP]`), ports after `127.0.0.1:` or
 ///   `localhost:` (`[PORT]`), UUIDs (`[UID]`), RFC 3339 times (`[TIME]`), durations such as
 ///   `1.25s` or `340ms` (`[DURATION]`).
@@ -70,7 +70,12 @@ fn volatile_keys(v: &mut serde_json::Value) {
             for (key, value) in map.iter_mut() {
                 let volatile = matches!(
                     key.as_str(),
-                    "uid" | "resourceVersion" | "creationTimestamp" | "time" | "elapsed"
+                    "uid"
+                        | "resourceVersion"
+                        | "resource_version"
+                        | "creationTimestamp"
+                        | "time"
+                        | "elapsed"
                 ) || key.ends_with("_ms")
                     || key.ends_with("_seconds");
                 if volatile && !value.is_null() {
