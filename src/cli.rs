@@ -275,6 +275,10 @@ pub struct InstallArgs {
     /// Apply and wait, but skip the metrics verification.
     #[arg(long, env = "CADVISOR_SETUP_NO_VERIFY")]
     pub no_verify: bool,
+
+    /// Nodes verified at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -303,6 +307,10 @@ pub struct VerifyArgs {
     /// How long to keep trying, e.g. 30s [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
     pub timeout: Option<std::time::Duration>,
+
+    /// Nodes verified at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -331,6 +339,20 @@ pub struct UninstallArgs {
     /// How long to wait for the objects to be gone [default: 2m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
     pub timeout: Option<std::time::Duration>,
+}
+
+/// The most nodes `--parallel` verifies at once.
+pub const MAX_PARALLEL: usize = 256;
+
+/// `--parallel N`: a whole number from 1 to [`MAX_PARALLEL`].
+pub fn parse_parallel(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_PARALLEL).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a number of nodes from 1 to {MAX_PARALLEL}"
+        )),
+    }
 }
 
 /// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
@@ -382,5 +404,15 @@ mod tests {
         );
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn parallel_is_a_whole_number_from_1_to_256() {
+        assert_eq!(parse_parallel("1"), Ok(1));
+        assert_eq!(parse_parallel("16"), Ok(16));
+        assert_eq!(parse_parallel("256"), Ok(256));
+        for bad in ["0", "257", "-1", "x", "", "1.5", "99999999999999999999999"] {
+            assert!(parse_parallel(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -93,6 +93,7 @@ pub struct Answers {
     pub service_monitor: Option<ServiceMonitorMode>,
     pub timeout: Option<String>,
     pub force: Option<bool>,
+    pub parallel: Option<u64>,
 }
 
 /// `metrics: cpu,memory` or `metrics: [cpu, memory]`.

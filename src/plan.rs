@@ -121,9 +121,12 @@ pub struct Plan {
     pub mounts: Vec<Mount>,
     pub security: Security,
     pub resources: Resources,
-    /// HTTP path of the liveness and readiness probes (cAdvisor answers `ok`; the image's own
-    /// HEALTHCHECK probes it too, google/cadvisor: deploy/healthcheck.sh).
+    /// HTTP path of the startup, liveness and readiness probes (cAdvisor answers `ok`; the
+    /// image's own HEALTHCHECK probes it too, google/cadvisor: deploy/healthcheck.sh).
     pub health_path: String,
+    pub probes: Probes,
+    /// The DaemonSet's `updateStrategy.rollingUpdate`.
+    pub rolling_update: RollingUpdate,
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
     pub service_monitor: Option<ServiceMonitorPlan>,
@@ -172,6 +175,78 @@ pub struct Resources {
     pub memory_request: String,
     pub memory_limit: String,
 }
+
+/// The container's probes, all `httpGet` on [`Plan::health_path`]. The kubelet runs neither
+/// readiness nor liveness until the startup probe has succeeded (kubernetes.io: "Configure
+/// Liveness, Readiness and Startup Probes"), and then runs the readiness probe at once, so a pod
+/// is Ready about a second after cAdvisor serves `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probes {
+    pub startup: Probe,
+    pub readiness: Probe,
+    pub liveness: Probe,
+}
+
+/// One probe's timing (`initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`,
+/// `failureThreshold`), all rendered explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub initial_delay_seconds: u32,
+    pub period_seconds: u32,
+    pub timeout_seconds: u32,
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollingUpdate {
+    /// An absolute number or a percentage of the desired pods (`10%`).
+    pub max_unavailable: String,
+}
+
+/// The probes of cAdvisor's container.
+pub fn probes() -> Probes {
+    Probes {
+        // Every second, so the pod is Ready about a second after cAdvisor listens, instead of
+        // after a fixed initial delay. cAdvisor serves HTTP only once its manager has started,
+        // which registers the runtime factories and walks every existing cgroup
+        // (google/cadvisor: cmd/cadvisor.go, manager/manager.go Start): about a second on a small
+        // node, much longer on a busy node with hundreds of containers or a slow runtime socket.
+        // A startup probe that runs out of failures gets the container killed and restarted
+        // (kubernetes.io: "Configure Liveness, Readiness and Startup Probes"), so its budget is
+        // generous: 90 s, more than the ~75 s the liveness probe alone used to allow a slow
+        // start (15 s delay, then three failures 30 s apart). A slow start is waited for, not
+        // turned into a restart loop; a quick one is seen within a second.
+        startup: Probe {
+            initial_delay_seconds: 0,
+            period_seconds: 1,
+            timeout_seconds: 1,
+            failure_threshold: 90,
+        },
+        // No initial delay: it only runs once the startup probe succeeded.
+        readiness: Probe {
+            initial_delay_seconds: 0,
+            period_seconds: 10,
+            timeout_seconds: 5,
+            failure_threshold: 3,
+        },
+        // Relaxed: a scrape of a big node can keep cAdvisor busy for seconds
+        // (google/cadvisor#2608, #1644); three misses 30 s apart before a restart.
+        liveness: Probe {
+            initial_delay_seconds: 15,
+            period_seconds: 30,
+            timeout_seconds: 5,
+            failure_threshold: 3,
+        },
+    }
+}
+
+/// A rolling update replaces up to a tenth of the pods at once, so 300 nodes take ~10 waves
+/// instead of 300. The DaemonSet controller scales a percentage of the desired pods rounding *up*
+/// (kubernetes/kubernetes: pkg/controller/daemon/util/daemonset_util.go `UnavailableCount` calls
+/// `intstrutil.GetScaledValueFromIntOrPercent(r.MaxUnavailable, numberToSchedule, true)`; the
+/// apps/v1 `RollingUpdateDaemonSet` reference: "calculated from percentage by rounding up"), so
+/// any cluster with a pod to schedule gets at least 1.
+pub const MAX_UNAVAILABLE: &str = "10%";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Toleration {
@@ -406,6 +481,10 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         security,
         resources,
         health_path: "/healthz".to_string(),
+        probes: probes(),
+        rolling_update: RollingUpdate {
+            max_unavailable: MAX_UNAVAILABLE.to_string(),
+        },
         // Run on every node, control planes and tainted nodes included (upstream's DaemonSet has
         // no tolerations, google/cadvisor: deploy/kubernetes/base/daemonset.yaml).
         tolerations: vec![Toleration {
@@ -737,6 +816,41 @@ mod tests {
         };
         let err = make(&microk8s(), &opts).unwrap_err();
         assert!(matches!(err, PlanError::Invalid { .. }), "{err:?}");
+    }
+
+    /// When the kubelet gives up at the latest: the `failureThreshold`-th failure after the
+    /// initial delay.
+    fn budget(p: &Probe) -> u32 {
+        p.initial_delay_seconds + p.period_seconds * p.failure_threshold
+    }
+
+    #[test]
+    fn a_startup_probe_gates_the_others_and_allows_a_generous_start() {
+        let plan = make(&microk8s(), &PlanOptions::default()).expect("plan");
+        let p = plan.probes;
+        // Checked every second from the start, and no less patient with a slow start than the
+        // liveness probe alone was (about 75 s: a 15 s delay, then three failures 30 s apart).
+        assert_eq!(p.startup.period_seconds, 1);
+        assert_eq!(p.startup.initial_delay_seconds, 0);
+        assert!(budget(&p.startup) >= 75, "{:?}", p.startup);
+        // Readiness runs as soon as the startup probe succeeded; no fixed wait of its own.
+        assert_eq!(p.readiness.initial_delay_seconds, 0);
+        // Liveness stays relaxed: slower than readiness, and more patient than one period.
+        assert!(p.liveness.period_seconds >= p.readiness.period_seconds);
+        assert!(budget(&p.liveness) >= 60, "{:?}", p.liveness);
+        for probe in [p.startup, p.readiness, p.liveness] {
+            assert!(
+                probe.timeout_seconds <= probe.period_seconds.max(5),
+                "{probe:?}"
+            );
+            assert!(probe.failure_threshold >= 1, "{probe:?}");
+        }
+    }
+
+    #[test]
+    fn rolling_updates_replace_a_tenth_of_the_pods_at_once() {
+        let plan = make(&microk8s(), &PlanOptions::default()).expect("plan");
+        assert_eq!(plan.rolling_update.max_unavailable, "10%");
     }
 
     #[test]

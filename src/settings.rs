@@ -15,6 +15,7 @@
 //! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor` | | ✓ | ✓ | | | |
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
+//! | `parallel` | | | ✓ | ✓ | | |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +41,13 @@ pub enum SettingsError {
     RelativeSocket { field: &'static str, path: String },
     #[error("{field} `{value}` (from {source_name}): {reason}")]
     Duration {
+        field: &'static str,
+        value: String,
+        source_name: ValueSource,
+        reason: String,
+    },
+    #[error("{field} `{value}` (from {source_name}): {reason}")]
+    Parallel {
         field: &'static str,
         value: String,
         source_name: ValueSource,
@@ -231,6 +239,37 @@ fn duration(
     Ok(value)
 }
 
+/// `--parallel` or the answers file's `parallel`: nodes verified at once, 1 to
+/// [`crate::cli::MAX_PARALLEL`] (clap already checked the flag with the same parser).
+fn parallel(
+    pick: &mut Pick<'_>,
+    flag: Option<usize>,
+    answers: &Answers,
+) -> Result<usize, SettingsError> {
+    let file = match answers.parallel {
+        Some(n) => Some(
+            crate::cli::parse_parallel(&n.to_string()).map_err(|reason| {
+                SettingsError::Parallel {
+                    field: "parallel",
+                    value: n.to_string(),
+                    source_name: ValueSource::File,
+                    reason,
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let (value, _) = pick.pick(
+        "parallel",
+        "parallel",
+        flag,
+        file,
+        crate::verify::DEFAULT_CONCURRENCY,
+    );
+    pick.show("parallel", value);
+    Ok(value)
+}
+
 fn namespace(
     pick: &mut Pick<'_>,
     flag: Option<&String>,
@@ -345,7 +384,9 @@ pub struct InstallSettings {
     pub force: bool,
     pub dry_run: bool,
     pub no_verify: bool,
-    /// `timeout` and `force` lines for `-v` (the plan values describe themselves).
+    /// Nodes verified at once.
+    pub parallel: usize,
+    /// `timeout`, `force` and `parallel` lines for `-v` (the plan values describe themselves).
     pub describe: Vec<String>,
 }
 
@@ -374,6 +415,7 @@ pub fn install(
         false,
     );
     pick.show("force", force);
+    let parallel = parallel(&mut pick, args.parallel, answers)?;
     Ok(InstallSettings {
         resolved,
         templates: args.templates.clone(),
@@ -381,6 +423,7 @@ pub fn install(
         force,
         dry_run: args.dry_run,
         no_verify: args.no_verify,
+        parallel,
         describe: pick.describe(),
     })
 }
@@ -391,6 +434,8 @@ pub struct VerifySettings {
     pub metrics_url: Option<String>,
     pub metrics_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Nodes verified at once.
+    pub parallel: usize,
     pub describe: Vec<String>,
 }
 
@@ -411,12 +456,14 @@ pub fn verify(
     pick.show("daemonset", &daemonset);
     let daemonset = ObjectName::parse("--daemonset", &daemonset)?;
     let timeout = duration(&mut pick, args.timeout, answers, VERIFY_TIMEOUT)?;
+    let parallel = parallel(&mut pick, args.parallel, answers)?;
     Ok(VerifySettings {
         namespace,
         daemonset,
         metrics_url: args.metrics_url.clone(),
         metrics_file: args.metrics_file.clone(),
         timeout,
+        parallel,
         describe: pick.describe(),
     })
 }
@@ -498,6 +545,7 @@ mod tests {
                 metrics_url: None,
                 metrics_file: None,
                 timeout: None,
+                parallel: None,
             },
             &NoFlags,
             &a,
@@ -534,6 +582,7 @@ mod tests {
             force: false,
             dry_run: false,
             no_verify: false,
+            parallel: None,
         }
     }
 
@@ -563,6 +612,45 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("timeout `soon`"), "{e}");
+    }
+
+    #[test]
+    fn parallel_comes_from_the_flag_or_the_answers_file_and_stays_in_range() {
+        let verify_args = |parallel| VerifyArgs {
+            namespace: None,
+            daemonset: None,
+            metrics_url: None,
+            metrics_file: None,
+            timeout: None,
+            parallel,
+        };
+        let v = verify(&verify_args(None), &NoFlags, &Answers::default()).unwrap();
+        assert_eq!(v.parallel, crate::verify::DEFAULT_CONCURRENCY);
+        let a = answers("parallel: 4\n");
+        let v = verify(&verify_args(None), &NoFlags, &a).unwrap();
+        assert_eq!(v.parallel, 4);
+        assert!(
+            v.describe
+                .contains(&"parallel = 4 (config file)".to_string()),
+            "{:?}",
+            v.describe
+        );
+        let v = verify(&verify_args(Some(2)), &NoFlags, &a).unwrap();
+        assert_eq!(v.parallel, 2);
+        let s = install(&install_args(PlanArgs::default(), None), &NoFlags, &a).unwrap();
+        assert_eq!(s.parallel, 4);
+        for text in ["parallel: 0\n", "parallel: 257\n"] {
+            let a = answers(text);
+            let e = verify(&verify_args(None), &NoFlags, &a).err().unwrap();
+            assert!(e.to_string().contains("from 1 to 256"), "{e}");
+            assert!(
+                install(&install_args(PlanArgs::default(), None), &NoFlags, &a).is_err(),
+                "{text}"
+            );
+        }
+        for text in ["parallel: x\n", "parallel: -1\n"] {
+            assert!(Answers::parse(text).is_err(), "{text}");
+        }
     }
 
     #[test]

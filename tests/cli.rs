@@ -1033,6 +1033,29 @@ mod usage {
     }
 
     #[test]
+    fn parallel_outside_1_to_256_is_exit_2_before_the_api_server_is_contacted() {
+        let cluster = FakeCluster::start(FakeClusterConfig::default());
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for command in [&["verify"][..], &["install", "--yes"]] {
+            for bad in ["0", "x", "257"] {
+                let args: Vec<&str> = command.iter().copied().chain(["--parallel", bad]).collect();
+                refused(&cluster, root, &args, "--parallel");
+            }
+            // The answers file's `parallel` is held to the same range.
+            let answers = root.join("answers.yaml");
+            std::fs::write(&answers, "parallel: 0\n").unwrap();
+            let config = answers.to_str().unwrap();
+            let args: Vec<&str> = command
+                .iter()
+                .copied()
+                .chain(["--config", config])
+                .collect();
+            refused(&cluster, root, &args, "parallel `0` (from config file)");
+        }
+    }
+
+    #[test]
     fn a_relative_containerd_socket_is_exit_2_in_every_command_that_takes_one() {
         let cluster = FakeCluster::start(FakeClusterConfig::default());
         let root = tempfile::tempdir().unwrap();

@@ -425,6 +425,45 @@ mod verification {
         );
     }
 
+    /// `--parallel 2`: six nodes, never more than two proxy requests in flight at once.
+    #[test]
+    fn parallel_two_checks_at_most_two_nodes_at_once() {
+        let Some(w) = shared_world(6, |_| {}) else {
+            return;
+        };
+        installed(&w);
+        let latency = Duration::from_millis(300);
+        w.cluster.failures().set_proxy_latency(latency);
+        let out = w.run(&[
+            "verify",
+            "--parallel",
+            "2",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 6);
+        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
+
+        let peak = w.cluster.proxy_peak();
+        assert!(peak <= 2, "{peak} proxy requests at once: --parallel 2");
+        assert!(peak > 1, "the nodes were checked one after another");
+        // The third node waits for one of the first two (pod proxy, then node proxy) to finish.
+        let (pods, _) = proxy_requests(&w);
+        let mut first: Vec<Instant> = pods.values().map(|at| at[0]).collect();
+        first.sort();
+        assert_eq!(first.len(), 6);
+        assert!(
+            first[2] - first[0] >= 2 * latency,
+            "the 3rd node started {:?} after the first, before either of the first two was done",
+            first[2] - first[0]
+        );
+    }
+
     #[test]
     fn a_node_failing_once_is_retried_alone() {
         let Some(w) = shared_world(3, |_| {}) else {

@@ -558,6 +558,29 @@ mod apply {
 mod rollout {
     use super::*;
 
+    /// The DaemonSet controller scales a percentage maxUnavailable rounding up, and never to 0
+    /// (kubernetes/kubernetes: pkg/controller/daemon/util/daemonset_util.go `UnavailableCount`).
+    #[test]
+    fn a_percentage_max_unavailable_rounds_up_like_the_daemonset_controller() {
+        use support::fake_api::controller::max_unavailable;
+        let ds = |v: Value| serde_json::json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": v}}}});
+        let ten = ds(Value::from("10%"));
+        for (desired, budget) in [
+            (1, 1),
+            (5, 1),
+            (10, 1),
+            (11, 2),
+            (15, 2),
+            (300, 30),
+            (301, 31),
+        ] {
+            assert_eq!(max_unavailable(&ten, desired), budget, "10% of {desired}");
+        }
+        assert_eq!(max_unavailable(&ds(Value::from("0%")), 300), 1);
+        assert_eq!(max_unavailable(&ds(Value::from(3)), 300), 3);
+        assert_eq!(max_unavailable(&serde_json::json!({}), 300), 1);
+    }
+
     #[test]
     fn kubectl_rollout_status_watches_until_every_node_runs_the_new_pod() {
         if !have_kubectl() {

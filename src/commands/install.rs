@@ -389,6 +389,7 @@ pub async fn install(
 
     let verify_opts = VerifyOptions {
         expected_socket: facts.runtime.socket.clone(),
+        concurrency: args.parallel,
         ..VerifyOptions::new(&namespace, &ds.name, args.timeout)
     };
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");

@@ -34,11 +34,14 @@ pub async fn run(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode>
 /// `verify` without `--metrics-url`/`--metrics-file`: every node through the API server.
 async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
-    let opts = VerifyOptions::new(
-        args.namespace.as_str(),
-        args.daemonset.as_str(),
-        args.timeout,
-    );
+    let opts = VerifyOptions {
+        concurrency: args.parallel,
+        ..VerifyOptions::new(
+            args.namespace.as_str(),
+            args.daemonset.as_str(),
+            args.timeout,
+        )
+    };
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
         format!("verifying DaemonSet {}/{}", opts.namespace, opts.daemonset),

@@ -18,7 +18,7 @@ pub mod report;
 pub mod source;
 
 pub use http::FetchError;
-pub use nodes::{Verification, VerifyOptions, record, verify};
+pub use nodes::{DEFAULT_CONCURRENCY, Verification, VerifyOptions, record, verify};
 pub use report::Outcome;
 pub use source::Source;
 

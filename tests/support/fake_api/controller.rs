@@ -194,13 +194,18 @@ fn node_selected(ds: &Value, node: &SimNode) -> bool {
     })
 }
 
-fn max_unavailable(ds: &Value, desired: usize) -> usize {
+/// `maxUnavailable` as a number of pods, as the DaemonSet controller scales it: a percentage of
+/// the desired pods rounded *up* (kubernetes/kubernetes: pkg/controller/daemon/util/
+/// daemonset_util.go `UnavailableCount`, `intstrutil.GetScaledValueFromIntOrPercent(..., true)`),
+/// and 1 when that comes to 0 with no surge (pkg/controller/daemon/update.go
+/// `updatedDesiredNodeCounts`; the fake has no maxSurge). Default 1 (apps/v1 defaults).
+pub fn max_unavailable(ds: &Value, desired: usize) -> usize {
     let v = &ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"];
     let n = match v {
         Value::Number(n) => n.as_u64().unwrap_or(1) as usize,
         Value::String(s) if s.ends_with('%') => {
             let pct: usize = s.trim_end_matches('%').parse().unwrap_or(0);
-            desired * pct / 100
+            (desired * pct).div_ceil(100)
         }
         _ => 1,
     };
