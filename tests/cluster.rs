@@ -394,9 +394,7 @@ mod verification {
         installed(&w);
         let latency = Duration::from_millis(300);
         w.cluster.failures().set_proxy_latency(latency);
-        let started = Instant::now();
         let out = w.run(&["verify", "--timeout", "60s", "-o", "json"]);
-        let elapsed = started.elapsed();
         assert_eq!(code(&out), 0, "{}", text(&out));
         let report = json(&out);
         let nodes = report["verification"]["nodes"].as_array().expect("nodes");
@@ -417,11 +415,6 @@ mod verification {
             first[16] - first[0] >= 2 * latency,
             "the 17th node started {:?} after the first, before any of the first 16 was done",
             first[16] - first[0]
-        );
-        assert!(
-            elapsed < 40 * latency / 2,
-            "{elapsed:?}: not concurrent (sequential takes {:?})",
-            40 * latency
         );
     }
 
