@@ -181,6 +181,27 @@ fn install_ok(w: &World, extra: &[&str]) -> Value {
     json(&out)
 }
 
+/// Another tool (field manager `helm`) takes the DaemonSet's image over with server-side apply
+/// and `--force-conflicts`, as `kubectl apply --server-side` would.
+fn helm_takes_the_image(w: &World) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("helm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  template:\n    spec:\n      containers:\n      - name: cadvisor\n        image: example.org/cadvisor:helm\n",
+    )
+    .expect("write");
+    let taken = w.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=helm",
+        "-f",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(taken.status.success(), "{}", text(&taken));
+}
+
 /// The upstream kustomize base of google/cadvisor (deploy/kubernetes/base), reduced: no
 /// `--containerd` flag and no mount of containerd's socket directory.
 const UPSTREAM: &str = r#"
@@ -838,23 +859,7 @@ mod failures {
             return;
         }
         install_ok(&w, &[]);
-        // Another tool takes the image over with server-side apply.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("helm.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  template:\n    spec:\n      containers:\n      - name: cadvisor\n        image: example.org/cadvisor:helm\n",
-        )
-        .expect("write");
-        let taken = w.kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=helm",
-            "-f",
-            file.to_str().expect("utf-8"),
-        ]);
-        assert!(taken.status.success(), "{}", text(&taken));
+        helm_takes_the_image(&w);
 
         let out = w.run(&["install", "--yes"]);
         assert_eq!(code(&out), 7, "{}", text(&out));
@@ -2416,23 +2421,7 @@ mod report_snapshots {
         insta::assert_snapshot!("install_dry_run_diff_json", json_doc);
         insta::assert_snapshot!("install_dry_run_diff_human", human);
 
-        // Another tool takes the image over with server-side apply.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("helm.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: cadvisor\n  namespace: cadvisor\nspec:\n  template:\n    spec:\n      containers:\n      - name: cadvisor\n        image: example.org/cadvisor:helm\n",
-        )
-        .expect("write");
-        let taken = w.kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=helm",
-            "-f",
-            file.to_str().expect("utf-8"),
-        ]);
-        assert!(taken.status.success(), "{}", text(&taken));
+        helm_takes_the_image(&w);
         let (json_doc, human) = both(&w, &["install", "--yes", "--timeout", "60s"], 7);
         insta::assert_snapshot!("install_conflict_json", json_doc);
         insta::assert_snapshot!("install_conflict_human", human);

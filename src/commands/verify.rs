@@ -351,20 +351,8 @@ mod tests {
 
     fn node(name: &str, passed: bool) -> NodeResult {
         NodeResult {
-            node: name.into(),
-            pod: format!("cadvisor-{name}"),
             passed,
-            labelled_pods: vec![],
-            kubelet_pods: vec![],
-            missing: vec![],
-            verdict: None,
-            labelled_series: 0,
-            id_only_series: 0,
-            error: None,
-            kubelet_error: None,
-            registration: None,
-            manifest_problems: vec![],
-            attempt: 1,
+            ..NodeResult::unchecked(name.into(), format!("cadvisor-{name}"), 1)
         }
     }
 

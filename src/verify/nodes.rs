@@ -98,7 +98,8 @@ pub struct NodeResult {
 }
 
 impl NodeResult {
-    fn unchecked(node: String, pod: String, attempt: u32) -> NodeResult {
+    /// A node not (yet) checked: nothing seen, not passed.
+    pub fn unchecked(node: String, pod: String, attempt: u32) -> NodeResult {
         NodeResult {
             node,
             pod,
