@@ -361,6 +361,28 @@ mod story {
         // And verify agrees now.
         let out = w.run(&["verify", "--timeout", "10s"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
+
+        // --force is undone by uninstall: the user's own DaemonSet comes back as it was (its
+        // image, its selector), not deleted.
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["restored"]
+                .to_string()
+                .contains("DaemonSet cadvisor/cadvisor"),
+            "{report:#}"
+        );
+        let ds = w.daemonset().expect("the user's DaemonSet was deleted");
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["containers"][0]["image"],
+            "gcr.io/cadvisor/cadvisor:v0.49.1"
+        );
+        assert_eq!(
+            ds["spec"]["selector"],
+            serde_json::json!({"matchLabels": {"name": "cadvisor"}})
+        );
+        assert!(ds["metadata"]["annotations"]["cadvisor-setup/ownership"].is_null());
     }
 }
 

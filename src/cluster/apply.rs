@@ -293,6 +293,17 @@ async fn apply_one(
     let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
 
     let mut object = manifest.object.clone();
+    if manifest.kind == "DaemonSet"
+        && matches!(
+            decision,
+            Decision::Adopt | Decision::Update(Ownership::Adopted)
+        )
+        && let Some(live) = live
+    {
+        keep_live_selector(&mut object, live).map_err(|reason| ClusterError::Foreign {
+            objects: vec![format!("{what} ({reason})")],
+        })?;
+    }
     let (owned, note) = match (decision, live) {
         (Decision::Update(Ownership::Adopted), Some(live)) => {
             // Keep the record of what it was before we first took it over.
@@ -364,6 +375,39 @@ async fn apply_one(
         after,
         note,
     })
+}
+
+/// A DaemonSet's `spec.selector` cannot change once created (kubernetes.io "DaemonSet": "the
+/// .spec.selector ... cannot be mutated"), so an adopted DaemonSet keeps its own, and our pod
+/// template also carries the labels it selects on, so it still selects our pods.
+fn keep_live_selector(object: &mut Value, live: &Value) -> Result<(), String> {
+    let selector = &live["spec"]["selector"];
+    if selector.is_null() || *selector == object["spec"]["selector"] {
+        return Ok(());
+    }
+    if selector["matchExpressions"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return Err(format!(
+            "its selector {selector} uses matchExpressions, which our pods cannot be made to match, and a DaemonSet's selector cannot change: delete it first (kubectl delete daemonset) or install into another namespace"
+        ));
+    }
+    let Some(wanted) = selector["matchLabels"].as_object() else {
+        return Err(format!("its selector {selector} has no matchLabels"));
+    };
+    if let Some(labels) = object
+        .pointer_mut("/spec/template/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        for (k, v) in wanted {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("selector".to_string(), selector.clone());
+    }
+    Ok(())
 }
 
 fn described(m: &Manifest) -> String {
@@ -473,5 +517,23 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn an_adopted_daemonset_keeps_its_immutable_selector_and_our_pods_match_it() {
+        let mut ours = serde_json::json!({"spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "cadvisor"}},
+            "template": {"metadata": {"labels": {"app.kubernetes.io/name": "cadvisor"}}}
+        }});
+        let live = serde_json::json!({"spec": {"selector": {"matchLabels": {"name": "cadvisor"}}}});
+        keep_live_selector(&mut ours, &live).unwrap();
+        assert_eq!(ours["spec"]["selector"], live["spec"]["selector"]);
+        let labels = &ours["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["name"], "cadvisor");
+        assert_eq!(labels["app.kubernetes.io/name"], "cadvisor");
+
+        let expressions = serde_json::json!({"spec": {"selector": {"matchExpressions": [
+            {"key": "name", "operator": "In", "values": ["a", "b"]}]}}});
+        assert!(keep_live_selector(&mut ours, &expressions).is_err());
     }
 }

@@ -1047,6 +1047,22 @@ fn finalize_update(
     sub: Option<&str>,
     record: bool,
 ) -> Result<(Value, bool), ApiError> {
+    // A workload's selector cannot change (kubernetes/kubernetes: pkg/apis/apps/validation,
+    // ValidateDaemonSetUpdate: "field is immutable").
+    if res.kind == "DaemonSet"
+        && sub != Some("status")
+        && !new["spec"]["selector"].is_null()
+        && new["spec"]["selector"] != live["spec"]["selector"]
+    {
+        return Err(status::invalid(
+            res,
+            &name_of(live),
+            format!(
+                "spec.selector: Invalid value: {}: field is immutable",
+                new["spec"]["selector"]
+            ),
+        ));
+    }
     for k in [
         "uid",
         "creationTimestamp",
