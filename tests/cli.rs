@@ -880,22 +880,24 @@ mod safety {
             .args(["detect", "--no-cluster"])
             .output()
             .unwrap();
-        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
-        assert!(
-            !all.contains(&0x1b),
-            "ESC reached the terminal:\n{}",
-            text(&out)
-        );
-        assert!(
-            !all.contains(&0x07),
-            "BEL reached the terminal:\n{}",
-            text(&out)
-        );
+        assert_no_terminal_controls(&out);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains(r"v1.33\x1b]0;pwned\x07\x1b[2J"),
             "the version is shown, escaped:\n{}",
             text(&out)
         );
+    }
+
+    /// Neither ESC nor BEL from the input reached stdout or stderr (NO_COLOR: we print none).
+    fn assert_no_terminal_controls(out: &std::process::Output) {
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        for (byte, name) in [(0x1b, "ESC"), (0x07, "BEL")] {
+            assert!(
+                !all.contains(&byte),
+                "{name} reached the terminal:\n{}",
+                text(out)
+            );
+        }
     }
 
     #[test]
@@ -914,12 +916,7 @@ mod safety {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
-        assert!(
-            !all.contains(&0x1b),
-            "ESC reached the terminal:\n{}",
-            text(&out)
-        );
+        assert_no_terminal_controls(&out);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains(r"ns/evil\x1b]0;pwned\x07\x1b[2J"),
             "{}",

@@ -427,38 +427,50 @@ mod verification {
         (pods, nodes)
     }
 
-    /// 20 nodes, 300 ms per proxy answer: one after another that is 12 s; the default bound of
-    /// 16 nodes at once makes it two waves.
+    /// Runs `verify` (with `extra` flags) over every node of `w` with 300 ms per proxy answer,
+    /// and checks what `bound` promises: every node passes in one attempt, never more than
+    /// `bound` proxy requests are in flight (and more than one, so it was concurrent), and the
+    /// node after the first `bound` starts only once one of those is done (pod proxy, then node
+    /// proxy: two latencies).
+    fn verify_concurrently(w: &World, nodes: usize, extra: &[&str], bound: usize) {
+        installed(w);
+        let latency = Duration::from_millis(300);
+        w.cluster.failures().set_proxy_latency(latency);
+        let mut args = vec!["verify", "--timeout", "60s", "-o", "json"];
+        args.extend_from_slice(extra);
+        let out = w.run(&args);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        let checked = report["verification"]["nodes"].as_array().expect("nodes");
+        assert_eq!(checked.len(), nodes);
+        assert!(checked.iter().all(|n| n["passed"] == true), "{report:#}");
+        assert_eq!(report["verification"]["attempts"], 1);
+
+        let peak = w.cluster.proxy_peak();
+        assert!(
+            peak <= bound,
+            "{peak} proxy requests at once: the bound is {bound}"
+        );
+        assert!(peak > 1, "the nodes were checked one after another");
+        let (pods, kubelets) = proxy_requests(w);
+        assert_eq!((pods.len(), kubelets.len()), (nodes, nodes));
+        let mut first: Vec<Instant> = pods.values().map(|at| at[0]).collect();
+        first.sort();
+        assert!(
+            first[bound] - first[0] >= 2 * latency,
+            "node {} started {:?} after the first, before any of the first {bound} was done",
+            bound + 1,
+            first[bound] - first[0]
+        );
+    }
+
+    /// 20 nodes: one after another that is 12 s; the default bound of 16 makes it two waves.
     #[test]
     fn twenty_nodes_are_checked_concurrently_never_more_than_sixteen_at_once() {
         let Some(w) = shared_world(20, |_| {}) else {
             return;
         };
-        installed(&w);
-        let latency = Duration::from_millis(300);
-        w.cluster.failures().set_proxy_latency(latency);
-        let out = w.run(&["verify", "--timeout", "60s", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
-        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
-        assert_eq!(nodes.len(), 20);
-        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
-        assert_eq!(report["verification"]["attempts"], 1);
-
-        let peak = w.cluster.proxy_peak();
-        assert!(peak <= 16, "{peak} proxy requests at once: the bound is 16");
-        assert!(peak > 1, "the nodes were checked one after another");
-        // Each node asks the pod proxy, then the node proxy: a slot frees no earlier than two
-        // latencies after the first pod proxy request arrived.
-        let (pods, kubelets) = proxy_requests(&w);
-        assert_eq!((pods.len(), kubelets.len()), (20, 20));
-        let mut first: Vec<Instant> = pods.values().map(|at| at[0]).collect();
-        first.sort();
-        assert!(
-            first[16] - first[0] >= 2 * latency,
-            "the 17th node started {:?} after the first, before any of the first 16 was done",
-            first[16] - first[0]
-        );
+        verify_concurrently(&w, 20, &[], 16);
     }
 
     /// `--parallel 2`: six nodes, never more than two proxy requests in flight at once.
@@ -467,37 +479,7 @@ mod verification {
         let Some(w) = shared_world(6, |_| {}) else {
             return;
         };
-        installed(&w);
-        let latency = Duration::from_millis(300);
-        w.cluster.failures().set_proxy_latency(latency);
-        let out = w.run(&[
-            "verify",
-            "--parallel",
-            "2",
-            "--timeout",
-            "60s",
-            "-o",
-            "json",
-        ]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
-        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
-        assert_eq!(nodes.len(), 6);
-        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
-
-        let peak = w.cluster.proxy_peak();
-        assert!(peak <= 2, "{peak} proxy requests at once: --parallel 2");
-        assert!(peak > 1, "the nodes were checked one after another");
-        // The third node waits for one of the first two (pod proxy, then node proxy) to finish.
-        let (pods, _) = proxy_requests(&w);
-        let mut first: Vec<Instant> = pods.values().map(|at| at[0]).collect();
-        first.sort();
-        assert_eq!(first.len(), 6);
-        assert!(
-            first[2] - first[0] >= 2 * latency,
-            "the 3rd node started {:?} after the first, before either of the first two was done",
-            first[2] - first[0]
-        );
+        verify_concurrently(&w, 6, &["--parallel", "2"], 2);
     }
 
     #[test]
