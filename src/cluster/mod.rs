@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod node;
 pub mod ownership;
 pub mod pod_security;
+pub mod prometheus;
 pub mod proxy;
 pub mod resources;
 pub mod rollout;

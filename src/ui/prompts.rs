@@ -91,6 +91,24 @@ pub fn select_socket(
     })
 }
 
+/// Several Prometheus found: which one should scrape cAdvisor (`None`: none of them).
+pub fn select_prometheus(ui: &Ui, ids: &[String]) -> Result<Option<usize>, PromptError> {
+    let mut items: Vec<String> = ids
+        .iter()
+        .map(|id| super::escape::escape_controls(id).into_owned())
+        .collect();
+    items.push("none of them (no Prometheus integration)".to_string());
+    let theme = theme(ui);
+    let choice = guarded(|| {
+        Select::with_theme(theme.as_ref())
+            .with_prompt("Several Prometheus instances run here. Which one should scrape cAdvisor?")
+            .items(&items)
+            .default(0)
+            .interact_opt()
+    })?;
+    Ok(choice.filter(|i| *i < ids.len()))
+}
+
 /// Asks for the values nobody gave, with the detected defaults pre-filled.
 pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     let theme = theme(ui);
