@@ -2557,6 +2557,24 @@ mod prometheus_integration {
         }
         validate_strict(&np);
 
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let status = json(&out);
+        assert_eq!(status["prometheus"][0]["name"], STACK_NAME, "{status:#}");
+        assert_eq!(status["prometheus"][0]["selects_ours"], true, "{status:#}");
+        assert_eq!(
+            status["prometheus"][0]["selects_service_monitors"],
+            "release=kube-prom-stack"
+        );
+        let out = w.run(&["status"]);
+        assert!(
+            text(&out).contains(&format!(
+                "Prometheus {STACK_NS}/{STACK_NAME}: scrapes our ServiceMonitor"
+            )),
+            "{}",
+            text(&out)
+        );
+
         // A rerun changes nothing; uninstall removes what install made.
         let again = install_ok(&w, &[]);
         assert_eq!(again["changed"], false, "{again:#}");

@@ -292,6 +292,54 @@ pub fn selects(
     namespace_ok && selector::matches(sm, labels).unwrap_or(false)
 }
 
+/// One Prometheus as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seen {
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// Whether it selects our ServiceMonitor; `None` when we have none.
+    pub selects_ours: Option<bool>,
+}
+
+/// Every Prometheus, and whether each selects our ServiceMonitor `namespace/name` as it is now;
+/// `None` when the operator's API is not served.
+pub async fn seen(
+    cluster: &Cluster,
+    namespace: &str,
+    service_monitor: &str,
+) -> Result<Option<Vec<Seen>>, ClusterError> {
+    let Some(found) = list(cluster).await? else {
+        return Ok(None);
+    };
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"),
+        "servicemonitors",
+    );
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+    let ours = match api.get_opt(service_monitor).await {
+        Ok(sm) => sm.map(|sm| sm.metadata.labels.unwrap_or_default()),
+        // The operator's CRDs serve Prometheus but not ServiceMonitor: none of ours.
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(e) => return Err(classify(&cluster.server, e)),
+    };
+    let namespace_labels = match namespace_state(cluster, namespace).await? {
+        NamespaceState::Ours(l) | NamespaceState::Foreign(l) => l,
+    };
+    Ok(Some(
+        found
+            .instances
+            .into_iter()
+            .map(|instance| Seen {
+                selects_ours: ours
+                    .as_ref()
+                    .map(|labels| selects(&instance, labels, namespace, &namespace_labels)),
+                instance,
+            })
+            .collect(),
+    ))
+}
+
 /// The labels of `instance`'s pods, for the NetworkPolicy: its StatefulSet's selector (the
 /// operator names it with [`OPERATOR_NAME_LABEL`]), or that label alone when no StatefulSet is
 /// readable (the operator sets it on the pods too: prometheus-operator pkg/prometheus/server/statefulset.go).
