@@ -1109,6 +1109,60 @@ mod interactive {
     }
 
     #[test]
+    fn with_two_prometheus_the_person_picks_one() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        w.cluster.set_prometheus_operator(true);
+        for (ns, name, spec) in [
+            (
+                "monitoring",
+                "k8s",
+                serde_json::json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+            ),
+            (
+                "observability",
+                "stack",
+                serde_json::json!({
+                "serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                "serviceMonitorNamespaceSelector": {}}),
+            ),
+        ] {
+            w.cluster.create(
+                "helm",
+                serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                    "metadata": {"name": name, "namespace": ns}, "spec": spec}),
+            );
+        }
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Namespace for cAdvisor", "\r"),
+                ("cAdvisor image", "\r"),
+                ("Metric groups", "\r"),
+                ("Run cAdvisor privileged", "\r"),
+                ("Prometheus Operator ServiceMonitor", "\r"),
+                ("Which one should scrape cAdvisor", "\x1b[B\r"),
+                ("Apply this to the cluster", "\r"),
+            ],
+            &["install", "--timeout", "60s"],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("Prometheus observability/stack will scrape cAdvisor (ServiceMonitor labelled release=kube-prom-stack)"),
+            "{out}"
+        );
+        let sm = w
+            .cluster
+            .get("ServiceMonitor", "cadvisor", "cadvisor")
+            .expect("ServiceMonitor");
+        assert_eq!(sm["metadata"]["labels"]["release"], "kube-prom-stack");
+        assert!(out.contains("NetworkPolicy cadvisor/cadvisor"), "{out}");
+    }
+
+    #[test]
     fn show_yaml_then_cancel_applies_nothing() {
         let Some(w) = world(1) else { return };
         if !have_python() {
