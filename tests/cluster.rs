@@ -2535,6 +2535,19 @@ mod prometheus_integration {
         );
     }
 
+    /// One node, the operator's CRDs, and `monitoring/k8s` with `spec`.
+    fn operator_world(spec: Value) -> Option<World> {
+        let w = world(1)?;
+        w.cluster.set_prometheus_operator(true);
+        prometheus(&w, "monitoring", "k8s", spec);
+        Some(w)
+    }
+
+    fn all_namespaces(service_monitor_selector: Value) -> Value {
+        json!({"serviceMonitorSelector": service_monitor_selector,
+            "serviceMonitorNamespaceSelector": {}})
+    }
+
     fn stack_world() -> Option<World> {
         let w = world(1)?;
         w.cluster.set_prometheus_operator(true);
@@ -2542,8 +2555,7 @@ mod prometheus_integration {
             &w,
             STACK_NS,
             STACK_NAME,
-            json!({"serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
-                "serviceMonitorNamespaceSelector": {}}),
+            all_namespaces(json!({"matchLabels": {"release": "kube-prom-stack"}})),
         );
         statefulset(&w, STACK_NS, STACK_NAME);
         Some(w)
@@ -2644,16 +2656,11 @@ mod prometheus_integration {
 
     #[test]
     fn kube_prometheus_selects_everything_so_nothing_is_added() {
-        let Some(w) = world(1) else { return };
-        w.cluster.set_prometheus_operator(true);
         // kube-prometheus: `serviceMonitorSelector: {}` in `monitoring`
         // (prometheus-operator/kube-prometheus: manifests/prometheus-prometheus.yaml).
-        prometheus(
-            &w,
-            "monitoring",
-            "k8s",
-            json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
-        );
+        let Some(w) = operator_world(all_namespaces(json!({}))) else {
+            return;
+        };
         let report = install_ok(&w, &["--network-policy", "never"]);
         assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
         assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
@@ -2665,16 +2672,11 @@ mod prometheus_integration {
 
     #[test]
     fn a_selector_that_excludes_us_is_refused_before_anything_is_applied() {
-        let Some(w) = world(1) else { return };
-        w.cluster.set_prometheus_operator(true);
-        prometheus(
-            &w,
-            "monitoring",
-            "k8s",
-            json!({"serviceMonitorSelector": {"matchExpressions": [
-                {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["cadvisor"]}]},
-                "serviceMonitorNamespaceSelector": {}}),
-        );
+        let Some(w) = operator_world(all_namespaces(json!({"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["cadvisor"]}]})))
+        else {
+            return;
+        };
         let out = w.run(&["install", "--yes", "--prometheus", "monitoring/k8s"]);
         assert_exit_saying(&out, 3, "app.kubernetes.io/name notin (cadvisor)");
         assert!(text(&out).contains("nothing was applied"), "{}", text(&out));
@@ -2701,12 +2703,7 @@ mod prometheus_integration {
     #[test]
     fn with_two_prometheus_an_unattended_install_needs_to_be_told_which() {
         let Some(w) = stack_world() else { return };
-        prometheus(
-            &w,
-            "monitoring",
-            "k8s",
-            json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
-        );
+        prometheus(&w, "monitoring", "k8s", all_namespaces(json!({})));
         let out = w.run(&["install", "--yes"]);
         assert_exit_saying(&out, 3, "several Prometheus instances");
         assert!(
@@ -2760,15 +2757,11 @@ mod prometheus_integration {
 
     #[test]
     fn a_namespace_selector_labels_the_namespace_we_create() {
-        let Some(w) = world(1) else { return };
-        w.cluster.set_prometheus_operator(true);
-        prometheus(
-            &w,
-            "monitoring",
-            "k8s",
-            json!({"serviceMonitorSelector": {},
-                "serviceMonitorNamespaceSelector": {"matchLabels": {"monitoring": "enabled"}}}),
-        );
+        let Some(w) = operator_world(json!({"serviceMonitorSelector": {},
+            "serviceMonitorNamespaceSelector": {"matchLabels": {"monitoring": "enabled"}}}))
+        else {
+            return;
+        };
         let report = install_ok(&w, &[]);
         assert_eq!(
             report["prometheus"]["namespace_labels"],

@@ -446,6 +446,16 @@ mod tests {
         labels(&[(NAMESPACE_NAME_LABEL, name)])
     }
 
+    /// `target` for our labels in namespace `cadvisor`, ours to label or someone else's.
+    fn target_in_cadvisor(p: &Instance, namespace_is_ours: bool) -> Result<Target, Unreachable> {
+        let state = if namespace_is_ours {
+            NamespaceState::Ours(ns("cadvisor"))
+        } else {
+            NamespaceState::Foreign(ns("cadvisor"))
+        };
+        target(p, &ours(), "cadvisor", &state)
+    }
+
     #[test]
     fn kube_prometheus_stack_gets_the_release_label() {
         // MicroK8s' observability addon: release kube-prom-stack, all namespaces.
@@ -454,13 +464,7 @@ mod tests {
             Some(match_labels(&[("release", "kube-prom-stack")])),
             Some(LabelSelector::default()),
         );
-        let t = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Ours(ns("cadvisor")),
-        )
-        .unwrap();
+        let t = target_in_cadvisor(&p, true).unwrap();
         assert_eq!(
             t.service_monitor_labels,
             labels(&[("release", "kube-prom-stack")])
@@ -479,13 +483,7 @@ mod tests {
             Some(LabelSelector::default()),
             Some(LabelSelector::default()),
         );
-        let t = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Foreign(ns("cadvisor")),
-        )
-        .unwrap();
+        let t = target_in_cadvisor(&p, false).unwrap();
         assert_eq!(t, Target::default());
         assert!(selects(&p, &ours(), "cadvisor", &ns("cadvisor")));
     }
@@ -493,13 +491,7 @@ mod tests {
     #[test]
     fn a_nil_service_monitor_selector_selects_nothing() {
         let p = instance("monitoring", None, Some(LabelSelector::default()));
-        let err = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Ours(ns("cadvisor")),
-        )
-        .unwrap_err();
+        let err = target_in_cadvisor(&p, true).unwrap_err();
         assert!(err.reason.contains("selects no ServiceMonitor"), "{err}");
         assert!(!selects(&p, &ours(), "cadvisor", &ns("cadvisor")));
     }
@@ -507,13 +499,7 @@ mod tests {
     #[test]
     fn a_nil_namespace_selector_is_the_prometheus_namespace_only() {
         let p = instance("monitoring", Some(LabelSelector::default()), None);
-        let err = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Ours(ns("cadvisor")),
-        )
-        .unwrap_err();
+        let err = target_in_cadvisor(&p, true).unwrap_err();
         assert!(
             err.reason.contains("only in its own namespace monitoring"),
             "{err}"
@@ -538,21 +524,9 @@ mod tests {
             Some(LabelSelector::default()),
             Some(match_labels(&[("monitoring", "enabled")])),
         );
-        let t = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Ours(ns("cadvisor")),
-        )
-        .unwrap();
+        let t = target_in_cadvisor(&p, true).unwrap();
         assert_eq!(t.namespace_labels, labels(&[("monitoring", "enabled")]));
-        let err = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Foreign(ns("cadvisor")),
-        )
-        .unwrap_err();
+        let err = target_in_cadvisor(&p, false).unwrap_err();
         assert!(
             err.fix
                 .contains("kubectl label namespace cadvisor monitoring=enabled"),
@@ -580,13 +554,7 @@ mod tests {
             }),
             Some(LabelSelector::default()),
         );
-        let err = target(
-            &p,
-            &ours(),
-            "cadvisor",
-            &NamespaceState::Ours(ns("cadvisor")),
-        )
-        .unwrap_err();
+        let err = target_in_cadvisor(&p, true).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("Prometheus monitoring/p cannot select our ServiceMonitor"),
