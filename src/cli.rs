@@ -243,6 +243,12 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
+    /// Print a Prometheus scrape job for cAdvisor (Kubernetes service discovery of its pods,
+    /// pod/namespace/container relabelling) instead of the manifests, for a Prometheus without
+    /// the Prometheus Operator. Needs no host facts.
+    #[arg(long, conflicts_with = "out_dir")]
+    pub scrape_config: bool,
+
     /// Override the built-in templates with same-named files from DIR.
     #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
     pub templates: Option<PathBuf>,

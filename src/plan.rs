@@ -5,6 +5,7 @@
 //! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
 mod preset;
+pub mod scrape;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -413,14 +414,8 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     };
 
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "cadvisor-setup".to_string(),
-        ),
-    ]);
-    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
+    let labels = labels();
+    let selector = selector();
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
     let namespace_labels = ["enforce", "audit", "warn"]
@@ -444,26 +439,9 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     ]);
 
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
-        interval: "30s".to_string(),
-        relabelings: vec![Relabel {
-            source_label: "__meta_kubernetes_pod_node_name".to_string(),
-            target_label: "node".to_string(),
-        }],
-        // Dashboards written for the kubelet's /metrics/cadvisor use pod/namespace/container
-        // (kubernetes/kubernetes: pkg/kubelet/server/server.go containerPrometheusLabelsFunc).
-        // Series without the container label (raw cgroups) get the label removed instead of the
-        // cAdvisor pod's own.
-        metric_relabelings: [
-            ("io_kubernetes_pod_name", "pod"),
-            ("io_kubernetes_pod_namespace", "namespace"),
-            ("io_kubernetes_container_name", "container"),
-        ]
-        .into_iter()
-        .map(|(label, target)| Relabel {
-            source_label: format!("container_label_{label}"),
-            target_label: target.to_string(),
-        })
-        .collect(),
+        interval: SCRAPE_INTERVAL.to_string(),
+        relabelings: target_relabelings(),
+        metric_relabelings: metric_relabelings(),
     });
 
     Ok(Plan {
@@ -497,6 +475,57 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         service_monitor,
         warnings,
     })
+}
+
+/// Labels on every object and on the pod template.
+pub fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "cadvisor-setup".to_string(),
+        ),
+    ])
+}
+
+/// The DaemonSet's and the Service's selector: the labels that find cAdvisor's pods (the
+/// Prometheus scrape job selects the pods by it too).
+pub fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())])
+}
+
+/// How often Prometheus scrapes cAdvisor (ServiceMonitor and plain scrape job alike): twice
+/// the longest housekeeping interval (`--max_housekeeping_interval=15s`), so every scrape sees
+/// fresh numbers.
+pub const SCRAPE_INTERVAL: &str = "30s";
+
+/// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
+pub fn target_relabelings() -> Vec<Relabel> {
+    vec![Relabel {
+        source_label: "__meta_kubernetes_pod_node_name".to_string(),
+        target_label: "node".to_string(),
+    }]
+}
+
+/// Metric relabelings, the same for the ServiceMonitor and the plain scrape job: cAdvisor's
+/// container labels → the kubelet's `pod`/`namespace`/`container`. Dashboards written for the
+/// kubelet's /metrics/cadvisor use those names (kubernetes/kubernetes:
+/// pkg/kubelet/server/server.go containerPrometheusLabelsFunc). They must be *metric*
+/// relabelings: `container_label_*` exist only on the scraped series, not on the target.
+/// Series without the container label (raw cgroups) get the label removed instead of the
+/// cAdvisor pod's own (a `replace` with an empty result deletes the label).
+pub fn metric_relabelings() -> Vec<Relabel> {
+    [
+        ("io_kubernetes_pod_name", "pod"),
+        ("io_kubernetes_pod_namespace", "namespace"),
+        ("io_kubernetes_container_name", "container"),
+    ]
+    .into_iter()
+    .map(|(label, target)| Relabel {
+        source_label: format!("container_label_{label}"),
+        target_label: target.to_string(),
+    })
+    .collect()
 }
 
 fn mount(name: &str, host_path: &str, mount_path: &str, host_path_type: &str) -> Mount {

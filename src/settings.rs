@@ -357,6 +357,8 @@ pub struct RenderSettings {
     pub distro: Option<DistroPreset>,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
+    /// `--scrape-config`: print the plain-Prometheus scrape job instead of the manifests.
+    pub scrape_config: bool,
 }
 
 pub fn render(
@@ -374,6 +376,7 @@ pub fn render(
         distro: args.distro,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
+        scrape_config: args.scrape_config,
     })
 }
 

@@ -16,6 +16,9 @@ use crate::ui::{Human, Report, Ui};
 use crate::{plan, render};
 
 pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode> {
+    if args.scrape_config {
+        return scrape_config(ctx, &args);
+    }
     let resolved = &args.resolved;
     let mut facts = facts_for_render(ctx, args.distro, resolved).await?;
     if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
@@ -78,6 +81,44 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     .changed(written.is_some())
     .message(message);
     Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`: the plain-Prometheus job for the namespace; no host facts needed.
+fn scrape_config(ctx: &Context, args: &RenderSettings) -> super::Result<ExitCode> {
+    let job = plan::scrape::job(&args.resolved.plan.namespace)?;
+    let rendered = render::scrape_config(&job, args.templates.as_deref())?;
+    let report = Report::new(
+        ExitCode::Success,
+        ScrapeConfigRendered {
+            job_name: job.job_name,
+            namespace: job.namespace,
+            scrape_config: rendered.object,
+            yaml: rendered.yaml,
+        },
+    );
+    Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`'s report body: the job as an object (JSON) or as YAML with its
+/// comments (people).
+#[derive(Serialize)]
+pub struct ScrapeConfigRendered {
+    job_name: String,
+    namespace: String,
+    /// `{"scrape_configs": [job]}`.
+    scrape_config: serde_json::Value,
+    #[serde(skip)]
+    yaml: String,
+}
+
+impl Human for ScrapeConfigRendered {
+    fn human(&self, ui: &Ui) {
+        ui.line(self.yaml.trim_end());
+    }
+
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.note(summary);
+    }
 }
 
 /// `render`'s report body: the manifests as objects (JSON) or as multi-document YAML (people),
