@@ -191,7 +191,10 @@ pub fn scrape_config(
         .and_then(serde_json::Value::as_array)
         .ok_or_else(|| fail("renders no `scrape_configs:` list".to_string()))?;
     match jobs.as_slice() {
-        [job] if job.get("job_name").is_some_and(serde_json::Value::is_string) => {}
+        [job]
+            if job
+                .get("job_name")
+                .is_some_and(serde_json::Value::is_string) => {}
         _ => {
             return Err(fail(format!(
                 "`scrape_configs` must hold exactly one job with a job_name, not {}",

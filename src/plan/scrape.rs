@@ -102,7 +102,11 @@ mod tests {
             .find(|(r, _)| *r == job.role)
             .expect("a known role")
             .1;
-        assert!(job.selectors.iter().all(|s| allowed.contains(&s.role.as_str())));
+        assert!(
+            job.selectors
+                .iter()
+                .all(|s| allowed.contains(&s.role.as_str()))
+        );
         assert!(super::job("Not_A_Label").is_err());
     }
 }

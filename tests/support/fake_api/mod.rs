@@ -478,6 +478,21 @@ impl FakeCluster {
         &self.pki.ca_pem
     }
 
+    /// Writes the CA and the admin client certificate and key of the kubeconfig as PEM files
+    /// into `dir` (`ca.crt`, `client.crt`, `client.key`), for clients that take files (a real
+    /// Prometheus's `tls_config`).
+    pub fn write_client_tls_files(&self, dir: &Path) -> [PathBuf; 3] {
+        let files = [
+            (dir.join("ca.crt"), &self.pki.ca_pem),
+            (dir.join("client.crt"), &self.pki.admin.cert),
+            (dir.join("client.key"), &self.pki.admin.key),
+        ];
+        for (path, pem) in &files {
+            std::fs::write(path, pem).expect("write a PEM file");
+        }
+        files.map(|(path, _)| path)
+    }
+
     pub fn failures(&self) -> &Failures {
         &self.state.failures
     }
