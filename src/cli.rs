@@ -310,6 +310,16 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Check through Prometheus: our targets are up on every node and a query by the relabelled
+    /// pod/namespace/container labels finds a pod the kubelet reports. URL is Prometheus' base
+    /// URL (e.g. http://127.0.0.1:9090 after `kubectl port-forward`).
+    #[arg(
+        long,
+        value_name = "URL|auto",
+        conflicts_with_all = ["metrics_url", "metrics_file"]
+    )]
+    pub prometheus: Option<String>,
+
     /// How long to keep trying, e.g. 30s [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
     pub timeout: Option<std::time::Duration>,

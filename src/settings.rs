@@ -53,6 +53,10 @@ pub enum SettingsError {
         source_name: ValueSource,
         reason: String,
     },
+    #[error(
+        "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT) or auto"
+    )]
+    Prometheus { value: String, reason: String },
     #[error(transparent)]
     Options(#[from] OptionsError),
 }
@@ -431,11 +435,38 @@ pub fn install(
     })
 }
 
+/// `verify --prometheus`: where Prometheus' API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusTarget {
+    /// A base URL, checked (http or https, with a host) before any I/O.
+    Url(String),
+    /// The Prometheus found in the cluster, through the API server's service proxy.
+    Auto,
+}
+
+impl PrometheusTarget {
+    pub fn parse(value: &str) -> Result<PrometheusTarget, SettingsError> {
+        if value == "auto" {
+            return Ok(PrometheusTarget::Auto);
+        }
+        let bad = |reason: String| SettingsError::Prometheus {
+            value: value.to_string(),
+            reason,
+        };
+        if value.contains('?') || value.contains('#') {
+            return Err(bad("a base URL has no query or fragment".to_string()));
+        }
+        crate::verify::http::check_url(value).map_err(|e| bad(e.to_string()))?;
+        Ok(PrometheusTarget::Url(value.to_string()))
+    }
+}
+
 pub struct VerifySettings {
     pub namespace: Namespace,
     pub daemonset: ObjectName,
     pub metrics_url: Option<String>,
     pub metrics_file: Option<PathBuf>,
+    pub prometheus: Option<PrometheusTarget>,
     pub timeout: Duration,
     /// Nodes verified at once.
     pub parallel: usize,
@@ -465,6 +496,11 @@ pub fn verify(
         daemonset,
         metrics_url: args.metrics_url.clone(),
         metrics_file: args.metrics_file.clone(),
+        prometheus: args
+            .prometheus
+            .as_deref()
+            .map(PrometheusTarget::parse)
+            .transpose()?,
         timeout,
         parallel,
         describe: pick.describe(),
@@ -547,6 +583,7 @@ mod tests {
                 daemonset: None,
                 metrics_url: None,
                 metrics_file: None,
+                prometheus: None,
                 timeout: None,
                 parallel: None,
             },
@@ -624,6 +661,7 @@ mod tests {
             daemonset: None,
             metrics_url: None,
             metrics_file: None,
+            prometheus: None,
             timeout: None,
             parallel,
         };
