@@ -207,6 +207,33 @@ pub struct PlanArgs {
         env = "CADVISOR_SETUP_SERVICE_MONITOR"
     )]
     pub service_monitor: Option<ServiceMonitorMode>,
+
+    /// Render a ConfigMap with a Grafana dashboard (CPU, memory, network, filesystem I/O per pod
+    /// and container) for Grafana's dashboard sidecar: auto (when a ConfigMap labelled
+    /// grafana_dashboard exists, i.e. the sidecar is in use), always (on), never (off)
+    /// [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        env = "CADVISOR_SETUP_GRAFANA_DASHBOARD"
+    )]
+    pub grafana_dashboard: Option<GrafanaDashboardMode>,
+}
+
+/// `--grafana-dashboard`: like `--service-monitor`, and `on`/`off` for always/never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrafanaDashboardMode {
+    Auto,
+    #[value(alias = "on")]
+    #[serde(alias = "on")]
+    Always,
+    #[value(alias = "off")]
+    #[serde(alias = "off")]
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

@@ -4,6 +4,7 @@
 //! (`crate::validate`) before it is put into the plan, so the templates only ever see safe text.
 //! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
+pub mod dashboard;
 mod preset;
 pub mod scrape;
 
@@ -79,6 +80,8 @@ pub struct PlanOptions {
     pub memory_limit: Option<String>,
     pub privileged: bool,
     pub service_monitor: bool,
+    /// Render the Grafana dashboard ConfigMap ([`dashboard`]).
+    pub grafana_dashboard: bool,
 }
 
 impl Default for PlanOptions {
@@ -95,6 +98,7 @@ impl Default for PlanOptions {
             memory_limit: None,
             privileged: false,
             service_monitor: false,
+            grafana_dashboard: false,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct Plan {
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
     pub service_monitor: Option<ServiceMonitorPlan>,
+    /// The Grafana dashboard ConfigMap, when asked for.
+    pub grafana_dashboard: Option<dashboard::DashboardPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
 }
@@ -473,6 +479,7 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         // monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
+        grafana_dashboard: opts.grafana_dashboard.then(dashboard::plan),
         warnings,
     })
 }

@@ -15,7 +15,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use crate::plan::Plan;
 
 /// The object templates, in apply order (the Namespace first). Overridable by file name.
-pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
+pub const OBJECT_TEMPLATES: [(&str, &str); 6] = [
     (
         "namespace.yaml.j2",
         include_str!("../templates/namespace.yaml.j2"),
@@ -36,9 +36,15 @@ pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
         "servicemonitor.yaml.j2",
         include_str!("../templates/servicemonitor.yaml.j2"),
     ),
+    (
+        "grafana-dashboard.yaml.j2",
+        include_str!("../templates/grafana-dashboard.yaml.j2"),
+    ),
 ];
 /// Rendered only when the plan asks for a ServiceMonitor.
 pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
+/// Rendered only when the plan asks for the Grafana dashboard.
+pub const DASHBOARD_TEMPLATE: &str = "grafana-dashboard.yaml.j2";
 /// The `kustomization.yaml` written next to the objects by `--out-dir`.
 pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
     "kustomization.yaml.j2",
@@ -128,6 +134,9 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
     let mut documents = Vec::new();
     for (name, _) in OBJECT_TEMPLATES {
         if name == SERVICE_MONITOR_TEMPLATE && plan.service_monitor.is_none() {
+            continue;
+        }
+        if name == DASHBOARD_TEMPLATE && plan.grafana_dashboard.is_none() {
             continue;
         }
         let text = render_one(&env, name, &ctx)?;

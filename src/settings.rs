@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|---|---|
 //! | `containerd-socket` | ✓ | ✓ | ✓ | | | |
 //! | `namespace` | | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor` | | ✓ | ✓ | | | |
+//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor`, `grafana-dashboard` | | ✓ | ✓ | | | |
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
 //! | `parallel` | | | ✓ | ✓ | | |

@@ -321,7 +321,16 @@ mod help_and_completions {
     }
 
     /// Options that are one-off paths for one run, so no environment variable.
-    const NO_ENV: &[&str] = &["out_dir", "metrics_url", "metrics_file", "verbose", "shell"];
+    const NO_ENV: &[&str] = &[
+        "out_dir",
+        "scrape_config",
+        "metrics_url",
+        "metrics_file",
+        // verify's (a source like --metrics-url); install's --prometheus is another value.
+        "prometheus",
+        "verbose",
+        "shell",
+    ];
 
     #[test]
     fn every_flag_has_help_and_an_environment_variable() {

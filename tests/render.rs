@@ -605,6 +605,8 @@ mod properties {
                         memory_limit: Some(format!("{}Mi", mem + mem_up)),
                         privileged,
                         service_monitor: sm,
+                        // The dashboard rides along with the ServiceMonitor here.
+                        grafana_dashboard: sm,
                     }
                 },
             )
@@ -827,7 +829,7 @@ mod ecosystem {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut files = Vec::new();
         for (name, _) in PRESETS {
-            for extra in [&[][..], &["--privileged"][..]] {
+            for extra in [&[][..], &["--privileged", "--grafana-dashboard"][..]] {
                 let sub = format!("{name}{}", extra.concat());
                 let mut args = vec!["--distro", name];
                 args.extend_from_slice(extra);
@@ -839,6 +841,10 @@ mod ecosystem {
                     "service.yaml",
                 ] {
                     files.push(format!("{sub}/{file}"));
+                }
+                if !extra.is_empty() {
+                    // The Grafana dashboard's ConfigMap.
+                    files.push(format!("{sub}/configmap.yaml"));
                 }
             }
         }
@@ -1251,5 +1257,166 @@ mod prometheus {
             .output()
             .expect("run");
         assert_eq!(out.status.code(), Some(2));
+    }
+}
+
+/// `--grafana-dashboard`: a ConfigMap for Grafana's sidecar whose every PromQL expression the
+/// real `promtool check rules` accepts (each wrapped as a recording rule, with Grafana's
+/// variables replaced as Grafana does before it sends a query).
+mod dashboard {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::prometheus::{output_text, promtool_on, require_promtool};
+
+    /// The dashboard JSON out of the rendered ConfigMap.
+    fn dashboard(extra: &[&str]) -> (Value, Value) {
+        let mut args = vec!["render", "--distro", "microk8s"];
+        args.extend_from_slice(extra);
+        let docs = parse_stream(&run_ok(&args));
+        let cm = docs
+            .into_iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .expect("the dashboard ConfigMap");
+        let data = cm["data"].as_object().expect("data");
+        assert_eq!(data.len(), 1, "{cm:#}");
+        let text = data
+            .values()
+            .next()
+            .and_then(Value::as_str)
+            .expect("JSON text");
+        (
+            cm.clone(),
+            serde_json::from_str(text).expect("the dashboard is JSON"),
+        )
+    }
+
+    /// Every query of the dashboard: panel targets, and the selector inside each
+    /// `label_values(SELECTOR, label)` variable query.
+    fn queries(dash: &Value) -> Vec<String> {
+        let mut out: Vec<String> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["expr"].as_str().expect("expr").to_string())
+            .collect();
+        for var in dash["templating"]["list"].as_array().expect("variables") {
+            if var["type"] == "query" {
+                let q = var["query"]["query"].as_str().expect("variable query");
+                let inner = q
+                    .strip_prefix("label_values(")
+                    .and_then(|r| r.rsplit_once(','))
+                    .map(|(sel, _)| sel.to_string())
+                    .expect("label_values(selector, label)");
+                out.push(inner);
+            }
+        }
+        out
+    }
+
+    /// What Grafana sends: `$__rate_interval` becomes a duration, a multi-value variable with
+    /// "All" becomes its allValue.
+    fn interpolated(expr: &str) -> String {
+        expr.replace("$__rate_interval", "1m")
+            .replace("$namespace", ".+")
+            .replace("$pod", ".+")
+    }
+
+    fn rules(exprs: &[String]) -> String {
+        let rules: Vec<Value> = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({"record": format!("cadvisor_setup:dashboard_query_{i}"), "expr": e}))
+            .collect();
+        json!({"groups": [{"name": "cadvisor-setup-dashboard", "rules": rules}]}).to_string()
+    }
+
+    #[test]
+    fn the_config_map_carries_the_sidecar_label_and_is_off_unless_asked() {
+        let (cm, dash) = dashboard(&["--grafana-dashboard", "on"]);
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "cadvisor-setup"
+        );
+        assert_eq!(cm["metadata"]["namespace"], "cadvisor");
+        let titles: Vec<&str> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .map(|p| p["title"].as_str().expect("title"))
+            .collect();
+        for topic in ["CPU", "Memory working set", "Network", "Filesystem"] {
+            assert!(titles.iter().any(|t| t.contains(topic)), "{titles:?}");
+        }
+        // Without the flag (render cannot see a sidecar) and with `never`/`off`: no ConfigMap.
+        for extra in [
+            &[][..],
+            &["--grafana-dashboard", "never"],
+            &["--grafana-dashboard", "off"],
+        ] {
+            let mut args = vec!["render", "--distro", "microk8s"];
+            args.extend_from_slice(extra);
+            assert!(
+                !parse_stream(&run_ok(&args))
+                    .iter()
+                    .any(|d| d["kind"] == "ConfigMap"),
+                "{extra:?}"
+            );
+        }
+        assert!(
+            parse_stream(&run_ok(&[
+                "render",
+                "--distro",
+                "microk8s",
+                "--grafana-dashboard",
+                "always"
+            ]))
+            .iter()
+            .any(|d| d["kind"] == "ConfigMap")
+        );
+    }
+
+    #[test]
+    fn every_query_uses_our_job_and_the_relabelled_labels_only() {
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let queries = queries(&dash);
+        assert!(queries.len() >= 8, "{queries:?}");
+        for q in &queries {
+            assert!(q.contains(r#"job="cadvisor""#), "{q}");
+            assert!(!q.contains("container_label_"), "{q}");
+        }
+        let all = queries.join("\n");
+        for metric in [
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes",
+            "container_network_receive_bytes_total",
+            "container_fs_reads_bytes_total",
+        ] {
+            assert!(all.contains(metric), "{metric}");
+        }
+        // Per pod and container (network: per pod, it is reported on the pod's sandbox).
+        assert!(all.contains("by (namespace, pod, container)"), "{all}");
+        assert!(all.contains("by (namespace, pod)"), "{all}");
+    }
+
+    #[test]
+    fn promtool_check_rules_accepts_every_query() {
+        if !require_promtool() {
+            return;
+        }
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let exprs: Vec<String> = queries(&dash).iter().map(|q| interpolated(q)).collect();
+        let out = promtool_on(&["check", "rules"], "dashboard.rules.yml", &rules(&exprs));
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+            "{text}"
+        );
+        // And promtool does refuse a broken query (the check is real).
+        let broken = vec![exprs[0].replacen(')', "", 1)];
+        let out = promtool_on(&["check", "rules"], "broken.rules.yml", &rules(&broken));
+        assert!(!out.status.success(), "{}", output_text(&out));
     }
 }

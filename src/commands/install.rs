@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::error::Failure;
-use crate::cli::ServiceMonitorMode;
+use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
@@ -93,6 +93,18 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             "servicemonitors",
         )
         .await?;
+    }
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        // "auto": the dashboard only when Grafana's dashboard sidecar is in use.
+        opts.grafana_dashboard = match crate::cluster::grafana::sidecar_in_use(&cluster).await? {
+            Some(in_use) => in_use,
+            None => {
+                ctx.ui.verbose(
+                    "  --grafana-dashboard auto: may not list ConfigMaps in every namespace, so no dashboard (use --grafana-dashboard on)",
+                );
+                false
+            }
+        };
     }
     let plan = crate::plan::make(&facts, &opts)?;
     let manifests = crate::render::manifests(&plan, args.templates.as_deref())?;

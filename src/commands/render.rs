@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::ResultExt as _;
-use crate::cli::{DistroPreset, ServiceMonitorMode};
+use crate::cli::{DistroPreset, GrafanaDashboardMode, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -38,6 +38,11 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     if resolved.service_monitor == ServiceMonitorMode::Auto {
         ctx.ui.verbose(
             "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
+        );
+    }
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        ctx.ui.verbose(
+            "  --grafana-dashboard auto: render looks at no cluster, so no dashboard (use --grafana-dashboard on)",
         );
     }
     let opts = &resolved.plan;
