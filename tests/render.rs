@@ -13,7 +13,7 @@ use cadvisor_setup::host::{DistroKind, HostFacts};
 use cadvisor_setup::plan::{self, PlanOptions};
 use cadvisor_setup::render::{self, Manifests};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 
 const PRESETS: [(&str, DistroKind); 6] = [
     ("microk8s", DistroKind::Microk8s),
@@ -102,6 +102,15 @@ fn check_typed(objects: &[serde_json::Value]) -> DaemonSet {
             "DaemonSet" => daemonset = Some(typed::<DaemonSet>(object)),
             "ServiceMonitor" => {
                 assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+            }
+            "ConfigMap" => {
+                // The Grafana dashboard: JSON text under one key.
+                let cm = typed::<ConfigMap>(object);
+                let data = cm.data.unwrap_or_default();
+                assert_eq!(data.len(), 1);
+                for text in data.values() {
+                    serde_json::from_str::<serde_json::Value>(text).expect("dashboard JSON");
+                }
             }
             other => panic!("unexpected kind {other}"),
         }
