@@ -595,6 +595,34 @@ mod prometheus_real {
         assert_eq!(series[0]["metric"]["job"], "cadvisor");
         assert_eq!(series[0]["metric"]["node"], "node-1");
 
+        // The dashboard's CPU and memory panels, as Grafana sends them, find the pod too.
+        let dashboard: Value =
+            serde_json::from_str(cadvisor_setup::plan::dashboard::DASHBOARD_JSON).expect("JSON");
+        for title in ["CPU per container", "Memory working set per container"] {
+            let panel = dashboard["panels"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["title"] == title))
+                .expect("panel");
+            let expr = panel["targets"][0]["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", ".+")
+                .replace("$pod", ".+");
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let found = loop {
+                let result = prometheus[0].query(&expr);
+                let found = result
+                    .iter()
+                    .any(|s| s["metric"]["pod"] == POD && s["metric"]["container"] == "nginx");
+                if found || std::time::Instant::now() > deadline {
+                    break found;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            };
+            assert!(found, "{title}: {expr}\n{}", prometheus[0].log());
+        }
+
         let (code, report) = verify(&w, &prometheus[0], "60s");
         assert_eq!(code, 0, "{report:#}");
         let p = &report["prometheus"];
@@ -673,5 +701,46 @@ mod prometheus_real {
         );
         let out = w.run(&["verify", "--prometheus", "127.0.0.1:9090"]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    }
+
+    /// `--grafana-dashboard auto`: on when Grafana's sidecar label is in use in the cluster; the
+    /// ConfigMap is ours, so uninstall removes it and keeps the user's.
+    #[test]
+    fn the_dashboard_follows_the_sidecar_label_and_uninstall_takes_only_ours() {
+        let Some(w) = world() else { return };
+        let ours = || w.cluster.get("ConfigMap", "cadvisor", "cadvisor-dashboard");
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(ours().is_none(), "no sidecar, no dashboard");
+        // kube-prometheus-stack's Grafana: its own dashboards carry the sidecar label.
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kube-prom-stack-k8s-resources-pod", "namespace": "observability",
+                    "labels": {"grafana_dashboard": "1", "app": "kube-prometheus-stack-grafana"}},
+                "data": {"k8s-resources-pod.json": "{}"}}),
+        );
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let cm = ours().expect("the dashboard ConfigMap");
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "cadvisor-setup"
+        );
+        // Uninstall removes ours (it carries our labels and field manager), not the user's.
+        let out = w.run(&["uninstall", "--yes", "--timeout", "60s"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(ours().is_none(), "uninstall removes our dashboard");
+        assert!(
+            w.cluster
+                .get(
+                    "ConfigMap",
+                    "observability",
+                    "kube-prom-stack-k8s-resources-pod"
+                )
+                .is_some(),
+            "the user's dashboard stays"
+        );
     }
 }
