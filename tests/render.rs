@@ -990,6 +990,23 @@ mod report_snapshots {
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         insta::assert_snapshot!("render_out_dir_human", snapshot::human(&out, &known));
     }
+
+    #[test]
+    fn scrape_config_human_and_json() {
+        let out = bin()
+            .args(["render", "--scrape-config"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_human", snapshot::human(&out, &[]));
+        let out = bin()
+            .args(["render", "--scrape-config", "-o", "json"])
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_json", snapshot::json(&out, &[]));
+    }
 }
 
 /// `render --scrape-config`: the plain-Prometheus job. Its Kubernetes service discovery is
