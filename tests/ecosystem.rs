@@ -650,6 +650,16 @@ mod prometheus_real {
             "{report:#}"
         );
 
+        // The same two for people.
+        let known = [(pod.as_str(), "[CADVISOR_POD]")];
+        for (name, p) in [
+            ("verify_prometheus_pass_human", &prometheus[0]),
+            ("verify_prometheus_not_relabelled_human", &prometheus[1]),
+        ] {
+            let out = w.run(&["verify", "--prometheus", &p.url(), "--timeout", "60s"]);
+            insta::assert_snapshot!(name, support::snapshot::human(&out, &known));
+        }
+
         // A target Prometheus cannot reach: down, with the network policy or the port named.
         let (code, report) = verify(&w, &prometheus[2], "8s");
         assert_eq!(code, 6, "{report:#}");

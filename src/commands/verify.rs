@@ -146,8 +146,14 @@ impl Human for ThroughPrometheus {
                 ui.good("PASS"),
                 p.nodes.len()
             ));
-        } else if let Some(m) = &p.message {
-            ui.line(format!("{} {m}", ui.bad("FAIL")));
+        } else {
+            // The explanation is the report's message (on stderr), not repeated here.
+            let reason = p
+                .reason
+                .and_then(|r| serde_json::to_value(r).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "no running cAdvisor pod".to_string());
+            ui.line(format!("{} {reason}", ui.bad("FAIL")));
         }
     }
 }
