@@ -95,6 +95,8 @@ pub struct Answers {
     pub timeout: Option<String>,
     pub force: Option<bool>,
     pub parallel: Option<u64>,
+    pub prometheus: Option<String>,
+    pub network_policy: Option<crate::cli::NetworkPolicyMode>,
 }
 
 /// `metrics: cpu,memory` or `metrics: [cpu, memory]`.
@@ -379,6 +381,7 @@ pub fn resolve(
             privileged,
             service_monitor: service_monitor == ServiceMonitorMode::Always,
             grafana_dashboard: grafana_dashboard == GrafanaDashboardMode::Always,
+            ..PlanOptions::default()
         },
         service_monitor,
         grafana_dashboard,

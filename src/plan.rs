@@ -82,6 +82,13 @@ pub struct PlanOptions {
     pub service_monitor: bool,
     /// Render the Grafana dashboard ConfigMap ([`dashboard`]).
     pub grafana_dashboard: bool,
+    /// Labels the chosen Prometheus' `serviceMonitorSelector` needs on our ServiceMonitor
+    /// (`cluster::prometheus::target`).
+    pub service_monitor_labels: BTreeMap<String, String>,
+    /// Labels its `serviceMonitorNamespaceSelector` needs on our namespace (one we create).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Render a NetworkPolicy admitting only these peers to cAdvisor's port.
+    pub network_policy: Option<NetworkPolicyPlan>,
 }
 
 impl Default for PlanOptions {
@@ -99,6 +106,9 @@ impl Default for PlanOptions {
             privileged: false,
             service_monitor: false,
             grafana_dashboard: false,
+            service_monitor_labels: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
+            network_policy: None,
         }
     }
 }
@@ -137,6 +147,7 @@ pub struct Plan {
     pub service_monitor: Option<ServiceMonitorPlan>,
     /// The Grafana dashboard ConfigMap, when asked for.
     pub grafana_dashboard: Option<dashboard::DashboardPlan>,
+    pub network_policy: Option<NetworkPolicyPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
 }
@@ -268,11 +279,29 @@ pub struct ServicePlan {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceMonitorPlan {
+    /// The plan's labels plus those the chosen Prometheus selects by.
+    pub labels: BTreeMap<String, String>,
     pub interval: String,
     /// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
     pub relabelings: Vec<Relabel>,
     /// Metric relabelings: cAdvisor's container labels → the kubelet's `pod`/`namespace`/`container`.
     pub metric_relabelings: Vec<Relabel>,
+}
+
+/// Ingress to cAdvisor's port from the chosen Prometheus' pods and from the nodes, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkPolicyPlan {
+    pub prometheus: Option<PodPeer>,
+    /// The nodes' addresses (`/32`, `/128`): the API server's proxy and the kubelet reach the
+    /// pods from them.
+    pub node_cidrs: Vec<String>,
+}
+
+/// Pods of one namespace with these labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodPeer {
+    pub namespace: String,
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -420,11 +449,11 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     };
 
-    let labels = labels();
+    let labels = object_labels();
     let selector = selector();
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
-    let namespace_labels = ["enforce", "audit", "warn"]
+    let mut namespace_labels: BTreeMap<String, String> = ["enforce", "audit", "warn"]
         .into_iter()
         .map(|mode| {
             (
@@ -433,6 +462,18 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
             )
         })
         .collect();
+    cluster_labels("namespace label", &opts.namespace_labels)?;
+    for (key, value) in &opts.namespace_labels {
+        namespace_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
+    cluster_labels("ServiceMonitor label", &opts.service_monitor_labels)?;
+    let network_policy = opts
+        .network_policy
+        .as_ref()
+        .map(network_policy)
+        .transpose()?;
     let annotations = BTreeMap::from([
         (
             "cadvisor-setup/distribution".to_string(),
@@ -444,7 +485,14 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         ),
     ]);
 
+    let mut service_monitor_labels = labels.clone();
+    for (key, value) in &opts.service_monitor_labels {
+        service_monitor_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
+        labels: service_monitor_labels,
         interval: SCRAPE_INTERVAL.to_string(),
         relabelings: target_relabelings(),
         metric_relabelings: metric_relabelings(),
@@ -480,12 +528,13 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         service: ServicePlan { headless: true },
         service_monitor,
         grafana_dashboard: opts.grafana_dashboard.then(dashboard::plan),
+        network_policy,
         warnings,
     })
 }
 
-/// Labels on every object and on the pod template.
-pub fn labels() -> BTreeMap<String, String> {
+/// The labels on every object we render (the ServiceMonitor's before a Prometheus adds to them).
+pub fn object_labels() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), NAME.to_string()),
         (
@@ -533,6 +582,43 @@ pub fn metric_relabelings() -> Vec<Relabel> {
         target_label: target.to_string(),
     })
     .collect()
+}
+
+/// Labels that came from the cluster (a Prometheus' selectors): checked as the API server would.
+fn cluster_labels(field: &'static str, labels: &BTreeMap<String, String>) -> Result<(), PlanError> {
+    for (key, value) in labels {
+        crate::selector::check_label(key, value).map_err(|reason| PlanError::Invalid {
+            field,
+            value: format!("{key}={value}"),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The NetworkPolicy's peers, checked: label syntax, a DNS-1123 namespace, CIDRs that parse.
+fn network_policy(opts: &NetworkPolicyPlan) -> Result<NetworkPolicyPlan, PlanError> {
+    if let Some(peer) = &opts.prometheus {
+        validate::dns1123_label("Prometheus namespace", &peer.namespace)?;
+        cluster_labels("Prometheus pod label", &peer.pod_labels)?;
+    }
+    for cidr in &opts.node_cidrs {
+        let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+            match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+                _ => false,
+            }
+        });
+        if !ok {
+            return Err(PlanError::Invalid {
+                field: "node address",
+                value: cidr.clone(),
+                reason: "is not a CIDR (e.g. 10.0.0.10/32)".to_string(),
+            });
+        }
+    }
+    Ok(opts.clone())
 }
 
 fn mount(name: &str, host_path: &str, mount_path: &str, host_path_type: &str) -> Mount {

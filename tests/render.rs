@@ -616,6 +616,7 @@ mod properties {
                         service_monitor: sm,
                         // The dashboard rides along with the ServiceMonitor here.
                         grafana_dashboard: sm,
+                        ..PlanOptions::default()
                     }
                 },
             )

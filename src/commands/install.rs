@@ -36,6 +36,9 @@ use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
 use crate::verify::{self, Verification, VerifyOptions};
 
+mod prometheus;
+pub use prometheus::PrometheusOutcome;
+
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
         return Err(Failure::new(
@@ -106,6 +109,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         };
     }
+    let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
     let plan = crate::plan::make(&facts, &opts)?;
     let manifests = crate::render::manifests(&plan, args.templates.as_deref())?;
     if manifests.documents.is_empty() {
@@ -125,7 +129,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         }
     }
-    install(ctx, &args, &facts, &manifests, &cluster).await
+    install(ctx, &args, &facts, &manifests, &cluster, prometheus).await
 }
 
 /// Before the conversation: connects with the kubeconfig that detection would find, says so in
@@ -333,6 +337,7 @@ pub async fn install(
     facts: &HostFacts,
     manifests: &Manifests,
     cluster: &Cluster,
+    prometheus: PrometheusOutcome,
 ) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
         force: args.force,
@@ -345,6 +350,7 @@ pub async fn install(
     }
     let mut outcome = Outcome {
         applied,
+        prometheus,
         rollout: None,
         ready_to_verify_ms: None,
         verification: None,
@@ -429,6 +435,7 @@ pub async fn install(
 /// What `install` found after applying, gathered as it goes; [`finish`] reports it.
 struct Outcome {
     applied: Applied,
+    prometheus: PrometheusOutcome,
     rollout: Option<Rollout>,
     ready_to_verify_ms: Option<f64>,
     verification: Option<Verification>,
@@ -473,6 +480,7 @@ impl Outcome {
         });
         let body = Installed {
             applied: self.applied,
+            prometheus: self.prometheus,
             rollout,
             rollout_failure,
             verification: self.verification,
@@ -492,6 +500,8 @@ impl Outcome {
 struct Installed {
     #[serde(flatten)]
     applied: Applied,
+    /// The Prometheus step: found, chosen, labels given, NetworkPolicy.
+    prometheus: PrometheusOutcome,
     rollout: Option<RolloutSummary>,
     rollout_failure: Option<crate::cluster::rollout::RolloutFailure>,
     verification: Option<Verification>,
@@ -614,6 +624,7 @@ mod tests {
     fn outcome(applied: Applied) -> Outcome {
         Outcome {
             applied,
+            prometheus: PrometheusOutcome::default(),
             rollout: None,
             ready_to_verify_ms: None,
             verification: None,

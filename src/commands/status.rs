@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::prometheus::Seen;
 use crate::cluster::status::{DaemonSetState, ManagedObject, daemonset, managed_objects};
 use crate::error::ExitCode;
 use crate::settings::StatusSettings;
@@ -17,6 +18,9 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
         .find(|o| o.kind == "DaemonSet")
         .map_or_else(|| "cadvisor".to_string(), |o| o.name.clone());
     let ds = daemonset(&cluster, args.namespace.as_str(), &ds_name).await?;
+    let prometheus =
+        crate::cluster::prometheus::seen(&cluster, args.namespace.as_str(), crate::plan::NAME)
+            .await?;
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -36,6 +40,7 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
         server: cluster.server.clone(),
         daemonset: ds,
         objects,
+        prometheus,
         namespace: args.namespace.as_str().to_string(),
         daemonset_name: ds_name,
     };
@@ -62,6 +67,9 @@ pub struct Status {
     server: String,
     daemonset: Option<DaemonSetState>,
     objects: Vec<ManagedObject>,
+    /// The Prometheus Operator's Prometheus objects and whether each selects our ServiceMonitor;
+    /// `null` when the operator's API is not served.
+    prometheus: Option<Vec<Seen>>,
     #[serde(skip)]
     namespace: String,
     /// The DaemonSet looked for (ours, or `cadvisor`).
@@ -98,6 +106,20 @@ impl Human for Status {
                     o.managers.join(", ")
                 ));
             }
+        }
+        for p in self.prometheus.iter().flatten() {
+            let verdict = match p.selects_ours {
+                Some(true) => ui.good("scrapes our ServiceMonitor"),
+                Some(false) => ui.warn("does not select our ServiceMonitor"),
+                None => "no ServiceMonitor of ours to select".to_string(),
+            };
+            ui.line(format!(
+                "{} {}: {verdict} (selects {} in {})",
+                ui.bold("Prometheus"),
+                p.instance.id(),
+                p.instance.selects_service_monitors,
+                p.instance.in_namespaces
+            ));
         }
     }
 }
@@ -161,6 +183,7 @@ mod tests {
             server: "https://127.0.0.1:16443".into(),
             daemonset: None,
             objects: vec![],
+            prometheus: None,
             namespace: "cadvisor".into(),
             daemonset_name: "cadvisor".into(),
         };

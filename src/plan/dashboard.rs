@@ -35,7 +35,7 @@ pub struct DashboardPlan {
 
 /// The dashboard ConfigMap's plan.
 pub fn plan() -> DashboardPlan {
-    let mut labels = super::labels();
+    let mut labels = super::object_labels();
     labels.insert(SIDECAR_LABEL.0.to_string(), SIDECAR_LABEL.1.to_string());
     DashboardPlan {
         name: CONFIGMAP_NAME.to_string(),
