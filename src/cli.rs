@@ -405,10 +405,11 @@ pub struct VerifyArgs {
 
     /// Check through Prometheus: our targets are up on every node and a query by the relabelled
     /// pod/namespace/container labels finds a pod the kubelet reports. URL is Prometheus' base
-    /// URL (e.g. http://127.0.0.1:9090 after `kubectl port-forward`).
+    /// URL (e.g. http://127.0.0.1:9090 after `kubectl port-forward`); auto (the only Prometheus
+    /// Operator Prometheus) or NAMESPACE/NAME is reached through the API server's service proxy.
     #[arg(
         long,
-        value_name = "URL|auto",
+        value_name = "URL|auto|NS/NAME",
         conflicts_with_all = ["metrics_url", "metrics_file"]
     )]
     pub prometheus: Option<String>,

@@ -55,7 +55,7 @@ pub enum SettingsError {
         reason: String,
     },
     #[error(
-        "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT) or auto"
+        "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT), auto, or NAMESPACE/NAME of a Prometheus object"
     )]
     Prometheus { value: String, reason: String },
     #[error("{field} `{value}` (from {source_name}): {reason}")]
@@ -492,19 +492,35 @@ pub fn install(
 pub enum PrometheusTarget {
     /// A base URL, checked (http or https, with a host) before any I/O.
     Url(String),
-    /// The Prometheus found in the cluster, through the API server's service proxy.
-    Auto,
+    /// The Prometheus Operator's Prometheus: the only one (`auto`) or `NAMESPACE/NAME`, through
+    /// the API server's service proxy.
+    Operator(crate::verify::prometheus::operator::Choice),
 }
 
 impl PrometheusTarget {
     pub fn parse(value: &str) -> Result<PrometheusTarget, SettingsError> {
-        if value == "auto" {
-            return Ok(PrometheusTarget::Auto);
-        }
+        use crate::verify::prometheus::operator::Choice;
         let bad = |reason: String| SettingsError::Prometheus {
             value: value.to_string(),
             reason,
         };
+        if !value.contains("://") {
+            return match crate::cli::parse_prometheus_choice(value) {
+                Ok(crate::cli::PrometheusChoice::Auto) => {
+                    Ok(PrometheusTarget::Operator(Choice::Auto))
+                }
+                Ok(crate::cli::PrometheusChoice::Named { namespace, name }) => {
+                    Ok(PrometheusTarget::Operator(Choice::Named {
+                        namespace,
+                        name,
+                    }))
+                }
+                Ok(crate::cli::PrometheusChoice::None) => {
+                    Err(bad("`none` leaves nothing to verify through".to_string()))
+                }
+                Err(reason) => Err(bad(reason)),
+            };
+        }
         if value.contains('?') || value.contains('#') {
             return Err(bad("a base URL has no query or fragment".to_string()));
         }

@@ -326,8 +326,6 @@ mod help_and_completions {
         "scrape_config",
         "metrics_url",
         "metrics_file",
-        // verify's (a source like --metrics-url); install's --prometheus is another value.
-        "prometheus",
         "verbose",
         "shell",
     ];
@@ -343,7 +341,10 @@ mod help_and_completions {
                 }
                 let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
                 assert!(help.len() > 10, "{} --{id} has no help", sub.get_name());
-                if !NO_ENV.contains(&id) {
+                // verify's --prometheus is a source like --metrics-url (a URL is no value for
+                // install's --prometheus, which has CADVISOR_SETUP_PROMETHEUS).
+                let verify_source = sub.get_name() == "verify" && id == "prometheus";
+                if !NO_ENV.contains(&id) && !verify_source {
                     let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
                     assert!(
                         env.as_deref()
@@ -636,6 +637,60 @@ mod prometheus_real {
         assert_eq!(p["nodes"][0]["health"], "up");
         assert!(p["series"].as_u64().is_some_and(|n| n >= 1), "{report:#}");
 
+        // The Prometheus Operator's Prometheus, found through the API and asked through the API
+        // server's service proxy (its governing Service prometheus-operated, port web).
+        w.cluster.set_prometheus_operator(true);
+        let stack = "kube-prom-stack-kube-prome-prometheus";
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": stack, "namespace": "observability"},
+                "spec": {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                    "serviceMonitorNamespaceSelector": {}}}),
+        );
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "observability"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        w.cluster.route_service(
+            "observability",
+            "prometheus-operated",
+            ([127, 0, 0, 1], prometheus[0].port).into(),
+        );
+        for choice in ["auto", &format!("observability/{stack}")] {
+            let out = w.run(&[
+                "verify",
+                "--prometheus",
+                choice,
+                "--timeout",
+                "30s",
+                "-o",
+                "json",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{choice}: {}", text(&out));
+            let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let endpoint = &report["prometheus"]["endpoint"];
+            assert_eq!(endpoint["kind"], "service-proxy", "{report:#}");
+            assert_eq!(endpoint["service"], "prometheus-operated");
+            assert_eq!(report["prometheus"]["series"], 1, "{report:#}");
+        }
+        // Two of them: auto does not guess (exit 3, naming both).
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": {}}),
+        );
+        let out = w.run(&["verify", "--prometheus", "auto", "--timeout", "5s"]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("monitoring/k8s") && stderr.contains(stack),
+            "{stderr}"
+        );
+
         // Without the metric relabelling the series have no `pod`: named as such, exit 6.
         let (code, report) = verify(&w, &prometheus[1], "60s");
         assert_eq!(code, 6, "{report:#}");
@@ -711,6 +766,14 @@ mod prometheus_real {
         );
         let out = w.run(&["verify", "--prometheus", "127.0.0.1:9090"]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        // auto without the Prometheus Operator: nothing to ask, exit 3 saying to give a URL.
+        let out = w.run(&["verify", "--prometheus", "auto", "--timeout", "2s"]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("URL"),
+            "{}",
+            text(&out)
+        );
     }
 
     /// `--grafana-dashboard auto`: on when Grafana's sidecar label is in use in the cluster; the

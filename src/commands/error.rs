@@ -87,6 +87,8 @@ impl Error {
             // An API that never answered proves nothing about the labels (like --metrics-url).
             Error::Prometheus(PrometheusError::Api(_)) => ExitCode::Unexpected,
             Error::Prometheus(PrometheusError::Cluster(e)) => cluster(e),
+            // Like an ambiguous detection without a prompt: name one.
+            Error::Prometheus(PrometheusError::Choice(_)) => ExitCode::Detection,
             Error::Prompt(e) => prompt(e),
             Error::Io(_) => ExitCode::Unexpected,
             Error::Context { source, .. } => source.exit_code(),

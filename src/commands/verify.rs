@@ -10,7 +10,6 @@
 use serde::Serialize;
 
 use super::Context;
-use super::error::UsageError;
 use crate::cluster::diagnose::Registration;
 use crate::error::ExitCode;
 use crate::metrics::{self, Verdict};
@@ -64,18 +63,16 @@ async fn run_prometheus(
     args: &VerifySettings,
     target: &PrometheusTarget,
 ) -> super::Result<ExitCode> {
+    let cluster = super::connect::cluster(ctx, None).await?;
     let endpoint = match target {
         PrometheusTarget::Url(url) => Endpoint::Url { url: url.clone() },
-        // The hook for the Prometheus found through the API (issue 11): an
-        // `Endpoint::ServiceProxy` to its Service.
-        PrometheusTarget::Auto => {
-            return Err(UsageError::new(
-                "--prometheus auto is not available yet (it needs the Prometheus discovery); give                  Prometheus' URL, e.g. `kubectl -n observability port-forward                  svc/kube-prom-stack-kube-prome-prometheus 9090` and --prometheus http://127.0.0.1:9090",
-            )
-            .into());
+        PrometheusTarget::Operator(choice) => {
+            let (endpoint, id) = prometheus::operator::endpoint(&cluster, choice).await?;
+            ctx.ui
+                .verbose(format!("asking Prometheus {id} at {}", endpoint.describe()));
+            endpoint
         }
     };
-    let cluster = super::connect::cluster(ctx, None).await?;
     let opts = PrometheusOptions::new(
         endpoint,
         args.namespace.as_str(),

@@ -32,6 +32,8 @@ pub enum Endpoint {
         /// Port name or number.
         port: String,
         https: bool,
+        /// Prometheus' `--web.route-prefix` (`/` or e.g. `/prometheus`).
+        path_prefix: String,
     },
 }
 
@@ -57,10 +59,12 @@ impl Endpoint {
                 service,
                 port,
                 https,
+                path_prefix,
             } => {
                 let scheme = if *https { "https:" } else { "" };
+                let prefix = path_prefix.trim_end_matches('/');
                 format!(
-                    "/api/v1/namespaces/{namespace}/services/{scheme}{service}:{port}/proxy{api_path}"
+                    "/api/v1/namespaces/{namespace}/services/{scheme}{service}:{port}/proxy{prefix}{api_path}"
                 )
             }
         }
@@ -315,10 +319,22 @@ mod tests {
             service: "prometheus".into(),
             port: "web".into(),
             https: false,
+            path_prefix: "/".into(),
         };
         assert_eq!(
             proxy.location("/api/v1/query?query=up"),
             "/api/v1/namespaces/observability/services/prometheus:web/proxy/api/v1/query?query=up"
+        );
+        let prefixed = Endpoint::ServiceProxy {
+            namespace: "monitoring".into(),
+            service: "prometheus-operated".into(),
+            port: "web".into(),
+            https: true,
+            path_prefix: "/prometheus/".into(),
+        };
+        assert_eq!(
+            prefixed.location("/api/v1/targets"),
+            "/api/v1/namespaces/monitoring/services/https:prometheus-operated:web/proxy/prometheus/api/v1/targets"
         );
     }
 

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod judge;
+pub mod operator;
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,9 @@ pub enum PrometheusError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// Which Prometheus to ask is not clear (`auto` with none or several).
+    #[error("{0}")]
+    Choice(String),
 }
 
 /// What Prometheus showed, judged.

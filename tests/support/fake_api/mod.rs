@@ -330,6 +330,9 @@ pub struct State {
     pub pods: Mutex<HashMap<String, PodRuntime>>,
     pub started: Instant,
     pub pod_security_default: Mutex<String>,
+    /// The cluster network as far as Services go: `(namespace, service)` → the address its
+    /// endpoints answer at (a real server of the test, e.g. a Prometheus), for the service proxy.
+    pub service_routes: Mutex<HashMap<(String, String), std::net::SocketAddr>>,
     /// Pod and node proxy requests being answered now, and the most at once so far.
     pub proxy_in_flight: AtomicUsize,
     pub proxy_peak: AtomicUsize,
@@ -411,6 +414,7 @@ impl FakeCluster {
             pods: Mutex::new(HashMap::new()),
             started: Instant::now(),
             pod_security_default: Mutex::new(config.pod_security_default.to_string()),
+            service_routes: Mutex::new(HashMap::new()),
             proxy_in_flight: AtomicUsize::new(0),
             proxy_peak: AtomicUsize::new(0),
         });
@@ -491,6 +495,17 @@ impl FakeCluster {
             std::fs::write(path, pem).expect("write a PEM file");
         }
         files.map(|(path, _)| path)
+    }
+
+    /// The endpoints of Service `namespace/service` answer at `addr` (plain HTTP): what the API
+    /// server's service proxy (`services/[https:]NAME:PORT/proxy/...`) reaches. A Service without
+    /// a route has no endpoints (503, as the real proxy says).
+    pub fn route_service(&self, namespace: &str, service: &str, addr: std::net::SocketAddr) {
+        self.state
+            .service_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_string(), service.to_string()), addr);
     }
 
     pub fn failures(&self) -> &Failures {

@@ -525,6 +525,11 @@ async fn resource_route(
                     let (code, ct, body) = cadvisor::node_proxy(ctx.state, name, &rest).await?;
                     Ok(text_response(code, &ct, body))
                 }
+                "Service" => {
+                    let (code, ct, body) =
+                        service_proxy(ctx.state, &ns, name, &rest, &ctx.query).await?;
+                    Ok(text_response(code, &ct, body))
+                }
                 _ => Err(status::service_unavailable(format!(
                     "no endpoints available for service \"{name}\""
                 ))),
@@ -534,6 +539,91 @@ async fn resource_route(
             "the server does not allow this method on the requested resource ({m})"
         ))),
     }
+}
+
+/// `services/[scheme:]NAME[:PORT]/proxy/REST?QUERY`: the Service must exist (404 otherwise);
+/// its endpoints are where the test routed it ([`super::FakeCluster::route_service`]), else 503
+/// `no endpoints available for service` as the real API server answers. The request is passed
+/// on as a plain HTTP GET and the answer returned with its status and content type.
+async fn service_proxy(
+    state: &State,
+    ns: &str,
+    target: &str,
+    rest: &str,
+    query: &Query,
+) -> Result<(u16, String, String), ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let parts: Vec<&str> = target.split(':').collect();
+    let name = match parts.as_slice() {
+        ["http" | "https", n, ..] => *n,
+        [n, ..] => *n,
+        [] => target,
+    };
+    let services = super::resource("services");
+    if state.store().get(services, ns, name).is_none() {
+        return Err(status::not_found(services, name));
+    }
+    let route = state
+        .service_routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(ns.to_string(), name.to_string()))
+        .copied();
+    let no_endpoints =
+        || status::service_unavailable(format!("no endpoints available for service \"{name}\""));
+    let Some(addr) = route else {
+        return Err(no_endpoints());
+    };
+    let encoded: Vec<String> = query
+        .0
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect();
+    let path = if encoded.is_empty() {
+        format!("/{rest}")
+    } else {
+        format!("/{rest}?{}", encoded.join("&"))
+    };
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut raw = Vec::new();
+        stream.take(64 << 20).read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| no_endpoints())?
+        .map_err(|e| status::service_unavailable(format!("error trying to reach service: {e}")))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(502);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "text/plain".to_string());
+    Ok((code, content_type, body.to_string()))
+}
+
+fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Counts a proxy request in flight while it lives, and keeps the peak.
