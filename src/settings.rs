@@ -524,6 +524,14 @@ impl PrometheusTarget {
         if value.contains('?') || value.contains('#') {
             return Err(bad("a base URL has no query or fragment".to_string()));
         }
+        // Credentials in a URL would be printed in every report; none are sent either.
+        let authority = value
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad("credentials in the URL are not supported".to_string()));
+        }
         crate::verify::http::check_url(value).map_err(|e| bad(e.to_string()))?;
         Ok(PrometheusTarget::Url(value.to_string()))
     }
@@ -813,6 +821,36 @@ mod tests {
             .err()
             .unwrap();
             assert!(e.to_string().contains("not an absolute host path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn prometheus_is_a_url_auto_or_a_prometheus_object() {
+        use crate::verify::prometheus::operator::Choice;
+        assert_eq!(
+            PrometheusTarget::parse("http://127.0.0.1:9090").unwrap(),
+            PrometheusTarget::Url("http://127.0.0.1:9090".into())
+        );
+        assert_eq!(
+            PrometheusTarget::parse("auto").unwrap(),
+            PrometheusTarget::Operator(Choice::Auto)
+        );
+        assert_eq!(
+            PrometheusTarget::parse("observability/kube-prom-stack-kube-prome-prometheus").unwrap(),
+            PrometheusTarget::Operator(Choice::Named {
+                namespace: "observability".into(),
+                name: "kube-prom-stack-kube-prome-prometheus".into()
+            })
+        );
+        for bad in [
+            "none",
+            "127.0.0.1:9090",
+            "ftp://x/",
+            "http://u:p@host:9090",
+            "http://host:9090/?x=1",
+            "Not/A_Name",
+        ] {
+            assert!(PrometheusTarget::parse(bad).is_err(), "{bad}");
         }
     }
 

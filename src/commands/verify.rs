@@ -6,6 +6,10 @@
 //! endpoint, HTTP error, corrupt gzip, or no end of input within `--timeout`, for a URL, a file,
 //! a FIFO or stdin alike): an unreadable source proves nothing about the labels, so it is not a
 //! verification failure.
+//!
+//! `--prometheus` (the last hop, `crate::verify::prometheus`): 0 when Prometheus has our targets
+//! up on every node and answers a query by pod/namespace/container; 6 naming the first broken
+//! step; 1 when Prometheus' API cannot be read; 3 when `auto` finds no Prometheus or several.
 
 use serde::Serialize;
 
