@@ -816,4 +816,69 @@ mod prometheus_real {
             "the user's dashboard stays"
         );
     }
+
+    /// Install's last step: with a Prometheus chosen (the observability addon's), it asks that
+    /// Prometheus through the API server, apart from the cAdvisor check. One that cannot be
+    /// asked is a note (the install stands); one that scrapes us passes the loki-gateway query.
+    #[test]
+    fn install_asks_the_chosen_prometheus_last() {
+        let Some(w) = world() else { return };
+        let stack = "kube-prom-stack-kube-prome-prometheus";
+        w.cluster.set_prometheus_operator(true);
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": stack, "namespace": "observability"},
+                "spec": {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                    "serviceMonitorNamespaceSelector": {}}}),
+        );
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "observability"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        let install = || {
+            let out = w.run(&[
+                "install", "--yes", "--timeout", "60s", "--network-policy", "never", "-o", "json",
+            ]);
+            let report: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+            (out.status.code(), report)
+        };
+        // Prometheus' pods are not there (no endpoints): a note, and the install stands.
+        let (code, report) = install();
+        assert_eq!(code, Some(0), "{report:#}");
+        assert_eq!(report["prometheus"]["chosen"], format!("observability/{stack}"));
+        assert!(report.get("prometheus_verification").is_none(), "{report:#}");
+        let note = report["prometheus_note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("could not ask Prometheus") && note.contains("verify --prometheus"),
+            "{report:#}"
+        );
+
+        // Now a real Prometheus behind prometheus-operated scrapes our pod: the rerun asks it.
+        let pod = w
+            .cluster
+            .list("Pod", Some("cadvisor"))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .expect("a cAdvisor pod");
+        let prometheus =
+            RealPrometheus::start(&w.job(&format!("127.0.0.1:{}", w.cluster.port()), &pod));
+        w.cluster.route_service(
+            "observability",
+            "prometheus-operated",
+            ([127, 0, 0, 1], prometheus.port).into(),
+        );
+        let (code, report) = install();
+        assert_eq!(code, Some(0), "{report:#}\n{}", prometheus.log());
+        assert_eq!(report["changed"], false, "an unchanged rerun");
+        let p = &report["prometheus_verification"];
+        assert_eq!(p["ok"], true, "{report:#}");
+        assert_eq!(p["subject"]["pod"], POD);
+        assert_eq!(p["endpoint"]["kind"], "service-proxy");
+        assert!(report.get("prometheus_note").is_none(), "{report:#}");
+    }
 }

@@ -113,49 +113,53 @@ pub struct ThroughPrometheus {
 
 impl Human for ThroughPrometheus {
     fn human(&self, ui: &Ui) {
-        let p = &self.prometheus;
+        print_prometheus(ui, &self.prometheus);
+    }
+}
+
+/// A verification through Prometheus for people (also install's last step).
+pub fn print_prometheus(ui: &Ui, p: &PrometheusVerification) {
+    ui.line(format!(
+        "{} {}, job {:?}",
+        ui.bold("Prometheus"),
+        p.endpoint.describe(),
+        p.job
+    ));
+    for n in &p.nodes {
+        let mark = if n.health == "up" {
+            ui.good("ok")
+        } else {
+            ui.bad("FAILED")
+        };
+        let url = n.scrape_url.as_deref().unwrap_or("no target");
         ui.line(format!(
-            "{} {}, job {:?}",
-            ui.bold("Prometheus"),
-            p.endpoint.describe(),
-            p.job
+            "{mark} node {} (pod {}): target {} ({url})",
+            n.node, n.pod, n.health
         ));
-        for n in &p.nodes {
-            let mark = if n.health == "up" {
-                ui.good("ok")
-            } else {
-                ui.bad("FAILED")
-            };
-            let url = n.scrape_url.as_deref().unwrap_or("no target");
-            ui.line(format!(
-                "{mark} node {} (pod {}): target {} ({url})",
-                n.node, n.pod, n.health
-            ));
-            if let Some(e) = &n.last_error {
-                ui.line(format!("  last error: {e}"));
-            }
+        if let Some(e) = &n.last_error {
+            ui.line(format!("  last error: {e}"));
         }
-        ui.line(format!("  query   {}", p.query));
-        ui.line(format!("  series  {}", p.series));
-        if p.ok {
-            let what = match &p.subject {
-                Some(s) => format!("{}/{} container {}", s.namespace, s.pod, s.container),
-                None => "pods".to_string(),
-            };
-            ui.line(format!(
+    }
+    ui.line(format!("  query   {}", p.query));
+    ui.line(format!("  series  {}", p.series));
+    if p.ok {
+        let what = match &p.subject {
+            Some(s) => format!("{}/{} container {}", s.namespace, s.pod, s.container),
+            None => "pods".to_string(),
+        };
+        ui.line(format!(
                 "{} Prometheus scrapes cAdvisor on {} node(s) and answers by pod, namespace and container ({what}).",
                 ui.good("PASS"),
                 p.nodes.len()
             ));
-        } else {
-            // The explanation is the report's message (on stderr), not repeated here.
-            let reason = p
-                .reason
-                .and_then(|r| serde_json::to_value(r).ok())
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "no running cAdvisor pod".to_string());
-            ui.line(format!("{} {reason}", ui.bad("FAIL")));
-        }
+    } else {
+        // The explanation is the report's message (on stderr), not repeated here.
+        let reason = p
+            .reason
+            .and_then(|r| serde_json::to_value(r).ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "no running cAdvisor pod".to_string());
+        ui.line(format!("{} {reason}", ui.bad("FAIL")));
     }
 }
 

@@ -39,6 +39,9 @@ pub struct PrometheusOptions {
     pub timeout: Duration,
     /// The pod to query; `None`: one the kubelet reports.
     pub subject: Option<Subject>,
+    /// Stop at the first API error instead of retrying until the timeout (install's last step:
+    /// a Prometheus that cannot be asked is a note there, not a wait).
+    pub give_up_when_unreadable: bool,
 }
 
 impl PrometheusOptions {
@@ -50,6 +53,7 @@ impl PrometheusOptions {
             job: crate::plan::scrape::JOB_NAME.to_string(),
             timeout,
             subject: None,
+            give_up_when_unreadable: false,
         }
     }
 }
@@ -176,7 +180,7 @@ pub async fn verify(
                     });
                 }
             }
-            Err(e) if out_of_time => return Err(e.into()),
+            Err(e) if out_of_time || opts.give_up_when_unreadable => return Err(e.into()),
             Err(e) => tracing::debug!("Prometheus not readable yet: {e}"),
         }
         let now = tokio::time::Instant::now();
