@@ -841,7 +841,14 @@ mod prometheus_real {
         );
         let install = || {
             let out = w.run(&[
-                "install", "--yes", "--timeout", "60s", "--network-policy", "never", "-o", "json",
+                "install",
+                "--yes",
+                "--timeout",
+                "60s",
+                "--network-policy",
+                "never",
+                "-o",
+                "json",
             ]);
             let report: Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
@@ -850,8 +857,14 @@ mod prometheus_real {
         // Prometheus' pods are not there (no endpoints): a note, and the install stands.
         let (code, report) = install();
         assert_eq!(code, Some(0), "{report:#}");
-        assert_eq!(report["prometheus"]["chosen"], format!("observability/{stack}"));
-        assert!(report.get("prometheus_verification").is_none(), "{report:#}");
+        assert_eq!(
+            report["prometheus"]["chosen"],
+            format!("observability/{stack}")
+        );
+        assert!(
+            report.get("prometheus_verification").is_none(),
+            "{report:#}"
+        );
         let note = report["prometheus_note"].as_str().unwrap_or_default();
         assert!(
             note.contains("could not ask Prometheus") && note.contains("verify --prometheus"),

@@ -1122,6 +1122,54 @@ mod kubelet {
         );
     }
 
+    /// `services/NAME:PORT/proxy/...` as `kubectl get --raw` uses it: 404 for a missing Service,
+    /// 503 "no endpoints available" without a route, else the routed server's answer (path and
+    /// query passed on).
+    #[test]
+    fn the_service_proxy_reaches_the_routed_endpoints() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = echo.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            for stream in echo.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = serde_json::json!({"saw": target}).to_string();
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}"
+                );
+            }
+        });
+        let path = "/api/v1/namespaces/cadvisor/services/prometheus-operated:web/proxy/api/v1/query?query=up";
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(
+            !out.status.success() && text(&out).contains("NotFound"),
+            "{}",
+            text(&out)
+        );
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: prometheus-operated\n  namespace: cadvisor\nspec:\n  clusterIP: None\n  ports:\n  - name: web\n    port: 9090\n";
+        ok(kubectl_apply(&c, "kubectl-test", service, &[]));
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(
+            !out.status.success() && text(&out).contains("no endpoints available for service"),
+            "{}",
+            text(&out)
+        );
+        c.route_service("cadvisor", "prometheus-operated", addr);
+        let answer: Value = serde_json::from_str(&ok(kubectl(&c, &["get", "--raw", path])))
+            .expect("JSON from the routed server");
+        assert_eq!(answer["saw"], "/api/v1/query?query=up");
+    }
+
     #[test]
     fn servicemonitors_are_served_only_with_the_prometheus_operator() {
         if !have_kubectl() {
