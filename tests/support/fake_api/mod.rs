@@ -3,9 +3,9 @@
 //! In-process, HTTPS with a fresh test CA and client-certificate auth like MicroK8s'
 //! `client.config`; real Kubernetes JSON; server-side apply with managedFields, conflicts and
 //! force; watch; a DaemonSet controller over simulated nodes; pods/log; pod and node proxies whose
-//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; switchable
-//! failures. It runs on its own tokio runtime, so tests may call blocking tools (kubectl) while
-//! it serves.
+//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; a service
+//! proxy to servers the test routes a Service to (a real Prometheus); switchable failures. It
+//! runs on its own tokio runtime, so tests may call blocking tools (kubectl) while it serves.
 //!
 //! ```ignore
 //! let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root)]));
