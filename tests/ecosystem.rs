@@ -655,10 +655,10 @@ mod prometheus_real {
                 "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
                     "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
         );
-        w.cluster.route_service(
+        w.cluster.set_service_backend(
             "observability",
             "prometheus-operated",
-            ([127, 0, 0, 1], prometheus[0].port).into(),
+            Some(&prometheus[0].url()),
         );
         for choice in ["auto", &format!("observability/{stack}")] {
             let out = w.run(&[
@@ -880,10 +880,10 @@ mod prometheus_real {
             .expect("a cAdvisor pod");
         let prometheus =
             RealPrometheus::start(&w.job(&format!("127.0.0.1:{}", w.cluster.port()), &pod));
-        w.cluster.route_service(
+        w.cluster.set_service_backend(
             "observability",
             "prometheus-operated",
-            ([127, 0, 0, 1], prometheus.port).into(),
+            Some(&prometheus.url()),
         );
         let (code, report) = install();
         assert_eq!(code, Some(0), "{report:#}\n{}", prometheus.log());

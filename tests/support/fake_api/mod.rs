@@ -330,12 +330,12 @@ pub struct State {
     pub pods: Mutex<HashMap<String, PodRuntime>>,
     pub started: Instant,
     pub pod_security_default: Mutex<String>,
-    /// The cluster network as far as Services go: `(namespace, service)` → the address its
-    /// endpoints answer at (a real server of the test, e.g. a Prometheus), for the service proxy.
-    pub service_routes: Mutex<HashMap<(String, String), std::net::SocketAddr>>,
     /// Pod and node proxy requests being answered now, and the most at once so far.
     pub proxy_in_flight: AtomicUsize,
     pub proxy_peak: AtomicUsize,
+    /// `namespace/service` → `http://127.0.0.1:PORT`: the one ready endpoint behind a Service,
+    /// for `services/NAME[:PORT]/proxy/...` (e.g. a real Prometheus the test started).
+    pub service_backends: Mutex<HashMap<String, String>>,
 }
 
 impl State {
@@ -414,9 +414,9 @@ impl FakeCluster {
             pods: Mutex::new(HashMap::new()),
             started: Instant::now(),
             pod_security_default: Mutex::new(config.pod_security_default.to_string()),
-            service_routes: Mutex::new(HashMap::new()),
             proxy_in_flight: AtomicUsize::new(0),
             proxy_peak: AtomicUsize::new(0),
+            service_backends: Mutex::new(HashMap::new()),
         });
         controller::seed(&state);
         // Bound without block_on, so a #[tokio::test] may start a cluster too.
@@ -497,17 +497,6 @@ impl FakeCluster {
         files.map(|(path, _)| path)
     }
 
-    /// The endpoints of Service `namespace/service` answer at `addr` (plain HTTP): what the API
-    /// server's service proxy (`services/[https:]NAME:PORT/proxy/...`) reaches. A Service without
-    /// a route has no endpoints (503, as the real proxy says).
-    pub fn route_service(&self, namespace: &str, service: &str, addr: std::net::SocketAddr) {
-        self.state
-            .service_routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((namespace.to_string(), service.to_string()), addr);
-    }
-
     pub fn failures(&self) -> &Failures {
         &self.state.failures
     }
@@ -552,6 +541,21 @@ impl FakeCluster {
     }
 
     /// The most pod and node proxy requests that were being answered at the same time.
+    /// Makes `base` (`http://127.0.0.1:PORT`) the ready endpoint of Service `namespace/name`, which
+    /// the API server's service proxy then forwards to (`None`: no endpoints, 503 as the real one).
+    pub fn set_service_backend(&self, namespace: &str, name: &str, base: Option<&str>) {
+        let mut backends = self
+            .state
+            .service_backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let key = format!("{namespace}/{name}");
+        match base {
+            Some(b) => backends.insert(key, b.trim_end_matches('/').to_string()),
+            None => backends.remove(&key),
+        };
+    }
+
     pub fn proxy_peak(&self) -> usize {
         self.state.proxy_peak.load(Ordering::SeqCst)
     }

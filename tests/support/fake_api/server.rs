@@ -525,11 +525,7 @@ async fn resource_route(
                     let (code, ct, body) = cadvisor::node_proxy(ctx.state, name, &rest).await?;
                     Ok(text_response(code, &ct, body))
                 }
-                "Service" => {
-                    let (code, ct, body) =
-                        service_proxy(ctx.state, &ns, name, &rest, &ctx.query).await?;
-                    Ok(text_response(code, &ct, body))
-                }
+                "Service" => service_proxy(ctx, &ns, name, &rest).await,
                 _ => Err(status::service_unavailable(format!(
                     "no endpoints available for service \"{name}\""
                 ))),
@@ -541,89 +537,88 @@ async fn resource_route(
     }
 }
 
-/// `services/[scheme:]NAME[:PORT]/proxy/REST?QUERY`: the Service must exist (404 otherwise);
-/// its endpoints are where the test routed it ([`super::FakeCluster::route_service`]), else 503
-/// `no endpoints available for service` as the real API server answers. The request is passed
-/// on as a plain HTTP GET and the answer returned with its status and content type.
+/// `services/NAME[:PORT]/proxy/PATH?QUERY`: as the real API server, forwards to a ready endpoint
+/// of an existing Service (kubernetes/kubernetes: pkg/registry/core/service/proxy.go), here the
+/// backend the test registered; a Service without one is 503 "no endpoints available".
 async fn service_proxy(
-    state: &State,
+    ctx: &Ctx<'_>,
     ns: &str,
-    target: &str,
+    name: &str,
     rest: &str,
-    query: &Query,
-) -> Result<(u16, String, String), ApiError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let parts: Vec<&str> = target.split(':').collect();
-    let name = match parts.as_slice() {
-        ["http" | "https", n, ..] => *n,
-        [n, ..] => *n,
-        [] => target,
-    };
-    let services = super::resource("services");
-    if state.store().get(services, ns, name).is_none() {
-        return Err(status::not_found(services, name));
+) -> Result<Response<Body>, ApiError> {
+    let service = name.split(':').next().unwrap_or(name);
+    let res = resources::by_kind("v1", "Service").ok_or_else(status::page_not_found)?;
+    if ctx.state.store().get(res, ns, service).is_none() {
+        return Err(status::not_found(res, service));
     }
-    let route = state
-        .service_routes
+    let backend = ctx
+        .state
+        .service_backends
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&(ns.to_string(), name.to_string()))
-        .copied();
-    let no_endpoints =
-        || status::service_unavailable(format!("no endpoints available for service \"{name}\""));
-    let Some(addr) = route else {
-        return Err(no_endpoints());
-    };
-    let encoded: Vec<String> = query
+        .get(&format!("{ns}/{service}"))
+        .cloned()
+        .ok_or_else(|| {
+            status::service_unavailable(format!("no endpoints available for service \"{service}\""))
+        })?;
+    let query: Vec<String> = ctx
+        .query
         .0
         .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect();
-    let path = if encoded.is_empty() {
-        format!("/{rest}")
-    } else {
-        format!("/{rest}?{}", encoded.join("&"))
-    };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut raw = Vec::new();
-        stream.take(64 << 20).read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+    let mut url = format!("{backend}/{rest}");
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    let (code, content_type, body) = http_get(&url)
         .await
-        .map_err(|_| no_endpoints())?
         .map_err(|e| status::service_unavailable(format!("error trying to reach service: {e}")))?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(502);
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "text/plain".to_string());
-    Ok((code, content_type, body.to_string()))
+    Ok(text_response(code, &content_type, body))
 }
 
-fn encode_component(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One plain-HTTP GET (the backend is on loopback): status, content type and body as text.
+async fn http_get(url: &str) -> Result<(u16, String, String), String> {
+    use http_body_util::BodyExt;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let code = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/plain")
+        .to_string();
+    let body = response
+        .into_body()
         .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        code,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
 }
 
 /// Counts a proxy request in flight while it lives, and keeps the peak.
