@@ -28,6 +28,10 @@ command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+# Debian's Prometheus 2.42 and promtool: `promtool check config/rules` on the scrape job and the
+# dashboard's queries, and a real Prometheus scraping the simulated cAdvisor (no Kubernetes
+# service discovery in Debian's build: the tests swap it for static targets).
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"

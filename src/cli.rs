@@ -207,6 +207,33 @@ pub struct PlanArgs {
         env = "CADVISOR_SETUP_SERVICE_MONITOR"
     )]
     pub service_monitor: Option<ServiceMonitorMode>,
+
+    /// Render a ConfigMap with a Grafana dashboard (CPU, memory, network, filesystem I/O per pod
+    /// and container) for Grafana's dashboard sidecar: auto (when a ConfigMap labelled
+    /// grafana_dashboard exists, i.e. the sidecar is in use), always (on), never (off)
+    /// [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        env = "CADVISOR_SETUP_GRAFANA_DASHBOARD"
+    )]
+    pub grafana_dashboard: Option<GrafanaDashboardMode>,
+}
+
+/// `--grafana-dashboard`: like `--service-monitor`, and `on`/`off` for always/never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrafanaDashboardMode {
+    Auto,
+    #[value(alias = "on")]
+    #[serde(alias = "on")]
+    Always,
+    #[value(alias = "off")]
+    #[serde(alias = "off")]
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -242,6 +269,12 @@ pub struct RenderArgs {
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+
+    /// Print a Prometheus scrape job for cAdvisor (Kubernetes service discovery of its pods,
+    /// pod/namespace/container relabelling) instead of the manifests, for a Prometheus without
+    /// the Prometheus Operator. Needs no host facts.
+    #[arg(long, conflicts_with = "out_dir")]
+    pub scrape_config: bool,
 
     /// Override the built-in templates with same-named files from DIR.
     #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
@@ -369,6 +402,17 @@ pub struct VerifyArgs {
     /// Check a saved metrics file (`-` for stdin); gzip is recognised.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Check through Prometheus: our targets are up on every node and a query by the relabelled
+    /// pod/namespace/container labels finds a pod the kubelet reports. URL is Prometheus' base
+    /// URL (e.g. http://127.0.0.1:9090 after `kubectl port-forward`); auto (the only Prometheus
+    /// Operator Prometheus) or NAMESPACE/NAME is reached through the API server's service proxy.
+    #[arg(
+        long,
+        value_name = "URL|auto|NS/NAME",
+        conflicts_with_all = ["metrics_url", "metrics_file"]
+    )]
+    pub prometheus: Option<String>,
 
     /// How long to keep trying, e.g. 30s [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]

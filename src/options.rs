@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{PlanArgs, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, PlanArgs, ServiceMonitorMode};
 use crate::input::ReadError;
 use crate::plan::PlanOptions;
 
@@ -91,6 +91,7 @@ pub struct Answers {
     pub memory_limit: Option<String>,
     pub privileged: Option<bool>,
     pub service_monitor: Option<ServiceMonitorMode>,
+    pub grafana_dashboard: Option<GrafanaDashboardMode>,
     pub timeout: Option<String>,
     pub force: Option<bool>,
     pub parallel: Option<u64>,
@@ -181,6 +182,7 @@ impl Answers {
 pub struct Resolved {
     pub plan: PlanOptions,
     pub service_monitor: ServiceMonitorMode,
+    pub grafana_dashboard: GrafanaDashboardMode,
     pub containerd_socket: Option<PathBuf>,
     /// Option name (long flag) → source.
     pub sources: BTreeMap<&'static str, ValueSource>,
@@ -225,6 +227,10 @@ impl Resolved {
             (
                 "service-monitor",
                 format!("{:?}", self.service_monitor).to_lowercase(),
+            ),
+            (
+                "grafana-dashboard",
+                format!("{:?}", self.grafana_dashboard).to_lowercase(),
             ),
         ];
         rows.into_iter()
@@ -352,6 +358,14 @@ pub fn resolve(
             answers.service_monitor,
         )
         .unwrap_or(ServiceMonitorMode::Auto);
+    let grafana_dashboard = picker
+        .pick(
+            "grafana-dashboard",
+            "grafana_dashboard",
+            args.grafana_dashboard,
+            answers.grafana_dashboard,
+        )
+        .unwrap_or(GrafanaDashboardMode::Auto);
 
     Resolved {
         plan: PlanOptions {
@@ -366,9 +380,11 @@ pub fn resolve(
             memory_limit,
             privileged,
             service_monitor: service_monitor == ServiceMonitorMode::Always,
+            grafana_dashboard: grafana_dashboard == GrafanaDashboardMode::Always,
             ..PlanOptions::default()
         },
         service_monitor,
+        grafana_dashboard,
         containerd_socket: socket.map(PathBuf::from),
         sources,
     }

@@ -4,7 +4,9 @@
 //! (`crate::validate`) before it is put into the plan, so the templates only ever see safe text.
 //! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
+pub mod dashboard;
 mod preset;
+pub mod scrape;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -78,6 +80,8 @@ pub struct PlanOptions {
     pub memory_limit: Option<String>,
     pub privileged: bool,
     pub service_monitor: bool,
+    /// Render the Grafana dashboard ConfigMap ([`dashboard`]).
+    pub grafana_dashboard: bool,
     /// Labels the chosen Prometheus' `serviceMonitorSelector` needs on our ServiceMonitor
     /// (`cluster::prometheus::target`).
     pub service_monitor_labels: BTreeMap<String, String>,
@@ -101,6 +105,7 @@ impl Default for PlanOptions {
             memory_limit: None,
             privileged: false,
             service_monitor: false,
+            grafana_dashboard: false,
             service_monitor_labels: BTreeMap::new(),
             namespace_labels: BTreeMap::new(),
             network_policy: None,
@@ -140,6 +145,8 @@ pub struct Plan {
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
     pub service_monitor: Option<ServiceMonitorPlan>,
+    /// The Grafana dashboard ConfigMap, when asked for.
+    pub grafana_dashboard: Option<dashboard::DashboardPlan>,
     pub network_policy: Option<NetworkPolicyPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
@@ -443,7 +450,7 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     };
 
     let labels = object_labels();
-    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
+    let selector = selector();
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
     let mut namespace_labels: BTreeMap<String, String> = ["enforce", "audit", "warn"]
@@ -486,26 +493,9 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     }
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
         labels: service_monitor_labels,
-        interval: "30s".to_string(),
-        relabelings: vec![Relabel {
-            source_label: "__meta_kubernetes_pod_node_name".to_string(),
-            target_label: "node".to_string(),
-        }],
-        // Dashboards written for the kubelet's /metrics/cadvisor use pod/namespace/container
-        // (kubernetes/kubernetes: pkg/kubelet/server/server.go containerPrometheusLabelsFunc).
-        // Series without the container label (raw cgroups) get the label removed instead of the
-        // cAdvisor pod's own.
-        metric_relabelings: [
-            ("io_kubernetes_pod_name", "pod"),
-            ("io_kubernetes_pod_namespace", "namespace"),
-            ("io_kubernetes_container_name", "container"),
-        ]
-        .into_iter()
-        .map(|(label, target)| Relabel {
-            source_label: format!("container_label_{label}"),
-            target_label: target.to_string(),
-        })
-        .collect(),
+        interval: SCRAPE_INTERVAL.to_string(),
+        relabelings: target_relabelings(),
+        metric_relabelings: metric_relabelings(),
     });
 
     Ok(Plan {
@@ -537,6 +527,7 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         // monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
+        grafana_dashboard: opts.grafana_dashboard.then(dashboard::plan),
         network_policy,
         warnings,
     })
@@ -551,6 +542,46 @@ pub fn object_labels() -> BTreeMap<String, String> {
             "cadvisor-setup".to_string(),
         ),
     ])
+}
+
+/// The DaemonSet's and the Service's selector: the labels that find cAdvisor's pods (the
+/// Prometheus scrape job selects the pods by it too).
+pub fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())])
+}
+
+/// How often Prometheus scrapes cAdvisor (ServiceMonitor and plain scrape job alike): twice
+/// the longest housekeeping interval (`--max_housekeeping_interval=15s`), so every scrape sees
+/// fresh numbers.
+pub const SCRAPE_INTERVAL: &str = "30s";
+
+/// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
+pub fn target_relabelings() -> Vec<Relabel> {
+    vec![Relabel {
+        source_label: "__meta_kubernetes_pod_node_name".to_string(),
+        target_label: "node".to_string(),
+    }]
+}
+
+/// Metric relabelings, the same for the ServiceMonitor and the plain scrape job: cAdvisor's
+/// container labels → the kubelet's `pod`/`namespace`/`container`. Dashboards written for the
+/// kubelet's /metrics/cadvisor use those names (kubernetes/kubernetes:
+/// pkg/kubelet/server/server.go containerPrometheusLabelsFunc). They must be *metric*
+/// relabelings: `container_label_*` exist only on the scraped series, not on the target.
+/// Series without the container label (raw cgroups) get the label removed instead of the
+/// cAdvisor pod's own (a `replace` with an empty result deletes the label).
+pub fn metric_relabelings() -> Vec<Relabel> {
+    [
+        ("io_kubernetes_pod_name", "pod"),
+        ("io_kubernetes_pod_namespace", "namespace"),
+        ("io_kubernetes_container_name", "container"),
+    ]
+    .into_iter()
+    .map(|(label, target)| Relabel {
+        source_label: format!("container_label_{label}"),
+        target_label: target.to_string(),
+    })
+    .collect()
 }
 
 /// Labels that came from the cluster (a Prometheus' selectors): checked as the API server would.

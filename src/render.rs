@@ -15,7 +15,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use crate::plan::Plan;
 
 /// The object templates, in apply order (the Namespace first). Overridable by file name.
-pub const OBJECT_TEMPLATES: [(&str, &str); 6] = [
+pub const OBJECT_TEMPLATES: [(&str, &str); 7] = [
     (
         "namespace.yaml.j2",
         include_str!("../templates/namespace.yaml.j2"),
@@ -40,9 +40,15 @@ pub const OBJECT_TEMPLATES: [(&str, &str); 6] = [
         "networkpolicy.yaml.j2",
         include_str!("../templates/networkpolicy.yaml.j2"),
     ),
+    (
+        "grafana-dashboard.yaml.j2",
+        include_str!("../templates/grafana-dashboard.yaml.j2"),
+    ),
 ];
 /// Rendered only when the plan asks for a ServiceMonitor.
 pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
+/// Rendered only when the plan asks for the Grafana dashboard.
+pub const DASHBOARD_TEMPLATE: &str = "grafana-dashboard.yaml.j2";
 /// Rendered only when the plan asks for a NetworkPolicy.
 pub const NETWORK_POLICY_TEMPLATE: &str = "networkpolicy.yaml.j2";
 /// The `kustomization.yaml` written next to the objects by `--out-dir`.
@@ -50,6 +56,19 @@ pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
     "kustomization.yaml.j2",
     include_str!("../templates/kustomization.yaml.j2"),
 );
+/// `render --scrape-config`: the plain-Prometheus scrape job.
+pub const SCRAPE_CONFIG_TEMPLATE: (&str, &str) = (
+    "scrape-config.yaml.j2",
+    include_str!("../templates/scrape-config.yaml.j2"),
+);
+
+/// The templates that are not objects of the plan, overridable by file name like the others.
+const OTHER_TEMPLATES: [(&str, &str); 2] = [KUSTOMIZATION_TEMPLATE, SCRAPE_CONFIG_TEMPLATE];
+
+/// Every built-in template.
+fn builtin() -> impl Iterator<Item = &'static (&'static str, &'static str)> + Clone {
+    OBJECT_TEMPLATES.iter().chain(OTHER_TEMPLATES.iter())
+}
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +142,7 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
         let wanted = match name {
             SERVICE_MONITOR_TEMPLATE => plan.service_monitor.is_some(),
             NETWORK_POLICY_TEMPLATE => plan.network_policy.is_some(),
+            DASHBOARD_TEMPLATE => plan.grafana_dashboard.is_some(),
             _ => true,
         };
         if !wanted {
@@ -156,6 +176,53 @@ pub fn kustomization(
         message: format!("does not render valid YAML: {e}"),
     })?;
     Ok(text)
+}
+
+/// The rendered `render --scrape-config` document: `scrape_configs:` with our one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeConfig {
+    /// YAML with comments, as printed.
+    pub yaml: String,
+    /// The same document as JSON (`-o json`).
+    pub object: serde_json::Value,
+}
+
+/// Renders the plain-Prometheus scrape job. The result must parse back as a mapping whose
+/// `scrape_configs` holds exactly one job with a `job_name`.
+pub fn scrape_config(
+    job: &crate::plan::scrape::ScrapeJob,
+    templates: Option<&Path>,
+) -> Result<ScrapeConfig, RenderError> {
+    let name = SCRAPE_CONFIG_TEMPLATE.0;
+    let sources = sources(templates)?;
+    let env = environment(&sources)?;
+    let ctx = minijinja::context! { job => Value::from(Serde(job)) };
+    let text = render_one(&env, name, &ctx)?;
+    let fail = |message: String| RenderError::Template {
+        name: name.to_string(),
+        message,
+    };
+    let object: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|e| fail(format!("does not render valid YAML: {e}")))?;
+    let jobs = object
+        .get("scrape_configs")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| fail("renders no `scrape_configs:` list".to_string()))?;
+    match jobs.as_slice() {
+        [job]
+            if job
+                .get("job_name")
+                .is_some_and(serde_json::Value::is_string) => {}
+        _ => {
+            return Err(fail(format!(
+                "`scrape_configs` must hold exactly one job with a job_name, not {}",
+                jobs.len()
+            )));
+        }
+    }
+    let mut yaml = text.trim().to_string();
+    yaml.push('\n');
+    Ok(ScrapeConfig { yaml, object })
 }
 
 /// Writes one file per object plus `kustomization.yaml` into `dir` (created if missing).
@@ -288,9 +355,7 @@ fn replace_file(dir: &Path, file: &str, path: &Path, text: &str) -> Result<(), R
 /// Built-in templates, replaced by same-named files of `dir`. Unknown `.j2` files in `dir` are an
 /// error (a typo would otherwise be silently ignored).
 fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, RenderError> {
-    let builtin = OBJECT_TEMPLATES
-        .iter()
-        .chain(std::iter::once(&KUSTOMIZATION_TEMPLATE));
+    let builtin = builtin();
     let Some(dir) = dir else {
         return Ok(builtin.map(|(n, s)| (*n, s.to_string())).collect());
     };

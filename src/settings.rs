@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|---|---|
 //! | `containerd-socket` | ✓ | ✓ | ✓ | | | |
 //! | `namespace` | | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor` | | ✓ | ✓ | | | |
+//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor`, `grafana-dashboard` | | ✓ | ✓ | | | |
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
 //! | `parallel` | | | ✓ | ✓ | | |
@@ -54,6 +54,10 @@ pub enum SettingsError {
         source_name: ValueSource,
         reason: String,
     },
+    #[error(
+        "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT), auto, or NAMESPACE/NAME of a Prometheus object"
+    )]
+    Prometheus { value: String, reason: String },
     #[error("{field} `{value}` (from {source_name}): {reason}")]
     Value {
         field: &'static str,
@@ -369,6 +373,8 @@ pub struct RenderSettings {
     pub distro: Option<DistroPreset>,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
+    /// `--scrape-config`: print the plain-Prometheus scrape job instead of the manifests.
+    pub scrape_config: bool,
 }
 
 pub fn render(
@@ -386,6 +392,7 @@ pub fn render(
         distro: args.distro,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
+        scrape_config: args.scrape_config,
     })
 }
 
@@ -480,11 +487,62 @@ pub fn install(
     })
 }
 
+/// `verify --prometheus`: where Prometheus' API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusTarget {
+    /// A base URL, checked (http or https, with a host) before any I/O.
+    Url(String),
+    /// The Prometheus Operator's Prometheus: the only one (`auto`) or `NAMESPACE/NAME`, through
+    /// the API server's service proxy.
+    Operator(crate::verify::prometheus::operator::Choice),
+}
+
+impl PrometheusTarget {
+    pub fn parse(value: &str) -> Result<PrometheusTarget, SettingsError> {
+        use crate::verify::prometheus::operator::Choice;
+        let bad = |reason: String| SettingsError::Prometheus {
+            value: value.to_string(),
+            reason,
+        };
+        if !value.contains("://") {
+            return match crate::cli::parse_prometheus_choice(value) {
+                Ok(crate::cli::PrometheusChoice::Auto) => {
+                    Ok(PrometheusTarget::Operator(Choice::Auto))
+                }
+                Ok(crate::cli::PrometheusChoice::Named { namespace, name }) => {
+                    Ok(PrometheusTarget::Operator(Choice::Named {
+                        namespace,
+                        name,
+                    }))
+                }
+                Ok(crate::cli::PrometheusChoice::None) => {
+                    Err(bad("`none` leaves nothing to verify through".to_string()))
+                }
+                Err(reason) => Err(bad(reason)),
+            };
+        }
+        if value.contains('?') || value.contains('#') {
+            return Err(bad("a base URL has no query or fragment".to_string()));
+        }
+        // Credentials in a URL would be printed in every report; none are sent either.
+        let authority = value
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad("credentials in the URL are not supported".to_string()));
+        }
+        crate::verify::http::check_url(value).map_err(|e| bad(e.to_string()))?;
+        Ok(PrometheusTarget::Url(value.to_string()))
+    }
+}
+
 pub struct VerifySettings {
     pub namespace: Namespace,
     pub daemonset: ObjectName,
     pub metrics_url: Option<String>,
     pub metrics_file: Option<PathBuf>,
+    pub prometheus: Option<PrometheusTarget>,
     pub timeout: Duration,
     /// Nodes verified at once.
     pub parallel: usize,
@@ -514,6 +572,11 @@ pub fn verify(
         daemonset,
         metrics_url: args.metrics_url.clone(),
         metrics_file: args.metrics_file.clone(),
+        prometheus: args
+            .prometheus
+            .as_deref()
+            .map(PrometheusTarget::parse)
+            .transpose()?,
         timeout,
         parallel,
         describe: pick.describe(),
@@ -596,6 +659,7 @@ mod tests {
                 daemonset: None,
                 metrics_url: None,
                 metrics_file: None,
+                prometheus: None,
                 timeout: None,
                 parallel: None,
             },
@@ -675,6 +739,7 @@ mod tests {
             daemonset: None,
             metrics_url: None,
             metrics_file: None,
+            prometheus: None,
             timeout: None,
             parallel,
         };
@@ -756,6 +821,36 @@ mod tests {
             .err()
             .unwrap();
             assert!(e.to_string().contains("not an absolute host path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn prometheus_is_a_url_auto_or_a_prometheus_object() {
+        use crate::verify::prometheus::operator::Choice;
+        assert_eq!(
+            PrometheusTarget::parse("http://127.0.0.1:9090").unwrap(),
+            PrometheusTarget::Url("http://127.0.0.1:9090".into())
+        );
+        assert_eq!(
+            PrometheusTarget::parse("auto").unwrap(),
+            PrometheusTarget::Operator(Choice::Auto)
+        );
+        assert_eq!(
+            PrometheusTarget::parse("observability/kube-prom-stack-kube-prome-prometheus").unwrap(),
+            PrometheusTarget::Operator(Choice::Named {
+                namespace: "observability".into(),
+                name: "kube-prom-stack-kube-prome-prometheus".into()
+            })
+        );
+        for bad in [
+            "none",
+            "127.0.0.1:9090",
+            "ftp://x/",
+            "http://u:p@host:9090",
+            "http://host:9090/?x=1",
+            "Not/A_Name",
+        ] {
+            assert!(PrometheusTarget::parse(bad).is_err(), "{bad}");
         }
     }
 

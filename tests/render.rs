@@ -13,7 +13,7 @@ use cadvisor_setup::host::{DistroKind, HostFacts};
 use cadvisor_setup::plan::{self, PlanOptions};
 use cadvisor_setup::render::{self, Manifests};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 
 const PRESETS: [(&str, DistroKind); 6] = [
     ("microk8s", DistroKind::Microk8s),
@@ -102,6 +102,15 @@ fn check_typed(objects: &[serde_json::Value]) -> DaemonSet {
             "DaemonSet" => daemonset = Some(typed::<DaemonSet>(object)),
             "ServiceMonitor" => {
                 assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+            }
+            "ConfigMap" => {
+                // The Grafana dashboard: JSON text under one key.
+                let cm = typed::<ConfigMap>(object);
+                let data = cm.data.unwrap_or_default();
+                assert_eq!(data.len(), 1);
+                for text in data.values() {
+                    serde_json::from_str::<serde_json::Value>(text).expect("dashboard JSON");
+                }
             }
             other => panic!("unexpected kind {other}"),
         }
@@ -605,6 +614,8 @@ mod properties {
                         memory_limit: Some(format!("{}Mi", mem + mem_up)),
                         privileged,
                         service_monitor: sm,
+                        // The dashboard rides along with the ServiceMonitor here.
+                        grafana_dashboard: sm,
                         ..PlanOptions::default()
                     }
                 },
@@ -828,7 +839,7 @@ mod ecosystem {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut files = Vec::new();
         for (name, _) in PRESETS {
-            for extra in [&[][..], &["--privileged"][..]] {
+            for extra in [&[][..], &["--privileged", "--grafana-dashboard"][..]] {
                 let sub = format!("{name}{}", extra.concat());
                 let mut args = vec!["--distro", name];
                 args.extend_from_slice(extra);
@@ -840,6 +851,10 @@ mod ecosystem {
                     "service.yaml",
                 ] {
                     files.push(format!("{sub}/{file}"));
+                }
+                if !extra.is_empty() {
+                    // The Grafana dashboard's ConfigMap.
+                    files.push(format!("{sub}/configmap.yaml"));
                 }
             }
         }
@@ -975,5 +990,460 @@ mod report_snapshots {
             .expect("render");
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         insta::assert_snapshot!("render_out_dir_human", snapshot::human(&out, &known));
+    }
+
+    #[test]
+    fn scrape_config_human_and_json() {
+        let out = bin()
+            .args(["render", "--scrape-config"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_human", snapshot::human(&out, &[]));
+        let out = bin()
+            .args(["render", "--scrape-config", "-o", "json"])
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_json", snapshot::json(&out, &[]));
+    }
+}
+
+/// `render --scrape-config`: the plain-Prometheus job. Its Kubernetes service discovery is
+/// checked against upstream's rules (Debian's promtool lacks it); the same job with the
+/// discovery swapped for a static target list, every relabel rule kept, goes through the real
+/// `promtool check config`.
+mod prometheus {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::prometheus::{
+        check_kubernetes_sd, check_meta_labels, field_selector, label_selector, output_text,
+        pod_target_labels, promtool_on, require_promtool, the_job, with_static_targets,
+    };
+
+    fn scrape_config(extra: &[&str]) -> Value {
+        let mut args = vec!["render", "--scrape-config", "-o", "json"];
+        args.extend_from_slice(extra);
+        let report: Value = serde_json::from_str(&run_ok(&args)).expect("one JSON document");
+        report["scrape_config"].clone()
+    }
+
+    /// (source label, target label) of each `replace` rule.
+    fn pairs(rules: &Value, source: &str, target: &str) -> Vec<(String, String)> {
+        rules
+            .as_array()
+            .expect("a list of rules")
+            .iter()
+            .map(|r| {
+                assert_eq!(r["action"], "replace", "{r}");
+                (
+                    r[source][0].as_str().expect("one source label").to_string(),
+                    r[target].as_str().expect("a target label").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_job_discovers_our_pods_in_our_namespace_only_by_upstreams_rules() {
+        let doc = scrape_config(&["--namespace", "monitoring"]);
+        let job = the_job(&doc);
+        assert_eq!(job["job_name"], "cadvisor");
+        let sds = job["kubernetes_sd_configs"]
+            .as_array()
+            .expect("kubernetes_sd_configs");
+        assert_eq!(sds.len(), 1, "{job:#}");
+        let sd = &sds[0];
+        check_kubernetes_sd(sd).unwrap_or_else(|e| panic!("{e}:\n{sd:#}"));
+        check_meta_labels(job).unwrap_or_else(|e| panic!("{e}:\n{job:#}"));
+        assert_eq!(sd["role"], "pod");
+        assert_eq!(sd["namespaces"], json!({"names": ["monitoring"]}));
+        // The DaemonSet's own selector, so no other pod of the namespace is scraped.
+        let manifests = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "-n",
+            "monitoring",
+        ]));
+        let ds = manifests
+            .iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .expect("DaemonSet");
+        let selector: Vec<String> = ds["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .expect("matchLabels")
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().expect("string")))
+            .collect();
+        assert_eq!(sd["selectors"][0]["label"], selector.join(","));
+        assert_eq!(sd["selectors"][0]["role"], "pod");
+        // The target is the container port the DaemonSet names `http`.
+        let port = &ds["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+        let keep = &job["relabel_configs"][0];
+        assert_eq!(keep["action"], "keep");
+        assert_eq!(
+            keep["source_labels"][0],
+            "__meta_kubernetes_pod_container_port_name"
+        );
+        assert_eq!(keep["regex"], port["name"]);
+        // A deliberate choice, explained in the output.
+        assert_eq!(job["honor_timestamps"], false);
+        let yaml = run_ok(&["render", "--scrape-config"]);
+        assert!(yaml.contains("honor_timestamps: false"), "{yaml}");
+        assert!(yaml.contains("stale"), "the choice is explained:\n{yaml}");
+    }
+
+    #[test]
+    fn the_upstream_rules_refuse_what_prometheus_refuses() {
+        let good = json!({"role": "pod", "namespaces": {"names": ["cadvisor"]},
+            "selectors": [{"role": "pod", "label": "app.kubernetes.io/name=cadvisor", "field": "status.phase=Running"}]});
+        check_kubernetes_sd(&good).expect("the good one");
+        let endpoints = json!({"role": "endpoints", "selectors": [{"role": "service", "label": "a=b"}, {"role": "pod", "label": "c in (d,e),!f"}]});
+        check_kubernetes_sd(&endpoints).expect("endpoints may select services and pods");
+        for (bad, why) in [
+            (json!({"namespaces": {"names": ["x"]}}), "role missing"),
+            (json!({"role": "pods"}), "unknown Kubernetes SD role"),
+            (
+                json!({"role": "pod", "selectors": [{"role": "service", "label": "a=b"}]}),
+                "pod role supports only pod selectors",
+            ),
+            (
+                json!({"role": "endpoints", "selectors": [{"role": "pod"}, {"role": "pod"}]}),
+                "duplicated selector role",
+            ),
+            (
+                json!({"role": "pod", "selectors": [{"role": "pod", "label": "a=b=c d"}]}),
+                "label selector",
+            ),
+            (
+                json!({"role": "pod", "selectors": [{"role": "pod", "field": "status.phase"}]}),
+                "can't understand",
+            ),
+            (
+                json!({"role": "pod", "namespaces": {"name": ["x"]}}),
+                "field name not found",
+            ),
+            (
+                json!({"role": "pod", "namespaces": {"names": ["Not_A_Namespace"]}}),
+                "not a namespace name",
+            ),
+            (json!({"role": "pod", "tls_config": {}}), "api_server"),
+            (
+                json!({"role": "pod", "relabel_configs": []}),
+                "field relabel_configs not found",
+            ),
+        ] {
+            let err = check_kubernetes_sd(&bad).expect_err(&bad.to_string());
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert!(label_selector("app.kubernetes.io/name=cadvisor,tier!=x").is_ok());
+        assert!(label_selector("-bad=x").is_err());
+        assert!(field_selector("status.phase!=Failed,spec.nodeName=n").is_ok());
+        let job = json!({"kubernetes_sd_configs": [{"role": "pod"}],
+            "relabel_configs": [{"source_labels": ["__meta_kubernetes_service_name"]}]});
+        assert!(
+            check_meta_labels(&job).is_err(),
+            "role pod attaches no service labels"
+        );
+    }
+
+    #[test]
+    fn the_metric_relabelling_is_the_service_monitors() {
+        let doc = scrape_config(&[]);
+        let job = the_job(&doc);
+        let manifests = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "--service-monitor",
+            "always",
+        ]));
+        let sm = manifests
+            .iter()
+            .find(|d| d["kind"] == "ServiceMonitor")
+            .expect("ServiceMonitor");
+        let endpoint = &sm["spec"]["endpoints"][0];
+        let ours = pairs(
+            &job["metric_relabel_configs"],
+            "source_labels",
+            "target_label",
+        );
+        assert_eq!(
+            ours,
+            pairs(
+                &endpoint["metricRelabelings"],
+                "sourceLabels",
+                "targetLabel"
+            )
+        );
+        for target in ["pod", "namespace", "container"] {
+            assert!(
+                ours.iter()
+                    .any(|(s, t)| t == target && s.starts_with("container_label_io_kubernetes_")),
+                "{ours:?}"
+            );
+        }
+        // The target relabelling too (node), and never pod/namespace/container on the target:
+        // the container labels exist only after the scrape.
+        let targets = pairs(
+            &job["relabel_configs"].as_array().expect("rules")[1..]
+                .to_vec()
+                .into(),
+            "source_labels",
+            "target_label",
+        );
+        assert_eq!(
+            targets,
+            pairs(&endpoint["relabelings"], "sourceLabels", "targetLabel")
+        );
+        assert!(
+            targets
+                .iter()
+                .all(|(s, _)| !s.starts_with("container_label_"))
+        );
+        assert_eq!(endpoint["interval"], job["scrape_interval"]);
+    }
+
+    /// The job with static targets where the discovery was: what Prometheus 2.42 can load.
+    fn swapped(doc: &Value) -> Value {
+        with_static_targets(
+            doc,
+            json!([{"targets": ["10.1.0.7:8080"], "labels": pod_target_labels("cadvisor", "cadvisor-x2x9q", "node-1", "http")}]),
+            &[],
+        )
+    }
+
+    #[test]
+    fn promtool_check_config_passes_with_the_discovery_swapped_for_static_targets() {
+        if !require_promtool() {
+            return;
+        }
+        for ns in ["cadvisor", "monitoring"] {
+            let doc = swapped(&scrape_config(&["--namespace", ns]));
+            let job = the_job(&doc);
+            assert!(
+                job["relabel_configs"]
+                    .as_array()
+                    .is_some_and(|r| r.len() >= 2)
+            );
+            assert_eq!(
+                job["metric_relabel_configs"].as_array().map(Vec::len),
+                Some(3)
+            );
+            let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+            assert!(out.status.success(), "{}\n{doc:#}", output_text(&out));
+        }
+        // The YAML as printed (comments and all) is valid YAML of the same document.
+        let yaml = run_ok(&["render", "--scrape-config"]);
+        let printed: Value = serde_saphyr::from_str(&yaml).expect("YAML");
+        assert_eq!(printed, scrape_config(&[]));
+    }
+
+    #[test]
+    fn promtool_really_checks_the_relabel_rules() {
+        if !require_promtool() {
+            return;
+        }
+        let mut doc = swapped(&scrape_config(&[]));
+        doc["scrape_configs"][0]["metric_relabel_configs"][0]["regex"] = json!("(unclosed");
+        let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+        assert!(!out.status.success(), "{}", output_text(&out));
+        let mut doc = swapped(&scrape_config(&[]));
+        doc["scrape_configs"][0]["relabel_configs"][1]["action"] = json!("copy");
+        let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+        assert!(!out.status.success(), "{}", output_text(&out));
+    }
+
+    #[test]
+    fn scrape_config_needs_no_host_and_refuses_out_dir_and_bad_namespaces() {
+        // No host facts: an empty host root renders the job all the same.
+        let root = tempfile::tempdir().expect("tempdir");
+        let out = bin()
+            .args([
+                "--host-root",
+                root.path().to_str().expect("utf-8"),
+                "render",
+                "--scrape-config",
+            ])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = bin()
+            .args(["render", "--scrape-config", "--out-dir", "x"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        let out = bin()
+            .args(["render", "--scrape-config", "-n", "Bad_NS"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+    }
+}
+
+/// `--grafana-dashboard`: a ConfigMap for Grafana's sidecar whose every PromQL expression the
+/// real `promtool check rules` accepts (each wrapped as a recording rule, with Grafana's
+/// variables replaced as Grafana does before it sends a query).
+mod dashboard {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::prometheus::{output_text, promtool_on, require_promtool};
+
+    /// The dashboard JSON out of the rendered ConfigMap.
+    fn dashboard(extra: &[&str]) -> (Value, Value) {
+        let mut args = vec!["render", "--distro", "microk8s"];
+        args.extend_from_slice(extra);
+        let docs = parse_stream(&run_ok(&args));
+        let cm = docs
+            .into_iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .expect("the dashboard ConfigMap");
+        let data = cm["data"].as_object().expect("data");
+        assert_eq!(data.len(), 1, "{cm:#}");
+        let text = data
+            .values()
+            .next()
+            .and_then(Value::as_str)
+            .expect("JSON text");
+        (
+            cm.clone(),
+            serde_json::from_str(text).expect("the dashboard is JSON"),
+        )
+    }
+
+    /// Every query of the dashboard: panel targets, and the selector inside each
+    /// `label_values(SELECTOR, label)` variable query.
+    fn queries(dash: &Value) -> Vec<String> {
+        let mut out: Vec<String> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["expr"].as_str().expect("expr").to_string())
+            .collect();
+        for var in dash["templating"]["list"].as_array().expect("variables") {
+            if var["type"] == "query" {
+                let q = var["query"]["query"].as_str().expect("variable query");
+                let inner = q
+                    .strip_prefix("label_values(")
+                    .and_then(|r| r.rsplit_once(','))
+                    .map(|(sel, _)| sel.to_string())
+                    .expect("label_values(selector, label)");
+                out.push(inner);
+            }
+        }
+        out
+    }
+
+    /// What Grafana sends: `$__rate_interval` becomes a duration, a multi-value variable with
+    /// "All" becomes its allValue.
+    fn interpolated(expr: &str) -> String {
+        expr.replace("$__rate_interval", "1m")
+            .replace("$namespace", ".+")
+            .replace("$pod", ".+")
+    }
+
+    fn rules(exprs: &[String]) -> String {
+        let rules: Vec<Value> = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({"record": format!("cadvisor_setup:dashboard_query_{i}"), "expr": e}))
+            .collect();
+        json!({"groups": [{"name": "cadvisor-setup-dashboard", "rules": rules}]}).to_string()
+    }
+
+    #[test]
+    fn the_config_map_carries_the_sidecar_label_and_is_off_unless_asked() {
+        let (cm, dash) = dashboard(&["--grafana-dashboard", "on"]);
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "cadvisor-setup"
+        );
+        assert_eq!(cm["metadata"]["namespace"], "cadvisor");
+        let titles: Vec<&str> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .map(|p| p["title"].as_str().expect("title"))
+            .collect();
+        for topic in ["CPU", "Memory working set", "Network", "Filesystem"] {
+            assert!(titles.iter().any(|t| t.contains(topic)), "{titles:?}");
+        }
+        // Without the flag (render cannot see a sidecar) and with `never`/`off`: no ConfigMap.
+        for extra in [
+            &[][..],
+            &["--grafana-dashboard", "never"],
+            &["--grafana-dashboard", "off"],
+        ] {
+            let mut args = vec!["render", "--distro", "microk8s"];
+            args.extend_from_slice(extra);
+            assert!(
+                !parse_stream(&run_ok(&args))
+                    .iter()
+                    .any(|d| d["kind"] == "ConfigMap"),
+                "{extra:?}"
+            );
+        }
+        assert!(
+            parse_stream(&run_ok(&[
+                "render",
+                "--distro",
+                "microk8s",
+                "--grafana-dashboard",
+                "always"
+            ]))
+            .iter()
+            .any(|d| d["kind"] == "ConfigMap")
+        );
+    }
+
+    #[test]
+    fn every_query_uses_our_job_and_the_relabelled_labels_only() {
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let queries = queries(&dash);
+        assert!(queries.len() >= 8, "{queries:?}");
+        for q in &queries {
+            assert!(q.contains(r#"job="cadvisor""#), "{q}");
+            assert!(!q.contains("container_label_"), "{q}");
+        }
+        let all = queries.join("\n");
+        for metric in [
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes",
+            "container_network_receive_bytes_total",
+            "container_fs_reads_bytes_total",
+        ] {
+            assert!(all.contains(metric), "{metric}");
+        }
+        // Per pod and container (network: per pod, it is reported on the pod's sandbox).
+        assert!(all.contains("by (namespace, pod, container)"), "{all}");
+        assert!(all.contains("by (namespace, pod)"), "{all}");
+    }
+
+    #[test]
+    fn promtool_check_rules_accepts_every_query() {
+        if !require_promtool() {
+            return;
+        }
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let exprs: Vec<String> = queries(&dash).iter().map(|q| interpolated(q)).collect();
+        let out = promtool_on(&["check", "rules"], "dashboard.rules.yml", &rules(&exprs));
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+            "{text}"
+        );
+        // And promtool does refuse a broken query (the check is real).
+        let broken = vec![exprs[0].replacen(')', "", 1)];
+        let out = promtool_on(&["check", "rules"], "broken.rules.yml", &rules(&broken));
+        assert!(!out.status.success(), "{}", output_text(&out));
     }
 }

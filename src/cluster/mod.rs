@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod grafana;
 pub mod node;
 pub mod ownership;
 pub mod pod_security;

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::error::Failure;
-use crate::cli::ServiceMonitorMode;
+use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
@@ -34,6 +34,7 @@ use crate::plan::Plan;
 use crate::render::Manifests;
 use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
+use crate::verify::prometheus::PrometheusVerification;
 use crate::verify::{self, Verification, VerifyOptions};
 
 mod prometheus;
@@ -96,6 +97,18 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             "servicemonitors",
         )
         .await?;
+    }
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        // "auto": the dashboard only when Grafana's dashboard sidecar is in use.
+        opts.grafana_dashboard = match crate::cluster::grafana::sidecar_in_use(&cluster).await? {
+            Some(in_use) => in_use,
+            None => {
+                ctx.ui.verbose(
+                    "  --grafana-dashboard auto: may not list ConfigMaps in every namespace, so no dashboard (use --grafana-dashboard on)",
+                );
+                false
+            }
+        };
     }
     let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
     let plan = crate::plan::make(&facts, &opts)?;
@@ -342,6 +355,8 @@ pub async fn install(
         rollout: None,
         ready_to_verify_ms: None,
         verification: None,
+        prometheus_verification: None,
+        prometheus_note: None,
         error: None,
     };
     if !ctx.ui.json() {
@@ -417,7 +432,62 @@ pub async fn install(
         }
         Err(e) => outcome.error = Some(e),
     }
+    if outcome.verification.as_ref().is_some_and(|v| v.ok) {
+        through_prometheus(ctx, args, cluster, &namespace, &ds.name, &mut outcome).await;
+    }
     Ok(finish(ctx, outcome))
+}
+
+/// The last step when a Prometheus was chosen and selects our ServiceMonitor: does it scrape
+/// cAdvisor and answer by pod, namespace and container? Within `--timeout` (the operator, the
+/// config reload and a 30s scrape interval all come first). A Prometheus that cannot be asked
+/// (no Service, no endpoints, forbidden) is a note, not a failure: the install stands, and
+/// `verify --prometheus NAMESPACE/NAME` checks later.
+async fn through_prometheus(
+    ctx: &Context,
+    args: &InstallSettings,
+    cluster: &Cluster,
+    namespace: &str,
+    daemonset: &str,
+    outcome: &mut Outcome,
+) {
+    use crate::verify::prometheus::{self, PrometheusOptions, operator::Choice};
+    let Some((ns, name)) = outcome
+        .prometheus
+        .chosen
+        .as_deref()
+        .filter(|_| outcome.prometheus.selected)
+        .and_then(|id| id.split_once('/'))
+    else {
+        return;
+    };
+    let choice = Choice::Named {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    };
+    let id = format!("{ns}/{name}");
+    let later = format!("check later with `cadvisor-setup verify --prometheus {id}`");
+    let endpoint = match prometheus::operator::endpoint(cluster, &choice).await {
+        Ok((endpoint, _)) => endpoint,
+        Err(e) => {
+            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"));
+            return;
+        }
+    };
+    let opts = PrometheusOptions {
+        give_up_when_unreadable: true,
+        ..PrometheusOptions::new(endpoint, namespace, daemonset, args.timeout)
+    };
+    let spinner = crate::ui::progress::spinner(&ctx.ui, format!("asking Prometheus {id}"));
+    let checked =
+        prometheus::verify(cluster, &opts, |msg| spinner.set_message(msg.to_string())).await;
+    spinner.finish_and_clear();
+    match checked {
+        Ok(v) => outcome.prometheus_verification = Some(v),
+        Err(e) => {
+            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"))
+        }
+    }
 }
 
 /// What `install` found after applying, gathered as it goes; [`finish`] reports it.
@@ -427,6 +497,10 @@ struct Outcome {
     rollout: Option<Rollout>,
     ready_to_verify_ms: Option<f64>,
     verification: Option<Verification>,
+    /// The last step: the chosen Prometheus scrapes cAdvisor and answers by pod labels.
+    prometheus_verification: Option<PrometheusVerification>,
+    /// Why the chosen Prometheus could not be asked.
+    prometheus_note: Option<String>,
     error: Option<ClusterError>,
 }
 
@@ -435,9 +509,11 @@ impl Outcome {
         if let Some(e) = &self.error {
             return super::error::cluster(e);
         }
-        match &self.verification {
-            Some(v) => v.exit_code(),
-            None => ExitCode::Success,
+        match (&self.verification, &self.prometheus_verification) {
+            (Some(v), _) if !v.ok => v.exit_code(),
+            (_, Some(p)) => p.exit_code(),
+            (Some(v), None) => v.exit_code(),
+            (None, None) => ExitCode::Success,
         }
     }
 
@@ -465,6 +541,17 @@ impl Outcome {
             self.verification
                 .as_ref()
                 .and_then(super::verify::failure_message)
+                .or_else(|| {
+                    self.prometheus_verification
+                        .as_ref()
+                        .filter(|p| !p.ok)
+                        .map(|p| {
+                            format!(
+                                "verification through Prometheus failed: {}",
+                                p.message.as_deref().unwrap_or("no reason given")
+                            )
+                        })
+                })
         });
         let body = Installed {
             applied: self.applied,
@@ -472,6 +559,8 @@ impl Outcome {
             rollout,
             rollout_failure,
             verification: self.verification,
+            prometheus_verification: self.prometheus_verification,
+            prometheus_note: self.prometheus_note,
             error,
             succeeded: code == ExitCode::Success,
         };
@@ -493,6 +582,13 @@ struct Installed {
     rollout: Option<RolloutSummary>,
     rollout_failure: Option<crate::cluster::rollout::RolloutFailure>,
     verification: Option<Verification>,
+    /// The chosen Prometheus' view (only when one was chosen and asked), apart from the
+    /// cAdvisor check above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus_verification: Option<PrometheusVerification>,
+    /// Why the chosen Prometheus could not be asked (the install stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus_note: Option<String>,
     /// The error that stopped the install after something was applied (the message too).
     error: Option<String>,
     #[serde(skip)]
@@ -518,6 +614,12 @@ impl crate::ui::Human for Installed {
     fn human(&self, ui: &crate::ui::Ui) {
         if let Some(v) = &self.verification {
             super::verify::print_human(ui, v);
+        }
+        if let Some(p) = &self.prometheus_verification {
+            super::verify::print_prometheus(ui, p);
+        }
+        if let Some(note) = &self.prometheus_note {
+            ui.line(format!("{} {note}", ui.warn("note:")));
         }
         if self.succeeded {
             ui.line(format!(
@@ -616,6 +718,8 @@ mod tests {
             rollout: None,
             ready_to_verify_ms: None,
             verification: None,
+            prometheus_verification: None,
+            prometheus_note: None,
             error: None,
         }
     }

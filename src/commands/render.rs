@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::ResultExt as _;
-use crate::cli::{DistroPreset, ServiceMonitorMode};
+use crate::cli::{DistroPreset, GrafanaDashboardMode, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -16,6 +16,9 @@ use crate::ui::{Human, Report, Ui};
 use crate::{plan, render};
 
 pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode> {
+    if args.scrape_config {
+        return scrape_config(ctx, &args);
+    }
     let resolved = &args.resolved;
     let mut facts = facts_for_render(ctx, args.distro, resolved).await?;
     if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
@@ -35,6 +38,11 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     if resolved.service_monitor == ServiceMonitorMode::Auto {
         ctx.ui.verbose(
             "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
+        );
+    }
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        ctx.ui.verbose(
+            "  --grafana-dashboard auto: render looks at no cluster, so no dashboard (use --grafana-dashboard on)",
         );
     }
     let opts = &resolved.plan;
@@ -78,6 +86,44 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     .changed(written.is_some())
     .message(message);
     Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`: the plain-Prometheus job for the namespace; no host facts needed.
+fn scrape_config(ctx: &Context, args: &RenderSettings) -> super::Result<ExitCode> {
+    let job = plan::scrape::job(&args.resolved.plan.namespace)?;
+    let rendered = render::scrape_config(&job, args.templates.as_deref())?;
+    let report = Report::new(
+        ExitCode::Success,
+        ScrapeConfigRendered {
+            job_name: job.job_name,
+            namespace: job.namespace,
+            scrape_config: rendered.object,
+            yaml: rendered.yaml,
+        },
+    );
+    Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`'s report body: the job as an object (JSON) or as YAML with its
+/// comments (people).
+#[derive(Serialize)]
+pub struct ScrapeConfigRendered {
+    job_name: String,
+    namespace: String,
+    /// `{"scrape_configs": [job]}`.
+    scrape_config: serde_json::Value,
+    #[serde(skip)]
+    yaml: String,
+}
+
+impl Human for ScrapeConfigRendered {
+    fn human(&self, ui: &Ui) {
+        ui.line(self.yaml.trim_end());
+    }
+
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.note(summary);
+    }
 }
 
 /// `render`'s report body: the manifests as objects (JSON) or as multi-document YAML (people),

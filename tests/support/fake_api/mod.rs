@@ -3,9 +3,9 @@
 //! In-process, HTTPS with a fresh test CA and client-certificate auth like MicroK8s'
 //! `client.config`; real Kubernetes JSON; server-side apply with managedFields, conflicts and
 //! force; watch; a DaemonSet controller over simulated nodes; pods/log; pod and node proxies whose
-//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; switchable
-//! failures. It runs on its own tokio runtime, so tests may call blocking tools (kubectl) while
-//! it serves.
+//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; a service
+//! proxy to servers the test routes a Service to (a real Prometheus); switchable failures. It
+//! runs on its own tokio runtime, so tests may call blocking tools (kubectl) while it serves.
 //!
 //! ```ignore
 //! let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root)]));
@@ -480,6 +480,21 @@ impl FakeCluster {
 
     pub fn ca_pem(&self) -> &str {
         &self.pki.ca_pem
+    }
+
+    /// Writes the CA and the admin client certificate and key of the kubeconfig as PEM files
+    /// into `dir` (`ca.crt`, `client.crt`, `client.key`), for clients that take files (a real
+    /// Prometheus's `tls_config`).
+    pub fn write_client_tls_files(&self, dir: &Path) -> [PathBuf; 3] {
+        let files = [
+            (dir.join("ca.crt"), &self.pki.ca_pem),
+            (dir.join("client.crt"), &self.pki.admin.cert),
+            (dir.join("client.key"), &self.pki.admin.key),
+        ];
+        for (path, pem) in &files {
+            std::fs::write(path, pem).expect("write a PEM file");
+        }
+        files.map(|(path, _)| path)
     }
 
     pub fn failures(&self) -> &Failures {
