@@ -141,8 +141,13 @@ pub struct DetectArgs {
     pub socket: SocketArgs,
 
     /// Do not contact the API server (host facts only).
-    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER")]
+    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER", conflicts_with = "cluster")]
     pub no_cluster: bool,
+
+    /// Also show every node's facts through the API server (configz, nodeInfo, labels) and the
+    /// node groups install would make (one DaemonSet per group).
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// Everything the manifests depend on. All optional here: defaults come from detection or from
@@ -238,6 +243,11 @@ pub struct RenderArgs {
     /// Render for a distribution's defaults without reading this host.
     #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
     pub distro: Option<DistroPreset>,
+
+    /// Render from the live cluster's node facts (one DaemonSet per node group), without
+    /// applying anything: for GitOps from a machine that is not a node.
+    #[arg(long, conflicts_with = "distro")]
+    pub cluster: bool,
 
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]

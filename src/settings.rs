@@ -311,6 +311,8 @@ fn socket(
 pub struct DetectSettings {
     pub containerd_socket: Option<SocketPath>,
     pub no_cluster: bool,
+    /// `--cluster`: every node's facts and the node groups.
+    pub cluster: bool,
     pub describe: Vec<String>,
 }
 
@@ -331,6 +333,7 @@ pub fn detect(
     Ok(DetectSettings {
         containerd_socket,
         no_cluster: args.no_cluster,
+        cluster: args.cluster,
         describe,
     })
 }
@@ -355,6 +358,8 @@ fn resolved(
 pub struct RenderSettings {
     pub resolved: Resolved,
     pub distro: Option<DistroPreset>,
+    /// `--cluster`: from the live cluster's node facts.
+    pub cluster: bool,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
 }
@@ -372,6 +377,7 @@ pub fn render(
             answers,
         )?,
         distro: args.distro,
+        cluster: args.cluster,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
     })

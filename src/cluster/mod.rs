@@ -7,6 +7,7 @@ pub mod apply;
 pub mod client;
 pub mod diagnose;
 pub mod node;
+pub mod nodes;
 pub mod ownership;
 pub mod pod_security;
 pub mod proxy;

@@ -49,14 +49,45 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     if let ClusterOutcome::Node(n) = &cluster {
         opts.configz = n.configz.clone();
     }
+    let hostname = files.node_name().map(str::to_string);
     let facts = host::probe(root, files, &opts).await?;
-    let report = if facts.runtime.verified {
-        Report::new(ExitCode::Success, Detected::new(facts, cluster, None))
+    // `--cluster`: every node through the API server (this host leading for its own node).
+    let nodes = if args.cluster {
+        let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
+        let layout = super::groups::read(
+            &cluster,
+            crate::plan::DEFAULT_NAMESPACE,
+            Some(&facts),
+            hostname.as_deref(),
+            crate::verify::DEFAULT_CONCURRENCY,
+        )
+        .await?;
+        for warning in &layout.warnings {
+            ctx.ui
+                .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        }
+        Some(layout)
+    } else {
+        None
+    };
+    // With `--cluster` a machine that is not a node (no runtime socket, nothing ambiguous)
+    // succeeds when the API server's facts place every node in a group.
+    let cluster_covers = nodes.as_ref().is_some_and(|l| {
+        !facts.runtime.ambiguous
+            && (facts.runtime.verified || facts.runtime.socket.is_none())
+            && !l.groups.is_empty()
+            && l.left_out.is_empty()
+    });
+    let report = if facts.runtime.verified || cluster_covers {
+        Report::new(
+            ExitCode::Success,
+            Detected::new(facts, cluster, nodes, None),
+        )
     } else {
         let message = failure_message(&facts.runtime);
         Report::new(
             ExitCode::Detection,
-            Detected::new(facts, cluster, Some(SETTLE_FLAG)),
+            Detected::new(facts, cluster, nodes, Some(SETTLE_FLAG)),
         )
         .message(message)
     };
@@ -70,15 +101,24 @@ pub struct Detected {
     #[serde(flatten)]
     facts: HostFacts,
     cluster: ClusterOutcome,
+    /// `--cluster`: every node's facts (each with its source) and the node groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settle_with: Option<&'static str>,
 }
 
 impl Detected {
-    fn new(facts: HostFacts, cluster: ClusterOutcome, settle_with: Option<&'static str>) -> Self {
+    fn new(
+        facts: HostFacts,
+        cluster: ClusterOutcome,
+        nodes: Option<super::groups::NodeLayout>,
+        settle_with: Option<&'static str>,
+    ) -> Self {
         Detected {
             facts,
             cluster,
+            nodes,
             settle_with,
         }
     }
@@ -217,6 +257,9 @@ fn failure_message(rt: &Runtime) -> String {
 impl Human for Detected {
     fn human(&self, ui: &Ui) {
         human(ui, &self.facts, &self.cluster);
+        if let Some(layout) = &self.nodes {
+            super::groups::print_human(ui, layout);
+        }
     }
 }
 
@@ -404,6 +447,7 @@ mod tests {
         Detected::new(
             crate::plan::preset(DistroKind::Microk8s),
             cluster,
+            None,
             Some(SETTLE_FLAG),
         )
     }

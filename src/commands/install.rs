@@ -94,17 +94,51 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         )
         .await?;
     }
-    let plan = crate::plan::make(&facts, &opts)?;
-    let manifests = crate::render::manifests(&plan, args.templates.as_deref())?;
+    // Every node through the API server (this host leading for its own node): one DaemonSet
+    // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
+    let layout = if resolved.containerd_socket.is_none() {
+        match super::groups::read(
+            &cluster,
+            &opts.namespace,
+            Some(&facts),
+            facts.kubelet.node_name.as_deref(),
+            args.parallel,
+        )
+        .await
+        {
+            Ok(layout) => Some(layout),
+            Err(e) => {
+                ctx.ui.note(format!(
+                    "{} cannot read the cluster's nodes ({}); planning for this host alone",
+                    ctx.ui.warn("warning:"),
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let plans = super::groups::plans(layout.as_ref(), &facts, &opts)?;
+    let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
+    let Some(plan) = plans.first() else {
+        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+    };
     if manifests.documents.is_empty() {
         return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
     }
-    for warning in &plan.warnings {
+    let mut warnings: Vec<&String> = layout.iter().flat_map(|l| &l.warnings).collect();
+    warnings.extend(plans.iter().flat_map(|p| &p.warnings));
+    let mut seen = std::collections::HashSet::new();
+    for warning in warnings.into_iter().filter(|w| seen.insert(*w)) {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
     if conversation {
-        show_plan(ctx, &plan, &manifests);
+        show_plan(ctx, plan, &manifests);
+        if plans.len() > 1 {
+            show_groups(ctx, &plans);
+        }
         loop {
             match prompts::confirm_plan(&ctx.ui, "Apply this to the cluster?")? {
                 PlanDecision::Apply => break,
@@ -113,7 +147,43 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         }
     }
-    install(ctx, &args, &facts, &manifests, &cluster).await
+    // One DaemonSet: verification compares against what this host's detection found, as
+    // always; several: against each group's socket.
+    let targets: Vec<Target> = plans
+        .iter()
+        .map(|p| Target {
+            daemonset: p.daemonset.name.clone(),
+            expected_socket: if plans.len() == 1 {
+                facts.runtime.socket.clone()
+            } else {
+                Some(PathBuf::from(&p.runtime.host_socket))
+            },
+        })
+        .collect();
+    let layout = layout.filter(super::groups::NodeLayout::notable);
+    install(ctx, &args, &targets, &manifests, &cluster, layout).await
+}
+
+/// One DaemonSet install waits for and verifies.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub daemonset: String,
+    /// The runtime socket (host path) its pods should reach, for the manifest diagnosis.
+    pub expected_socket: Option<PathBuf>,
+}
+
+/// The node groups in a few lines, before the confirmation.
+fn show_groups(ctx: &Context, plans: &[Plan]) {
+    let ui = &ctx.ui;
+    ui.note(ui.bold("node groups (one DaemonSet each):"));
+    for p in plans {
+        ui.note(format!(
+            "  {}: socket {}, nodes {}",
+            p.daemonset.name,
+            p.runtime.host_socket,
+            p.daemonset.hostnames.join(", ")
+        ));
+    }
 }
 
 /// Before the conversation: connects with the kubeconfig that detection would find, says so in
@@ -314,13 +384,15 @@ fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
     }
 }
 
-/// Everything after the cluster is known: apply, wait, verify, report. Public for the benches.
+/// Everything after the cluster is known: apply, prune emptied group DaemonSets, wait for
+/// every DaemonSet, verify every node, report. Public for the benches.
 pub async fn install(
     ctx: &Context,
     args: &InstallSettings,
-    facts: &HostFacts,
+    targets: &[Target],
     manifests: &Manifests,
     cluster: &Cluster,
+    layout: Option<super::groups::NodeLayout>,
 ) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
         force: args.force,
@@ -333,7 +405,10 @@ pub async fn install(
     }
     let mut outcome = Outcome {
         applied,
+        pruned: Vec::new(),
+        nodes: layout,
         rollout: None,
+        group_rollouts: Vec::new(),
         ready_to_verify_ms: None,
         verification: None,
         error: None,
@@ -356,68 +431,143 @@ pub async fn install(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_string());
-    let spinner = crate::ui::progress::spinner(
-        &ctx.ui,
-        format!("rolling out DaemonSet {namespace}/{}", ds.name),
-    );
-    let waited = rollout::wait(cluster, &namespace, &ds.name, args.timeout, |p| {
-        spinner.set_message(p.message())
-    })
-    .await;
-    spinner.finish_and_clear();
-    let rolled: Rollout = match waited {
-        Ok(r) => r,
+    // A node group that became empty (its nodes left or joined another group): its DaemonSet
+    // goes, if install created it.
+    let keep: Vec<String> = manifests
+        .documents
+        .iter()
+        .filter(|m| m.kind == "DaemonSet")
+        .map(|m| m.name.clone())
+        .collect();
+    let prefix = format!("{}-", crate::plan::NAME);
+    match crate::cluster::uninstall::prune_daemonsets(cluster, &namespace, &prefix, &keep).await {
+        Ok(pruned) => {
+            for p in &pruned {
+                ctx.ui.note(format!(
+                    "{} {p} (its node group is empty)",
+                    ctx.ui.dim("deleted")
+                ));
+            }
+            outcome.pruned = pruned;
+        }
         Err(e) => {
             outcome.error = Some(e);
             return Ok(finish(ctx, outcome));
         }
-    };
-    if !ctx.ui.json() {
-        ctx.ui.note(format!(
-            "{} {}/{} nodes ready in {:.1}s",
-            ctx.ui.good("rolled out:"),
-            rolled.progress.available,
-            rolled.progress.desired,
-            rolled.elapsed.as_secs_f64()
-        ));
     }
-    let ready_at = rolled.ready_at;
-    outcome.rollout = Some(rolled);
+    let spinner = crate::ui::progress::spinner(
+        &ctx.ui,
+        format!("rolling out DaemonSet {namespace}/{}", ds.name),
+    );
+    let several = targets.len() > 1;
+    let waits = targets.iter().map(|t| {
+        let spinner = &spinner;
+        let namespace = &namespace;
+        async move {
+            rollout::wait(cluster, namespace, &t.daemonset, args.timeout, |p| {
+                if several {
+                    spinner.set_message(format!("{}: {}", t.daemonset, p.message()));
+                } else {
+                    spinner.set_message(p.message());
+                }
+            })
+            .await
+        }
+    });
+    let waited = futures::future::join_all(waits).await;
+    spinner.finish_and_clear();
+    let mut rolled: Vec<Rollout> = Vec::new();
+    for w in waited {
+        match w {
+            Ok(r) => rolled.push(r),
+            Err(e) => {
+                outcome.error = Some(e);
+                return Ok(finish(ctx, outcome));
+            }
+        }
+    }
+    if !ctx.ui.json() {
+        for r in &rolled {
+            ctx.ui.note(format!(
+                "{} {}{}/{} nodes ready in {:.1}s",
+                ctx.ui.good("rolled out:"),
+                if several {
+                    format!("{}: ", r.name)
+                } else {
+                    String::new()
+                },
+                r.progress.available,
+                r.progress.desired,
+                r.elapsed.as_secs_f64()
+            ));
+        }
+    }
+    let Some(ready_at) = rolled.iter().map(|r| r.ready_at).max() else {
+        return Ok(finish(ctx, outcome));
+    };
+    let mut rolled = rolled.into_iter();
+    outcome.rollout = rolled.next();
+    outcome.group_rollouts = rolled.collect();
     if args.no_verify {
         return Ok(finish(ctx, outcome));
     }
 
-    let verify_opts = VerifyOptions {
-        expected_socket: facts.runtime.socket.clone(),
-        concurrency: args.parallel,
-        ..VerifyOptions::new(&namespace, &ds.name, args.timeout)
-    };
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");
     // The verification stage starts here: measured from the watch event that completed the rollout.
     let ready_to_verify = ready_at.elapsed().as_secs_f64() * 1000.0;
-    let verified = verify::verify(cluster, &verify_opts, |msg| {
-        spinner.set_message(msg.to_string())
-    })
-    .await;
+    // Each group's DaemonSet at once, sharing the bound on nodes checked at a time.
+    let share = (args.parallel / targets.len().max(1)).max(1);
+    let checks = targets.iter().map(|t| {
+        let opts = VerifyOptions {
+            expected_socket: t.expected_socket.clone(),
+            concurrency: if several { share } else { args.parallel },
+            ..VerifyOptions::new(&namespace, &t.daemonset, args.timeout)
+        };
+        let spinner = &spinner;
+        async move {
+            verify::verify(cluster, &opts, |msg| {
+                if several {
+                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
+                } else {
+                    spinner.set_message(msg.to_string());
+                }
+            })
+            .await
+        }
+    });
+    let verified = futures::future::join_all(checks).await;
     outcome.ready_to_verify_ms = Some(ready_to_verify);
     ctx.ui.verbose(format!(
         "rollout ready → verification start: {ready_to_verify:.1} ms"
     ));
     spinner.finish_and_clear();
-    match verified {
-        Ok(v) => {
-            super::verify::record(ctx, cluster, &v).await;
-            outcome.verification = Some(v);
+    let mut done = Vec::new();
+    for v in verified {
+        match v {
+            Ok(v) => {
+                super::verify::record(ctx, cluster, &v).await;
+                done.push(v);
+            }
+            Err(e) => {
+                outcome.error = Some(e);
+                return Ok(finish(ctx, outcome));
+            }
         }
-        Err(e) => outcome.error = Some(e),
     }
+    outcome.verification = Verification::merge(done);
     Ok(finish(ctx, outcome))
 }
 
 /// What `install` found after applying, gathered as it goes; [`finish`] reports it.
 struct Outcome {
     applied: Applied,
+    /// Group DaemonSets deleted because their group became empty.
+    pruned: Vec<String>,
+    /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
+    nodes: Option<super::groups::NodeLayout>,
+    /// `cadvisor`'s rollout; the other groups' in `group_rollouts`.
     rollout: Option<Rollout>,
+    group_rollouts: Vec<Rollout>,
     ready_to_verify_ms: Option<f64>,
     verification: Option<Verification>,
     error: Option<ClusterError>,
@@ -438,8 +588,8 @@ impl Outcome {
     /// message is the error, or the failed verification's.
     fn report(self) -> crate::ui::Report<Installed> {
         let code = self.code();
-        let changed = self.applied.changed();
-        let rollout = self.rollout.map(|r| RolloutSummary {
+        let changed = self.applied.changed() || !self.pruned.is_empty();
+        let summary = |r: Rollout| RolloutSummary {
             namespace: r.namespace,
             name: r.name,
             desired: r.progress.desired,
@@ -448,7 +598,9 @@ impl Outcome {
             updated: r.progress.updated,
             elapsed_seconds: r.elapsed.as_secs_f64(),
             ready_to_verify_ms: self.ready_to_verify_ms,
-        });
+        };
+        let rollout = self.rollout.map(summary);
+        let group_rollouts = self.group_rollouts.into_iter().map(summary).collect();
         let error = self.error.as_ref().map(ToString::to_string);
         let rollout_failure = match self.error {
             Some(ClusterError::Rollout(f)) => Some(*f),
@@ -461,7 +613,10 @@ impl Outcome {
         });
         let body = Installed {
             applied: self.applied,
+            pruned: self.pruned,
+            nodes: self.nodes,
             rollout,
+            group_rollouts,
             rollout_failure,
             verification: self.verification,
             error,
@@ -480,7 +635,16 @@ impl Outcome {
 struct Installed {
     #[serde(flatten)]
     applied: Applied,
+    /// Group DaemonSets deleted because their node group became empty (`DaemonSet ns/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pruned: Vec<String>,
+    /// With several node groups or a node on fallback facts: every node and the groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
     rollout: Option<RolloutSummary>,
+    /// The rollouts of the other node groups' DaemonSets (`rollout` is `cadvisor`'s).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group_rollouts: Vec<RolloutSummary>,
     rollout_failure: Option<crate::cluster::rollout::RolloutFailure>,
     verification: Option<Verification>,
     /// The error that stopped the install after something was applied (the message too).
@@ -602,7 +766,10 @@ mod tests {
     fn outcome(applied: Applied) -> Outcome {
         Outcome {
             applied,
+            pruned: Vec::new(),
+            nodes: None,
             rollout: None,
+            group_rollouts: Vec::new(),
             ready_to_verify_ms: None,
             verification: None,
             error: None,
