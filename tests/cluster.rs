@@ -2441,3 +2441,420 @@ mod report_snapshots {
         insta::assert_snapshot!("install_applied_human", normalised(&w, &out, false));
     }
 }
+
+/// Clusters whose nodes differ (issue 12): node facts through the API server, one DaemonSet per
+/// node group, and installing from a machine that is not a node.
+mod mixed {
+    use super::*;
+    use support::host_root::{DEFAULT_SOCKET, HostRootDir, K3S_SOCKET};
+
+    /// A node of `kind` with its own host root and a real containerd at that layout's socket,
+    /// running one labelled pod container named after the node.
+    fn layout_node(kind: &str, name: &str) -> (Node, SimNode) {
+        let root = HostRootDir::new();
+        root.write("/etc/hostname", &format!("{name}\n"));
+        let (socket, sim) = match kind {
+            "microk8s" => {
+                root.microk8s("v1.33.4", "classic", "8000");
+                (MICROK8S_SOCKET, SimNode::microk8s(name, root.path()))
+            }
+            "kubeadm" => {
+                root.kubeadm(&format!("unix://{DEFAULT_SOCKET}"), "systemd");
+                (DEFAULT_SOCKET, SimNode::kubeadm(name, root.path()))
+            }
+            "k3s" => {
+                root.k3s();
+                (K3S_SOCKET, SimNode::k3s(name, root.path()))
+            }
+            other => panic!("no layout {other}"),
+        };
+        let containerd = Containerd::start(root.path(), socket);
+        containerd.run_pod_container("c0", &format!("web-{name}"), "default", "web");
+        (
+            Node {
+                root,
+                _containerd: containerd,
+            },
+            sim,
+        )
+    }
+
+    /// A cluster of `(kind, name)` nodes; the commands run on the first one.
+    fn mixed_world(nodes: &[(&str, &str)]) -> Option<World> {
+        if !real::require_containerd() {
+            return None;
+        }
+        let (roots, sims): (Vec<Node>, Vec<SimNode>) =
+            nodes.iter().map(|(k, n)| layout_node(k, n)).unzip();
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(sims));
+        Some(World {
+            nodes: roots,
+            cluster,
+        })
+    }
+
+    /// The binary on `root` (not one of the nodes' roots) with the fake cluster's kubeconfig.
+    fn run_on(w: &World, root: &std::path::Path, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(root)
+            .arg("--kubeconfig")
+            .arg(w.cluster.kubeconfig_path())
+            .args(args);
+        let mut cmd = assert_cmd::Command::from_std(cmd);
+        cmd.timeout(Duration::from_secs(120));
+        cmd.output().expect("run cadvisor-setup")
+    }
+
+    fn daemonsets(w: &World) -> Vec<Value> {
+        let mut all: Vec<Value> = w
+            .cluster
+            .list("DaemonSet", Some("cadvisor"))
+            .into_iter()
+            .filter(|d| d["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        all.sort_by_key(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        });
+        all
+    }
+
+    fn pinned_to(ds: &Value) -> Vec<String> {
+        let terms = &ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
+        let expr = &terms[0]["matchExpressions"][0];
+        assert_eq!(expr["key"], "kubernetes.io/hostname", "{ds:#}");
+        assert_eq!(expr["operator"], "In", "{ds:#}");
+        expr["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn runtime_dir(ds: &Value) -> String {
+        ds["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "runtime")
+            .and_then(|v| v["hostPath"]["path"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn passed_nodes(report: &Value) -> Vec<String> {
+        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
+        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
+        nodes
+            .iter()
+            .map(|n| n["node"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Two MicroK8s nodes and a kubeadm node: two DaemonSets, each pinned to its nodes and
+    /// mounting its own socket's directory; the Service selects both; every node verified; a
+    /// rerun changes nothing; status and verify see both; uninstall removes both.
+    #[test]
+    fn two_microk8s_nodes_and_a_kubeadm_node_get_two_daemonsets_every_node_verified() {
+        let Some(w) = mixed_world(&[
+            ("microk8s", "node-1"),
+            ("microk8s", "node-2"),
+            ("kubeadm", "node-3"),
+        ]) else {
+            return;
+        };
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 2, "{dss:#?}");
+        let main = &dss[0];
+        let group = &dss[1];
+        assert_eq!(main["metadata"]["name"], "cadvisor");
+        assert_eq!(pinned_to(main), ["node-1", "node-2"]);
+        assert_eq!(runtime_dir(main), "/var/snap/microk8s/common/run");
+        let group_name = group["metadata"]["name"].as_str().expect("name");
+        assert!(group_name.starts_with("cadvisor-"), "{group_name}");
+        assert_eq!(pinned_to(group), ["node-3"]);
+        assert_eq!(runtime_dir(group), "/run/containerd");
+        assert!(
+            group["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&Value::from(
+                    "--raw_cgroup_prefix_whitelist=/kubepods.slice"
+                )),
+            "{group:#}"
+        );
+        // One pod per node, each from its own group's DaemonSet.
+        let pods = w.cluster.list("Pod", Some("cadvisor"));
+        let owner_of = |node: &str| {
+            pods.iter()
+                .find(|p| p["spec"]["nodeName"] == node)
+                .map(|p| p["metadata"]["ownerReferences"][0]["name"].clone())
+        };
+        assert_eq!(owner_of("node-1"), Some(Value::from("cadvisor")));
+        assert_eq!(owner_of("node-3"), Some(Value::from(group_name)));
+        assert_eq!(pods.len(), 3);
+        // The Service selects every group's pods.
+        let svc = w
+            .cluster
+            .get("Service", "cadvisor", "cadvisor")
+            .expect("svc");
+        assert_eq!(
+            svc["spec"]["selector"],
+            serde_json::json!({"app.kubernetes.io/name": "cadvisor"})
+        );
+        assert_eq!(report["nodes"]["groups"].as_array().map(Vec::len), Some(2));
+        assert_eq!(report["group_rollouts"][0]["name"], group_name);
+
+        let again = install_ok(&w, &[]);
+        assert_eq!(again["changed"], false, "{again:#}");
+
+        let verified = w.run(&["verify", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&verified), 0, "{}", text(&verified));
+        assert_eq!(
+            passed_nodes(&json(&verified)),
+            ["node-1", "node-2", "node-3"]
+        );
+        let status = w.run(&["status", "-o", "json"]);
+        let status = json(&status);
+        assert_eq!(status["daemonset"]["name"], "cadvisor");
+        assert_eq!(status["group_daemonsets"][0]["name"], group_name);
+        assert_eq!(status["group_daemonsets"][0]["ready"], 1);
+
+        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        assert!(daemonsets(&w).is_empty());
+        assert!(w.cluster.list("Pod", Some("cadvisor")).is_empty());
+    }
+
+    /// An administrator's workstation: no runtime, no kubelet, only a kubeconfig. `detect
+    /// --cluster` shows each node's facts and the groups, `render --cluster` prints both
+    /// DaemonSets and applies nothing, `install --yes` installs and verifies every node.
+    #[test]
+    fn from_a_workstation_with_only_a_kubeconfig_every_node_is_installed_and_verified() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        let workstation = HostRootDir::new();
+        let detected = run_on(
+            &w,
+            workstation.path(),
+            &["detect", "--cluster", "-o", "json"],
+        );
+        assert_eq!(code(&detected), 0, "{}", text(&detected));
+        let detected = json(&detected);
+        let nodes = detected["nodes"]["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 2, "{detected:#}");
+        assert_eq!(nodes[1]["distribution"], "k3s");
+        assert_eq!(
+            nodes[1]["distribution_source"],
+            "kubelet version v1.33.4+k3s1"
+        );
+        assert_eq!(nodes[1]["socket"], K3S_SOCKET);
+        assert_eq!(
+            nodes[1]["socket_source"],
+            "configz containerRuntimeEndpoint"
+        );
+        assert_eq!(nodes[1]["cgroup_driver"], "systemd");
+        assert_eq!(nodes[1]["arch"], "arm64");
+        assert_eq!(nodes[1]["runtime_version"], "2.0.5-k3s1");
+        assert_eq!(nodes[0]["this_host"], false);
+        assert_eq!(
+            detected["nodes"]["groups"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let human = run_on(&w, workstation.path(), &["detect", "--cluster"]);
+        let shown = String::from_utf8_lossy(&human.stdout);
+        for needle in [
+            "node-2: k3s (kubelet version v1.33.4+k3s1), containerd 2.0.5-k3s1, linux/arm64",
+            "socket: /run/k3s/containerd/containerd.sock (configz containerRuntimeEndpoint)",
+            "groups (2 DaemonSets):",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "missing {needle:?}:\n{}",
+                text(&human)
+            );
+        }
+
+        let rendered = run_on(&w, workstation.path(), &["render", "--cluster"]);
+        assert_eq!(code(&rendered), 0, "{}", text(&rendered));
+        let yaml = String::from_utf8_lossy(&rendered.stdout);
+        assert_eq!(yaml.matches("kind: DaemonSet").count(), 2, "{yaml}");
+        assert!(yaml.contains("path: \"/run/k3s/containerd\""), "{yaml}");
+        assert!(daemonsets(&w).is_empty(), "render applied something");
+
+        let out = run_on(
+            &w,
+            workstation.path(),
+            &["install", "--yes", "-o", "json", "--timeout", "60s"],
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(passed_nodes(&json(&out)), ["node-1", "node-2"]);
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 2);
+        let dirs: Vec<String> = dss.iter().map(runtime_dir).collect();
+        assert!(
+            dirs.contains(&"/run/k3s/containerd".to_string()),
+            "{dirs:?}"
+        );
+        assert!(
+            dirs.contains(&"/var/snap/microk8s/common/run".to_string()),
+            "{dirs:?}"
+        );
+    }
+
+    fn resource_versions(w: &World) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for (kind, ns) in [
+            ("Namespace", ""),
+            ("ServiceAccount", "cadvisor"),
+            ("Service", "cadvisor"),
+            ("DaemonSet", "cadvisor"),
+        ] {
+            for o in w.cluster.list(kind, (!ns.is_empty()).then_some(ns)) {
+                if kind == "Namespace" && o["metadata"]["name"] != "cadvisor" {
+                    continue;
+                }
+                out.push((
+                    format!(
+                        "{kind} {}",
+                        o["metadata"]["name"].as_str().unwrap_or_default()
+                    ),
+                    o["metadata"]["resourceVersion"].clone(),
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A kubeadm node joins: the rerun adds it to the kubeadm group's DaemonSet and changes
+    /// nothing else; when the kubeadm nodes leave, the rerun deletes their group's DaemonSet.
+    #[test]
+    fn a_node_joining_lands_in_its_group_and_an_emptied_group_is_removed() {
+        let Some(mut w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        install_ok(&w, &[]);
+        let group = daemonsets(&w)[1]["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        let before = resource_versions(&w);
+
+        let (root, sim) = layout_node("kubeadm", "node-3");
+        w.cluster.add_node(sim);
+        w.nodes.push(root);
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let after = resource_versions(&w);
+        let changed: Vec<&String> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b != a)
+            .map(|(b, _)| &b.0)
+            .collect();
+        assert_eq!(before.len(), after.len());
+        assert_eq!(
+            changed,
+            [&format!("DaemonSet {group}")],
+            "{before:?}\n{after:?}"
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(pinned_to(&dss[1]), ["node-2", "node-3"]);
+        assert_eq!(pinned_to(&dss[0]), ["node-1"]);
+
+        w.cluster.remove_node("node-2");
+        w.cluster.remove_node("node-3");
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1"]);
+        assert_eq!(
+            report["pruned"],
+            serde_json::json!([format!("DaemonSet cadvisor/{group}")])
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1, "{dss:#?}");
+        // One group again: `cadvisor` exactly as a single-layout install renders it.
+        assert!(
+            dss[0]["spec"]["template"]["spec"]["affinity"].is_null(),
+            "{:#}",
+            dss[0]
+        );
+    }
+
+    /// RBAC forbids one node's configz: that node falls back to its distribution's defaults,
+    /// and the report says so, naming the node, the error and where its facts came from.
+    #[test]
+    fn a_node_whose_configz_is_forbidden_falls_back_and_the_report_names_it() {
+        let Some(w) = shared_world(2, |_| {}) else {
+            return;
+        };
+        // The commands run on node-1 (its kubelet's name).
+        w.nodes[0].root.write("/etc/hostname", "node-1\n");
+        w.cluster.failures().forbid_configz("node-2");
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2"]);
+        let node2 = &report["nodes"]["nodes"][1];
+        assert_eq!(node2["name"], "node-2");
+        assert_eq!(node2["fallback"], true, "{report:#}");
+        assert!(
+            node2["configz_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("403") || e.contains("forbidden")),
+            "{node2:#}"
+        );
+        assert!(
+            node2["socket_source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("microk8s default (")),
+            "{node2:#}"
+        );
+        assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
+        assert_eq!(report["nodes"]["nodes"][0]["fallback"], false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("warning: node node-2: configz not read"),
+            "{}",
+            text(&out)
+        );
+        // One layout: the single `cadvisor` DaemonSet, no affinity.
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1);
+        assert!(dss[0]["spec"]["template"]["spec"]["affinity"].is_null());
+    }
+
+    /// On a node, host detection leads for that node; a kubelet configz that says otherwise is
+    /// a warning naming both sockets.
+    #[test]
+    fn a_configz_disagreeing_with_this_hosts_detection_is_a_warning_naming_both() {
+        let Some(w) = shared_world(1, |n| {
+            n.runtime_endpoint = "unix:///run/elsewhere/containerd.sock".into();
+        }) else {
+            return;
+        };
+        let out = w.run(&["detect", "--cluster", "-o", "json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(
+                "this host's detection found runtime socket /var/snap/microk8s/common/run/containerd.sock, but the kubelet's configz says /run/elsewhere/containerd.sock"
+            ),
+            "{}",
+            text(&out)
+        );
+        let report = json(&out);
+        assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
+        assert_eq!(report["nodes"]["nodes"][0]["socket"], MICROK8S_SOCKET);
+    }
+}
