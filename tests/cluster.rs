@@ -2835,6 +2835,82 @@ mod mixed {
         assert!(dss[0]["spec"]["template"]["spec"]["affinity"].is_null());
     }
 
+    /// `detect --cluster` from a workstation, one node's configz forbidden: the per-node table
+    /// with the source of every fact, the fallback named, and the groups.
+    #[test]
+    fn detect_cluster_from_a_workstation_snapshots() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        w.cluster.failures().forbid_configz("node-2");
+        let workstation = HostRootDir::new();
+        workstation.write("/etc/hostname", "workstation\n");
+        let root = workstation.path().display().to_string();
+        let kubeconfig_dir = w
+            .cluster
+            .kubeconfig_path()
+            .parent()
+            .expect("dir")
+            .display()
+            .to_string();
+        let known = [
+            (root.as_str(), "[HOST_ROOT]"),
+            (kubeconfig_dir.as_str(), "[KUBECONFIG_DIR]"),
+        ];
+        let out = run_on(
+            &w,
+            workstation.path(),
+            &["detect", "--cluster", "-o", "json"],
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!(
+            "detect_cluster_workstation_json",
+            support::snapshot::json(&out, &known)
+        );
+        let out = run_on(&w, workstation.path(), &["detect", "--cluster"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!(
+            "detect_cluster_workstation_human",
+            support::snapshot::human(&out, &known)
+        );
+    }
+
+    /// `render --cluster --out-dir`: one file per object, the further group's DaemonSet in a
+    /// file named after it, listed in the kustomization.
+    #[test]
+    fn render_cluster_out_dir_writes_each_groups_daemonset() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_dir = dir.path().join("deploy");
+        let out = w.run(&[
+            "render",
+            "--cluster",
+            "--out-dir",
+            out_dir.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+            .expect("out dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        let group = files
+            .iter()
+            .find(|f| f.starts_with("daemonset-cadvisor-"))
+            .unwrap_or_else(|| panic!("no group DaemonSet file: {files:?}"))
+            .clone();
+        assert!(files.contains(&"daemonset.yaml".to_string()), "{files:?}");
+        let kustomization =
+            std::fs::read_to_string(out_dir.join("kustomization.yaml")).expect("kustomization");
+        assert!(kustomization.contains(&group), "{kustomization}");
+        let text = std::fs::read_to_string(out_dir.join(&group)).expect("group file");
+        assert!(text.contains("/run/k3s/containerd"), "{text}");
+        assert!(text.contains("\"node-2\""), "{text}");
+        assert!(daemonsets(&w).is_empty(), "render applied something");
+    }
+
     /// On a node, host detection leads for that node; a kubelet configz that says otherwise is
     /// a warning naming both sockets.
     #[test]

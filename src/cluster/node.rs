@@ -43,10 +43,13 @@ pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, Clust
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
-        ClusterError::Api(format!(
-            "no node named or addressed `{hostname}` (nodes: {})",
-            names.join(", ")
-        ))
+        ClusterError::NotFound {
+            object: format!("node named or addressed `{hostname}`"),
+            hint: format!(
+                "this host is not one of the cluster's nodes ({})",
+                names.join(", ")
+            ),
+        }
     })?;
     let name = node.metadata.name.clone().unwrap_or_default();
     let mut out = NodeFacts {

@@ -100,7 +100,12 @@ pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode
                         doing: format!("reading node {name}'s configz"),
                     }),
                 };
-            of(&node, configz.map_err(|e| e.to_string()))
+            // The reason only: the hints under a cluster error's first line are for a whole
+            // command, not for one node's row.
+            of(
+                &node,
+                configz.map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string()),
+            )
         })
         .buffered(parallel.max(1));
     Ok(read.collect().await)
@@ -135,13 +140,13 @@ pub fn of(node: &Node, configz: Result<ConfigzHints, String>) -> ClusterNode {
     let (runtime_endpoint, socket, socket_source) = match &hints.runtime_endpoint {
         Some(endpoint) => (
             Some(endpoint.clone()),
-            endpoint_path(endpoint),
+            endpoint_path(endpoint).map(run_not_var_run),
             "configz containerRuntimeEndpoint".to_string(),
         ),
         None => match annotations.get(KUBEADM_CRI_SOCKET) {
             Some(endpoint) => (
                 Some(endpoint.clone()),
-                endpoint_path(endpoint),
+                endpoint_path(endpoint).map(run_not_var_run),
                 format!("annotation {KUBEADM_CRI_SOCKET}"),
             ),
             None => {
@@ -211,6 +216,17 @@ pub fn find_this_host(nodes: &[ClusterNode], hostname: Option<&str>) -> Option<u
         }
     }
     (nodes.len() == 1).then_some(0)
+}
+
+/// `/var/run/X` → `/run/X`: `/var/run` is a symlink to `/run` (Filesystem Hierarchy Standard
+/// 3.0, 5.13 "/var/run"), and kubeadm writes its endpoints under `/var/run`
+/// (kubernetes/kubernetes: cmd/kubeadm/app/constants/constants_unix.go `CRISocketContainerd`)
+/// while detection finds the socket under `/run`: one socket, one group.
+fn run_not_var_run(path: PathBuf) -> PathBuf {
+    match path.strip_prefix("/var/run") {
+        Ok(rest) => std::path::Path::new("/run").join(rest),
+        Err(_) => path,
+    }
 }
 
 /// `containerd://1.7.29` → containerd, `1.7.29` (kubernetes/kubernetes:
@@ -470,7 +486,8 @@ mod tests {
         // ...but the node's own annotation is more specific than any default for the socket.
         assert_eq!(
             read.socket,
-            Some(PathBuf::from("/var/run/containerd/containerd.sock"))
+            Some(PathBuf::from("/run/containerd/containerd.sock")),
+            "/var/run is /run"
         );
         assert_eq!(
             read.socket_source,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Context;
-use crate::cluster::Cluster;
 use crate::cluster::node::{self, NodeFacts};
+use crate::cluster::{Cluster, ClusterError};
 use crate::error::ExitCode;
 use crate::host::kubeconfig::KubeconfigEnv;
 use crate::host::{
@@ -27,6 +27,8 @@ const SETTLE_FLAG: &str = "--containerd-socket";
 enum ClusterOutcome {
     Skipped(&'static str),
     Unreachable(String),
+    /// The API server answered, but no node is this host (a workstation).
+    NotANode(String),
     Node(Box<NodeFacts>),
 }
 
@@ -70,14 +72,11 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     } else {
         None
     };
-    // With `--cluster` a machine that is not a node (no runtime socket, nothing ambiguous)
-    // succeeds when the API server's facts place every node in a group.
-    let cluster_covers = nodes.as_ref().is_some_and(|l| {
-        !facts.runtime.ambiguous
-            && (facts.runtime.verified || facts.runtime.socket.is_none())
-            && !l.groups.is_empty()
-            && l.left_out.is_empty()
-    });
+    // With `--cluster` a machine that is not a node succeeds when nothing is ambiguous and the
+    // API server's facts place every node in a group.
+    let cluster_covers = nodes
+        .as_ref()
+        .is_some_and(|l| !facts.runtime.ambiguous && !l.groups.is_empty() && l.left_out.is_empty());
     let report = if facts.runtime.verified || cluster_covers {
         Report::new(
             ExitCode::Success,
@@ -154,6 +153,13 @@ impl Serialize for ClusterOutcome {
                 error: Some(format!("API server not reachable: {why}")),
                 node: None,
             },
+            ClusterOutcome::NotANode(why) => Shown {
+                checked: true,
+                reachable: Some(true),
+                reason: Some(why),
+                error: None,
+                node: None,
+            },
             ClusterOutcome::Node(n) => Shown {
                 checked: true,
                 reachable: Some(true),
@@ -172,6 +178,9 @@ async fn ask_node(cluster: &Cluster, hostname: Option<&str>) -> ClusterOutcome {
     let hostname = hostname.unwrap_or_default();
     match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(cluster, hostname)).await {
         Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
+        Ok(Err(ClusterError::NotFound { object, hint })) => {
+            ClusterOutcome::NotANode(format!("no {object}: {hint}"))
+        }
         Ok(Err(e)) => ClusterOutcome::Unreachable(e.to_string()),
         Err(_) => {
             ClusterOutcome::Unreachable(format!("no answer within {}s", CLUSTER_TIMEOUT.as_secs()))
@@ -215,7 +224,7 @@ pub(super) async fn configz(
             ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
             None
         }
-        ClusterOutcome::Unreachable(why) => {
+        ClusterOutcome::Unreachable(why) | ClusterOutcome::NotANode(why) => {
             ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
             None
         }
@@ -356,6 +365,7 @@ fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
     }
     match cluster {
         ClusterOutcome::Skipped(why) => ui.line(format!("{:<13}not asked ({why})", "Cluster")),
+        ClusterOutcome::NotANode(why) => ui.line(format!("{:<13}reachable; {why}", "Cluster")),
         ClusterOutcome::Unreachable(why) => ui.line(format!(
             "{:<13}{}",
             "Cluster",
@@ -457,6 +467,7 @@ mod tests {
         for cluster in [
             ClusterOutcome::Skipped("--no-cluster"),
             ClusterOutcome::Unreachable("refused".into()),
+            ClusterOutcome::NotANode("no node named `x`".into()),
             ClusterOutcome::Node(Box::default()),
         ] {
             let b = body(cluster);

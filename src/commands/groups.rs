@@ -28,7 +28,7 @@ impl NodeLayout {
 }
 
 /// Reads every node (configz at most `parallel` at once) and groups them. `host` leads for this
-/// host's node when it found a runtime socket (`hostname` as the kubelet names it).
+/// host's node when it verified a runtime socket (`hostname` as the kubelet names it).
 pub async fn read(
     cluster: &Cluster,
     namespace: &str,
@@ -38,19 +38,26 @@ pub async fn read(
 ) -> Result<NodeLayout, ClusterError> {
     let mut nodes = nodes::facts(cluster, parallel).await?;
     let mut warnings = Vec::new();
-    let host = host.filter(|h| h.runtime.socket.is_some());
+    // Only a verified socket speaks for a node: a workstation's Docker containerd must not
+    // stand in for the only node of a one-node cluster.
+    let host = host.filter(|h| h.runtime.socket.is_some() && h.runtime.verified);
     let this = host.and_then(|_| nodes::find_this_host(&nodes, hostname));
     if let (Some(i), Some(h)) = (this, host) {
         nodes::lead_with_host(&mut nodes[i], h, &mut warnings);
     }
     for n in nodes.iter().filter(|n| n.fallback) {
+        let why = n.configz_error.as_deref().map_or_else(
+            || "configz lacks the runtime endpoint or the cgroup driver".to_string(),
+            |e| format!("configz not read: {e}"),
+        );
         warnings.push(format!(
-            "node {}: {}; its socket ({}) and cgroup driver ({}) are defaults, not the kubelet's own",
+            "node {}: {why}; using socket {} ({}) and cgroup driver {} ({}) instead of the kubelet's own",
             n.name,
-            n.configz_error
-                .as_deref()
-                .map_or_else(|| "configz lacks the runtime endpoint or cgroup driver".to_string(), |e| format!("configz not read: {e}")),
+            n.socket
+                .as_ref()
+                .map_or_else(|| "unknown".to_string(), |s| s.display().to_string()),
             n.socket_source,
+            n.cgroup_driver.map_or("unknown", |d| d.as_str()),
             n.cgroup_driver_source
         ));
     }
