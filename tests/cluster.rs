@@ -2911,6 +2911,47 @@ mod mixed {
         assert!(daemonsets(&w).is_empty(), "render applied something");
     }
 
+    /// Every node's configz is read, concurrently but never more than `--parallel` at once.
+    #[test]
+    fn configz_is_read_for_every_node_at_most_parallel_at_once() {
+        let Some(w) = shared_world(9, |_| {}) else {
+            return;
+        };
+        let latency = Duration::from_millis(200);
+        w.cluster.failures().set_proxy_latency(latency);
+        let out = w.run(&[
+            "install",
+            "--yes",
+            "--no-verify",
+            "--parallel",
+            "3",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let peak = w.cluster.proxy_peak();
+        assert_eq!(
+            peak, 3,
+            "at most 3 proxy requests at once, and more than one"
+        );
+        let mut read: Vec<String> = w
+            .cluster
+            .requests()
+            .iter()
+            .filter_map(|r| {
+                r.path
+                    .strip_prefix("/api/v1/nodes/")
+                    .and_then(|p| p.strip_suffix("/proxy/configz"))
+                    .map(str::to_string)
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        assert_eq!(read.len(), 9, "{read:?}");
+    }
+
     /// On a node, host detection leads for that node; a kubelet configz that says otherwise is
     /// a warning naming both sockets.
     #[test]
