@@ -289,6 +289,72 @@ pub struct InstallArgs {
     /// Nodes verified at once, 1 to 256 [default: 16].
     #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
     pub parallel: Option<usize>,
+
+    /// The Prometheus Operator's Prometheus that should scrape cAdvisor: auto (the only one; asked
+    /// on a terminal when there are several), NAMESPACE/NAME, or none [default: auto]. Our
+    /// ServiceMonitor gets the labels its serviceMonitorSelector needs.
+    #[arg(long, value_name = "WHICH", value_parser = parse_prometheus_choice, env = "CADVISOR_SETUP_PROMETHEUS")]
+    pub prometheus: Option<PrometheusChoice>,
+
+    /// A NetworkPolicy letting only the chosen Prometheus and the nodes reach cAdvisor's port:
+    /// auto (when a Prometheus was chosen), always, never [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "CADVISOR_SETUP_NETWORK_POLICY"
+    )]
+    pub network_policy: Option<NetworkPolicyMode>,
+}
+
+/// `--prometheus` of `install`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum PrometheusChoice {
+    Auto,
+    None,
+    Named { namespace: String, name: String },
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.write_str("auto"),
+            PrometheusChoice::None => f.write_str("none"),
+            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
+/// `auto`, `none` or `NAMESPACE/NAME` (both DNS-1123 names).
+pub fn parse_prometheus_choice(text: &str) -> Result<PrometheusChoice, String> {
+    let text = text.trim();
+    match text {
+        "auto" => Ok(PrometheusChoice::Auto),
+        "none" => Ok(PrometheusChoice::None),
+        _ => {
+            let parsed = text.split_once('/').filter(|(ns, name)| {
+                crate::validate::dns1123_label("namespace", ns).is_ok()
+                    && crate::validate::dns1123_label("name", name).is_ok()
+            });
+            match parsed {
+                Some((namespace, name)) => Ok(PrometheusChoice::Named {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                }),
+                None => Err(format!(
+                    "`{text}` is not auto, none or NAMESPACE/NAME of a Prometheus (e.g. observability/kube-prom-stack-kube-prome-prometheus)"
+                )),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkPolicyMode {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod options;
 pub mod plan;
 pub mod render;
+pub mod selector;
 pub mod settings;
 pub mod ui;
 pub mod validate;

@@ -94,6 +94,8 @@ pub struct Answers {
     pub timeout: Option<String>,
     pub force: Option<bool>,
     pub parallel: Option<u64>,
+    pub prometheus: Option<String>,
+    pub network_policy: Option<crate::cli::NetworkPolicyMode>,
 }
 
 /// `metrics: cpu,memory` or `metrics: [cpu, memory]`.
@@ -364,6 +366,7 @@ pub fn resolve(
             memory_limit,
             privileged,
             service_monitor: service_monitor == ServiceMonitorMode::Always,
+            ..PlanOptions::default()
         },
         service_monitor,
         containerd_socket: socket.map(PathBuf::from),

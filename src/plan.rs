@@ -79,6 +79,13 @@ pub struct PlanOptions {
     pub memory_limit: Option<String>,
     pub privileged: bool,
     pub service_monitor: bool,
+    /// Labels the chosen Prometheus' `serviceMonitorSelector` needs on our ServiceMonitor
+    /// (`cluster::prometheus::target`).
+    pub service_monitor_labels: BTreeMap<String, String>,
+    /// Labels its `serviceMonitorNamespaceSelector` needs on our namespace (one we create).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Render a NetworkPolicy admitting only these peers to cAdvisor's port.
+    pub network_policy: Option<NetworkPolicyPlan>,
 }
 
 impl Default for PlanOptions {
@@ -95,6 +102,9 @@ impl Default for PlanOptions {
             memory_limit: None,
             privileged: false,
             service_monitor: false,
+            service_monitor_labels: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
+            network_policy: None,
         }
     }
 }
@@ -133,6 +143,7 @@ pub struct Plan {
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
     pub service_monitor: Option<ServiceMonitorPlan>,
+    pub network_policy: Option<NetworkPolicyPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
 }
@@ -273,11 +284,29 @@ pub struct ServicePlan {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceMonitorPlan {
+    /// The plan's labels plus those the chosen Prometheus selects by.
+    pub labels: BTreeMap<String, String>,
     pub interval: String,
     /// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
     pub relabelings: Vec<Relabel>,
     /// Metric relabelings: cAdvisor's container labels → the kubelet's `pod`/`namespace`/`container`.
     pub metric_relabelings: Vec<Relabel>,
+}
+
+/// Ingress to cAdvisor's port from the chosen Prometheus' pods and from the nodes, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkPolicyPlan {
+    pub prometheus: Option<PodPeer>,
+    /// The nodes' addresses (`/32`, `/128`): the API server's proxy and the kubelet reach the
+    /// pods from them.
+    pub node_cidrs: Vec<String>,
+}
+
+/// Pods of one namespace with these labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodPeer {
+    pub namespace: String,
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -421,17 +450,11 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     };
 
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "cadvisor-setup".to_string(),
-        ),
-    ]);
+    let labels = object_labels();
     let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
-    let namespace_labels = ["enforce", "audit", "warn"]
+    let mut namespace_labels: BTreeMap<String, String> = ["enforce", "audit", "warn"]
         .into_iter()
         .map(|mode| {
             (
@@ -440,6 +463,18 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
             )
         })
         .collect();
+    cluster_labels("namespace label", &opts.namespace_labels)?;
+    for (key, value) in &opts.namespace_labels {
+        namespace_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
+    cluster_labels("ServiceMonitor label", &opts.service_monitor_labels)?;
+    let network_policy = opts
+        .network_policy
+        .as_ref()
+        .map(network_policy)
+        .transpose()?;
     let annotations = BTreeMap::from([
         (
             "cadvisor-setup/distribution".to_string(),
@@ -451,7 +486,14 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         ),
     ]);
 
+    let mut service_monitor_labels = labels.clone();
+    for (key, value) in &opts.service_monitor_labels {
+        service_monitor_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
+        labels: service_monitor_labels,
         interval: "30s".to_string(),
         relabelings: vec![Relabel {
             source_label: "__meta_kubernetes_pod_node_name".to_string(),
@@ -507,8 +549,57 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         // monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
+        network_policy,
         warnings,
     })
+}
+
+/// The labels on every object we render (the ServiceMonitor's before a Prometheus adds to them).
+pub fn object_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "cadvisor-setup".to_string(),
+        ),
+    ])
+}
+
+/// Labels that came from the cluster (a Prometheus' selectors): checked as the API server would.
+fn cluster_labels(field: &'static str, labels: &BTreeMap<String, String>) -> Result<(), PlanError> {
+    for (key, value) in labels {
+        crate::selector::check_label(key, value).map_err(|reason| PlanError::Invalid {
+            field,
+            value: format!("{key}={value}"),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The NetworkPolicy's peers, checked: label syntax, a DNS-1123 namespace, CIDRs that parse.
+fn network_policy(opts: &NetworkPolicyPlan) -> Result<NetworkPolicyPlan, PlanError> {
+    if let Some(peer) = &opts.prometheus {
+        validate::dns1123_label("Prometheus namespace", &peer.namespace)?;
+        cluster_labels("Prometheus pod label", &peer.pod_labels)?;
+    }
+    for cidr in &opts.node_cidrs {
+        let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+            match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+                _ => false,
+            }
+        });
+        if !ok {
+            return Err(PlanError::Invalid {
+                field: "node address",
+                value: cidr.clone(),
+                reason: "is not a CIDR (e.g. 10.0.0.10/32)".to_string(),
+            });
+        }
+    }
+    Ok(opts.clone())
 }
 
 fn mount(name: &str, host_path: &str, mount_path: &str, host_path_type: &str) -> Mount {

@@ -15,7 +15,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use crate::plan::Plan;
 
 /// The object templates, in apply order (the Namespace first). Overridable by file name.
-pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
+pub const OBJECT_TEMPLATES: [(&str, &str); 6] = [
     (
         "namespace.yaml.j2",
         include_str!("../templates/namespace.yaml.j2"),
@@ -36,9 +36,15 @@ pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
         "servicemonitor.yaml.j2",
         include_str!("../templates/servicemonitor.yaml.j2"),
     ),
+    (
+        "networkpolicy.yaml.j2",
+        include_str!("../templates/networkpolicy.yaml.j2"),
+    ),
 ];
 /// Rendered only when the plan asks for a ServiceMonitor.
 pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
+/// Rendered only when the plan asks for a NetworkPolicy.
+pub const NETWORK_POLICY_TEMPLATE: &str = "networkpolicy.yaml.j2";
 /// The `kustomization.yaml` written next to the objects by `--out-dir`.
 pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
     "kustomization.yaml.j2",
@@ -136,7 +142,12 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
     let ctx = minijinja::context! { plan => Value::from(Serde(plan)) };
     let mut documents = Vec::new();
     for (name, _) in OBJECT_TEMPLATES {
-        if name == SERVICE_MONITOR_TEMPLATE && plan.service_monitor.is_none() {
+        let wanted = match name {
+            SERVICE_MONITOR_TEMPLATE => plan.service_monitor.is_some(),
+            NETWORK_POLICY_TEMPLATE => plan.network_policy.is_some(),
+            _ => true,
+        };
+        if !wanted {
             continue;
         }
         let text = render_one(&env, name, &ctx)?;

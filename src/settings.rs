@@ -16,6 +16,7 @@
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
 //! | `parallel` | | | ✓ | ✓ | | |
+//! | `prometheus`, `network-policy` | | | ✓ | | | |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,6 +54,17 @@ pub enum SettingsError {
         source_name: ValueSource,
         reason: String,
     },
+    #[error("{field} `{value}` (from {source_name}): {reason}")]
+    Value {
+        field: &'static str,
+        value: String,
+        source_name: ValueSource,
+        reason: String,
+    },
+    #[error(
+        "--prometheus {choice} asks for a ServiceMonitor and --service-monitor never forbids one; drop one of them"
+    )]
+    PrometheusWithoutServiceMonitor { choice: String },
     #[error(transparent)]
     Options(#[from] OptionsError),
 }
@@ -392,6 +404,8 @@ pub struct InstallSettings {
     pub no_verify: bool,
     /// Nodes verified at once.
     pub parallel: usize,
+    pub prometheus: crate::cli::PrometheusChoice,
+    pub network_policy: crate::cli::NetworkPolicyMode,
     /// `timeout`, `force` and `parallel` lines for `-v` (the plan values describe themselves).
     pub describe: Vec<String>,
 }
@@ -422,6 +436,42 @@ pub fn install(
     );
     pick.show("force", force);
     let parallel = parallel(&mut pick, args.parallel, answers)?;
+    let file_choice = match &answers.prometheus {
+        Some(text) => Some(crate::cli::parse_prometheus_choice(text).map_err(|reason| {
+            SettingsError::Value {
+                field: "prometheus",
+                value: text.clone(),
+                source_name: ValueSource::File,
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    let (prometheus, _) = pick.pick(
+        "prometheus",
+        "prometheus",
+        args.prometheus.clone(),
+        file_choice,
+        crate::cli::PrometheusChoice::Auto,
+    );
+    pick.show("prometheus", &prometheus);
+    let explicit = matches!(prometheus, crate::cli::PrometheusChoice::Named { .. });
+    if explicit && resolved.service_monitor == crate::cli::ServiceMonitorMode::Never {
+        return Err(SettingsError::PrometheusWithoutServiceMonitor {
+            choice: prometheus.to_string(),
+        });
+    }
+    let (network_policy, _) = pick.pick(
+        "network-policy",
+        "network_policy",
+        args.network_policy,
+        answers.network_policy,
+        crate::cli::NetworkPolicyMode::Auto,
+    );
+    pick.show(
+        "network-policy",
+        format!("{network_policy:?}").to_lowercase(),
+    );
     Ok(InstallSettings {
         resolved,
         templates: args.templates.clone(),
@@ -430,6 +480,8 @@ pub fn install(
         dry_run: args.dry_run,
         no_verify: args.no_verify,
         parallel,
+        prometheus,
+        network_policy,
         describe: pick.describe(),
     })
 }
@@ -589,6 +641,8 @@ mod tests {
             dry_run: false,
             no_verify: false,
             parallel: None,
+            prometheus: None,
+            network_policy: None,
         }
     }
 

@@ -1109,6 +1109,60 @@ mod interactive {
     }
 
     #[test]
+    fn with_two_prometheus_the_person_picks_one() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        w.cluster.set_prometheus_operator(true);
+        for (ns, name, spec) in [
+            (
+                "monitoring",
+                "k8s",
+                serde_json::json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+            ),
+            (
+                "observability",
+                "stack",
+                serde_json::json!({
+                "serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                "serviceMonitorNamespaceSelector": {}}),
+            ),
+        ] {
+            w.cluster.create(
+                "helm",
+                serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                    "metadata": {"name": name, "namespace": ns}, "spec": spec}),
+            );
+        }
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Namespace for cAdvisor", "\r"),
+                ("cAdvisor image", "\r"),
+                ("Metric groups", "\r"),
+                ("Run cAdvisor privileged", "\r"),
+                ("Prometheus Operator ServiceMonitor", "\r"),
+                ("Which one should scrape cAdvisor", "\x1b[B\r"),
+                ("Apply this to the cluster", "\r"),
+            ],
+            &["install", "--timeout", "60s"],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("Prometheus observability/stack will scrape cAdvisor (ServiceMonitor labelled release=kube-prom-stack)"),
+            "{out}"
+        );
+        let sm = w
+            .cluster
+            .get("ServiceMonitor", "cadvisor", "cadvisor")
+            .expect("ServiceMonitor");
+        assert_eq!(sm["metadata"]["labels"]["release"], "kube-prom-stack");
+        assert!(out.contains("NetworkPolicy cadvisor/cadvisor"), "{out}");
+    }
+
+    #[test]
     fn show_yaml_then_cancel_applies_nothing() {
         let Some(w) = world(1) else { return };
         if !have_python() {
@@ -2973,5 +3027,344 @@ mod mixed {
         let report = json(&out);
         assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
         assert_eq!(report["nodes"]["nodes"][0]["socket"], MICROK8S_SOCKET);
+    }
+}
+
+/// `install` and the Prometheus that is already there (issue #11): the Prometheus Operator's
+/// `Prometheus` objects, our ServiceMonitor labelled for the chosen one's selectors, the
+/// NetworkPolicy admitting it and the nodes only.
+mod prometheus_integration {
+    use super::*;
+    use serde_json::json;
+
+    /// MicroK8s' observability addon (kube-prometheus-stack, release `kube-prom-stack`): the
+    /// Prometheus selects ServiceMonitors labelled `release: kube-prom-stack` in every namespace
+    /// (prometheus-community/helm-charts: charts/kube-prometheus-stack/values.yaml).
+    const STACK_NS: &str = "observability";
+    const STACK_NAME: &str = "kube-prom-stack-kube-prome-prometheus";
+
+    fn prometheus(w: &World, namespace: &str, name: &str, spec: Value) {
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}),
+        );
+    }
+
+    /// The operator's StatefulSet for `name`, labelled and selecting as the operator does.
+    fn statefulset(w: &World, namespace: &str, name: &str) {
+        let selector = json!({
+            "app.kubernetes.io/name": "prometheus",
+            "operator.prometheus.io/name": name,
+        });
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": format!("prometheus-{name}"), "namespace": namespace,
+                    "labels": {"operator.prometheus.io/name": name}},
+                "spec": {"selector": {"matchLabels": selector},
+                    "serviceName": "prometheus-operated",
+                    "template": {"metadata": {"labels": selector},
+                        "spec": {"containers": [{"name": "prometheus", "image": "quay.io/prometheus/prometheus:v3.5.0"}]}}}}),
+        );
+    }
+
+    /// One node, the operator's CRDs, and `monitoring/k8s` with `spec`.
+    fn operator_world(spec: Value) -> Option<World> {
+        let w = world(1)?;
+        w.cluster.set_prometheus_operator(true);
+        prometheus(&w, "monitoring", "k8s", spec);
+        Some(w)
+    }
+
+    fn all_namespaces(service_monitor_selector: Value) -> Value {
+        json!({"serviceMonitorSelector": service_monitor_selector,
+            "serviceMonitorNamespaceSelector": {}})
+    }
+
+    fn stack_world() -> Option<World> {
+        let w = world(1)?;
+        w.cluster.set_prometheus_operator(true);
+        prometheus(
+            &w,
+            STACK_NS,
+            STACK_NAME,
+            all_namespaces(json!({"matchLabels": {"release": "kube-prom-stack"}})),
+        );
+        statefulset(&w, STACK_NS, STACK_NAME);
+        Some(w)
+    }
+
+    fn service_monitor(w: &World) -> Option<Value> {
+        w.cluster.get("ServiceMonitor", "cadvisor", "cadvisor")
+    }
+
+    fn network_policy(w: &World) -> Option<Value> {
+        w.cluster.get("NetworkPolicy", "cadvisor", "cadvisor")
+    }
+
+    #[test]
+    fn the_observability_addon_selects_our_service_monitor_and_only_it_and_the_nodes_may_scrape() {
+        let Some(w) = stack_world() else { return };
+        let report = install_ok(&w, &[]);
+        assert_eq!(
+            report["prometheus"]["chosen"],
+            format!("{STACK_NS}/{STACK_NAME}"),
+            "{report:#}"
+        );
+        assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
+        assert_eq!(report["prometheus"]["network_policy"], true, "{report:#}");
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        assert_eq!(
+            sm["metadata"]["labels"]["release"], "kube-prom-stack",
+            "{sm:#}"
+        );
+        assert_eq!(
+            sm["metadata"]["labels"]["app.kubernetes.io/name"], "cadvisor",
+            "{sm:#}"
+        );
+
+        let np = network_policy(&w).expect("NetworkPolicy applied");
+        let spec = &np["spec"];
+        assert_eq!(
+            spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            "cadvisor"
+        );
+        assert_eq!(spec["policyTypes"], json!(["Ingress"]));
+        let rules = spec["ingress"].as_array().expect("ingress rules");
+        assert_eq!(rules.len(), 2, "{np:#}");
+        let from_prometheus = &rules[0]["from"][0];
+        assert_eq!(
+            from_prometheus["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            STACK_NS
+        );
+        assert_eq!(
+            from_prometheus["podSelector"]["matchLabels"],
+            json!({"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": STACK_NAME}),
+            "the StatefulSet's selector names the Prometheus pods: {np:#}"
+        );
+        let node_ip = &w.cluster.nodes()[0].internal_ip;
+        assert_eq!(
+            rules[1]["from"],
+            json!([{"ipBlock": {"cidr": format!("{node_ip}/32")}}])
+        );
+        for rule in rules {
+            assert_eq!(
+                rule["ports"],
+                json!([{"protocol": "TCP", "port": 8080}]),
+                "{np:#}"
+            );
+        }
+        validate_strict(&np);
+
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let status = json(&out);
+        assert_eq!(status["prometheus"][0]["name"], STACK_NAME, "{status:#}");
+        assert_eq!(status["prometheus"][0]["selects_ours"], true, "{status:#}");
+        assert_eq!(
+            status["prometheus"][0]["selects_service_monitors"],
+            "release=kube-prom-stack"
+        );
+        let out = w.run(&["status"]);
+        assert!(
+            text(&out).contains(&format!(
+                "Prometheus {STACK_NS}/{STACK_NAME}: scrapes our ServiceMonitor"
+            )),
+            "{}",
+            text(&out)
+        );
+
+        // A rerun changes nothing; uninstall removes what install made.
+        let again = install_ok(&w, &[]);
+        assert_eq!(again["changed"], false, "{again:#}");
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(service_monitor(&w).is_none());
+        assert!(network_policy(&w).is_none());
+        assert!(
+            w.cluster.get("Prometheus", STACK_NS, STACK_NAME).is_some(),
+            "the user's Prometheus stays"
+        );
+    }
+
+    #[test]
+    fn kube_prometheus_selects_everything_so_nothing_is_added() {
+        // kube-prometheus: `serviceMonitorSelector: {}` in `monitoring`
+        // (prometheus-operator/kube-prometheus: manifests/prometheus-prometheus.yaml).
+        let Some(w) = operator_world(all_namespaces(json!({}))) else {
+            return;
+        };
+        let report = install_ok(&w, &["--network-policy", "never"]);
+        assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
+        assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        let labels = sm["metadata"]["labels"].as_object().expect("labels");
+        assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");
+        assert!(network_policy(&w).is_none(), "--network-policy never");
+    }
+
+    #[test]
+    fn a_selector_that_excludes_us_is_refused_before_anything_is_applied() {
+        let Some(w) = operator_world(all_namespaces(json!({"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["cadvisor"]}]})))
+        else {
+            return;
+        };
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/k8s"]);
+        assert_exit_saying(&out, 3, "app.kubernetes.io/name notin (cadvisor)");
+        assert!(text(&out).contains("nothing was applied"), "{}", text(&out));
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+
+        // auto: the same Prometheus is a warning; cAdvisor is installed without integration.
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(report["prometheus"]["selected"], false, "{report:#}");
+        assert!(
+            report["prometheus"]["note"]
+                .as_str()
+                .unwrap_or("")
+                .contains("notin (cadvisor)"),
+            "{report:#}"
+        );
+        assert!(
+            network_policy(&w).is_none(),
+            "auto: no policy without a Prometheus"
+        );
+    }
+
+    #[test]
+    fn with_two_prometheus_an_unattended_install_needs_to_be_told_which() {
+        let Some(w) = stack_world() else { return };
+        prometheus(&w, "monitoring", "k8s", all_namespaces(json!({})));
+        let out = w.run(&["install", "--yes"]);
+        assert_exit_saying(&out, 3, "several Prometheus instances");
+        assert!(
+            text(&out).contains(&format!("{STACK_NS}/{STACK_NAME}")),
+            "{}",
+            text(&out)
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+
+        let report = install_ok(&w, &["--prometheus", "monitoring/k8s"]);
+        assert_eq!(
+            report["prometheus"]["chosen"], "monitoring/k8s",
+            "{report:#}"
+        );
+        assert_eq!(
+            report["prometheus"]["found"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        assert!(sm["metadata"]["labels"]["release"].is_null(), "{sm:#}");
+        // The policy admits monitoring/k8s by the operator's label (no StatefulSet to read).
+        let np = network_policy(&w).expect("NetworkPolicy");
+        assert_eq!(
+            np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"],
+            json!({"operator.prometheus.io/name": "k8s"})
+        );
+
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/nope"]);
+        assert_exit_saying(&out, 3, "no such Prometheus");
+    }
+
+    #[test]
+    fn a_nil_namespace_selector_means_the_prometheus_namespace_and_says_how_to_reach_it() {
+        let Some(w) = world(1) else { return };
+        w.cluster.set_prometheus_operator(true);
+        prometheus(
+            &w,
+            "monitoring",
+            "k8s",
+            json!({"serviceMonitorSelector": {}}),
+        );
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/k8s"]);
+        assert_exit_saying(&out, 3, "only in its own namespace monitoring");
+        assert!(
+            text(&out).contains("--namespace monitoring"),
+            "{}",
+            text(&out)
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+    }
+
+    #[test]
+    fn a_namespace_selector_labels_the_namespace_we_create() {
+        let Some(w) = operator_world(json!({"serviceMonitorSelector": {},
+            "serviceMonitorNamespaceSelector": {"matchLabels": {"monitoring": "enabled"}}}))
+        else {
+            return;
+        };
+        let report = install_ok(&w, &[]);
+        assert_eq!(
+            report["prometheus"]["namespace_labels"],
+            json!({"monitoring": "enabled"})
+        );
+        let ns = w
+            .cluster
+            .get("Namespace", "", "cadvisor")
+            .expect("namespace");
+        assert_eq!(ns["metadata"]["labels"]["monitoring"], "enabled", "{ns:#}");
+    }
+
+    #[test]
+    fn usage_errors_come_before_the_cluster() {
+        let Some(w) = world(1) else { return };
+        w.cluster.clear_requests();
+        for args in [
+            &["install", "--yes", "--prometheus", "not a name"][..],
+            &[
+                "install",
+                "--yes",
+                "--prometheus",
+                "monitoring/k8s",
+                "--service-monitor",
+                "never",
+            ],
+            &["install", "--yes", "--network-policy", "sometimes"],
+        ] {
+            let out = w.run(args);
+            assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        }
+        assert!(
+            w.cluster.requests().is_empty(),
+            "{:?}",
+            w.cluster.requests()
+        );
+    }
+
+    /// `kubernetes-validate --strict` on the object as applied, server fields removed.
+    fn validate_strict(object: &Value) {
+        let validator = real::tool_path("kubernetes-validate");
+        if !real::require(
+            "kubernetes-validate (pip install kubernetes-validate; scripts/test.sh installs it)",
+            validator.is_some(),
+        ) {
+            return;
+        }
+        let mut clean = object.clone();
+        let meta = &object["metadata"];
+        clean["metadata"] = json!({"name": meta["name"], "namespace": meta["namespace"],
+            "labels": meta["labels"]});
+        if let Some(o) = clean.as_object_mut() {
+            o.remove("status");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("networkpolicy.yaml");
+        std::fs::write(&file, clean.to_string()).expect("write");
+        for version in ["1.28.0", "1.37.0"] {
+            let out = std::process::Command::new(validator.as_ref().expect("checked"))
+                .args(["-k", version, "--strict"])
+                .arg(&file)
+                .output()
+                .expect("run kubernetes-validate");
+            assert!(
+                out.status.success(),
+                "k8s {version}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

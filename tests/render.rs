@@ -605,6 +605,7 @@ mod properties {
                         memory_limit: Some(format!("{}Mi", mem + mem_up)),
                         privileged,
                         service_monitor: sm,
+                        ..PlanOptions::default()
                     }
                 },
             )

@@ -10,6 +10,7 @@ pub mod node;
 pub mod nodes;
 pub mod ownership;
 pub mod pod_security;
+pub mod prometheus;
 pub mod proxy;
 pub mod resources;
 pub mod rollout;

@@ -36,6 +36,9 @@ use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
 use crate::verify::{self, Verification, VerifyOptions};
 
+mod prometheus;
+pub use prometheus::PrometheusOutcome;
+
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
         return Err(Failure::new(
@@ -94,6 +97,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         )
         .await?;
     }
+    let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
     // Every node through the API server (this host leading for its own node): one DaemonSet
     // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
     let layout = if resolved.containerd_socket.is_none() {
@@ -161,7 +165,10 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         })
         .collect();
     let layout = layout.filter(super::groups::NodeLayout::notable);
-    install(ctx, &args, &targets, &manifests, &cluster, layout).await
+    install(
+        ctx, &args, &targets, &manifests, &cluster, layout, prometheus,
+    )
+    .await
 }
 
 /// One DaemonSet install waits for and verifies.
@@ -393,6 +400,7 @@ pub async fn install(
     manifests: &Manifests,
     cluster: &Cluster,
     layout: Option<super::groups::NodeLayout>,
+    prometheus: PrometheusOutcome,
 ) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
         force: args.force,
@@ -407,6 +415,7 @@ pub async fn install(
         applied,
         pruned: Vec::new(),
         nodes: layout,
+        prometheus,
         rollout: None,
         group_rollouts: Vec::new(),
         ready_to_verify_ms: None,
@@ -566,6 +575,7 @@ struct Outcome {
     /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
     nodes: Option<super::groups::NodeLayout>,
     /// `cadvisor`'s rollout; the other groups' in `group_rollouts`.
+    prometheus: PrometheusOutcome,
     rollout: Option<Rollout>,
     group_rollouts: Vec<Rollout>,
     ready_to_verify_ms: Option<f64>,
@@ -615,6 +625,7 @@ impl Outcome {
             applied: self.applied,
             pruned: self.pruned,
             nodes: self.nodes,
+            prometheus: self.prometheus,
             rollout,
             group_rollouts,
             rollout_failure,
@@ -641,6 +652,8 @@ struct Installed {
     /// With several node groups or a node on fallback facts: every node and the groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes: Option<super::groups::NodeLayout>,
+    /// The Prometheus step: found, chosen, labels given, NetworkPolicy.
+    prometheus: PrometheusOutcome,
     rollout: Option<RolloutSummary>,
     /// The rollouts of the other node groups' DaemonSets (`rollout` is `cadvisor`'s).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -768,6 +781,7 @@ mod tests {
             applied,
             pruned: Vec::new(),
             nodes: None,
+            prometheus: PrometheusOutcome::default(),
             rollout: None,
             group_rollouts: Vec::new(),
             ready_to_verify_ms: None,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::prometheus::Seen;
 use crate::cluster::status::{DaemonSetState, ManagedObject, daemonset, managed_objects};
 use crate::error::ExitCode;
 use crate::settings::StatusSettings;
@@ -30,6 +31,9 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
             groups.push(state);
         }
     }
+    let prometheus =
+        crate::cluster::prometheus::seen(&cluster, args.namespace.as_str(), crate::plan::NAME)
+            .await?;
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -50,6 +54,7 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
         daemonset: ds,
         group_daemonsets: groups,
         objects,
+        prometheus,
         namespace: args.namespace.as_str().to_string(),
         daemonset_name: ds_name,
     };
@@ -79,6 +84,9 @@ pub struct Status {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     group_daemonsets: Vec<DaemonSetState>,
     objects: Vec<ManagedObject>,
+    /// The Prometheus Operator's Prometheus objects and whether each selects our ServiceMonitor;
+    /// `null` when the operator's API is not served.
+    prometheus: Option<Vec<Seen>>,
     #[serde(skip)]
     namespace: String,
     /// The DaemonSet looked for (ours, or `cadvisor`).
@@ -118,6 +126,20 @@ impl Human for Status {
                     o.managers.join(", ")
                 ));
             }
+        }
+        for p in self.prometheus.iter().flatten() {
+            let verdict = match p.selects_ours {
+                Some(true) => ui.good("scrapes our ServiceMonitor"),
+                Some(false) => ui.warn("does not select our ServiceMonitor"),
+                None => "no ServiceMonitor of ours to select".to_string(),
+            };
+            ui.line(format!(
+                "{} {}: {verdict} (selects {} in {})",
+                ui.bold("Prometheus"),
+                p.instance.id(),
+                p.instance.selects_service_monitors,
+                p.instance.in_namespaces
+            ));
         }
     }
 }
@@ -182,6 +204,7 @@ mod tests {
             daemonset: None,
             group_daemonsets: vec![],
             objects: vec![],
+            prometheus: None,
             namespace: "cadvisor".into(),
             daemonset_name: "cadvisor".into(),
         };

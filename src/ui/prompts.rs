@@ -63,7 +63,7 @@ pub fn select_socket(
     if live.is_empty() {
         return Ok(None);
     }
-    let mut items: Vec<String> = live
+    let items: Vec<String> = live
         .iter()
         .map(|c| {
             let pods = c
@@ -76,19 +76,47 @@ pub fn select_socket(
             super::escape::escape_controls(&item).into_owned()
         })
         .collect();
-    items.push("none of these (stop)".to_string());
+    let choice = select_or_none(
+        ui,
+        "Several containerd sockets answer. Which one runs this node's pods?",
+        items,
+        "none of these (stop)",
+    )?;
+    Ok(choice.map(|i| live[i].path.clone()))
+}
+
+/// A choice list of `items` and a last `none` item; the index chosen, `None` for `none` or Esc.
+fn select_or_none(
+    ui: &Ui,
+    prompt: &str,
+    mut items: Vec<String>,
+    none: &str,
+) -> Result<Option<usize>, PromptError> {
+    let count = items.len();
+    items.push(none.to_string());
     let theme = theme(ui);
     let choice = guarded(|| {
         Select::with_theme(theme.as_ref())
-            .with_prompt("Several containerd sockets answer. Which one runs this node's pods?")
+            .with_prompt(prompt)
             .items(&items)
             .default(0)
             .interact_opt()
     })?;
-    Ok(match choice {
-        Some(i) if i < live.len() => Some(live[i].path.clone()),
-        _ => None,
-    })
+    Ok(choice.filter(|i| *i < count))
+}
+
+/// Several Prometheus found: which one should scrape cAdvisor (`None`: none of them).
+pub fn select_prometheus(ui: &Ui, ids: &[String]) -> Result<Option<usize>, PromptError> {
+    let items = ids
+        .iter()
+        .map(|id| super::escape::escape_controls(id).into_owned())
+        .collect();
+    select_or_none(
+        ui,
+        "Several Prometheus instances run here. Which one should scrape cAdvisor?",
+        items,
+        "none of them (no Prometheus integration)",
+    )
 }
 
 /// Asks for the values nobody gave, with the detected defaults pre-filled.
