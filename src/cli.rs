@@ -146,7 +146,7 @@ pub struct DetectArgs {
 
     /// Also show every node's facts through the API server (configz, nodeInfo, labels) and the
     /// node groups install would make (one DaemonSet per group).
-    #[arg(long)]
+    #[arg(long, env = "CADVISOR_SETUP_CLUSTER")]
     pub cluster: bool,
 }
 
@@ -246,7 +246,7 @@ pub struct RenderArgs {
 
     /// Render from the live cluster's node facts (one DaemonSet per node group), without
     /// applying anything: for GitOps from a machine that is not a node.
-    #[arg(long, conflicts_with = "distro")]
+    #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER")]
     pub cluster: bool,
 
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
