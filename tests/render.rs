@@ -997,7 +997,7 @@ mod groups {
         let dss: Vec<DaemonSet> = objects
             .iter()
             .filter(|o| kind_of(o) == "DaemonSet")
-            .map(|o| typed::<DaemonSet>(o))
+            .map(typed::<DaemonSet>)
             .collect();
         assert_eq!(dss[0].metadata.name.as_deref(), Some("cadvisor"));
         assert_eq!(pinned(&dss[0]), ["mk-1", "mk-2"]);
