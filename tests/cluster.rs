@@ -2846,6 +2846,26 @@ mod mixed {
         );
     }
 
+    /// With node groups installed, a kubeconfig that may not list nodes stops install (exit 4)
+    /// before anything is applied: one unpinned DaemonSet would land on every group's nodes.
+    #[test]
+    fn without_the_node_list_install_leaves_installed_groups_alone() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        install_ok(&w, &[]);
+        let before = resource_versions(&w);
+        w.cluster.failures().forbid("list", "nodes");
+        let out = w.run(&["install", "--yes", "--timeout", "60s"]);
+        assert_exit_saying(&out, 4, "cannot read the cluster's nodes");
+        assert_exit_saying(
+            &out,
+            4,
+            "node groups are installed (DaemonSet cadvisor/cadvisor-",
+        );
+        assert_eq!(resource_versions(&w), before, "something was applied");
+    }
+
     /// RBAC forbids one node's configz: that node falls back to its distribution's defaults,
     /// and the report says so, naming the node, the error and where its facts came from.
     #[test]

@@ -112,6 +112,28 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         {
             Ok(layout) => Some(layout),
             Err(e) => {
+                // Without the nodes, one unpinned DaemonSet would land on the other groups'
+                // nodes too: with node groups installed, stop instead.
+                let prefix = format!("{}-", crate::plan::NAME);
+                let groups: Vec<String> =
+                    crate::cluster::status::our_daemonsets(&cluster, &opts.namespace)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|o| o.name.starts_with(&prefix))
+                        .map(|o| o.describe())
+                        .collect();
+                if !groups.is_empty() {
+                    return Err(Failure::new(
+                        ExitCode::Cluster,
+                        format!(
+                            "cannot read the cluster's nodes ({}), and node groups are installed ({}); nothing was applied\n  install needs to list nodes and read nodes/NAME/proxy/configz to keep every node in its group; use a kubeconfig allowed to",
+                            e.to_string().lines().next().unwrap_or_default(),
+                            groups.join(", ")
+                        ),
+                    )
+                    .into());
+                }
                 ctx.ui.note(format!(
                     "{} cannot read the cluster's nodes ({}); planning for this host alone",
                     ctx.ui.warn("warning:"),
@@ -164,11 +186,24 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             },
         })
         .collect();
-    let layout = layout.filter(super::groups::NodeLayout::notable);
-    install(
-        ctx, &args, &targets, &manifests, &cluster, layout, prometheus,
-    )
-    .await
+    let groups = Groups {
+        targets,
+        // Only with the nodes known (or one socket named for every node) may an unplanned
+        // group DaemonSet go: a failed node listing must not delete the other groups'.
+        prune: layout.is_some() || resolved.containerd_socket.is_some(),
+        layout: layout.filter(super::groups::NodeLayout::notable),
+    };
+    install(ctx, &args, groups, &manifests, &cluster, prometheus).await
+}
+
+/// The DaemonSets of the node groups: what install waits for and verifies, and what it may prune.
+#[derive(Debug, Clone)]
+pub struct Groups {
+    pub targets: Vec<Target>,
+    /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
+    pub layout: Option<super::groups::NodeLayout>,
+    /// Delete our group DaemonSets the plan no longer names.
+    pub prune: bool,
 }
 
 /// One DaemonSet install waits for and verifies.
@@ -396,10 +431,9 @@ fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
 pub async fn install(
     ctx: &Context,
     args: &InstallSettings,
-    targets: &[Target],
+    groups: Groups,
     manifests: &Manifests,
     cluster: &Cluster,
-    layout: Option<super::groups::NodeLayout>,
     prometheus: PrometheusOutcome,
 ) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
@@ -414,7 +448,7 @@ pub async fn install(
     let mut outcome = Outcome {
         applied,
         pruned: Vec::new(),
-        nodes: layout,
+        nodes: groups.layout,
         prometheus,
         rollout: None,
         group_rollouts: Vec::new(),
@@ -449,7 +483,12 @@ pub async fn install(
         .map(|m| m.name.clone())
         .collect();
     let prefix = format!("{}-", crate::plan::NAME);
-    match crate::cluster::uninstall::prune_daemonsets(cluster, &namespace, &prefix, &keep).await {
+    let pruned = if groups.prune {
+        crate::cluster::uninstall::prune_daemonsets(cluster, &namespace, &prefix, &keep).await
+    } else {
+        Ok(Vec::new())
+    };
+    match pruned {
         Ok(pruned) => {
             for p in &pruned {
                 ctx.ui.note(format!(
@@ -468,6 +507,7 @@ pub async fn install(
         &ctx.ui,
         format!("rolling out DaemonSet {namespace}/{}", ds.name),
     );
+    let targets = &groups.targets;
     let several = targets.len() > 1;
     let waits = targets.iter().map(|t| {
         let spinner = &spinner;
