@@ -148,6 +148,10 @@ pub struct DetectArgs {
     /// node groups install would make (one DaemonSet per group).
     #[arg(long, env = "CADVISOR_SETUP_CLUSTER")]
     pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 }
 
 /// Everything the manifests depend on. All optional here: defaults come from detection or from
@@ -248,6 +252,10 @@ pub struct RenderArgs {
     /// applying anything: for GitOps from a machine that is not a node.
     #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER")]
     pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]

@@ -325,6 +325,8 @@ pub struct DetectSettings {
     pub no_cluster: bool,
     /// `--cluster`: every node's facts and the node groups.
     pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub describe: Vec<String>,
 }
 
@@ -335,17 +337,21 @@ pub fn detect(
 ) -> Result<DetectSettings, SettingsError> {
     let (containerd_socket, source) =
         socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
-    let describe = match (&containerd_socket, source) {
+    let mut describe = match (&containerd_socket, source) {
         (Some(s), Some(source)) => vec![format!(
             "containerd-socket = {} ({source})",
             s.as_path().display()
         )],
         _ => vec!["containerd-socket = (detected) (default)".to_string()],
     };
+    let mut pick = Pick::new(flags);
+    let parallel = parallel(&mut pick, args.parallel, answers)?;
+    describe.extend(pick.describe());
     Ok(DetectSettings {
         containerd_socket,
         no_cluster: args.no_cluster,
         cluster: args.cluster,
+        parallel,
         describe,
     })
 }
@@ -372,6 +378,8 @@ pub struct RenderSettings {
     pub distro: Option<DistroPreset>,
     /// `--cluster`: from the live cluster's node facts.
     pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
 }
@@ -390,6 +398,7 @@ pub fn render(
         )?,
         distro: args.distro,
         cluster: args.cluster,
+        parallel: parallel(&mut Pick::new(flags), args.parallel, answers)?,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
     })

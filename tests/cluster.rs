@@ -3024,6 +3024,17 @@ mod mixed {
         read.sort();
         read.dedup();
         assert_eq!(read.len(), 9, "{read:?}");
+        // `render --cluster` and `detect --cluster` take the same bound.
+        for command in ["render", "detect"] {
+            w.cluster.reset_proxy_peak();
+            let out = w.run(&[command, "--cluster", "--parallel", "2"]);
+            assert_eq!(code(&out), 0, "{}", text(&out));
+            assert!(
+                w.cluster.proxy_peak() <= 2,
+                "{command}: {}",
+                w.cluster.proxy_peak()
+            );
+        }
     }
 
     /// On a node, host detection leads for that node; a kubelet configz that says otherwise is

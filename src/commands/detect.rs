@@ -61,7 +61,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
             crate::plan::DEFAULT_NAMESPACE,
             Some(&facts),
             hostname.as_deref(),
-            crate::verify::DEFAULT_CONCURRENCY,
+            args.parallel,
         )
         .await?;
         for warning in &layout.warnings {

@@ -48,7 +48,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
                 &opts.namespace,
                 Some(&facts),
                 facts.kubelet.node_name.as_deref(),
-                crate::verify::DEFAULT_CONCURRENCY,
+                args.parallel,
             )
             .await?,
         )
