@@ -2830,6 +2830,17 @@ mod mixed {
 
         w.cluster.remove_node("node-2");
         w.cluster.remove_node("node-3");
+        // A dry run says which group DaemonSet would go, and deletes nothing.
+        let dry = w.run(&["install", "--dry-run", "-o", "json"]);
+        assert_eq!(code(&dry), 0, "{}", text(&dry));
+        let dry = json(&dry);
+        assert_eq!(
+            dry["prune"],
+            serde_json::json!([format!("DaemonSet cadvisor/{group}")]),
+            "{dry:#}"
+        );
+        assert_eq!(dry["changed"], true);
+        assert_eq!(daemonsets(&w).len(), 2);
         let report = install_ok(&w, &[]);
         assert_eq!(passed_nodes(&report), ["node-1"]);
         assert_eq!(

@@ -173,12 +173,14 @@ pub async fn run(
 
 /// Deletes our node-group DaemonSets (`cadvisor-<layout>`, created by install) that `keep` no
 /// longer names: their group became empty or merged into another. Adopted or foreign
-/// DaemonSets are never touched. Returns what was deleted (`DaemonSet ns/name`).
+/// DaemonSets are never touched. Returns what was deleted (`DaemonSet ns/name`); with
+/// `dry_run`, what would be, deleting nothing.
 pub async fn prune_daemonsets(
     cluster: &Cluster,
     namespace: &str,
     group_prefix: &str,
     keep: &[String],
+    dry_run: bool,
 ) -> Result<Vec<String>, ClusterError> {
     let mut deleted = Vec::new();
     for o in super::status::our_daemonsets(cluster, namespace).await? {
@@ -190,8 +192,10 @@ pub async fn prune_daemonsets(
         {
             continue;
         }
-        let api = api_for(cluster, &o).await?;
-        delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+        if !dry_run {
+            let api = api_for(cluster, &o).await?;
+            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+        }
         deleted.push(o.describe());
     }
     Ok(deleted)

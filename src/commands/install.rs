@@ -442,8 +442,36 @@ pub async fn install(
     };
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
+    // What no group needs any more: our group DaemonSets the plan does not name.
+    let namespace = manifests
+        .documents
+        .iter()
+        .find(|m| m.kind == "DaemonSet")
+        .and_then(|m| m.namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    let keep: Vec<String> = manifests
+        .documents
+        .iter()
+        .filter(|m| m.kind == "DaemonSet")
+        .map(|m| m.name.clone())
+        .collect();
+    let prefix = format!("{}-", crate::plan::NAME);
+    let prune = |dry_run| {
+        let (keep, prefix, namespace) = (&keep, &prefix, &namespace);
+        async move {
+            if groups.prune {
+                crate::cluster::uninstall::prune_daemonsets(
+                    cluster, namespace, prefix, keep, dry_run,
+                )
+                .await
+            } else {
+                Ok(Vec::new())
+            }
+        }
+    };
     if args.dry_run {
-        return Ok(report_dry_run(ctx, &applied));
+        let would = prune(true).await?;
+        return Ok(report_dry_run(ctx, &applied, would));
     }
     let mut outcome = Outcome {
         applied,
@@ -470,25 +498,9 @@ pub async fn install(
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
     };
-    let namespace = ds
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
     // A node group that became empty (its nodes left or joined another group): its DaemonSet
     // goes, if install created it.
-    let keep: Vec<String> = manifests
-        .documents
-        .iter()
-        .filter(|m| m.kind == "DaemonSet")
-        .map(|m| m.name.clone())
-        .collect();
-    let prefix = format!("{}-", crate::plan::NAME);
-    let pruned = if groups.prune {
-        crate::cluster::uninstall::prune_daemonsets(cluster, &namespace, &prefix, &keep).await
-    } else {
-        Ok(Vec::new())
-    };
-    match pruned {
+    match prune(false).await {
         Ok(pruned) => {
             for p in &pruned {
                 ctx.ui.note(format!(
@@ -753,32 +765,42 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
     ctx.ui.report(&outcome.report())
 }
 
-fn report_dry_run(ctx: &Context, applied: &Applied) -> ExitCode {
-    ctx.ui.report(&dry_run_report(applied))
+fn report_dry_run(ctx: &Context, applied: &Applied, prune: Vec<String>) -> ExitCode {
+    ctx.ui.report(&dry_run_report(applied, prune))
 }
 
 /// `install --dry-run`'s report: `changed` says whether anything would change.
-fn dry_run_report(applied: &Applied) -> crate::ui::Report<DryRun<'_>> {
+fn dry_run_report(applied: &Applied, prune: Vec<String>) -> crate::ui::Report<DryRun<'_>> {
+    let changed = applied.changed() || !prune.is_empty();
     let body = DryRun {
         applied,
         diff: applied.diff(),
+        prune,
     };
-    crate::ui::Report::new(ExitCode::Success, body).changed(applied.changed())
+    crate::ui::Report::new(ExitCode::Success, body).changed(changed)
 }
 
 /// `install --dry-run`'s report body: `dry_run` (true), `objects` as the server would have
-/// them, and `diff`, a unified diff per object that would change.
+/// them, `diff`, a unified diff per object that would change, and `prune`, the group
+/// DaemonSets that would be deleted (omitted when none).
 #[derive(Debug, serde::Serialize)]
 struct DryRun<'a> {
     #[serde(flatten)]
     applied: &'a Applied,
     diff: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    prune: Vec<String>,
 }
 
 impl crate::ui::Human for DryRun<'_> {
     fn human(&self, ui: &crate::ui::Ui) {
         if self.applied.changed() {
             ui.line(self.diff.trim_end());
+        }
+        for p in &self.prune {
+            ui.line(format!("would delete {p} (its node group is empty)"));
+        }
+        if self.applied.changed() || !self.prune.is_empty() {
             ui.note("(dry run: nothing was changed)");
         } else {
             ui.line("dry run: nothing would change");
@@ -879,7 +901,7 @@ mod tests {
     #[test]
     fn a_dry_run_is_never_a_change_but_says_whether_one_would_happen() {
         let would = applied(true, true);
-        let report = dry_run_report(&would);
+        let report = dry_run_report(&would, Vec::new());
         assert!(report.ok() && report.is_changed());
         assert!(envelope_collisions(report.body()).is_empty());
         let doc = serde_json::to_value(&report).unwrap();
@@ -889,7 +911,7 @@ mod tests {
             "{doc:#}"
         );
         let same = applied(false, true);
-        let doc = serde_json::to_value(dry_run_report(&same)).unwrap();
+        let doc = serde_json::to_value(dry_run_report(&same, Vec::new())).unwrap();
         assert_eq!(
             (doc["changed"].clone(), doc["diff"].clone()),
             (false.into(), "".into())
