@@ -1,4 +1,12 @@
-//! `install`: detect → plan → render → apply → wait → verify → report.
+//! `install`: detect → node facts and groups → plan → render → apply → prune → wait → verify →
+//! report.
+//!
+//! Node groups (`commands::groups`, `plan::groups`): every node is read through the API server,
+//! this host's detection leading for its own node; one DaemonSet per group (one group: today's
+//! single `cadvisor`, unchanged). Rollout wait and verification cover every group's DaemonSet;
+//! a group DaemonSet whose group became empty is deleted if install created it. From a machine
+//! that is not a node (no runtime socket found) the API server's facts are all there is
+//! (remote mode).
 //!
 //! Consent: `install` changes the cluster, so without a terminal it needs `--yes` (exit 2 and no
 //! change otherwise). On a terminal without `--yes` it first says which API server it connects
