@@ -368,6 +368,74 @@ mod kubectl_reads {
     }
 }
 
+/// The API server's service proxy (`services/NAME:PORT/proxy/...`), as `kubectl get --raw`
+/// reaches a Prometheus through it.
+mod service_proxy {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A one-thread HTTP server on loopback answering every request with its own request line.
+    fn echo_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let line = request.lines().next().unwrap_or("").to_string();
+                let body = format!("{{\"echo\": {}}}", serde_json::json!(line));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn kubectl_reaches_a_backend_through_the_service_proxy_with_its_query() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let path = "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query?query=up%7Bjob%3D%22cadvisor%22%7D";
+        // No Service: 404, as the real API server.
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("NotFound") || text(&out).contains("not found"),
+            "{}",
+            text(&out)
+        );
+        c.create(
+            "prometheus-operator",
+            serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 9090}],
+                    "selector": {"app.kubernetes.io/name": "prometheus"}}}),
+        );
+        // A Service without a ready endpoint: 503.
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(
+            text(&out).contains("no endpoints available"),
+            "{}",
+            text(&out)
+        );
+        c.set_service_backend("monitoring", "prometheus-operated", Some(&echo_server()));
+        let body: Value = serde_json::from_str(&ok(kubectl(&c, &["get", "--raw", path])))
+            .expect("JSON from the backend");
+        assert_eq!(
+            body["echo"], "GET /api/v1/query?query=up%7Bjob%3D%22cadvisor%22%7D HTTP/1.1",
+            "path and query reach the backend"
+        );
+    }
+}
+
 mod apply {
     use super::*;
 

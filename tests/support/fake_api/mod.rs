@@ -416,6 +416,9 @@ pub struct State {
     /// Pod and node proxy requests being answered now, and the most at once so far.
     pub proxy_in_flight: AtomicUsize,
     pub proxy_peak: AtomicUsize,
+    /// `namespace/service` → `http://127.0.0.1:PORT`: the one ready endpoint behind a Service,
+    /// for `services/NAME[:PORT]/proxy/...` (e.g. a real Prometheus the test started).
+    pub service_backends: Mutex<HashMap<String, String>>,
 }
 
 impl State {
@@ -501,6 +504,7 @@ impl FakeCluster {
             pod_security_default: Mutex::new(config.pod_security_default.to_string()),
             proxy_in_flight: AtomicUsize::new(0),
             proxy_peak: AtomicUsize::new(0),
+            service_backends: Mutex::new(HashMap::new()),
         });
         controller::seed(&state);
         // Bound without block_on, so a #[tokio::test] may start a cluster too.
@@ -610,6 +614,21 @@ impl FakeCluster {
     }
 
     /// The most pod and node proxy requests that were being answered at the same time.
+    /// Makes `base` (`http://127.0.0.1:PORT`) the ready endpoint of Service `namespace/name`, which
+    /// the API server's service proxy then forwards to (`None`: no endpoints, 503 as the real one).
+    pub fn set_service_backend(&self, namespace: &str, name: &str, base: Option<&str>) {
+        let mut backends = self
+            .state
+            .service_backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let key = format!("{namespace}/{name}");
+        match base {
+            Some(b) => backends.insert(key, b.trim_end_matches('/').to_string()),
+            None => backends.remove(&key),
+        };
+    }
+
     pub fn proxy_peak(&self) -> usize {
         self.state.proxy_peak.load(Ordering::SeqCst)
     }
