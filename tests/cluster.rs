@@ -2671,6 +2671,16 @@ mod mixed {
 
         let again = install_ok(&w, &[]);
         assert_eq!(again["changed"], false, "{again:#}");
+        // The same from the kubeadm node: `cadvisor` stays with the group it serves.
+        let from_kubeadm = run_on(
+            &w,
+            w.nodes[2].root.path(),
+            &["install", "--yes", "-o", "json", "--timeout", "60s"],
+        );
+        assert_eq!(code(&from_kubeadm), 0, "{}", text(&from_kubeadm));
+        let from_kubeadm = json(&from_kubeadm);
+        assert_eq!(from_kubeadm["changed"], false, "{from_kubeadm:#}");
+        assert_eq!(from_kubeadm["nodes"]["nodes"][2]["this_host"], true);
 
         let verified = w.run(&["verify", "-o", "json", "--timeout", "60s"]);
         assert_eq!(code(&verified), 0, "{}", text(&verified));

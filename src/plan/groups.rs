@@ -3,8 +3,8 @@
 //! Nodes whose runtime socket is the same (as mounted: the host directory and the socket file)
 //! and whose cgroup driver gives the same `--raw_cgroup_prefix_whitelist` share a group; each
 //! group gets one DaemonSet. One group is today's single `cadvisor` DaemonSet, unchanged (no
-//! node affinity). Several: the group of the node the command runs on (else the one the live
-//! `cadvisor` DaemonSet already serves, else the largest) keeps the name `cadvisor`; the others
+//! node affinity). Several: the group the live `cadvisor` DaemonSet already serves (else the
+//! group of the node the command runs on, else the largest) keeps the name `cadvisor`; the others
 //! are `cadvisor-<layout hash>`, a hash of the layout, so a group keeps its name whatever nodes
 //! join or leave. Each is pinned to its nodes by required node affinity on
 //! `kubernetes.io/hostname`; the Service selects them all (they share the pod labels).
@@ -124,12 +124,13 @@ pub fn group(
             }
         })
         .collect();
-    // Which group keeps the name `cadvisor`: this host's, else the one already served, else
-    // the largest; ties by layout hash.
+    // Which group keeps the name `cadvisor`: the one the live `cadvisor` already serves (a
+    // rerun, from whichever machine, moves no pod), else this host's, else the largest; ties
+    // by layout hash.
     let rank = |g: &Group| {
         (
-            g.this_host,
             serving.is_some_and(|s| s == g.socket),
+            g.this_host,
             g.nodes.len(),
             std::cmp::Reverse(g.layout.clone()),
         )
@@ -293,6 +294,10 @@ mod tests {
         let (from_kadm, _) = group(&members, Some("kadm"), None);
         assert_eq!(from_kadm[0].name, "cadvisor");
         assert_eq!(from_kadm[0].nodes, ["kadm"]);
+        // Once installed, a rerun from another node keeps `cadvisor` where it is.
+        let (rerun, _) = group(&members, Some("kadm"), Some(Path::new(MK8S)));
+        assert_eq!(rerun[0].name, "cadvisor");
+        assert_eq!(rerun[0].nodes, ["mk-1", "mk-2"]);
         // Same input, same output, whatever the order of the nodes.
         let mut reversed = members.to_vec();
         reversed.reverse();
