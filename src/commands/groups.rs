@@ -79,6 +79,60 @@ pub async fn read(
     })
 }
 
+/// [`read`] for `install`: the layout, or `None` (with a warning) when the nodes cannot be read
+/// and no node group is installed, so this host's plan alone is what it was before groups.
+/// With node groups installed, that one unpinned DaemonSet would land on every group's nodes:
+/// exit 4 before anything is applied.
+pub async fn read_for_install(
+    ctx: &super::Context,
+    cluster: &Cluster,
+    namespace: &str,
+    host: &HostFacts,
+    parallel: usize,
+) -> super::Result<Option<NodeLayout>> {
+    let err = match read(
+        cluster,
+        namespace,
+        Some(host),
+        host.kubelet.node_name.as_deref(),
+        parallel,
+    )
+    .await
+    {
+        Ok(layout) => return Ok(Some(layout)),
+        Err(e) => e,
+    };
+    let reason = err
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = format!("{}-", crate::plan::NAME);
+    let installed: Vec<String> = crate::cluster::status::our_daemonsets(cluster, namespace)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| o.name.starts_with(&prefix))
+        .map(|o| o.describe())
+        .collect();
+    if !installed.is_empty() {
+        return Err(super::error::Failure::new(
+            crate::error::ExitCode::Cluster,
+            format!(
+                "cannot read the cluster's nodes ({reason}), and node groups are installed ({}); nothing was applied\n  install needs to list nodes and read nodes/NAME/proxy/configz to keep every node in its group; use a kubeconfig allowed to",
+                installed.join(", ")
+            ),
+        )
+        .into());
+    }
+    ctx.ui.note(format!(
+        "{} cannot read the cluster's nodes ({reason}); planning for this host alone",
+        ctx.ui.warn("warning:")
+    ));
+    Ok(None)
+}
+
 /// What to deploy: one plan per node group when the cluster's layout is known, else (no layout,
 /// or this host's detection is ambiguous: exit 3 naming `--containerd-socket`) this host's
 /// plan alone, as before node groups existed.

@@ -109,47 +109,8 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     // Every node through the API server (this host leading for its own node): one DaemonSet
     // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
     let layout = if resolved.containerd_socket.is_none() {
-        match super::groups::read(
-            &cluster,
-            &opts.namespace,
-            Some(&facts),
-            facts.kubelet.node_name.as_deref(),
-            args.parallel,
-        )
-        .await
-        {
-            Ok(layout) => Some(layout),
-            Err(e) => {
-                // Without the nodes, one unpinned DaemonSet would land on the other groups'
-                // nodes too: with node groups installed, stop instead.
-                let prefix = format!("{}-", crate::plan::NAME);
-                let groups: Vec<String> =
-                    crate::cluster::status::our_daemonsets(&cluster, &opts.namespace)
-                        .await
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|o| o.name.starts_with(&prefix))
-                        .map(|o| o.describe())
-                        .collect();
-                if !groups.is_empty() {
-                    return Err(Failure::new(
-                        ExitCode::Cluster,
-                        format!(
-                            "cannot read the cluster's nodes ({}), and node groups are installed ({}); nothing was applied\n  install needs to list nodes and read nodes/NAME/proxy/configz to keep every node in its group; use a kubeconfig allowed to",
-                            e.to_string().lines().next().unwrap_or_default(),
-                            groups.join(", ")
-                        ),
-                    )
-                    .into());
-                }
-                ctx.ui.note(format!(
-                    "{} cannot read the cluster's nodes ({}); planning for this host alone",
-                    ctx.ui.warn("warning:"),
-                    e.to_string().lines().next().unwrap_or_default()
-                ));
-                None
-            }
-        }
+        super::groups::read_for_install(ctx, &cluster, &opts.namespace, &facts, args.parallel)
+            .await?
     } else {
         None
     };
