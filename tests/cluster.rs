@@ -2887,6 +2887,42 @@ mod mixed {
         assert_eq!(resource_versions(&w), before, "something was applied");
     }
 
+    /// A DaemonSet named like a node group's but not created by install (another tool wrote it,
+    /// our label or not) is never pruned.
+    #[test]
+    fn a_group_named_daemonset_install_did_not_create_is_never_pruned() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &["--no-verify"]);
+        for (name, labels) in [
+            ("cadvisor-0badcafe", serde_json::json!({"app": "x"})),
+            (
+                "cadvisor-deadbeef",
+                serde_json::json!({"app": "x", "app.kubernetes.io/managed-by": "cadvisor-setup"}),
+            ),
+        ] {
+            w.cluster.create(
+                "helm",
+                serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "DaemonSet",
+                    "metadata": {"name": name, "namespace": "cadvisor", "labels": labels},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": "x"}},
+                        "template": {"metadata": {"labels": {"app": "x"}},
+                            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+                    }
+                }),
+            );
+        }
+        let report = install_ok(&w, &["--no-verify"]);
+        assert!(report.get("pruned").is_none(), "{report:#}");
+        for name in ["cadvisor-0badcafe", "cadvisor-deadbeef"] {
+            assert!(
+                w.cluster.get("DaemonSet", "cadvisor", name).is_some(),
+                "{name} was deleted"
+            );
+        }
+    }
+
     /// RBAC forbids one node's configz: that node falls back to its distribution's defaults,
     /// and the report says so, naming the node, the error and where its facts came from.
     #[test]
