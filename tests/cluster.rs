@@ -1258,6 +1258,52 @@ mod interactive {
         assert!(w.cluster.get("Namespace", "", "monitoring").is_none());
     }
 
+    /// At a terminal, a mixed cluster's plan shows each node group's DaemonSet, socket and
+    /// nodes before the confirmation.
+    #[test]
+    fn the_plan_shows_the_node_groups_before_the_confirmation() {
+        let Some(w) = super::mixed::mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")])
+        else {
+            return;
+        };
+        if !have_python() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\n",
+        )
+        .expect("write answers");
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[("Apply this to the cluster", "\r")],
+            &[
+                "install",
+                "--timeout",
+                "60s",
+                "--config",
+                answers.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("node groups (one DaemonSet each):"), "{out}");
+        assert!(
+            out.contains(
+                "  cadvisor: socket /var/snap/microk8s/common/run/containerd.sock, nodes node-1"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(": socket /run/containerd/containerd.sock, nodes node-2"),
+            "{out}"
+        );
+        assert!(out.contains("cAdvisor is installed"), "{out}");
+        assert_eq!(w.cluster.list("DaemonSet", Some("cadvisor")).len(), 2);
+    }
+
     /// The same two sockets, but the API server serves the kubelet's configz: its runtime
     /// endpoint decides, unattended, and the labels verify.
     #[test]
@@ -2534,7 +2580,7 @@ mod mixed {
     }
 
     /// A cluster of `(kind, name)` nodes; the commands run on the first one.
-    fn mixed_world(nodes: &[(&str, &str)]) -> Option<World> {
+    pub(crate) fn mixed_world(nodes: &[(&str, &str)]) -> Option<World> {
         if !real::require_containerd() {
             return None;
         }
