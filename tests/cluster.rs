@@ -2969,6 +2969,36 @@ mod mixed {
         }
     }
 
+    /// A Windows node is in no group (the DaemonSets select Linux nodes): one DaemonSet as
+    /// before, every Linux node verified, a warning naming the Windows node.
+    #[test]
+    fn a_windows_node_is_left_to_itself() {
+        let Some(w) = shared_world(1, |_| {}) else {
+            return;
+        };
+        w.nodes[0].root.write("/etc/hostname", "node-1\n");
+        let mut windows = SimNode::kubeadm("win-1", w.nodes[0].root.path());
+        windows.os = "windows".into();
+        windows.runtime_endpoint = "npipe:////./pipe/containerd-containerd".into();
+        windows.annotations.clear();
+        w.cluster.add_node(windows);
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(passed_nodes(&json(&out)), ["node-1"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                "node win-1: runs windows; cAdvisor's DaemonSets run on Linux nodes only"
+            ),
+            "{}",
+            text(&out)
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1);
+        assert!(dss[0]["spec"]["template"]["spec"]["affinity"].is_null());
+        let detected = w.run(&["detect", "--cluster"]);
+        assert_eq!(code(&detected), 0, "{}", text(&detected));
+    }
+
     /// RBAC forbids one node's configz: that node falls back to its distribution's defaults,
     /// and the report says so, naming the node, the error and where its facts came from.
     #[test]

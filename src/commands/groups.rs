@@ -63,7 +63,20 @@ pub async fn read(
     }
     let serving =
         crate::cluster::status::serving_socket(cluster, namespace, crate::plan::NAME).await;
-    let members: Vec<groups::Member> = nodes.iter().map(ClusterNode::member).collect();
+    // The DaemonSets select `kubernetes.io/os: linux`: other nodes are in no group.
+    let linux = |n: &&ClusterNode| n.os.as_deref().is_none_or(|os| os == "linux");
+    for n in nodes.iter().filter(|n| !linux(n)) {
+        warnings.push(format!(
+            "node {}: runs {}; cAdvisor's DaemonSets run on Linux nodes only",
+            n.name,
+            n.os.as_deref().unwrap_or("?")
+        ));
+    }
+    let members: Vec<groups::Member> = nodes
+        .iter()
+        .filter(linux)
+        .map(ClusterNode::member)
+        .collect();
     let this_name = this.map(|i| nodes[i].name.clone());
     let (groups, left_out) = groups::group(&members, this_name.as_deref(), serving.as_deref());
     for n in &left_out {
