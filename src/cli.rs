@@ -141,8 +141,17 @@ pub struct DetectArgs {
     pub socket: SocketArgs,
 
     /// Do not contact the API server (host facts only).
-    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER")]
+    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER", conflicts_with = "cluster")]
     pub no_cluster: bool,
+
+    /// Also show every node's facts through the API server (configz, nodeInfo, labels) and the
+    /// node groups install would make (one DaemonSet per group).
+    #[arg(long, env = "CADVISOR_SETUP_CLUSTER")]
+    pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 }
 
 /// Everything the manifests depend on. All optional here: defaults come from detection or from
@@ -265,6 +274,15 @@ pub struct RenderArgs {
     /// Render for a distribution's defaults without reading this host.
     #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
     pub distro: Option<DistroPreset>,
+
+    /// Render from the live cluster's node facts (one DaemonSet per node group), without
+    /// applying anything: for GitOps from a machine that is not a node.
+    #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER")]
+    pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]

@@ -5,6 +5,7 @@
 //! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
 pub mod dashboard;
+pub mod groups;
 mod preset;
 pub mod scrape;
 
@@ -13,7 +14,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::host::{CgroupDriver, HostFacts, RuntimeKind};
+use crate::host::{HostFacts, RuntimeKind};
 use crate::validate::{self, QuantityKind};
 pub use preset::preset;
 
@@ -116,8 +117,10 @@ impl Default for PlanOptions {
 /// What will be deployed. Plain, validated data: the templates' only input (as `plan`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Name of every object (`cadvisor`).
+    /// Name of every object (`cadvisor`) but group DaemonSets (see [`DaemonSetPlan`]).
     pub name: String,
+    /// The DaemonSet: its name and the nodes it is pinned to.
+    pub daemonset: DaemonSetPlan,
     pub namespace: String,
     pub image: String,
     /// Labels on every object and on the pod template.
@@ -150,6 +153,15 @@ pub struct Plan {
     pub network_policy: Option<NetworkPolicyPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
+}
+
+/// The DaemonSet of one node group (`plan::groups`). One group: `cadvisor` on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonSetPlan {
+    pub name: String,
+    /// `kubernetes.io/hostname` values of the nodes it runs on (required node affinity); empty
+    /// for every node.
+    pub hostnames: Vec<String>,
 }
 
 /// How cAdvisor reaches the container runtime.
@@ -374,16 +386,12 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     // trailing slash (kubernetes/kubernetes: pkg/kubelet/cadvisor/cadvisor_linux.go), which keeps
     // the pods' aggregate cgroup too. Path shapes: k3s-io/k3s#2831 (cgroupfs), rancher/rke2#11274
     // (systemd).
-    let prefix = match facts.cgroup.driver {
-        Some(CgroupDriver::Cgroupfs) => "/kubepods",
-        Some(CgroupDriver::Systemd) => "/kubepods.slice",
-        None => {
-            warnings.push(
-                "the cgroup driver is unknown: keeping raw cgroups under /kubepods, which matches both /kubepods/ (cgroupfs) and /kubepods.slice/ (systemd)".to_string(),
-            );
-            "/kubepods"
-        }
-    };
+    if facts.cgroup.driver.is_none() {
+        warnings.push(
+            "the cgroup driver is unknown: keeping raw cgroups under /kubepods, which matches both /kubepods/ (cgroupfs) and /kubepods.slice/ (systemd)".to_string(),
+        );
+    }
+    let prefix = groups::raw_cgroup_prefix(facts.cgroup.driver);
     args.push(format!("--raw_cgroup_prefix_whitelist={prefix}"));
     match runtime.kind {
         RuntimeKind::Containerd | RuntimeKind::Unknown => {
@@ -500,6 +508,10 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
 
     Ok(Plan {
         name: NAME.to_string(),
+        daemonset: DaemonSetPlan {
+            name: NAME.to_string(),
+            hostnames: Vec::new(),
+        },
         namespace: opts.namespace.clone(),
         image: opts.image.clone(),
         labels,

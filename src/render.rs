@@ -88,6 +88,12 @@ impl Manifest {
     pub fn file_name(&self) -> String {
         format!("{}.yaml", self.kind.to_ascii_lowercase())
     }
+
+    /// The file name of a second object of the same kind (a node group's DaemonSet):
+    /// `daemonset-cadvisor-1a2b3c4d.yaml`.
+    pub fn named_file_name(&self) -> String {
+        format!("{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -109,6 +115,22 @@ impl Manifests {
     /// The objects as one JSON array.
     pub fn objects(&self) -> Vec<serde_json::Value> {
         self.documents.iter().map(|d| d.object.clone()).collect()
+    }
+
+    /// The file name of each document under `--out-dir`: the kind (`daemonset.yaml`), and
+    /// kind and name for a further object of a kind already written (a node group's DaemonSet).
+    pub fn file_names(&self) -> Vec<String> {
+        self.documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if self.documents[..i].iter().any(|o| o.kind == d.kind) {
+                    d.named_file_name()
+                } else {
+                    d.file_name()
+                }
+            })
+            .collect()
     }
 
     pub fn find(&self, kind: &str) -> Option<&Manifest> {
@@ -156,6 +178,33 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
     Ok(Manifests { documents })
 }
 
+/// The manifests of several node groups' plans (`plan::groups::plans`, `cadvisor`'s first): the
+/// first plan's objects, with every other plan's DaemonSet after `cadvisor`'s. (The Namespace,
+/// ServiceAccount, Service and ServiceMonitor depend on the options alone, the same in every
+/// plan.) One plan renders exactly as [`manifests`].
+pub fn manifests_for_groups(
+    plans: &[Plan],
+    templates: Option<&Path>,
+) -> Result<Manifests, RenderError> {
+    let Some((first, rest)) = plans.split_first() else {
+        return Ok(Manifests::default());
+    };
+    let mut out = manifests(first, templates)?;
+    let mut at = out
+        .documents
+        .iter()
+        .position(|d| d.kind == "DaemonSet")
+        .map_or(out.documents.len(), |i| i + 1);
+    for plan in rest {
+        let more = manifests(plan, templates)?;
+        for ds in more.documents.into_iter().filter(|d| d.kind == "DaemonSet") {
+            out.documents.insert(at, ds);
+            at += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// The `kustomization.yaml` listing the files `write_out_dir` writes.
 pub fn kustomization(
     manifests: &Manifests,
@@ -163,11 +212,7 @@ pub fn kustomization(
 ) -> Result<String, RenderError> {
     let sources = sources(templates)?;
     let env = environment(&sources)?;
-    let files: Vec<String> = manifests
-        .documents
-        .iter()
-        .map(Manifest::file_name)
-        .collect();
+    let files: Vec<String> = manifests.file_names();
     let ctx = minijinja::context! { resources => files };
     let text = render_one(&env, KUSTOMIZATION_TEMPLATE.0, &ctx)?;
     // It must be YAML too.
@@ -240,9 +285,9 @@ pub fn write_out_dir(
 ) -> Result<Vec<PathBuf>, RenderError> {
     let kustomization = kustomization(manifests, templates)?;
     let files: Vec<(String, &str)> = manifests
-        .documents
-        .iter()
-        .map(|d| (d.file_name(), d.yaml.as_str()))
+        .file_names()
+        .into_iter()
+        .zip(manifests.documents.iter().map(|d| d.yaml.as_str()))
         .chain(std::iter::once((
             "kustomization.yaml".to_string(),
             kustomization.as_str(),

@@ -327,6 +327,10 @@ fn socket(
 pub struct DetectSettings {
     pub containerd_socket: Option<SocketPath>,
     pub no_cluster: bool,
+    /// `--cluster`: every node's facts and the node groups.
+    pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub describe: Vec<String>,
 }
 
@@ -337,16 +341,21 @@ pub fn detect(
 ) -> Result<DetectSettings, SettingsError> {
     let (containerd_socket, source) =
         socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
-    let describe = match (&containerd_socket, source) {
+    let mut describe = match (&containerd_socket, source) {
         (Some(s), Some(source)) => vec![format!(
             "containerd-socket = {} ({source})",
             s.as_path().display()
         )],
         _ => vec!["containerd-socket = (detected) (default)".to_string()],
     };
+    let mut pick = Pick::new(flags);
+    let parallel = parallel(&mut pick, args.parallel, answers)?;
+    describe.extend(pick.describe());
     Ok(DetectSettings {
         containerd_socket,
         no_cluster: args.no_cluster,
+        cluster: args.cluster,
+        parallel,
         describe,
     })
 }
@@ -371,6 +380,10 @@ fn resolved(
 pub struct RenderSettings {
     pub resolved: Resolved,
     pub distro: Option<DistroPreset>,
+    /// `--cluster`: from the live cluster's node facts.
+    pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
     /// `--scrape-config`: print the plain-Prometheus scrape job instead of the manifests.
@@ -390,6 +403,8 @@ pub fn render(
             answers,
         )?,
         distro: args.distro,
+        cluster: args.cluster,
+        parallel: parallel(&mut Pick::new(flags), args.parallel, answers)?,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
         scrape_config: args.scrape_config,

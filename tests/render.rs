@@ -804,7 +804,7 @@ mod ecosystem {
     use support::real;
 
     /// `kubernetes-validate` on PATH, or in the venv scripts/test.sh installs it into.
-    fn kubernetes_validate() -> Option<PathBuf> {
+    pub(super) fn kubernetes_validate() -> Option<PathBuf> {
         if let Ok(path) = which::which("kubernetes-validate") {
             return Some(path);
         }
@@ -925,6 +925,182 @@ mod ecosystem {
 /// manifests themselves are the `presets` snapshots, so here they are listed by kind and name),
 /// and `--out-dir` in JSON and for people. Volatile values go through
 /// `support::snapshot::normalise`.
+/// Several node groups (`plan::groups`): one DaemonSet each, pinned by hostname, valid for the
+/// API server.
+mod groups {
+    use super::*;
+    use cadvisor_setup::host::{CgroupDriver, RuntimeKind};
+    use cadvisor_setup::plan::groups::{self, LAYOUT_LABEL, Member};
+
+    fn member(node: &str, socket: &str, driver: CgroupDriver, kind: DistroKind) -> Member {
+        Member {
+            node: node.into(),
+            hostname: node.into(),
+            runtime: RuntimeKind::Containerd,
+            socket: Some(socket.into()),
+            cgroup_driver: Some(driver),
+            distribution: kind,
+        }
+    }
+
+    /// Two MicroK8s nodes and a kubeadm node, rendered from their node facts.
+    fn mixed() -> Manifests {
+        let members = [
+            member(
+                "mk-1",
+                "/var/snap/microk8s/common/run/containerd.sock",
+                CgroupDriver::Cgroupfs,
+                DistroKind::Microk8s,
+            ),
+            member(
+                "mk-2",
+                "/var/snap/microk8s/common/run/containerd.sock",
+                CgroupDriver::Cgroupfs,
+                DistroKind::Microk8s,
+            ),
+            member(
+                "kadm-1",
+                "/run/containerd/containerd.sock",
+                CgroupDriver::Systemd,
+                DistroKind::Kubeadm,
+            ),
+        ];
+        let (found, left_out) = groups::group(&members, None, None);
+        assert!(left_out.is_empty());
+        let plans = groups::plans(&found, None, &PlanOptions::default()).expect("plans");
+        render::manifests_for_groups(&plans, None).expect("render")
+    }
+
+    fn pinned(ds: &DaemonSet) -> Vec<String> {
+        let affinity = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .expect("required node affinity");
+        let expr = &affinity.node_selector_terms[0]
+            .match_expressions
+            .as_ref()
+            .expect("expressions")[0];
+        assert_eq!(
+            (expr.key.as_str(), expr.operator.as_str()),
+            ("kubernetes.io/hostname", "In")
+        );
+        expr.values.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn two_groups_are_two_typed_daemonsets_pinned_to_their_nodes() {
+        let manifests = mixed();
+        let objects = manifests.objects();
+        let kinds: Vec<&str> = objects.iter().map(kind_of).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "DaemonSet",
+                "DaemonSet",
+                "Service"
+            ]
+        );
+        let dss: Vec<DaemonSet> = objects
+            .iter()
+            .filter(|o| kind_of(o) == "DaemonSet")
+            .map(typed::<DaemonSet>)
+            .collect();
+        assert_eq!(dss[0].metadata.name.as_deref(), Some("cadvisor"));
+        assert_eq!(pinned(&dss[0]), ["mk-1", "mk-2"]);
+        let group = dss[1].metadata.name.clone().expect("name");
+        assert!(group.starts_with("cadvisor-"), "{group}");
+        assert_eq!(pinned(&dss[1]), ["kadm-1"]);
+        assert_eq!(
+            resolve_containerd(&dss[1]),
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
+        // The group's pods carry its layout label, and its selector tells them apart from
+        // `cadvisor`'s; both keep the Service's label.
+        let selector = |ds: &DaemonSet| {
+            ds.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default()
+        };
+        assert!(selector(&dss[1]).contains_key(LAYOUT_LABEL));
+        assert!(!selector(&dss[0]).contains_key(LAYOUT_LABEL));
+        let svc = typed::<Service>(&objects[4]);
+        let svc_selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+        for ds in &dss {
+            let labels = ds
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            for (k, v) in &svc_selector {
+                assert_eq!(
+                    labels.get(k),
+                    Some(v),
+                    "the Service selects every group's pods"
+                );
+            }
+        }
+        // `--out-dir` writes the group's DaemonSet to a file of its own.
+        let names = manifests.file_names();
+        assert!(names.contains(&"daemonset.yaml".to_string()));
+        assert!(
+            names.contains(&format!("daemonset-{group}.yaml")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn two_groups_pass_kubernetes_validate_strict() {
+        let validator = ecosystem::kubernetes_validate();
+        if !support::real::require(
+            "kubernetes-validate (pip install kubernetes-validate; scripts/test.sh installs it)",
+            validator.is_some(),
+        ) {
+            return;
+        }
+        let validator = validator.expect("checked");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = render::write_out_dir(&mixed(), dir.path(), None).expect("write");
+        let files: Vec<String> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
+            .filter(|f| f != "kustomization.yaml")
+            .collect();
+        assert_eq!(files.len(), 5, "{files:?}");
+        for version in ["1.28.0", "1.37.0"] {
+            let out = std::process::Command::new(&validator)
+                .current_dir(dir.path())
+                .args(["-k", version, "--strict"])
+                .args(&files)
+                .output()
+                .expect("run kubernetes-validate");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "k8s {version}: {text}");
+            for file in &files {
+                assert!(
+                    text.lines()
+                        .any(|l| l.contains(&format!("{file} passed for resource"))),
+                    "k8s {version}: {file} not validated: {text}"
+                );
+            }
+        }
+    }
+}
+
 mod report_snapshots {
     use super::*;
     use support::snapshot;

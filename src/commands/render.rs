@@ -46,9 +46,35 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
         );
     }
     let opts = &resolved.plan;
-    let plan = plan::make(&facts, opts)?;
-    let manifests = render::manifests(&plan, args.templates.as_deref())?;
-    let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
+    // `--cluster`: the live cluster's node facts, one DaemonSet per node group.
+    // (`--containerd-socket` names the socket of every node: one DaemonSet, as without it.)
+    let layout = if args.cluster && resolved.containerd_socket.is_none() {
+        let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
+        Some(
+            super::groups::read(
+                &cluster,
+                &opts.namespace,
+                Some(&facts),
+                facts.kubelet.node_name.as_deref(),
+                args.parallel,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let plans = super::groups::plans(layout.as_ref(), &facts, opts)?;
+    let manifests = render::manifests_for_groups(&plans, args.templates.as_deref())?;
+    let Some(plan) = plans.first() else {
+        return Err(super::error::Failure::new(ExitCode::Unexpected, "no plan was made").into());
+    };
+    let mut warnings: Vec<&String> = facts.warnings.iter().collect();
+    if let Some(l) = &layout {
+        warnings.extend(&l.warnings);
+    }
+    warnings.extend(plans.iter().flat_map(|p| &p.warnings));
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(*w));
     for warning in &warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
@@ -78,6 +104,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
             runtime_socket: plan.runtime.host_socket.clone(),
             manifests: manifests.objects(),
             warnings: warnings.into_iter().cloned().collect(),
+            nodes: layout,
             out_dir: written.as_ref().and(args.out_dir.clone()),
             files: written.clone(),
             yaml: manifests.to_yaml(),
@@ -136,6 +163,9 @@ pub struct Rendered {
     manifests: Vec<serde_json::Value>,
     /// Also printed on stderr in both modes as the run goes.
     warnings: Vec<String>,
+    /// `--cluster`: every node's facts and the node groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,6 +243,7 @@ mod tests {
             runtime_socket: "/run/k3s/containerd/containerd.sock".into(),
             manifests: vec![serde_json::json!({"kind": "Namespace"})],
             warnings: vec![],
+            nodes: None,
             out_dir: Some("/srv/out".into()),
             files: Some(vec!["/srv/out/namespace.yaml".into()]),
             yaml: "---\nkind: Namespace\n".into(),

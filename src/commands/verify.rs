@@ -50,14 +50,57 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
             args.timeout,
         )
     };
+    // `cadvisor` and the DaemonSets of the other node groups install made (by our label).
+    let mut names = vec![opts.daemonset.clone()];
+    if opts.daemonset == crate::plan::NAME {
+        let prefix = format!("{}-", crate::plan::NAME);
+        let ours = crate::cluster::status::our_daemonsets(&cluster, &opts.namespace)
+            .await
+            .unwrap_or_default();
+        names.extend(
+            ours.into_iter()
+                .map(|o| o.name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
+    }
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
         format!("verifying DaemonSet {}/{}", opts.namespace, opts.daemonset),
     );
-    let result = verify::verify(&cluster, &opts, |msg| spinner.set_message(msg.to_string())).await;
+    let share = (opts.concurrency / names.len()).max(1);
+    let several = names.len() > 1;
+    let checks = names.iter().map(|name| {
+        let opts = VerifyOptions {
+            daemonset: name.clone(),
+            concurrency: if several { share } else { opts.concurrency },
+            ..opts.clone()
+        };
+        let spinner = &spinner;
+        let cluster = &cluster;
+        async move {
+            verify::verify(cluster, &opts, |msg| {
+                if several {
+                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
+                } else {
+                    spinner.set_message(msg.to_string());
+                }
+            })
+            .await
+        }
+    });
+    let results = futures::future::join_all(checks).await;
     spinner.finish_and_clear();
-    let verification = result?;
-    record(ctx, &cluster, &verification).await;
+    let mut all = Vec::new();
+    for result in results {
+        let verification = result?;
+        record(ctx, &cluster, &verification).await;
+        all.push(verification);
+    }
+    let Some(verification) = Verification::merge(all) else {
+        return Err(
+            super::error::Failure::new(ExitCode::Unexpected, "nothing was verified").into(),
+        );
+    };
     Ok(ctx.ui.report(&verified(verification)))
 }
 
