@@ -3270,6 +3270,20 @@ mod prometheus_integration {
     #[test]
     fn the_observability_addon_selects_our_service_monitor_and_only_it_and_the_nodes_may_scrape() {
         let Some(w) = stack_world() else { return };
+        // detect --cluster says beforehand what install will do.
+        let detected = json(&w.run(&["detect", "--cluster", "-o", "json"]));
+        assert_eq!(detected["prometheus"][0]["name"], STACK_NAME, "{detected:#}");
+        assert_eq!(detected["prometheus"][0]["selectable"], true, "{detected:#}");
+        assert_eq!(
+            detected["prometheus"][0]["would_add"]["service_monitor_labels"],
+            json!({"release": "kube-prom-stack"})
+        );
+        let out = w.run(&["detect", "--cluster"]);
+        assert!(
+            text(&out).contains("would select our ServiceMonitor labelled release=kube-prom-stack"),
+            "{}",
+            text(&out)
+        );
         let report = install_ok(&w, &[]);
         assert_eq!(
             report["prometheus"]["chosen"],

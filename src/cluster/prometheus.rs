@@ -340,6 +340,55 @@ pub async fn seen(
     ))
 }
 
+/// One Prometheus as `detect --cluster` shows it: whether `install` could make it select our
+/// ServiceMonitor, with the labels that takes, or why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub selectable: bool,
+    /// What install would add (`Target`), when selectable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_add: Option<Target>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Every Prometheus and what it would take to be scraped by it from `namespace`; `None` when the
+/// operator's API is not served.
+pub async fn candidates(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Option<Vec<Candidate>>, ClusterError> {
+    let Some(found) = list(cluster).await? else {
+        return Ok(None);
+    };
+    let state = namespace_state(cluster, namespace).await?;
+    let ours = crate::plan::object_labels();
+    Ok(Some(
+        found
+            .instances
+            .into_iter()
+            .map(
+                |instance| match target(&instance, &ours, namespace, &state) {
+                    Ok(t) => Candidate {
+                        instance,
+                        selectable: true,
+                        would_add: Some(t),
+                        reason: None,
+                    },
+                    Err(e) => Candidate {
+                        instance,
+                        selectable: false,
+                        would_add: None,
+                        reason: Some(format!("{}; {}", e.reason, e.fix)),
+                    },
+                },
+            )
+            .collect(),
+    ))
+}
+
 /// The labels of `instance`'s pods, for the NetworkPolicy: its StatefulSet's selector (the
 /// operator names it with [`OPERATOR_NAME_LABEL`]), or that label alone when no StatefulSet is
 /// readable (the operator sets it on the pods too: prometheus-operator pkg/prometheus/server/statefulset.go).

@@ -68,9 +68,16 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
             ctx.ui
                 .note(format!("{} {warning}", ctx.ui.warn("warning:")));
         }
-        Some(layout)
+        let prometheus =
+            crate::cluster::prometheus::candidates(&cluster, crate::plan::DEFAULT_NAMESPACE)
+                .await?;
+        Some((layout, prometheus))
     } else {
         None
+    };
+    let (nodes, prometheus) = match nodes {
+        Some((layout, prometheus)) => (Some(layout), prometheus),
+        None => (None, None),
     };
     // With `--cluster` a machine that is not a node succeeds when nothing is ambiguous and the
     // API server's facts place every node in a group.
@@ -80,13 +87,13 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     let report = if facts.runtime.verified || cluster_covers {
         Report::new(
             ExitCode::Success,
-            Detected::new(facts, cluster, nodes, None),
+            Detected::new(facts, cluster, nodes, None).with_prometheus(prometheus),
         )
     } else {
         let message = failure_message(&facts.runtime);
         Report::new(
             ExitCode::Detection,
-            Detected::new(facts, cluster, nodes, Some(SETTLE_FLAG)),
+            Detected::new(facts, cluster, nodes, Some(SETTLE_FLAG)).with_prometheus(prometheus),
         )
         .message(message)
     };
@@ -103,6 +110,10 @@ pub struct Detected {
     /// `--cluster`: every node's facts (each with its source) and the node groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes: Option<super::groups::NodeLayout>,
+    /// `--cluster`: every Prometheus Operator Prometheus and whether install could make it
+    /// select our ServiceMonitor (absent without `--cluster` or without the operator's API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settle_with: Option<&'static str>,
 }
@@ -118,8 +129,17 @@ impl Detected {
             facts,
             cluster,
             nodes,
+            prometheus: None,
             settle_with,
         }
+    }
+
+    fn with_prometheus(
+        mut self,
+        prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
+    ) -> Self {
+        self.prometheus = prometheus;
+        self
     }
 }
 
@@ -268,6 +288,36 @@ impl Human for Detected {
         human(ui, &self.facts, &self.cluster);
         if let Some(layout) = &self.nodes {
             super::groups::print_human(ui, layout);
+        }
+        for p in self.prometheus.iter().flatten() {
+            let verdict = match (&p.would_add, &p.reason) {
+                (Some(t), _)
+                    if t.service_monitor_labels.is_empty() && t.namespace_labels.is_empty() =>
+                {
+                    ui.good("would select our ServiceMonitor as it is")
+                }
+                (Some(t), _) => {
+                    let pairs: Vec<String> = t
+                        .service_monitor_labels
+                        .iter()
+                        .chain(&t.namespace_labels)
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    ui.good(&format!(
+                        "would select our ServiceMonitor labelled {}",
+                        pairs.join(",")
+                    ))
+                }
+                (None, reason) => ui.warn(&format!(
+                    "cannot select our ServiceMonitor: {}",
+                    reason.as_deref().unwrap_or("?")
+                )),
+            };
+            ui.line(format!(
+                "{:<13}{}: {verdict}",
+                "Prometheus",
+                p.instance.id()
+            ));
         }
     }
 }
