@@ -3272,8 +3272,14 @@ mod prometheus_integration {
         let Some(w) = stack_world() else { return };
         // detect --cluster says beforehand what install will do.
         let detected = json(&w.run(&["detect", "--cluster", "-o", "json"]));
-        assert_eq!(detected["prometheus"][0]["name"], STACK_NAME, "{detected:#}");
-        assert_eq!(detected["prometheus"][0]["selectable"], true, "{detected:#}");
+        assert_eq!(
+            detected["prometheus"][0]["name"], STACK_NAME,
+            "{detected:#}"
+        );
+        assert_eq!(
+            detected["prometheus"][0]["selectable"], true,
+            "{detected:#}"
+        );
         assert_eq!(
             detected["prometheus"][0]["would_add"]["service_monitor_labels"],
             json!({"release": "kube-prom-stack"})
@@ -3373,13 +3379,39 @@ mod prometheus_integration {
         let Some(w) = operator_world(all_namespaces(json!({}))) else {
             return;
         };
-        let report = install_ok(&w, &["--network-policy", "never"]);
+        let report = install_ok(&w, &[]);
         assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
         assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
         let sm = service_monitor(&w).expect("ServiceMonitor applied");
         let labels = sm["metadata"]["labels"].as_object().expect("labels");
         assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");
+        // No StatefulSet to read: the operator's own pod label names its pods.
+        let np = network_policy(&w).expect("NetworkPolicy");
+        let rules = &np["spec"]["ingress"];
+        assert_eq!(
+            rules[0]["from"],
+            json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"operator.prometheus.io/name": "k8s"}}}]),
+            "{np:#}"
+        );
+        assert_eq!(
+            rules[0]["ports"],
+            json!([{"protocol": "TCP", "port": 8080}])
+        );
+        validate_strict(&np);
+
+        // A rerun that no longer wants the policy deletes ours (and says so); the rest stays.
+        let report = install_ok(&w, &["--network-policy", "never"]);
+        assert_eq!(report["changed"], true, "{report:#}");
+        assert_eq!(
+            report["pruned"],
+            json!(["NetworkPolicy cadvisor/cadvisor"]),
+            "{report:#}"
+        );
         assert!(network_policy(&w).is_none(), "--network-policy never");
+        assert!(service_monitor(&w).is_some());
+        let again = install_ok(&w, &["--network-policy", "never"]);
+        assert_eq!(again["changed"], false, "{again:#}");
     }
 
     #[test]

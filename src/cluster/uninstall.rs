@@ -201,6 +201,36 @@ pub async fn prune_daemonsets(
     Ok(deleted)
 }
 
+/// The kinds install renders only when asked (`--network-policy`, `--service-monitor`,
+/// `--grafana-dashboard`): a rerun whose plan no longer has one deletes ours.
+pub const OPTIONAL_KINDS: &[&str] = &["NetworkPolicy", "ServiceMonitor", "ConfigMap"];
+
+/// Deletes our objects of [`OPTIONAL_KINDS`] in `namespace` (created by install; never adopted
+/// or foreign ones) that `keep` (`(kind, name)` of the plan) does not name. Returns what was
+/// deleted; with `dry_run`, what would be, deleting nothing.
+pub async fn prune_optional(
+    cluster: &Cluster,
+    namespace: &str,
+    keep: &[(String, String)],
+    dry_run: bool,
+) -> Result<Vec<String>, ClusterError> {
+    let mut deleted = Vec::new();
+    for o in managed_objects(cluster, namespace).await? {
+        let optional =
+            OPTIONAL_KINDS.contains(&o.kind.as_str()) && o.namespace.as_deref() == Some(namespace);
+        let kept = keep.iter().any(|(k, n)| *k == o.kind && *n == o.name);
+        if !optional || kept || o.ownership != Ownership::Created || o.terminating {
+            continue;
+        }
+        if !dry_run {
+            let api = api_for(cluster, &o).await?;
+            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+        }
+        deleted.push(o.describe());
+    }
+    Ok(deleted)
+}
+
 async fn api_for(cluster: &Cluster, o: &ManagedObject) -> Result<Api<DynamicObject>, ClusterError> {
     let resource = resources::resolve(cluster, &o.api_version, &o.kind).await?;
     Ok(resources::api(cluster, &resource, o.namespace.as_deref()))

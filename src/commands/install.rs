@@ -437,18 +437,29 @@ pub async fn install(
         .filter(|m| m.kind == "DaemonSet")
         .map(|m| m.name.clone())
         .collect();
+    let planned: Vec<(String, String)> = manifests
+        .documents
+        .iter()
+        .map(|m| (m.kind.clone(), m.name.clone()))
+        .collect();
     let prefix = format!("{}-", crate::plan::NAME);
     let prune = |dry_run| {
-        let (keep, prefix, namespace) = (&keep, &prefix, &namespace);
+        let (keep, prefix, namespace, planned) = (&keep, &prefix, &namespace, &planned);
         async move {
-            if groups.prune {
+            let mut pruned = if groups.prune {
                 crate::cluster::uninstall::prune_daemonsets(
                     cluster, namespace, prefix, keep, dry_run,
                 )
-                .await
+                .await?
             } else {
-                Ok(Vec::new())
-            }
+                Vec::new()
+            };
+            // A NetworkPolicy, ServiceMonitor or dashboard this run's plan no longer has.
+            pruned.extend(
+                crate::cluster::uninstall::prune_optional(cluster, namespace, planned, dry_run)
+                    .await?,
+            );
+            Ok(pruned)
         }
     };
     if args.dry_run {
@@ -487,10 +498,13 @@ pub async fn install(
     match prune(false).await {
         Ok(pruned) => {
             for p in &pruned {
-                ctx.ui.note(format!(
-                    "{} {p} (its node group is empty)",
-                    ctx.ui.dim("deleted")
-                ));
+                let why = if p.starts_with("DaemonSet ") {
+                    "its node group is empty"
+                } else {
+                    "no longer in the plan"
+                };
+                ctx.ui
+                    .note(format!("{} {p} ({why})", ctx.ui.dim("deleted")));
             }
             outcome.pruned = pruned;
         }
