@@ -19,4 +19,5 @@ pub mod selector;
 pub mod settings;
 pub mod ui;
 pub mod validate;
+pub mod values;
 pub mod verify;

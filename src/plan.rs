@@ -16,6 +16,9 @@ use serde::Serialize;
 
 use crate::host::{HostFacts, RuntimeKind};
 use crate::validate::{self, QuantityKind};
+use crate::values::{
+    ContainerLabel, ContainerdNamespace, CpuQuantity, Image, MemoryQuantity, MetricGroup, Namespace,
+};
 pub use preset::preset;
 
 /// The newest cAdvisor release, pinned (google/cadvisor tag v0.60.5, 2026-07-11, published by
@@ -70,15 +73,15 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "500Mi";
 /// Options after precedence (flag > env > file > default) was applied, see `crate::options`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanOptions {
-    pub namespace: String,
-    pub image: String,
-    pub metrics: Option<Vec<String>>,
-    pub extra_labels: Vec<String>,
-    pub containerd_namespace: Option<String>,
-    pub cpu_request: Option<String>,
-    pub cpu_limit: Option<String>,
-    pub memory_request: Option<String>,
-    pub memory_limit: Option<String>,
+    pub namespace: Namespace,
+    pub image: Image,
+    pub metrics: Option<Vec<MetricGroup>>,
+    pub extra_labels: Vec<ContainerLabel>,
+    pub containerd_namespace: Option<ContainerdNamespace>,
+    pub cpu_request: Option<CpuQuantity>,
+    pub cpu_limit: Option<CpuQuantity>,
+    pub memory_request: Option<MemoryQuantity>,
+    pub memory_limit: Option<MemoryQuantity>,
     pub privileged: bool,
     pub service_monitor: bool,
     /// Render the Grafana dashboard ConfigMap ([`dashboard`]).
@@ -95,8 +98,8 @@ pub struct PlanOptions {
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
-            namespace: DEFAULT_NAMESPACE.to_string(),
-            image: DEFAULT_IMAGE.to_string(),
+            namespace: Namespace::built_in(DEFAULT_NAMESPACE),
+            image: Image::built_in(DEFAULT_IMAGE),
             metrics: None,
             extra_labels: Vec::new(),
             containerd_namespace: None,
@@ -337,23 +340,17 @@ pub enum PlanError {
 /// Every check of the options alone (no host facts): what `crate::settings` runs before any I/O,
 /// so a bad value is exit 2 before anything is probed. [`make`] runs the same checks again.
 pub fn check_options(opts: &PlanOptions) -> Result<(), PlanError> {
-    validate::dns1123_label("--namespace", &opts.namespace)?;
-    validate::image_reference("--image", &opts.image)?;
+    // Each value was checked when it was parsed into its type (`crate::values`); what is left
+    // are the checks across values.
     resources(opts)?;
-    whitelist(&opts.extra_labels)?;
     metrics(opts.metrics.as_deref())?;
-    if let Some(ns) = &opts.containerd_namespace {
-        validate::containerd_namespace("--containerd-namespace", ns)?;
-    }
     Ok(())
 }
 
 /// Builds the plan for one node's facts. Validates every option and fact first.
 pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    validate::dns1123_label("--namespace", &opts.namespace)?;
-    validate::image_reference("--image", &opts.image)?;
     let resources = resources(opts)?;
-    let whitelist = whitelist(&opts.extra_labels)?;
+    let whitelist = whitelist(&opts.extra_labels);
     let metrics = metrics(opts.metrics.as_deref())?;
 
     let mut warnings = Vec::new();
@@ -512,8 +509,8 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
             name: NAME.to_string(),
             hostnames: Vec::new(),
         },
-        namespace: opts.namespace.clone(),
-        image: opts.image.clone(),
+        namespace: opts.namespace.to_string(),
+        image: opts.image.to_string(),
         labels,
         selector,
         namespace_labels,
@@ -692,13 +689,14 @@ fn runtime_plan(
                 ));
             }
             let namespace = match &opts.containerd_namespace {
-                Some(ns) => ns.clone(),
+                Some(ns) => ns.to_string(),
                 None if !facts.runtime.namespace.is_empty() => facts.runtime.namespace.clone(),
                 // cAdvisor's default (google/cadvisor: lib/container/containerd/factory.go) and
                 // the kubelet's CRI namespace (canonical/microk8s:
                 // microk8s-resources/default-args/ctr).
                 None => "k8s.io".to_string(),
             };
+            // The runtime's own namespace came from a host file: checked like the flag.
             validate::containerd_namespace("--containerd-namespace", &namespace)?;
             Ok(RuntimePlan {
                 kind: facts.runtime.kind,
@@ -770,12 +768,12 @@ fn path_text(path: &Path) -> Result<String, PlanError> {
 }
 
 fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
-    let pick = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+    let pick = |v: Option<&str>, d: &str| v.unwrap_or(d).to_string();
     let r = Resources {
-        cpu_request: pick(&opts.cpu_request, DEFAULT_CPU_REQUEST),
-        cpu_limit: pick(&opts.cpu_limit, DEFAULT_CPU_LIMIT),
-        memory_request: pick(&opts.memory_request, DEFAULT_MEMORY_REQUEST),
-        memory_limit: pick(&opts.memory_limit, DEFAULT_MEMORY_LIMIT),
+        cpu_request: pick(opts.cpu_request.as_deref(), DEFAULT_CPU_REQUEST),
+        cpu_limit: pick(opts.cpu_limit.as_deref(), DEFAULT_CPU_LIMIT),
+        memory_request: pick(opts.memory_request.as_deref(), DEFAULT_MEMORY_REQUEST),
+        memory_limit: pick(opts.memory_limit.as_deref(), DEFAULT_MEMORY_LIMIT),
     };
     let cpu_req = validate::quantity("--cpu-request", &r.cpu_request, QuantityKind::Cpu)?;
     let cpu_lim = validate::quantity("--cpu-limit", &r.cpu_limit, QuantityKind::Cpu)?;
@@ -803,26 +801,24 @@ fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
 }
 
 /// The three io.kubernetes.* labels plus the extra ones, deduplicated, in order.
-fn whitelist(extra: &[String]) -> Result<Vec<String>, PlanError> {
+fn whitelist(extra: &[ContainerLabel]) -> Vec<String> {
     let mut out: Vec<String> = KUBERNETES_LABELS.iter().map(|s| s.to_string()).collect();
     for label in extra {
-        validate::label_key("--extra-label", label)?;
-        if !out.contains(label) {
-            out.push(label.clone());
+        if !out.iter().any(|l| l == label.as_str()) {
+            out.push(label.to_string());
         }
     }
-    Ok(out)
+    out
 }
 
-fn metrics(requested: Option<&[String]>) -> Result<Vec<String>, PlanError> {
+fn metrics(requested: Option<&[MetricGroup]>) -> Result<Vec<String>, PlanError> {
     let Some(requested) = requested else {
         return Ok(DEFAULT_METRICS.iter().map(|s| s.to_string()).collect());
     };
     let mut out: Vec<String> = Vec::new();
     for name in requested {
-        validate::metric_name("--metrics", name)?;
-        if !out.contains(name) {
-            out.push(name.clone());
+        if !out.iter().any(|m| m == name.as_str()) {
+            out.push(name.to_string());
         }
     }
     if out.is_empty() {
@@ -876,8 +872,8 @@ mod tests {
     fn whitelist_has_no_spaces_and_keeps_extras_once() {
         let opts = PlanOptions {
             extra_labels: vec![
-                "io.kubernetes.pod.uid".into(),
-                "io.kubernetes.pod.name".into(),
+                "io.kubernetes.pod.uid".parse().unwrap(),
+                "io.kubernetes.pod.name".parse().unwrap(),
             ],
             ..PlanOptions::default()
         };
@@ -920,7 +916,7 @@ mod tests {
     fn crio_and_docker_variants() {
         let mut facts = preset(DistroKind::Kubeadm);
         facts.runtime.kind = RuntimeKind::CriO;
-        facts.runtime.socket = Some("/run/crio/crio.sock".into());
+        facts.runtime.socket = Some("/run/crio/crio.sock".parse().unwrap());
         let plan = make(&facts, &PlanOptions::default()).expect("plan");
         assert!(!plan.args.iter().any(|a| a.starts_with("--containerd")));
         let m = plan.mounts.iter().find(|m| m.name == "runtime").expect("m");
@@ -929,11 +925,11 @@ mod tests {
             ("/run/crio", "/var/run/crio")
         );
 
-        facts.runtime.socket = Some("/run/crio/other.sock".into());
+        facts.runtime.socket = Some("/run/crio/other.sock".parse().unwrap());
         assert!(make(&facts, &PlanOptions::default()).is_err());
 
         facts.runtime.kind = RuntimeKind::Docker;
-        facts.runtime.socket = Some("/var/run/cri-dockerd.sock".into());
+        facts.runtime.socket = Some("/var/run/cri-dockerd.sock".parse().unwrap());
         let plan = make(&facts, &PlanOptions::default()).expect("plan");
         assert!(
             plan.args
@@ -945,7 +941,7 @@ mod tests {
     #[test]
     fn request_above_limit_is_refused() {
         let opts = PlanOptions {
-            cpu_request: Some("2".into()),
+            cpu_request: Some("2".parse().unwrap()),
             ..PlanOptions::default()
         };
         let err = make(&microk8s(), &opts).unwrap_err();
@@ -990,7 +986,11 @@ mod tests {
     #[test]
     fn metrics_are_validated_and_deduplicated() {
         let opts = PlanOptions {
-            metrics: Some(vec!["cpu".into(), "memory".into(), "cpu".into()]),
+            metrics: Some(vec![
+                "cpu".parse().unwrap(),
+                "memory".parse().unwrap(),
+                "cpu".parse().unwrap(),
+            ]),
             ..PlanOptions::default()
         };
         let plan = make(&microk8s(), &opts).expect("plan");
@@ -998,10 +998,12 @@ mod tests {
             plan.args
                 .contains(&"--enable_metrics=cpu,memory".to_string())
         );
+        // An unknown group cannot even be held.
+        assert!("gpu".parse::<MetricGroup>().is_err());
         let opts = PlanOptions {
-            metrics: Some(vec!["cpu".into(), "gpu".into()]),
+            metrics: Some(Vec::new()),
             ..PlanOptions::default()
         };
-        assert!(make(&microk8s(), &opts).is_err());
+        assert!(make(&microk8s(), &opts).is_err(), "no metric group at all");
     }
 }

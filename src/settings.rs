@@ -73,48 +73,7 @@ pub enum SettingsError {
     Options(#[from] OptionsError),
 }
 
-/// A Kubernetes namespace name (DNS-1123 label).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespace(String);
-
-impl Namespace {
-    pub fn parse(value: &str) -> Result<Namespace, SettingsError> {
-        validate::dns1123_label("--namespace", value)?;
-        Ok(Namespace(value.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An object name (the DaemonSet's): a DNS-1123 subdomain is what the API accepts; a label is
-/// what we create, and what `--daemonset` names in practice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectName(String);
-
-impl ObjectName {
-    pub fn parse(field: &'static str, value: &str) -> Result<ObjectName, SettingsError> {
-        validate::dns1123_label(field, value)?;
-        Ok(ObjectName(value.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ObjectName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::values::{Namespace, ObjectName};
 
 /// The containerd socket as an absolute, normalised host path (the first authority, over the kubelet and runtime configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,7 +258,7 @@ fn namespace(
         crate::plan::DEFAULT_NAMESPACE.to_string(),
     );
     pick.show("namespace", &value);
-    Namespace::parse(&value)
+    Ok(Namespace::parse("--namespace", &value)?)
 }
 
 fn socket(
@@ -371,7 +330,7 @@ fn resolved(
     answers: &Answers,
 ) -> Result<Resolved, SettingsError> {
     let (socket, _) = socket(socket_flag, answers, flags)?;
-    let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers);
+    let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers)?;
     resolved.containerd_socket = socket.map(SocketPath::into_path);
     crate::plan::check_options(&resolved.plan)?;
     Ok(resolved)

@@ -557,7 +557,16 @@ mod properties {
     use cadvisor_setup::commands::Error;
     use cadvisor_setup::error::ExitCode;
     use cadvisor_setup::validate::KNOWN_METRICS;
+    use cadvisor_setup::values;
     use proptest::prelude::*;
+
+    /// A generated value the generator made valid.
+    fn valid<T: std::str::FromStr>(text: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        text.parse().expect("the generator makes valid values")
+    }
 
     fn distro() -> impl Strategy<Value = DistroKind> {
         prop::sample::select(PRESETS.iter().map(|(_, k)| *k).collect::<Vec<_>>())
@@ -603,15 +612,15 @@ mod properties {
                     sm,
                 )| {
                     PlanOptions {
-                        namespace,
-                        image,
-                        metrics: metrics.map(|m| m.into_iter().map(str::to_string).collect()),
-                        extra_labels,
-                        containerd_namespace: cns,
-                        cpu_request: Some(format!("{cpu}m")),
-                        cpu_limit: Some(format!("{}m", cpu + cpu_up)),
-                        memory_request: Some(format!("{mem}Mi")),
-                        memory_limit: Some(format!("{}Mi", mem + mem_up)),
+                        namespace: valid(&namespace),
+                        image: valid(&image),
+                        metrics: metrics.map(|m| m.into_iter().map(valid).collect()),
+                        extra_labels: extra_labels.iter().map(|l| valid(l)).collect(),
+                        containerd_namespace: cns.map(|c| valid(&c)),
+                        cpu_request: Some(valid(&format!("{cpu}m"))),
+                        cpu_limit: Some(valid(&format!("{}m", cpu + cpu_up))),
+                        memory_request: Some(valid(&format!("{mem}Mi"))),
+                        memory_limit: Some(valid(&format!("{}Mi", mem + mem_up))),
                         privileged,
                         service_monitor: sm,
                         // The dashboard rides along with the ServiceMonitor here.
@@ -675,45 +684,39 @@ mod properties {
             bad in poison(),
             at in any::<prop::sample::Index>(),
         ) {
-            let mut opts = opts;
+            // Every value is refused where it is parsed into its type (`values`); the host's
+            // socket, a fact, where the plan is made.
             let mut facts = plan::preset(kind);
-            let poison = |value: &mut String| {
+            let poison = |value: &str| {
+                let mut value = value.to_string();
                 let i = at.index(value.len() + 1);
                 let i = (0..=i).rev().find(|i| value.is_char_boundary(*i)).unwrap_or(0);
                 value.insert_str(i, &bad);
+                value
             };
-            match field {
-                0 => poison(&mut opts.namespace),
-                1 => poison(&mut opts.image),
-                2 => {
-                    let mut label = "io.kubernetes.pod.uid".to_string();
-                    poison(&mut label);
-                    opts.extra_labels.push(label);
-                }
-                3 => poison(opts.cpu_request.get_or_insert_with(|| "100m".into())),
-                4 => poison(opts.memory_limit.get_or_insert_with(|| "500Mi".into())),
-                5 => poison(opts.containerd_namespace.get_or_insert_with(|| "k8s.io".into())),
-                6 => {
-                    let mut metric = "cpu".to_string();
-                    poison(&mut metric);
-                    opts.metrics = Some(vec!["memory".into(), metric]);
-                }
+            let err = match field {
+                0 => values::Namespace::parse("--namespace", &poison(&opts.namespace)).err(),
+                1 => values::Image::parse("--image", &poison(&opts.image)).err(),
+                2 => values::ContainerLabel::parse("--extra-label", &poison("io.kubernetes.pod.uid")).err(),
+                3 => values::CpuQuantity::parse("--cpu-request", &poison("100m")).err(),
+                4 => values::MemoryQuantity::parse("--memory-limit", &poison("500Mi")).err(),
+                5 => values::ContainerdNamespace::parse("--containerd-namespace", &poison("k8s.io")).err(),
+                6 => values::MetricGroup::parse("--metrics", &poison("cpu")).err(),
                 7 => {
-                    let mut socket = facts.runtime.socket.take().map(|p| p.display().to_string()).unwrap_or_default();
-                    poison(&mut socket);
-                    facts.runtime.socket = Some(socket.into());
+                    let socket = facts.runtime.socket.take().map(|p| p.display().to_string()).unwrap_or_default();
+                    facts.runtime.socket = Some(poison(&socket).into());
+                    plan::make(&facts, &opts).err()
                 }
-                _ => poison(opts.cpu_limit.get_or_insert_with(|| "500m".into())),
-            }
-            let err = plan::make(&facts, &opts).expect_err("poisoned value accepted");
+                _ => values::CpuQuantity::parse("--cpu-limit", &poison("500m")).err(),
+            };
+            let err = err.expect("poisoned value accepted");
             let shown = err.to_string();
             prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage, "{}", shown);
         }
 
         #[test]
         fn bad_dns_names_are_refused(name in "([A-Z_.][a-z]{0,5}|-[a-z]{1,5}|[a-z]{1,5}-|[a-z]{64,70})") {
-            let opts = PlanOptions { namespace: name, ..PlanOptions::default() };
-            let err = plan::make(&plan::preset(DistroKind::Microk8s), &opts).expect_err("accepted");
+            let err = values::Namespace::parse("--namespace", &name).expect_err("accepted");
             prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage);
         }
     }

@@ -199,6 +199,7 @@ fn prompt(e: &PromptError) -> ExitCode {
     match e {
         // No consent, like declining at the confirmation (exit 2, nothing changed).
         PromptError::Cancelled => ExitCode::Usage,
+        PromptError::Invalid(e) => plan(e),
         PromptError::Terminal(_) => ExitCode::Unexpected,
     }
 }

@@ -19,6 +19,9 @@ use crate::options::{Resolved, ValueSource};
 pub enum PromptError {
     #[error("cancelled at the prompt; nothing was applied")]
     Cancelled,
+    /// An answer the prompt's own check let through but its type refuses (not expected).
+    #[error(transparent)]
+    Invalid(#[from] crate::plan::PlanError),
     #[error("cannot talk to the terminal: {0}")]
     Terminal(String),
 }
@@ -133,12 +136,13 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = guarded(|| {
             Input::with_theme(theme)
                 .with_prompt("Namespace for cAdvisor")
-                .default(resolved.plan.namespace.clone())
+                .default(resolved.plan.namespace.to_string())
                 .validate_with(|v: &String| {
                     crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
                 })
                 .interact_text()
         })?;
+        let value = crate::values::Namespace::parse("--namespace", &value)?;
         set(resolved, "namespace", |r| r.plan.namespace = value);
     }
 
@@ -148,12 +152,13 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = guarded(|| {
             Input::with_theme(theme)
                 .with_prompt("cAdvisor image (change it for a private registry)")
-                .default(resolved.plan.image.clone())
+                .default(resolved.plan.image.to_string())
                 .validate_with(|v: &String| {
                     crate::validate::image_reference("image", v).map_err(|e| e.to_string())
                 })
                 .interact_text()
         })?;
+        let value = crate::values::Image::parse("--image", &value)?;
         set(resolved, "image", |r| r.plan.image = value);
     }
 
@@ -162,7 +167,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .plan
             .metrics
             .as_ref()
-            .map(|m| m.join(","))
+            .map(|m| crate::values::join(m, ","))
             .unwrap_or_default();
         show(ui, resolved, "metrics", &shown);
     } else {
@@ -170,7 +175,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .plan
             .metrics
             .as_ref()
-            .map(|m| m.join(","))
+            .map(|m| crate::values::join(m, ","))
             .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
         let value: String = guarded(|| {
             Input::with_theme(theme)
@@ -185,6 +190,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
                 .interact_text()
         })?;
         let list: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+        let list = crate::values::parse_all("--metrics", &list, crate::values::MetricGroup::parse)?;
         set(resolved, "metrics", |r| r.plan.metrics = Some(list));
     }
 
