@@ -299,7 +299,7 @@ pub struct RenderArgs {
     pub templates: Option<PathBuf>,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct InstallArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
@@ -398,7 +398,7 @@ pub enum NetworkPolicyMode {
     Never,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct VerifyArgs {
     /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
     #[arg(
@@ -441,7 +441,7 @@ pub struct VerifyArgs {
     pub parallel: Option<usize>,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct StatusArgs {
     /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
     #[arg(
@@ -453,7 +453,7 @@ pub struct StatusArgs {
     pub namespace: Option<String>,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct UninstallArgs {
     /// Namespace cAdvisor was installed in [default: the --config file's `namespace`, else cadvisor].
     #[arg(

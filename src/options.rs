@@ -288,58 +288,37 @@ pub fn resolve(
         flags,
         sources: &mut sources,
     };
-    let mut pick = |name, id, from_flag, from_file| picker.pick(name, id, from_flag, from_file);
-
-    let namespace = pick(
-        "namespace",
-        "namespace",
-        args.namespace.clone(),
-        answers.namespace.clone(),
-    );
-    let image = pick("image", "image", args.image.clone(), answers.image.clone());
-    let metrics = pick(
+    // A value given as the flag `--$name` (clap id `$field`) or the answers file's `$name`.
+    macro_rules! pick {
+        ($name:literal, $field:ident) => {
+            picker.pick(
+                $name,
+                stringify!($field),
+                Clone::clone(&args.$field),
+                Clone::clone(&answers.$field),
+            )
+        };
+    }
+    let namespace = pick!("namespace", namespace);
+    let image = pick!("image", image);
+    let metrics = picker.pick(
         "metrics",
         "metrics",
         args.metrics.clone(),
         answers.metrics.as_ref().map(|m| m.items().join(",")),
     );
-    let extra = pick(
+    let extra = picker.pick(
         "extra-label",
         "extra_labels",
         (!args.extra_labels.is_empty()).then(|| args.extra_labels.join(",")),
         answers.extra_label.as_ref().map(|m| m.items().join(",")),
     );
-    let containerd_namespace = pick(
-        "containerd-namespace",
-        "containerd_namespace",
-        args.containerd_namespace.clone(),
-        answers.containerd_namespace.clone(),
-    );
-    let cpu_request = pick(
-        "cpu-request",
-        "cpu_request",
-        args.cpu_request.clone(),
-        answers.cpu_request.clone(),
-    );
-    let cpu_limit = pick(
-        "cpu-limit",
-        "cpu_limit",
-        args.cpu_limit.clone(),
-        answers.cpu_limit.clone(),
-    );
-    let memory_request = pick(
-        "memory-request",
-        "memory_request",
-        args.memory_request.clone(),
-        answers.memory_request.clone(),
-    );
-    let memory_limit = pick(
-        "memory-limit",
-        "memory_limit",
-        args.memory_limit.clone(),
-        answers.memory_limit.clone(),
-    );
-    let socket = pick(
+    let containerd_namespace = pick!("containerd-namespace", containerd_namespace);
+    let cpu_request = pick!("cpu-request", cpu_request);
+    let cpu_limit = pick!("cpu-limit", cpu_limit);
+    let memory_request = pick!("memory-request", memory_request);
+    let memory_limit = pick!("memory-limit", memory_limit);
+    let socket = picker.pick(
         "containerd-socket",
         "containerd_socket",
         containerd_socket.map(|p| p.display().to_string()),
@@ -348,31 +327,11 @@ pub fn resolve(
             .as_ref()
             .map(|p| p.display().to_string()),
     );
-
-    let privileged = picker
-        .pick(
-            "privileged",
-            "privileged",
-            args.privileged,
-            answers.privileged,
-        )
-        .unwrap_or(defaults.privileged);
-    let service_monitor = picker
-        .pick(
-            "service-monitor",
-            "service_monitor",
-            args.service_monitor,
-            answers.service_monitor,
-        )
-        .unwrap_or(ServiceMonitorMode::Auto);
-    let grafana_dashboard = picker
-        .pick(
-            "grafana-dashboard",
-            "grafana_dashboard",
-            args.grafana_dashboard,
-            answers.grafana_dashboard,
-        )
-        .unwrap_or(GrafanaDashboardMode::Auto);
+    let privileged = pick!("privileged", privileged).unwrap_or(defaults.privileged);
+    let service_monitor =
+        pick!("service-monitor", service_monitor).unwrap_or(ServiceMonitorMode::Auto);
+    let grafana_dashboard =
+        pick!("grafana-dashboard", grafana_dashboard).unwrap_or(GrafanaDashboardMode::Auto);
 
     Ok(Resolved {
         plan: PlanOptions {

@@ -40,20 +40,6 @@ pub enum SettingsError {
         "{field} {path} is not an absolute host path (e.g. /var/snap/microk8s/common/run/containerd.sock)"
     )]
     RelativeSocket { field: &'static str, path: String },
-    #[error("{field} `{value}` (from {source_name}): {reason}")]
-    Duration {
-        field: &'static str,
-        value: String,
-        source_name: ValueSource,
-        reason: String,
-    },
-    #[error("{field} `{value}` (from {source_name}): {reason}")]
-    Parallel {
-        field: &'static str,
-        value: String,
-        source_name: ValueSource,
-        reason: String,
-    },
     #[error(
         "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT), auto, or NAMESPACE/NAME of a Prometheus object"
     )]
@@ -191,24 +177,34 @@ fn given_bool(flags: &dyn FlagSources, id: &str, value: bool) -> Option<bool> {
     flags.source_of(id).map(|_| value)
 }
 
+/// An answers-file value read with its flag's parser; a bad one names the key.
+fn from_file<T>(
+    field: &'static str,
+    text: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, SettingsError> {
+    text.map(|text| {
+        parse(&text).map_err(|reason| SettingsError::Value {
+            field,
+            value: text.clone(),
+            source_name: ValueSource::File,
+            reason,
+        })
+    })
+    .transpose()
+}
+
 fn duration(
     pick: &mut Pick<'_>,
     flag: Option<Duration>,
     answers: &Answers,
     default: Duration,
 ) -> Result<Duration, SettingsError> {
-    let file =
-        match &answers.timeout {
-            Some(text) => Some(crate::cli::parse_duration(text).map_err(|reason| {
-                SettingsError::Duration {
-                    field: "timeout",
-                    value: text.clone(),
-                    source_name: ValueSource::File,
-                    reason,
-                }
-            })?),
-            None => None,
-        };
+    let file = from_file(
+        "timeout",
+        answers.timeout.clone(),
+        crate::cli::parse_duration,
+    )?;
     let (value, _) = pick.pick("timeout", "timeout", flag, file, default);
     pick.show("timeout", format!("{}s", value.as_secs_f64()));
     Ok(value)
@@ -221,19 +217,11 @@ fn parallel(
     flag: Option<usize>,
     answers: &Answers,
 ) -> Result<usize, SettingsError> {
-    let file = match answers.parallel {
-        Some(n) => Some(
-            crate::cli::parse_parallel(&n.to_string()).map_err(|reason| {
-                SettingsError::Parallel {
-                    field: "parallel",
-                    value: n.to_string(),
-                    source_name: ValueSource::File,
-                    reason,
-                }
-            })?,
-        ),
-        None => None,
-    };
+    let file = from_file(
+        "parallel",
+        answers.parallel.map(|n| n.to_string()),
+        crate::cli::parse_parallel,
+    )?;
     let (value, _) = pick.pick(
         "parallel",
         "parallel",
@@ -411,17 +399,11 @@ pub fn install(
     );
     pick.show("force", force);
     let parallel = parallel(&mut pick, args.parallel, answers)?;
-    let file_choice = match &answers.prometheus {
-        Some(text) => Some(crate::cli::parse_prometheus_choice(text).map_err(|reason| {
-            SettingsError::Value {
-                field: "prometheus",
-                value: text.clone(),
-                source_name: ValueSource::File,
-                reason,
-            }
-        })?),
-        None => None,
-    };
+    let file_choice = from_file(
+        "prometheus",
+        answers.prometheus.clone(),
+        crate::cli::parse_prometheus_choice,
+    )?;
     let (prometheus, _) = pick.pick(
         "prometheus",
         "prometheus",
@@ -606,17 +588,10 @@ mod tests {
         Answers::parse(text).unwrap()
     }
 
-    fn uninstall_args() -> UninstallArgs {
-        UninstallArgs {
-            namespace: None,
-            timeout: None,
-        }
-    }
-
     #[test]
     fn the_answers_namespace_reaches_verify_status_and_uninstall() {
         let a = answers("namespace: monitoring\ntimeout: 7m\n");
-        let u = uninstall(&uninstall_args(), &NoFlags, &a).unwrap();
+        let u = uninstall(&UninstallArgs::default(), &NoFlags, &a).unwrap();
         assert_eq!(u.namespace.as_str(), "monitoring");
         assert_eq!(u.timeout, Duration::from_secs(420));
         assert!(
@@ -625,26 +600,13 @@ mod tests {
             "{:?}",
             u.describe
         );
-        let s = status(&StatusArgs { namespace: None }, &NoFlags, &a).unwrap();
+        let s = status(&StatusArgs::default(), &NoFlags, &a).unwrap();
         assert_eq!(s.namespace.as_str(), "monitoring");
-        let v = verify(
-            &VerifyArgs {
-                namespace: None,
-                daemonset: None,
-                metrics_url: None,
-                metrics_file: None,
-                prometheus: None,
-                timeout: None,
-                parallel: None,
-            },
-            &NoFlags,
-            &a,
-        )
-        .unwrap();
+        let v = verify(&VerifyArgs::default(), &NoFlags, &a).unwrap();
         assert_eq!(v.namespace.as_str(), "monitoring");
         assert_eq!(v.timeout, Duration::from_secs(420));
         // Without a file: the built-in defaults.
-        let u = uninstall(&uninstall_args(), &NoFlags, &Answers::default()).unwrap();
+        let u = uninstall(&UninstallArgs::default(), &NoFlags, &Answers::default()).unwrap();
         assert_eq!(u.namespace.as_str(), "cadvisor");
         assert_eq!(u.timeout, UNINSTALL_TIMEOUT);
         // A flag beats the file.
@@ -667,14 +629,7 @@ mod tests {
             socket: SocketArgs {
                 containerd_socket: socket.map(PathBuf::from),
             },
-            templates: None,
-            timeout: None,
-            force: false,
-            dry_run: false,
-            no_verify: false,
-            parallel: None,
-            prometheus: None,
-            network_policy: None,
+            ..InstallArgs::default()
         }
     }
 
@@ -709,13 +664,8 @@ mod tests {
     #[test]
     fn parallel_comes_from_the_flag_or_the_answers_file_and_stays_in_range() {
         let verify_args = |parallel| VerifyArgs {
-            namespace: None,
-            daemonset: None,
-            metrics_url: None,
-            metrics_file: None,
-            prometheus: None,
-            timeout: None,
             parallel,
+            ..VerifyArgs::default()
         };
         let v = verify(&verify_args(None), &NoFlags, &Answers::default()).unwrap();
         assert_eq!(v.parallel, crate::verify::DEFAULT_CONCURRENCY);

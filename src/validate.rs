@@ -17,6 +17,31 @@ fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> PlanE
     }
 }
 
+/// `Ok` when `ok`, else the refusal [`invalid`] builds.
+fn check(
+    ok: bool,
+    field: &'static str,
+    value: &str,
+    reason: impl Into<String>,
+) -> Result<(), PlanError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, value, reason))
+    }
+}
+
+/// At most `max` bytes of letters, digits and `extra`, starting and ending with a letter or digit.
+fn alnum_edged(value: &str, max: usize, extra: &[u8]) -> bool {
+    let bytes = value.as_bytes();
+    value.len() <= max
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(b))
+}
+
 /// Refuses characters and sequences that could break out of a YAML scalar or a template, whatever
 /// the field. Runs first, so the message names the dangerous character.
 pub fn safe_text(field: &'static str, value: &str) -> Result<(), PlanError> {
@@ -61,15 +86,12 @@ pub fn dns1123_label(field: &'static str, value: &str) -> Result<(), PlanError> 
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            value,
-            "is not a DNS-1123 label: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. `cadvisor`, `monitoring`)",
-        ))
-    }
+    check(
+        ok,
+        field,
+        value,
+        "is not a DNS-1123 label: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. `cadvisor`, `monitoring`)",
+    )
 }
 
 /// A container image reference as the distribution reference grammar defines it
@@ -359,44 +381,24 @@ fn exponent(text: &str) -> Option<i64> {
 /// list separator (google/cadvisor cmd/cadvisor.go splits on commas).
 pub fn label_key(field: &'static str, value: &str) -> Result<(), PlanError> {
     safe_text(field, value)?;
-    let bytes = value.as_bytes();
-    let ok = value.len() <= 253
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(b));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            value,
-            "is not a container label key: use letters, digits, '.', '_', '-' and '/', starting and ending with a letter or digit (e.g. `io.kubernetes.pod.uid`, `app`)",
-        ))
-    }
+    check(
+        alnum_edged(value, 253, b"._-/"),
+        field,
+        value,
+        "is not a container label key: use letters, digits, '.', '_', '-' and '/', starting and ending with a letter or digit (e.g. `io.kubernetes.pod.uid`, `app`)",
+    )
 }
 
 /// A label value (kubernetes.io: "Labels and Selectors"): at most 63 characters, letters,
 /// digits, `-`, `_` and `.`, starting and ending with a letter or digit.
 pub fn label_value(field: &'static str, value: &str) -> Result<(), PlanError> {
     safe_text(field, value)?;
-    let bytes = value.as_bytes();
-    let ok = value.len() <= 63
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            value,
-            "is not a label value: at most 63 letters, digits, '.', '_' and '-', starting and ending with a letter or digit",
-        ))
-    }
+    check(
+        alnum_edged(value, 63, b"._-"),
+        field,
+        value,
+        "is not a label value: at most 63 letters, digits, '.', '_' and '-', starting and ending with a letter or digit",
+    )
 }
 
 /// A containerd namespace (containerd/containerd namespaces/validate.go):
@@ -407,15 +409,12 @@ pub fn containerd_namespace(field: &'static str, value: &str) -> Result<(), Plan
         && value
             .split(['.', '_', '-'])
             .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            value,
-            "is not a containerd namespace: letters and digits separated by single '.', '_' or '-' (e.g. `k8s.io`)",
-        ))
-    }
+    check(
+        ok,
+        field,
+        value,
+        "is not a containerd namespace: letters and digits separated by single '.', '_' or '-' (e.g. `k8s.io`)",
+    )
 }
 
 /// An absolute, normalised host path of a file (a socket): starts with `/`, no empty, `.` or `..`
@@ -480,18 +479,15 @@ pub const KNOWN_METRICS: &[&str] = &[
 
 pub fn metric_name(field: &'static str, value: &str) -> Result<(), PlanError> {
     safe_text(field, value)?;
-    if KNOWN_METRICS.contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            value,
-            format!(
-                "is not a cAdvisor metric kind; known kinds: {}",
-                KNOWN_METRICS.join(",")
-            ),
-        ))
-    }
+    check(
+        KNOWN_METRICS.contains(&value),
+        field,
+        value,
+        format!(
+            "is not a cAdvisor metric kind; known kinds: {}",
+            KNOWN_METRICS.join(",")
+        ),
+    )
 }
 
 #[cfg(test)]
