@@ -43,7 +43,7 @@ use crate::render::Manifests;
 use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
 use crate::verify::prometheus::PrometheusVerification;
-use crate::verify::{self, Verification, VerifyOptions};
+use crate::verify::{Verification, VerifyOptions};
 
 mod prometheus;
 pub use prometheus::PrometheusOutcome;
@@ -467,17 +467,9 @@ pub async fn install(
         return Ok(report_dry_run(ctx, &applied, would));
     }
     let mut outcome = Outcome {
-        applied,
-        pruned: Vec::new(),
         nodes: groups.layout,
         prometheus,
-        rollout: None,
-        group_rollouts: Vec::new(),
-        ready_to_verify_ms: None,
-        verification: None,
-        prometheus_verification: None,
-        prometheus_note: None,
-        error: None,
+        ..Outcome::new(applied)
     };
     if !ctx.ui.json() {
         for o in &outcome.applied.objects {
@@ -574,27 +566,13 @@ pub async fn install(
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");
     // The verification stage starts here: measured from the watch event that completed the rollout.
     let ready_to_verify = ready_at.elapsed().as_secs_f64() * 1000.0;
-    // Each group's DaemonSet at once, sharing the bound on nodes checked at a time.
-    let share = (args.parallel / targets.len().max(1)).max(1);
-    let checks = targets.iter().map(|t| {
-        let opts = VerifyOptions {
-            expected_socket: t.expected_socket.clone(),
-            concurrency: if several { share } else { args.parallel },
-            ..VerifyOptions::new(&namespace, &t.daemonset, args.timeout)
-        };
-        let spinner = &spinner;
-        async move {
-            verify::verify(cluster, &opts, |msg| {
-                if several {
-                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
-                } else {
-                    spinner.set_message(msg.to_string());
-                }
-            })
-            .await
-        }
+    // Each group's DaemonSet at once.
+    let each = targets.iter().map(|t| VerifyOptions {
+        expected_socket: t.expected_socket.clone(),
+        concurrency: args.parallel,
+        ..VerifyOptions::new(&namespace, &t.daemonset, args.timeout)
     });
-    let verified = futures::future::join_all(checks).await;
+    let verified = super::verify::verify_each(cluster, each.collect(), &spinner).await;
     outcome.ready_to_verify_ms = Some(ready_to_verify);
     ctx.ui.verbose(format!(
         "rollout ready → verification start: {ready_to_verify:.1} ms"
@@ -679,8 +657,8 @@ struct Outcome {
     pruned: Vec<String>,
     /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
     nodes: Option<super::groups::NodeLayout>,
-    /// `cadvisor`'s rollout; the other groups' in `group_rollouts`.
     prometheus: PrometheusOutcome,
+    /// `cadvisor`'s rollout; the other groups' in `group_rollouts`.
     rollout: Option<Rollout>,
     group_rollouts: Vec<Rollout>,
     ready_to_verify_ms: Option<f64>,
@@ -693,6 +671,22 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn new(applied: Applied) -> Outcome {
+        Outcome {
+            applied,
+            pruned: Vec::new(),
+            nodes: None,
+            prometheus: PrometheusOutcome::default(),
+            rollout: None,
+            group_rollouts: Vec::new(),
+            ready_to_verify_ms: None,
+            verification: None,
+            prometheus_verification: None,
+            prometheus_note: None,
+            error: None,
+        }
+    }
+
     fn code(&self) -> ExitCode {
         if let Some(e) = &self.error {
             return super::error::cluster(e);
@@ -923,25 +917,9 @@ mod tests {
         }
     }
 
-    fn outcome(applied: Applied) -> Outcome {
-        Outcome {
-            applied,
-            pruned: Vec::new(),
-            nodes: None,
-            prometheus: PrometheusOutcome::default(),
-            rollout: None,
-            group_rollouts: Vec::new(),
-            ready_to_verify_ms: None,
-            verification: None,
-            prometheus_verification: None,
-            prometheus_note: None,
-            error: None,
-        }
-    }
-
     #[test]
     fn the_install_document_keeps_its_fields_and_the_envelope_apart() {
-        let report = outcome(applied(true, false)).report();
+        let report = Outcome::new(applied(true, false)).report();
         assert!(report.ok() && report.is_changed() && report.message_text().is_none());
         assert!(envelope_collisions(report.body()).is_empty());
         let doc = serde_json::to_value(&report).unwrap();
@@ -959,13 +937,13 @@ mod tests {
         assert_eq!(doc["objects"][0]["action"], "created");
         assert!(doc.get("succeeded").is_none(), "{doc:#}");
 
-        let rerun = outcome(applied(false, false)).report();
+        let rerun = Outcome::new(applied(false, false)).report();
         assert!(rerun.ok() && !rerun.is_changed());
     }
 
     #[test]
     fn an_error_after_apply_is_the_message_and_changed_still_counts() {
-        let mut failed = outcome(applied(true, false));
+        let mut failed = Outcome::new(applied(true, false));
         failed.error = Some(ClusterError::Interrupted {
             doing: "waiting for the rollout".into(),
         });

@@ -67,28 +67,11 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
         &ctx.ui,
         format!("verifying DaemonSet {}/{}", opts.namespace, opts.daemonset),
     );
-    let share = (opts.concurrency / names.len()).max(1);
-    let several = names.len() > 1;
-    let checks = names.iter().map(|name| {
-        let opts = VerifyOptions {
-            daemonset: name.clone(),
-            concurrency: if several { share } else { opts.concurrency },
-            ..opts.clone()
-        };
-        let spinner = &spinner;
-        let cluster = &cluster;
-        async move {
-            verify::verify(cluster, &opts, |msg| {
-                if several {
-                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
-                } else {
-                    spinner.set_message(msg.to_string());
-                }
-            })
-            .await
-        }
+    let each = names.into_iter().map(|daemonset| VerifyOptions {
+        daemonset,
+        ..opts.clone()
     });
-    let results = futures::future::join_all(checks).await;
+    let results = verify_each(&cluster, each.collect(), &spinner).await;
     spinner.finish_and_clear();
     let mut all = Vec::new();
     for result in results {
@@ -102,6 +85,33 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
         );
     };
     Ok(ctx.ui.report(&verified(verification)))
+}
+
+/// Verifies every DaemonSet of `each` at once, sharing the bound on nodes checked at a time
+/// (each one's `concurrency`); with several, the spinner names the DaemonSet of each message.
+pub(super) async fn verify_each(
+    cluster: &crate::cluster::Cluster,
+    each: Vec<VerifyOptions>,
+    spinner: &indicatif::ProgressBar,
+) -> Vec<Result<Verification, crate::cluster::ClusterError>> {
+    let count = each.len();
+    let several = count > 1;
+    let checks = each.into_iter().map(|mut opts| {
+        if several {
+            opts.concurrency = (opts.concurrency / count).max(1);
+        }
+        async move {
+            verify::verify(cluster, &opts, |msg| {
+                if several {
+                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
+                } else {
+                    spinner.set_message(msg.to_string());
+                }
+            })
+            .await
+        }
+    });
+    futures::future::join_all(checks).await
 }
 
 /// `verify --prometheus`: what the cluster runs, against what Prometheus shows.
