@@ -26,7 +26,6 @@ pub enum ValueSource {
     Env,
     File,
     Prompt,
-    Detected,
     Default,
 }
 
@@ -37,7 +36,6 @@ impl fmt::Display for ValueSource {
             ValueSource::Env => "environment",
             ValueSource::File => "config file",
             ValueSource::Prompt => "answer",
-            ValueSource::Detected => "detected",
             ValueSource::Default => "default",
         })
     }

@@ -118,12 +118,6 @@ impl CpuQuantity {
     }
 }
 
-impl MemoryQuantity {
-    pub fn bytes(&self) -> Result<u128, PlanError> {
-        validate::quantity("memory", &self.0, QuantityKind::Memory)
-    }
-}
-
 /// The items as text, `sep`-separated (`cpu,memory`).
 pub fn join<T: std::ops::Deref<Target = str>>(items: &[T], sep: &str) -> String {
     items.iter().map(|i| &**i).collect::<Vec<&str>>().join(sep)

@@ -32,9 +32,6 @@ pub enum Error {
     /// The answers file or the kubeconfig flag cannot be used (exit 2).
     #[error(transparent)]
     Options(#[from] OptionsError),
-    /// A usage error found by a command (exit 2).
-    #[error(transparent)]
-    Usage(#[from] UsageError),
     /// A command's own failure, with its code.
     #[error(transparent)]
     Failure(#[from] Failure),
@@ -74,7 +71,7 @@ impl Error {
     /// The exit-code table (`ExitCode::TABLE`), for every error this crate can return.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Settings(_) | Error::Options(_) | Error::Usage(_) => ExitCode::Usage,
+            Error::Settings(_) | Error::Options(_) => ExitCode::Usage,
             Error::Failure(f) => f.code,
             Error::Host(e) => host(e),
             Error::Probe(e) => probe(e),
@@ -94,21 +91,14 @@ impl Error {
             Error::Context { source, .. } => source.exit_code(),
         }
     }
-
-    /// An unexpected failure described by `message` (exit 1).
-    pub fn msg(message: impl Into<String>) -> Error {
-        Error::Failure(Failure::new(ExitCode::Unexpected, message))
-    }
 }
 
 fn host(e: &HostError) -> ExitCode {
     match e {
         HostError::BadHostRoot { .. } => ExitCode::Usage,
-        HostError::Read { .. }
-        | HostError::Malformed { .. }
-        | HostError::Resolve(_)
-        | HostError::Input(_)
-        | HostError::Detection(_) => ExitCode::Detection,
+        HostError::Resolve(_) | HostError::Input(_) | HostError::Detection(_) => {
+            ExitCode::Detection
+        }
     }
 }
 
@@ -224,22 +214,6 @@ impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
             context: context().into(),
             source: Box::new(e.into()),
         })
-    }
-}
-
-/// A bad value given by the user (exit 2), found by a command after the settings were built
-/// (e.g. what `--metrics-file` names).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UsageError {
-    pub message: String,
-}
-
-impl UsageError {
-    pub fn new(message: impl Into<String>) -> Self {
-        UsageError {
-            message: message.into(),
-        }
     }
 }
 

@@ -301,7 +301,7 @@ mod tests {
         std::fs::create_dir(base.join("b")).unwrap();
         std::fs::write(base.join("b/f"), "x").unwrap();
         symlink(base.join("b"), base.join("a")).unwrap();
-        let root = HostRoot::system();
+        let root = HostRoot::new("/").unwrap();
         assert_eq!(resolve(&root, &base.join("a/f")).unwrap(), base.join("b/f"));
         assert_eq!(
             read_optional(&root, &base.join("a/f")).unwrap().as_deref(),

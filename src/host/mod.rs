@@ -379,14 +379,6 @@ pub async fn probe(
 pub enum HostError {
     #[error("host root {path} does not exist or is not a directory")]
     BadHostRoot { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {reason}")]
-    Malformed { path: PathBuf, reason: String },
     /// A host path that leads nowhere inside the root (a link loop).
     #[error(transparent)]
     Resolve(#[from] fs::ResolveError),

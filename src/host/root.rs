@@ -11,13 +11,6 @@ pub struct HostRoot {
 }
 
 impl HostRoot {
-    /// The real host.
-    pub fn system() -> Self {
-        HostRoot {
-            root: PathBuf::from("/"),
-        }
-    }
-
     /// A host root that must exist and be a directory.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, HostError> {
         let root = root.into();
@@ -57,14 +50,6 @@ impl HostRoot {
             }
         }
         out
-    }
-
-    /// Maps a path under this root back to a host path: `<root>/etc/x` → `/etc/x`.
-    pub fn to_host(&self, local: &Path) -> Option<PathBuf> {
-        local
-            .strip_prefix(&self.root)
-            .ok()
-            .map(|rel| Path::new("/").join(rel))
     }
 }
 
@@ -147,15 +132,11 @@ mod tests {
         assert_eq!(r.resolve("/etc/x"), PathBuf::from("/tmp/h/etc/x"));
         assert_eq!(r.resolve("/../../etc"), PathBuf::from("/tmp/h/etc"));
         assert_eq!(r.resolve("/a/../b"), PathBuf::from("/tmp/h/b"));
-        assert_eq!(
-            r.to_host(Path::new("/tmp/h/var/run")),
-            Some(PathBuf::from("/var/run"))
-        );
     }
 
     #[test]
     fn system_root_is_identity() {
-        let r = HostRoot::system();
+        let r = HostRoot::new("/").unwrap();
         assert_eq!(r.resolve("/run/x.sock"), PathBuf::from("/run/x.sock"));
     }
 }

@@ -126,9 +126,7 @@ pub fn select_prometheus(ui: &Ui, ids: &[String]) -> Result<Option<usize>, Promp
 pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     let theme = theme(ui);
     let theme = theme.as_ref();
-    let given = |r: &Resolved, name: &str| {
-        !matches!(r.source(name), ValueSource::Default | ValueSource::Detected)
-    };
+    let given = |r: &Resolved, name: &str| r.source(name) != ValueSource::Default;
 
     if given(resolved, "namespace") {
         show(ui, resolved, "namespace", &resolved.plan.namespace);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::api::{Series, Target};
+use super::api::Target;
 
 /// One cAdvisor pod we expect Prometheus to scrape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -298,15 +298,6 @@ pub fn queries(job: &str, subject: Option<&Subject>) -> [String; 3] {
             format!("{METRIC}{{job={job},container_label_io_kubernetes_pod_name!=\"\",pod=\"\"}}"),
             format!("{METRIC}{{job={job}}}"),
         ],
-    }
-}
-
-/// Counts the answers of [`queries`].
-pub fn query_result(answers: [&[Series]; 3]) -> QueryResult {
-    QueryResult {
-        relabelled: answers[0].len(),
-        unrelabelled: answers[1].len(),
-        in_job: answers[2].len(),
     }
 }
 
