@@ -132,10 +132,6 @@ impl Manifests {
             })
             .collect()
     }
-
-    pub fn find(&self, kind: &str) -> Option<&Manifest> {
-        self.documents.iter().find(|d| d.kind == kind)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

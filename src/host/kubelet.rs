@@ -92,8 +92,19 @@ fn args_file(
             return;
         }
     };
-    out.kubelet.args_file = Some(PathBuf::from(host_path));
     let args = Args::parse(&text, vars);
+    kubelet_flags(&args, host_path, out, warnings);
+    if let Some(config) = args.get("config").filter(|v| !v.is_empty()) {
+        // Flags win over the config file (kubelet semantics), so fill only what is missing.
+        config_file(root, config, out, warnings);
+    } else if out.kubelet.cgroup_driver.is_none() {
+        out.driver_defaulted = true;
+    }
+}
+
+/// What the kubelet's flags in `host_path` say: its runtime endpoint, node name and cgroup driver.
+fn kubelet_flags(args: &Args, host_path: &str, out: &mut KubeletScan, warnings: &mut Vec<String>) {
+    out.kubelet.args_file = Some(PathBuf::from(host_path));
     if let Some(v) = args
         .get("container-runtime-endpoint")
         .filter(|v| !v.is_empty())
@@ -106,12 +117,6 @@ fn args_file(
     }
     if let Some(v) = args.get("cgroup-driver") {
         set_driver(out, v, format!("{host_path}: --cgroup-driver"), warnings);
-    }
-    if let Some(config) = args.get("config").filter(|v| !v.is_empty()) {
-        // Flags win over the config file (kubelet semantics), so fill only what is missing.
-        config_file(root, config, out, warnings);
-    } else if out.kubelet.cgroup_driver.is_none() {
-        out.driver_defaulted = true;
     }
 }
 
@@ -183,20 +188,7 @@ fn kubeadm(root: &HostRoot, out: &mut KubeletScan, warnings: &mut Vec<String>) {
                 .find_map(|l| l.trim().strip_prefix("KUBELET_KUBEADM_ARGS="))
                 .unwrap_or_default();
             let args = Args::parse(line, &SnapVars::empty());
-            out.kubelet.args_file = Some(PathBuf::from(FLAGS_ENV));
-            if let Some(v) = args
-                .get("container-runtime-endpoint")
-                .filter(|v| !v.is_empty())
-            {
-                out.kubelet.runtime_endpoint = Some(v.to_string());
-                out.endpoint_origin = Some(format!("{FLAGS_ENV}: --container-runtime-endpoint"));
-            }
-            if let Some(v) = args.get("cgroup-driver") {
-                set_driver(out, v, format!("{FLAGS_ENV}: --cgroup-driver"), warnings);
-            }
-            if let Some(v) = args.get("hostname-override").filter(|v| !v.is_empty()) {
-                out.kubelet.node_name = Some(v.to_lowercase());
-            }
+            kubelet_flags(&args, FLAGS_ENV, out, warnings);
         }
         Ok(None) => {}
         Err(e) => warnings.push(e.to_string()),
