@@ -8,27 +8,17 @@ use kube::discovery::oneshot;
 
 use super::{Cluster, ClusterError, classify};
 
+const RBAC: &str = "rbac.authorization.k8s.io/v1";
+
 /// Kinds cadvisor-setup may render, with their plurals, in apply order (namespace first).
 pub const KNOWN: &[(&str, &str, &str)] = &[
     ("v1", "Namespace", "namespaces"),
     ("v1", "ServiceAccount", "serviceaccounts"),
     ("v1", "ConfigMap", "configmaps"),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRole",
-        "clusterroles",
-    ),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-    ),
-    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
-    (
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        "rolebindings",
-    ),
+    (RBAC, "ClusterRole", "clusterroles"),
+    (RBAC, "ClusterRoleBinding", "clusterrolebindings"),
+    (RBAC, "Role", "roles"),
+    (RBAC, "RoleBinding", "rolebindings"),
     // Before the DaemonSet, so cAdvisor's pods never run unprotected.
     ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ("v1", "Service", "services"),
