@@ -53,10 +53,7 @@ impl FlagSources for clap::ArgMatches {
             Some((_, sub)) => sub,
             None => self,
         };
-        match matches.try_get_raw(id) {
-            Ok(Some(_)) => {}
-            _ => return None,
-        }
+        matches.try_get_raw(id).ok().flatten()?;
         match matches.value_source(id) {
             Some(clap::parser::ValueSource::CommandLine) => Some(ValueSource::Flag),
             Some(clap::parser::ValueSource::EnvVariable) => Some(ValueSource::Env),

@@ -252,32 +252,29 @@ pub(super) async fn configz(
 }
 
 fn failure_message(rt: &Runtime) -> String {
-    if rt.ambiguous {
-        let live: Vec<String> = rt
+    let paths = |keep: fn(&host::SocketCandidate) -> bool| {
+        let paths: Vec<String> = rt
             .candidates
             .iter()
-            .filter(|c| c.probe.kubernetes_containers.unwrap_or(0) > 0)
+            .filter(|c| keep(c))
             .map(|c| c.path.display().to_string())
             .collect();
+        paths.join(", ")
+    };
+    if rt.ambiguous {
         format!(
             "several containerd sockets hold kubelet containers ({}) and nothing says which one the kubelet uses; choose one with {SETTLE_FLAG} PATH",
-            live.join(", ")
+            paths(|c| c.probe.kubernetes_containers.unwrap_or(0) > 0)
         )
     } else {
-        let live: Vec<String> = rt
-            .candidates
-            .iter()
-            .filter(|c| c.probe.version.is_some())
-            .map(|c| c.path.display().to_string())
-            .collect();
+        let live = paths(|c| c.probe.version.is_some());
         if live.is_empty() {
             format!(
                 "no containerd socket answered; if containerd runs elsewhere, pass {SETTLE_FLAG} PATH"
             )
         } else {
             format!(
-                "containerd answers at {} but no socket holds kubelet containers in k8s.io; if one of them runs your pods (none yet?), pass {SETTLE_FLAG} PATH",
-                live.join(", ")
+                "containerd answers at {live} but no socket holds kubelet containers in k8s.io; if one of them runs your pods (none yet?), pass {SETTLE_FLAG} PATH"
             )
         }
     }

@@ -203,10 +203,7 @@ pub trait ResultExt<T> {
 
 impl<T, E: Into<Error>> ResultExt<T> for std::result::Result<T, E> {
     fn context(self, context: impl Into<String>) -> Result<T> {
-        self.map_err(|e| Error::Context {
-            context: context.into(),
-            source: Box::new(e.into()),
-        })
+        self.with_context(|| context)
     }
 
     fn with_context<S: Into<String>>(self, context: impl FnOnce() -> S) -> Result<T> {
