@@ -77,7 +77,8 @@ fn present(root: &HostRoot, host_path: &str, warnings: &mut Vec<String>) -> bool
     }
 }
 
-fn plain(kind: DistroKind, evidence: Vec<String>) -> Distribution {
+/// A distribution known only by its kind and the evidence for it.
+pub fn plain(kind: DistroKind, evidence: Vec<String>) -> Distribution {
     Distribution {
         kind,
         version: None,

@@ -173,14 +173,7 @@ mod tests {
     use super::*;
 
     fn distro(kind: DistroKind) -> Distribution {
-        Distribution {
-            kind,
-            version: None,
-            revision: None,
-            confinement: None,
-            worker_only: false,
-            evidence: vec![],
-        }
+        crate::host::distro::plain(kind, Vec::new())
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::preset as preset_facts;
 use super::{NAME, Plan, PlanError, PlanOptions};
-use crate::host::{CgroupDriver, CgroupMode, DistroKind, HostFacts, Runtime, RuntimeKind};
+use crate::host::{CgroupDriver, DistroKind, HostFacts, RuntimeKind};
 
 /// The label that tells the pods of one group's DaemonSet apart (its selector), on every
 /// DaemonSet but `cadvisor` (whose selector is immutable once applied).
@@ -191,19 +191,10 @@ pub fn plans(
 /// A group's facts as detection would have found them on one of its nodes.
 pub fn facts_of(g: &Group) -> HostFacts {
     let mut facts = preset_facts(g.distribution);
-    facts.runtime = Runtime {
-        kind: g.runtime,
-        socket: Some(g.socket.clone()),
-        namespace: "k8s.io".to_string(),
-        version: None,
-        verified: false,
-        ambiguous: false,
-        candidates: Vec::new(),
-    };
-    facts.cgroup.mode = CgroupMode::Unknown;
+    facts.runtime.kind = g.runtime;
+    facts.runtime.socket = Some(g.socket.clone());
     facts.cgroup.driver = g.cgroup_driver;
     facts.cgroup.driver_source = None;
-    facts.warnings.clear();
     facts
 }
 

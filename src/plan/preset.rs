@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use crate::host::{
-    Cgroup, CgroupDriver, CgroupMode, Distribution, DistroKind, HostFacts, Kubelet, Runtime,
-    RuntimeKind, layout,
+    Cgroup, CgroupDriver, CgroupMode, DistroKind, HostFacts, Kubelet, Runtime, RuntimeKind, layout,
 };
 
 /// The default runtime socket and cgroup driver of a distribution, from [`layout`].
@@ -37,14 +36,10 @@ fn defaults(kind: DistroKind) -> Defaults {
 pub fn preset(kind: DistroKind) -> HostFacts {
     let d = defaults(kind);
     HostFacts {
-        distribution: Distribution {
+        distribution: crate::host::distro::plain(
             kind,
-            version: None,
-            revision: None,
-            confinement: None,
-            worker_only: false,
-            evidence: vec![format!("--distro {kind}: {}", d.source)],
-        },
+            vec![format!("--distro {kind}: {}", d.source)],
+        ),
         runtime: Runtime {
             kind: RuntimeKind::Containerd,
             socket: Some(PathBuf::from(d.socket)),
