@@ -147,7 +147,7 @@ impl Detected {
 /// the reason it was not asked, or the error.
 impl Serialize for ClusterOutcome {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
+        #[derive(Serialize, Default)]
         struct Shown<'a> {
             checked: bool,
             reachable: Option<bool>,
@@ -160,32 +160,26 @@ impl Serialize for ClusterOutcome {
         }
         let shown = match self {
             ClusterOutcome::Skipped(why) => Shown {
-                checked: false,
-                reachable: None,
                 reason: Some(why),
-                error: None,
-                node: None,
+                ..Shown::default()
             },
             ClusterOutcome::Unreachable(why) => Shown {
                 checked: true,
                 reachable: Some(false),
-                reason: None,
                 error: Some(format!("API server not reachable: {why}")),
-                node: None,
+                ..Shown::default()
             },
             ClusterOutcome::NotANode(why) => Shown {
                 checked: true,
                 reachable: Some(true),
                 reason: Some(why),
-                error: None,
-                node: None,
+                ..Shown::default()
             },
             ClusterOutcome::Node(n) => Shown {
                 checked: true,
                 reachable: Some(true),
-                reason: None,
-                error: None,
                 node: Some(n),
+                ..Shown::default()
             },
         };
         shown.serialize(s)
