@@ -121,9 +121,12 @@ pub async fn read_for_install(
         .next()
         .unwrap_or_default()
         .to_string();
-    let installed: Vec<String> = installed_groups(cluster, namespace)
+    let prefix = format!("{}-", crate::plan::NAME);
+    let installed: Vec<String> = crate::cluster::status::our_daemonsets(cluster, namespace)
         .await
-        .iter()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| o.name.starts_with(&prefix))
         .map(|o| o.describe())
         .collect();
     if !installed.is_empty() {
@@ -141,20 +144,6 @@ pub async fn read_for_install(
         ctx.ui.warn("warning:")
     ));
     Ok(None)
-}
-
-/// Our node groups' DaemonSets (`cadvisor-…`, by our label) in `namespace`; none when they
-/// cannot be listed.
-pub async fn installed_groups(
-    cluster: &Cluster,
-    namespace: &str,
-) -> Vec<crate::cluster::status::ManagedObject> {
-    let prefix = format!("{}-", crate::plan::NAME);
-    let mut ours = crate::cluster::status::our_daemonsets(cluster, namespace)
-        .await
-        .unwrap_or_default();
-    ours.retain(|o| o.name.starts_with(&prefix));
-    ours
 }
 
 /// What to deploy: one plan per node group when the cluster's layout is known, else (no layout,

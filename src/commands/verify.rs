@@ -53,8 +53,15 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
     // `cadvisor` and the DaemonSets of the other node groups install made (by our label).
     let mut names = vec![opts.daemonset.clone()];
     if opts.daemonset == crate::plan::NAME {
-        let groups = super::groups::installed_groups(&cluster, &opts.namespace).await;
-        names.extend(groups.into_iter().map(|o| o.name));
+        let prefix = format!("{}-", crate::plan::NAME);
+        let ours = crate::cluster::status::our_daemonsets(&cluster, &opts.namespace)
+            .await
+            .unwrap_or_default();
+        names.extend(
+            ours.into_iter()
+                .map(|o| o.name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
     }
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
