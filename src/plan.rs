@@ -71,7 +71,7 @@ pub const DEFAULT_MEMORY_REQUEST: &str = "200Mi";
 pub const DEFAULT_MEMORY_LIMIT: &str = "500Mi";
 
 /// Options after precedence (flag > env > file > default) was applied, see `crate::options`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PlanOptions {
     pub namespace: Namespace,
     pub image: Image,
@@ -93,28 +93,6 @@ pub struct PlanOptions {
     pub namespace_labels: BTreeMap<String, String>,
     /// Render a NetworkPolicy admitting only these peers to cAdvisor's port.
     pub network_policy: Option<NetworkPolicyPlan>,
-}
-
-impl Default for PlanOptions {
-    fn default() -> Self {
-        PlanOptions {
-            namespace: Namespace::built_in(DEFAULT_NAMESPACE),
-            image: Image::built_in(DEFAULT_IMAGE),
-            metrics: None,
-            extra_labels: Vec::new(),
-            containerd_namespace: None,
-            cpu_request: None,
-            cpu_limit: None,
-            memory_request: None,
-            memory_limit: None,
-            privileged: false,
-            service_monitor: false,
-            grafana_dashboard: false,
-            service_monitor_labels: BTreeMap::new(),
-            namespace_labels: BTreeMap::new(),
-            network_policy: None,
-        }
-    }
 }
 
 /// What will be deployed. Plain, validated data: the templates' only input (as `plan`).

@@ -28,11 +28,6 @@ macro_rules! checked_text {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            /// A built-in default (a constant; `tests::built_in_defaults_parse` checks each).
-            pub fn built_in(text: &'static str) -> Self {
-                $name(text.to_string())
-            }
         }
 
         impl std::str::FromStr for $name {
@@ -115,6 +110,19 @@ impl CpuQuantity {
     /// Milli-CPUs (the text was checked, so it parses).
     pub fn millis(&self) -> Result<u128, PlanError> {
         validate::quantity("cpu", &self.0, QuantityKind::Cpu)
+    }
+}
+
+// The built-in defaults (constants; `tests::built_in_defaults_parse` checks each).
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace(crate::plan::DEFAULT_NAMESPACE.to_string())
+    }
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image(crate::plan::DEFAULT_IMAGE.to_string())
     }
 }
 
