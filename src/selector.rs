@@ -243,13 +243,7 @@ fn qualified_name(key: &str) -> bool {
 /// Empty, or at most 63 characters of alphanumerics, `-`, `_`, `.`, starting and ending
 /// alphanumeric.
 fn label_value(value: &str) -> bool {
-    let b = value.as_bytes();
-    value.is_empty()
-        || (b.len() <= 63
-            && b.first().is_some_and(u8::is_ascii_alphanumeric)
-            && b.last().is_some_and(u8::is_ascii_alphanumeric)
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c)))
+    value.is_empty() || crate::validate::alnum_edged(value, 63, b"-_.")
 }
 
 fn join(values: &BTreeSet<&str>) -> String {

@@ -32,7 +32,7 @@ fn check(
 }
 
 /// At most `max` bytes of letters, digits and `extra`, starting and ending with a letter or digit.
-fn alnum_edged(value: &str, max: usize, extra: &[u8]) -> bool {
+pub(crate) fn alnum_edged(value: &str, max: usize, extra: &[u8]) -> bool {
     let bytes = value.as_bytes();
     value.len() <= max
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
@@ -572,31 +572,20 @@ mod tests {
 
     #[test]
     fn quantities() {
-        assert_eq!(quantity("--cpu", "100m", QuantityKind::Cpu).ok(), Some(100));
-        assert_eq!(quantity("--cpu", "2", QuantityKind::Cpu).ok(), Some(2000));
-        assert_eq!(quantity("--cpu", "+.5", QuantityKind::Cpu).ok(), Some(500));
-        assert_eq!(quantity("--cpu", "1.", QuantityKind::Cpu).ok(), Some(1000));
-        assert_eq!(
-            quantity("--memory", "1Ki", QuantityKind::Memory).ok(),
-            Some(1024)
-        );
-        assert_eq!(
-            quantity("--memory", "0.5Ki", QuantityKind::Memory).ok(),
-            Some(512)
-        );
-        assert_eq!(
-            quantity("--memory", "1e3", QuantityKind::Memory).ok(),
-            Some(1000)
-        );
-        assert_eq!(
-            quantity("--memory", "12E-1", QuantityKind::Memory).ok(),
-            None,
-            "1.2 bytes"
-        );
-        assert_eq!(
-            quantity("--memory", "120e-1", QuantityKind::Memory).ok(),
-            Some(12)
-        );
+        use QuantityKind::{Cpu, Memory};
+        for (text, kind, units) in [
+            ("100m", Cpu, Some(100)),
+            ("2", Cpu, Some(2000)),
+            ("+.5", Cpu, Some(500)),
+            ("1.", Cpu, Some(1000)),
+            ("1Ki", Memory, Some(1024)),
+            ("0.5Ki", Memory, Some(512)),
+            ("1e3", Memory, Some(1000)),
+            ("12E-1", Memory, None), // 1.2 bytes
+            ("120e-1", Memory, Some(12)),
+        ] {
+            assert_eq!(quantity("--q", text, kind).ok(), units, "{text}");
+        }
         for bad in ["", "m", "1.2.3", "-1", "0", "10x", "1e", "1 Gi", "1Gi\n"] {
             assert!(
                 quantity("--memory", bad, QuantityKind::Memory).is_err(),
