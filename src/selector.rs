@@ -225,17 +225,7 @@ fn qualified_name(key: &str) -> bool {
         None => (None, key),
     };
     let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|part| {
-                !part.is_empty()
-                    && part.len() <= 63
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !part.starts_with('-')
-                    && !part.ends_with('-')
-            })
+        !p.is_empty() && p.len() <= 253 && p.split('.').all(crate::validate::is_dns1123_label)
     });
     prefix_ok && !name.is_empty() && label_value(name)
 }

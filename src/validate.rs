@@ -80,18 +80,23 @@ pub fn safe_text(field: &'static str, value: &str) -> Result<(), PlanError> {
 /// letters, digits and `-`, starting and ending with a letter or digit.
 pub fn dns1123_label(field: &'static str, value: &str) -> Result<(), PlanError> {
     safe_text(field, value)?;
-    let ok = value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
     check(
-        ok,
+        is_dns1123_label(value),
         field,
         value,
         "is not a DNS-1123 label: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. `cadvisor`, `monitoring`)",
     )
+}
+
+/// Whether `value` is a DNS-1123 label (see [`dns1123_label`]).
+pub(crate) fn is_dns1123_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
 }
 
 /// A container image reference as the distribution reference grammar defines it
