@@ -633,31 +633,20 @@ mod tests {
         }
     }
 
+    /// `install` with no flag, reading `answers`.
+    fn install_from(answers: &Answers) -> Result<InstallSettings, SettingsError> {
+        install(&install_args(PlanArgs::default(), None), &NoFlags, answers)
+    }
+
     #[test]
     fn timeout_and_force_from_the_answers_file_are_honoured() {
-        let s = install(
-            &install_args(PlanArgs::default(), None),
-            &NoFlags,
-            &answers("timeout: 90s\nforce: true\n"),
-        )
-        .unwrap();
+        let s = install_from(&answers("timeout: 90s\nforce: true\n")).unwrap();
         assert_eq!(s.timeout, Duration::from_secs(90));
         assert!(s.force);
-        let s = install(
-            &install_args(PlanArgs::default(), None),
-            &NoFlags,
-            &Answers::default(),
-        )
-        .unwrap();
+        let s = install_from(&Answers::default()).unwrap();
         assert_eq!(s.timeout, INSTALL_TIMEOUT);
         assert!(!s.force);
-        let e = install(
-            &install_args(PlanArgs::default(), None),
-            &NoFlags,
-            &answers("timeout: soon\n"),
-        )
-        .err()
-        .unwrap();
+        let e = install_from(&answers("timeout: soon\n")).err().unwrap();
         assert!(e.to_string().contains("timeout `soon`"), "{e}");
     }
 
@@ -680,16 +669,13 @@ mod tests {
         );
         let v = verify(&verify_args(Some(2)), &NoFlags, &a).unwrap();
         assert_eq!(v.parallel, 2);
-        let s = install(&install_args(PlanArgs::default(), None), &NoFlags, &a).unwrap();
+        let s = install_from(&a).unwrap();
         assert_eq!(s.parallel, 4);
         for text in ["parallel: 0\n", "parallel: 257\n"] {
             let a = answers(text);
             let e = verify(&verify_args(None), &NoFlags, &a).err().unwrap();
             assert!(e.to_string().contains("from 1 to 256"), "{e}");
-            assert!(
-                install(&install_args(PlanArgs::default(), None), &NoFlags, &a).is_err(),
-                "{text}"
-            );
+            assert!(install_from(&a).is_err(), "{text}");
         }
         for text in ["parallel: x\n", "parallel: -1\n"] {
             assert!(Answers::parse(text).is_err(), "{text}");
@@ -731,10 +717,7 @@ mod tests {
             "metrics: [cpu, nonsense]\n",
         ] {
             let a = answers(text);
-            assert!(
-                install(&install_args(PlanArgs::default(), None), &NoFlags, &a).is_err(),
-                "{text}"
-            );
+            assert!(install_from(&a).is_err(), "{text}");
         }
         for relative in ["containerd.sock", "./run/containerd.sock"] {
             let e = install(
