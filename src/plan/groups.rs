@@ -201,6 +201,8 @@ pub fn facts_of(g: &Group) -> HostFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use CgroupDriver::{Cgroupfs, Systemd};
+    use DistroKind::{Kubeadm, Microk8s};
 
     fn m(node: &str, socket: &str, driver: Option<CgroupDriver>, kind: DistroKind) -> Member {
         Member {
@@ -219,13 +221,8 @@ mod tests {
     #[test]
     fn one_layout_is_one_group_named_cadvisor() {
         let members = [
-            m(
-                "a",
-                MK8S,
-                Some(CgroupDriver::Cgroupfs),
-                DistroKind::Microk8s,
-            ),
-            m("b", MK8S, None, DistroKind::Microk8s),
+            m("a", MK8S, Some(Cgroupfs), Microk8s),
+            m("b", MK8S, None, Microk8s),
         ];
         let (groups, left) = group(&members, None, None);
         assert!(left.is_empty());
@@ -237,30 +234,10 @@ mod tests {
     #[test]
     fn socket_and_cgroup_flag_split_groups_and_names_are_stable() {
         let members = [
-            m(
-                "mk-1",
-                MK8S,
-                Some(CgroupDriver::Cgroupfs),
-                DistroKind::Microk8s,
-            ),
-            m(
-                "mk-2",
-                MK8S,
-                Some(CgroupDriver::Cgroupfs),
-                DistroKind::Microk8s,
-            ),
-            m(
-                "kadm",
-                DEFAULT,
-                Some(CgroupDriver::Systemd),
-                DistroKind::Kubeadm,
-            ),
-            m(
-                "kadm-fs",
-                DEFAULT,
-                Some(CgroupDriver::Cgroupfs),
-                DistroKind::Kubeadm,
-            ),
+            m("mk-1", MK8S, Some(Cgroupfs), Microk8s),
+            m("mk-2", MK8S, Some(Cgroupfs), Microk8s),
+            m("kadm", DEFAULT, Some(Systemd), Kubeadm),
+            m("kadm-fs", DEFAULT, Some(Cgroupfs), Kubeadm),
         ];
         let (groups, _) = group(&members, None, None);
         assert_eq!(groups.len(), 3);
@@ -273,12 +250,7 @@ mod tests {
         }
         // A node joining another group changes no name; this host's group takes `cadvisor`.
         let mut more = members.to_vec();
-        more.push(m(
-            "kadm-2",
-            DEFAULT,
-            Some(CgroupDriver::Systemd),
-            DistroKind::Kubeadm,
-        ));
+        more.push(m("kadm-2", DEFAULT, Some(Systemd), Kubeadm));
         let (again, _) = group(&more, None, Some(Path::new(MK8S)));
         let names = |gs: &[Group]| gs.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&again), names(&groups));
@@ -299,11 +271,7 @@ mod tests {
     fn nodes_without_a_socket_are_left_out() {
         let mut lost = m("x", MK8S, None, DistroKind::Unknown);
         lost.socket = None;
-        let (groups, left) = group(
-            &[lost, m("a", MK8S, None, DistroKind::Microk8s)],
-            None,
-            None,
-        );
+        let (groups, left) = group(&[lost, m("a", MK8S, None, Microk8s)], None, None);
         assert_eq!(left, ["x"]);
         assert_eq!(groups.len(), 1);
     }
@@ -311,26 +279,13 @@ mod tests {
     #[test]
     fn one_group_plans_exactly_as_a_single_node_and_several_are_pinned() {
         let opts = PlanOptions::default();
-        let host = preset_facts(DistroKind::Microk8s);
-        let one = [m(
-            "a",
-            MK8S,
-            Some(CgroupDriver::Cgroupfs),
-            DistroKind::Microk8s,
-        )];
+        let host = preset_facts(Microk8s);
+        let one = [m("a", MK8S, Some(Cgroupfs), Microk8s)];
         let (groups, _) = group(&one, Some("a"), None);
         let plans = plans(&groups, Some(&host), &opts).unwrap();
         assert_eq!(plans, vec![super::super::make(&host, &opts).unwrap()]);
 
-        let mixed = [
-            one[0].clone(),
-            m(
-                "k",
-                DEFAULT,
-                Some(CgroupDriver::Systemd),
-                DistroKind::Kubeadm,
-            ),
-        ];
+        let mixed = [one[0].clone(), m("k", DEFAULT, Some(Systemd), Kubeadm)];
         let (groups, _) = group(&mixed, Some("a"), None);
         let plans = super::plans(&groups, Some(&host), &opts).unwrap();
         assert_eq!(plans[0].daemonset.name, "cadvisor");
