@@ -48,15 +48,11 @@ pub fn discover(
     distro: &Distribution,
     user: &KubeconfigEnv,
 ) -> Option<KubeconfigFacts> {
+    // A file the user named (flag, environment, home): links are followed.
+    let user_file = |p: &Path, source| check(p, p.to_path_buf(), source, distro, Follow::Links);
     if let Some(flag) = &user.flag {
         // Given explicitly: reported even when missing or unreadable.
-        return Some(check(
-            flag,
-            flag.clone(),
-            KubeconfigSource::Flag,
-            distro,
-            Follow::Links,
-        ));
+        return Some(user_file(flag, KubeconfigSource::Flag));
     }
     if let Some(env) = &user.env {
         // Every existing file of the list, merged in order (kubernetes.io "Organizing Cluster
@@ -65,13 +61,7 @@ pub fn discover(
         let mut existing =
             std::env::split_paths(env).filter(|p| !p.as_os_str().is_empty() && p.exists());
         if let Some(first) = existing.next() {
-            let mut facts = check(
-                &first,
-                first.clone(),
-                KubeconfigSource::Env,
-                distro,
-                Follow::Links,
-            );
+            let mut facts = user_file(&first, KubeconfigSource::Env);
             facts.merged = existing.collect();
             return Some(facts);
         }
@@ -79,13 +69,7 @@ pub fn discover(
     if let Some(home) = &user.home {
         let p = home.join(".kube/config");
         if p.exists() {
-            return Some(check(
-                &p,
-                p.clone(),
-                KubeconfigSource::Home,
-                distro,
-                Follow::Links,
-            ));
+            return Some(user_file(&p, KubeconfigSource::Home));
         }
     }
     for host_path in admin_paths(distro.kind) {
