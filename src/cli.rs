@@ -517,19 +517,11 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(
-            parse_duration("90s"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_duration("5m"),
-            Ok(std::time::Duration::from_secs(300))
-        );
-        assert_eq!(parse_duration("7"), Ok(std::time::Duration::from_secs(7)));
-        assert_eq!(
-            parse_duration("250ms"),
-            Ok(std::time::Duration::from_millis(250))
-        );
+        use std::time::Duration;
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("m").is_err());
     }
