@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    DetectArgs, DistroPreset, InstallArgs, RenderArgs, StatusArgs, UninstallArgs, VerifyArgs,
+    DetectArgs, DistroPreset, InstallArgs, NetworkPolicyMode, PrometheusChoice, RenderArgs,
+    ServiceMonitorMode, StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel,
+    parse_prometheus_choice,
 };
 use crate::input::ReadError;
 use crate::options::{Answers, FlagSources, OptionsError, Resolved, ValueSource};
@@ -200,11 +202,7 @@ fn duration(
     answers: &Answers,
     default: Duration,
 ) -> Result<Duration, SettingsError> {
-    let file = from_file(
-        "timeout",
-        answers.timeout.clone(),
-        crate::cli::parse_duration,
-    )?;
+    let file = from_file("timeout", answers.timeout.clone(), parse_duration)?;
     let (value, _) = pick.pick("timeout", "timeout", flag, file, default);
     pick.show("timeout", format!("{}s", value.as_secs_f64()));
     Ok(value)
@@ -220,7 +218,7 @@ fn parallel(
     let file = from_file(
         "parallel",
         answers.parallel.map(|n| n.to_string()),
-        crate::cli::parse_parallel,
+        parse_parallel,
     )?;
     let (value, _) = pick.pick(
         "parallel",
@@ -367,8 +365,8 @@ pub struct InstallSettings {
     pub no_verify: bool,
     /// Nodes verified at once.
     pub parallel: usize,
-    pub prometheus: crate::cli::PrometheusChoice,
-    pub network_policy: crate::cli::NetworkPolicyMode,
+    pub prometheus: PrometheusChoice,
+    pub network_policy: NetworkPolicyMode,
     /// `timeout`, `force` and `parallel` lines for `-v` (the plan values describe themselves).
     pub describe: Vec<String>,
 }
@@ -402,18 +400,18 @@ pub fn install(
     let file_choice = from_file(
         "prometheus",
         answers.prometheus.clone(),
-        crate::cli::parse_prometheus_choice,
+        parse_prometheus_choice,
     )?;
     let (prometheus, _) = pick.pick(
         "prometheus",
         "prometheus",
         args.prometheus.clone(),
         file_choice,
-        crate::cli::PrometheusChoice::Auto,
+        PrometheusChoice::Auto,
     );
     pick.show("prometheus", &prometheus);
-    let explicit = matches!(prometheus, crate::cli::PrometheusChoice::Named { .. });
-    if explicit && resolved.service_monitor == crate::cli::ServiceMonitorMode::Never {
+    let explicit = matches!(prometheus, PrometheusChoice::Named { .. });
+    if explicit && resolved.service_monitor == ServiceMonitorMode::Never {
         return Err(SettingsError::PrometheusWithoutServiceMonitor {
             choice: prometheus.to_string(),
         });
@@ -423,7 +421,7 @@ pub fn install(
         "network_policy",
         args.network_policy,
         answers.network_policy,
-        crate::cli::NetworkPolicyMode::Auto,
+        NetworkPolicyMode::Auto,
     );
     pick.show(
         "network-policy",
@@ -461,17 +459,15 @@ impl PrometheusTarget {
             reason,
         };
         if !value.contains("://") {
-            return match crate::cli::parse_prometheus_choice(value) {
-                Ok(crate::cli::PrometheusChoice::Auto) => {
-                    Ok(PrometheusTarget::Operator(Choice::Auto))
-                }
-                Ok(crate::cli::PrometheusChoice::Named { namespace, name }) => {
+            return match parse_prometheus_choice(value) {
+                Ok(PrometheusChoice::Auto) => Ok(PrometheusTarget::Operator(Choice::Auto)),
+                Ok(PrometheusChoice::Named { namespace, name }) => {
                     Ok(PrometheusTarget::Operator(Choice::Named {
                         namespace,
                         name,
                     }))
                 }
-                Ok(crate::cli::PrometheusChoice::None) => {
+                Ok(PrometheusChoice::None) => {
                     Err(bad("`none` leaves nothing to verify through".to_string()))
                 }
                 Err(reason) => Err(bad(reason)),
