@@ -1035,14 +1035,22 @@ mod bench {
         let counts: Vec<usize> = std::env::var("CADVISOR_SETUP_BENCH_NODES")
             .unwrap_or_else(|_| "200,500".into())
             .split(',')
-            .map(|n| n.trim().parse().expect("CADVISOR_SETUP_BENCH_NODES: counts"))
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("CADVISOR_SETUP_BENCH_NODES: counts")
+            })
             .collect();
         let latency = Duration::from_millis(
-            std::env::var("CADVISOR_SETUP_BENCH_LATENCY_MS")
-                .map_or(20, |ms| ms.parse().expect("CADVISOR_SETUP_BENCH_LATENCY_MS")),
+            std::env::var("CADVISOR_SETUP_BENCH_LATENCY_MS").map_or(20, |ms| {
+                ms.parse().expect("CADVISOR_SETUP_BENCH_LATENCY_MS")
+            }),
         );
         let time = std::path::Path::new("/usr/bin/time");
-        assert!(time.is_file(), "/usr/bin/time is missing (apt-get install time)");
+        assert!(
+            time.is_file(),
+            "/usr/bin/time is missing (apt-get install time)"
+        );
         for count in counts {
             let Some(w) = shared_world(count, |_| {}) else {
                 return;
@@ -1052,11 +1060,15 @@ mod bench {
 
             // install: the moment the last pod is Ready, seen from the store, to the exit.
             let started = Instant::now();
-            let mut child = bench_cmd(&w, &["install", "--yes", "-o", "json", "--timeout", "300s"], None)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn install");
+            let mut child = bench_cmd(
+                &w,
+                &["install", "--yes", "-o", "json", "--timeout", "300s"],
+                None,
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn install");
             let mut all_ready = None;
             while child.try_wait().expect("try_wait").is_none() {
                 if all_ready.is_none()
@@ -1078,14 +1090,20 @@ mod bench {
                 "bench: {count} nodes, {latency:?} proxy latency: install {:.0} ms; last pod ready → install exit {:.0} ms (rollout ready → verify start {:.1} ms, verification {:.0} ms, {} attempt(s))",
                 ms(exited - started),
                 ms(exited - all_ready),
-                report["rollout"]["ready_to_verify_ms"].as_f64().unwrap_or(-1.0),
+                report["rollout"]["ready_to_verify_ms"]
+                    .as_f64()
+                    .unwrap_or(-1.0),
                 v["elapsed_seconds"].as_f64().unwrap_or(-1.0) * 1000.0,
                 v["attempts"],
             );
 
             // verify alone, every node scraped again (nothing is remembered between runs).
             w.cluster.reset_proxy_peak();
-            let mut cmd = bench_cmd(&w, &["verify", "-o", "json", "--timeout", "300s"], Some(time));
+            let mut cmd = bench_cmd(
+                &w,
+                &["verify", "-o", "json", "--timeout", "300s"],
+                Some(time),
+            );
             let started = Instant::now();
             let out = cmd.output().expect("run verify under /usr/bin/time");
             let wall = started.elapsed();
@@ -1102,7 +1120,9 @@ mod bench {
             let rss_kb: f64 = field("Maximum resident set size (kbytes):")
                 .parse()
                 .unwrap_or(-1.0);
-            let nodes = report["verification"]["nodes"].as_array().map_or(0, Vec::len);
+            let nodes = report["verification"]["nodes"]
+                .as_array()
+                .map_or(0, Vec::len);
             println!(
                 "bench: {count} nodes, {latency:?} proxy latency: verify {:.0} ms wall (goal < 5000 ms), peak RSS {:.1} MB (goal < 64 MB), CPU user {} s sys {} s, {nodes} nodes verified, proxy requests in flight at most {}",
                 ms(wall),

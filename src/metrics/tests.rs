@@ -324,11 +324,19 @@ fn label_sets_that_never_repeat_are_counted_exactly_and_pods_stay_bounded() {
     assert_eq!(report.series, 50_000);
     assert_eq!(report.labelled_series, 50_000);
     assert_eq!(report.malformed_lines, 1);
-    assert_eq!(report.first_malformed.as_ref().map(|m| m.line), Some(30_002));
+    assert_eq!(
+        report.first_malformed.as_ref().map(|m| m.line),
+        Some(30_002)
+    );
     assert!(report.pods_truncated);
     let kept: usize = report.pods.iter().map(|p| 1 + p.containers.len()).sum();
     assert!(kept <= MAX_ENTRIES, "{kept}");
-    assert!(report.pods.iter().any(|p| p.pod == "pod-00000" && p.containers == ["c0", "c1", "c2"]));
+    assert!(
+        report
+            .pods
+            .iter()
+            .any(|p| p.pod == "pod-00000" && p.containers == ["c0", "c1", "c2"])
+    );
     assert!(!report.pods.iter().any(|p| p.pod == "pod-13332"));
 }
 

@@ -490,11 +490,20 @@ pub fn event(
 ) {
     let ns = ns_of(obj);
     let events = resource("events");
-    let existing = state.store().list(events, Some(&ns)).into_iter().find(|e| {
-        e["involvedObject"]["uid"] == uid_of(obj)
-            && e["reason"] == reason
-            && e["message"] == message
-    });
+    // Searched in place, not over a cloned list: hundreds of simulated pods make thousands of
+    // events (scripts/bench/scale.sh).
+    let (uid, kind) = (uid_of(obj), events.qualified());
+    let existing = state
+        .store()
+        .all()
+        .find(|(r, e)| {
+            *r == kind
+                && ns_of(e) == ns
+                && e["involvedObject"]["uid"] == uid.as_str()
+                && e["reason"] == reason
+                && e["message"] == message
+        })
+        .map(|(_, e)| e.clone());
     let t = now();
     if let Some(mut e) = existing {
         e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
