@@ -1059,14 +1059,17 @@ mod bench {
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
 
             // install: the moment the last pod is Ready, seen from the store, to the exit.
+            // Output to files: the report of hundreds of nodes outgrows a pipe nobody reads yet.
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = |name: &str| std::fs::File::create(dir.path().join(name)).expect("create");
             let started = Instant::now();
             let mut child = bench_cmd(
                 &w,
                 &["install", "--yes", "-o", "json", "--timeout", "300s"],
                 None,
             )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(file("stdout"))
+            .stderr(file("stderr"))
             .spawn()
             .expect("spawn install");
             let mut all_ready = None;
@@ -1081,7 +1084,13 @@ mod bench {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let exited = Instant::now();
-            let out = child.wait_with_output().expect("install output");
+            let status = child.wait().expect("install status");
+            let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
+            let out = Output {
+                status,
+                stdout: read("stdout"),
+                stderr: read("stderr"),
+            };
             assert_eq!(code(&out), 0, "{}", text(&out));
             let report = json(&out);
             let all_ready = all_ready.expect("the DaemonSet was seen ready");
