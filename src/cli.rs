@@ -141,8 +141,17 @@ pub struct DetectArgs {
     pub socket: SocketArgs,
 
     /// Do not contact the API server (host facts only).
-    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER")]
+    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER", conflicts_with = "cluster")]
     pub no_cluster: bool,
+
+    /// Also show every node's facts through the API server (configz, nodeInfo, labels) and the
+    /// node groups install would make (one DaemonSet per group).
+    #[arg(long, env = "CADVISOR_SETUP_CLUSTER")]
+    pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
 }
 
 /// Everything the manifests depend on. All optional here: defaults come from detection or from
@@ -207,6 +216,33 @@ pub struct PlanArgs {
         env = "CADVISOR_SETUP_SERVICE_MONITOR"
     )]
     pub service_monitor: Option<ServiceMonitorMode>,
+
+    /// Render a ConfigMap with a Grafana dashboard (CPU, memory, network, filesystem I/O per pod
+    /// and container) for Grafana's dashboard sidecar: auto (when a ConfigMap labelled
+    /// grafana_dashboard exists, i.e. the sidecar is in use), always (on), never (off)
+    /// [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        env = "CADVISOR_SETUP_GRAFANA_DASHBOARD"
+    )]
+    pub grafana_dashboard: Option<GrafanaDashboardMode>,
+}
+
+/// `--grafana-dashboard`: like `--service-monitor`, and `on`/`off` for always/never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrafanaDashboardMode {
+    Auto,
+    #[value(alias = "on")]
+    #[serde(alias = "on")]
+    Always,
+    #[value(alias = "off")]
+    #[serde(alias = "off")]
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -239,9 +275,24 @@ pub struct RenderArgs {
     #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
     pub distro: Option<DistroPreset>,
 
+    /// Render from the live cluster's node facts (one DaemonSet per node group), without
+    /// applying anything: for GitOps from a machine that is not a node.
+    #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER")]
+    pub cluster: bool,
+
+    /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
+    pub parallel: Option<usize>,
+
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+
+    /// Print a Prometheus scrape job for cAdvisor (Kubernetes service discovery of its pods,
+    /// pod/namespace/container relabelling) instead of the manifests, for a Prometheus without
+    /// the Prometheus Operator. Needs no host facts.
+    #[arg(long, conflicts_with = "out_dir")]
+    pub scrape_config: bool,
 
     /// Override the built-in templates with same-named files from DIR.
     #[arg(long, value_name = "DIR", env = "CADVISOR_SETUP_TEMPLATES")]
@@ -279,6 +330,72 @@ pub struct InstallArgs {
     /// Nodes verified at once, 1 to 256 [default: 16].
     #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
     pub parallel: Option<usize>,
+
+    /// The Prometheus Operator's Prometheus that should scrape cAdvisor: auto (the only one; asked
+    /// on a terminal when there are several), NAMESPACE/NAME, or none [default: auto]. Our
+    /// ServiceMonitor gets the labels its serviceMonitorSelector needs.
+    #[arg(long, value_name = "WHICH", value_parser = parse_prometheus_choice, env = "CADVISOR_SETUP_PROMETHEUS")]
+    pub prometheus: Option<PrometheusChoice>,
+
+    /// A NetworkPolicy letting only the chosen Prometheus and the nodes reach cAdvisor's port:
+    /// auto (when a Prometheus was chosen), always, never [default: auto].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "CADVISOR_SETUP_NETWORK_POLICY"
+    )]
+    pub network_policy: Option<NetworkPolicyMode>,
+}
+
+/// `--prometheus` of `install`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum PrometheusChoice {
+    Auto,
+    None,
+    Named { namespace: String, name: String },
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.write_str("auto"),
+            PrometheusChoice::None => f.write_str("none"),
+            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
+/// `auto`, `none` or `NAMESPACE/NAME` (both DNS-1123 names).
+pub fn parse_prometheus_choice(text: &str) -> Result<PrometheusChoice, String> {
+    let text = text.trim();
+    match text {
+        "auto" => Ok(PrometheusChoice::Auto),
+        "none" => Ok(PrometheusChoice::None),
+        _ => {
+            let parsed = text.split_once('/').filter(|(ns, name)| {
+                crate::validate::dns1123_label("namespace", ns).is_ok()
+                    && crate::validate::dns1123_label("name", name).is_ok()
+            });
+            match parsed {
+                Some((namespace, name)) => Ok(PrometheusChoice::Named {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                }),
+                None => Err(format!(
+                    "`{text}` is not auto, none or NAMESPACE/NAME of a Prometheus (e.g. observability/kube-prom-stack-kube-prome-prometheus)"
+                )),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkPolicyMode {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -303,6 +420,17 @@ pub struct VerifyArgs {
     /// Check a saved metrics file (`-` for stdin); gzip is recognised.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Check through Prometheus: our targets are up on every node and a query by the relabelled
+    /// pod/namespace/container labels finds a pod the kubelet reports. URL is Prometheus' base
+    /// URL (e.g. http://127.0.0.1:9090 after `kubectl port-forward`); auto (the only Prometheus
+    /// Operator Prometheus) or NAMESPACE/NAME is reached through the API server's service proxy.
+    #[arg(
+        long,
+        value_name = "URL|auto|NS/NAME",
+        conflicts_with_all = ["metrics_url", "metrics_file"]
+    )]
+    pub prometheus: Option<String>,
 
     /// How long to keep trying, e.g. 30s [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]

@@ -10,9 +10,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{PlanArgs, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, PlanArgs, ServiceMonitorMode};
 use crate::input::ReadError;
-use crate::plan::PlanOptions;
+use crate::plan::{PlanError, PlanOptions};
+use crate::values::{
+    self, ContainerLabel, ContainerdNamespace, CpuQuantity, Image, MemoryQuantity, MetricGroup,
+    Namespace,
+};
 
 /// Where a value came from, for `-v` and the JSON report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,9 +95,12 @@ pub struct Answers {
     pub memory_limit: Option<String>,
     pub privileged: Option<bool>,
     pub service_monitor: Option<ServiceMonitorMode>,
+    pub grafana_dashboard: Option<GrafanaDashboardMode>,
     pub timeout: Option<String>,
     pub force: Option<bool>,
     pub parallel: Option<u64>,
+    pub prometheus: Option<String>,
+    pub network_policy: Option<crate::cli::NetworkPolicyMode>,
 }
 
 /// `metrics: cpu,memory` or `metrics: [cpu, memory]`.
@@ -179,6 +186,7 @@ impl Answers {
 pub struct Resolved {
     pub plan: PlanOptions,
     pub service_monitor: ServiceMonitorMode,
+    pub grafana_dashboard: GrafanaDashboardMode,
     pub containerd_socket: Option<PathBuf>,
     /// Option name (long flag) → source.
     pub sources: BTreeMap<&'static str, ValueSource>,
@@ -195,19 +203,21 @@ impl Resolved {
     /// `namespace = cadvisor (default)` lines for `-v`.
     pub fn describe(&self) -> Vec<String> {
         let p = &self.plan;
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(plan default)".into());
+        let show = |v: Option<&str>| v.map_or_else(|| "(plan default)".to_string(), str::to_string);
         let rows: Vec<(&str, String)> = vec![
-            ("namespace", p.namespace.clone()),
-            ("image", p.image.clone()),
+            ("namespace", p.namespace.to_string()),
+            ("image", p.image.to_string()),
             (
                 "metrics",
                 p.metrics
                     .as_ref()
-                    .map(|m| m.join(","))
-                    .unwrap_or_else(|| "(plan default)".into()),
+                    .map_or_else(|| "(plan default)".into(), |m| values::join(m, ",")),
             ),
-            ("extra-label", p.extra_labels.join(",")),
-            ("containerd-namespace", show(&p.containerd_namespace)),
+            ("extra-label", values::join(&p.extra_labels, ",")),
+            (
+                "containerd-namespace",
+                show(p.containerd_namespace.as_deref()),
+            ),
             (
                 "containerd-socket",
                 self.containerd_socket
@@ -215,14 +225,18 @@ impl Resolved {
                     .map(|s| s.display().to_string())
                     .unwrap_or_else(|| "(detected)".into()),
             ),
-            ("cpu-request", show(&p.cpu_request)),
-            ("cpu-limit", show(&p.cpu_limit)),
-            ("memory-request", show(&p.memory_request)),
-            ("memory-limit", show(&p.memory_limit)),
+            ("cpu-request", show(p.cpu_request.as_deref())),
+            ("cpu-limit", show(p.cpu_limit.as_deref())),
+            ("memory-request", show(p.memory_request.as_deref())),
+            ("memory-limit", show(p.memory_limit.as_deref())),
             ("privileged", p.privileged.to_string()),
             (
                 "service-monitor",
                 format!("{:?}", self.service_monitor).to_lowercase(),
+            ),
+            (
+                "grafana-dashboard",
+                format!("{:?}", self.grafana_dashboard).to_lowercase(),
             ),
         ];
         rows.into_iter()
@@ -259,13 +273,14 @@ impl Picker<'_> {
     }
 }
 
-/// Applies the precedence flag > env > file > default.
+/// Applies the precedence flag > env > file > default, and parses every plan value into its
+/// checked type (`crate::values`): a bad one is an error naming its flag.
 pub fn resolve(
     args: &PlanArgs,
     containerd_socket: Option<&PathBuf>,
     flags: &dyn FlagSources,
     answers: &Answers,
-) -> Resolved {
+) -> Result<Resolved, PlanError> {
     let defaults = PlanOptions::default();
     let mut sources = BTreeMap::new();
 
@@ -350,25 +365,58 @@ pub fn resolve(
             answers.service_monitor,
         )
         .unwrap_or(ServiceMonitorMode::Auto);
+    let grafana_dashboard = picker
+        .pick(
+            "grafana-dashboard",
+            "grafana_dashboard",
+            args.grafana_dashboard,
+            answers.grafana_dashboard,
+        )
+        .unwrap_or(GrafanaDashboardMode::Auto);
 
-    Resolved {
+    Ok(Resolved {
         plan: PlanOptions {
-            namespace: namespace.unwrap_or(defaults.namespace),
-            image: image.unwrap_or(defaults.image),
-            metrics: metrics.map(|m| split_list(&m)),
-            extra_labels: extra.map(|m| split_list(&m)).unwrap_or_default(),
-            containerd_namespace,
-            cpu_request,
-            cpu_limit,
-            memory_request,
-            memory_limit,
+            namespace: match namespace {
+                Some(v) => Namespace::parse("--namespace", &v)?,
+                None => defaults.namespace,
+            },
+            image: match image {
+                Some(v) => Image::parse("--image", &v)?,
+                None => defaults.image,
+            },
+            metrics: metrics
+                .map(|m| values::parse_all("--metrics", &split_list(&m), MetricGroup::parse))
+                .transpose()?,
+            extra_labels: values::parse_all(
+                "--extra-label",
+                &extra.map(|m| split_list(&m)).unwrap_or_default(),
+                ContainerLabel::parse,
+            )?,
+            containerd_namespace: containerd_namespace
+                .map(|v| ContainerdNamespace::parse("--containerd-namespace", &v))
+                .transpose()?,
+            cpu_request: cpu_request
+                .map(|v| CpuQuantity::parse("--cpu-request", &v))
+                .transpose()?,
+            cpu_limit: cpu_limit
+                .map(|v| CpuQuantity::parse("--cpu-limit", &v))
+                .transpose()?,
+            memory_request: memory_request
+                .map(|v| MemoryQuantity::parse("--memory-request", &v))
+                .transpose()?,
+            memory_limit: memory_limit
+                .map(|v| MemoryQuantity::parse("--memory-limit", &v))
+                .transpose()?,
             privileged,
             service_monitor: service_monitor == ServiceMonitorMode::Always,
+            grafana_dashboard: grafana_dashboard == GrafanaDashboardMode::Always,
+            ..PlanOptions::default()
         },
         service_monitor,
+        grafana_dashboard,
         containerd_socket: socket.map(PathBuf::from),
         sources,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -392,7 +440,7 @@ mod tests {
             "namespace: from-file\nimage: registry.local/cadvisor:1\nprivileged: true\nmetrics: [cpu, memory]\n",
         )
         .unwrap();
-        let r = resolve(&args, None, &NoFlags, &answers);
+        let r = resolve(&args, None, &NoFlags, &answers).unwrap();
         assert_eq!(r.plan.namespace, "from-flag");
         assert_eq!(r.source("namespace"), ValueSource::Flag);
         assert_eq!(r.plan.image, "registry.local/cadvisor:1");
@@ -400,7 +448,7 @@ mod tests {
         assert!(r.plan.privileged);
         assert_eq!(
             r.plan.metrics,
-            Some(vec!["cpu".to_string(), "memory".to_string()])
+            Some(vec!["cpu".parse().unwrap(), "memory".parse().unwrap()])
         );
         assert_eq!(r.plan.cpu_request, None);
         assert_eq!(r.source("cpu-request"), ValueSource::Default);
@@ -412,7 +460,7 @@ mod tests {
             image: Some("x/y:1".into()),
             ..PlanArgs::default()
         };
-        let r = resolve(&args, None, &AllFromEnv, &Answers::default());
+        let r = resolve(&args, None, &AllFromEnv, &Answers::default()).unwrap();
         assert_eq!(r.source("image"), ValueSource::Env);
         assert!(
             r.describe()

@@ -4,15 +4,21 @@
 //! (`crate::validate`) before it is put into the plan, so the templates only ever see safe text.
 //! Facts cite their public sources; `google/cadvisor:` paths are at commit 6a0c4f25 (2026-07-20).
 
+pub mod dashboard;
+pub mod groups;
 mod preset;
+pub mod scrape;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::host::{CgroupDriver, HostFacts, RuntimeKind};
+use crate::host::{HostFacts, RuntimeKind};
 use crate::validate::{self, QuantityKind};
+use crate::values::{
+    ContainerLabel, ContainerdNamespace, CpuQuantity, Image, MemoryQuantity, MetricGroup, Namespace,
+};
 pub use preset::preset;
 
 /// The newest cAdvisor release, pinned (google/cadvisor tag v0.60.5, 2026-07-11, published by
@@ -67,24 +73,33 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "500Mi";
 /// Options after precedence (flag > env > file > default) was applied, see `crate::options`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanOptions {
-    pub namespace: String,
-    pub image: String,
-    pub metrics: Option<Vec<String>>,
-    pub extra_labels: Vec<String>,
-    pub containerd_namespace: Option<String>,
-    pub cpu_request: Option<String>,
-    pub cpu_limit: Option<String>,
-    pub memory_request: Option<String>,
-    pub memory_limit: Option<String>,
+    pub namespace: Namespace,
+    pub image: Image,
+    pub metrics: Option<Vec<MetricGroup>>,
+    pub extra_labels: Vec<ContainerLabel>,
+    pub containerd_namespace: Option<ContainerdNamespace>,
+    pub cpu_request: Option<CpuQuantity>,
+    pub cpu_limit: Option<CpuQuantity>,
+    pub memory_request: Option<MemoryQuantity>,
+    pub memory_limit: Option<MemoryQuantity>,
     pub privileged: bool,
     pub service_monitor: bool,
+    /// Render the Grafana dashboard ConfigMap ([`dashboard`]).
+    pub grafana_dashboard: bool,
+    /// Labels the chosen Prometheus' `serviceMonitorSelector` needs on our ServiceMonitor
+    /// (`cluster::prometheus::target`).
+    pub service_monitor_labels: BTreeMap<String, String>,
+    /// Labels its `serviceMonitorNamespaceSelector` needs on our namespace (one we create).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Render a NetworkPolicy admitting only these peers to cAdvisor's port.
+    pub network_policy: Option<NetworkPolicyPlan>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
-            namespace: DEFAULT_NAMESPACE.to_string(),
-            image: DEFAULT_IMAGE.to_string(),
+            namespace: Namespace::built_in(DEFAULT_NAMESPACE),
+            image: Image::built_in(DEFAULT_IMAGE),
             metrics: None,
             extra_labels: Vec::new(),
             containerd_namespace: None,
@@ -94,6 +109,10 @@ impl Default for PlanOptions {
             memory_limit: None,
             privileged: false,
             service_monitor: false,
+            grafana_dashboard: false,
+            service_monitor_labels: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
+            network_policy: None,
         }
     }
 }
@@ -101,8 +120,10 @@ impl Default for PlanOptions {
 /// What will be deployed. Plain, validated data: the templates' only input (as `plan`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Name of every object (`cadvisor`).
+    /// Name of every object (`cadvisor`) but group DaemonSets (see [`DaemonSetPlan`]).
     pub name: String,
+    /// The DaemonSet: its name and the nodes it is pinned to.
+    pub daemonset: DaemonSetPlan,
     pub namespace: String,
     pub image: String,
     /// Labels on every object and on the pod template.
@@ -130,8 +151,20 @@ pub struct Plan {
     pub tolerations: Vec<Toleration>,
     pub service: ServicePlan,
     pub service_monitor: Option<ServiceMonitorPlan>,
+    /// The Grafana dashboard ConfigMap, when asked for.
+    pub grafana_dashboard: Option<dashboard::DashboardPlan>,
+    pub network_policy: Option<NetworkPolicyPlan>,
     /// Things a person should know (e.g. a guessed cgroup driver); not errors.
     pub warnings: Vec<String>,
+}
+
+/// The DaemonSet of one node group (`plan::groups`). One group: `cadvisor` on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonSetPlan {
+    pub name: String,
+    /// `kubernetes.io/hostname` values of the nodes it runs on (required node affinity); empty
+    /// for every node.
+    pub hostnames: Vec<String>,
 }
 
 /// How cAdvisor reaches the container runtime.
@@ -261,11 +294,29 @@ pub struct ServicePlan {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceMonitorPlan {
+    /// The plan's labels plus those the chosen Prometheus selects by.
+    pub labels: BTreeMap<String, String>,
     pub interval: String,
     /// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
     pub relabelings: Vec<Relabel>,
     /// Metric relabelings: cAdvisor's container labels → the kubelet's `pod`/`namespace`/`container`.
     pub metric_relabelings: Vec<Relabel>,
+}
+
+/// Ingress to cAdvisor's port from the chosen Prometheus' pods and from the nodes, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkPolicyPlan {
+    pub prometheus: Option<PodPeer>,
+    /// The nodes' addresses (`/32`, `/128`): the API server's proxy and the kubelet reach the
+    /// pods from them.
+    pub node_cidrs: Vec<String>,
+}
+
+/// Pods of one namespace with these labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodPeer {
+    pub namespace: String,
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -289,23 +340,17 @@ pub enum PlanError {
 /// Every check of the options alone (no host facts): what `crate::settings` runs before any I/O,
 /// so a bad value is exit 2 before anything is probed. [`make`] runs the same checks again.
 pub fn check_options(opts: &PlanOptions) -> Result<(), PlanError> {
-    validate::dns1123_label("--namespace", &opts.namespace)?;
-    validate::image_reference("--image", &opts.image)?;
+    // Each value was checked when it was parsed into its type (`crate::values`); what is left
+    // are the checks across values.
     resources(opts)?;
-    whitelist(&opts.extra_labels)?;
     metrics(opts.metrics.as_deref())?;
-    if let Some(ns) = &opts.containerd_namespace {
-        validate::containerd_namespace("--containerd-namespace", ns)?;
-    }
     Ok(())
 }
 
 /// Builds the plan for one node's facts. Validates every option and fact first.
 pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    validate::dns1123_label("--namespace", &opts.namespace)?;
-    validate::image_reference("--image", &opts.image)?;
     let resources = resources(opts)?;
-    let whitelist = whitelist(&opts.extra_labels)?;
+    let whitelist = whitelist(&opts.extra_labels);
     let metrics = metrics(opts.metrics.as_deref())?;
 
     let mut warnings = Vec::new();
@@ -338,16 +383,12 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     // trailing slash (kubernetes/kubernetes: pkg/kubelet/cadvisor/cadvisor_linux.go), which keeps
     // the pods' aggregate cgroup too. Path shapes: k3s-io/k3s#2831 (cgroupfs), rancher/rke2#11274
     // (systemd).
-    let prefix = match facts.cgroup.driver {
-        Some(CgroupDriver::Cgroupfs) => "/kubepods",
-        Some(CgroupDriver::Systemd) => "/kubepods.slice",
-        None => {
-            warnings.push(
-                "the cgroup driver is unknown: keeping raw cgroups under /kubepods, which matches both /kubepods/ (cgroupfs) and /kubepods.slice/ (systemd)".to_string(),
-            );
-            "/kubepods"
-        }
-    };
+    if facts.cgroup.driver.is_none() {
+        warnings.push(
+            "the cgroup driver is unknown: keeping raw cgroups under /kubepods, which matches both /kubepods/ (cgroupfs) and /kubepods.slice/ (systemd)".to_string(),
+        );
+    }
+    let prefix = groups::raw_cgroup_prefix(facts.cgroup.driver);
     args.push(format!("--raw_cgroup_prefix_whitelist={prefix}"));
     match runtime.kind {
         RuntimeKind::Containerd | RuntimeKind::Unknown => {
@@ -413,17 +454,11 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     };
 
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "cadvisor-setup".to_string(),
-        ),
-    ]);
-    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())]);
+    let labels = object_labels();
+    let selector = selector();
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
-    let namespace_labels = ["enforce", "audit", "warn"]
+    let mut namespace_labels: BTreeMap<String, String> = ["enforce", "audit", "warn"]
         .into_iter()
         .map(|mode| {
             (
@@ -432,6 +467,18 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
             )
         })
         .collect();
+    cluster_labels("namespace label", &opts.namespace_labels)?;
+    for (key, value) in &opts.namespace_labels {
+        namespace_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
+    cluster_labels("ServiceMonitor label", &opts.service_monitor_labels)?;
+    let network_policy = opts
+        .network_policy
+        .as_ref()
+        .map(network_policy)
+        .transpose()?;
     let annotations = BTreeMap::from([
         (
             "cadvisor-setup/distribution".to_string(),
@@ -443,33 +490,27 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         ),
     ]);
 
+    let mut service_monitor_labels = labels.clone();
+    for (key, value) in &opts.service_monitor_labels {
+        service_monitor_labels
+            .entry(key.clone())
+            .or_insert_with(|| value.clone());
+    }
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
-        interval: "30s".to_string(),
-        relabelings: vec![Relabel {
-            source_label: "__meta_kubernetes_pod_node_name".to_string(),
-            target_label: "node".to_string(),
-        }],
-        // Dashboards written for the kubelet's /metrics/cadvisor use pod/namespace/container
-        // (kubernetes/kubernetes: pkg/kubelet/server/server.go containerPrometheusLabelsFunc).
-        // Series without the container label (raw cgroups) get the label removed instead of the
-        // cAdvisor pod's own.
-        metric_relabelings: [
-            ("io_kubernetes_pod_name", "pod"),
-            ("io_kubernetes_pod_namespace", "namespace"),
-            ("io_kubernetes_container_name", "container"),
-        ]
-        .into_iter()
-        .map(|(label, target)| Relabel {
-            source_label: format!("container_label_{label}"),
-            target_label: target.to_string(),
-        })
-        .collect(),
+        labels: service_monitor_labels,
+        interval: SCRAPE_INTERVAL.to_string(),
+        relabelings: target_relabelings(),
+        metric_relabelings: metric_relabelings(),
     });
 
     Ok(Plan {
         name: NAME.to_string(),
-        namespace: opts.namespace.clone(),
-        image: opts.image.clone(),
+        daemonset: DaemonSetPlan {
+            name: NAME.to_string(),
+            hostnames: Vec::new(),
+        },
+        namespace: opts.namespace.to_string(),
+        image: opts.image.to_string(),
         labels,
         selector,
         namespace_labels,
@@ -495,8 +536,98 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         // monitoring agent should not preempt workloads.
         service: ServicePlan { headless: true },
         service_monitor,
+        grafana_dashboard: opts.grafana_dashboard.then(dashboard::plan),
+        network_policy,
         warnings,
     })
+}
+
+/// The labels on every object we render (the ServiceMonitor's before a Prometheus adds to them).
+pub fn object_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), NAME.to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "cadvisor-setup".to_string(),
+        ),
+    ])
+}
+
+/// The DaemonSet's and the Service's selector: the labels that find cAdvisor's pods (the
+/// Prometheus scrape job selects the pods by it too).
+pub fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/name".to_string(), NAME.to_string())])
+}
+
+/// How often Prometheus scrapes cAdvisor (ServiceMonitor and plain scrape job alike): twice
+/// the longest housekeeping interval (`--max_housekeeping_interval=15s`), so every scrape sees
+/// fresh numbers.
+pub const SCRAPE_INTERVAL: &str = "30s";
+
+/// Target relabelings: `__meta_kubernetes_pod_node_name` → `node`.
+pub fn target_relabelings() -> Vec<Relabel> {
+    vec![Relabel {
+        source_label: "__meta_kubernetes_pod_node_name".to_string(),
+        target_label: "node".to_string(),
+    }]
+}
+
+/// Metric relabelings, the same for the ServiceMonitor and the plain scrape job: cAdvisor's
+/// container labels → the kubelet's `pod`/`namespace`/`container`. Dashboards written for the
+/// kubelet's /metrics/cadvisor use those names (kubernetes/kubernetes:
+/// pkg/kubelet/server/server.go containerPrometheusLabelsFunc). They must be *metric*
+/// relabelings: `container_label_*` exist only on the scraped series, not on the target.
+/// Series without the container label (raw cgroups) get the label removed instead of the
+/// cAdvisor pod's own (a `replace` with an empty result deletes the label).
+pub fn metric_relabelings() -> Vec<Relabel> {
+    [
+        ("io_kubernetes_pod_name", "pod"),
+        ("io_kubernetes_pod_namespace", "namespace"),
+        ("io_kubernetes_container_name", "container"),
+    ]
+    .into_iter()
+    .map(|(label, target)| Relabel {
+        source_label: format!("container_label_{label}"),
+        target_label: target.to_string(),
+    })
+    .collect()
+}
+
+/// Labels that came from the cluster (a Prometheus' selectors): checked as the API server would.
+fn cluster_labels(field: &'static str, labels: &BTreeMap<String, String>) -> Result<(), PlanError> {
+    for (key, value) in labels {
+        crate::selector::check_label(key, value).map_err(|reason| PlanError::Invalid {
+            field,
+            value: format!("{key}={value}"),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The NetworkPolicy's peers, checked: label syntax, a DNS-1123 namespace, CIDRs that parse.
+fn network_policy(opts: &NetworkPolicyPlan) -> Result<NetworkPolicyPlan, PlanError> {
+    if let Some(peer) = &opts.prometheus {
+        validate::dns1123_label("Prometheus namespace", &peer.namespace)?;
+        cluster_labels("Prometheus pod label", &peer.pod_labels)?;
+    }
+    for cidr in &opts.node_cidrs {
+        let ok = cidr.split_once('/').is_some_and(|(ip, bits)| {
+            match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+                _ => false,
+            }
+        });
+        if !ok {
+            return Err(PlanError::Invalid {
+                field: "node address",
+                value: cidr.clone(),
+                reason: "is not a CIDR (e.g. 10.0.0.10/32)".to_string(),
+            });
+        }
+    }
+    Ok(opts.clone())
 }
 
 fn mount(name: &str, host_path: &str, mount_path: &str, host_path_type: &str) -> Mount {
@@ -558,13 +689,14 @@ fn runtime_plan(
                 ));
             }
             let namespace = match &opts.containerd_namespace {
-                Some(ns) => ns.clone(),
+                Some(ns) => ns.to_string(),
                 None if !facts.runtime.namespace.is_empty() => facts.runtime.namespace.clone(),
                 // cAdvisor's default (google/cadvisor: lib/container/containerd/factory.go) and
                 // the kubelet's CRI namespace (canonical/microk8s:
                 // microk8s-resources/default-args/ctr).
                 None => "k8s.io".to_string(),
             };
+            // The runtime's own namespace came from a host file: checked like the flag.
             validate::containerd_namespace("--containerd-namespace", &namespace)?;
             Ok(RuntimePlan {
                 kind: facts.runtime.kind,
@@ -636,12 +768,12 @@ fn path_text(path: &Path) -> Result<String, PlanError> {
 }
 
 fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
-    let pick = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+    let pick = |v: Option<&str>, d: &str| v.unwrap_or(d).to_string();
     let r = Resources {
-        cpu_request: pick(&opts.cpu_request, DEFAULT_CPU_REQUEST),
-        cpu_limit: pick(&opts.cpu_limit, DEFAULT_CPU_LIMIT),
-        memory_request: pick(&opts.memory_request, DEFAULT_MEMORY_REQUEST),
-        memory_limit: pick(&opts.memory_limit, DEFAULT_MEMORY_LIMIT),
+        cpu_request: pick(opts.cpu_request.as_deref(), DEFAULT_CPU_REQUEST),
+        cpu_limit: pick(opts.cpu_limit.as_deref(), DEFAULT_CPU_LIMIT),
+        memory_request: pick(opts.memory_request.as_deref(), DEFAULT_MEMORY_REQUEST),
+        memory_limit: pick(opts.memory_limit.as_deref(), DEFAULT_MEMORY_LIMIT),
     };
     let cpu_req = validate::quantity("--cpu-request", &r.cpu_request, QuantityKind::Cpu)?;
     let cpu_lim = validate::quantity("--cpu-limit", &r.cpu_limit, QuantityKind::Cpu)?;
@@ -669,26 +801,24 @@ fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
 }
 
 /// The three io.kubernetes.* labels plus the extra ones, deduplicated, in order.
-fn whitelist(extra: &[String]) -> Result<Vec<String>, PlanError> {
+fn whitelist(extra: &[ContainerLabel]) -> Vec<String> {
     let mut out: Vec<String> = KUBERNETES_LABELS.iter().map(|s| s.to_string()).collect();
     for label in extra {
-        validate::label_key("--extra-label", label)?;
-        if !out.contains(label) {
-            out.push(label.clone());
+        if !out.iter().any(|l| l == label.as_str()) {
+            out.push(label.to_string());
         }
     }
-    Ok(out)
+    out
 }
 
-fn metrics(requested: Option<&[String]>) -> Result<Vec<String>, PlanError> {
+fn metrics(requested: Option<&[MetricGroup]>) -> Result<Vec<String>, PlanError> {
     let Some(requested) = requested else {
         return Ok(DEFAULT_METRICS.iter().map(|s| s.to_string()).collect());
     };
     let mut out: Vec<String> = Vec::new();
     for name in requested {
-        validate::metric_name("--metrics", name)?;
-        if !out.contains(name) {
-            out.push(name.clone());
+        if !out.iter().any(|m| m == name.as_str()) {
+            out.push(name.to_string());
         }
     }
     if out.is_empty() {
@@ -742,8 +872,8 @@ mod tests {
     fn whitelist_has_no_spaces_and_keeps_extras_once() {
         let opts = PlanOptions {
             extra_labels: vec![
-                "io.kubernetes.pod.uid".into(),
-                "io.kubernetes.pod.name".into(),
+                "io.kubernetes.pod.uid".parse().unwrap(),
+                "io.kubernetes.pod.name".parse().unwrap(),
             ],
             ..PlanOptions::default()
         };
@@ -786,7 +916,7 @@ mod tests {
     fn crio_and_docker_variants() {
         let mut facts = preset(DistroKind::Kubeadm);
         facts.runtime.kind = RuntimeKind::CriO;
-        facts.runtime.socket = Some("/run/crio/crio.sock".into());
+        facts.runtime.socket = Some("/run/crio/crio.sock".parse().unwrap());
         let plan = make(&facts, &PlanOptions::default()).expect("plan");
         assert!(!plan.args.iter().any(|a| a.starts_with("--containerd")));
         let m = plan.mounts.iter().find(|m| m.name == "runtime").expect("m");
@@ -795,11 +925,11 @@ mod tests {
             ("/run/crio", "/var/run/crio")
         );
 
-        facts.runtime.socket = Some("/run/crio/other.sock".into());
+        facts.runtime.socket = Some("/run/crio/other.sock".parse().unwrap());
         assert!(make(&facts, &PlanOptions::default()).is_err());
 
         facts.runtime.kind = RuntimeKind::Docker;
-        facts.runtime.socket = Some("/var/run/cri-dockerd.sock".into());
+        facts.runtime.socket = Some("/var/run/cri-dockerd.sock".parse().unwrap());
         let plan = make(&facts, &PlanOptions::default()).expect("plan");
         assert!(
             plan.args
@@ -811,7 +941,7 @@ mod tests {
     #[test]
     fn request_above_limit_is_refused() {
         let opts = PlanOptions {
-            cpu_request: Some("2".into()),
+            cpu_request: Some("2".parse().unwrap()),
             ..PlanOptions::default()
         };
         let err = make(&microk8s(), &opts).unwrap_err();
@@ -856,7 +986,11 @@ mod tests {
     #[test]
     fn metrics_are_validated_and_deduplicated() {
         let opts = PlanOptions {
-            metrics: Some(vec!["cpu".into(), "memory".into(), "cpu".into()]),
+            metrics: Some(vec![
+                "cpu".parse().unwrap(),
+                "memory".parse().unwrap(),
+                "cpu".parse().unwrap(),
+            ]),
             ..PlanOptions::default()
         };
         let plan = make(&microk8s(), &opts).expect("plan");
@@ -864,10 +998,12 @@ mod tests {
             plan.args
                 .contains(&"--enable_metrics=cpu,memory".to_string())
         );
+        // An unknown group cannot even be held.
+        assert!("gpu".parse::<MetricGroup>().is_err());
         let opts = PlanOptions {
-            metrics: Some(vec!["cpu".into(), "gpu".into()]),
+            metrics: Some(Vec::new()),
             ..PlanOptions::default()
         };
-        assert!(make(&microk8s(), &opts).is_err());
+        assert!(make(&microk8s(), &opts).is_err(), "no metric group at all");
     }
 }

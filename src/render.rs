@@ -15,7 +15,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use crate::plan::Plan;
 
 /// The object templates, in apply order (the Namespace first). Overridable by file name.
-pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
+pub const OBJECT_TEMPLATES: [(&str, &str); 7] = [
     (
         "namespace.yaml.j2",
         include_str!("../templates/namespace.yaml.j2"),
@@ -36,14 +36,39 @@ pub const OBJECT_TEMPLATES: [(&str, &str); 5] = [
         "servicemonitor.yaml.j2",
         include_str!("../templates/servicemonitor.yaml.j2"),
     ),
+    (
+        "networkpolicy.yaml.j2",
+        include_str!("../templates/networkpolicy.yaml.j2"),
+    ),
+    (
+        "grafana-dashboard.yaml.j2",
+        include_str!("../templates/grafana-dashboard.yaml.j2"),
+    ),
 ];
 /// Rendered only when the plan asks for a ServiceMonitor.
 pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
+/// Rendered only when the plan asks for the Grafana dashboard.
+pub const DASHBOARD_TEMPLATE: &str = "grafana-dashboard.yaml.j2";
+/// Rendered only when the plan asks for a NetworkPolicy.
+pub const NETWORK_POLICY_TEMPLATE: &str = "networkpolicy.yaml.j2";
 /// The `kustomization.yaml` written next to the objects by `--out-dir`.
 pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
     "kustomization.yaml.j2",
     include_str!("../templates/kustomization.yaml.j2"),
 );
+/// `render --scrape-config`: the plain-Prometheus scrape job.
+pub const SCRAPE_CONFIG_TEMPLATE: (&str, &str) = (
+    "scrape-config.yaml.j2",
+    include_str!("../templates/scrape-config.yaml.j2"),
+);
+
+/// The templates that are not objects of the plan, overridable by file name like the others.
+const OTHER_TEMPLATES: [(&str, &str); 2] = [KUSTOMIZATION_TEMPLATE, SCRAPE_CONFIG_TEMPLATE];
+
+/// Every built-in template.
+fn builtin() -> impl Iterator<Item = &'static (&'static str, &'static str)> + Clone {
+    OBJECT_TEMPLATES.iter().chain(OTHER_TEMPLATES.iter())
+}
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +87,12 @@ impl Manifest {
     /// File name under `--out-dir`: the kind in lower case (`daemonset.yaml`).
     pub fn file_name(&self) -> String {
         format!("{}.yaml", self.kind.to_ascii_lowercase())
+    }
+
+    /// The file name of a second object of the same kind (a node group's DaemonSet):
+    /// `daemonset-cadvisor-1a2b3c4d.yaml`.
+    pub fn named_file_name(&self) -> String {
+        format!("{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name)
     }
 }
 
@@ -84,6 +115,22 @@ impl Manifests {
     /// The objects as one JSON array.
     pub fn objects(&self) -> Vec<serde_json::Value> {
         self.documents.iter().map(|d| d.object.clone()).collect()
+    }
+
+    /// The file name of each document under `--out-dir`: the kind (`daemonset.yaml`), and
+    /// kind and name for a further object of a kind already written (a node group's DaemonSet).
+    pub fn file_names(&self) -> Vec<String> {
+        self.documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if self.documents[..i].iter().any(|o| o.kind == d.kind) {
+                    d.named_file_name()
+                } else {
+                    d.file_name()
+                }
+            })
+            .collect()
     }
 
     pub fn find(&self, kind: &str) -> Option<&Manifest> {
@@ -114,7 +161,13 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
     let ctx = minijinja::context! { plan => Value::from(Serde(plan)) };
     let mut documents = Vec::new();
     for (name, _) in OBJECT_TEMPLATES {
-        if name == SERVICE_MONITOR_TEMPLATE && plan.service_monitor.is_none() {
+        let wanted = match name {
+            SERVICE_MONITOR_TEMPLATE => plan.service_monitor.is_some(),
+            NETWORK_POLICY_TEMPLATE => plan.network_policy.is_some(),
+            DASHBOARD_TEMPLATE => plan.grafana_dashboard.is_some(),
+            _ => true,
+        };
+        if !wanted {
             continue;
         }
         let text = render_one(&env, name, &ctx)?;
@@ -125,6 +178,33 @@ pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, Ren
     Ok(Manifests { documents })
 }
 
+/// The manifests of several node groups' plans (`plan::groups::plans`, `cadvisor`'s first): the
+/// first plan's objects, with every other plan's DaemonSet after `cadvisor`'s. (The Namespace,
+/// ServiceAccount, Service and ServiceMonitor depend on the options alone, the same in every
+/// plan.) One plan renders exactly as [`manifests`].
+pub fn manifests_for_groups(
+    plans: &[Plan],
+    templates: Option<&Path>,
+) -> Result<Manifests, RenderError> {
+    let Some((first, rest)) = plans.split_first() else {
+        return Ok(Manifests::default());
+    };
+    let mut out = manifests(first, templates)?;
+    let mut at = out
+        .documents
+        .iter()
+        .position(|d| d.kind == "DaemonSet")
+        .map_or(out.documents.len(), |i| i + 1);
+    for plan in rest {
+        let more = manifests(plan, templates)?;
+        for ds in more.documents.into_iter().filter(|d| d.kind == "DaemonSet") {
+            out.documents.insert(at, ds);
+            at += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// The `kustomization.yaml` listing the files `write_out_dir` writes.
 pub fn kustomization(
     manifests: &Manifests,
@@ -132,11 +212,7 @@ pub fn kustomization(
 ) -> Result<String, RenderError> {
     let sources = sources(templates)?;
     let env = environment(&sources)?;
-    let files: Vec<String> = manifests
-        .documents
-        .iter()
-        .map(Manifest::file_name)
-        .collect();
+    let files: Vec<String> = manifests.file_names();
     let ctx = minijinja::context! { resources => files };
     let text = render_one(&env, KUSTOMIZATION_TEMPLATE.0, &ctx)?;
     // It must be YAML too.
@@ -145,6 +221,53 @@ pub fn kustomization(
         message: format!("does not render valid YAML: {e}"),
     })?;
     Ok(text)
+}
+
+/// The rendered `render --scrape-config` document: `scrape_configs:` with our one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeConfig {
+    /// YAML with comments, as printed.
+    pub yaml: String,
+    /// The same document as JSON (`-o json`).
+    pub object: serde_json::Value,
+}
+
+/// Renders the plain-Prometheus scrape job. The result must parse back as a mapping whose
+/// `scrape_configs` holds exactly one job with a `job_name`.
+pub fn scrape_config(
+    job: &crate::plan::scrape::ScrapeJob,
+    templates: Option<&Path>,
+) -> Result<ScrapeConfig, RenderError> {
+    let name = SCRAPE_CONFIG_TEMPLATE.0;
+    let sources = sources(templates)?;
+    let env = environment(&sources)?;
+    let ctx = minijinja::context! { job => Value::from(Serde(job)) };
+    let text = render_one(&env, name, &ctx)?;
+    let fail = |message: String| RenderError::Template {
+        name: name.to_string(),
+        message,
+    };
+    let object: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|e| fail(format!("does not render valid YAML: {e}")))?;
+    let jobs = object
+        .get("scrape_configs")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| fail("renders no `scrape_configs:` list".to_string()))?;
+    match jobs.as_slice() {
+        [job]
+            if job
+                .get("job_name")
+                .is_some_and(serde_json::Value::is_string) => {}
+        _ => {
+            return Err(fail(format!(
+                "`scrape_configs` must hold exactly one job with a job_name, not {}",
+                jobs.len()
+            )));
+        }
+    }
+    let mut yaml = text.trim().to_string();
+    yaml.push('\n');
+    Ok(ScrapeConfig { yaml, object })
 }
 
 /// Writes one file per object plus `kustomization.yaml` into `dir` (created if missing).
@@ -162,9 +285,9 @@ pub fn write_out_dir(
 ) -> Result<Vec<PathBuf>, RenderError> {
     let kustomization = kustomization(manifests, templates)?;
     let files: Vec<(String, &str)> = manifests
-        .documents
-        .iter()
-        .map(|d| (d.file_name(), d.yaml.as_str()))
+        .file_names()
+        .into_iter()
+        .zip(manifests.documents.iter().map(|d| d.yaml.as_str()))
         .chain(std::iter::once((
             "kustomization.yaml".to_string(),
             kustomization.as_str(),
@@ -277,9 +400,7 @@ fn replace_file(dir: &Path, file: &str, path: &Path, text: &str) -> Result<(), R
 /// Built-in templates, replaced by same-named files of `dir`. Unknown `.j2` files in `dir` are an
 /// error (a typo would otherwise be silently ignored).
 fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, RenderError> {
-    let builtin = OBJECT_TEMPLATES
-        .iter()
-        .chain(std::iter::once(&KUSTOMIZATION_TEMPLATE));
+    let builtin = builtin();
     let Some(dir) = dir else {
         return Ok(builtin.map(|(n, s)| (*n, s.to_string())).collect());
     };

@@ -12,10 +12,11 @@
 //! |---|---|---|---|---|---|---|
 //! | `containerd-socket` | ✓ | ✓ | ✓ | | | |
 //! | `namespace` | | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor` | | ✓ | ✓ | | | |
+//! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor`, `grafana-dashboard` | | ✓ | ✓ | | | |
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
 //! | `parallel` | | | ✓ | ✓ | | |
+//! | `prometheus`, `network-policy` | | | ✓ | | | |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,52 +54,26 @@ pub enum SettingsError {
         source_name: ValueSource,
         reason: String,
     },
+    #[error(
+        "--prometheus `{value}`: {reason}; give Prometheus' base URL (http://HOST:PORT), auto, or NAMESPACE/NAME of a Prometheus object"
+    )]
+    Prometheus { value: String, reason: String },
+    #[error("{field} `{value}` (from {source_name}): {reason}")]
+    Value {
+        field: &'static str,
+        value: String,
+        source_name: ValueSource,
+        reason: String,
+    },
+    #[error(
+        "--prometheus {choice} asks for a ServiceMonitor and --service-monitor never forbids one; drop one of them"
+    )]
+    PrometheusWithoutServiceMonitor { choice: String },
     #[error(transparent)]
     Options(#[from] OptionsError),
 }
 
-/// A Kubernetes namespace name (DNS-1123 label).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespace(String);
-
-impl Namespace {
-    pub fn parse(value: &str) -> Result<Namespace, SettingsError> {
-        validate::dns1123_label("--namespace", value)?;
-        Ok(Namespace(value.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An object name (the DaemonSet's): a DNS-1123 subdomain is what the API accepts; a label is
-/// what we create, and what `--daemonset` names in practice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectName(String);
-
-impl ObjectName {
-    pub fn parse(field: &'static str, value: &str) -> Result<ObjectName, SettingsError> {
-        validate::dns1123_label(field, value)?;
-        Ok(ObjectName(value.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ObjectName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::values::{Namespace, ObjectName};
 
 /// The containerd socket as an absolute, normalised host path (the first authority, over the kubelet and runtime configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +258,7 @@ fn namespace(
         crate::plan::DEFAULT_NAMESPACE.to_string(),
     );
     pick.show("namespace", &value);
-    Namespace::parse(&value)
+    Ok(Namespace::parse("--namespace", &value)?)
 }
 
 fn socket(
@@ -311,6 +286,10 @@ fn socket(
 pub struct DetectSettings {
     pub containerd_socket: Option<SocketPath>,
     pub no_cluster: bool,
+    /// `--cluster`: every node's facts and the node groups.
+    pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub describe: Vec<String>,
 }
 
@@ -321,16 +300,21 @@ pub fn detect(
 ) -> Result<DetectSettings, SettingsError> {
     let (containerd_socket, source) =
         socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
-    let describe = match (&containerd_socket, source) {
+    let mut describe = match (&containerd_socket, source) {
         (Some(s), Some(source)) => vec![format!(
             "containerd-socket = {} ({source})",
             s.as_path().display()
         )],
         _ => vec!["containerd-socket = (detected) (default)".to_string()],
     };
+    let mut pick = Pick::new(flags);
+    let parallel = parallel(&mut pick, args.parallel, answers)?;
+    describe.extend(pick.describe());
     Ok(DetectSettings {
         containerd_socket,
         no_cluster: args.no_cluster,
+        cluster: args.cluster,
+        parallel,
         describe,
     })
 }
@@ -346,7 +330,7 @@ fn resolved(
     answers: &Answers,
 ) -> Result<Resolved, SettingsError> {
     let (socket, _) = socket(socket_flag, answers, flags)?;
-    let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers);
+    let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers)?;
     resolved.containerd_socket = socket.map(SocketPath::into_path);
     crate::plan::check_options(&resolved.plan)?;
     Ok(resolved)
@@ -355,8 +339,14 @@ fn resolved(
 pub struct RenderSettings {
     pub resolved: Resolved,
     pub distro: Option<DistroPreset>,
+    /// `--cluster`: from the live cluster's node facts.
+    pub cluster: bool,
+    /// `--cluster`: nodes whose configz is read at once.
+    pub parallel: usize,
     pub out_dir: Option<PathBuf>,
     pub templates: Option<PathBuf>,
+    /// `--scrape-config`: print the plain-Prometheus scrape job instead of the manifests.
+    pub scrape_config: bool,
 }
 
 pub fn render(
@@ -372,8 +362,11 @@ pub fn render(
             answers,
         )?,
         distro: args.distro,
+        cluster: args.cluster,
+        parallel: parallel(&mut Pick::new(flags), args.parallel, answers)?,
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
+        scrape_config: args.scrape_config,
     })
 }
 
@@ -386,6 +379,8 @@ pub struct InstallSettings {
     pub no_verify: bool,
     /// Nodes verified at once.
     pub parallel: usize,
+    pub prometheus: crate::cli::PrometheusChoice,
+    pub network_policy: crate::cli::NetworkPolicyMode,
     /// `timeout`, `force` and `parallel` lines for `-v` (the plan values describe themselves).
     pub describe: Vec<String>,
 }
@@ -416,6 +411,42 @@ pub fn install(
     );
     pick.show("force", force);
     let parallel = parallel(&mut pick, args.parallel, answers)?;
+    let file_choice = match &answers.prometheus {
+        Some(text) => Some(crate::cli::parse_prometheus_choice(text).map_err(|reason| {
+            SettingsError::Value {
+                field: "prometheus",
+                value: text.clone(),
+                source_name: ValueSource::File,
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    let (prometheus, _) = pick.pick(
+        "prometheus",
+        "prometheus",
+        args.prometheus.clone(),
+        file_choice,
+        crate::cli::PrometheusChoice::Auto,
+    );
+    pick.show("prometheus", &prometheus);
+    let explicit = matches!(prometheus, crate::cli::PrometheusChoice::Named { .. });
+    if explicit && resolved.service_monitor == crate::cli::ServiceMonitorMode::Never {
+        return Err(SettingsError::PrometheusWithoutServiceMonitor {
+            choice: prometheus.to_string(),
+        });
+    }
+    let (network_policy, _) = pick.pick(
+        "network-policy",
+        "network_policy",
+        args.network_policy,
+        answers.network_policy,
+        crate::cli::NetworkPolicyMode::Auto,
+    );
+    pick.show(
+        "network-policy",
+        format!("{network_policy:?}").to_lowercase(),
+    );
     Ok(InstallSettings {
         resolved,
         templates: args.templates.clone(),
@@ -424,8 +455,60 @@ pub fn install(
         dry_run: args.dry_run,
         no_verify: args.no_verify,
         parallel,
+        prometheus,
+        network_policy,
         describe: pick.describe(),
     })
+}
+
+/// `verify --prometheus`: where Prometheus' API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusTarget {
+    /// A base URL, checked (http or https, with a host) before any I/O.
+    Url(String),
+    /// The Prometheus Operator's Prometheus: the only one (`auto`) or `NAMESPACE/NAME`, through
+    /// the API server's service proxy.
+    Operator(crate::verify::prometheus::operator::Choice),
+}
+
+impl PrometheusTarget {
+    pub fn parse(value: &str) -> Result<PrometheusTarget, SettingsError> {
+        use crate::verify::prometheus::operator::Choice;
+        let bad = |reason: String| SettingsError::Prometheus {
+            value: value.to_string(),
+            reason,
+        };
+        if !value.contains("://") {
+            return match crate::cli::parse_prometheus_choice(value) {
+                Ok(crate::cli::PrometheusChoice::Auto) => {
+                    Ok(PrometheusTarget::Operator(Choice::Auto))
+                }
+                Ok(crate::cli::PrometheusChoice::Named { namespace, name }) => {
+                    Ok(PrometheusTarget::Operator(Choice::Named {
+                        namespace,
+                        name,
+                    }))
+                }
+                Ok(crate::cli::PrometheusChoice::None) => {
+                    Err(bad("`none` leaves nothing to verify through".to_string()))
+                }
+                Err(reason) => Err(bad(reason)),
+            };
+        }
+        if value.contains('?') || value.contains('#') {
+            return Err(bad("a base URL has no query or fragment".to_string()));
+        }
+        // Credentials in a URL would be printed in every report; none are sent either.
+        let authority = value
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .unwrap_or("");
+        if authority.contains('@') {
+            return Err(bad("credentials in the URL are not supported".to_string()));
+        }
+        crate::verify::http::check_url(value).map_err(|e| bad(e.to_string()))?;
+        Ok(PrometheusTarget::Url(value.to_string()))
+    }
 }
 
 pub struct VerifySettings {
@@ -433,6 +516,7 @@ pub struct VerifySettings {
     pub daemonset: ObjectName,
     pub metrics_url: Option<String>,
     pub metrics_file: Option<PathBuf>,
+    pub prometheus: Option<PrometheusTarget>,
     pub timeout: Duration,
     /// Nodes verified at once.
     pub parallel: usize,
@@ -462,6 +546,11 @@ pub fn verify(
         daemonset,
         metrics_url: args.metrics_url.clone(),
         metrics_file: args.metrics_file.clone(),
+        prometheus: args
+            .prometheus
+            .as_deref()
+            .map(PrometheusTarget::parse)
+            .transpose()?,
         timeout,
         parallel,
         describe: pick.describe(),
@@ -544,6 +633,7 @@ mod tests {
                 daemonset: None,
                 metrics_url: None,
                 metrics_file: None,
+                prometheus: None,
                 timeout: None,
                 parallel: None,
             },
@@ -583,6 +673,8 @@ mod tests {
             dry_run: false,
             no_verify: false,
             parallel: None,
+            prometheus: None,
+            network_policy: None,
         }
     }
 
@@ -621,6 +713,7 @@ mod tests {
             daemonset: None,
             metrics_url: None,
             metrics_file: None,
+            prometheus: None,
             timeout: None,
             parallel,
         };
@@ -702,6 +795,36 @@ mod tests {
             .err()
             .unwrap();
             assert!(e.to_string().contains("not an absolute host path"), "{e}");
+        }
+    }
+
+    #[test]
+    fn prometheus_is_a_url_auto_or_a_prometheus_object() {
+        use crate::verify::prometheus::operator::Choice;
+        assert_eq!(
+            PrometheusTarget::parse("http://127.0.0.1:9090").unwrap(),
+            PrometheusTarget::Url("http://127.0.0.1:9090".into())
+        );
+        assert_eq!(
+            PrometheusTarget::parse("auto").unwrap(),
+            PrometheusTarget::Operator(Choice::Auto)
+        );
+        assert_eq!(
+            PrometheusTarget::parse("observability/kube-prom-stack-kube-prome-prometheus").unwrap(),
+            PrometheusTarget::Operator(Choice::Named {
+                namespace: "observability".into(),
+                name: "kube-prom-stack-kube-prome-prometheus".into()
+            })
+        );
+        for bad in [
+            "none",
+            "127.0.0.1:9090",
+            "ftp://x/",
+            "http://u:p@host:9090",
+            "http://host:9090/?x=1",
+            "Not/A_Name",
+        ] {
+            assert!(PrometheusTarget::parse(bad).is_err(), "{bad}");
         }
     }
 

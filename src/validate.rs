@@ -377,6 +377,28 @@ pub fn label_key(field: &'static str, value: &str) -> Result<(), PlanError> {
     }
 }
 
+/// A label value (kubernetes.io: "Labels and Selectors"): at most 63 characters, letters,
+/// digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+pub fn label_value(field: &'static str, value: &str) -> Result<(), PlanError> {
+    safe_text(field, value)?;
+    let bytes = value.as_bytes();
+    let ok = value.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            value,
+            "is not a label value: at most 63 letters, digits, '.', '_' and '-', starting and ending with a letter or digit",
+        ))
+    }
+}
+
 /// A containerd namespace (containerd/containerd namespaces/validate.go):
 /// `[A-Za-z0-9]+([._-][A-Za-z0-9]+)*`, at most 76 characters.
 pub fn containerd_namespace(field: &'static str, value: &str) -> Result<(), PlanError> {

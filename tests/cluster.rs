@@ -1255,6 +1255,60 @@ mod interactive {
     }
 
     #[test]
+    fn with_two_prometheus_the_person_picks_one() {
+        let Some(w) = world(1) else { return };
+        if !have_python() {
+            return;
+        }
+        w.cluster.set_prometheus_operator(true);
+        for (ns, name, spec) in [
+            (
+                "monitoring",
+                "k8s",
+                serde_json::json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+            ),
+            (
+                "observability",
+                "stack",
+                serde_json::json!({
+                "serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                "serviceMonitorNamespaceSelector": {}}),
+            ),
+        ] {
+            w.cluster.create(
+                "helm",
+                serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                    "metadata": {"name": name, "namespace": ns}, "spec": spec}),
+            );
+        }
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[
+                ("Namespace for cAdvisor", "\r"),
+                ("cAdvisor image", "\r"),
+                ("Metric groups", "\r"),
+                ("Run cAdvisor privileged", "\r"),
+                ("Prometheus Operator ServiceMonitor", "\r"),
+                ("Which one should scrape cAdvisor", "\x1b[B\r"),
+                ("Apply this to the cluster", "\r"),
+            ],
+            &["install", "--timeout", "60s"],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("Prometheus observability/stack will scrape cAdvisor (ServiceMonitor labelled release=kube-prom-stack)"),
+            "{out}"
+        );
+        let sm = w
+            .cluster
+            .get("ServiceMonitor", "cadvisor", "cadvisor")
+            .expect("ServiceMonitor");
+        assert_eq!(sm["metadata"]["labels"]["release"], "kube-prom-stack");
+        assert!(out.contains("NetworkPolicy cadvisor/cadvisor"), "{out}");
+    }
+
+    #[test]
     fn show_yaml_then_cancel_applies_nothing() {
         let Some(w) = world(1) else { return };
         if !have_python() {
@@ -1348,6 +1402,52 @@ mod interactive {
         assert!(!out.contains("Namespace for cAdvisor"), "{out}");
         assert!(!out.contains("Metric groups"), "{out}");
         assert!(w.cluster.get("Namespace", "", "monitoring").is_none());
+    }
+
+    /// At a terminal, a mixed cluster's plan shows each node group's DaemonSet, socket and
+    /// nodes before the confirmation.
+    #[test]
+    fn the_plan_shows_the_node_groups_before_the_confirmation() {
+        let Some(w) = super::mixed::mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")])
+        else {
+            return;
+        };
+        if !have_python() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(
+            &answers,
+            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\n",
+        )
+        .expect("write answers");
+        let (code, out) = drive(
+            &w,
+            &[],
+            &[("Apply this to the cluster", "\r")],
+            &[
+                "install",
+                "--timeout",
+                "60s",
+                "--config",
+                answers.to_str().expect("utf-8"),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("node groups (one DaemonSet each):"), "{out}");
+        assert!(
+            out.contains(
+                "  cadvisor: socket /var/snap/microk8s/common/run/containerd.sock, nodes node-1"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(": socket /run/containerd/containerd.sock, nodes node-2"),
+            "{out}"
+        );
+        assert!(out.contains("cAdvisor is installed"), "{out}");
+        assert_eq!(w.cluster.list("DaemonSet", Some("cadvisor")).len(), 2);
     }
 
     /// The same two sockets, but the API server serves the kubelet's configz: its runtime
@@ -2585,5 +2685,1042 @@ mod report_snapshots {
         let out = w.run(&["install", "--yes", "--timeout", "60s"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
         insta::assert_snapshot!("install_applied_human", normalised(&w, &out, false));
+    }
+}
+
+/// Clusters whose nodes differ (issue 12): node facts through the API server, one DaemonSet per
+/// node group, and installing from a machine that is not a node.
+mod mixed {
+    use super::*;
+    use support::host_root::{DEFAULT_SOCKET, HostRootDir, K3S_SOCKET};
+
+    /// A node of `kind` with its own host root and a real containerd at that layout's socket,
+    /// running one labelled pod container named after the node.
+    fn layout_node(kind: &str, name: &str) -> (Node, SimNode) {
+        let root = HostRootDir::new();
+        root.write("/etc/hostname", &format!("{name}\n"));
+        let (socket, sim) = match kind {
+            "microk8s" => {
+                root.microk8s("v1.33.4", "classic", "8000");
+                (MICROK8S_SOCKET, SimNode::microk8s(name, root.path()))
+            }
+            "kubeadm" => {
+                root.kubeadm(&format!("unix://{DEFAULT_SOCKET}"), "systemd");
+                (DEFAULT_SOCKET, SimNode::kubeadm(name, root.path()))
+            }
+            "k3s" => {
+                root.k3s();
+                (K3S_SOCKET, SimNode::k3s(name, root.path()))
+            }
+            other => panic!("no layout {other}"),
+        };
+        let containerd = Containerd::start(root.path(), socket);
+        containerd.run_pod_container("c0", &format!("web-{name}"), "default", "web");
+        (
+            Node {
+                root,
+                _containerd: containerd,
+            },
+            sim,
+        )
+    }
+
+    /// A cluster of `(kind, name)` nodes; the commands run on the first one.
+    pub(crate) fn mixed_world(nodes: &[(&str, &str)]) -> Option<World> {
+        if !real::require_containerd() {
+            return None;
+        }
+        let (roots, sims): (Vec<Node>, Vec<SimNode>) =
+            nodes.iter().map(|(k, n)| layout_node(k, n)).unzip();
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(sims));
+        Some(World {
+            nodes: roots,
+            cluster,
+        })
+    }
+
+    /// The binary on `root` (not one of the nodes' roots) with the fake cluster's kubeconfig.
+    fn run_on(w: &World, root: &std::path::Path, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(root)
+            .arg("--kubeconfig")
+            .arg(w.cluster.kubeconfig_path())
+            .args(args);
+        let mut cmd = assert_cmd::Command::from_std(cmd);
+        cmd.timeout(Duration::from_secs(120));
+        cmd.output().expect("run cadvisor-setup")
+    }
+
+    fn daemonsets(w: &World) -> Vec<Value> {
+        let mut all: Vec<Value> = w
+            .cluster
+            .list("DaemonSet", Some("cadvisor"))
+            .into_iter()
+            .filter(|d| d["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        all.sort_by_key(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        });
+        all
+    }
+
+    fn pinned_to(ds: &Value) -> Vec<String> {
+        let terms = &ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
+        let expr = &terms[0]["matchExpressions"][0];
+        assert_eq!(expr["key"], "kubernetes.io/hostname", "{ds:#}");
+        assert_eq!(expr["operator"], "In", "{ds:#}");
+        expr["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn runtime_dir(ds: &Value) -> String {
+        ds["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "runtime")
+            .and_then(|v| v["hostPath"]["path"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn passed_nodes(report: &Value) -> Vec<String> {
+        let nodes = report["verification"]["nodes"].as_array().expect("nodes");
+        assert!(nodes.iter().all(|n| n["passed"] == true), "{report:#}");
+        nodes
+            .iter()
+            .map(|n| n["node"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Two MicroK8s nodes and a kubeadm node: two DaemonSets, each pinned to its nodes and
+    /// mounting its own socket's directory; the Service selects both; every node verified; a
+    /// rerun changes nothing; status and verify see both; uninstall removes both.
+    #[test]
+    fn two_microk8s_nodes_and_a_kubeadm_node_get_two_daemonsets_every_node_verified() {
+        let Some(w) = mixed_world(&[
+            ("microk8s", "node-1"),
+            ("microk8s", "node-2"),
+            ("kubeadm", "node-3"),
+        ]) else {
+            return;
+        };
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 2, "{dss:#?}");
+        let main = &dss[0];
+        let group = &dss[1];
+        assert_eq!(main["metadata"]["name"], "cadvisor");
+        assert_eq!(pinned_to(main), ["node-1", "node-2"]);
+        assert_eq!(runtime_dir(main), "/var/snap/microk8s/common/run");
+        let group_name = group["metadata"]["name"].as_str().expect("name");
+        assert!(group_name.starts_with("cadvisor-"), "{group_name}");
+        assert_eq!(pinned_to(group), ["node-3"]);
+        assert_eq!(runtime_dir(group), "/run/containerd");
+        assert!(
+            group["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&Value::from(
+                    "--raw_cgroup_prefix_whitelist=/kubepods.slice"
+                )),
+            "{group:#}"
+        );
+        // One pod per node, each from its own group's DaemonSet.
+        let pods = w.cluster.list("Pod", Some("cadvisor"));
+        let owner_of = |node: &str| {
+            pods.iter()
+                .find(|p| p["spec"]["nodeName"] == node)
+                .map(|p| p["metadata"]["ownerReferences"][0]["name"].clone())
+        };
+        assert_eq!(owner_of("node-1"), Some(Value::from("cadvisor")));
+        assert_eq!(owner_of("node-3"), Some(Value::from(group_name)));
+        assert_eq!(pods.len(), 3);
+        // The Service selects every group's pods.
+        let svc = w
+            .cluster
+            .get("Service", "cadvisor", "cadvisor")
+            .expect("svc");
+        assert_eq!(
+            svc["spec"]["selector"],
+            serde_json::json!({"app.kubernetes.io/name": "cadvisor"})
+        );
+        assert_eq!(report["nodes"]["groups"].as_array().map(Vec::len), Some(2));
+        assert_eq!(report["group_rollouts"][0]["name"], group_name);
+
+        let again = install_ok(&w, &[]);
+        assert_eq!(again["changed"], false, "{again:#}");
+        // The same from the kubeadm node: `cadvisor` stays with the group it serves.
+        let from_kubeadm = run_on(
+            &w,
+            w.nodes[2].root.path(),
+            &["install", "--yes", "-o", "json", "--timeout", "60s"],
+        );
+        assert_eq!(code(&from_kubeadm), 0, "{}", text(&from_kubeadm));
+        let from_kubeadm = json(&from_kubeadm);
+        assert_eq!(from_kubeadm["changed"], false, "{from_kubeadm:#}");
+        assert_eq!(from_kubeadm["nodes"]["nodes"][2]["this_host"], true);
+
+        let verified = w.run(&["verify", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&verified), 0, "{}", text(&verified));
+        assert_eq!(
+            passed_nodes(&json(&verified)),
+            ["node-1", "node-2", "node-3"]
+        );
+        let status = w.run(&["status", "-o", "json"]);
+        let status = json(&status);
+        assert_eq!(status["daemonset"]["name"], "cadvisor");
+        assert_eq!(status["group_daemonsets"][0]["name"], group_name);
+        assert_eq!(status["group_daemonsets"][0]["ready"], 1);
+
+        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        assert!(daemonsets(&w).is_empty());
+        assert!(w.cluster.list("Pod", Some("cadvisor")).is_empty());
+    }
+
+    /// An administrator's workstation: no runtime, no kubelet, only a kubeconfig. `detect
+    /// --cluster` shows each node's facts and the groups, `render --cluster` prints both
+    /// DaemonSets and applies nothing, `install --yes` installs and verifies every node.
+    #[test]
+    fn from_a_workstation_with_only_a_kubeconfig_every_node_is_installed_and_verified() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        let workstation = HostRootDir::new();
+        let detected = run_on(
+            &w,
+            workstation.path(),
+            &["detect", "--cluster", "-o", "json"],
+        );
+        assert_eq!(code(&detected), 0, "{}", text(&detected));
+        let detected = json(&detected);
+        let nodes = detected["nodes"]["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 2, "{detected:#}");
+        assert_eq!(nodes[1]["distribution"], "k3s");
+        assert_eq!(
+            nodes[1]["distribution_source"],
+            "kubelet version v1.33.4+k3s1"
+        );
+        assert_eq!(nodes[1]["socket"], K3S_SOCKET);
+        assert_eq!(
+            nodes[1]["socket_source"],
+            "configz containerRuntimeEndpoint"
+        );
+        assert_eq!(nodes[1]["cgroup_driver"], "systemd");
+        assert_eq!(nodes[1]["arch"], "arm64");
+        assert_eq!(nodes[1]["runtime_version"], "2.0.5-k3s1");
+        assert_eq!(nodes[0]["this_host"], false);
+        assert_eq!(
+            detected["nodes"]["groups"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let human = run_on(&w, workstation.path(), &["detect", "--cluster"]);
+        let shown = String::from_utf8_lossy(&human.stdout);
+        for needle in [
+            "node-2: k3s (kubelet version v1.33.4+k3s1), containerd 2.0.5-k3s1, linux/arm64",
+            "socket: /run/k3s/containerd/containerd.sock (configz containerRuntimeEndpoint)",
+            "groups (2 DaemonSets):",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "missing {needle:?}:\n{}",
+                text(&human)
+            );
+        }
+
+        let rendered = run_on(&w, workstation.path(), &["render", "--cluster"]);
+        assert_eq!(code(&rendered), 0, "{}", text(&rendered));
+        let yaml = String::from_utf8_lossy(&rendered.stdout);
+        assert_eq!(yaml.matches("kind: DaemonSet").count(), 2, "{yaml}");
+        assert!(yaml.contains("path: \"/run/k3s/containerd\""), "{yaml}");
+        assert!(daemonsets(&w).is_empty(), "render applied something");
+
+        let out = run_on(
+            &w,
+            workstation.path(),
+            &["install", "--yes", "-o", "json", "--timeout", "60s"],
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(passed_nodes(&json(&out)), ["node-1", "node-2"]);
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 2);
+        let dirs: Vec<String> = dss.iter().map(runtime_dir).collect();
+        assert!(
+            dirs.contains(&"/run/k3s/containerd".to_string()),
+            "{dirs:?}"
+        );
+        assert!(
+            dirs.contains(&"/var/snap/microk8s/common/run".to_string()),
+            "{dirs:?}"
+        );
+    }
+
+    fn resource_versions(w: &World) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for (kind, ns) in [
+            ("Namespace", ""),
+            ("ServiceAccount", "cadvisor"),
+            ("Service", "cadvisor"),
+            ("DaemonSet", "cadvisor"),
+        ] {
+            for o in w.cluster.list(kind, (!ns.is_empty()).then_some(ns)) {
+                if kind == "Namespace" && o["metadata"]["name"] != "cadvisor" {
+                    continue;
+                }
+                out.push((
+                    format!(
+                        "{kind} {}",
+                        o["metadata"]["name"].as_str().unwrap_or_default()
+                    ),
+                    o["metadata"]["resourceVersion"].clone(),
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A kubeadm node joins: the rerun adds it to the kubeadm group's DaemonSet and changes
+    /// nothing else; when the kubeadm nodes leave, the rerun deletes their group's DaemonSet.
+    #[test]
+    fn a_node_joining_lands_in_its_group_and_an_emptied_group_is_removed() {
+        let Some(mut w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        install_ok(&w, &[]);
+        let group = daemonsets(&w)[1]["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
+        let before = resource_versions(&w);
+
+        let (root, sim) = layout_node("kubeadm", "node-3");
+        w.cluster.add_node(sim);
+        w.nodes.push(root);
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let after = resource_versions(&w);
+        let changed: Vec<&String> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b != a)
+            .map(|(b, _)| &b.0)
+            .collect();
+        assert_eq!(before.len(), after.len());
+        assert_eq!(
+            changed,
+            [&format!("DaemonSet {group}")],
+            "{before:?}\n{after:?}"
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(pinned_to(&dss[1]), ["node-2", "node-3"]);
+        assert_eq!(pinned_to(&dss[0]), ["node-1"]);
+
+        w.cluster.remove_node("node-2");
+        w.cluster.remove_node("node-3");
+        // A dry run says which group DaemonSet would go, and deletes nothing.
+        let dry = w.run(&["install", "--dry-run", "-o", "json"]);
+        assert_eq!(code(&dry), 0, "{}", text(&dry));
+        let dry = json(&dry);
+        assert_eq!(
+            dry["prune"],
+            serde_json::json!([format!("DaemonSet cadvisor/{group}")]),
+            "{dry:#}"
+        );
+        assert_eq!(dry["changed"], true);
+        assert_eq!(daemonsets(&w).len(), 2);
+        let report = install_ok(&w, &[]);
+        assert_eq!(passed_nodes(&report), ["node-1"]);
+        assert_eq!(
+            report["pruned"],
+            serde_json::json!([format!("DaemonSet cadvisor/{group}")])
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1, "{dss:#?}");
+        // One group again: `cadvisor` exactly as a single-layout install renders it.
+        assert!(
+            dss[0]["spec"]["template"]["spec"]["affinity"].is_null(),
+            "{:#}",
+            dss[0]
+        );
+    }
+
+    /// With node groups installed, a kubeconfig that may not list nodes stops install (exit 4)
+    /// before anything is applied: one unpinned DaemonSet would land on every group's nodes.
+    #[test]
+    fn without_the_node_list_install_leaves_installed_groups_alone() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        install_ok(&w, &[]);
+        let before = resource_versions(&w);
+        w.cluster.failures().forbid("list", "nodes");
+        let out = w.run(&["install", "--yes", "--timeout", "60s"]);
+        assert_exit_saying(&out, 4, "cannot read the cluster's nodes");
+        assert_exit_saying(
+            &out,
+            4,
+            "node groups are installed (DaemonSet cadvisor/cadvisor-",
+        );
+        assert_eq!(resource_versions(&w), before, "something was applied");
+    }
+
+    /// A DaemonSet named like a node group's but not created by install (another tool wrote it,
+    /// our label or not) is never pruned.
+    #[test]
+    fn a_group_named_daemonset_install_did_not_create_is_never_pruned() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &["--no-verify"]);
+        for (name, labels) in [
+            ("cadvisor-0badcafe", serde_json::json!({"app": "x"})),
+            (
+                "cadvisor-deadbeef",
+                serde_json::json!({"app": "x", "app.kubernetes.io/managed-by": "cadvisor-setup"}),
+            ),
+        ] {
+            w.cluster.create(
+                "helm",
+                serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "DaemonSet",
+                    "metadata": {"name": name, "namespace": "cadvisor", "labels": labels},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": "x"}},
+                        "template": {"metadata": {"labels": {"app": "x"}},
+                            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+                    }
+                }),
+            );
+        }
+        let report = install_ok(&w, &["--no-verify"]);
+        assert!(report.get("pruned").is_none(), "{report:#}");
+        for name in ["cadvisor-0badcafe", "cadvisor-deadbeef"] {
+            assert!(
+                w.cluster.get("DaemonSet", "cadvisor", name).is_some(),
+                "{name} was deleted"
+            );
+        }
+    }
+
+    /// A Windows node is in no group (the DaemonSets select Linux nodes): one DaemonSet as
+    /// before, every Linux node verified, a warning naming the Windows node.
+    #[test]
+    fn a_windows_node_is_left_to_itself() {
+        let Some(w) = shared_world(1, |_| {}) else {
+            return;
+        };
+        w.nodes[0].root.write("/etc/hostname", "node-1\n");
+        let mut windows = SimNode::kubeadm("win-1", w.nodes[0].root.path());
+        windows.os = "windows".into();
+        windows.runtime_endpoint = "npipe:////./pipe/containerd-containerd".into();
+        windows.annotations.clear();
+        w.cluster.add_node(windows);
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(passed_nodes(&json(&out)), ["node-1"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(
+                "node win-1: runs windows; cAdvisor's DaemonSets run on Linux nodes only"
+            ),
+            "{}",
+            text(&out)
+        );
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1);
+        assert!(dss[0]["spec"]["template"]["spec"]["affinity"].is_null());
+        let detected = w.run(&["detect", "--cluster"]);
+        assert_eq!(code(&detected), 0, "{}", text(&detected));
+    }
+
+    /// RBAC forbids one node's configz: that node falls back to its distribution's defaults,
+    /// and the report says so, naming the node, the error and where its facts came from.
+    #[test]
+    fn a_node_whose_configz_is_forbidden_falls_back_and_the_report_names_it() {
+        let Some(w) = shared_world(2, |_| {}) else {
+            return;
+        };
+        // The commands run on node-1 (its kubelet's name).
+        w.nodes[0].root.write("/etc/hostname", "node-1\n");
+        w.cluster.failures().forbid_configz("node-2");
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2"]);
+        let node2 = &report["nodes"]["nodes"][1];
+        assert_eq!(node2["name"], "node-2");
+        assert_eq!(node2["fallback"], true, "{report:#}");
+        assert!(
+            node2["configz_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("403") || e.contains("forbidden")),
+            "{node2:#}"
+        );
+        assert!(
+            node2["socket_source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("microk8s default (")),
+            "{node2:#}"
+        );
+        assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
+        assert_eq!(report["nodes"]["nodes"][0]["fallback"], false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("warning: node node-2: configz not read"),
+            "{}",
+            text(&out)
+        );
+        // One layout: the single `cadvisor` DaemonSet, no affinity.
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 1);
+        assert!(dss[0]["spec"]["template"]["spec"]["affinity"].is_null());
+    }
+
+    /// `detect --cluster` from a workstation, one node's configz forbidden: the per-node table
+    /// with the source of every fact, the fallback named, and the groups.
+    #[test]
+    fn detect_cluster_from_a_workstation_snapshots() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        w.cluster.failures().forbid_configz("node-2");
+        let workstation = HostRootDir::new();
+        workstation.write("/etc/hostname", "workstation\n");
+        let root = workstation.path().display().to_string();
+        let kubeconfig_dir = w
+            .cluster
+            .kubeconfig_path()
+            .parent()
+            .expect("dir")
+            .display()
+            .to_string();
+        let known = [
+            (root.as_str(), "[HOST_ROOT]"),
+            (kubeconfig_dir.as_str(), "[KUBECONFIG_DIR]"),
+        ];
+        let out = run_on(
+            &w,
+            workstation.path(),
+            &["detect", "--cluster", "-o", "json"],
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!(
+            "detect_cluster_workstation_json",
+            support::snapshot::json(&out, &known)
+        );
+        let out = run_on(&w, workstation.path(), &["detect", "--cluster"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!(
+            "detect_cluster_workstation_human",
+            support::snapshot::human(&out, &known)
+        );
+    }
+
+    /// `render --cluster --out-dir`: one file per object, the further group's DaemonSet in a
+    /// file named after it, listed in the kustomization.
+    #[test]
+    fn render_cluster_out_dir_writes_each_groups_daemonset() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_dir = dir.path().join("deploy");
+        let out = w.run(&[
+            "render",
+            "--cluster",
+            "--out-dir",
+            out_dir.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+            .expect("out dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        let group = files
+            .iter()
+            .find(|f| f.starts_with("daemonset-cadvisor-"))
+            .unwrap_or_else(|| panic!("no group DaemonSet file: {files:?}"))
+            .clone();
+        assert!(files.contains(&"daemonset.yaml".to_string()), "{files:?}");
+        let kustomization =
+            std::fs::read_to_string(out_dir.join("kustomization.yaml")).expect("kustomization");
+        assert!(kustomization.contains(&group), "{kustomization}");
+        let text = std::fs::read_to_string(out_dir.join(&group)).expect("group file");
+        assert!(text.contains("/run/k3s/containerd"), "{text}");
+        assert!(text.contains("\"node-2\""), "{text}");
+        assert!(daemonsets(&w).is_empty(), "render applied something");
+    }
+
+    /// Every node's configz is read, concurrently but never more than `--parallel` at once.
+    #[test]
+    fn configz_is_read_for_every_node_at_most_parallel_at_once() {
+        let Some(w) = shared_world(9, |_| {}) else {
+            return;
+        };
+        let latency = Duration::from_millis(200);
+        w.cluster.failures().set_proxy_latency(latency);
+        let out = w.run(&[
+            "install",
+            "--yes",
+            "--no-verify",
+            "--parallel",
+            "3",
+            "--timeout",
+            "60s",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let peak = w.cluster.proxy_peak();
+        assert_eq!(
+            peak, 3,
+            "at most 3 proxy requests at once, and more than one"
+        );
+        let mut read: Vec<String> = w
+            .cluster
+            .requests()
+            .iter()
+            .filter_map(|r| {
+                r.path
+                    .strip_prefix("/api/v1/nodes/")
+                    .and_then(|p| p.strip_suffix("/proxy/configz"))
+                    .map(str::to_string)
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        assert_eq!(read.len(), 9, "{read:?}");
+        // `render --cluster` and `detect --cluster` take the same bound.
+        for command in ["render", "detect"] {
+            w.cluster.reset_proxy_peak();
+            let out = w.run(&[command, "--cluster", "--parallel", "2"]);
+            assert_eq!(code(&out), 0, "{}", text(&out));
+            assert!(
+                w.cluster.proxy_peak() <= 2,
+                "{command}: {}",
+                w.cluster.proxy_peak()
+            );
+        }
+    }
+
+    /// On a node, host detection leads for that node; a kubelet configz that says otherwise is
+    /// a warning naming both sockets.
+    #[test]
+    fn a_configz_disagreeing_with_this_hosts_detection_is_a_warning_naming_both() {
+        let Some(w) = shared_world(1, |n| {
+            n.runtime_endpoint = "unix:///run/elsewhere/containerd.sock".into();
+        }) else {
+            return;
+        };
+        let out = w.run(&["detect", "--cluster", "-o", "json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(
+                "this host's detection found runtime socket /var/snap/microk8s/common/run/containerd.sock, but the kubelet's configz says /run/elsewhere/containerd.sock"
+            ),
+            "{}",
+            text(&out)
+        );
+        let report = json(&out);
+        assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
+        assert_eq!(report["nodes"]["nodes"][0]["socket"], MICROK8S_SOCKET);
+    }
+}
+
+/// `install` and the Prometheus that is already there (issue #11): the Prometheus Operator's
+/// `Prometheus` objects, our ServiceMonitor labelled for the chosen one's selectors, the
+/// NetworkPolicy admitting it and the nodes only.
+mod prometheus_integration {
+    use super::*;
+    use serde_json::json;
+
+    /// MicroK8s' observability addon (kube-prometheus-stack, release `kube-prom-stack`): the
+    /// Prometheus selects ServiceMonitors labelled `release: kube-prom-stack` in every namespace
+    /// (prometheus-community/helm-charts: charts/kube-prometheus-stack/values.yaml).
+    const STACK_NS: &str = "observability";
+    const STACK_NAME: &str = "kube-prom-stack-kube-prome-prometheus";
+
+    fn prometheus(w: &World, namespace: &str, name: &str, spec: Value) {
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}),
+        );
+    }
+
+    /// The operator's StatefulSet for `name`, labelled and selecting as the operator does.
+    fn statefulset(w: &World, namespace: &str, name: &str) {
+        let selector = json!({
+            "app.kubernetes.io/name": "prometheus",
+            "operator.prometheus.io/name": name,
+        });
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": format!("prometheus-{name}"), "namespace": namespace,
+                    "labels": {"operator.prometheus.io/name": name}},
+                "spec": {"selector": {"matchLabels": selector},
+                    "serviceName": "prometheus-operated",
+                    "template": {"metadata": {"labels": selector},
+                        "spec": {"containers": [{"name": "prometheus", "image": "quay.io/prometheus/prometheus:v3.5.0"}]}}}}),
+        );
+    }
+
+    /// One node, the operator's CRDs, and `monitoring/k8s` with `spec`.
+    fn operator_world(spec: Value) -> Option<World> {
+        let w = world(1)?;
+        w.cluster.set_prometheus_operator(true);
+        prometheus(&w, "monitoring", "k8s", spec);
+        Some(w)
+    }
+
+    fn all_namespaces(service_monitor_selector: Value) -> Value {
+        json!({"serviceMonitorSelector": service_monitor_selector,
+            "serviceMonitorNamespaceSelector": {}})
+    }
+
+    fn stack_world() -> Option<World> {
+        let w = world(1)?;
+        w.cluster.set_prometheus_operator(true);
+        prometheus(
+            &w,
+            STACK_NS,
+            STACK_NAME,
+            all_namespaces(json!({"matchLabels": {"release": "kube-prom-stack"}})),
+        );
+        statefulset(&w, STACK_NS, STACK_NAME);
+        Some(w)
+    }
+
+    fn service_monitor(w: &World) -> Option<Value> {
+        w.cluster.get("ServiceMonitor", "cadvisor", "cadvisor")
+    }
+
+    fn network_policy(w: &World) -> Option<Value> {
+        w.cluster.get("NetworkPolicy", "cadvisor", "cadvisor")
+    }
+
+    #[test]
+    fn the_observability_addon_selects_our_service_monitor_and_only_it_and_the_nodes_may_scrape() {
+        let Some(w) = stack_world() else { return };
+        // detect --cluster says beforehand what install will do.
+        let detected = json(&w.run(&["detect", "--cluster", "-o", "json"]));
+        assert_eq!(
+            detected["prometheus"][0]["name"], STACK_NAME,
+            "{detected:#}"
+        );
+        assert_eq!(
+            detected["prometheus"][0]["selectable"], true,
+            "{detected:#}"
+        );
+        assert_eq!(
+            detected["prometheus"][0]["would_add"]["service_monitor_labels"],
+            json!({"release": "kube-prom-stack"})
+        );
+        let out = w.run(&["detect", "--cluster"]);
+        assert!(
+            text(&out).contains("would select our ServiceMonitor labelled release=kube-prom-stack"),
+            "{}",
+            text(&out)
+        );
+        let report = install_ok(&w, &[]);
+        assert_eq!(
+            report["prometheus"]["chosen"],
+            format!("{STACK_NS}/{STACK_NAME}"),
+            "{report:#}"
+        );
+        assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
+        assert_eq!(report["prometheus"]["network_policy"], true, "{report:#}");
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        assert_eq!(
+            sm["metadata"]["labels"]["release"], "kube-prom-stack",
+            "{sm:#}"
+        );
+        assert_eq!(
+            sm["metadata"]["labels"]["app.kubernetes.io/name"], "cadvisor",
+            "{sm:#}"
+        );
+
+        let np = network_policy(&w).expect("NetworkPolicy applied");
+        let spec = &np["spec"];
+        assert_eq!(
+            spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            "cadvisor"
+        );
+        assert_eq!(spec["policyTypes"], json!(["Ingress"]));
+        let rules = spec["ingress"].as_array().expect("ingress rules");
+        assert_eq!(rules.len(), 2, "{np:#}");
+        let from_prometheus = &rules[0]["from"][0];
+        assert_eq!(
+            from_prometheus["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            STACK_NS
+        );
+        assert_eq!(
+            from_prometheus["podSelector"]["matchLabels"],
+            json!({"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": STACK_NAME}),
+            "the StatefulSet's selector names the Prometheus pods: {np:#}"
+        );
+        let node_ip = &w.cluster.nodes()[0].internal_ip;
+        assert_eq!(
+            rules[1]["from"],
+            json!([{"ipBlock": {"cidr": format!("{node_ip}/32")}}])
+        );
+        for rule in rules {
+            assert_eq!(
+                rule["ports"],
+                json!([{"protocol": "TCP", "port": 8080}]),
+                "{np:#}"
+            );
+        }
+        validate_strict(&np);
+
+        let out = w.run(&["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let status = json(&out);
+        assert_eq!(status["prometheus"][0]["name"], STACK_NAME, "{status:#}");
+        assert_eq!(status["prometheus"][0]["selects_ours"], true, "{status:#}");
+        assert_eq!(
+            status["prometheus"][0]["selects_service_monitors"],
+            "release=kube-prom-stack"
+        );
+        let out = w.run(&["status"]);
+        assert!(
+            text(&out).contains(&format!(
+                "Prometheus {STACK_NS}/{STACK_NAME}: scrapes our ServiceMonitor"
+            )),
+            "{}",
+            text(&out)
+        );
+
+        // A rerun changes nothing; uninstall removes what install made.
+        let again = install_ok(&w, &[]);
+        assert_eq!(again["changed"], false, "{again:#}");
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(service_monitor(&w).is_none());
+        assert!(network_policy(&w).is_none());
+        assert!(
+            w.cluster.get("Prometheus", STACK_NS, STACK_NAME).is_some(),
+            "the user's Prometheus stays"
+        );
+    }
+
+    #[test]
+    fn kube_prometheus_selects_everything_so_nothing_is_added() {
+        // kube-prometheus: `serviceMonitorSelector: {}` in `monitoring`
+        // (prometheus-operator/kube-prometheus: manifests/prometheus-prometheus.yaml).
+        let Some(w) = operator_world(all_namespaces(json!({}))) else {
+            return;
+        };
+        let report = install_ok(&w, &[]);
+        assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
+        assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        let labels = sm["metadata"]["labels"].as_object().expect("labels");
+        assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");
+        // No StatefulSet to read: the operator's own pod label names its pods.
+        let np = network_policy(&w).expect("NetworkPolicy");
+        let rules = &np["spec"]["ingress"];
+        assert_eq!(
+            rules[0]["from"],
+            json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"operator.prometheus.io/name": "k8s"}}}]),
+            "{np:#}"
+        );
+        assert_eq!(
+            rules[0]["ports"],
+            json!([{"protocol": "TCP", "port": 8080}])
+        );
+        validate_strict(&np);
+
+        // A rerun that no longer wants the policy deletes ours (and says so); the rest stays.
+        let report = install_ok(&w, &["--network-policy", "never"]);
+        assert_eq!(report["changed"], true, "{report:#}");
+        assert_eq!(
+            report["pruned"],
+            json!(["NetworkPolicy cadvisor/cadvisor"]),
+            "{report:#}"
+        );
+        assert!(network_policy(&w).is_none(), "--network-policy never");
+        assert!(service_monitor(&w).is_some());
+        let again = install_ok(&w, &["--network-policy", "never"]);
+        assert_eq!(again["changed"], false, "{again:#}");
+    }
+
+    #[test]
+    fn a_selector_that_excludes_us_is_refused_before_anything_is_applied() {
+        let Some(w) = operator_world(all_namespaces(json!({"matchExpressions": [
+            {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["cadvisor"]}]})))
+        else {
+            return;
+        };
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/k8s"]);
+        assert_exit_saying(&out, 3, "app.kubernetes.io/name notin (cadvisor)");
+        assert!(text(&out).contains("nothing was applied"), "{}", text(&out));
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+
+        // auto: the same Prometheus is a warning; cAdvisor is installed without integration.
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert_eq!(report["prometheus"]["selected"], false, "{report:#}");
+        assert!(
+            report["prometheus"]["note"]
+                .as_str()
+                .unwrap_or("")
+                .contains("notin (cadvisor)"),
+            "{report:#}"
+        );
+        assert!(
+            network_policy(&w).is_none(),
+            "auto: no policy without a Prometheus"
+        );
+    }
+
+    #[test]
+    fn with_two_prometheus_an_unattended_install_needs_to_be_told_which() {
+        let Some(w) = stack_world() else { return };
+        prometheus(&w, "monitoring", "k8s", all_namespaces(json!({})));
+        let out = w.run(&["install", "--yes"]);
+        assert_exit_saying(&out, 3, "several Prometheus instances");
+        assert!(
+            text(&out).contains(&format!("{STACK_NS}/{STACK_NAME}")),
+            "{}",
+            text(&out)
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+
+        let report = install_ok(&w, &["--prometheus", "monitoring/k8s"]);
+        assert_eq!(
+            report["prometheus"]["chosen"], "monitoring/k8s",
+            "{report:#}"
+        );
+        assert_eq!(
+            report["prometheus"]["found"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let sm = service_monitor(&w).expect("ServiceMonitor applied");
+        assert!(sm["metadata"]["labels"]["release"].is_null(), "{sm:#}");
+        // The policy admits monitoring/k8s by the operator's label (no StatefulSet to read).
+        let np = network_policy(&w).expect("NetworkPolicy");
+        assert_eq!(
+            np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"],
+            json!({"operator.prometheus.io/name": "k8s"})
+        );
+
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/nope"]);
+        assert_exit_saying(&out, 3, "no such Prometheus");
+    }
+
+    #[test]
+    fn a_nil_namespace_selector_means_the_prometheus_namespace_and_says_how_to_reach_it() {
+        let Some(w) = world(1) else { return };
+        w.cluster.set_prometheus_operator(true);
+        prometheus(
+            &w,
+            "monitoring",
+            "k8s",
+            json!({"serviceMonitorSelector": {}}),
+        );
+        let out = w.run(&["install", "--yes", "--prometheus", "monitoring/k8s"]);
+        assert_exit_saying(&out, 3, "only in its own namespace monitoring");
+        assert!(
+            text(&out).contains("--namespace monitoring"),
+            "{}",
+            text(&out)
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+    }
+
+    #[test]
+    fn a_namespace_selector_labels_the_namespace_we_create() {
+        let Some(w) = operator_world(json!({"serviceMonitorSelector": {},
+            "serviceMonitorNamespaceSelector": {"matchLabels": {"monitoring": "enabled"}}}))
+        else {
+            return;
+        };
+        let report = install_ok(&w, &[]);
+        assert_eq!(
+            report["prometheus"]["namespace_labels"],
+            json!({"monitoring": "enabled"})
+        );
+        let ns = w
+            .cluster
+            .get("Namespace", "", "cadvisor")
+            .expect("namespace");
+        assert_eq!(ns["metadata"]["labels"]["monitoring"], "enabled", "{ns:#}");
+    }
+
+    #[test]
+    fn usage_errors_come_before_the_cluster() {
+        let Some(w) = world(1) else { return };
+        w.cluster.clear_requests();
+        for args in [
+            &["install", "--yes", "--prometheus", "not a name"][..],
+            &[
+                "install",
+                "--yes",
+                "--prometheus",
+                "monitoring/k8s",
+                "--service-monitor",
+                "never",
+            ],
+            &["install", "--yes", "--network-policy", "sometimes"],
+        ] {
+            let out = w.run(args);
+            assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        }
+        assert!(
+            w.cluster.requests().is_empty(),
+            "{:?}",
+            w.cluster.requests()
+        );
+    }
+
+    /// `kubernetes-validate --strict` on the object as applied, server fields removed.
+    fn validate_strict(object: &Value) {
+        let validator = real::tool_path("kubernetes-validate");
+        if !real::require(
+            "kubernetes-validate (pip install kubernetes-validate; scripts/test.sh installs it)",
+            validator.is_some(),
+        ) {
+            return;
+        }
+        let mut clean = object.clone();
+        let meta = &object["metadata"];
+        clean["metadata"] = json!({"name": meta["name"], "namespace": meta["namespace"],
+            "labels": meta["labels"]});
+        if let Some(o) = clean.as_object_mut() {
+            o.remove("status");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("networkpolicy.yaml");
+        std::fs::write(&file, clean.to_string()).expect("write");
+        for version in ["1.28.0", "1.37.0"] {
+            let out = std::process::Command::new(validator.as_ref().expect("checked"))
+                .args(["-k", version, "--strict"])
+                .arg(&file)
+                .output()
+                .expect("run kubernetes-validate");
+            assert!(
+                out.status.success(),
+                "k8s {version}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

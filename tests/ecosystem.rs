@@ -321,7 +321,14 @@ mod help_and_completions {
     }
 
     /// Options that are one-off paths for one run, so no environment variable.
-    const NO_ENV: &[&str] = &["out_dir", "metrics_url", "metrics_file", "verbose", "shell"];
+    const NO_ENV: &[&str] = &[
+        "out_dir",
+        "scrape_config",
+        "metrics_url",
+        "metrics_file",
+        "verbose",
+        "shell",
+    ];
 
     #[test]
     fn every_flag_has_help_and_an_environment_variable() {
@@ -334,7 +341,10 @@ mod help_and_completions {
                 }
                 let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
                 assert!(help.len() > 10, "{} --{id} has no help", sub.get_name());
-                if !NO_ENV.contains(&id) {
+                // verify's --prometheus is a source like --metrics-url (a URL is no value for
+                // install's --prometheus, which has CADVISOR_SETUP_PROMETHEUS).
+                let verify_source = sub.get_name() == "verify" && id == "prometheus";
+                if !NO_ENV.contains(&id) && !verify_source {
                     let env = arg.get_env().map(|e| e.to_string_lossy().to_string());
                     assert!(
                         env.as_deref()
@@ -431,5 +441,457 @@ mod help_and_completions {
         }
         assert!(stdout_of(&["completions", "zsh"]).starts_with("#compdef cadvisor-setup"));
         assert!(stdout_of(&["completions", "fish"]).contains("complete -c cadvisor-setup"));
+    }
+}
+
+/// A real Prometheus (Debian's 2.42) scraping the simulated cAdvisor's real metrics through the
+/// fake API server's pod proxy (https, the kubeconfig's client certificate), with the job
+/// `render --scrape-config` prints: its Kubernetes discovery swapped for the static target the
+/// discovery would find, every relabel rule kept. Then `verify --prometheus URL` judges it.
+mod prometheus_real {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+    use support::containerd::Containerd;
+    use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+    use support::host_root::{HostRootDir, MICROK8S_SOCKET};
+    use support::prometheus::{
+        RealPrometheus, pod_target_labels, require_prometheus, with_static_targets,
+    };
+    use support::real;
+
+    const POD: &str = "loki-gateway-66c8f46897-2m445";
+
+    struct World {
+        root: HostRootDir,
+        _containerd: Containerd,
+        cluster: FakeCluster,
+        tls: tempfile::TempDir,
+    }
+
+    impl World {
+        fn run(&self, args: &[&str]) -> std::process::Output {
+            let mut cmd = assert_cmd::Command::cargo_bin("cadvisor-setup").expect("binary");
+            cmd.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("NO_COLOR", "1")
+                .arg("--host-root")
+                .arg(self.root.path())
+                .arg("--kubeconfig")
+                .arg(self.cluster.kubeconfig_path())
+                .args(args)
+                .timeout(Duration::from_secs(120));
+            cmd.output().expect("run cadvisor-setup")
+        }
+
+        /// The job as `render --scrape-config` prints it, with the static target of our one
+        /// cAdvisor pod reached through the API server's pod proxy.
+        fn job(&self, target: &str, pod: &str) -> Value {
+            let out = self.run(&["render", "--scrape-config", "-o", "json"]);
+            assert!(out.status.success(), "{}", text(&out));
+            let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let [ca, cert, key] = self.cluster.write_client_tls_files(self.tls.path());
+            with_static_targets(
+                &doc["scrape_config"],
+                json!([{"targets": [target], "labels": pod_target_labels("cadvisor", pod, "node-1", "http")}]),
+                &[
+                    ("scheme", json!("https")),
+                    (
+                        "metrics_path",
+                        json!(format!(
+                            "/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics"
+                        )),
+                    ),
+                    (
+                        "tls_config",
+                        json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
+                    ),
+                    // Quicker than 30s for the test; the rules are unchanged.
+                    ("scrape_interval", json!("1s")),
+                    ("scrape_timeout", json!("1s")),
+                ],
+            )
+        }
+    }
+
+    fn text(out: &std::process::Output) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn world() -> Option<World> {
+        if !real::require_containerd() || !require_prometheus() {
+            return None;
+        }
+        let root = HostRootDir::new();
+        root.microk8s("v1.33.4", "classic", "8000");
+        let containerd = Containerd::start(root.path(), MICROK8S_SOCKET);
+        containerd.run_pod_container("c0", POD, "loki", "nginx");
+        let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s(
+            "node-1",
+            root.path(),
+        )]));
+        Some(World {
+            root,
+            _containerd: containerd,
+            cluster,
+            tls: tempfile::tempdir().expect("tempdir"),
+        })
+    }
+
+    fn verify(w: &World, prometheus: &RealPrometheus, timeout: &str) -> (i32, Value) {
+        let out = w.run(&[
+            "verify",
+            "--prometheus",
+            &prometheus.url(),
+            "--timeout",
+            timeout,
+            "-o",
+            "json",
+        ]);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out), prometheus.log()));
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    #[test]
+    fn the_loki_gateway_is_queried_by_pod_namespace_and_container_and_each_fault_is_named() {
+        let Some(w) = world() else { return };
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let pod = w
+            .cluster
+            .list("Pod", Some("cadvisor"))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .expect("a cAdvisor pod");
+        let api = format!("127.0.0.1:{}", w.cluster.port());
+
+        let good = w.job(&api, &pod);
+        let mut unrelabelled = good.clone();
+        unrelabelled["scrape_configs"][0]
+            .as_object_mut()
+            .expect("job")
+            .remove("metric_relabel_configs");
+        // Nothing listens there: what a NetworkPolicy or a wrong port looks like to Prometheus.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let down = w.job(&closed.to_string(), &pod);
+        // Started together: each needs a scrape or two before it can be judged.
+        let prometheus = [good, unrelabelled, down].map(|c| RealPrometheus::start(&c));
+
+        // The user's query, answered by the real Prometheus.
+        let series = prometheus[0].wait_for(
+            &format!(
+                r#"container_memory_working_set_bytes{{namespace="loki",pod="{POD}",container="nginx"}}"#
+            ),
+            Duration::from_secs(30),
+        );
+        assert_eq!(series.len(), 1, "{}", prometheus[0].log());
+        assert_eq!(series[0]["metric"]["job"], "cadvisor");
+        assert_eq!(series[0]["metric"]["node"], "node-1");
+
+        // The dashboard's CPU and memory panels, as Grafana sends them, find the pod too.
+        let dashboard: Value =
+            serde_json::from_str(cadvisor_setup::plan::dashboard::DASHBOARD_JSON).expect("JSON");
+        for title in ["CPU per container", "Memory working set per container"] {
+            let panel = dashboard["panels"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["title"] == title))
+                .expect("panel");
+            let expr = panel["targets"][0]["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", ".+")
+                .replace("$pod", ".+");
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let found = loop {
+                let result = prometheus[0].query(&expr);
+                let found = result
+                    .iter()
+                    .any(|s| s["metric"]["pod"] == POD && s["metric"]["container"] == "nginx");
+                if found || std::time::Instant::now() > deadline {
+                    break found;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            };
+            assert!(found, "{title}: {expr}\n{}", prometheus[0].log());
+        }
+
+        let (code, report) = verify(&w, &prometheus[0], "60s");
+        assert_eq!(code, 0, "{report:#}");
+        let p = &report["prometheus"];
+        assert_eq!(p["ok"], true);
+        assert_eq!(
+            p["subject"],
+            json!({"namespace": "loki", "pod": POD, "container": "nginx"}),
+            "the pod the kubelet reports"
+        );
+        assert_eq!(p["nodes"][0]["node"], "node-1");
+        assert_eq!(p["nodes"][0]["health"], "up");
+        assert!(p["series"].as_u64().is_some_and(|n| n >= 1), "{report:#}");
+
+        // The Prometheus Operator's Prometheus, found through the API and asked through the API
+        // server's service proxy (its governing Service prometheus-operated, port web).
+        w.cluster.set_prometheus_operator(true);
+        let stack = "kube-prom-stack-kube-prome-prometheus";
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": stack, "namespace": "observability"},
+                "spec": {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                    "serviceMonitorNamespaceSelector": {}}}),
+        );
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "observability"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        w.cluster.set_service_backend(
+            "observability",
+            "prometheus-operated",
+            Some(&prometheus[0].url()),
+        );
+        for choice in ["auto", &format!("observability/{stack}")] {
+            let out = w.run(&[
+                "verify",
+                "--prometheus",
+                choice,
+                "--timeout",
+                "30s",
+                "-o",
+                "json",
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{choice}: {}", text(&out));
+            let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let endpoint = &report["prometheus"]["endpoint"];
+            assert_eq!(endpoint["kind"], "service-proxy", "{report:#}");
+            assert_eq!(endpoint["service"], "prometheus-operated");
+            assert_eq!(report["prometheus"]["series"], 1, "{report:#}");
+        }
+        // Two of them: auto does not guess (exit 3, naming both).
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": {}}),
+        );
+        let out = w.run(&["verify", "--prometheus", "auto", "--timeout", "5s"]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("monitoring/k8s") && stderr.contains(stack),
+            "{stderr}"
+        );
+
+        // Without the metric relabelling the series have no `pod`: named as such, exit 6.
+        let (code, report) = verify(&w, &prometheus[1], "60s");
+        assert_eq!(code, 6, "{report:#}");
+        assert_eq!(
+            report["prometheus"]["reason"], "not-relabelled",
+            "{report:#}"
+        );
+        assert!(
+            report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("metric relabelling")),
+            "{report:#}"
+        );
+
+        // The same two for people.
+        let known = [(pod.as_str(), "[CADVISOR_POD]")];
+        for (name, p) in [
+            ("verify_prometheus_pass_human", &prometheus[0]),
+            ("verify_prometheus_not_relabelled_human", &prometheus[1]),
+        ] {
+            let out = w.run(&["verify", "--prometheus", &p.url(), "--timeout", "60s"]);
+            insta::assert_snapshot!(name, support::snapshot::human(&out, &known));
+        }
+
+        // A target Prometheus cannot reach: down, with the network policy or the port named.
+        let (code, report) = verify(&w, &prometheus[2], "8s");
+        assert_eq!(code, 6, "{report:#}");
+        assert_eq!(report["prometheus"]["reason"], "target-down", "{report:#}");
+        let message = report["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("NetworkPolicy") && message.contains("port"),
+            "{message}"
+        );
+        assert!(
+            report["prometheus"]["nodes"][0]["last_error"].is_string(),
+            "{report:#}"
+        );
+    }
+
+    #[test]
+    fn a_prometheus_without_our_job_is_a_missing_target() {
+        let Some(w) = world() else { return };
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let other = json!({"scrape_configs": [{"job_name": "prometheus",
+            "static_configs": [{"targets": ["127.0.0.1:1"]}]}]});
+        let prometheus = RealPrometheus::start(&other);
+        let (code, report) = verify(&w, &prometheus, "3s");
+        assert_eq!(code, 6, "{report:#}");
+        assert_eq!(
+            report["prometheus"]["reason"], "target-missing",
+            "{report:#}"
+        );
+        assert!(
+            report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("serviceMonitorSelector")),
+            "{report:#}"
+        );
+        // Unreachable Prometheus: nothing proven, exit 1 naming the URL; a bad URL is exit 2.
+        let out = w.run(&[
+            "verify",
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--timeout",
+            "2s",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("127.0.0.1:1"),
+            "{}",
+            text(&out)
+        );
+        let out = w.run(&["verify", "--prometheus", "127.0.0.1:9090"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        // auto without the Prometheus Operator: nothing to ask, exit 3 saying to give a URL.
+        let out = w.run(&["verify", "--prometheus", "auto", "--timeout", "2s"]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("URL"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    /// `--grafana-dashboard auto`: on when Grafana's sidecar label is in use in the cluster; the
+    /// ConfigMap is ours, so uninstall removes it and keeps the user's.
+    #[test]
+    fn the_dashboard_follows_the_sidecar_label_and_uninstall_takes_only_ours() {
+        let Some(w) = world() else { return };
+        let ours = || w.cluster.get("ConfigMap", "cadvisor", "cadvisor-dashboard");
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(ours().is_none(), "no sidecar, no dashboard");
+        // kube-prometheus-stack's Grafana: its own dashboards carry the sidecar label.
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kube-prom-stack-k8s-resources-pod", "namespace": "observability",
+                    "labels": {"grafana_dashboard": "1", "app": "kube-prometheus-stack-grafana"}},
+                "data": {"k8s-resources-pod.json": "{}"}}),
+        );
+        let out = w.run(&["install", "--yes", "--timeout", "60s", "--no-verify"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let cm = ours().expect("the dashboard ConfigMap");
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "cadvisor-setup"
+        );
+        // Uninstall removes ours (it carries our labels and field manager), not the user's.
+        let out = w.run(&["uninstall", "--yes", "--timeout", "60s"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(ours().is_none(), "uninstall removes our dashboard");
+        assert!(
+            w.cluster
+                .get(
+                    "ConfigMap",
+                    "observability",
+                    "kube-prom-stack-k8s-resources-pod"
+                )
+                .is_some(),
+            "the user's dashboard stays"
+        );
+    }
+
+    /// Install's last step: with a Prometheus chosen (the observability addon's), it asks that
+    /// Prometheus through the API server, apart from the cAdvisor check. One that cannot be
+    /// asked is a note (the install stands); one that scrapes us passes the loki-gateway query.
+    #[test]
+    fn install_asks_the_chosen_prometheus_last() {
+        let Some(w) = world() else { return };
+        let stack = "kube-prom-stack-kube-prome-prometheus";
+        w.cluster.set_prometheus_operator(true);
+        w.cluster.create(
+            "helm",
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": stack, "namespace": "observability"},
+                "spec": {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prom-stack"}},
+                    "serviceMonitorNamespaceSelector": {}}}),
+        );
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "observability"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        let install = || {
+            let out = w.run(&[
+                "install",
+                "--yes",
+                "--timeout",
+                "60s",
+                "--network-policy",
+                "never",
+                "-o",
+                "json",
+            ]);
+            let report: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+            (out.status.code(), report)
+        };
+        // Prometheus' pods are not there (no endpoints): a note, and the install stands.
+        let (code, report) = install();
+        assert_eq!(code, Some(0), "{report:#}");
+        assert_eq!(
+            report["prometheus"]["chosen"],
+            format!("observability/{stack}")
+        );
+        assert!(
+            report.get("prometheus_verification").is_none(),
+            "{report:#}"
+        );
+        let note = report["prometheus_note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("could not ask Prometheus") && note.contains("verify --prometheus"),
+            "{report:#}"
+        );
+
+        // Now a real Prometheus behind prometheus-operated scrapes our pod: the rerun asks it.
+        let pod = w
+            .cluster
+            .list("Pod", Some("cadvisor"))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .expect("a cAdvisor pod");
+        let prometheus =
+            RealPrometheus::start(&w.job(&format!("127.0.0.1:{}", w.cluster.port()), &pod));
+        w.cluster.set_service_backend(
+            "observability",
+            "prometheus-operated",
+            Some(&prometheus.url()),
+        );
+        let (code, report) = install();
+        assert_eq!(code, Some(0), "{report:#}\n{}", prometheus.log());
+        assert_eq!(report["changed"], false, "an unchanged rerun");
+        let p = &report["prometheus_verification"];
+        assert_eq!(p["ok"], true, "{report:#}");
+        assert_eq!(p["subject"]["pod"], POD);
+        assert_eq!(p["endpoint"]["kind"], "service-proxy");
+        assert!(report.get("prometheus_note").is_none(), "{report:#}");
     }
 }

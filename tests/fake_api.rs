@@ -368,6 +368,74 @@ mod kubectl_reads {
     }
 }
 
+/// The API server's service proxy (`services/NAME:PORT/proxy/...`), as `kubectl get --raw`
+/// reaches a Prometheus through it.
+mod service_proxy {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A one-thread HTTP server on loopback answering every request with its own request line.
+    fn echo_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let line = request.lines().next().unwrap_or("").to_string();
+                let body = format!("{{\"echo\": {}}}", serde_json::json!(line));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn kubectl_reaches_a_backend_through_the_service_proxy_with_its_query() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let path = "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query?query=up%7Bjob%3D%22cadvisor%22%7D";
+        // No Service: 404, as the real API server.
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out).contains("NotFound") || text(&out).contains("not found"),
+            "{}",
+            text(&out)
+        );
+        c.create(
+            "prometheus-operator",
+            serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "web", "port": 9090}],
+                    "selector": {"app.kubernetes.io/name": "prometheus"}}}),
+        );
+        // A Service without a ready endpoint: 503.
+        let out = kubectl(&c, &["get", "--raw", path]);
+        assert!(
+            text(&out).contains("no endpoints available"),
+            "{}",
+            text(&out)
+        );
+        c.set_service_backend("monitoring", "prometheus-operated", Some(&echo_server()));
+        let body: Value = serde_json::from_str(&ok(kubectl(&c, &["get", "--raw", path])))
+            .expect("JSON from the backend");
+        assert_eq!(
+            body["echo"], "GET /api/v1/query?query=up%7Bjob%3D%22cadvisor%22%7D HTTP/1.1",
+            "path and query reach the backend"
+        );
+    }
+}
+
 mod apply {
     use super::*;
 
@@ -579,6 +647,83 @@ mod rollout {
         assert_eq!(max_unavailable(&ds(Value::from("0%")), 300), 1);
         assert_eq!(max_unavailable(&ds(Value::from(3)), 300), 3);
         assert_eq!(max_unavailable(&serde_json::json!({}), 300), 1);
+    }
+
+    /// Required node affinity on `kubernetes.io/hostname` limits the DaemonSet to its nodes; a
+    /// node that joins later and matches gets a pod, one that does not gets none; kubectl sees
+    /// the nodes with their own OS, architecture and runtime.
+    #[test]
+    fn node_affinity_pins_daemon_pods_and_a_joining_node_is_scheduled_when_it_matches() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path()), ("node-2", root.path())]);
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let pinned = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1").replace(
+            "      containers:",
+            "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n            nodeSelectorTerms:\n            - matchExpressions:\n              - key: kubernetes.io/hostname\n                operator: In\n                values: [node-1, node-3]\n      containers:",
+        );
+        assert!(pinned.contains("affinity:"), "{pinned}");
+        ok(kubectl_apply(&c, "kubectl-test", &pinned, &[]));
+        let nodes_of = |c: &FakeCluster| {
+            let mut nodes: Vec<String> = cadvisor_pods(c)
+                .iter()
+                .map(|p| {
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect();
+            nodes.sort();
+            nodes
+        };
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
+        c.add_node(SimNode::k3s("node-3", root.path()));
+        c.add_node(SimNode::kubeadm("node-4", root.path()));
+        assert!(
+            c.wait_until(Duration::from_secs(10), |c| nodes_of(c)
+                == ["node-1", "node-3"]),
+            "{:?}",
+            nodes_of(&c)
+        );
+        let wide = ok(kubectl(&c, &["get", "nodes", "-o", "wide"]));
+        assert!(wide.contains("node-3"), "{wide}");
+        assert!(wide.contains("v1.33.4+k3s1"), "{wide}");
+        assert!(wide.contains("containerd://2.0.5-k3s1"), "{wide}");
+        let arch = ok(kubectl(
+            &c,
+            &[
+                "get",
+                "node",
+                "node-3",
+                "-o",
+                "jsonpath={.status.nodeInfo.architecture}",
+            ],
+        ));
+        assert_eq!(arch, "arm64");
+        let configz = ok(kubectl(
+            &c,
+            &["get", "--raw", "/api/v1/nodes/node-4/proxy/configz"],
+        ));
+        let configz: Value = serde_json::from_str(&configz).expect("configz JSON");
+        assert_eq!(configz["kubeletconfig"]["cgroupDriver"], "systemd");
+        assert_eq!(
+            configz["kubeletconfig"]["containerRuntimeEndpoint"],
+            "unix:///run/containerd/containerd.sock"
+        );
+        c.failures().forbid_configz("node-4");
+        let denied = kubectl(&c, &["get", "--raw", "/api/v1/nodes/node-4/proxy/configz"]);
+        assert!(!denied.status.success());
+        assert!(
+            text(&denied).contains("Forbidden") || text(&denied).contains("forbidden"),
+            "{}",
+            text(&denied)
+        );
+        // A node that leaves takes its daemon pod with it.
+        c.remove_node("node-3");
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
     }
 
     #[test]
@@ -1193,6 +1338,27 @@ mod ssa_semantics {
             live["spec"]["template"]["spec"]["containers"][0]["args"],
             json!(["--b", "--c"])
         );
+    }
+
+    /// Dropping the only field under a struct drops the struct too (a required node affinity
+    /// left as `{}` would be invalid), as structured-merge-diff's field sets hold every prefix.
+    #[test]
+    fn a_struct_left_empty_by_a_dropped_field_goes_with_it() {
+        let t = "2026-11-27T00:00:00Z";
+        let mut pinned = ds(json!(["--a"]), "img:1");
+        pinned["spec"]["template"]["spec"]["affinity"] = json!({"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}]}
+        ]}}});
+        pinned["spec"]["template"]["spec"]["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+        let live = apply::apply(None, &pinned, "me", false, t).expect("create");
+        let mut unpinned = ds(json!(["--a"]), "img:1");
+        unpinned["spec"]["template"]["spec"]["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+        let live = apply::apply(Some(&live), &unpinned, "me", false, t).expect("apply");
+        let pod = &live["spec"]["template"]["spec"];
+        assert!(pod.get("affinity").is_none(), "{pod:#}");
+        assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+        assert_eq!(pod["containers"][0]["image"], "img:1");
     }
 
     #[test]

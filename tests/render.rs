@@ -13,7 +13,7 @@ use cadvisor_setup::host::{DistroKind, HostFacts};
 use cadvisor_setup::plan::{self, PlanOptions};
 use cadvisor_setup::render::{self, Manifests};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 
 const PRESETS: [(&str, DistroKind); 6] = [
     ("microk8s", DistroKind::Microk8s),
@@ -102,6 +102,15 @@ fn check_typed(objects: &[serde_json::Value]) -> DaemonSet {
             "DaemonSet" => daemonset = Some(typed::<DaemonSet>(object)),
             "ServiceMonitor" => {
                 assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+            }
+            "ConfigMap" => {
+                // The Grafana dashboard: JSON text under one key.
+                let cm = typed::<ConfigMap>(object);
+                let data = cm.data.unwrap_or_default();
+                assert_eq!(data.len(), 1);
+                for text in data.values() {
+                    serde_json::from_str::<serde_json::Value>(text).expect("dashboard JSON");
+                }
             }
             other => panic!("unexpected kind {other}"),
         }
@@ -548,7 +557,16 @@ mod properties {
     use cadvisor_setup::commands::Error;
     use cadvisor_setup::error::ExitCode;
     use cadvisor_setup::validate::KNOWN_METRICS;
+    use cadvisor_setup::values;
     use proptest::prelude::*;
+
+    /// A generated value the generator made valid.
+    fn valid<T: std::str::FromStr>(text: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        text.parse().expect("the generator makes valid values")
+    }
 
     fn distro() -> impl Strategy<Value = DistroKind> {
         prop::sample::select(PRESETS.iter().map(|(_, k)| *k).collect::<Vec<_>>())
@@ -594,17 +612,20 @@ mod properties {
                     sm,
                 )| {
                     PlanOptions {
-                        namespace,
-                        image,
-                        metrics: metrics.map(|m| m.into_iter().map(str::to_string).collect()),
-                        extra_labels,
-                        containerd_namespace: cns,
-                        cpu_request: Some(format!("{cpu}m")),
-                        cpu_limit: Some(format!("{}m", cpu + cpu_up)),
-                        memory_request: Some(format!("{mem}Mi")),
-                        memory_limit: Some(format!("{}Mi", mem + mem_up)),
+                        namespace: valid(&namespace),
+                        image: valid(&image),
+                        metrics: metrics.map(|m| m.into_iter().map(valid).collect()),
+                        extra_labels: extra_labels.iter().map(|l| valid(l)).collect(),
+                        containerd_namespace: cns.map(|c| valid(&c)),
+                        cpu_request: Some(valid(&format!("{cpu}m"))),
+                        cpu_limit: Some(valid(&format!("{}m", cpu + cpu_up))),
+                        memory_request: Some(valid(&format!("{mem}Mi"))),
+                        memory_limit: Some(valid(&format!("{}Mi", mem + mem_up))),
                         privileged,
                         service_monitor: sm,
+                        // The dashboard rides along with the ServiceMonitor here.
+                        grafana_dashboard: sm,
+                        ..PlanOptions::default()
                     }
                 },
             )
@@ -663,45 +684,39 @@ mod properties {
             bad in poison(),
             at in any::<prop::sample::Index>(),
         ) {
-            let mut opts = opts;
+            // Every value is refused where it is parsed into its type (`values`); the host's
+            // socket, a fact, where the plan is made.
             let mut facts = plan::preset(kind);
-            let poison = |value: &mut String| {
+            let poison = |value: &str| {
+                let mut value = value.to_string();
                 let i = at.index(value.len() + 1);
                 let i = (0..=i).rev().find(|i| value.is_char_boundary(*i)).unwrap_or(0);
                 value.insert_str(i, &bad);
+                value
             };
-            match field {
-                0 => poison(&mut opts.namespace),
-                1 => poison(&mut opts.image),
-                2 => {
-                    let mut label = "io.kubernetes.pod.uid".to_string();
-                    poison(&mut label);
-                    opts.extra_labels.push(label);
-                }
-                3 => poison(opts.cpu_request.get_or_insert_with(|| "100m".into())),
-                4 => poison(opts.memory_limit.get_or_insert_with(|| "500Mi".into())),
-                5 => poison(opts.containerd_namespace.get_or_insert_with(|| "k8s.io".into())),
-                6 => {
-                    let mut metric = "cpu".to_string();
-                    poison(&mut metric);
-                    opts.metrics = Some(vec!["memory".into(), metric]);
-                }
+            let err = match field {
+                0 => values::Namespace::parse("--namespace", &poison(&opts.namespace)).err(),
+                1 => values::Image::parse("--image", &poison(&opts.image)).err(),
+                2 => values::ContainerLabel::parse("--extra-label", &poison("io.kubernetes.pod.uid")).err(),
+                3 => values::CpuQuantity::parse("--cpu-request", &poison("100m")).err(),
+                4 => values::MemoryQuantity::parse("--memory-limit", &poison("500Mi")).err(),
+                5 => values::ContainerdNamespace::parse("--containerd-namespace", &poison("k8s.io")).err(),
+                6 => values::MetricGroup::parse("--metrics", &poison("cpu")).err(),
                 7 => {
-                    let mut socket = facts.runtime.socket.take().map(|p| p.display().to_string()).unwrap_or_default();
-                    poison(&mut socket);
-                    facts.runtime.socket = Some(socket.into());
+                    let socket = facts.runtime.socket.take().map(|p| p.display().to_string()).unwrap_or_default();
+                    facts.runtime.socket = Some(poison(&socket).into());
+                    plan::make(&facts, &opts).err()
                 }
-                _ => poison(opts.cpu_limit.get_or_insert_with(|| "500m".into())),
-            }
-            let err = plan::make(&facts, &opts).expect_err("poisoned value accepted");
+                _ => values::CpuQuantity::parse("--cpu-limit", &poison("500m")).err(),
+            };
+            let err = err.expect("poisoned value accepted");
             let shown = err.to_string();
             prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage, "{}", shown);
         }
 
         #[test]
         fn bad_dns_names_are_refused(name in "([A-Z_.][a-z]{0,5}|-[a-z]{1,5}|[a-z]{1,5}-|[a-z]{64,70})") {
-            let opts = PlanOptions { namespace: name, ..PlanOptions::default() };
-            let err = plan::make(&plan::preset(DistroKind::Microk8s), &opts).expect_err("accepted");
+            let err = values::Namespace::parse("--namespace", &name).expect_err("accepted");
             prop_assert_eq!(Error::from(err).exit_code(), ExitCode::Usage);
         }
     }
@@ -792,7 +807,7 @@ mod ecosystem {
     use support::real;
 
     /// `kubernetes-validate` on PATH, or in the venv scripts/test.sh installs it into.
-    fn kubernetes_validate() -> Option<PathBuf> {
+    pub(super) fn kubernetes_validate() -> Option<PathBuf> {
         if let Ok(path) = which::which("kubernetes-validate") {
             return Some(path);
         }
@@ -827,7 +842,7 @@ mod ecosystem {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut files = Vec::new();
         for (name, _) in PRESETS {
-            for extra in [&[][..], &["--privileged"][..]] {
+            for extra in [&[][..], &["--privileged", "--grafana-dashboard"][..]] {
                 let sub = format!("{name}{}", extra.concat());
                 let mut args = vec!["--distro", name];
                 args.extend_from_slice(extra);
@@ -839,6 +854,10 @@ mod ecosystem {
                     "service.yaml",
                 ] {
                     files.push(format!("{sub}/{file}"));
+                }
+                if !extra.is_empty() {
+                    // The Grafana dashboard's ConfigMap.
+                    files.push(format!("{sub}/configmap.yaml"));
                 }
             }
         }
@@ -909,6 +928,182 @@ mod ecosystem {
 /// manifests themselves are the `presets` snapshots, so here they are listed by kind and name),
 /// and `--out-dir` in JSON and for people. Volatile values go through
 /// `support::snapshot::normalise`.
+/// Several node groups (`plan::groups`): one DaemonSet each, pinned by hostname, valid for the
+/// API server.
+mod groups {
+    use super::*;
+    use cadvisor_setup::host::{CgroupDriver, RuntimeKind};
+    use cadvisor_setup::plan::groups::{self, LAYOUT_LABEL, Member};
+
+    fn member(node: &str, socket: &str, driver: CgroupDriver, kind: DistroKind) -> Member {
+        Member {
+            node: node.into(),
+            hostname: node.into(),
+            runtime: RuntimeKind::Containerd,
+            socket: Some(socket.into()),
+            cgroup_driver: Some(driver),
+            distribution: kind,
+        }
+    }
+
+    /// Two MicroK8s nodes and a kubeadm node, rendered from their node facts.
+    fn mixed() -> Manifests {
+        let members = [
+            member(
+                "mk-1",
+                "/var/snap/microk8s/common/run/containerd.sock",
+                CgroupDriver::Cgroupfs,
+                DistroKind::Microk8s,
+            ),
+            member(
+                "mk-2",
+                "/var/snap/microk8s/common/run/containerd.sock",
+                CgroupDriver::Cgroupfs,
+                DistroKind::Microk8s,
+            ),
+            member(
+                "kadm-1",
+                "/run/containerd/containerd.sock",
+                CgroupDriver::Systemd,
+                DistroKind::Kubeadm,
+            ),
+        ];
+        let (found, left_out) = groups::group(&members, None, None);
+        assert!(left_out.is_empty());
+        let plans = groups::plans(&found, None, &PlanOptions::default()).expect("plans");
+        render::manifests_for_groups(&plans, None).expect("render")
+    }
+
+    fn pinned(ds: &DaemonSet) -> Vec<String> {
+        let affinity = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .expect("required node affinity");
+        let expr = &affinity.node_selector_terms[0]
+            .match_expressions
+            .as_ref()
+            .expect("expressions")[0];
+        assert_eq!(
+            (expr.key.as_str(), expr.operator.as_str()),
+            ("kubernetes.io/hostname", "In")
+        );
+        expr.values.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn two_groups_are_two_typed_daemonsets_pinned_to_their_nodes() {
+        let manifests = mixed();
+        let objects = manifests.objects();
+        let kinds: Vec<&str> = objects.iter().map(kind_of).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "DaemonSet",
+                "DaemonSet",
+                "Service"
+            ]
+        );
+        let dss: Vec<DaemonSet> = objects
+            .iter()
+            .filter(|o| kind_of(o) == "DaemonSet")
+            .map(typed::<DaemonSet>)
+            .collect();
+        assert_eq!(dss[0].metadata.name.as_deref(), Some("cadvisor"));
+        assert_eq!(pinned(&dss[0]), ["mk-1", "mk-2"]);
+        let group = dss[1].metadata.name.clone().expect("name");
+        assert!(group.starts_with("cadvisor-"), "{group}");
+        assert_eq!(pinned(&dss[1]), ["kadm-1"]);
+        assert_eq!(
+            resolve_containerd(&dss[1]),
+            PathBuf::from("/run/containerd/containerd.sock")
+        );
+        // The group's pods carry its layout label, and its selector tells them apart from
+        // `cadvisor`'s; both keep the Service's label.
+        let selector = |ds: &DaemonSet| {
+            ds.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default()
+        };
+        assert!(selector(&dss[1]).contains_key(LAYOUT_LABEL));
+        assert!(!selector(&dss[0]).contains_key(LAYOUT_LABEL));
+        let svc = typed::<Service>(&objects[4]);
+        let svc_selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+        for ds in &dss {
+            let labels = ds
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
+            for (k, v) in &svc_selector {
+                assert_eq!(
+                    labels.get(k),
+                    Some(v),
+                    "the Service selects every group's pods"
+                );
+            }
+        }
+        // `--out-dir` writes the group's DaemonSet to a file of its own.
+        let names = manifests.file_names();
+        assert!(names.contains(&"daemonset.yaml".to_string()));
+        assert!(
+            names.contains(&format!("daemonset-{group}.yaml")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn two_groups_pass_kubernetes_validate_strict() {
+        let validator = ecosystem::kubernetes_validate();
+        if !support::real::require(
+            "kubernetes-validate (pip install kubernetes-validate; scripts/test.sh installs it)",
+            validator.is_some(),
+        ) {
+            return;
+        }
+        let validator = validator.expect("checked");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = render::write_out_dir(&mixed(), dir.path(), None).expect("write");
+        let files: Vec<String> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
+            .filter(|f| f != "kustomization.yaml")
+            .collect();
+        assert_eq!(files.len(), 5, "{files:?}");
+        for version in ["1.28.0", "1.37.0"] {
+            let out = std::process::Command::new(&validator)
+                .current_dir(dir.path())
+                .args(["-k", version, "--strict"])
+                .args(&files)
+                .output()
+                .expect("run kubernetes-validate");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "k8s {version}: {text}");
+            for file in &files {
+                assert!(
+                    text.lines()
+                        .any(|l| l.contains(&format!("{file} passed for resource"))),
+                    "k8s {version}: {file} not validated: {text}"
+                );
+            }
+        }
+    }
+}
+
 mod report_snapshots {
     use super::*;
     use support::snapshot;
@@ -974,5 +1169,460 @@ mod report_snapshots {
             .expect("render");
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         insta::assert_snapshot!("render_out_dir_human", snapshot::human(&out, &known));
+    }
+
+    #[test]
+    fn scrape_config_human_and_json() {
+        let out = bin()
+            .args(["render", "--scrape-config"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_human", snapshot::human(&out, &[]));
+        let out = bin()
+            .args(["render", "--scrape-config", "-o", "json"])
+            .output()
+            .expect("render");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        insta::assert_snapshot!("render_scrape_config_json", snapshot::json(&out, &[]));
+    }
+}
+
+/// `render --scrape-config`: the plain-Prometheus job. Its Kubernetes service discovery is
+/// checked against upstream's rules (Debian's promtool lacks it); the same job with the
+/// discovery swapped for a static target list, every relabel rule kept, goes through the real
+/// `promtool check config`.
+mod prometheus {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::prometheus::{
+        check_kubernetes_sd, check_meta_labels, field_selector, label_selector, output_text,
+        pod_target_labels, promtool_on, require_promtool, the_job, with_static_targets,
+    };
+
+    fn scrape_config(extra: &[&str]) -> Value {
+        let mut args = vec!["render", "--scrape-config", "-o", "json"];
+        args.extend_from_slice(extra);
+        let report: Value = serde_json::from_str(&run_ok(&args)).expect("one JSON document");
+        report["scrape_config"].clone()
+    }
+
+    /// (source label, target label) of each `replace` rule.
+    fn pairs(rules: &Value, source: &str, target: &str) -> Vec<(String, String)> {
+        rules
+            .as_array()
+            .expect("a list of rules")
+            .iter()
+            .map(|r| {
+                assert_eq!(r["action"], "replace", "{r}");
+                (
+                    r[source][0].as_str().expect("one source label").to_string(),
+                    r[target].as_str().expect("a target label").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_job_discovers_our_pods_in_our_namespace_only_by_upstreams_rules() {
+        let doc = scrape_config(&["--namespace", "monitoring"]);
+        let job = the_job(&doc);
+        assert_eq!(job["job_name"], "cadvisor");
+        let sds = job["kubernetes_sd_configs"]
+            .as_array()
+            .expect("kubernetes_sd_configs");
+        assert_eq!(sds.len(), 1, "{job:#}");
+        let sd = &sds[0];
+        check_kubernetes_sd(sd).unwrap_or_else(|e| panic!("{e}:\n{sd:#}"));
+        check_meta_labels(job).unwrap_or_else(|e| panic!("{e}:\n{job:#}"));
+        assert_eq!(sd["role"], "pod");
+        assert_eq!(sd["namespaces"], json!({"names": ["monitoring"]}));
+        // The DaemonSet's own selector, so no other pod of the namespace is scraped.
+        let manifests = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "-n",
+            "monitoring",
+        ]));
+        let ds = manifests
+            .iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .expect("DaemonSet");
+        let selector: Vec<String> = ds["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .expect("matchLabels")
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().expect("string")))
+            .collect();
+        assert_eq!(sd["selectors"][0]["label"], selector.join(","));
+        assert_eq!(sd["selectors"][0]["role"], "pod");
+        // The target is the container port the DaemonSet names `http`.
+        let port = &ds["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+        let keep = &job["relabel_configs"][0];
+        assert_eq!(keep["action"], "keep");
+        assert_eq!(
+            keep["source_labels"][0],
+            "__meta_kubernetes_pod_container_port_name"
+        );
+        assert_eq!(keep["regex"], port["name"]);
+        // A deliberate choice, explained in the output.
+        assert_eq!(job["honor_timestamps"], false);
+        let yaml = run_ok(&["render", "--scrape-config"]);
+        assert!(yaml.contains("honor_timestamps: false"), "{yaml}");
+        assert!(yaml.contains("stale"), "the choice is explained:\n{yaml}");
+    }
+
+    #[test]
+    fn the_upstream_rules_refuse_what_prometheus_refuses() {
+        let good = json!({"role": "pod", "namespaces": {"names": ["cadvisor"]},
+            "selectors": [{"role": "pod", "label": "app.kubernetes.io/name=cadvisor", "field": "status.phase=Running"}]});
+        check_kubernetes_sd(&good).expect("the good one");
+        let endpoints = json!({"role": "endpoints", "selectors": [{"role": "service", "label": "a=b"}, {"role": "pod", "label": "c in (d,e),!f"}]});
+        check_kubernetes_sd(&endpoints).expect("endpoints may select services and pods");
+        for (bad, why) in [
+            (json!({"namespaces": {"names": ["x"]}}), "role missing"),
+            (json!({"role": "pods"}), "unknown Kubernetes SD role"),
+            (
+                json!({"role": "pod", "selectors": [{"role": "service", "label": "a=b"}]}),
+                "pod role supports only pod selectors",
+            ),
+            (
+                json!({"role": "endpoints", "selectors": [{"role": "pod"}, {"role": "pod"}]}),
+                "duplicated selector role",
+            ),
+            (
+                json!({"role": "pod", "selectors": [{"role": "pod", "label": "a=b=c d"}]}),
+                "label selector",
+            ),
+            (
+                json!({"role": "pod", "selectors": [{"role": "pod", "field": "status.phase"}]}),
+                "can't understand",
+            ),
+            (
+                json!({"role": "pod", "namespaces": {"name": ["x"]}}),
+                "field name not found",
+            ),
+            (
+                json!({"role": "pod", "namespaces": {"names": ["Not_A_Namespace"]}}),
+                "not a namespace name",
+            ),
+            (json!({"role": "pod", "tls_config": {}}), "api_server"),
+            (
+                json!({"role": "pod", "relabel_configs": []}),
+                "field relabel_configs not found",
+            ),
+        ] {
+            let err = check_kubernetes_sd(&bad).expect_err(&bad.to_string());
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert!(label_selector("app.kubernetes.io/name=cadvisor,tier!=x").is_ok());
+        assert!(label_selector("-bad=x").is_err());
+        assert!(field_selector("status.phase!=Failed,spec.nodeName=n").is_ok());
+        let job = json!({"kubernetes_sd_configs": [{"role": "pod"}],
+            "relabel_configs": [{"source_labels": ["__meta_kubernetes_service_name"]}]});
+        assert!(
+            check_meta_labels(&job).is_err(),
+            "role pod attaches no service labels"
+        );
+    }
+
+    #[test]
+    fn the_metric_relabelling_is_the_service_monitors() {
+        let doc = scrape_config(&[]);
+        let job = the_job(&doc);
+        let manifests = parse_stream(&run_ok(&[
+            "render",
+            "--distro",
+            "microk8s",
+            "--service-monitor",
+            "always",
+        ]));
+        let sm = manifests
+            .iter()
+            .find(|d| d["kind"] == "ServiceMonitor")
+            .expect("ServiceMonitor");
+        let endpoint = &sm["spec"]["endpoints"][0];
+        let ours = pairs(
+            &job["metric_relabel_configs"],
+            "source_labels",
+            "target_label",
+        );
+        assert_eq!(
+            ours,
+            pairs(
+                &endpoint["metricRelabelings"],
+                "sourceLabels",
+                "targetLabel"
+            )
+        );
+        for target in ["pod", "namespace", "container"] {
+            assert!(
+                ours.iter()
+                    .any(|(s, t)| t == target && s.starts_with("container_label_io_kubernetes_")),
+                "{ours:?}"
+            );
+        }
+        // The target relabelling too (node), and never pod/namespace/container on the target:
+        // the container labels exist only after the scrape.
+        let targets = pairs(
+            &job["relabel_configs"].as_array().expect("rules")[1..]
+                .to_vec()
+                .into(),
+            "source_labels",
+            "target_label",
+        );
+        assert_eq!(
+            targets,
+            pairs(&endpoint["relabelings"], "sourceLabels", "targetLabel")
+        );
+        assert!(
+            targets
+                .iter()
+                .all(|(s, _)| !s.starts_with("container_label_"))
+        );
+        assert_eq!(endpoint["interval"], job["scrape_interval"]);
+    }
+
+    /// The job with static targets where the discovery was: what Prometheus 2.42 can load.
+    fn swapped(doc: &Value) -> Value {
+        with_static_targets(
+            doc,
+            json!([{"targets": ["10.1.0.7:8080"], "labels": pod_target_labels("cadvisor", "cadvisor-x2x9q", "node-1", "http")}]),
+            &[],
+        )
+    }
+
+    #[test]
+    fn promtool_check_config_passes_with_the_discovery_swapped_for_static_targets() {
+        if !require_promtool() {
+            return;
+        }
+        for ns in ["cadvisor", "monitoring"] {
+            let doc = swapped(&scrape_config(&["--namespace", ns]));
+            let job = the_job(&doc);
+            assert!(
+                job["relabel_configs"]
+                    .as_array()
+                    .is_some_and(|r| r.len() >= 2)
+            );
+            assert_eq!(
+                job["metric_relabel_configs"].as_array().map(Vec::len),
+                Some(3)
+            );
+            let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+            assert!(out.status.success(), "{}\n{doc:#}", output_text(&out));
+        }
+        // The YAML as printed (comments and all) is valid YAML of the same document.
+        let yaml = run_ok(&["render", "--scrape-config"]);
+        let printed: Value = serde_saphyr::from_str(&yaml).expect("YAML");
+        assert_eq!(printed, scrape_config(&[]));
+    }
+
+    #[test]
+    fn promtool_really_checks_the_relabel_rules() {
+        if !require_promtool() {
+            return;
+        }
+        let mut doc = swapped(&scrape_config(&[]));
+        doc["scrape_configs"][0]["metric_relabel_configs"][0]["regex"] = json!("(unclosed");
+        let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+        assert!(!out.status.success(), "{}", output_text(&out));
+        let mut doc = swapped(&scrape_config(&[]));
+        doc["scrape_configs"][0]["relabel_configs"][1]["action"] = json!("copy");
+        let out = promtool_on(&["check", "config"], "prometheus.yml", &doc.to_string());
+        assert!(!out.status.success(), "{}", output_text(&out));
+    }
+
+    #[test]
+    fn scrape_config_needs_no_host_and_refuses_out_dir_and_bad_namespaces() {
+        // No host facts: an empty host root renders the job all the same.
+        let root = tempfile::tempdir().expect("tempdir");
+        let out = bin()
+            .args([
+                "--host-root",
+                root.path().to_str().expect("utf-8"),
+                "render",
+                "--scrape-config",
+            ])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = bin()
+            .args(["render", "--scrape-config", "--out-dir", "x"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        let out = bin()
+            .args(["render", "--scrape-config", "-n", "Bad_NS"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+    }
+}
+
+/// `--grafana-dashboard`: a ConfigMap for Grafana's sidecar whose every PromQL expression the
+/// real `promtool check rules` accepts (each wrapped as a recording rule, with Grafana's
+/// variables replaced as Grafana does before it sends a query).
+mod dashboard {
+    use super::*;
+    use serde_json::{Value, json};
+    use support::prometheus::{output_text, promtool_on, require_promtool};
+
+    /// The dashboard JSON out of the rendered ConfigMap.
+    fn dashboard(extra: &[&str]) -> (Value, Value) {
+        let mut args = vec!["render", "--distro", "microk8s"];
+        args.extend_from_slice(extra);
+        let docs = parse_stream(&run_ok(&args));
+        let cm = docs
+            .into_iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .expect("the dashboard ConfigMap");
+        let data = cm["data"].as_object().expect("data");
+        assert_eq!(data.len(), 1, "{cm:#}");
+        let text = data
+            .values()
+            .next()
+            .and_then(Value::as_str)
+            .expect("JSON text");
+        (
+            cm.clone(),
+            serde_json::from_str(text).expect("the dashboard is JSON"),
+        )
+    }
+
+    /// Every query of the dashboard: panel targets, and the selector inside each
+    /// `label_values(SELECTOR, label)` variable query.
+    fn queries(dash: &Value) -> Vec<String> {
+        let mut out: Vec<String> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["expr"].as_str().expect("expr").to_string())
+            .collect();
+        for var in dash["templating"]["list"].as_array().expect("variables") {
+            if var["type"] == "query" {
+                let q = var["query"]["query"].as_str().expect("variable query");
+                let inner = q
+                    .strip_prefix("label_values(")
+                    .and_then(|r| r.rsplit_once(','))
+                    .map(|(sel, _)| sel.to_string())
+                    .expect("label_values(selector, label)");
+                out.push(inner);
+            }
+        }
+        out
+    }
+
+    /// What Grafana sends: `$__rate_interval` becomes a duration, a multi-value variable with
+    /// "All" becomes its allValue.
+    fn interpolated(expr: &str) -> String {
+        expr.replace("$__rate_interval", "1m")
+            .replace("$namespace", ".+")
+            .replace("$pod", ".+")
+    }
+
+    fn rules(exprs: &[String]) -> String {
+        let rules: Vec<Value> = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| json!({"record": format!("cadvisor_setup:dashboard_query_{i}"), "expr": e}))
+            .collect();
+        json!({"groups": [{"name": "cadvisor-setup-dashboard", "rules": rules}]}).to_string()
+    }
+
+    #[test]
+    fn the_config_map_carries_the_sidecar_label_and_is_off_unless_asked() {
+        let (cm, dash) = dashboard(&["--grafana-dashboard", "on"]);
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "cadvisor-setup"
+        );
+        assert_eq!(cm["metadata"]["namespace"], "cadvisor");
+        let titles: Vec<&str> = dash["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .map(|p| p["title"].as_str().expect("title"))
+            .collect();
+        for topic in ["CPU", "Memory working set", "Network", "Filesystem"] {
+            assert!(titles.iter().any(|t| t.contains(topic)), "{titles:?}");
+        }
+        // Without the flag (render cannot see a sidecar) and with `never`/`off`: no ConfigMap.
+        for extra in [
+            &[][..],
+            &["--grafana-dashboard", "never"],
+            &["--grafana-dashboard", "off"],
+        ] {
+            let mut args = vec!["render", "--distro", "microk8s"];
+            args.extend_from_slice(extra);
+            assert!(
+                !parse_stream(&run_ok(&args))
+                    .iter()
+                    .any(|d| d["kind"] == "ConfigMap"),
+                "{extra:?}"
+            );
+        }
+        assert!(
+            parse_stream(&run_ok(&[
+                "render",
+                "--distro",
+                "microk8s",
+                "--grafana-dashboard",
+                "always"
+            ]))
+            .iter()
+            .any(|d| d["kind"] == "ConfigMap")
+        );
+    }
+
+    #[test]
+    fn every_query_uses_our_job_and_the_relabelled_labels_only() {
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let queries = queries(&dash);
+        assert!(queries.len() >= 8, "{queries:?}");
+        for q in &queries {
+            assert!(q.contains(r#"job="cadvisor""#), "{q}");
+            assert!(!q.contains("container_label_"), "{q}");
+        }
+        let all = queries.join("\n");
+        for metric in [
+            "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes",
+            "container_network_receive_bytes_total",
+            "container_fs_reads_bytes_total",
+        ] {
+            assert!(all.contains(metric), "{metric}");
+        }
+        // Per pod and container (network: per pod, it is reported on the pod's sandbox).
+        assert!(all.contains("by (namespace, pod, container)"), "{all}");
+        assert!(all.contains("by (namespace, pod)"), "{all}");
+    }
+
+    #[test]
+    fn promtool_check_rules_accepts_every_query() {
+        if !require_promtool() {
+            return;
+        }
+        let (_, dash) = dashboard(&["--grafana-dashboard"]);
+        let exprs: Vec<String> = queries(&dash).iter().map(|q| interpolated(q)).collect();
+        let out = promtool_on(&["check", "rules"], "dashboard.rules.yml", &rules(&exprs));
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+            "{text}"
+        );
+        // And promtool does refuse a broken query (the check is real).
+        let broken = vec![exprs[0].replacen(')', "", 1)];
+        let out = promtool_on(&["check", "rules"], "broken.rules.yml", &rules(&broken));
+        assert!(!out.status.success(), "{}", output_text(&out));
     }
 }

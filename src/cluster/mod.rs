@@ -6,9 +6,12 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod grafana;
 pub mod node;
+pub mod nodes;
 pub mod ownership;
 pub mod pod_security;
+pub mod prometheus;
 pub mod proxy;
 pub mod resources;
 pub mod rollout;

@@ -43,10 +43,13 @@ pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, Clust
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
-        ClusterError::Api(format!(
-            "no node named or addressed `{hostname}` (nodes: {})",
-            names.join(", ")
-        ))
+        ClusterError::NotFound {
+            object: format!("node named or addressed `{hostname}`"),
+            hint: format!(
+                "this host is not one of the cluster's nodes ({})",
+                names.join(", ")
+            ),
+        }
     })?;
     let name = node.metadata.name.clone().unwrap_or_default();
     let mut out = NodeFacts {
@@ -78,7 +81,7 @@ pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, Clust
 
 /// [`classify`], with the whole cause chain in the reason of a connection failure (hyper's own
 /// text is only "client error (Connect)"; the OS error sits at the end of the chain).
-fn explain(server: &str, err: kube::Error) -> ClusterError {
+pub(crate) fn explain(server: &str, err: kube::Error) -> ClusterError {
     let mut causes = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = cur {
@@ -97,7 +100,8 @@ fn explain(server: &str, err: kube::Error) -> ClusterError {
     }
 }
 
-fn find<'a>(nodes: &'a [Node], hostname: &str) -> Option<(&'a Node, &'static str)> {
+/// This host's node among `nodes`: by name, by address, or the only node of a one-node cluster.
+pub fn find<'a>(nodes: &'a [Node], hostname: &str) -> Option<(&'a Node, &'static str)> {
     let host = hostname.to_lowercase();
     if let Some(n) = nodes
         .iter()
@@ -121,7 +125,7 @@ fn find<'a>(nodes: &'a [Node], hostname: &str) -> Option<(&'a Node, &'static str
     }
 }
 
-async fn proxy_get(
+pub(crate) async fn proxy_get(
     cluster: &super::client::Cluster,
     node: &str,
     path: &str,

@@ -29,6 +29,8 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
         "RoleBinding",
         "rolebindings",
     ),
+    // Before the DaemonSet, so cAdvisor's pods never run unprotected.
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     ("v1", "Service", "services"),
     ("apps/v1", "DaemonSet", "daemonsets"),
     (

@@ -316,7 +316,31 @@ pub async fn daemonset_pods(
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| classify(&cluster.server, e))?;
-    Ok(list.items)
+    // `cadvisor`'s selector also matches the pods of the other node groups' DaemonSets (its
+    // selector is immutable, theirs add a label); the controller reference tells whose a pod
+    // is, as the DaemonSet controller itself decides (kubernetes/kubernetes:
+    // pkg/controller/daemon/daemon_controller.go `getDaemonPods` claims only pods it controls
+    // or orphans).
+    let uid = ds.metadata.uid.clone();
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| controlled_by(p, uid.as_deref()))
+        .collect())
+}
+
+/// Whether `pod` is controlled by the object with `uid` (or by nothing at all).
+fn controlled_by(pod: &Pod, uid: Option<&str>) -> bool {
+    let controller = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match (controller, uid) {
+        (None, _) | (_, None) => true,
+        (Some(o), Some(uid)) => o.uid == uid,
+    }
 }
 
 /// `k=v,k2=v2` from `spec.selector.matchLabels`.

@@ -134,6 +134,47 @@ pub async fn managed_objects(
     Ok(out)
 }
 
+/// Our DaemonSets in `namespace` (by the managed-by label), by name: `cadvisor` and one per
+/// further node group (`plan::groups`).
+pub async fn our_daemonsets(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Vec<ManagedObject>, ClusterError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        namespace,
+        &kube::discovery::ApiResource::erase::<DaemonSet>(&()),
+    );
+    let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    let mut out: Vec<ManagedObject> = list
+        .items
+        .iter()
+        .map(|o| managed_object("apps/v1", "DaemonSet", o))
+        .filter(|o| o.ownership.is_ours())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The runtime socket the live `name` DaemonSet was planned for (its
+/// `cadvisor-setup/runtime-socket` annotation), so a rerun keeps that name on that layout.
+pub async fn serving_socket(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Option<std::path::PathBuf> {
+    let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
+    let ds = api.get_opt(name).await.ok()??;
+    ds.metadata
+        .annotations?
+        .get("cadvisor-setup/runtime-socket")
+        .map(std::path::PathBuf::from)
+}
+
 fn managed_object(api_version: &str, kind: &str, object: &DynamicObject) -> ManagedObject {
     let json = serde_json::to_value(object).unwrap_or_default();
     ManagedObject {

@@ -171,6 +171,66 @@ pub async fn run(
     Ok(done)
 }
 
+/// Deletes our node-group DaemonSets (`cadvisor-<layout>`, created by install) that `keep` no
+/// longer names: their group became empty or merged into another. Adopted or foreign
+/// DaemonSets are never touched. Returns what was deleted (`DaemonSet ns/name`); with
+/// `dry_run`, what would be, deleting nothing.
+pub async fn prune_daemonsets(
+    cluster: &Cluster,
+    namespace: &str,
+    group_prefix: &str,
+    keep: &[String],
+    dry_run: bool,
+) -> Result<Vec<String>, ClusterError> {
+    let mut deleted = Vec::new();
+    for o in super::status::our_daemonsets(cluster, namespace).await? {
+        let is_group = o
+            .name
+            .strip_prefix(group_prefix)
+            .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !is_group || keep.contains(&o.name) || o.ownership != Ownership::Created || o.terminating
+        {
+            continue;
+        }
+        if !dry_run {
+            let api = api_for(cluster, &o).await?;
+            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+        }
+        deleted.push(o.describe());
+    }
+    Ok(deleted)
+}
+
+/// The kinds install renders only when asked (`--network-policy`, `--service-monitor`,
+/// `--grafana-dashboard`): a rerun whose plan no longer has one deletes ours.
+pub const OPTIONAL_KINDS: &[&str] = &["NetworkPolicy", "ServiceMonitor", "ConfigMap"];
+
+/// Deletes our objects of [`OPTIONAL_KINDS`] in `namespace` (created by install; never adopted
+/// or foreign ones) that `keep` (`(kind, name)` of the plan) does not name. Returns what was
+/// deleted; with `dry_run`, what would be, deleting nothing.
+pub async fn prune_optional(
+    cluster: &Cluster,
+    namespace: &str,
+    keep: &[(String, String)],
+    dry_run: bool,
+) -> Result<Vec<String>, ClusterError> {
+    let mut deleted = Vec::new();
+    for o in managed_objects(cluster, namespace).await? {
+        let optional =
+            OPTIONAL_KINDS.contains(&o.kind.as_str()) && o.namespace.as_deref() == Some(namespace);
+        let kept = keep.iter().any(|(k, n)| *k == o.kind && *n == o.name);
+        if !optional || kept || o.ownership != Ownership::Created || o.terminating {
+            continue;
+        }
+        if !dry_run {
+            let api = api_for(cluster, &o).await?;
+            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+        }
+        deleted.push(o.describe());
+    }
+    Ok(deleted)
+}
+
 async fn api_for(cluster: &Cluster, o: &ManagedObject) -> Result<Api<DynamicObject>, ClusterError> {
     let resource = resources::resolve(cluster, &o.api_version, &o.kind).await?;
     Ok(resources::api(cluster, &resource, o.namespace.as_deref()))

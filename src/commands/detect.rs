@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Context;
-use crate::cluster::Cluster;
 use crate::cluster::node::{self, NodeFacts};
+use crate::cluster::{Cluster, ClusterError};
 use crate::error::ExitCode;
 use crate::host::kubeconfig::KubeconfigEnv;
 use crate::host::{
@@ -27,6 +27,8 @@ const SETTLE_FLAG: &str = "--containerd-socket";
 enum ClusterOutcome {
     Skipped(&'static str),
     Unreachable(String),
+    /// The API server answered, but no node is this host (a workstation).
+    NotANode(String),
     Node(Box<NodeFacts>),
 }
 
@@ -49,14 +51,49 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     if let ClusterOutcome::Node(n) = &cluster {
         opts.configz = n.configz.clone();
     }
+    let hostname = files.node_name().map(str::to_string);
     let facts = host::probe(root, files, &opts).await?;
-    let report = if facts.runtime.verified {
-        Report::new(ExitCode::Success, Detected::new(facts, cluster, None))
+    // `--cluster`: every node through the API server (this host leading for its own node).
+    let nodes = if args.cluster {
+        let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
+        let layout = super::groups::read(
+            &cluster,
+            crate::plan::DEFAULT_NAMESPACE,
+            Some(&facts),
+            hostname.as_deref(),
+            args.parallel,
+        )
+        .await?;
+        for warning in &layout.warnings {
+            ctx.ui
+                .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        }
+        let prometheus =
+            crate::cluster::prometheus::candidates(&cluster, crate::plan::DEFAULT_NAMESPACE)
+                .await?;
+        Some((layout, prometheus))
+    } else {
+        None
+    };
+    let (nodes, prometheus) = match nodes {
+        Some((layout, prometheus)) => (Some(layout), prometheus),
+        None => (None, None),
+    };
+    // With `--cluster` a machine that is not a node succeeds when nothing is ambiguous and the
+    // API server's facts place every node in a group.
+    let cluster_covers = nodes
+        .as_ref()
+        .is_some_and(|l| !facts.runtime.ambiguous && !l.groups.is_empty() && l.left_out.is_empty());
+    let report = if facts.runtime.verified || cluster_covers {
+        Report::new(
+            ExitCode::Success,
+            Detected::new(facts, cluster, nodes, None).with_prometheus(prometheus),
+        )
     } else {
         let message = failure_message(&facts.runtime);
         Report::new(
             ExitCode::Detection,
-            Detected::new(facts, cluster, Some(SETTLE_FLAG)),
+            Detected::new(facts, cluster, nodes, Some(SETTLE_FLAG)).with_prometheus(prometheus),
         )
         .message(message)
     };
@@ -70,17 +107,39 @@ pub struct Detected {
     #[serde(flatten)]
     facts: HostFacts,
     cluster: ClusterOutcome,
+    /// `--cluster`: every node's facts (each with its source) and the node groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
+    /// `--cluster`: every Prometheus Operator Prometheus and whether install could make it
+    /// select our ServiceMonitor (absent without `--cluster` or without the operator's API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settle_with: Option<&'static str>,
 }
 
 impl Detected {
-    fn new(facts: HostFacts, cluster: ClusterOutcome, settle_with: Option<&'static str>) -> Self {
+    fn new(
+        facts: HostFacts,
+        cluster: ClusterOutcome,
+        nodes: Option<super::groups::NodeLayout>,
+        settle_with: Option<&'static str>,
+    ) -> Self {
         Detected {
             facts,
             cluster,
+            nodes,
+            prometheus: None,
             settle_with,
         }
+    }
+
+    fn with_prometheus(
+        mut self,
+        prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
+    ) -> Self {
+        self.prometheus = prometheus;
+        self
     }
 }
 
@@ -114,6 +173,13 @@ impl Serialize for ClusterOutcome {
                 error: Some(format!("API server not reachable: {why}")),
                 node: None,
             },
+            ClusterOutcome::NotANode(why) => Shown {
+                checked: true,
+                reachable: Some(true),
+                reason: Some(why),
+                error: None,
+                node: None,
+            },
             ClusterOutcome::Node(n) => Shown {
                 checked: true,
                 reachable: Some(true),
@@ -132,6 +198,9 @@ async fn ask_node(cluster: &Cluster, hostname: Option<&str>) -> ClusterOutcome {
     let hostname = hostname.unwrap_or_default();
     match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(cluster, hostname)).await {
         Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
+        Ok(Err(ClusterError::NotFound { object, hint })) => {
+            ClusterOutcome::NotANode(format!("no {object}: {hint}"))
+        }
         Ok(Err(e)) => ClusterOutcome::Unreachable(e.to_string()),
         Err(_) => {
             ClusterOutcome::Unreachable(format!("no answer within {}s", CLUSTER_TIMEOUT.as_secs()))
@@ -175,7 +244,7 @@ pub(super) async fn configz(
             ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
             None
         }
-        ClusterOutcome::Unreachable(why) => {
+        ClusterOutcome::Unreachable(why) | ClusterOutcome::NotANode(why) => {
             ctx.ui.verbose(format!("  kubelet configz not read: {why}"));
             None
         }
@@ -217,6 +286,39 @@ fn failure_message(rt: &Runtime) -> String {
 impl Human for Detected {
     fn human(&self, ui: &Ui) {
         human(ui, &self.facts, &self.cluster);
+        if let Some(layout) = &self.nodes {
+            super::groups::print_human(ui, layout);
+        }
+        for p in self.prometheus.iter().flatten() {
+            let verdict = match (&p.would_add, &p.reason) {
+                (Some(t), _)
+                    if t.service_monitor_labels.is_empty() && t.namespace_labels.is_empty() =>
+                {
+                    ui.good("would select our ServiceMonitor as it is")
+                }
+                (Some(t), _) => {
+                    let pairs: Vec<String> = t
+                        .service_monitor_labels
+                        .iter()
+                        .chain(&t.namespace_labels)
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    ui.good(&format!(
+                        "would select our ServiceMonitor labelled {}",
+                        pairs.join(",")
+                    ))
+                }
+                (None, reason) => ui.warn(&format!(
+                    "cannot select our ServiceMonitor: {}",
+                    reason.as_deref().unwrap_or("?")
+                )),
+            };
+            ui.line(format!(
+                "{:<13}{}: {verdict}",
+                "Prometheus",
+                p.instance.id()
+            ));
+        }
     }
 }
 
@@ -313,6 +415,7 @@ fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
     }
     match cluster {
         ClusterOutcome::Skipped(why) => ui.line(format!("{:<13}not asked ({why})", "Cluster")),
+        ClusterOutcome::NotANode(why) => ui.line(format!("{:<13}reachable; {why}", "Cluster")),
         ClusterOutcome::Unreachable(why) => ui.line(format!(
             "{:<13}{}",
             "Cluster",
@@ -404,6 +507,7 @@ mod tests {
         Detected::new(
             crate::plan::preset(DistroKind::Microk8s),
             cluster,
+            None,
             Some(SETTLE_FLAG),
         )
     }
@@ -413,6 +517,7 @@ mod tests {
         for cluster in [
             ClusterOutcome::Skipped("--no-cluster"),
             ClusterOutcome::Unreachable("refused".into()),
+            ClusterOutcome::NotANode("no node named `x`".into()),
             ClusterOutcome::Node(Box::default()),
         ] {
             let b = body(cluster);

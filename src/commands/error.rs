@@ -18,6 +18,7 @@ use crate::render::RenderError;
 use crate::settings::SettingsError;
 use crate::ui::prompts::PromptError;
 
+use crate::verify::prometheus::PrometheusError;
 use crate::verify::{FetchError, VerifyError};
 
 /// What every command returns.
@@ -54,6 +55,8 @@ pub enum Error {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+    #[error(transparent)]
     Prompt(#[from] PromptError),
     /// An I/O failure of the command itself (a thread, the runtime): unexpected.
     #[error(transparent)]
@@ -81,6 +84,11 @@ impl Error {
             Error::Scan(e) => scan(e),
             Error::Fetch(e) => fetch(e),
             Error::Verify(e) => verify(e),
+            // An API that never answered proves nothing about the labels (like --metrics-url).
+            Error::Prometheus(PrometheusError::Api(_)) => ExitCode::Unexpected,
+            Error::Prometheus(PrometheusError::Cluster(e)) => cluster(e),
+            // Like an ambiguous detection without a prompt: name one.
+            Error::Prometheus(PrometheusError::Choice(_)) => ExitCode::Detection,
             Error::Prompt(e) => prompt(e),
             Error::Io(_) => ExitCode::Unexpected,
             Error::Context { source, .. } => source.exit_code(),
@@ -191,6 +199,7 @@ fn prompt(e: &PromptError) -> ExitCode {
     match e {
         // No consent, like declining at the confirmation (exit 2, nothing changed).
         PromptError::Cancelled => ExitCode::Usage,
+        PromptError::Invalid(e) => plan(e),
         PromptError::Terminal(_) => ExitCode::Unexpected,
     }
 }

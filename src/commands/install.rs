@@ -1,4 +1,12 @@
-//! `install`: detect → plan → render → apply → wait → verify → report.
+//! `install`: detect → node facts and groups → plan → render → apply → prune → wait → verify →
+//! report.
+//!
+//! Node groups (`commands::groups`, `plan::groups`): every node is read through the API server,
+//! this host's detection leading for its own node; one DaemonSet per group (one group: today's
+//! single `cadvisor`, unchanged). Rollout wait and verification cover every group's DaemonSet;
+//! a group DaemonSet whose group became empty is deleted if install created it. From a machine
+//! that is not a node (no runtime socket found) the API server's facts are all there is
+//! (remote mode).
 //!
 //! Consent: `install` changes the cluster, so without a terminal it needs `--yes` (exit 2 and no
 //! change otherwise). On a terminal without `--yes` it first says which API server it connects
@@ -23,7 +31,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::error::Failure;
-use crate::cli::ServiceMonitorMode;
+use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
@@ -34,7 +42,11 @@ use crate::plan::Plan;
 use crate::render::Manifests;
 use crate::settings::InstallSettings;
 use crate::ui::prompts::{self, PlanDecision};
+use crate::verify::prometheus::PrometheusVerification;
 use crate::verify::{self, Verification, VerifyOptions};
+
+mod prometheus;
+pub use prometheus::PrometheusOutcome;
 
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
@@ -94,17 +106,47 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         )
         .await?;
     }
-    let plan = crate::plan::make(&facts, &opts)?;
-    let manifests = crate::render::manifests(&plan, args.templates.as_deref())?;
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        // "auto": the dashboard only when Grafana's dashboard sidecar is in use.
+        opts.grafana_dashboard = match crate::cluster::grafana::sidecar_in_use(&cluster).await? {
+            Some(in_use) => in_use,
+            None => {
+                ctx.ui.verbose(
+                    "  --grafana-dashboard auto: may not list ConfigMaps in every namespace, so no dashboard (use --grafana-dashboard on)",
+                );
+                false
+            }
+        };
+    }
+    let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
+    // Every node through the API server (this host leading for its own node): one DaemonSet
+    // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
+    let layout = if resolved.containerd_socket.is_none() {
+        super::groups::read_for_install(ctx, &cluster, &opts.namespace, &facts, args.parallel)
+            .await?
+    } else {
+        None
+    };
+    let plans = super::groups::plans(layout.as_ref(), &facts, &opts)?;
+    let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
+    let Some(plan) = plans.first() else {
+        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+    };
     if manifests.documents.is_empty() {
         return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
     }
-    for warning in &plan.warnings {
+    let mut warnings: Vec<&String> = layout.iter().flat_map(|l| &l.warnings).collect();
+    warnings.extend(plans.iter().flat_map(|p| &p.warnings));
+    let mut seen = std::collections::HashSet::new();
+    for warning in warnings.into_iter().filter(|w| seen.insert(*w)) {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
     }
     if conversation {
-        show_plan(ctx, &plan, &manifests);
+        show_plan(ctx, plan, &manifests);
+        if plans.len() > 1 {
+            show_groups(ctx, &plans);
+        }
         loop {
             match prompts::confirm_plan(&ctx.ui, "Apply this to the cluster?")? {
                 PlanDecision::Apply => break,
@@ -113,7 +155,59 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         }
     }
-    install(ctx, &args, &facts, &manifests, &cluster).await
+    // One DaemonSet: verification compares against what this host's detection found, as
+    // always; several: against each group's socket.
+    let targets: Vec<Target> = plans
+        .iter()
+        .map(|p| Target {
+            daemonset: p.daemonset.name.clone(),
+            expected_socket: if plans.len() == 1 {
+                facts.runtime.socket.clone()
+            } else {
+                Some(PathBuf::from(&p.runtime.host_socket))
+            },
+        })
+        .collect();
+    let groups = Groups {
+        targets,
+        // Only with the nodes known (or one socket named for every node) may an unplanned
+        // group DaemonSet go: a failed node listing must not delete the other groups'.
+        prune: layout.is_some() || resolved.containerd_socket.is_some(),
+        layout: layout.filter(super::groups::NodeLayout::notable),
+    };
+    install(ctx, &args, groups, &manifests, &cluster, prometheus).await
+}
+
+/// The DaemonSets of the node groups: what install waits for and verifies, and what it may prune.
+#[derive(Debug, Clone)]
+pub struct Groups {
+    pub targets: Vec<Target>,
+    /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
+    pub layout: Option<super::groups::NodeLayout>,
+    /// Delete our group DaemonSets the plan no longer names.
+    pub prune: bool,
+}
+
+/// One DaemonSet install waits for and verifies.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub daemonset: String,
+    /// The runtime socket (host path) its pods should reach, for the manifest diagnosis.
+    pub expected_socket: Option<PathBuf>,
+}
+
+/// The node groups in a few lines, before the confirmation.
+fn show_groups(ctx: &Context, plans: &[Plan]) {
+    let ui = &ctx.ui;
+    ui.note(ui.bold("node groups (one DaemonSet each):"));
+    for p in plans {
+        ui.note(format!(
+            "  {}: socket {}, nodes {}",
+            p.daemonset.name,
+            p.runtime.host_socket,
+            p.daemonset.hostnames.join(", ")
+        ));
+    }
 }
 
 /// Before the conversation: connects with the kubeconfig that detection would find, says so in
@@ -314,13 +408,15 @@ fn show_plan(ctx: &Context, plan: &Plan, manifests: &Manifests) {
     }
 }
 
-/// Everything after the cluster is known: apply, wait, verify, report. Public for the benches.
+/// Everything after the cluster is known: apply, prune emptied group DaemonSets, wait for
+/// every DaemonSet, verify every node, report. Public for the benches.
 pub async fn install(
     ctx: &Context,
     args: &InstallSettings,
-    facts: &HostFacts,
+    groups: Groups,
     manifests: &Manifests,
     cluster: &Cluster,
+    prometheus: PrometheusOutcome,
 ) -> super::Result<ExitCode> {
     let apply_opts = ApplyOptions {
         force: args.force,
@@ -328,14 +424,59 @@ pub async fn install(
     };
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
+    // What no group needs any more: our group DaemonSets the plan does not name.
+    let namespace = manifests
+        .documents
+        .iter()
+        .find(|m| m.kind == "DaemonSet")
+        .and_then(|m| m.namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    let keep: Vec<String> = manifests
+        .documents
+        .iter()
+        .filter(|m| m.kind == "DaemonSet")
+        .map(|m| m.name.clone())
+        .collect();
+    let planned: Vec<(String, String)> = manifests
+        .documents
+        .iter()
+        .map(|m| (m.kind.clone(), m.name.clone()))
+        .collect();
+    let prefix = format!("{}-", crate::plan::NAME);
+    let prune = |dry_run| {
+        let (keep, prefix, namespace, planned) = (&keep, &prefix, &namespace, &planned);
+        async move {
+            let mut pruned = if groups.prune {
+                crate::cluster::uninstall::prune_daemonsets(
+                    cluster, namespace, prefix, keep, dry_run,
+                )
+                .await?
+            } else {
+                Vec::new()
+            };
+            // A NetworkPolicy, ServiceMonitor or dashboard this run's plan no longer has.
+            pruned.extend(
+                crate::cluster::uninstall::prune_optional(cluster, namespace, planned, dry_run)
+                    .await?,
+            );
+            Ok(pruned)
+        }
+    };
     if args.dry_run {
-        return Ok(report_dry_run(ctx, &applied));
+        let would = prune(true).await?;
+        return Ok(report_dry_run(ctx, &applied, would));
     }
     let mut outcome = Outcome {
         applied,
+        pruned: Vec::new(),
+        nodes: groups.layout,
+        prometheus,
         rollout: None,
+        group_rollouts: Vec::new(),
         ready_to_verify_ms: None,
         verification: None,
+        prometheus_verification: None,
+        prometheus_note: None,
         error: None,
     };
     if !ctx.ui.json() {
@@ -352,74 +493,202 @@ pub async fn install(
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
     };
-    let namespace = ds
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
-    let spinner = crate::ui::progress::spinner(
-        &ctx.ui,
-        format!("rolling out DaemonSet {namespace}/{}", ds.name),
-    );
-    let waited = rollout::wait(cluster, &namespace, &ds.name, args.timeout, |p| {
-        spinner.set_message(p.message())
-    })
-    .await;
-    spinner.finish_and_clear();
-    let rolled: Rollout = match waited {
-        Ok(r) => r,
+    // A node group that became empty (its nodes left or joined another group): its DaemonSet
+    // goes, if install created it.
+    match prune(false).await {
+        Ok(pruned) => {
+            for p in &pruned {
+                let why = if p.starts_with("DaemonSet ") {
+                    "its node group is empty"
+                } else {
+                    "no longer in the plan"
+                };
+                ctx.ui
+                    .note(format!("{} {p} ({why})", ctx.ui.dim("deleted")));
+            }
+            outcome.pruned = pruned;
+        }
         Err(e) => {
             outcome.error = Some(e);
             return Ok(finish(ctx, outcome));
         }
-    };
-    if !ctx.ui.json() {
-        ctx.ui.note(format!(
-            "{} {}/{} nodes ready in {:.1}s",
-            ctx.ui.good("rolled out:"),
-            rolled.progress.available,
-            rolled.progress.desired,
-            rolled.elapsed.as_secs_f64()
-        ));
     }
-    let ready_at = rolled.ready_at;
-    outcome.rollout = Some(rolled);
+    let spinner = crate::ui::progress::spinner(
+        &ctx.ui,
+        format!("rolling out DaemonSet {namespace}/{}", ds.name),
+    );
+    let targets = &groups.targets;
+    let several = targets.len() > 1;
+    let waits = targets.iter().map(|t| {
+        let spinner = &spinner;
+        let namespace = &namespace;
+        async move {
+            rollout::wait(cluster, namespace, &t.daemonset, args.timeout, |p| {
+                if several {
+                    spinner.set_message(format!("{}: {}", t.daemonset, p.message()));
+                } else {
+                    spinner.set_message(p.message());
+                }
+            })
+            .await
+        }
+    });
+    let waited = futures::future::join_all(waits).await;
+    spinner.finish_and_clear();
+    let mut rolled: Vec<Rollout> = Vec::new();
+    for w in waited {
+        match w {
+            Ok(r) => rolled.push(r),
+            Err(e) => {
+                outcome.error = Some(e);
+                return Ok(finish(ctx, outcome));
+            }
+        }
+    }
+    if !ctx.ui.json() {
+        for r in &rolled {
+            ctx.ui.note(format!(
+                "{} {}{}/{} nodes ready in {:.1}s",
+                ctx.ui.good("rolled out:"),
+                if several {
+                    format!("{}: ", r.name)
+                } else {
+                    String::new()
+                },
+                r.progress.available,
+                r.progress.desired,
+                r.elapsed.as_secs_f64()
+            ));
+        }
+    }
+    let Some(ready_at) = rolled.iter().map(|r| r.ready_at).max() else {
+        return Ok(finish(ctx, outcome));
+    };
+    let mut rolled = rolled.into_iter();
+    outcome.rollout = rolled.next();
+    outcome.group_rollouts = rolled.collect();
     if args.no_verify {
         return Ok(finish(ctx, outcome));
     }
 
-    let verify_opts = VerifyOptions {
-        expected_socket: facts.runtime.socket.clone(),
-        concurrency: args.parallel,
-        ..VerifyOptions::new(&namespace, &ds.name, args.timeout)
-    };
     let spinner = crate::ui::progress::spinner(&ctx.ui, "verifying pod labels");
     // The verification stage starts here: measured from the watch event that completed the rollout.
     let ready_to_verify = ready_at.elapsed().as_secs_f64() * 1000.0;
-    let verified = verify::verify(cluster, &verify_opts, |msg| {
-        spinner.set_message(msg.to_string())
-    })
-    .await;
+    // Each group's DaemonSet at once, sharing the bound on nodes checked at a time.
+    let share = (args.parallel / targets.len().max(1)).max(1);
+    let checks = targets.iter().map(|t| {
+        let opts = VerifyOptions {
+            expected_socket: t.expected_socket.clone(),
+            concurrency: if several { share } else { args.parallel },
+            ..VerifyOptions::new(&namespace, &t.daemonset, args.timeout)
+        };
+        let spinner = &spinner;
+        async move {
+            verify::verify(cluster, &opts, |msg| {
+                if several {
+                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
+                } else {
+                    spinner.set_message(msg.to_string());
+                }
+            })
+            .await
+        }
+    });
+    let verified = futures::future::join_all(checks).await;
     outcome.ready_to_verify_ms = Some(ready_to_verify);
     ctx.ui.verbose(format!(
         "rollout ready → verification start: {ready_to_verify:.1} ms"
     ));
     spinner.finish_and_clear();
-    match verified {
-        Ok(v) => {
-            super::verify::record(ctx, cluster, &v).await;
-            outcome.verification = Some(v);
+    let mut done = Vec::new();
+    for v in verified {
+        match v {
+            Ok(v) => {
+                super::verify::record(ctx, cluster, &v).await;
+                done.push(v);
+            }
+            Err(e) => {
+                outcome.error = Some(e);
+                return Ok(finish(ctx, outcome));
+            }
         }
-        Err(e) => outcome.error = Some(e),
+    }
+    outcome.verification = Verification::merge(done);
+    if outcome.verification.as_ref().is_some_and(|v| v.ok) {
+        through_prometheus(ctx, args, cluster, &namespace, &ds.name, &mut outcome).await;
     }
     Ok(finish(ctx, outcome))
+}
+
+/// The last step when a Prometheus was chosen and selects our ServiceMonitor: does it scrape
+/// cAdvisor and answer by pod, namespace and container? Within `--timeout` (the operator, the
+/// config reload and a 30s scrape interval all come first). A Prometheus that cannot be asked
+/// (no Service, no endpoints, forbidden) is a note, not a failure: the install stands, and
+/// `verify --prometheus NAMESPACE/NAME` checks later.
+async fn through_prometheus(
+    ctx: &Context,
+    args: &InstallSettings,
+    cluster: &Cluster,
+    namespace: &str,
+    daemonset: &str,
+    outcome: &mut Outcome,
+) {
+    use crate::verify::prometheus::{self, PrometheusOptions, operator::Choice};
+    let Some((ns, name)) = outcome
+        .prometheus
+        .chosen
+        .as_deref()
+        .filter(|_| outcome.prometheus.selected)
+        .and_then(|id| id.split_once('/'))
+    else {
+        return;
+    };
+    let choice = Choice::Named {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    };
+    let id = format!("{ns}/{name}");
+    let later = format!("check later with `cadvisor-setup verify --prometheus {id}`");
+    let endpoint = match prometheus::operator::endpoint(cluster, &choice).await {
+        Ok((endpoint, _)) => endpoint,
+        Err(e) => {
+            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"));
+            return;
+        }
+    };
+    let opts = PrometheusOptions {
+        give_up_when_unreadable: true,
+        ..PrometheusOptions::new(endpoint, namespace, daemonset, args.timeout)
+    };
+    let spinner = crate::ui::progress::spinner(&ctx.ui, format!("asking Prometheus {id}"));
+    let checked =
+        prometheus::verify(cluster, &opts, |msg| spinner.set_message(msg.to_string())).await;
+    spinner.finish_and_clear();
+    match checked {
+        Ok(v) => outcome.prometheus_verification = Some(v),
+        Err(e) => {
+            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"))
+        }
+    }
 }
 
 /// What `install` found after applying, gathered as it goes; [`finish`] reports it.
 struct Outcome {
     applied: Applied,
+    /// Group DaemonSets deleted because their group became empty.
+    pruned: Vec<String>,
+    /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
+    nodes: Option<super::groups::NodeLayout>,
+    /// `cadvisor`'s rollout; the other groups' in `group_rollouts`.
+    prometheus: PrometheusOutcome,
     rollout: Option<Rollout>,
+    group_rollouts: Vec<Rollout>,
     ready_to_verify_ms: Option<f64>,
     verification: Option<Verification>,
+    /// The last step: the chosen Prometheus scrapes cAdvisor and answers by pod labels.
+    prometheus_verification: Option<PrometheusVerification>,
+    /// Why the chosen Prometheus could not be asked.
+    prometheus_note: Option<String>,
     error: Option<ClusterError>,
 }
 
@@ -428,9 +697,11 @@ impl Outcome {
         if let Some(e) = &self.error {
             return super::error::cluster(e);
         }
-        match &self.verification {
-            Some(v) => v.exit_code(),
-            None => ExitCode::Success,
+        match (&self.verification, &self.prometheus_verification) {
+            (Some(v), _) if !v.ok => v.exit_code(),
+            (_, Some(p)) => p.exit_code(),
+            (Some(v), None) => v.exit_code(),
+            (None, None) => ExitCode::Success,
         }
     }
 
@@ -438,8 +709,8 @@ impl Outcome {
     /// message is the error, or the failed verification's.
     fn report(self) -> crate::ui::Report<Installed> {
         let code = self.code();
-        let changed = self.applied.changed();
-        let rollout = self.rollout.map(|r| RolloutSummary {
+        let changed = self.applied.changed() || !self.pruned.is_empty();
+        let summary = |r: Rollout| RolloutSummary {
             namespace: r.namespace,
             name: r.name,
             desired: r.progress.desired,
@@ -448,7 +719,9 @@ impl Outcome {
             updated: r.progress.updated,
             elapsed_seconds: r.elapsed.as_secs_f64(),
             ready_to_verify_ms: self.ready_to_verify_ms,
-        });
+        };
+        let rollout = self.rollout.map(summary);
+        let group_rollouts = self.group_rollouts.into_iter().map(summary).collect();
         let error = self.error.as_ref().map(ToString::to_string);
         let rollout_failure = match self.error {
             Some(ClusterError::Rollout(f)) => Some(*f),
@@ -458,12 +731,29 @@ impl Outcome {
             self.verification
                 .as_ref()
                 .and_then(super::verify::failure_message)
+                .or_else(|| {
+                    self.prometheus_verification
+                        .as_ref()
+                        .filter(|p| !p.ok)
+                        .map(|p| {
+                            format!(
+                                "verification through Prometheus failed: {}",
+                                p.message.as_deref().unwrap_or("no reason given")
+                            )
+                        })
+                })
         });
         let body = Installed {
             applied: self.applied,
+            pruned: self.pruned,
+            nodes: self.nodes,
+            prometheus: self.prometheus,
             rollout,
+            group_rollouts,
             rollout_failure,
             verification: self.verification,
+            prometheus_verification: self.prometheus_verification,
+            prometheus_note: self.prometheus_note,
             error,
             succeeded: code == ExitCode::Success,
         };
@@ -480,9 +770,27 @@ impl Outcome {
 struct Installed {
     #[serde(flatten)]
     applied: Applied,
+    /// Group DaemonSets deleted because their node group became empty (`DaemonSet ns/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pruned: Vec<String>,
+    /// With several node groups or a node on fallback facts: every node and the groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
+    /// The Prometheus step: found, chosen, labels given, NetworkPolicy.
+    prometheus: PrometheusOutcome,
     rollout: Option<RolloutSummary>,
+    /// The rollouts of the other node groups' DaemonSets (`rollout` is `cadvisor`'s).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group_rollouts: Vec<RolloutSummary>,
     rollout_failure: Option<crate::cluster::rollout::RolloutFailure>,
     verification: Option<Verification>,
+    /// The chosen Prometheus' view (only when one was chosen and asked), apart from the
+    /// cAdvisor check above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus_verification: Option<PrometheusVerification>,
+    /// Why the chosen Prometheus could not be asked (the install stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus_note: Option<String>,
     /// The error that stopped the install after something was applied (the message too).
     error: Option<String>,
     #[serde(skip)]
@@ -508,6 +816,12 @@ impl crate::ui::Human for Installed {
     fn human(&self, ui: &crate::ui::Ui) {
         if let Some(v) = &self.verification {
             super::verify::print_human(ui, v);
+        }
+        if let Some(p) = &self.prometheus_verification {
+            super::verify::print_prometheus(ui, p);
+        }
+        if let Some(note) = &self.prometheus_note {
+            ui.line(format!("{} {note}", ui.warn("note:")));
         }
         if self.succeeded {
             ui.line(format!(
@@ -536,32 +850,42 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
     ctx.ui.report(&outcome.report())
 }
 
-fn report_dry_run(ctx: &Context, applied: &Applied) -> ExitCode {
-    ctx.ui.report(&dry_run_report(applied))
+fn report_dry_run(ctx: &Context, applied: &Applied, prune: Vec<String>) -> ExitCode {
+    ctx.ui.report(&dry_run_report(applied, prune))
 }
 
 /// `install --dry-run`'s report: `changed` says whether anything would change.
-fn dry_run_report(applied: &Applied) -> crate::ui::Report<DryRun<'_>> {
+fn dry_run_report(applied: &Applied, prune: Vec<String>) -> crate::ui::Report<DryRun<'_>> {
+    let changed = applied.changed() || !prune.is_empty();
     let body = DryRun {
         applied,
         diff: applied.diff(),
+        prune,
     };
-    crate::ui::Report::new(ExitCode::Success, body).changed(applied.changed())
+    crate::ui::Report::new(ExitCode::Success, body).changed(changed)
 }
 
 /// `install --dry-run`'s report body: `dry_run` (true), `objects` as the server would have
-/// them, and `diff`, a unified diff per object that would change.
+/// them, `diff`, a unified diff per object that would change, and `prune`, the group
+/// DaemonSets that would be deleted (omitted when none).
 #[derive(Debug, serde::Serialize)]
 struct DryRun<'a> {
     #[serde(flatten)]
     applied: &'a Applied,
     diff: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    prune: Vec<String>,
 }
 
 impl crate::ui::Human for DryRun<'_> {
     fn human(&self, ui: &crate::ui::Ui) {
         if self.applied.changed() {
             ui.line(self.diff.trim_end());
+        }
+        for p in &self.prune {
+            ui.line(format!("would delete {p} (its node group is empty)"));
+        }
+        if self.applied.changed() || !self.prune.is_empty() {
             ui.note("(dry run: nothing was changed)");
         } else {
             ui.line("dry run: nothing would change");
@@ -602,9 +926,15 @@ mod tests {
     fn outcome(applied: Applied) -> Outcome {
         Outcome {
             applied,
+            pruned: Vec::new(),
+            nodes: None,
+            prometheus: PrometheusOutcome::default(),
             rollout: None,
+            group_rollouts: Vec::new(),
             ready_to_verify_ms: None,
             verification: None,
+            prometheus_verification: None,
+            prometheus_note: None,
             error: None,
         }
     }
@@ -658,7 +988,7 @@ mod tests {
     #[test]
     fn a_dry_run_is_never_a_change_but_says_whether_one_would_happen() {
         let would = applied(true, true);
-        let report = dry_run_report(&would);
+        let report = dry_run_report(&would, Vec::new());
         assert!(report.ok() && report.is_changed());
         assert!(envelope_collisions(report.body()).is_empty());
         let doc = serde_json::to_value(&report).unwrap();
@@ -668,7 +998,7 @@ mod tests {
             "{doc:#}"
         );
         let same = applied(false, true);
-        let doc = serde_json::to_value(dry_run_report(&same)).unwrap();
+        let doc = serde_json::to_value(dry_run_report(&same, Vec::new())).unwrap();
         assert_eq!(
             (doc["changed"].clone(), doc["diff"].clone()),
             (false.into(), "".into())

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod connect;
 pub mod detect;
 pub mod error;
+pub mod groups;
 pub mod install;
 pub mod render;
 pub mod status;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::ResultExt as _;
-use crate::cli::{DistroPreset, ServiceMonitorMode};
+use crate::cli::{DistroPreset, GrafanaDashboardMode, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -16,6 +16,9 @@ use crate::ui::{Human, Report, Ui};
 use crate::{plan, render};
 
 pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode> {
+    if args.scrape_config {
+        return scrape_config(ctx, &args);
+    }
     let resolved = &args.resolved;
     let mut facts = facts_for_render(ctx, args.distro, resolved).await?;
     if let (Some(socket), Some(_)) = (&resolved.containerd_socket, args.distro) {
@@ -37,10 +40,41 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
             "  --service-monitor auto: render looks at no cluster, so no ServiceMonitor (use --service-monitor always)",
         );
     }
+    if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
+        ctx.ui.verbose(
+            "  --grafana-dashboard auto: render looks at no cluster, so no dashboard (use --grafana-dashboard on)",
+        );
+    }
     let opts = &resolved.plan;
-    let plan = plan::make(&facts, opts)?;
-    let manifests = render::manifests(&plan, args.templates.as_deref())?;
-    let warnings: Vec<&String> = facts.warnings.iter().chain(&plan.warnings).collect();
+    // `--cluster`: the live cluster's node facts, one DaemonSet per node group.
+    // (`--containerd-socket` names the socket of every node: one DaemonSet, as without it.)
+    let layout = if args.cluster && resolved.containerd_socket.is_none() {
+        let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
+        Some(
+            super::groups::read(
+                &cluster,
+                &opts.namespace,
+                Some(&facts),
+                facts.kubelet.node_name.as_deref(),
+                args.parallel,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let plans = super::groups::plans(layout.as_ref(), &facts, opts)?;
+    let manifests = render::manifests_for_groups(&plans, args.templates.as_deref())?;
+    let Some(plan) = plans.first() else {
+        return Err(super::error::Failure::new(ExitCode::Unexpected, "no plan was made").into());
+    };
+    let mut warnings: Vec<&String> = facts.warnings.iter().collect();
+    if let Some(l) = &layout {
+        warnings.extend(&l.warnings);
+    }
+    warnings.extend(plans.iter().flat_map(|p| &p.warnings));
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(*w));
     for warning in &warnings {
         ctx.ui
             .note(format!("{} {warning}", ctx.ui.warn("warning:")));
@@ -70,6 +104,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
             runtime_socket: plan.runtime.host_socket.clone(),
             manifests: manifests.objects(),
             warnings: warnings.into_iter().cloned().collect(),
+            nodes: layout,
             out_dir: written.as_ref().and(args.out_dir.clone()),
             files: written.clone(),
             yaml: manifests.to_yaml(),
@@ -78,6 +113,44 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     .changed(written.is_some())
     .message(message);
     Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`: the plain-Prometheus job for the namespace; no host facts needed.
+fn scrape_config(ctx: &Context, args: &RenderSettings) -> super::Result<ExitCode> {
+    let job = plan::scrape::job(&args.resolved.plan.namespace)?;
+    let rendered = render::scrape_config(&job, args.templates.as_deref())?;
+    let report = Report::new(
+        ExitCode::Success,
+        ScrapeConfigRendered {
+            job_name: job.job_name,
+            namespace: job.namespace,
+            scrape_config: rendered.object,
+            yaml: rendered.yaml,
+        },
+    );
+    Ok(ctx.ui.report(&report))
+}
+
+/// `render --scrape-config`'s report body: the job as an object (JSON) or as YAML with its
+/// comments (people).
+#[derive(Serialize)]
+pub struct ScrapeConfigRendered {
+    job_name: String,
+    namespace: String,
+    /// `{"scrape_configs": [job]}`.
+    scrape_config: serde_json::Value,
+    #[serde(skip)]
+    yaml: String,
+}
+
+impl Human for ScrapeConfigRendered {
+    fn human(&self, ui: &Ui) {
+        ui.line(self.yaml.trim_end());
+    }
+
+    fn summary(&self, ui: &Ui, summary: &str) {
+        ui.note(summary);
+    }
 }
 
 /// `render`'s report body: the manifests as objects (JSON) or as multi-document YAML (people),
@@ -90,6 +163,9 @@ pub struct Rendered {
     manifests: Vec<serde_json::Value>,
     /// Also printed on stderr in both modes as the run goes.
     warnings: Vec<String>,
+    /// `--cluster`: every node's facts and the node groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<super::groups::NodeLayout>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +243,7 @@ mod tests {
             runtime_socket: "/run/k3s/containerd/containerd.sock".into(),
             manifests: vec![serde_json::json!({"kind": "Namespace"})],
             warnings: vec![],
+            nodes: None,
             out_dir: Some("/srv/out".into()),
             files: Some(vec!["/srv/out/namespace.yaml".into()]),
             yaml: "---\nkind: Namespace\n".into(),

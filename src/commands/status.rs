@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::prometheus::Seen;
 use crate::cluster::status::{DaemonSetState, ManagedObject, daemonset, managed_objects};
 use crate::error::ExitCode;
 use crate::settings::StatusSettings;
@@ -12,11 +13,27 @@ use crate::ui::{Human, Report, Ui};
 pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
     let objects = managed_objects(&cluster, args.namespace.as_str()).await?;
-    let ds_name = objects
+    let daemonsets: Vec<&str> = objects
         .iter()
-        .find(|o| o.kind == "DaemonSet")
-        .map_or_else(|| "cadvisor".to_string(), |o| o.name.clone());
+        .filter(|o| o.kind == "DaemonSet")
+        .map(|o| o.name.as_str())
+        .collect();
+    let ds_name = daemonsets
+        .iter()
+        .find(|n| **n == crate::plan::NAME)
+        .or(daemonsets.first())
+        .map_or_else(|| crate::plan::NAME.to_string(), |n| n.to_string());
     let ds = daemonset(&cluster, args.namespace.as_str(), &ds_name).await?;
+    // The other node groups' DaemonSets (`cadvisor-<layout>`).
+    let mut groups = Vec::new();
+    for name in daemonsets.iter().filter(|n| **n != ds_name) {
+        if let Some(state) = daemonset(&cluster, args.namespace.as_str(), name).await? {
+            groups.push(state);
+        }
+    }
+    let prometheus =
+        crate::cluster::prometheus::seen(&cluster, args.namespace.as_str(), crate::plan::NAME)
+            .await?;
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -35,7 +52,9 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
         left: (state == State::Partial).then_some(ours),
         server: cluster.server.clone(),
         daemonset: ds,
+        group_daemonsets: groups,
         objects,
+        prometheus,
         namespace: args.namespace.as_str().to_string(),
         daemonset_name: ds_name,
     };
@@ -61,7 +80,13 @@ pub struct Status {
     left: Option<Vec<String>>,
     server: String,
     daemonset: Option<DaemonSetState>,
+    /// The DaemonSets of further node groups (one per socket layout), when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group_daemonsets: Vec<DaemonSetState>,
     objects: Vec<ManagedObject>,
+    /// The Prometheus Operator's Prometheus objects and whether each selects our ServiceMonitor;
+    /// `null` when the operator's API is not served.
+    prometheus: Option<Vec<Seen>>,
     #[serde(skip)]
     namespace: String,
     /// The DaemonSet looked for (ours, or `cadvisor`).
@@ -85,6 +110,9 @@ impl Human for Status {
             )),
             Some(ds) => daemonset_lines(ui, ds),
         }
+        for ds in &self.group_daemonsets {
+            daemonset_lines(ui, ds);
+        }
         if !self.objects.is_empty() {
             ui.line(format!(
                 "{} (app.kubernetes.io/managed-by=cadvisor-setup):",
@@ -98,6 +126,20 @@ impl Human for Status {
                     o.managers.join(", ")
                 ));
             }
+        }
+        for p in self.prometheus.iter().flatten() {
+            let verdict = match p.selects_ours {
+                Some(true) => ui.good("scrapes our ServiceMonitor"),
+                Some(false) => ui.warn("does not select our ServiceMonitor"),
+                None => "no ServiceMonitor of ours to select".to_string(),
+            };
+            ui.line(format!(
+                "{} {}: {verdict} (selects {} in {})",
+                ui.bold("Prometheus"),
+                p.instance.id(),
+                p.instance.selects_service_monitors,
+                p.instance.in_namespaces
+            ));
         }
     }
 }
@@ -160,7 +202,9 @@ mod tests {
             left: Some(vec!["ServiceAccount cadvisor/cadvisor".into()]),
             server: "https://127.0.0.1:16443".into(),
             daemonset: None,
+            group_daemonsets: vec![],
             objects: vec![],
+            prometheus: None,
             namespace: "cadvisor".into(),
             daemonset_name: "cadvisor".into(),
         };

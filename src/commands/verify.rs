@@ -6,6 +6,10 @@
 //! endpoint, HTTP error, corrupt gzip, or no end of input within `--timeout`, for a URL, a file,
 //! a FIFO or stdin alike): an unreadable source proves nothing about the labels, so it is not a
 //! verification failure.
+//!
+//! `--prometheus` (the last hop, `crate::verify::prometheus`): 0 when Prometheus has our targets
+//! up on every node and answers a query by pod/namespace/container; 6 naming the first broken
+//! step; 1 when Prometheus' API cannot be read; 3 when `auto` finds no Prometheus or several.
 
 use serde::Serialize;
 
@@ -13,14 +17,18 @@ use super::Context;
 use crate::cluster::diagnose::Registration;
 use crate::error::ExitCode;
 use crate::metrics::{self, Verdict};
-use crate::settings::VerifySettings;
+use crate::settings::{PrometheusTarget, VerifySettings};
 use crate::ui::{Human, Report, Ui};
+use crate::verify::prometheus::{self, Endpoint, PrometheusOptions, PrometheusVerification};
 use crate::verify::{self, Outcome, Source, Verification, VerifyOptions};
 
 /// How many pods the human summary names before "and N more".
 const PODS_SHOWN: usize = 5;
 
 pub async fn run(ctx: &Context, args: VerifySettings) -> super::Result<ExitCode> {
+    if let Some(target) = &args.prometheus {
+        return run_prometheus(ctx, &args, target).await;
+    }
     let source = match (&args.metrics_url, &args.metrics_file) {
         (Some(url), _) => Source::Url(url.clone()),
         (None, Some(path)) => Source::file(path),
@@ -42,15 +50,160 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
             args.timeout,
         )
     };
+    // `cadvisor` and the DaemonSets of the other node groups install made (by our label).
+    let mut names = vec![opts.daemonset.clone()];
+    if opts.daemonset == crate::plan::NAME {
+        let prefix = format!("{}-", crate::plan::NAME);
+        let ours = crate::cluster::status::our_daemonsets(&cluster, &opts.namespace)
+            .await
+            .unwrap_or_default();
+        names.extend(
+            ours.into_iter()
+                .map(|o| o.name)
+                .filter(|n| n.starts_with(&prefix)),
+        );
+    }
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
         format!("verifying DaemonSet {}/{}", opts.namespace, opts.daemonset),
     );
-    let result = verify::verify(&cluster, &opts, |msg| spinner.set_message(msg.to_string())).await;
+    let share = (opts.concurrency / names.len()).max(1);
+    let several = names.len() > 1;
+    let checks = names.iter().map(|name| {
+        let opts = VerifyOptions {
+            daemonset: name.clone(),
+            concurrency: if several { share } else { opts.concurrency },
+            ..opts.clone()
+        };
+        let spinner = &spinner;
+        let cluster = &cluster;
+        async move {
+            verify::verify(cluster, &opts, |msg| {
+                if several {
+                    spinner.set_message(format!("{}: {msg}", opts.daemonset));
+                } else {
+                    spinner.set_message(msg.to_string());
+                }
+            })
+            .await
+        }
+    });
+    let results = futures::future::join_all(checks).await;
     spinner.finish_and_clear();
-    let verification = result?;
-    record(ctx, &cluster, &verification).await;
+    let mut all = Vec::new();
+    for result in results {
+        let verification = result?;
+        record(ctx, &cluster, &verification).await;
+        all.push(verification);
+    }
+    let Some(verification) = Verification::merge(all) else {
+        return Err(
+            super::error::Failure::new(ExitCode::Unexpected, "nothing was verified").into(),
+        );
+    };
     Ok(ctx.ui.report(&verified(verification)))
+}
+
+/// `verify --prometheus`: what the cluster runs, against what Prometheus shows.
+async fn run_prometheus(
+    ctx: &Context,
+    args: &VerifySettings,
+    target: &PrometheusTarget,
+) -> super::Result<ExitCode> {
+    let cluster = super::connect::cluster(ctx, None).await?;
+    let endpoint = match target {
+        PrometheusTarget::Url(url) => Endpoint::Url { url: url.clone() },
+        PrometheusTarget::Operator(choice) => {
+            let (endpoint, id) = prometheus::operator::endpoint(&cluster, choice).await?;
+            ctx.ui
+                .verbose(format!("asking Prometheus {id} at {}", endpoint.describe()));
+            endpoint
+        }
+    };
+    let opts = PrometheusOptions::new(
+        endpoint,
+        args.namespace.as_str(),
+        args.daemonset.as_str(),
+        args.timeout,
+    );
+    let spinner = crate::ui::progress::spinner(&ctx.ui, "asking Prometheus");
+    let result =
+        prometheus::verify(&cluster, &opts, |msg| spinner.set_message(msg.to_string())).await;
+    spinner.finish_and_clear();
+    let checked = result?;
+    let message = (!checked.ok).then(|| {
+        format!(
+            "verification through Prometheus failed: {}",
+            checked.message.as_deref().unwrap_or("no reason given")
+        )
+    });
+    Ok(ctx.ui.report(
+        &Report::new(
+            checked.exit_code(),
+            ThroughPrometheus {
+                prometheus: checked,
+            },
+        )
+        .message(message),
+    ))
+}
+
+/// `verify --prometheus`'s report body: the result under `prometheus`.
+#[derive(Debug, Serialize)]
+pub struct ThroughPrometheus {
+    prometheus: PrometheusVerification,
+}
+
+impl Human for ThroughPrometheus {
+    fn human(&self, ui: &Ui) {
+        print_prometheus(ui, &self.prometheus);
+    }
+}
+
+/// A verification through Prometheus for people (also install's last step).
+pub fn print_prometheus(ui: &Ui, p: &PrometheusVerification) {
+    ui.line(format!(
+        "{} {}, job {:?}",
+        ui.bold("Prometheus"),
+        p.endpoint.describe(),
+        p.job
+    ));
+    for n in &p.nodes {
+        let mark = if n.health == "up" {
+            ui.good("ok")
+        } else {
+            ui.bad("FAILED")
+        };
+        let url = n.scrape_url.as_deref().unwrap_or("no target");
+        ui.line(format!(
+            "{mark} node {} (pod {}): target {} ({url})",
+            n.node, n.pod, n.health
+        ));
+        if let Some(e) = &n.last_error {
+            ui.line(format!("  last error: {e}"));
+        }
+    }
+    ui.line(format!("  query   {}", p.query));
+    ui.line(format!("  series  {}", p.series));
+    if p.ok {
+        let what = match &p.subject {
+            Some(s) => format!("{}/{} container {}", s.namespace, s.pod, s.container),
+            None => "pods".to_string(),
+        };
+        ui.line(format!(
+                "{} Prometheus scrapes cAdvisor on {} node(s) and answers by pod, namespace and container ({what}).",
+                ui.good("PASS"),
+                p.nodes.len()
+            ));
+    } else {
+        // The explanation is the report's message (on stderr), not repeated here.
+        let reason = p
+            .reason
+            .and_then(|r| serde_json::to_value(r).ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "no running cAdvisor pod".to_string());
+        ui.line(format!("{} {reason}", ui.bad("FAIL")));
+    }
 }
 
 /// The cluster form's report: exit 6 with [`failure_message`] when a node failed.

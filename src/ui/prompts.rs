@@ -19,6 +19,9 @@ use crate::options::{Resolved, ValueSource};
 pub enum PromptError {
     #[error("cancelled at the prompt; nothing was applied")]
     Cancelled,
+    /// An answer the prompt's own check let through but its type refuses (not expected).
+    #[error(transparent)]
+    Invalid(#[from] crate::plan::PlanError),
     #[error("cannot talk to the terminal: {0}")]
     Terminal(String),
 }
@@ -63,7 +66,7 @@ pub fn select_socket(
     if live.is_empty() {
         return Ok(None);
     }
-    let mut items: Vec<String> = live
+    let items: Vec<String> = live
         .iter()
         .map(|c| {
             let pods = c
@@ -76,19 +79,47 @@ pub fn select_socket(
             super::escape::escape_controls(&item).into_owned()
         })
         .collect();
-    items.push("none of these (stop)".to_string());
+    let choice = select_or_none(
+        ui,
+        "Several containerd sockets answer. Which one runs this node's pods?",
+        items,
+        "none of these (stop)",
+    )?;
+    Ok(choice.map(|i| live[i].path.clone()))
+}
+
+/// A choice list of `items` and a last `none` item; the index chosen, `None` for `none` or Esc.
+fn select_or_none(
+    ui: &Ui,
+    prompt: &str,
+    mut items: Vec<String>,
+    none: &str,
+) -> Result<Option<usize>, PromptError> {
+    let count = items.len();
+    items.push(none.to_string());
     let theme = theme(ui);
     let choice = guarded(|| {
         Select::with_theme(theme.as_ref())
-            .with_prompt("Several containerd sockets answer. Which one runs this node's pods?")
+            .with_prompt(prompt)
             .items(&items)
             .default(0)
             .interact_opt()
     })?;
-    Ok(match choice {
-        Some(i) if i < live.len() => Some(live[i].path.clone()),
-        _ => None,
-    })
+    Ok(choice.filter(|i| *i < count))
+}
+
+/// Several Prometheus found: which one should scrape cAdvisor (`None`: none of them).
+pub fn select_prometheus(ui: &Ui, ids: &[String]) -> Result<Option<usize>, PromptError> {
+    let items = ids
+        .iter()
+        .map(|id| super::escape::escape_controls(id).into_owned())
+        .collect();
+    select_or_none(
+        ui,
+        "Several Prometheus instances run here. Which one should scrape cAdvisor?",
+        items,
+        "none of them (no Prometheus integration)",
+    )
 }
 
 /// Asks for the values nobody gave, with the detected defaults pre-filled.
@@ -105,12 +136,13 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = guarded(|| {
             Input::with_theme(theme)
                 .with_prompt("Namespace for cAdvisor")
-                .default(resolved.plan.namespace.clone())
+                .default(resolved.plan.namespace.to_string())
                 .validate_with(|v: &String| {
                     crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
                 })
                 .interact_text()
         })?;
+        let value = crate::values::Namespace::parse("--namespace", &value)?;
         set(resolved, "namespace", |r| r.plan.namespace = value);
     }
 
@@ -120,12 +152,13 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         let value: String = guarded(|| {
             Input::with_theme(theme)
                 .with_prompt("cAdvisor image (change it for a private registry)")
-                .default(resolved.plan.image.clone())
+                .default(resolved.plan.image.to_string())
                 .validate_with(|v: &String| {
                     crate::validate::image_reference("image", v).map_err(|e| e.to_string())
                 })
                 .interact_text()
         })?;
+        let value = crate::values::Image::parse("--image", &value)?;
         set(resolved, "image", |r| r.plan.image = value);
     }
 
@@ -134,7 +167,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .plan
             .metrics
             .as_ref()
-            .map(|m| m.join(","))
+            .map(|m| crate::values::join(m, ","))
             .unwrap_or_default();
         show(ui, resolved, "metrics", &shown);
     } else {
@@ -142,7 +175,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .plan
             .metrics
             .as_ref()
-            .map(|m| m.join(","))
+            .map(|m| crate::values::join(m, ","))
             .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
         let value: String = guarded(|| {
             Input::with_theme(theme)
@@ -157,6 +190,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
                 .interact_text()
         })?;
         let list: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+        let list = crate::values::parse_all("--metrics", &list, crate::values::MetricGroup::parse)?;
         set(resolved, "metrics", |r| r.plan.metrics = Some(list));
     }
 

@@ -134,7 +134,14 @@ fn tls_config() -> rustls::ClientConfig {
     }
 }
 
-async fn fetch(url: &str, mut uri: hyper::Uri) -> Result<ScanReport, FetchError> {
+/// Sends a GET to `uri` (following at most [`MAX_REDIRECTS`]) and returns the final URI and the
+/// response, whatever its status.
+async fn get(
+    url: &str,
+    mut uri: hyper::Uri,
+    accept: &'static str,
+    gzip: bool,
+) -> Result<(hyper::Uri, hyper::Response<hyper::body::Incoming>), FetchError> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config())
         .https_or_http()
@@ -142,10 +149,12 @@ async fn fetch(url: &str, mut uri: hyper::Uri) -> Result<ScanReport, FetchError>
         .build();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
     let mut redirects = 0;
-    let response = loop {
+    loop {
+        // The metrics scanner recognises gzip by its magic bytes; an API answer is read as it is.
+        let encoding = if gzip { "gzip" } else { "identity" };
         let request = hyper::Request::get(uri.clone())
-            .header(hyper::header::ACCEPT, "text/plain")
-            .header(hyper::header::ACCEPT_ENCODING, "gzip")
+            .header(hyper::header::ACCEPT, accept)
+            .header(hyper::header::ACCEPT_ENCODING, encoding)
             .header(
                 hyper::header::USER_AGENT,
                 concat!("cadvisor-setup/", env!("CARGO_PKG_VERSION")),
@@ -164,7 +173,7 @@ async fn fetch(url: &str, mut uri: hyper::Uri) -> Result<ScanReport, FetchError>
             })?;
         let status = response.status();
         if !status.is_redirection() || status == hyper::StatusCode::NOT_MODIFIED {
-            break response;
+            return Ok((uri, response));
         }
         let location = response
             .headers()
@@ -184,7 +193,11 @@ async fn fetch(url: &str, mut uri: hyper::Uri) -> Result<ScanReport, FetchError>
             status,
             reason,
         })?;
-    };
+    }
+}
+
+async fn fetch(url: &str, uri: hyper::Uri) -> Result<ScanReport, FetchError> {
+    let (uri, response) = get(url, uri, "text/plain", true).await?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: uri.to_string(),
@@ -200,6 +213,56 @@ async fn fetch(url: &str, mut uri: hyper::Uri) -> Result<ScanReport, FetchError>
         .await
         .map_err(|e| scan_error(ScanError::Read(e)))?
         .map_err(scan_error)
+}
+
+/// A whole response body of at most `limit` bytes (an API answer, not a stream).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: hyper::StatusCode,
+    pub body: Vec<u8>,
+    /// Whether the body ended within `limit` (else it is cut at `limit`).
+    pub complete: bool,
+}
+
+/// GETs `url` (http or https, one redirect) and reads at most `limit` bytes of the body, all
+/// within `timeout`. Any status is returned: the caller judges it (an API's error body is JSON).
+pub async fn get_bounded(
+    url: &str,
+    accept: &'static str,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Answer, FetchError> {
+    let uri = parse(url)?;
+    let read = async {
+        let (_, response) = get(url, uri, accept, false).await?;
+        let status = response.status();
+        let body = BodyDataStream::new(response.into_body()).map_err(std::io::Error::other);
+        let reader =
+            tokio_util::compat::TokioAsyncReadCompatExt::compat(StreamReader::new(Box::pin(body)));
+        let (body, complete) = crate::cluster::proxy::read_at_most(reader, limit)
+            .await
+            .map_err(|e| FetchError::Unreachable {
+                url: url.to_string(),
+                error: format!("reading the answer: {e}"),
+            })?;
+        Ok(Answer {
+            status,
+            body,
+            complete,
+        })
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(FetchError::Timeout {
+            url: url.to_string(),
+            after: timeout,
+        }),
+    }
+}
+
+/// Checks a URL given by the user before any I/O: http or https, with a host.
+pub fn check_url(url: &str) -> Result<(), FetchError> {
+    parse(url).map(|_| ())
 }
 
 /// hyper-util's own text is only "client error (Connect)": the cause (refused, certificate

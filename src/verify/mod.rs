@@ -7,13 +7,16 @@
 //!   nodes checked concurrently (bounded), failing ones retried until the timeout, then
 //!   diagnosed from the manifest and the pod log; the result recorded on the DaemonSet;
 //! - a URL ([`http`]: http or https, one redirect), a file, a FIFO or stdin ([`Source`]),
-//!   judged on the scan alone ([`report::Outcome`]).
+//!   judged on the scan alone ([`report::Outcome`]);
+//! - the Prometheus that scrapes it ([`prometheus`]): our targets up on every node, and a query
+//!   by the relabelled `pod`/`namespace`/`container` labels answered.
 //!
 //! Uses `cluster` and `metrics`; never `ui` or `commands` (they print what this returns).
 
 pub mod http;
 pub mod judge;
 pub mod nodes;
+pub mod prometheus;
 pub mod report;
 pub mod source;
 

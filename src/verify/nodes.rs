@@ -61,6 +61,22 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Several DaemonSets' verifications (one per node group) as one: every node, ok when all
+    /// are, named after the first (`cadvisor`). `None` for none.
+    pub fn merge(all: Vec<Verification>) -> Option<Verification> {
+        let mut all = all.into_iter();
+        let mut out = all.next()?;
+        for v in all {
+            out.ok &= v.ok;
+            out.nodes.extend(v.nodes);
+            out.attempts = out.attempts.max(v.attempts);
+            out.elapsed_seconds = out.elapsed_seconds.max(v.elapsed_seconds);
+        }
+        out.nodes
+            .sort_by(|a, b| a.node.cmp(&b.node).then_with(|| a.pod.cmp(&b.pod)));
+        Some(out)
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         if self.ok {
             ExitCode::Success

@@ -5,5 +5,6 @@
 pub mod containerd;
 pub mod fake_api;
 pub mod host_root;
+pub mod prometheus;
 pub mod real;
 pub mod snapshot;

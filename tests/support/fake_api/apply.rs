@@ -531,6 +531,20 @@ pub fn apply(
                 .any(|(j, e)| j != i && e.fields.contains(&p));
             if !owned_elsewhere {
                 remove(&mut obj, &p);
+                // The structs that held only the dropped fields go too: structured-merge-diff's
+                // field sets hold every path prefix, so the parents leave with their last child
+                // (kubernetes-sigs/structured-merge-diff: fieldpath.Set, merge.Updater).
+                for k in (1..p.len()).rev() {
+                    let parent = &p[..k];
+                    let empty = get(&obj, parent)
+                        .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()));
+                    let owned = new_set.contains(parent)
+                        || entries.iter().any(|e| e.fields.contains(parent));
+                    if !empty || owned || !matches!(parent.last(), Some(Elem::Field(_))) {
+                        break;
+                    }
+                    remove(&mut obj, parent);
+                }
             }
         }
     }

@@ -788,10 +788,7 @@ pub async fn pod_proxy(
     }
     match rest.trim_matches('/') {
         "metrics" => {
-            let node = pod["spec"]["nodeName"]
-                .as_str()
-                .and_then(|n| state.node(n))
-                .cloned();
+            let node = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n));
             if node
                 .as_ref()
                 .is_some_and(|n| state.failures.take_unhousekept_scrape(&n.name))
@@ -836,7 +833,6 @@ pub async fn node_proxy(
 ) -> Result<(u16, String, String), ApiError> {
     let node = state
         .node(name)
-        .cloned()
         .ok_or_else(|| status::not_found(resource("nodes"), name))?;
     // The API server refuses to proxy to a loopback or link-local node address (seen on a real
     // v1.36 cluster whose node name resolved to 127.0.0.1: shared/reference/real-cluster.md;
@@ -853,6 +849,14 @@ pub async fn node_proxy(
         return Err(status::bad_request("address not allowed".to_string()));
     }
     match rest.trim_matches('/') {
+        "configz" if state.failures.configz_forbidden(&node.name) => Err(status::forbidden(
+            resource("nodes"),
+            Some("proxy"),
+            &node.name,
+            &state.user,
+            "get",
+            None,
+        )),
         "configz" => {
             let body = json!({"kubeletconfig": {
                 "enableServer": true,
@@ -863,7 +867,7 @@ pub async fn node_proxy(
                 "readOnlyPort": 0,
                 "cgroupRoot": "/",
                 "cgroupsPerQOS": true,
-                "cgroupDriver": "cgroupfs",
+                "cgroupDriver": node.cgroup_driver,
                 "containerRuntimeEndpoint": node.runtime_endpoint,
                 "imageServiceEndpoint": "",
                 "failSwapOn": false,

@@ -55,15 +55,16 @@ pub fn template_hash(template: &Value) -> String {
 }
 
 fn node_object(n: &SimNode) -> Value {
-    let mut labels = json!({
-        "beta.kubernetes.io/arch": "amd64",
-        "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "kubernetes.io/hostname": n.name,
-        "kubernetes.io/os": "linux",
-    });
-    for (k, v) in &n.labels {
+    let mut labels = json!({});
+    for (k, v) in n.node_labels() {
         labels[k] = json!(v);
+    }
+    let mut annotations = json!({
+        "node.alpha.kubernetes.io/ttl": "0",
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true"
+    });
+    for (k, v) in &n.annotations {
+        annotations[k] = json!(v);
     }
     let t = now();
     let cond = |ty: &str, status: &str, reason: &str, message: &str| {
@@ -76,10 +77,7 @@ fn node_object(n: &SimNode) -> Value {
         "metadata": {
             "name": n.name,
             "labels": labels,
-            "annotations": {
-                "node.alpha.kubernetes.io/ttl": "0",
-                "volumes.kubernetes.io/controller-managed-attach-detach": "true"
-            }
+            "annotations": annotations
         },
         "spec": {"podCIDR": "10.1.0.0/24", "podCIDRs": ["10.1.0.0/24"]},
         "status": {
@@ -97,14 +95,14 @@ fn node_object(n: &SimNode) -> Value {
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
-                "architecture": "amd64",
+                "architecture": n.arch,
                 "bootID": "5f1c1a7e-0000-4000-8000-000000000001",
                 "containerRuntimeVersion": n.container_runtime_version,
                 "kernelVersion": "6.1.0-27-amd64",
                 "kubeProxyVersion": n.kubelet_version,
                 "kubeletVersion": n.kubelet_version,
                 "machineID": "0123456789abcdef0123456789abcdef",
-                "operatingSystem": "linux",
+                "operatingSystem": n.os,
                 "osImage": "Debian GNU/Linux 12 (bookworm)",
                 "systemUUID": "00000000-0000-0000-0000-000000000001"
             }
@@ -123,10 +121,15 @@ pub fn seed(state: &Arc<State>) {
             false,
         );
     }
-    for n in &state.nodes {
-        let _ = server::create(state, resource("nodes"), node_object(n), "kubelet", false);
+    for n in state.nodes() {
+        register_node(state, &n);
     }
     set_crds(state, state.crds());
+}
+
+/// The kubelet of `n` registers its Node object.
+pub fn register_node(state: &Arc<State>, n: &SimNode) {
+    let _ = server::create(state, resource("nodes"), node_object(n), "kubelet", false);
 }
 
 /// Installs or removes the Prometheus operator's ServiceMonitor CRD (object and served API).
@@ -177,20 +180,51 @@ fn pod_ready(pod: &Value) -> bool {
     })
 }
 
+/// Whether the DaemonSet's pod template may run on `node`: its `nodeSelector` and its required
+/// node affinity (`nodeSelectorTerms` are ORed, the expressions of a term ANDed; operators In,
+/// NotIn, Exists, DoesNotExist on the node's labels), as the DaemonSet controller checks with
+/// the scheduler's predicates (kubernetes/kubernetes: pkg/controller/daemon/daemon_controller.go
+/// `NodeShouldRunDaemonPod`, component-helpers/scheduling/corev1/nodeaffinity).
 fn node_selected(ds: &Value, node: &SimNode) -> bool {
-    let Some(sel) = ds["spec"]["template"]["spec"]["nodeSelector"].as_object() else {
-        return true;
-    };
-    let mut labels: Vec<(String, String)> = vec![
-        ("kubernetes.io/hostname".into(), node.name.clone()),
-        ("kubernetes.io/os".into(), "linux".into()),
-        ("kubernetes.io/arch".into(), "amd64".into()),
-    ];
-    labels.extend(node.labels.iter().cloned());
-    sel.iter().all(|(k, v)| {
+    let labels = node.node_labels();
+    let label = |k: &str| {
         labels
             .iter()
-            .any(|(lk, lv)| lk == k && Some(lv.as_str()) == v.as_str())
+            .find(|(lk, _)| lk == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let pod = &ds["spec"]["template"]["spec"];
+    if let Some(sel) = pod["nodeSelector"].as_object()
+        && !sel.iter().all(|(k, v)| label(k) == v.as_str())
+    {
+        return false;
+    }
+    let required =
+        &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    let Some(terms) = required["nodeSelectorTerms"].as_array() else {
+        return true;
+    };
+    terms.iter().any(|term| {
+        let exprs = term["matchExpressions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        !exprs.is_empty()
+            && exprs.iter().all(|e| {
+                let key = e["key"].as_str().unwrap_or_default();
+                let values: Vec<&str> = e["values"]
+                    .as_array()
+                    .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let have = label(key);
+                match e["operator"].as_str() {
+                    Some("In") => have.is_some_and(|v| values.contains(&v)),
+                    Some("NotIn") => !have.is_some_and(|v| values.contains(&v)),
+                    Some("Exists") => have.is_some(),
+                    Some("DoesNotExist") => have.is_none(),
+                    _ => false,
+                }
+            })
     })
 }
 
@@ -307,11 +341,8 @@ fn reconcile_daemonsets(state: &Arc<State>) {
             .iter()
             .filter(|p| owned_by(p, &uid) && !terminating(p))
             .collect();
-        let nodes: Vec<&SimNode> = state
-            .nodes
-            .iter()
-            .filter(|n| node_selected(&ds, n))
-            .collect();
+        let all_nodes = state.nodes();
+        let nodes: Vec<&SimNode> = all_nodes.iter().filter(|n| node_selected(&ds, n)).collect();
         let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
         let mut unavailable = 0;
         let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
@@ -627,7 +658,7 @@ const MIRRORED: &str = "fake-api.cadvisor-setup/mirrored";
 /// See `FakeCluster::mirror_workload_pods`.
 pub async fn mirror_workload_pods(state: &Arc<State>) -> usize {
     let mut created = 0;
-    for node in &state.nodes {
+    for node in &state.nodes() {
         let Ok(containers) =
             super::containerd::list(&node.real_socket(), "k8s.io", Duration::from_secs(3)).await
         else {
@@ -691,11 +722,7 @@ async fn pods_lifecycle(state: &Arc<State>) {
     let failures = state.failures.snapshot();
     let pods = state.store().list(resource("pods"), None);
     for pod in pods {
-        let Some(node) = pod["spec"]["nodeName"]
-            .as_str()
-            .and_then(|n| state.node(n))
-            .cloned()
-        else {
+        let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)) else {
             continue;
         };
         if terminating(&pod) || pod["metadata"]["annotations"][MIRRORED] == "true" {
@@ -920,11 +947,8 @@ fn daemonset_status(state: &Arc<State>) {
     for ds in daemonsets {
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
-        let nodes: Vec<&SimNode> = state
-            .nodes
-            .iter()
-            .filter(|n| node_selected(&ds, n))
-            .collect();
+        let all_nodes = state.nodes();
+        let nodes: Vec<&SimNode> = all_nodes.iter().filter(|n| node_selected(&ds, n)).collect();
         let owned: Vec<&Value> = pods
             .iter()
             .filter(|p| owned_by(p, &uid) && !terminating(p))

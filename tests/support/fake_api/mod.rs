@@ -3,9 +3,9 @@
 //! In-process, HTTPS with a fresh test CA and client-certificate auth like MicroK8s'
 //! `client.config`; real Kubernetes JSON; server-side apply with managedFields, conflicts and
 //! force; watch; a DaemonSet controller over simulated nodes; pods/log; pod and node proxies whose
-//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; switchable
-//! failures. It runs on its own tokio runtime, so tests may call blocking tools (kubectl) while
-//! it serves.
+//! simulated cAdvisor and kubelet talk to the REAL containerd of each node's host root; a service
+//! proxy to servers the test routes a Service to (a real Prometheus); switchable failures. It
+//! runs on its own tokio runtime, so tests may call blocking tools (kubectl) while it serves.
 //!
 //! ```ignore
 //! let cluster = FakeCluster::start(FakeClusterConfig::with_nodes(vec![SimNode::microk8s("node-1", root)]));
@@ -68,6 +68,12 @@ pub struct SimNode {
     pub container_runtime_version: String,
     pub internal_ip: String,
     pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    /// `cgroupDriver` as configz reports it.
+    pub cgroup_driver: String,
+    /// `status.nodeInfo.operatingSystem` and `.architecture`.
+    pub os: String,
+    pub arch: String,
 }
 
 impl SimNode {
@@ -89,7 +95,71 @@ impl SimNode {
                     "microk8s-controlplane".into(),
                 ),
             ],
+            annotations: Vec::new(),
+            // canonical/microk8s: default-args/kubelet sets no --cgroup-driver (kubelet default).
+            cgroup_driver: "cgroupfs".to_string(),
+            os: "linux".to_string(),
+            arch: "amd64".to_string(),
         }
+    }
+
+    /// A kubeadm node with containerd: socket `/run/containerd/containerd.sock`, endpoint
+    /// `unix:///run/containerd/containerd.sock` (kubernetes/kubernetes:
+    /// cmd/kubeadm/app/constants/constants_unix.go `DefaultCRISocket`), cgroup driver systemd
+    /// (kubeadm's default since v1.22, kubernetes/kubeadm#3004), kubeadm's CRI socket annotation
+    /// (cmd/kubeadm/app/constants `AnnotationKubeadmCRISocket`).
+    pub fn kubeadm(name: &str, host_root: &Path) -> SimNode {
+        SimNode {
+            name: name.to_string(),
+            host_root: host_root.to_path_buf(),
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            runtime_endpoint: "unix:///run/containerd/containerd.sock".to_string(),
+            kubelet_version: "v1.33.4".to_string(),
+            container_runtime_version: "containerd://1.7.24".to_string(),
+            internal_ip: "10.0.0.20".to_string(),
+            labels: Vec::new(),
+            annotations: vec![(
+                "kubeadm.alpha.kubernetes.io/cri-socket".into(),
+                "unix:///var/run/containerd/containerd.sock".into(),
+            )],
+            cgroup_driver: "systemd".to_string(),
+            os: "linux".to_string(),
+            arch: "amd64".to_string(),
+        }
+    }
+
+    /// A k3s agent: socket `/run/k3s/containerd/containerd.sock` with `unix://` in configz, cgroup
+    /// driver systemd, kubelet version `+k3s1` and containerd `-k3s1` (k3s-io/k3s:
+    /// pkg/agent/config/config_linux.go, pkg/daemons/agent/agent_linux.go; rancher/rke2#11274
+    /// shows the configz), instance type `k3s` (k3s-io/k3s: pkg/cloudprovider).
+    pub fn k3s(name: &str, host_root: &Path) -> SimNode {
+        SimNode {
+            name: name.to_string(),
+            host_root: host_root.to_path_buf(),
+            containerd_socket: PathBuf::from("/run/k3s/containerd/containerd.sock"),
+            runtime_endpoint: "unix:///run/k3s/containerd/containerd.sock".to_string(),
+            kubelet_version: "v1.33.4+k3s1".to_string(),
+            container_runtime_version: "containerd://2.0.5-k3s1".to_string(),
+            internal_ip: "10.0.0.30".to_string(),
+            labels: vec![("node.kubernetes.io/instance-type".into(), "k3s".into())],
+            annotations: Vec::new(),
+            cgroup_driver: "systemd".to_string(),
+            os: "linux".to_string(),
+            arch: "arm64".to_string(),
+        }
+    }
+
+    /// The labels the kubelet sets on its Node (kubernetes.io: "Well-Known Labels") and ours.
+    pub fn node_labels(&self) -> Vec<(String, String)> {
+        let mut labels: Vec<(String, String)> = vec![
+            ("beta.kubernetes.io/arch".into(), self.arch.clone()),
+            ("beta.kubernetes.io/os".into(), self.os.clone()),
+            ("kubernetes.io/arch".into(), self.arch.clone()),
+            ("kubernetes.io/hostname".into(), self.name.clone()),
+            ("kubernetes.io/os".into(), self.os.clone()),
+        ];
+        labels.extend(self.labels.iter().cloned());
+        labels
     }
 
     /// The real path of the kubelet's containerd socket on this machine.
@@ -177,6 +247,9 @@ pub struct FailureState {
     /// cAdvisor that has not yet housekept the node's containers (the root cgroup only, no
     /// pod labels). (A 503 would not do: kube's client retries 503 itself.)
     pub unhousekept_scrapes: Vec<(String, u32)>,
+    /// Nodes whose `proxy/configz` is forbidden (RBAC `nodes/proxy` granted with
+    /// `resourceNames` that leave them out).
+    pub configz_forbidden: Vec<String>,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -273,6 +346,15 @@ impl Failures {
         self.lock().pod_stop_delay = delay;
     }
 
+    /// `nodes/NODE/proxy/configz` answers 403 (as RBAC does for a node not in `resourceNames`).
+    pub fn forbid_configz(&self, node: &str) {
+        self.lock().configz_forbidden.push(node.to_string());
+    }
+
+    pub fn configz_forbidden(&self, node: &str) -> bool {
+        self.lock().configz_forbidden.iter().any(|n| n == node)
+    }
+
     /// Every pod and node proxy request waits `latency` before it is answered.
     pub fn set_proxy_latency(&self, latency: Duration) {
         self.lock().proxy_latency = latency;
@@ -321,7 +403,8 @@ pub struct PodRuntime {
 pub struct State {
     pub store: Mutex<Store>,
     pub failures: Arc<Failures>,
-    pub nodes: Vec<SimNode>,
+    /// The simulated nodes; more join with [`FakeCluster::add_node`].
+    pub nodes: std::sync::RwLock<Vec<SimNode>>,
     pub user: String,
     pub crds: AtomicBool,
     pub requests: Mutex<Vec<RequestRecord>>,
@@ -333,6 +416,9 @@ pub struct State {
     /// Pod and node proxy requests being answered now, and the most at once so far.
     pub proxy_in_flight: AtomicUsize,
     pub proxy_peak: AtomicUsize,
+    /// `namespace/service` → `http://127.0.0.1:PORT`: the one ready endpoint behind a Service,
+    /// for `services/NAME[:PORT]/proxy/...` (e.g. a real Prometheus the test started).
+    pub service_backends: Mutex<HashMap<String, String>>,
 }
 
 impl State {
@@ -355,8 +441,13 @@ impl State {
             .clone()
     }
 
-    pub fn node(&self, name: &str) -> Option<&SimNode> {
-        self.nodes.iter().find(|n| n.name == name)
+    pub fn node(&self, name: &str) -> Option<SimNode> {
+        self.nodes().into_iter().find(|n| n.name == name)
+    }
+
+    /// The simulated nodes now.
+    pub fn nodes(&self) -> Vec<SimNode> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -402,7 +493,7 @@ impl FakeCluster {
         let state = Arc::new(State {
             store: Mutex::new(Store::new()),
             failures: Arc::new(Failures::new(config.pod_start_delay)),
-            nodes: config.nodes,
+            nodes: std::sync::RwLock::new(config.nodes),
             user: config.user,
             crds: AtomicBool::new(config.prometheus_operator),
             requests: Mutex::new(Vec::new()),
@@ -413,6 +504,7 @@ impl FakeCluster {
             pod_security_default: Mutex::new(config.pod_security_default.to_string()),
             proxy_in_flight: AtomicUsize::new(0),
             proxy_peak: AtomicUsize::new(0),
+            service_backends: Mutex::new(HashMap::new()),
         });
         controller::seed(&state);
         // Bound without block_on, so a #[tokio::test] may start a cluster too.
@@ -478,6 +570,21 @@ impl FakeCluster {
         &self.pki.ca_pem
     }
 
+    /// Writes the CA and the admin client certificate and key of the kubeconfig as PEM files
+    /// into `dir` (`ca.crt`, `client.crt`, `client.key`), for clients that take files (a real
+    /// Prometheus's `tls_config`).
+    pub fn write_client_tls_files(&self, dir: &Path) -> [PathBuf; 3] {
+        let files = [
+            (dir.join("ca.crt"), &self.pki.ca_pem),
+            (dir.join("client.crt"), &self.pki.admin.cert),
+            (dir.join("client.key"), &self.pki.admin.key),
+        ];
+        for (path, pem) in &files {
+            std::fs::write(path, pem).expect("write a PEM file");
+        }
+        files.map(|(path, _)| path)
+    }
+
     pub fn failures(&self) -> &Failures {
         &self.state.failures
     }
@@ -522,6 +629,21 @@ impl FakeCluster {
     }
 
     /// The most pod and node proxy requests that were being answered at the same time.
+    /// Makes `base` (`http://127.0.0.1:PORT`) the ready endpoint of Service `namespace/name`, which
+    /// the API server's service proxy then forwards to (`None`: no endpoints, 503 as the real one).
+    pub fn set_service_backend(&self, namespace: &str, name: &str, base: Option<&str>) {
+        let mut backends = self
+            .state
+            .service_backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let key = format!("{namespace}/{name}");
+        match base {
+            Some(b) => backends.insert(key, b.trim_end_matches('/').to_string()),
+            None => backends.remove(&key),
+        };
+    }
+
     pub fn proxy_peak(&self) -> usize {
         self.state.proxy_peak.load(Ordering::SeqCst)
     }
@@ -626,8 +748,30 @@ impl FakeCluster {
         rx.recv().unwrap_or(0)
     }
 
-    pub fn nodes(&self) -> &[SimNode] {
-        &self.state.nodes
+    pub fn nodes(&self) -> Vec<SimNode> {
+        self.state.nodes()
+    }
+
+    /// A node joins the running cluster: its kubelet registers the Node object and the
+    /// DaemonSet controller schedules onto it (where the DaemonSets' node affinity allows).
+    pub fn add_node(&self, node: SimNode) {
+        controller::register_node(&self.state, &node);
+        self.state
+            .nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(node);
+    }
+
+    /// A node leaves (`kubectl delete node`): its Node object goes, and with it its daemon
+    /// pods (the pod garbage collector deletes pods bound to a node that no longer exists).
+    pub fn remove_node(&self, name: &str) {
+        self.state
+            .nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n.name != name);
+        self.delete("nodes", "", name);
     }
 
     /// Stops the server and the controller.

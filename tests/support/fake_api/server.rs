@@ -525,6 +525,7 @@ async fn resource_route(
                     let (code, ct, body) = cadvisor::node_proxy(ctx.state, name, &rest).await?;
                     Ok(text_response(code, &ct, body))
                 }
+                "Service" => service_proxy(ctx, &ns, name, &rest).await,
                 _ => Err(status::service_unavailable(format!(
                     "no endpoints available for service \"{name}\""
                 ))),
@@ -534,6 +535,90 @@ async fn resource_route(
             "the server does not allow this method on the requested resource ({m})"
         ))),
     }
+}
+
+/// `services/NAME[:PORT]/proxy/PATH?QUERY`: as the real API server, forwards to a ready endpoint
+/// of an existing Service (kubernetes/kubernetes: pkg/registry/core/service/proxy.go), here the
+/// backend the test registered; a Service without one is 503 "no endpoints available".
+async fn service_proxy(
+    ctx: &Ctx<'_>,
+    ns: &str,
+    name: &str,
+    rest: &str,
+) -> Result<Response<Body>, ApiError> {
+    let service = name.split(':').next().unwrap_or(name);
+    let res = resources::by_kind("v1", "Service").ok_or_else(status::page_not_found)?;
+    if ctx.state.store().get(res, ns, service).is_none() {
+        return Err(status::not_found(res, service));
+    }
+    let backend = ctx
+        .state
+        .service_backends
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&format!("{ns}/{service}"))
+        .cloned()
+        .ok_or_else(|| {
+            status::service_unavailable(format!("no endpoints available for service \"{service}\""))
+        })?;
+    let query: Vec<String> = ctx
+        .query
+        .0
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect();
+    let mut url = format!("{backend}/{rest}");
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    let (code, content_type, body) = http_get(&url)
+        .await
+        .map_err(|e| status::service_unavailable(format!("error trying to reach service: {e}")))?;
+    Ok(text_response(code, &content_type, body))
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One plain-HTTP GET (the backend is on loopback): status, content type and body as text.
+async fn http_get(url: &str) -> Result<(u16, String, String), String> {
+    use http_body_util::BodyExt;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let code = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/plain")
+        .to_string();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        code,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
 }
 
 /// Counts a proxy request in flight while it lives, and keeps the peak.
