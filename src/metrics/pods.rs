@@ -58,6 +58,9 @@ impl Hasher for Fx {
 
 type FxBuild = BuildHasherDefault<Fx>;
 
+/// Container names of one pod, sorted (raw bytes: label values need not be UTF-8).
+type Names = BTreeSet<Vec<u8>>;
+
 /// Namespaces, pods and container names, each interned once: a pod is keyed by its namespace's
 /// index and its name, a container by its pod's index and its name.
 #[derive(Debug, Default)]
@@ -139,8 +142,7 @@ impl PodSet {
             (u32::from_le_bytes(word) as usize, name.to_vec())
         };
         // Pod index → (namespace, name, containers).
-        let mut pods: Vec<(Box<[u8]>, Vec<u8>, BTreeSet<Vec<u8>>)> =
-            vec![Default::default(); self.pods.len()];
+        let mut pods: Vec<(Box<[u8]>, Vec<u8>, Names)> = vec![Default::default(); self.pods.len()];
         for (key, index) in &self.pods {
             let (ns, name) = split(key);
             pods[*index as usize].0 = namespaces[ns].clone();
@@ -152,7 +154,7 @@ impl PodSet {
         }
         // Sorted as bytes, as the names were seen (two names may read the same once lossily
         // decoded).
-        let sorted: BTreeMap<(Box<[u8]>, Vec<u8>), BTreeSet<Vec<u8>>> = pods
+        let sorted: BTreeMap<(Box<[u8]>, Vec<u8>), Names> = pods
             .into_iter()
             .map(|(ns, pod, containers)| ((ns, pod), containers))
             .collect();
