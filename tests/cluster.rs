@@ -984,6 +984,7 @@ mod failures {
 
 mod bench {
     use super::*;
+    use std::time::Instant;
 
     /// Reported by scripts/bench/rollout.sh: from the watch event that completes the rollout to
     /// the verification stage starting (goal < 100 ms). Printed, not asserted.
@@ -995,6 +996,151 @@ mod bench {
             .as_f64()
             .expect("ready_to_verify_ms");
         println!("bench: rollout ready → verify start: {ms:.2} ms (goal < 100 ms)");
+    }
+
+    /// The binary on node-1's host root, as [`World::std_cmd`], but the one in
+    /// `CADVISOR_SETUP_BIN` when set (scripts/bench.sh builds a release binary), run under
+    /// `wrapper` when given.
+    fn bench_cmd(
+        w: &World,
+        args: &[&str],
+        wrapper: Option<&std::path::Path>,
+    ) -> std::process::Command {
+        let inner = w.std_cmd(args);
+        let bin = std::env::var_os("CADVISOR_SETUP_BIN")
+            .unwrap_or_else(|| inner.get_program().to_os_string());
+        let mut cmd = match wrapper {
+            Some(wrapper) => {
+                let mut cmd = std::process::Command::new(wrapper);
+                cmd.arg("-v").arg(bin);
+                cmd
+            }
+            None => std::process::Command::new(bin),
+        };
+        cmd.env_clear()
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .args(inner.get_args());
+        cmd
+    }
+
+    /// Reported by scripts/bench/scale.sh (ignored otherwise: it takes minutes): for each node
+    /// count in `CADVISOR_SETUP_BENCH_NODES` (default `200,500`), simulated nodes sharing one
+    /// real containerd host root, and `CADVISOR_SETUP_BENCH_LATENCY_MS` (default 20) added to
+    /// every pod and node proxy request, as an API server's hop to a kubelet would: `install`
+    /// (from the last pod Ready to the process exiting), then `verify` alone under
+    /// `/usr/bin/time -v` (wall time, peak RSS). Printed, not asserted.
+    #[test]
+    #[ignore = "benchmark: run by scripts/bench/scale.sh"]
+    fn verify_at_scale() {
+        let counts: Vec<usize> = std::env::var("CADVISOR_SETUP_BENCH_NODES")
+            .unwrap_or_else(|_| "200,500".into())
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("CADVISOR_SETUP_BENCH_NODES: counts")
+            })
+            .collect();
+        let latency = Duration::from_millis(
+            std::env::var("CADVISOR_SETUP_BENCH_LATENCY_MS").map_or(20, |ms| {
+                ms.parse().expect("CADVISOR_SETUP_BENCH_LATENCY_MS")
+            }),
+        );
+        let time = std::path::Path::new("/usr/bin/time");
+        assert!(
+            time.is_file(),
+            "/usr/bin/time is missing (apt-get install time)"
+        );
+        for count in counts {
+            let Some(w) = shared_world(count, |_| {}) else {
+                return;
+            };
+            w.cluster.failures().set_proxy_latency(latency);
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+
+            // install: the moment the last pod is Ready, seen from the store, to the exit.
+            // Output to files: the report of hundreds of nodes outgrows a pipe nobody reads yet.
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = |name: &str| std::fs::File::create(dir.path().join(name)).expect("create");
+            let started = Instant::now();
+            let mut child = bench_cmd(
+                &w,
+                &["install", "--yes", "-o", "json", "--timeout", "300s"],
+                None,
+            )
+            .stdout(file("stdout"))
+            .stderr(file("stderr"))
+            .spawn()
+            .expect("spawn install");
+            let mut all_ready = None;
+            while child.try_wait().expect("try_wait").is_none() {
+                if all_ready.is_none()
+                    && w.daemonset().is_some_and(|ds| {
+                        ds["status"]["numberReady"].as_u64() == Some(count as u64)
+                    })
+                {
+                    all_ready = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let exited = Instant::now();
+            let status = child.wait().expect("install status");
+            let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
+            let out = Output {
+                status,
+                stdout: read("stdout"),
+                stderr: read("stderr"),
+            };
+            assert_eq!(code(&out), 0, "{}", text(&out));
+            let report = json(&out);
+            let all_ready = all_ready.expect("the DaemonSet was seen ready");
+            let v = &report["verification"];
+            println!(
+                "bench: {count} nodes, {latency:?} proxy latency: install {:.0} ms; last pod ready → install exit {:.0} ms (rollout ready → verify start {:.1} ms, verification {:.0} ms, {} attempt(s))",
+                ms(exited - started),
+                ms(exited - all_ready),
+                report["rollout"]["ready_to_verify_ms"]
+                    .as_f64()
+                    .unwrap_or(-1.0),
+                v["elapsed_seconds"].as_f64().unwrap_or(-1.0) * 1000.0,
+                v["attempts"],
+            );
+
+            // verify alone, every node scraped again (nothing is remembered between runs).
+            w.cluster.reset_proxy_peak();
+            let mut cmd = bench_cmd(
+                &w,
+                &["verify", "-o", "json", "--timeout", "300s"],
+                Some(time),
+            );
+            let started = Instant::now();
+            let out = cmd.output().expect("run verify under /usr/bin/time");
+            let wall = started.elapsed();
+            assert_eq!(code(&out), 0, "{}", text(&out));
+            let report = json(&out);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let field = |name: &str| {
+                stderr
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let rss_kb: f64 = field("Maximum resident set size (kbytes):")
+                .parse()
+                .unwrap_or(-1.0);
+            let nodes = report["verification"]["nodes"]
+                .as_array()
+                .map_or(0, Vec::len);
+            println!(
+                "bench: {count} nodes, {latency:?} proxy latency: verify {:.0} ms wall (goal < 5000 ms), peak RSS {:.1} MB (goal < 64 MB), CPU user {} s sys {} s, {nodes} nodes verified, proxy requests in flight at most {}",
+                ms(wall),
+                rss_kb / 1024.0,
+                field("User time (seconds):"),
+                field("System time (seconds):"),
+                w.cluster.proxy_peak(),
+            );
+        }
     }
 }
 

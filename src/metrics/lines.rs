@@ -52,26 +52,65 @@ struct Seen {
 }
 
 /// Label sets already parsed, direct-mapped by a hash of a few of their words; a slot holds the
-/// whole set, compared byte for byte, so a collision only costs a parse.
+/// whole set, compared byte for byte, so a collision only costs a parse. Slots keep their
+/// buffers, so after the first few thousand sets nothing is allocated.
+///
+/// A scrape whose label sets do not repeat within the cache's reach (sets that never repeat, or
+/// tens of thousands of containers per family) would pay a lookup and a copy per line for
+/// nothing: when fewer than one lookup in eight hits over [`SEEN_WINDOW`] lookups, the cache
+/// rests for [`SEEN_REST`] lines, then tries again.
 #[derive(Debug, Default)]
 struct SeenSets {
-    slots: Vec<Option<(Box<[u8]>, Seen)>>,
+    /// An empty buffer is a vacant slot (a label set has at least its braces).
+    slots: Vec<(Vec<u8>, Seen)>,
+    lookups: u32,
+    hits: u32,
+    /// Lines left before the cache is used again.
+    resting: u32,
 }
 
 /// Slots (an even number: two ways), and the longest set kept: at most 8 MB.
 const SEEN_SLOTS: usize = 4096;
 const SEEN_MAX_SET: usize = 2048;
+const SEEN_WINDOW: u32 = 4096;
+const SEEN_REST: u32 = 60_000;
+
+const NO_SEEN: Seen = Seen {
+    has_id: false,
+    cadvisor_pod: false,
+    kubelet_pod: false,
+};
 
 impl SeenSets {
+    /// Whether to use the cache for this line.
+    #[inline]
+    fn active(&mut self) -> bool {
+        if self.resting == 0 {
+            return true;
+        }
+        self.resting -= 1;
+        false
+    }
+
     /// Two ways per set: a set may sit in its slot or in the slot's neighbour.
-    fn get(&self, set: &[u8]) -> Option<Seen> {
+    fn get(&mut self, set: &[u8]) -> Option<Seen> {
         let slot = seen_slot(set);
-        [slot, slot ^ 1]
+        let found = [slot, slot ^ 1]
             .into_iter()
             .find_map(|i| match self.slots.get(i)? {
-                Some((kept, seen)) if **kept == *set => Some(*seen),
+                (kept, seen) if kept.as_slice() == set => Some(*seen),
                 _ => None,
-            })
+            });
+        self.lookups += 1;
+        self.hits += u32::from(found.is_some());
+        if self.lookups == SEEN_WINDOW {
+            if self.hits < SEEN_WINDOW / 8 {
+                self.resting = SEEN_REST;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+        found
     }
 
     fn put(&mut self, set: &[u8], seen: Seen) {
@@ -79,15 +118,18 @@ impl SeenSets {
             return;
         }
         if self.slots.is_empty() {
-            self.slots.resize(SEEN_SLOTS, None);
+            self.slots.resize_with(SEEN_SLOTS, || (Vec::new(), NO_SEEN));
         }
         // The new set takes the first way; the one there moves to the second, evicting the
-        // oldest.
+        // oldest, whose buffer takes the new set.
         let slot = seen_slot(set);
-        if self.slots[slot].is_some() {
-            self.slots[slot ^ 1] = self.slots[slot].take();
+        if !self.slots[slot].0.is_empty() {
+            self.slots.swap(slot, slot ^ 1);
         }
-        self.slots[slot] = Some((set.into(), seen));
+        let (kept, kept_seen) = &mut self.slots[slot];
+        kept.clear();
+        kept.extend_from_slice(set);
+        *kept_seen = seen;
     }
 }
 
@@ -180,7 +222,9 @@ impl LineScanner {
         // Every metric family repeats the label sets of the same containers: a label set seen
         // before is not parsed again (its pods are already recorded), only what follows it.
         let shape = line::shape(text);
+        let cached = shape.is_some() && self.seen.active();
         if let Some(shape) = &shape
+            && cached
             && let Some(seen) = self.seen.get(shape.label_set)
         {
             match line::check_tail(shape.line, shape.tail) {
@@ -189,11 +233,23 @@ impl LineScanner {
             }
             return;
         }
+        if let Some(shape) = &shape
+            && let Some(labels) = line::fast_label_set(shape.label_set)
+            && line::check_tail(shape.line, shape.tail).is_ok()
+        {
+            let seen = self.sample(&labels);
+            if cached {
+                self.seen.put(shape.label_set, seen);
+            }
+            return;
+        }
         match line::parse(text) {
             Ok(Line::Skip) => {}
             Ok(Line::Sample(labels)) => {
                 let seen = self.sample(&labels);
-                if let Some(shape) = shape {
+                if let Some(shape) = shape
+                    && cached
+                {
                     self.seen.put(shape.label_set, seen);
                 }
             }

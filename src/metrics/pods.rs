@@ -1,11 +1,12 @@
 //! The set of pods (namespace, pod) and their container names seen in a scrape, bounded so that
 //! a hostile or absurd payload cannot grow memory without limit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
-/// At most this many pods plus container names are kept (about 5 MB at the longest names);
+/// At most this many pods plus container names are kept (about 10 MB at the longest names);
 /// beyond it the set is marked truncated. A node runs at most a few hundred pods (the kubelet's
 /// default `maxPods` is 110).
 pub const MAX_ENTRIES: usize = 20_000;
@@ -22,125 +23,150 @@ pub struct PodSeen {
     pub containers: Vec<String>,
 }
 
-/// Pod name → container names, per namespace (raw bytes: label values need not be UTF-8).
-type Pods = BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>;
+/// Hash tables keyed by bytes the scanner builds itself (an index and a name): a multiplicative
+/// hash eight bytes at a time (Fibonacci hashing, as rustc's FxHasher), several times cheaper
+/// than std's SipHash on every series of a scrape. Not collision-resistant, and need not be: a
+/// table holds at most [`MAX_ENTRIES`] keys, so crafted collisions cost at most that many
+/// comparisons per lookup on a bounded input, never memory.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
 
-#[derive(Debug, Default)]
-pub(super) struct PodSet {
-    by_namespace: BTreeMap<Vec<u8>, Pods>,
-    entries: usize,
-    pub truncated: bool,
-    /// Triples already recorded, direct-mapped by hash: every metric family repeats the same
-    /// containers, so almost every insert is a repeat answered here without a tree lookup.
-    recent: Vec<Option<Triple>>,
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(word) ^ bytes.len() as u64).wrapping_mul(K);
+        self.0 = h;
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The table takes its bucket from the low bits and its tag from the high ones.
+        self.0 ^ (self.0 >> 32)
+    }
 }
 
-type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+type FxBuild = BuildHasherDefault<Fx>;
 
-/// Slots of [`PodSet::recent`]: a few times the containers of a busy node.
-const RECENT: usize = 1024;
+/// Container names of one pod, sorted (raw bytes: label values need not be UTF-8).
+type Names = BTreeSet<Vec<u8>>;
+
+/// Namespaces, pods and container names, each interned once: a pod is keyed by its namespace's
+/// index and its name, a container by its pod's index and its name.
+#[derive(Debug, Default)]
+pub(super) struct PodSet {
+    namespaces: HashMap<Box<[u8]>, u32, FxBuild>,
+    pods: HashMap<Box<[u8]>, u32, FxBuild>,
+    containers: HashSet<Box<[u8]>, FxBuild>,
+    entries: usize,
+    pub truncated: bool,
+    key: Vec<u8>,
+}
 
 impl PodSet {
     /// Records a pod and, when non-empty, a container name (sandboxes have none).
     pub fn insert(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) {
         let (namespace, pod, container) = (cut(namespace), cut(pod), cut(container));
-        let slot = slot_of(namespace, pod, container);
-        if self.recent.is_empty() {
-            self.recent.resize(RECENT, None);
-        }
-        if let Some((n, p, c)) = &self.recent[slot]
-            && n == namespace
-            && p == pod
-            && c == container
-        {
+        let room = MAX_ENTRIES.saturating_sub(self.entries);
+        let ns = match self.namespaces.get(namespace) {
+            Some(&ns) => ns,
+            None if room >= 2 => {
+                let ns = self.namespaces.len() as u32;
+                self.namespaces.insert(namespace.into(), ns);
+                ns
+            }
+            None => {
+                self.truncated = true;
+                return;
+            }
+        };
+        self.key.clear();
+        self.key.extend_from_slice(&ns.to_le_bytes());
+        self.key.extend_from_slice(pod);
+        let index = match self.pods.get(self.key.as_slice()) {
+            Some(&index) => index,
+            None if room >= 2 => {
+                let index = self.pods.len() as u32;
+                self.entries += 1;
+                self.pods.insert(self.key.as_slice().into(), index);
+                index
+            }
+            None => {
+                self.truncated = true;
+                return;
+            }
+        };
+        if container.is_empty() {
             return;
         }
-        self.remember(slot, namespace, pod, container);
-        let room = MAX_ENTRIES.saturating_sub(self.entries);
-        let pods = match self.by_namespace.get_mut(namespace) {
-            Some(pods) => pods,
-            None if room >= 2 => self.by_namespace.entry(namespace.to_vec()).or_default(),
-            None => {
-                self.truncated = true;
-                return;
-            }
-        };
-        let containers = match pods.get_mut(pod) {
-            Some(containers) => containers,
-            None if room >= 2 => {
-                self.entries += 1;
-                pods.entry(pod.to_vec()).or_default()
-            }
-            None => {
-                self.truncated = true;
-                return;
-            }
-        };
-        if container.is_empty() || containers.contains(container) {
+        self.key.clear();
+        self.key.extend_from_slice(&index.to_le_bytes());
+        self.key.extend_from_slice(container);
+        if self.containers.contains(self.key.as_slice()) {
             return;
         }
         if self.entries < MAX_ENTRIES {
             self.entries += 1;
-            containers.insert(container.to_vec());
+            self.containers.insert(self.key.as_slice().into());
         } else {
             self.truncated = true;
         }
     }
 
-    fn remember(&mut self, slot: usize, namespace: &[u8], pod: &[u8], container: &[u8]) {
-        let entry = self.recent[slot].get_or_insert_with(Default::default);
-        for (buf, value) in [
-            (&mut entry.0, namespace),
-            (&mut entry.1, pod),
-            (&mut entry.2, container),
-        ] {
-            buf.clear();
-            buf.extend_from_slice(value);
-        }
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.by_namespace.values().map(BTreeMap::len).sum()
+        self.pods.len()
     }
 
     /// Sorted by namespace, then pod; container names sorted.
     pub fn into_sorted(self) -> Vec<PodSeen> {
-        let text = |b: Vec<u8>| {
-            String::from_utf8(b)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut namespaces = vec![Box::<[u8]>::default(); self.namespaces.len()];
+        for (name, index) in self.namespaces {
+            namespaces[index as usize] = name;
+        }
+        let split = |key: &[u8]| -> (usize, Vec<u8>) {
+            let (index, name) = key.split_at(4);
+            let mut word = [0u8; 4];
+            word.copy_from_slice(index);
+            (u32::from_le_bytes(word) as usize, name.to_vec())
         };
-        let mut out = Vec::new();
-        for (namespace, pods) in self.by_namespace {
-            let namespace = text(namespace);
-            for (pod, containers) in pods {
-                out.push(PodSeen {
-                    namespace: namespace.clone(),
-                    pod: text(pod),
-                    containers: containers.into_iter().map(text).collect(),
-                });
-            }
+        // Pod index → (namespace, name, containers).
+        let mut pods: Vec<(Box<[u8]>, Vec<u8>, Names)> = vec![Default::default(); self.pods.len()];
+        for (key, index) in &self.pods {
+            let (ns, name) = split(key);
+            pods[*index as usize].0 = namespaces[ns].clone();
+            pods[*index as usize].1 = name;
         }
-        out
-    }
-}
-
-/// A multiplicative hash (Fibonacci hashing) of the triple, eight bytes at a time.
-fn slot_of(namespace: &[u8], pod: &[u8], container: &[u8]) -> usize {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = 0u64;
-    for part in [namespace, pod, container] {
-        let mut chunks = part.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        for key in &self.containers {
+            let (index, name) = split(key);
+            pods[index].2.insert(name);
         }
-        let mut word = [0u8; 8];
-        word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        h = (h ^ u64::from_le_bytes(word) ^ part.len() as u64).wrapping_mul(K);
+        // Sorted as bytes, as the names were seen (two names may read the same once lossily
+        // decoded).
+        let sorted: BTreeMap<(Box<[u8]>, Vec<u8>), Names> = pods
+            .into_iter()
+            .map(|(ns, pod, containers)| ((ns, pod), containers))
+            .collect();
+        sorted
+            .into_iter()
+            .map(|((namespace, pod), containers)| PodSeen {
+                namespace: text(&namespace),
+                pod: text(&pod),
+                containers: containers.iter().map(|c| text(c)).collect(),
+            })
+            .collect()
     }
-    (h >> 54) as usize % RECENT
 }
 
 fn cut(name: &[u8]) -> &[u8] {

@@ -299,6 +299,48 @@ fn more_label_sets_than_the_cache_holds_are_still_counted_exactly() {
 }
 
 #[test]
+fn label_sets_that_never_repeat_are_counted_exactly_and_pods_stay_bounded() {
+    // 40,000 series, each its own container and every third its own pod: the cache of label
+    // sets finds nothing and rests, malformed lines and a repeating tail are still seen, and
+    // the pod set keeps the first pods and says it is truncated.
+    let mut text = String::new();
+    for i in 0..40_000 {
+        let extra = "x".repeat(i % 90);
+        text.push_str(&format!(
+            "m{{container_label_io_kubernetes_container_name=\"c{}\",container_label_io_kubernetes_pod_name=\"pod-{:05}\",container_label_io_kubernetes_pod_namespace=\"ns-{}\",extra=\"{extra}\",id=\"/k/{i}\"}} {i}{}\n",
+            i % 3,
+            i / 3,
+            i / 3 % 7,
+            if i % 2 == 0 { " 1784000000000" } else { "" }
+        ));
+        if i == 30_000 {
+            text.push_str("m{pod=\"unterminated} 1\n");
+        }
+    }
+    for _ in 0..10_000 {
+        text.push_str("m{container_label_io_kubernetes_pod_name=\"pod-00000\",id=\"/k/0\"} 1\n");
+    }
+    let report = scan_str(&text);
+    assert_eq!(report.series, 50_000);
+    assert_eq!(report.labelled_series, 50_000);
+    assert_eq!(report.malformed_lines, 1);
+    assert_eq!(
+        report.first_malformed.as_ref().map(|m| m.line),
+        Some(30_002)
+    );
+    assert!(report.pods_truncated);
+    let kept: usize = report.pods.iter().map(|p| 1 + p.containers.len()).sum();
+    assert!(kept <= MAX_ENTRIES, "{kept}");
+    assert!(
+        report
+            .pods
+            .iter()
+            .any(|p| p.pod == "pod-00000" && p.containers == ["c0", "c1", "c2"])
+    );
+    assert!(!report.pods.iter().any(|p| p.pod == "pod-13332"));
+}
+
+#[test]
 fn report_serialises_with_stable_names() {
     let value = serde_json::to_value(scan_str(LABELLED)).unwrap();
     for key in [

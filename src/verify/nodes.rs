@@ -152,12 +152,9 @@ pub async fn verify(
     let mut results: BTreeMap<String, NodeResult> = BTreeMap::new();
     loop {
         attempts += 1;
-        results = attempt(cluster, opts, attempts, deadline, results).await?;
+        results = attempt(cluster, opts, attempts, deadline, results, &mut on_progress).await?;
         let passed = results.values().filter(|r| r.passed).count();
-        on_progress(&format!(
-            "verifying pod labels: {passed}/{} nodes pass (attempt {attempts})",
-            results.len()
-        ));
+        on_progress(&progress(passed, results.len(), attempts));
         if !results.is_empty() && passed == results.len() {
             break;
         }
@@ -198,6 +195,11 @@ pub async fn verify(
     })
 }
 
+/// The progress line: `verified/nodes`, as the rollout shows `ready/desired`.
+fn progress(verified: usize, nodes: usize, attempt: u32) -> String {
+    format!("verifying pod labels: {verified}/{nodes} nodes verified (attempt {attempt})")
+}
+
 async fn daemonset(cluster: &Cluster, opts: &VerifyOptions) -> Result<DaemonSet, ClusterError> {
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), &opts.namespace);
     api.get_opt(&opts.daemonset)
@@ -217,6 +219,7 @@ async fn attempt(
     number: u32,
     deadline: tokio::time::Instant,
     mut previous: BTreeMap<String, NodeResult>,
+    on_progress: &mut impl FnMut(&str),
 ) -> Result<BTreeMap<String, NodeResult>, ClusterError> {
     let pods = rollout::daemonset_pods(cluster, &opts.namespace, &opts.daemonset).await?;
     let mut results = BTreeMap::new();
@@ -234,11 +237,18 @@ async fn attempt(
             before => to_check.push((pod, before)),
         }
     }
+    let nodes = results.len() + to_check.len();
+    let mut verified = results.len();
+    on_progress(&progress(verified, nodes, number));
     let mut checks = futures::stream::iter(to_check)
         .map(|(pod, before)| check_until(cluster, &opts.namespace, pod, before, number, deadline))
         .buffer_unordered(opts.concurrency.max(1));
     while let Some(checked) = checks.next().await {
         let result = checked?;
+        if result.passed {
+            verified += 1;
+            on_progress(&progress(verified, nodes, number));
+        }
         results.insert(result.pod.clone(), result);
     }
     Ok(results)

@@ -346,12 +346,17 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
         let mut unavailable = 0;
         let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
+        // The first owned pod on each node (one pass: hundreds of simulated nodes).
+        let mut first_on: std::collections::HashMap<&str, &Value> = Default::default();
+        for p in &owned {
+            if let Some(node) = p["spec"]["nodeName"].as_str() {
+                first_on.entry(node).or_insert(*p);
+            }
+        }
+        let node_names: std::collections::HashSet<&str> =
+            nodes.iter().map(|n| n.name.as_str()).collect();
         for node in &nodes {
-            let on_node: Vec<&&Value> = owned
-                .iter()
-                .filter(|p| p["spec"]["nodeName"] == node.name)
-                .collect();
-            match on_node.first() {
+            match first_on.get(node.name.as_str()) {
                 None => {
                     create_pod(state, &ds, node, &hash);
                     unavailable += 1;
@@ -370,7 +375,10 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         }
         // Pods on nodes that no longer match go.
         for p in &owned {
-            if !nodes.iter().any(|n| p["spec"]["nodeName"] == n.name) {
+            if !p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| node_names.contains(n))
+            {
                 delete_pod(state, &ds, p);
             }
         }
@@ -513,11 +521,20 @@ pub fn event(
 ) {
     let ns = ns_of(obj);
     let events = resource("events");
-    let existing = state.store().list(events, Some(&ns)).into_iter().find(|e| {
-        e["involvedObject"]["uid"] == uid_of(obj)
-            && e["reason"] == reason
-            && e["message"] == message
-    });
+    // Searched in place, not over a cloned list: hundreds of simulated pods make thousands of
+    // events (scripts/bench/scale.sh).
+    let (uid, kind) = (uid_of(obj), events.qualified());
+    let existing = state
+        .store()
+        .all()
+        .find(|(r, e)| {
+            *r == kind
+                && ns_of(e) == ns
+                && e["involvedObject"]["uid"] == uid.as_str()
+                && e["reason"] == reason
+                && e["message"] == message
+        })
+        .map(|(_, e)| e.clone());
     let t = now();
     if let Some(mut e) = existing {
         e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
@@ -941,8 +958,12 @@ fn daemonset_status(state: &Arc<State>) {
         let mut updated = 0;
         let mut ready = 0;
         let mut misscheduled = 0;
+        let node_names: std::collections::HashSet<&str> =
+            nodes.iter().map(|n| n.name.as_str()).collect();
         for p in &owned {
-            let on_desired_node = nodes.iter().any(|n| p["spec"]["nodeName"] == n.name);
+            let on_desired_node = p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| node_names.contains(n));
             if !on_desired_node {
                 misscheduled += 1;
                 continue;
