@@ -11,6 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use serde::Serialize;
 
@@ -153,7 +154,10 @@ pub async fn wait(
 ) -> Result<Rollout, ClusterError> {
     let started = Instant::now();
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let mut stream = std::pin::pin!(watch_object(api, name));
+    // After an error the watcher re-lists with kube's default backoff (exponential from 800 ms,
+    // jittered, at most 30 s; kube-runtime `DefaultBackoff`), while the deadline and Ctrl-C
+    // stay live.
+    let mut stream = std::pin::pin!(watch_object(api, name).default_backoff());
     let deadline = tokio::time::sleep_until(crate::deadline::deadline_after(timeout));
     tokio::pin!(deadline);
     let interrupt = tokio::signal::ctrl_c();
@@ -188,7 +192,7 @@ pub async fn wait(
                     });
                 }
                 Some(Err(e)) => {
-                    // The watcher re-lists after errors (with our pause); credentials and
+                    // The watcher re-lists after errors (with the backoff); credentials and
                     // permissions will not heal, so those end the wait at once.
                     let text = e.to_string();
                     if let Some(cause) = kube_error(e) {
@@ -202,7 +206,6 @@ pub async fn wait(
                     }
                     tracing::debug!("watch error (retrying): {text}");
                     last_error = Some(text);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 None => {
                     last_error = Some("the watch ended".to_string());
