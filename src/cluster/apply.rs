@@ -131,31 +131,7 @@ pub async fn apply(
 ) -> Result<Applied, ClusterError> {
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
     ordered.sort_by_key(|m| resources::order(&m.kind));
-
-    let mut steps = Vec::with_capacity(ordered.len());
-    let mut refused = Vec::new();
-    for manifest in &ordered {
-        let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
-        let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-        let live = api
-            .get_opt(&manifest.name)
-            .await
-            .map_err(|e| classify(&cluster.server, e))?
-            .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
-        let decision = decide(manifest, live.as_ref(), opts.force);
-        if decision == Decision::Refuse {
-            let live = live.as_ref().unwrap_or(&Value::Null);
-            refused.push(format!(
-                "{} ({})",
-                described(manifest),
-                ownership::made_by(live)
-            ));
-        }
-        steps.push((manifest, live, decision));
-    }
-    if !refused.is_empty() {
-        return Err(ClusterError::Foreign { objects: refused });
-    }
+    let steps = read_and_decide(cluster, &ordered, opts.force).await?;
     let left_namespace = steps
         .iter()
         .find(|(_, _, d)| *d == Decision::LeaveNamespace)
@@ -198,6 +174,53 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Every manifest's live object and what to do with it; a refusal (someone else's object, no
+/// `force`) for any of them is the error, before anything is written.
+async fn read_and_decide<'m>(
+    cluster: &Cluster,
+    ordered: &[&'m Manifest],
+    force: bool,
+) -> Result<Vec<(&'m Manifest, Option<Value>, Decision)>, ClusterError> {
+    let mut steps = Vec::with_capacity(ordered.len());
+    let mut refused = Vec::new();
+    for manifest in ordered.iter().copied() {
+        let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
+        let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
+        let live = api
+            .get_opt(&manifest.name)
+            .await
+            .map_err(|e| classify(&cluster.server, e))?
+            .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
+        let decision = decide(manifest, live.as_ref(), force);
+        if decision == Decision::Refuse {
+            let live = live.as_ref().unwrap_or(&Value::Null);
+            refused.push(format!(
+                "{} ({})",
+                described(manifest),
+                ownership::made_by(live)
+            ));
+        }
+        steps.push((manifest, live, decision));
+    }
+    if !refused.is_empty() {
+        return Err(ClusterError::Foreign { objects: refused });
+    }
+    Ok(steps)
+}
+
+/// What [`apply`] would refuse (exit 7), found with reads only: for a step that must come
+/// before the manifests are applied but after we know they will be (labelling nodes).
+pub async fn check(
+    cluster: &Cluster,
+    manifests: &[Manifest],
+    opts: ApplyOptions,
+) -> Result<(), ClusterError> {
+    let ordered: Vec<&Manifest> = manifests.iter().collect();
+    read_and_decide(cluster, &ordered, opts.force)
+        .await
+        .map(|_| ())
 }
 
 /// What to do with one manifest, given what is live.
@@ -423,7 +446,7 @@ fn adopt_error(what: &str, e: ownership::OwnershipError) -> ClusterError {
 /// The other manager and the field from a 409 apply conflict. The API server's Status carries
 /// one cause per field: `{reason: FieldManagerConflict, message: "conflict with \"kubectl\" ...",
 /// field: ".spec..."}` (k8s.io/apiserver `internal.NewConflictError`).
-fn conflict(object: &str, status: &kube::core::Status) -> ClusterError {
+pub(crate) fn conflict(object: &str, status: &kube::core::Status) -> ClusterError {
     let cause = status
         .details
         .as_ref()

@@ -8,6 +8,7 @@ pub mod client;
 pub mod diagnose;
 pub mod grafana;
 pub mod node;
+pub mod node_labels;
 pub mod nodes;
 pub mod ownership;
 pub mod pod_security;
