@@ -177,7 +177,7 @@ pub fn plan(
             Some(_) if force => (LabelAction::TakeOver, true),
             Some(c) => {
                 refused.push(format!(
-                    "Node {node} (label {GROUP_LABEL}={} {})",
+                    "node {node} has {GROUP_LABEL}={} ({})",
                     c.value,
                     c.set_by()
                 ));
@@ -392,7 +392,7 @@ mod tests {
         let refused = super::plan(&want, &carriers, false).unwrap_err();
         assert_eq!(
             refused,
-            ["Node someone-elses (label cadvisor-setup/group=ffff0000 set by kubectl-label)"]
+            ["node someone-elses has cadvisor-setup/group=ffff0000 (set by kubectl-label)"]
         );
         let forced = super::plan(&want, &carriers, true).unwrap();
         let taken = forced.iter().find(|c| c.node == "someone-elses").unwrap();

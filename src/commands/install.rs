@@ -149,8 +149,12 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         match super::groups::wanted_labels(layout.as_ref(), &facts) {
             Some(wanted) => {
                 let carriers = crate::cluster::node_labels::carriers(&cluster).await?;
-                crate::cluster::node_labels::plan(&wanted, &carriers, args.force)
-                    .map_err(|objects| ClusterError::Foreign { objects })?
+                crate::cluster::node_labels::plan(&wanted, &carriers, args.force).map_err(
+                    |nodes| ClusterError::ForeignNodeLabel {
+                        label: crate::cluster::node_labels::GROUP_LABEL.to_string(),
+                        nodes,
+                    },
+                )?
             }
             None => {
                 ctx.ui.note(format!(
