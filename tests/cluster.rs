@@ -3621,7 +3621,7 @@ mod mixed {
         assert_exit_saying(
             &out,
             7,
-            "Node node-2 (label cadvisor-setup/group=mine set by kubectl-label)",
+            "node label cadvisor-setup/group was set by someone else: node node-2 has cadvisor-setup/group=mine (set by kubectl-label)",
         );
         assert!(daemonsets(&w).is_empty(), "something was applied");
         assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());

@@ -378,7 +378,17 @@ async fn apply_one(
     let changed = match (&before, opts.dry_run) {
         (None, _) => true,
         (Some(before), true) => *before != after,
-        (Some(_), false) => before_version != after_version,
+        // A new resourceVersion is a write, unless all that moved since our read is the status
+        // (a controller's, e.g. a DaemonSet's counters while nodes are being labelled): then
+        // the object and who owns which field are as they were.
+        (Some(before), false) => {
+            before_version != after_version
+                && (*before != after
+                    || live.map(owners_of_spec)
+                        != Some(owners_of_spec(
+                            &serde_json::to_value(&result).unwrap_or(Value::Null),
+                        )))
+        }
     };
     let action = match (&before, changed) {
         (None, _) => Action::Created,
@@ -398,6 +408,24 @@ async fn apply_one(
         after,
         note,
     })
+}
+
+/// Who owns which field (`managedFields` without times and without status writers), to tell a
+/// write of ours that only moved ownership (e.g. `--force` over an equal value) from none.
+fn owners_of_spec(object: &Value) -> Vec<(Value, Value, Value)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["subresource"] != "status")
+        .map(|e| {
+            (
+                e["manager"].clone(),
+                e["operation"].clone(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect()
 }
 
 /// A DaemonSet's `spec.selector` cannot change once created (kubernetes.io "DaemonSet": "the
