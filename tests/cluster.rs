@@ -2524,7 +2524,7 @@ mod report_snapshots {
 
     /// `out` normalised (`support::snapshot`) with this world's volatile literals: the host
     /// root, the kubeconfig's directory and cAdvisor's pod names.
-    fn normalised(w: &World, out: &Output, json: bool) -> String {
+    pub(crate) fn normalised(w: &World, out: &Output, json: bool) -> String {
         let mut known = vec![
             (
                 w.nodes[0].root.path().display().to_string(),
@@ -3651,6 +3651,38 @@ mod mixed {
         assert_eq!(code(&removed), 0, "{}", text(&removed));
         assert_eq!(group_label(&w, "node-2"), None);
         assert_eq!(group_label(&w, "node-1"), None);
+    }
+
+    /// What people and Ansible see with `--label-nodes`: install's node label lines and
+    /// `node_labels`, status' labelled nodes, uninstall's `unlabelled`.
+    #[test]
+    fn label_nodes_report_snapshots() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        let norm = |out: &Output, json: bool| super::report_snapshots::normalised(&w, out, json);
+        let args = [
+            "install",
+            "--yes",
+            "--label-nodes",
+            "--no-verify",
+            "--timeout",
+            "60s",
+        ];
+        let out = w.run(&args);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_install_human", norm(&out, false));
+        let mut rerun = args.to_vec();
+        rerun.extend(["-o", "json"]);
+        let out = w.run(&rerun);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_install_unchanged_json", norm(&out, true));
+        let out = w.run(&["status"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_status_human", norm(&out, false));
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_uninstall_json", norm(&out, true));
     }
 
     /// Consent given but one group: nothing is labelled and the manifest is today's; a bad

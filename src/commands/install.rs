@@ -889,7 +889,10 @@ impl crate::ui::Human for Installed {
             ui.line(format!(
                 "{} cAdvisor is installed{}",
                 ui.good("done:"),
-                if self.applied.changed() {
+                if self.applied.changed()
+                    || !self.pruned.is_empty()
+                    || self.node_labels.iter().any(|l| l.changed)
+                {
                     ""
                 } else {
                     " (nothing changed)"
