@@ -1419,7 +1419,7 @@ mod interactive {
         let answers = dir.path().join("answers.yaml");
         std::fs::write(
             &answers,
-            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\n",
+            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\nlabel-nodes: true\n",
         )
         .expect("write answers");
         let (code, out) = drive(
@@ -1446,8 +1446,19 @@ mod interactive {
             out.contains(": socket /run/containerd/containerd.sock, nodes node-2"),
             "{out}"
         );
+        // The answers file's `label-nodes: true`: the labels are shown before the question.
+        assert!(out.contains("node labels (--label-nodes;"), "{out}");
+        assert!(
+            out.contains("  label node node-2 cadvisor-setup/group="),
+            "{out}"
+        );
         assert!(out.contains("cAdvisor is installed"), "{out}");
         assert_eq!(w.cluster.list("DaemonSet", Some("cadvisor")).len(), 2);
+        let node2 = w.cluster.get("Node", "", "node-2").expect("node");
+        assert!(
+            node2["metadata"]["labels"]["cadvisor-setup/group"].is_string(),
+            "{node2:#}"
+        );
     }
 
     /// The same two sockets, but the API server serves the kubelet's configz: its runtime
