@@ -3612,6 +3612,65 @@ mod mixed {
         assert_eq!(again["changed"], false, "{again:#}");
     }
 
+    /// A node changes group (its kubelet moves to the cgroupfs driver): the rerun relabels it
+    /// and a new group DaemonSet serves it; when its old group empties, that DaemonSet goes.
+    #[test]
+    fn a_node_changing_group_is_relabelled_and_an_emptied_group_is_removed() {
+        let Some(w) = mixed_world(&[
+            ("microk8s", "node-1"),
+            ("kubeadm", "node-2"),
+            ("kubeadm", "node-3"),
+        ]) else {
+            return;
+        };
+        install_ok(&w, &["--label-nodes"]);
+        let first = group_label(&w, "node-2").expect("labelled");
+        assert_eq!(group_label(&w, "node-3").as_deref(), Some(first.as_str()));
+        assert_eq!(daemonsets(&w).len(), 2);
+
+        w.cluster
+            .update_node("node-3", |n| n.cgroup_driver = "cgroupfs".into());
+        let report = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let moved = group_label(&w, "node-3").expect("labelled");
+        assert_ne!(moved, first);
+        let change = report["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["node"] == "node-3")
+            .cloned()
+            .expect("node-3");
+        assert_eq!(change["action"], "relabel", "{report:#}");
+        assert_eq!(change["previous"], first.as_str());
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 3, "{dss:#?}");
+        let serving = dss
+            .iter()
+            .find(|d| d["metadata"]["name"] == format!("cadvisor-{moved}"))
+            .expect("the new group's DaemonSet");
+        assert_eq!(selects_label(serving), moved);
+        assert!(
+            serving["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&Value::from("--raw_cgroup_prefix_whitelist=/kubepods")),
+            "{serving:#}"
+        );
+
+        w.cluster
+            .update_node("node-2", |n| n.cgroup_driver = "cgroupfs".into());
+        let report = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        assert_eq!(group_label(&w, "node-2").as_deref(), Some(moved.as_str()));
+        assert_eq!(
+            report["pruned"],
+            serde_json::json!([format!("DaemonSet cadvisor/cadvisor-{first}")]),
+            "{report:#}"
+        );
+        assert_eq!(daemonsets(&w).len(), 2);
+    }
+
     /// Our label key with a value someone else set: exit 7 naming the node and its writer,
     /// nothing applied and no node labelled; with `--force` the label is taken over (the other
     /// manager loses it) and `uninstall` removes it.
