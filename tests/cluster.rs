@@ -3717,8 +3717,25 @@ mod mixed {
         let status = json(&w.run(&["status", "-o", "json"]));
         assert_eq!(status["labelled_nodes"][1]["ours"], true, "{status:#}");
 
+        // A kubeconfig that may not list nodes: uninstall removes the rest and keeps the
+        // labels, saying so; allowed again, a second uninstall removes them.
+        w.cluster.failures().forbid("list", "nodes");
+        let partial = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&partial), 0, "{}", text(&partial));
+        let partial = json(&partial);
+        assert_eq!(
+            partial["kept"][0]["object"], "node label cadvisor-setup/group",
+            "{partial:#}"
+        );
+        assert!(daemonsets(&w).is_empty());
+        assert!(group_label(&w, "node-2").is_some());
+        w.cluster.failures().allow_all();
         let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
         assert_eq!(code(&removed), 0, "{}", text(&removed));
+        assert_eq!(
+            json(&removed)["unlabelled"],
+            serde_json::json!(["node-1", "node-2"])
+        );
         assert_eq!(group_label(&w, "node-2"), None);
         assert_eq!(group_label(&w, "node-1"), None);
     }
