@@ -3591,6 +3591,50 @@ mod mixed {
         assert_eq!(added.len(), 1, "{joined:#}");
         assert_eq!(added[0]["node"], "node-3");
 
+        // A node that joins already labelled with its group's value (by its provisioning, here
+        // kubectl) gets its cAdvisor at once, without a rerun; a rerun keeps the label as
+        // theirs, and uninstall leaves it.
+        let (root, sim) = layout_node("kubeadm", "node-4");
+        w.cluster.add_node(sim);
+        w.nodes.push(root);
+        kubectl_ok(
+            &w,
+            &[
+                "label",
+                "node",
+                "node-4",
+                &format!("{GROUP_LABEL}={group_value}"),
+            ],
+        );
+        let group_name = group["metadata"]["name"].clone();
+        assert!(
+            w.cluster.wait_until(Duration::from_secs(20), |c| {
+                c.list("Pod", Some("cadvisor")).iter().any(|p| {
+                    p["spec"]["nodeName"] == "node-4"
+                        && p["metadata"]["ownerReferences"][0]["name"] == group_name
+                })
+            }),
+            "no pod of {group_name} on node-4"
+        );
+        let kept = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(
+            passed_nodes(&kept),
+            ["node-1", "node-2", "node-3", "node-4"]
+        );
+        assert_eq!(kept["changed"], false, "{kept:#}");
+        let theirs = kept["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["node"] == "node-4")
+            .cloned()
+            .expect("node-4");
+        assert_eq!(
+            (theirs["action"].clone(), theirs["ours"].clone()),
+            ("keep".into(), false.into())
+        );
+        assert_eq!(label_owners(&w, "node-4", GROUP_LABEL), ["kubectl-label"]);
+
         let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
         assert_eq!(code(&removed), 0, "{}", text(&removed));
         let removed = json(&removed);
@@ -3606,6 +3650,10 @@ mod mixed {
         assert_eq!(
             node_object(&w, "node-2")["metadata"]["labels"]["team"],
             "storage"
+        );
+        assert_eq!(
+            group_label(&w, "node-4").as_deref(),
+            Some(group_value.as_str())
         );
         assert!(daemonsets(&w).is_empty());
         let again = json(&w.run(&["uninstall", "--yes", "-o", "json"]));

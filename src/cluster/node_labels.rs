@@ -59,7 +59,8 @@ pub enum LabelAction {
     Relabel,
     /// Set by someone else, taken over with `--force`.
     TakeOver,
-    /// Ours, already right: nothing written.
+    /// Already right (ours, or someone else's with the very value: theirs to keep, e.g. a
+    /// node that joined labelled by its provisioning): nothing written.
     Keep,
     /// Ours, on a node no group's DaemonSet selects by label any more: removed.
     Remove,
@@ -75,6 +76,8 @@ pub struct NodeLabelChange {
     pub previous: Option<String>,
     pub action: LabelAction,
     pub changed: bool,
+    /// Our field manager owns the label afterwards (so `uninstall` removes it).
+    pub ours: bool,
 }
 
 impl NodeLabelChange {
@@ -158,8 +161,9 @@ pub async fn carriers(cluster: &Cluster) -> Result<Vec<Carrier>, ClusterError> {
 }
 
 /// What to do on every node, given the value each node should carry (`wanted`, by node name)
-/// and the nodes that carry the label now. Pure. A label someone else set is refused (the
-/// returned `Err` names each node, for exit 7) unless `force`. Ours on a node `wanted` does not
+/// and the nodes that carry the label now. Pure. A label someone else set to another value is
+/// refused (the returned `Err` names each node, for exit 7) unless `force`; one they set to
+/// the very value is kept as theirs (nothing to write, and `uninstall` leaves it). Ours on a node `wanted` does not
 /// name is removed; someone else's there is left alone.
 pub fn plan(
     wanted: &BTreeMap<String, String>,
@@ -172,7 +176,7 @@ pub fn plan(
         let now = carriers.iter().find(|c| &c.node == node);
         let (action, changed) = match now {
             None => (LabelAction::Label, true),
-            Some(c) if c.ours && c.value == *value => (LabelAction::Keep, false),
+            Some(c) if c.value == *value => (LabelAction::Keep, false),
             Some(c) if c.ours => (LabelAction::Relabel, true),
             Some(_) if force => (LabelAction::TakeOver, true),
             Some(c) => {
@@ -188,6 +192,7 @@ pub fn plan(
             node: node.clone(),
             value: Some(value.clone()),
             previous: now.map(|c| c.value.clone()),
+            ours: action != LabelAction::Keep || now.is_some_and(|c| c.ours),
             action,
             changed,
         });
@@ -202,6 +207,7 @@ pub fn plan(
             previous: Some(c.value.clone()),
             action: LabelAction::Remove,
             changed: true,
+            ours: false,
         });
     }
     if !refused.is_empty() {
@@ -363,6 +369,7 @@ mod tests {
             node("moved", Some("aaaa0000"), &[FIELD_MANAGER]),
             node("left-group", Some("aaaa0000"), &[FIELD_MANAGER]),
             node("someone-elses", Some("ffff0000"), &["kubectl-label"]),
+            node("pre-labelled", Some("bbbb0000"), &["kubelet"]),
         ]
         .iter()
         .filter_map(carrier_of)
@@ -371,19 +378,22 @@ mod tests {
             ("kept", "aaaa0000"),
             ("moved", "bbbb0000"),
             ("new", "bbbb0000"),
+            ("pre-labelled", "bbbb0000"),
         ]);
         let plan = plan(&want, &carriers, false).unwrap();
-        let actions: Vec<(&str, LabelAction, bool)> = plan
+        let actions: Vec<(&str, LabelAction, bool, bool)> = plan
             .iter()
-            .map(|c| (c.node.as_str(), c.action, c.changed))
+            .map(|c| (c.node.as_str(), c.action, c.changed, c.ours))
             .collect();
         assert_eq!(
             actions,
             [
-                ("kept", LabelAction::Keep, false),
-                ("left-group", LabelAction::Remove, true),
-                ("moved", LabelAction::Relabel, true),
-                ("new", LabelAction::Label, true),
+                ("kept", LabelAction::Keep, false, true),
+                ("left-group", LabelAction::Remove, true, false),
+                ("moved", LabelAction::Relabel, true, true),
+                ("new", LabelAction::Label, true, true),
+                // Labelled by its kubelet with the right value: left as theirs.
+                ("pre-labelled", LabelAction::Keep, false, false),
             ]
         );
         // Someone else's label where we want ours: refused, unless --force.
