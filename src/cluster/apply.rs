@@ -571,6 +571,39 @@ mod tests {
     }
 
     #[test]
+    fn ownership_without_times_and_status_writers_tells_a_status_only_write_apart() {
+        let entry = |manager: &str, sub: Option<&str>, time: &str, field: &str| {
+            let mut e = serde_json::json!({"manager": manager, "operation": "Update", "time": time,
+                "fieldsV1": {field: {}}});
+            if let Some(sub) = sub {
+                e["subresource"] = sub.into();
+            }
+            e
+        };
+        let object =
+            |entries: Vec<Value>| serde_json::json!({"metadata": {"managedFields": entries}});
+        let before = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("kube-controller-manager", Some("status"), "t1", "f:status"),
+        ]);
+        // The controller wrote the status again (new time, new fields): no ownership change.
+        let status_only = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("kube-controller-manager", Some("status"), "t2", "f:other"),
+        ]);
+        assert_eq!(owners_of_spec(&before), owners_of_spec(&status_only));
+        // Our apply at another time is still the same ownership.
+        let retimed = object(vec![entry("cadvisor-setup", None, "t9", "f:spec")]);
+        assert_eq!(owners_of_spec(&before), owners_of_spec(&retimed));
+        // A field taken over (--force) is a change.
+        let taken = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("cadvisor-setup", None, "t1", "f:metadata"),
+        ]);
+        assert_ne!(owners_of_spec(&before), owners_of_spec(&taken));
+    }
+
+    #[test]
     fn an_adopted_daemonset_keeps_its_immutable_selector_and_our_pods_match_it() {
         let mut ours = serde_json::json!({"spec": {
             "selector": {"matchLabels": {"app.kubernetes.io/name": "cadvisor"}},

@@ -4,7 +4,10 @@
 //! Node groups (`commands::groups`, `plan::groups`): every node is read through the API server,
 //! this host's detection leading for its own node; one DaemonSet per group (one group: today's
 //! single `cadvisor`, unchanged). Rollout wait and verification cover every group's DaemonSet;
-//! a group DaemonSet whose group became empty is deleted if install created it. From a machine
+//! a group DaemonSet whose group became empty is deleted if install created it. With
+//! `--label-nodes` (several groups) each node first gets our label `cadvisor-setup/group` and the
+//! DaemonSets select it (`cluster::node_labels`); a label someone else set to another value is
+//! exit 7 unless `--force`, found before anything is written. From a machine
 //! that is not a node (no runtime socket found) the API server's facts are all there is
 //! (remote mode).
 //!
