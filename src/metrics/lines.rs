@@ -12,7 +12,7 @@
 use memchr::{memchr, memchr_iter};
 
 use super::line::{self, Label, Labels, Line, RawValue};
-use super::pods::PodSet;
+use super::pods::{PodSet, Recorded};
 use super::{MalformedLine, ScanReport};
 
 /// The longest line kept. cAdvisor lines are a few hundred bytes to a few KB (more with many
@@ -39,6 +39,8 @@ pub(super) struct LineScanner {
     overlong_lines: u64,
     pods: PodSet,
     kubelet_pods: PodSet,
+    /// What `pods` and `kubelet_pods` already hold, by raw values.
+    recorded: [Recorded; 2],
     scratch: [Vec<u8>; 3],
     seen: SeenSets,
 }
@@ -233,8 +235,9 @@ impl LineScanner {
             }
             return;
         }
+        let mut labels = Labels::default();
         if let Some(shape) = &shape
-            && let Some(labels) = line::fast_label_set(shape.label_set)
+            && line::fast_label_set(shape.label_set, &mut labels).is_some()
             && line::check_tail(shape.line, shape.tail).is_ok()
         {
             let seen = self.sample(&labels);
@@ -301,7 +304,14 @@ impl LineScanner {
                 labels.get(Label::CadvisorNamespace),
                 labels.get(Label::CadvisorContainer),
             );
-            Self::record(&mut self.pods, &mut self.scratch, namespace, pod, container);
+            Self::record(
+                &mut self.pods,
+                &mut self.recorded[0],
+                &mut self.scratch,
+                namespace,
+                pod,
+                container,
+            );
         }
         if let Some(pod) = kubelet {
             let (namespace, container) = (
@@ -310,6 +320,7 @@ impl LineScanner {
             );
             Self::record(
                 &mut self.kubelet_pods,
+                &mut self.recorded[1],
                 &mut self.scratch,
                 namespace,
                 pod,
@@ -319,18 +330,32 @@ impl LineScanner {
         seen
     }
 
+    /// Adds a pod and container to `set`, unless `recorded` says it holds them already (the
+    /// same raw values unescape to the same names, and inserting names already held changes
+    /// nothing) or the set is full.
     fn record(
         set: &mut PodSet,
+        recorded: &mut Recorded,
         scratch: &mut [Vec<u8>; 3],
         namespace: Option<RawValue<'_>>,
         pod: RawValue<'_>,
         container: Option<RawValue<'_>>,
     ) {
+        if set.is_full() {
+            return;
+        }
+        fn raw<'a>(value: Option<RawValue<'a>>) -> &'a [u8] {
+            value.map_or(&[], |v| v.bytes)
+        }
+        if recorded.contains([raw(namespace), pod.bytes, raw(container)]) {
+            return;
+        }
         let [ns_buf, pod_buf, container_buf] = scratch;
         let ns = text_of(namespace, ns_buf);
         let pod = text_of(Some(pod), pod_buf);
         let container = text_of(container, container_buf);
         set.insert(ns, pod, container);
+        recorded.remember_last();
     }
 
     pub fn finish(mut self) -> ScanReport {

@@ -74,8 +74,16 @@ pub(super) struct PodSet {
 }
 
 impl PodSet {
-    /// Records a pod and, when non-empty, a container name (sandboxes have none).
-    pub fn insert(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) {
+    /// Nothing can be added any more (every kind of entry needs room), and the set already
+    /// says it is truncated: [`PodSet::insert`] would change nothing.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.truncated && self.entries >= MAX_ENTRIES
+    }
+
+    /// Records a pod and, when non-empty, a container name (sandboxes have none). True when
+    /// everything given is now in the set (nothing was left out for want of room).
+    pub fn insert(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) -> bool {
         let (namespace, pod, container) = (cut(namespace), cut(pod), cut(container));
         let room = MAX_ENTRIES.saturating_sub(self.entries);
         let ns = match self.namespaces.get(namespace) {
@@ -87,7 +95,7 @@ impl PodSet {
             }
             None => {
                 self.truncated = true;
-                return;
+                return false;
             }
         };
         self.key.clear();
@@ -103,23 +111,25 @@ impl PodSet {
             }
             None => {
                 self.truncated = true;
-                return;
+                return false;
             }
         };
         if container.is_empty() {
-            return;
+            return true;
         }
         self.key.clear();
         self.key.extend_from_slice(&index.to_le_bytes());
         self.key.extend_from_slice(container);
         if self.containers.contains(self.key.as_slice()) {
-            return;
+            return true;
         }
         if self.entries < MAX_ENTRIES {
             self.entries += 1;
             self.containers.insert(self.key.as_slice().into());
+            true
         } else {
             self.truncated = true;
+            false
         }
     }
 
@@ -166,6 +176,116 @@ impl PodSet {
                 containers: containers.iter().map(|c| text(c)).collect(),
             })
             .collect()
+    }
+}
+
+/// The raw values (escapes as written) of namespace, pod and container already given to a
+/// [`PodSet`]: most series of a scrape name a container seen before, and recognising its raw
+/// values spares the unescaping and the set's three lookups. Giving the set the same names
+/// twice never changes it: the first time they were added, or left out for want of room, and
+/// room never grows back.
+///
+/// cAdvisor lists the containers in the same order in every metric family (google/cadvisor
+/// `lib/metrics/prometheus.go` collects each family over the same container list), so each key
+/// remembers the key that followed it last time, and the next values are first compared with
+/// that one: no hashing, one compare; a hash lookup finds the key when the order changes.
+///
+/// Bounded: at most [`MAX_ENTRIES`] keys of at most [`RECORDED_KEY`] bytes and [`RECORDED_BYTES`]
+/// in all (kept twice: in order and in the index); past that, lookups miss and the set does the
+/// work.
+#[derive(Debug, Default)]
+pub(super) struct Recorded {
+    /// The keys in the order first seen, back to back.
+    arena: Vec<u8>,
+    /// Where each key ends in `arena` (it starts where the one before ends).
+    ends: Vec<u32>,
+    /// For each key, the place of the key that came after it last time ([`NONE`]: not yet).
+    follow: Vec<u32>,
+    /// Key → its place in `ends`.
+    index: HashMap<Box<[u8]>, u32, FxBuild>,
+    /// The place of the last key looked up, when it was found or remembered.
+    last: Option<u32>,
+    /// The key of the last [`Recorded::contains`]: each part's length, then the part.
+    key: Vec<u8>,
+}
+
+/// The longest key kept: three names of [`MAX_NAME`] bytes and their lengths, with room for
+/// escapes.
+const RECORDED_KEY: usize = 1024;
+/// All keys together, at most.
+const RECORDED_BYTES: usize = 4 << 20;
+const NONE: u32 = u32::MAX;
+
+impl Recorded {
+    /// Whether these raw values were given to the set before.
+    #[inline]
+    pub fn contains(&mut self, parts: [&[u8]; 3]) -> bool {
+        self.key.clear();
+        if parts.iter().map(|p| p.len() + 4).sum::<usize>() > RECORDED_KEY {
+            self.last = None;
+            return false;
+        }
+        for part in parts {
+            // At most RECORDED_KEY bytes, so it fits.
+            self.key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(part);
+        }
+        let expected = self
+            .last
+            .and_then(|last| self.follow.get(last as usize))
+            .copied()
+            .filter(|&next| next != NONE);
+        if let Some(next) = expected
+            && self.key_at(next) == Some(self.key.as_slice())
+        {
+            self.last = Some(next);
+            return true;
+        }
+        match self.index.get(self.key.as_slice()) {
+            Some(&at) => {
+                self.link(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers the values of the last [`Recorded::contains`], once given to the set.
+    #[inline]
+    pub fn remember_last(&mut self) {
+        if self.key.is_empty()
+            || self.ends.len() >= MAX_ENTRIES
+            || self.arena.len() + self.key.len() > RECORDED_BYTES
+        {
+            self.last = None;
+            return;
+        }
+        self.arena.extend_from_slice(&self.key);
+        // At most RECORDED_BYTES and MAX_ENTRIES, so both fit.
+        self.ends.push(self.arena.len() as u32);
+        self.follow.push(NONE);
+        let at = (self.ends.len() - 1) as u32;
+        self.index.insert(self.key.as_slice().into(), at);
+        self.link(at);
+    }
+
+    /// `at` came after the last key.
+    fn link(&mut self, at: u32) {
+        if let Some(last) = self.last
+            && let Some(follow) = self.follow.get_mut(last as usize)
+        {
+            *follow = at;
+        }
+        self.last = Some(at);
+    }
+
+    fn key_at(&self, at: u32) -> Option<&[u8]> {
+        let at = at as usize;
+        let start = match at {
+            0 => 0,
+            n => *self.ends.get(n - 1)? as usize,
+        };
+        self.arena.get(start..*self.ends.get(at)? as usize)
     }
 }
 
