@@ -205,8 +205,34 @@ pub(super) struct Recorded {
     index: HashMap<Box<[u8]>, u32, FxBuild>,
     /// The place of the last key looked up, when it was found or remembered.
     last: Option<u32>,
-    /// The key of the last [`Recorded::contains`]: each part's length, then the part.
+    /// The key of the last [`Recorded::contains`] that looked in the index: each part's
+    /// length, then the part; empty when it did not.
     key: Vec<u8>,
+    /// Index lookups and hits in the current window, and lookups left to skip.
+    lookups: u32,
+    hits: u32,
+    resting: u32,
+}
+
+/// Whether `key` holds these parts.
+#[inline]
+fn key_is(mut key: &[u8], parts: [&[u8]; 3]) -> bool {
+    for part in parts {
+        let Some((len, rest)) = key.split_first_chunk::<4>() else {
+            return false;
+        };
+        if u32::from_le_bytes(*len) as usize != part.len() {
+            return false;
+        }
+        let Some((bytes, rest)) = rest.split_at_checked(part.len()) else {
+            return false;
+        };
+        if bytes != part {
+            return false;
+        }
+        key = rest;
+    }
+    key.is_empty()
 }
 
 /// The longest key kept: three names of [`MAX_NAME`] bytes and their lengths, with room for
@@ -215,6 +241,10 @@ const RECORDED_KEY: usize = 1024;
 /// All keys together, at most.
 const RECORDED_BYTES: usize = 4 << 20;
 const NONE: u32 = u32::MAX;
+/// Once full, when fewer than one index lookup in eight hits over this many, the index rests
+/// for [`RECORDED_REST`] lookups (the order is still followed).
+const RECORDED_WINDOW: u32 = 4096;
+const RECORDED_REST: u32 = 60_000;
 
 impl Recorded {
     /// Whether these raw values were given to the set before.
@@ -225,24 +255,40 @@ impl Recorded {
             self.last = None;
             return false;
         }
-        for part in parts {
-            // At most RECORDED_KEY bytes, so it fits.
-            self.key.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            self.key.extend_from_slice(part);
-        }
         let expected = self
             .last
             .and_then(|last| self.follow.get(last as usize))
             .copied()
             .filter(|&next| next != NONE);
         if let Some(next) = expected
-            && self.key_at(next) == Some(self.key.as_slice())
+            && self.key_at(next).is_some_and(|key| key_is(key, parts))
         {
             self.last = Some(next);
             return true;
         }
-        match self.index.get(self.key.as_slice()) {
-            Some(&at) => {
+        if self.resting > 0 {
+            self.resting -= 1;
+            self.last = None;
+            return false;
+        }
+        for part in parts {
+            // At most RECORDED_KEY bytes, so it fits.
+            self.key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(part);
+        }
+        let found = self.index.get(self.key.as_slice()).copied();
+        self.lookups += 1;
+        self.hits += u32::from(found.is_some());
+        if self.lookups == RECORDED_WINDOW {
+            // Full, and the values hardly ever repeat: the lookups only cost.
+            if self.hits < RECORDED_WINDOW / 8 && self.ends.len() >= MAX_ENTRIES {
+                self.resting = RECORDED_REST;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+        match found {
+            Some(at) => {
                 self.link(at);
                 true
             }
