@@ -584,11 +584,13 @@ fn is_plain_tail(tail: &[u8]) -> bool {
     let Some(rest) = tail.strip_prefix(b" ") else {
         return false;
     };
+    // The forms Prometheus writes for special values (all of which `is_float` accepts).
+    let plain = |value: &[u8]| is_plain_decimal(value) || matches!(value, b"NaN" | b"+Inf" | b"-Inf");
     match rest.iter().position(|&b| b == b' ') {
-        None => is_plain_decimal(rest),
+        None => plain(rest),
         Some(p) => {
             let timestamp = &rest[p + 1..];
-            is_plain_decimal(&rest[..p])
+            plain(&rest[..p])
                 && !timestamp.is_empty()
                 && timestamp.iter().all(u8::is_ascii_digit)
         }

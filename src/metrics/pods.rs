@@ -71,6 +71,11 @@ pub(super) struct PodSet {
     entries: usize,
     pub truncated: bool,
     key: Vec<u8>,
+    /// The namespace and pod of the last insert, and the pod's index (`None`: it was left out,
+    /// for good: room never grows back). A pod's series come one after the other.
+    last_namespace: Vec<u8>,
+    last_pod: Vec<u8>,
+    last_index: Option<u32>,
 }
 
 impl PodSet {
@@ -85,6 +90,32 @@ impl PodSet {
     /// everything given is now in the set (nothing was left out for want of room).
     pub fn insert(&mut self, namespace: &[u8], pod: &[u8], container: &[u8]) -> bool {
         let (namespace, pod, container) = (cut(namespace), cut(pod), cut(container));
+        let index = if !self.last_pod.is_empty()
+            && self.last_pod == pod
+            && self.last_namespace == namespace
+        {
+            self.last_index
+        } else {
+            let index = self.insert_pod(namespace, pod);
+            self.last_namespace.clear();
+            self.last_namespace.extend_from_slice(namespace);
+            self.last_pod.clear();
+            self.last_pod.extend_from_slice(pod);
+            self.last_index = index;
+            index
+        };
+        let Some(index) = index else {
+            self.truncated = true;
+            return false;
+        };
+        if container.is_empty() {
+            return true;
+        }
+        self.insert_container(index, container)
+    }
+
+    /// The index of a pod, added when there is room; `None` when it is left out.
+    fn insert_pod(&mut self, namespace: &[u8], pod: &[u8]) -> Option<u32> {
         let room = MAX_ENTRIES.saturating_sub(self.entries);
         let ns = match self.namespaces.get(namespace) {
             Some(&ns) => ns,
@@ -95,7 +126,7 @@ impl PodSet {
             }
             None => {
                 self.truncated = true;
-                return false;
+                return None;
             }
         };
         self.key.clear();
@@ -111,12 +142,13 @@ impl PodSet {
             }
             None => {
                 self.truncated = true;
-                return false;
+                return None;
             }
         };
-        if container.is_empty() {
-            return true;
-        }
+        Some(index)
+    }
+
+    fn insert_container(&mut self, index: u32, container: &[u8]) -> bool {
         self.key.clear();
         self.key.extend_from_slice(&index.to_le_bytes());
         self.key.extend_from_slice(container);
