@@ -259,7 +259,7 @@ fn key_is(mut key: &[u8], parts: [&[u8]; 3]) -> bool {
         let Some((bytes, rest)) = rest.split_at_checked(part.len()) else {
             return false;
         };
-        if bytes != part {
+        if !super::line::same(bytes, part) {
             return false;
         }
         key = rest;
