@@ -42,7 +42,10 @@ impl Label {
             3 => (Label::KubeletPod, b"pod"),
             9 if name[0] == b'n' => (Label::KubeletNamespace, b"namespace"),
             9 => (Label::KubeletContainer, b"container"),
-            38 => (Label::CadvisorPod, b"container_label_io_kubernetes_pod_name"),
+            38 => (
+                Label::CadvisorPod,
+                b"container_label_io_kubernetes_pod_name",
+            ),
             43 => (
                 Label::CadvisorNamespace,
                 b"container_label_io_kubernetes_pod_namespace",
@@ -622,14 +625,13 @@ fn is_plain_tail(tail: &[u8]) -> bool {
         return false;
     };
     // The forms Prometheus writes for special values (all of which `is_float` accepts).
-    let plain = |value: &[u8]| is_plain_decimal(value) || matches!(value, b"NaN" | b"+Inf" | b"-Inf");
+    let plain =
+        |value: &[u8]| is_plain_decimal(value) || matches!(value, b"NaN" | b"+Inf" | b"-Inf");
     match rest.iter().position(|&b| b == b' ') {
         None => plain(rest),
         Some(p) => {
             let timestamp = &rest[p + 1..];
-            plain(&rest[..p])
-                && !timestamp.is_empty()
-                && timestamp.iter().all(u8::is_ascii_digit)
+            plain(&rest[..p]) && !timestamp.is_empty() && timestamp.iter().all(u8::is_ascii_digit)
         }
     }
 }
@@ -922,6 +924,36 @@ mod tests {
                     other => proptest::prop_assert!(false, "{line:?}: fast path read it, parse says {other:?}"),
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The block mask marks exactly the quotes and backslashes.
+        #[test]
+        fn the_block_mask_marks_quotes_and_backslashes(
+            block in proptest::collection::vec(
+                proptest::sample::select(vec![b'"', b'\\', b'a', b'=', 0x22 ^ 0x80, 0x5c ^ 0x80, 0]),
+                64,
+            ),
+        ) {
+            let block: [u8; 64] = block.try_into().unwrap();
+            let expected = block
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'"' || b == b'\\')
+                .fold(0u64, |mask, (i, _)| mask | 1 << i);
+            proptest::prop_assert_eq!(mask64(&block), expected);
+        }
+
+        /// `same` is `==`, at every length and wherever the first difference lies.
+        #[test]
+        fn same_is_equality(a in proptest::collection::vec(0u8..3, 0..40), flip in proptest::option::of(0usize..40)) {
+            let mut b = a.clone();
+            if let Some(at) = flip.filter(|&at| at < b.len()) {
+                b[at] ^= 1;
+            }
+            proptest::prop_assert_eq!(same(&a, &b), a == b);
+            proptest::prop_assert_eq!(same(&a, &b[..b.len().saturating_sub(1)]), a.len() == b.len().saturating_sub(1) && a[..] == b[..a.len().min(b.len())]);
         }
     }
 

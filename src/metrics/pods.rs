@@ -305,7 +305,8 @@ impl Recorded {
         }
         for part in parts {
             // At most RECORDED_KEY bytes, so it fits.
-            self.key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.key
+                .extend_from_slice(&(part.len() as u32).to_le_bytes());
             self.key.extend_from_slice(part);
         }
         let found = self.index.get(self.key.as_slice()).copied();
@@ -397,6 +398,67 @@ mod tests {
             ]
         );
         assert_eq!(pods[1].containers, ["nginx", "sidecar"]);
+    }
+
+    #[test]
+    fn recorded_values_are_found_in_order_and_out_of_order() {
+        let mut recorded = Recorded::default();
+        let parts = |i: usize| [&b"ns"[..], format!("pod-{i}").into_bytes().leak(), b"c"];
+        for i in 0..5 {
+            assert!(!recorded.contains(parts(i)));
+            recorded.remember_last();
+        }
+        // The same order (the links), then out of order (the index), then the order again.
+        for i in [0, 1, 2, 3, 4, 3, 0, 4, 1, 2] {
+            assert!(recorded.contains(parts(i)), "{i}");
+        }
+        assert!(!recorded.contains([b"ns", b"pod-1", b""]));
+        assert!(
+            !recorded.contains([b"ns", b"pod-1c", b""]),
+            "the lengths tell the parts apart"
+        );
+        // Too long to keep: never found, never kept.
+        let long = vec![b'x'; RECORDED_KEY];
+        assert!(!recorded.contains([b"ns", &long, b"c"]));
+        recorded.remember_last();
+        assert!(!recorded.contains([b"ns", &long, b"c"]));
+    }
+
+    #[test]
+    fn recorded_values_are_bounded() {
+        let mut recorded = Recorded::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            let pod = format!("pod-{i}");
+            if !recorded.contains([b"ns", pod.as_bytes(), b"c"]) {
+                recorded.remember_last();
+            }
+        }
+        assert_eq!(recorded.ends.len(), MAX_ENTRIES);
+        assert!(recorded.arena.len() <= RECORDED_BYTES);
+        assert!(!recorded.contains([b"ns", format!("pod-{}", MAX_ENTRIES + 5).as_bytes(), b"c"]));
+    }
+
+    #[test]
+    fn a_pod_left_out_stays_out_and_a_pod_kept_gains_containers() {
+        let mut set = PodSet::default();
+        for i in 0..MAX_ENTRIES - 1 {
+            set.insert(b"ns", format!("pod-{i}").as_bytes(), b"");
+        }
+        // One entry of room: no new pod (it needs two), twice in a row.
+        assert!(!set.insert(b"ns", b"new", b"c"));
+        assert!(!set.insert(b"ns", b"new", b"d"));
+        assert!(set.truncated);
+        // A kept pod still gains a container, the last one.
+        assert!(set.insert(b"ns", b"pod-0", b"c"));
+        assert!(set.insert(b"ns", b"pod-0", b"c"));
+        assert!(!set.insert(b"ns", b"pod-0", b"d"));
+        assert!(set.is_full());
+        let pods = set.into_sorted();
+        assert!(pods.iter().all(|p| p.pod != "new"));
+        assert_eq!(
+            pods.iter().find(|p| p.pod == "pod-0").unwrap().containers,
+            ["c"]
+        );
     }
 
     #[test]
