@@ -235,11 +235,12 @@ pub(super) fn shape(line: &[u8]) -> Option<Shape<'_>> {
 /// (an odd run escapes a quote, as in `Quotes::find`); one outside a value is left to
 /// [`parse`].
 #[inline]
-pub(super) fn fast_label_set<'a>(label_set: &'a [u8], labels: &mut Labels<'a>) -> Option<()> {
+pub(super) fn fast_label_set<'a>(label_set: &'a [u8], labels: &mut Labels<'a>) -> Option<Escapes> {
     let inner = label_set.get(1..label_set.len().checked_sub(1)?)?;
     if inner.is_empty() {
-        return Some(());
+        return Some(Escapes::None);
     }
+    let mut escapes = Escapes::None;
     let mut specials = Specials::new(inner);
     // Where the current name starts.
     let mut item = 0;
@@ -262,6 +263,7 @@ pub(super) fn fast_label_set<'a>(label_set: &'a [u8], labels: &mut Labels<'a>) -
                 continue;
             }
             if inner[p] == b'\\' {
+                escapes = Escapes::Maybe;
                 escaped_until = p + 2;
                 continue;
             }
@@ -271,12 +273,19 @@ pub(super) fn fast_label_set<'a>(label_set: &'a [u8], labels: &mut Labels<'a>) -
             labels.set(label, &inner[open + 1..close]);
         }
         match inner.get(close + 1) {
-            None => return Some(()),
-            Some(b',') if close + 2 == inner.len() => return Some(()),
+            None => return Some(escapes),
+            Some(b',') if close + 2 == inner.len() => return Some(escapes),
             Some(b',') => item = close + 2,
             Some(_) => return None,
         }
     }
+}
+
+/// Whether the values of a label set may hold escapes (`Maybe` when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Escapes {
+    None,
+    Maybe,
 }
 
 /// The positions of `"` and `\` in a label set, in order, found 64 bytes at a time: one mask

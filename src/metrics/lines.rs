@@ -11,7 +11,7 @@
 
 use memchr::{memchr, memchr_iter};
 
-use super::line::{self, Label, Labels, Line, RawValue};
+use super::line::{self, Escapes, Label, Labels, Line, RawValue};
 use super::pods::{PodSet, Recorded};
 use super::{MalformedLine, ScanReport};
 
@@ -237,10 +237,10 @@ impl LineScanner {
         }
         let mut labels = Labels::default();
         if let Some(shape) = &shape
-            && line::fast_label_set(shape.label_set, &mut labels).is_some()
+            && let Some(escapes) = line::fast_label_set(shape.label_set, &mut labels)
             && line::check_tail(shape.line, shape.tail).is_ok()
         {
-            let seen = self.sample(&labels);
+            let seen = self.sample(&labels, escapes);
             if cached {
                 self.seen.put(shape.label_set, seen);
             }
@@ -249,7 +249,7 @@ impl LineScanner {
         match line::parse(text) {
             Ok(Line::Skip) => {}
             Ok(Line::Sample(labels)) => {
-                let seen = self.sample(&labels);
+                let seen = self.sample(&labels, Escapes::Maybe);
                 if let Some(shape) = shape
                     && cached
                 {
@@ -290,7 +290,7 @@ impl LineScanner {
     }
 
     /// Counts a freshly parsed series and records its pods.
-    fn sample(&mut self, labels: &Labels<'_>) -> Seen {
+    fn sample(&mut self, labels: &Labels<'_>, escapes: Escapes) -> Seen {
         let cadvisor = labels.get(Label::CadvisorPod);
         let kubelet = labels.get(Label::KubeletPod);
         let seen = Seen {
@@ -308,6 +308,7 @@ impl LineScanner {
                 &mut self.pods,
                 &mut self.recorded[0],
                 &mut self.scratch,
+                escapes,
                 namespace,
                 pod,
                 container,
@@ -322,6 +323,7 @@ impl LineScanner {
                 &mut self.kubelet_pods,
                 &mut self.recorded[1],
                 &mut self.scratch,
+                escapes,
                 namespace,
                 pod,
                 container,
@@ -337,6 +339,7 @@ impl LineScanner {
         set: &mut PodSet,
         recorded: &mut Recorded,
         scratch: &mut [Vec<u8>; 3],
+        escapes: Escapes,
         namespace: Option<RawValue<'_>>,
         pod: RawValue<'_>,
         container: Option<RawValue<'_>>,
@@ -351,9 +354,9 @@ impl LineScanner {
             return;
         }
         let [ns_buf, pod_buf, container_buf] = scratch;
-        let ns = text_of(namespace, ns_buf);
-        let pod = text_of(Some(pod), pod_buf);
-        let container = text_of(container, container_buf);
+        let ns = text_of(namespace, ns_buf, escapes);
+        let pod = text_of(Some(pod), pod_buf, escapes);
+        let container = text_of(container, container_buf, escapes);
         set.insert(ns, pod, container);
         recorded.remember_last();
     }
@@ -383,11 +386,12 @@ impl LineScanner {
     }
 }
 
-/// A value's text, unescaped into `buf` only when it holds escapes.
-fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>) -> &'a [u8] {
+/// A value's text, unescaped into `buf` only when it holds escapes (not looked for when its
+/// label set holds none).
+fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>, escapes: Escapes) -> &'a [u8] {
     match value {
         None => &[],
-        Some(raw) if memchr(b'\\', raw.bytes).is_none() => raw.bytes,
+        Some(raw) if escapes == Escapes::None || memchr(b'\\', raw.bytes).is_none() => raw.bytes,
         Some(raw) => {
             raw.unescape_into(buf);
             buf
