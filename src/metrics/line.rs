@@ -340,15 +340,16 @@ fn block_mask(data: &[u8]) -> u64 {
 /// time). The bytes go in as two words; one compare per byte value, one `pmovmskb` per 16
 /// bytes: about a fifth less CPU for the whole scan than the SWAR form below on the benchmark's
 /// files (`scripts/bench/verify.sh`), which LLVM does not turn into vector code by itself.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn mask64(block: &[u8; 64]) -> u64 {
-    // SAFETY: SSE2 is in the x86-64 baseline, so it is enabled in every build for this target;
+    // SAFETY: this is compiled only where SSE2 is enabled for the whole build (the cfg above;
+    // it is in the x86-64 baseline), so the CPU running it has it;
     // the intrinsics take values, not pointers.
     unsafe { mask64_sse2(block) }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 fn mask64_sse2(block: &[u8; 64]) -> u64 {
     use std::arch::x86_64::{
@@ -372,7 +373,7 @@ fn mask64_sse2(block: &[u8; 64]) -> u64 {
     mask
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn mask64(block: &[u8; 64]) -> u64 {
     mask64_swar(block)
@@ -384,7 +385,10 @@ fn mask64(block: &[u8; 64]) -> u64 {
 /// bytes, so no false hits), and the eight high bits are gathered into eight mask bits by one
 /// multiplication (bit 7 of byte `j` lands on bit `56 + j`; no two partial products share a bit,
 /// so nothing carries).
-#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+#[cfg_attr(
+    all(target_arch = "x86_64", target_feature = "sse2", not(test)),
+    allow(dead_code)
+)]
 #[inline]
 fn mask64_swar(block: &[u8; 64]) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
