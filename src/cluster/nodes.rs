@@ -86,11 +86,18 @@ impl ClusterNode {
 /// is part of that node's facts.
 pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let list = api
-        .list(&ListParams::default())
+    // A real Node carries its image list (kilobytes per node) and managedFields; neither is a
+    // fact here, so each goes as its page arrives.
+    let mut nodes: Vec<Node> =
+        super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, |mut n| {
+            n.metadata.managed_fields = None;
+            if let Some(status) = n.status.as_mut() {
+                status.images = None;
+            }
+            n
+        })
         .await
         .map_err(|e| explain(&cluster.server, e))?;
-    let mut nodes: Vec<Node> = list.items;
     nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let names = nodes
         .iter()
