@@ -348,23 +348,7 @@ pub struct InstallArgs {
     pub network_policy: Option<NetworkPolicyMode>,
 }
 
-/// `--prometheus` of `install`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub enum PrometheusChoice {
-    Auto,
-    None,
-    Named { namespace: String, name: String },
-}
-
-impl std::fmt::Display for PrometheusChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PrometheusChoice::Auto => f.write_str("auto"),
-            PrometheusChoice::None => f.write_str("none"),
-            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
-        }
-    }
-}
+pub use crate::cluster::prometheus::PrometheusChoice;
 
 /// `auto`, `none` or `NAMESPACE/NAME` (both DNS-1123 names).
 pub fn parse_prometheus_choice(text: &str) -> Result<PrometheusChoice, String> {

@@ -3679,6 +3679,8 @@ mod prometheus_integration {
                 "never",
             ],
             &["install", "--yes", "--network-policy", "sometimes"],
+            // verify has nothing to ask through with `none`.
+            &["verify", "--prometheus", "none"],
         ] {
             let out = w.run(args);
             assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));

@@ -30,6 +30,28 @@ const OPERATOR_NAME_LABEL: &str = "operator.prometheus.io/name";
 /// At most this many Prometheus objects are read (one page); a cluster with more is told so.
 const MAX_INSTANCES: u32 = 100;
 
+/// Which Prometheus object: `--prometheus` of `install` and, without `none`, of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PrometheusChoice {
+    /// The only one in the cluster.
+    Auto,
+    None,
+    Named {
+        namespace: String,
+        name: String,
+    },
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.write_str("auto"),
+            PrometheusChoice::None => f.write_str("none"),
+            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
 /// One `Prometheus` object, reduced to what decides whether it scrapes us.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Instance {

@@ -611,7 +611,8 @@ async fn through_prometheus(
     daemonset: &str,
     outcome: &mut Outcome,
 ) {
-    use crate::verify::prometheus::{self, PrometheusOptions, operator::Choice};
+    use crate::cluster::prometheus::PrometheusChoice;
+    use crate::verify::prometheus::{self, PrometheusOptions};
     let Some((ns, name)) = outcome
         .prometheus
         .chosen
@@ -621,7 +622,7 @@ async fn through_prometheus(
     else {
         return;
     };
-    let choice = Choice::Named {
+    let choice = PrometheusChoice::Named {
         namespace: ns.to_string(),
         name: name.to_string(),
     };

@@ -8,6 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
 use super::{Endpoint, PrometheusError};
+use crate::cluster::prometheus::PrometheusChoice;
 use crate::cluster::{self, Cluster, ClusterError, classify};
 
 /// The Service the operator creates for every Prometheus' pods.
@@ -15,26 +16,21 @@ pub const GOVERNING_SERVICE: &str = "prometheus-operated";
 /// Its port, named after the container port `web` (9090).
 pub const WEB_PORT: &str = "web";
 
-/// Which Prometheus object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
-    /// The only one in the cluster.
-    Auto,
-    Named {
-        namespace: String,
-        name: String,
-    },
-}
-
 /// The endpoint of the chosen Prometheus and its `namespace/name`. No Prometheus, or several
-/// with `auto`, is [`PrometheusError::Choice`] naming what there is.
+/// with `auto`, is [`PrometheusError::Choice`] naming what there is; so is `none` (refused before
+/// any I/O by `verify`'s settings).
 pub async fn endpoint(
     cluster: &Cluster,
-    choice: &Choice,
+    choice: &PrometheusChoice,
 ) -> Result<(Endpoint, String), PrometheusError> {
     let (namespace, name) = match choice {
-        Choice::Named { namespace, name } => (namespace.clone(), name.clone()),
-        Choice::Auto => {
+        PrometheusChoice::None => {
+            return Err(PrometheusError::Choice(
+                "--prometheus none: no Prometheus to verify through".to_string(),
+            ));
+        }
+        PrometheusChoice::Named { namespace, name } => (namespace.clone(), name.clone()),
+        PrometheusChoice::Auto => {
             let found = cluster::prometheus::list(cluster).await?;
             let instances = found.map(|f| f.instances).unwrap_or_default();
             match instances.as_slice() {
