@@ -52,6 +52,36 @@ impl std::fmt::Display for PrometheusChoice {
     }
 }
 
+/// How the operator serves one Prometheus' web endpoint (prometheus-operator:
+/// Documentation/api-reference/api.md, PrometheusSpec `routePrefix`, `web.tlsConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Web {
+    /// `spec.web.tlsConfig` is set: the pods serve https.
+    pub https: bool,
+    /// `spec.routePrefix` (Prometheus' `--web.route-prefix`, default `/`) as an absolute path
+    /// without a trailing slash (`""` for `/`); anything that is not a plain path is ignored.
+    pub route_prefix: String,
+}
+
+impl Web {
+    pub fn of(spec: &Value) -> Web {
+        let prefix = spec["routePrefix"].as_str().unwrap_or("/").trim();
+        let plain = prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+        Web {
+            https: !spec["web"]["tlsConfig"].is_null(),
+            route_prefix: if !plain || prefix.contains("..") {
+                String::new()
+            } else {
+                format!("/{}", prefix.trim_matches('/'))
+                    .trim_end_matches('/')
+                    .to_string()
+            },
+        }
+    }
+}
+
 /// One `Prometheus` object, reduced to what decides whether it scrapes us.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Instance {
@@ -66,6 +96,8 @@ pub struct Instance {
     /// Both selectors in kubectl's notation, for reports.
     pub selects_service_monitors: String,
     pub in_namespaces: String,
+    #[serde(skip)]
+    pub web: Web,
 }
 
 impl Instance {
@@ -96,6 +128,7 @@ impl Instance {
             name: object.metadata.name.clone().unwrap_or_default(),
             service_monitor_selector,
             namespace_selector,
+            web: Web::of(&spec),
         })
     }
 }
@@ -115,11 +148,7 @@ pub async fn list(cluster: &Cluster) -> Result<Option<Found>, ClusterError> {
     if !super::resources::serves(cluster, API_VERSION, PLURAL).await? {
         return Ok(None);
     }
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus"),
-        PLURAL,
-    );
-    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
+    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource());
     let list = api
         .list(&ListParams::default().limit(MAX_INSTANCES))
         .await
@@ -146,6 +175,28 @@ pub async fn list(cluster: &Cluster) -> Result<Option<Found>, ClusterError> {
         .instances
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(Some(found))
+}
+
+/// How the operator serves Prometheus `namespace/name`; `None` when there is no such object.
+pub async fn web(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Web>, ClusterError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), namespace, &resource());
+    let object = api
+        .get_opt(name)
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    Ok(object.map(|o| Web::of(o.data.get("spec").unwrap_or(&Value::Null))))
+}
+
+fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus"),
+        PLURAL,
+    )
 }
 
 /// Our namespace as the integration sees it.
@@ -492,7 +543,20 @@ mod tests {
             in_namespaces: selector::describe(nss.as_ref()),
             service_monitor_selector: sm,
             namespace_selector: nss,
+            web: Web::default(),
         }
+    }
+
+    #[test]
+    fn the_route_prefix_is_a_plain_path_or_nothing() {
+        let of = |v: Value| Web::of(&serde_json::json!({ "routePrefix": v })).route_prefix;
+        assert_eq!(Web::of(&Value::Null), Web::default());
+        assert_eq!(of("/".into()), "");
+        assert_eq!(of("/prometheus/".into()), "/prometheus");
+        assert_eq!(of("prometheus".into()), "/prometheus");
+        assert_eq!(of("/a?b#c".into()), "");
+        assert_eq!(of("/../x".into()), "");
+        assert!(Web::of(&serde_json::json!({ "web": { "tlsConfig": {} } })).https);
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -611,30 +611,12 @@ async fn through_prometheus(
     daemonset: &str,
     outcome: &mut Outcome,
 ) {
-    use crate::cluster::prometheus::PrometheusChoice;
-    use crate::verify::prometheus::{self, PrometheusOptions};
-    let Some((ns, name)) = outcome
-        .prometheus
-        .chosen
-        .as_deref()
-        .filter(|_| outcome.prometheus.selected)
-        .and_then(|id| id.split_once('/'))
-    else {
+    use crate::verify::prometheus::{self, PrometheusOptions, operator};
+    let Some(scraper) = &outcome.prometheus.scraper else {
         return;
     };
-    let choice = PrometheusChoice::Named {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-    };
-    let id = format!("{ns}/{name}");
-    let later = format!("check later with `cadvisor-setup verify --prometheus {id}`");
-    let endpoint = match prometheus::operator::endpoint(cluster, &choice).await {
-        Ok((endpoint, _)) => endpoint,
-        Err(e) => {
-            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"));
-            return;
-        }
-    };
+    let id = scraper.id();
+    let endpoint = operator::service_proxy(scraper.namespace.clone(), &scraper.web);
     let opts = PrometheusOptions {
         give_up_when_unreadable: true,
         ..PrometheusOptions::new(endpoint, namespace, daemonset, args.timeout)
@@ -646,7 +628,9 @@ async fn through_prometheus(
     match checked {
         Ok(v) => outcome.prometheus_verification = Some(v),
         Err(e) => {
-            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"))
+            outcome.prometheus_note = Some(format!(
+                "could not ask Prometheus {id}: {e}; check later with `cadvisor-setup verify --prometheus {id}`"
+            ))
         }
     }
 }

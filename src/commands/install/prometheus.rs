@@ -29,6 +29,9 @@ pub struct PrometheusOutcome {
     pub network_policy: bool,
     /// Why there is no integration, or why the chosen one cannot select us.
     pub note: Option<String>,
+    /// The chosen one, when it selects us: install asks it afterwards.
+    #[serde(skip)]
+    pub scraper: Option<Instance>,
 }
 
 /// Chooses, labels and plans; sets `opts` accordingly. An explicit `--prometheus NS/NAME` that
@@ -72,6 +75,7 @@ pub async fn step(
                 // A chosen Prometheus needs our ServiceMonitor (the operator's CRDs are there).
                 opts.service_monitor = true;
                 outcome.selected = true;
+                outcome.scraper = Some(instance.clone());
                 outcome.service_monitor_labels = target.service_monitor_labels.clone();
                 outcome.namespace_labels = target.namespace_labels.clone();
                 let added = |labels: &std::collections::BTreeMap<String, String>, what: &str| {
