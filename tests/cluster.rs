@@ -3525,9 +3525,19 @@ mod prometheus_integration {
         let Some(w) = operator_world(all_namespaces(json!({}))) else {
             return;
         };
+        w.cluster.clear_requests();
         let report = install_ok(&w, &[]);
         assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
         assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
+        // The operator's API is discovered once, for the ServiceMonitor and the Prometheus alike.
+        let gets = |path: &str| {
+            let requests = w.cluster.requests();
+            requests
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == path)
+                .count()
+        };
+        assert_eq!(gets("/apis/monitoring.coreos.com/v1"), 1);
         let sm = service_monitor(&w).expect("ServiceMonitor applied");
         let labels = sm["metadata"]["labels"].as_object().expect("labels");
         assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");

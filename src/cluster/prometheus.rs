@@ -145,7 +145,19 @@ pub struct Found {
 
 /// The Prometheus objects of every namespace; `None` when the operator's API is not served.
 pub async fn list(cluster: &Cluster) -> Result<Option<Found>, ClusterError> {
-    if !super::resources::serves(cluster, API_VERSION, PLURAL).await? {
+    list_among(
+        cluster,
+        &super::resources::served(cluster, API_VERSION).await?,
+    )
+    .await
+}
+
+/// [`list`] when what [`API_VERSION`] serves is known (`served`, from `resources::served`).
+pub async fn list_among(
+    cluster: &Cluster,
+    served: &[String],
+) -> Result<Option<Found>, ClusterError> {
+    if !served.iter().any(|r| r == PLURAL) {
         return Ok(None);
     }
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource());

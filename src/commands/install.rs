@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::error::Failure;
-use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, PrometheusChoice, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
@@ -97,14 +97,18 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         None => super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?,
     };
     let mut opts = resolved.plan.clone();
+    // The Prometheus operator's API, asked once: for a ServiceMonitor on "auto" (only when its
+    // CRD is served) and for the Prometheus step (its Prometheus objects).
+    let monitoring = match resolved.service_monitor {
+        ServiceMonitorMode::Never => Vec::new(),
+        ServiceMonitorMode::Always if args.prometheus == PrometheusChoice::None => Vec::new(),
+        _ => {
+            crate::cluster::resources::served(&cluster, crate::cluster::prometheus::API_VERSION)
+                .await?
+        }
+    };
     if resolved.service_monitor == ServiceMonitorMode::Auto {
-        // "auto": a ServiceMonitor only when the Prometheus operator's CRD is served.
-        opts.service_monitor = crate::cluster::resources::serves(
-            &cluster,
-            "monitoring.coreos.com/v1",
-            "servicemonitors",
-        )
-        .await?;
+        opts.service_monitor = monitoring.iter().any(|r| r == "servicemonitors");
     }
     if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
         // "auto": the dashboard only when Grafana's dashboard sidecar is in use.
@@ -118,7 +122,8 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         };
     }
-    let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
+    let prometheus =
+        prometheus::step(ctx, &cluster, &args, &mut opts, conversation, &monitoring).await?;
     // Every node through the API server (this host leading for its own node): one DaemonSet
     // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
     let layout = if resolved.containerd_socket.is_none() {

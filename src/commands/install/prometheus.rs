@@ -34,7 +34,8 @@ pub struct PrometheusOutcome {
     pub scraper: Option<Instance>,
 }
 
-/// Chooses, labels and plans; sets `opts` accordingly. An explicit `--prometheus NS/NAME` that
+/// Chooses, labels and plans; sets `opts` accordingly. `monitoring`: what the operator's API
+/// version serves (`resources::served`). An explicit `--prometheus NS/NAME` that
 /// is absent or cannot select us, or several with no terminal to ask, is exit 3 with nothing
 /// applied; with `auto`, a single Prometheus that cannot select us is a warning.
 pub async fn step(
@@ -43,6 +44,7 @@ pub async fn step(
     args: &InstallSettings,
     opts: &mut PlanOptions,
     conversation: bool,
+    monitoring: &[String],
 ) -> super::super::Result<PrometheusOutcome> {
     let mut outcome = PrometheusOutcome::default();
     let wants_service_monitor =
@@ -50,7 +52,7 @@ pub async fn step(
     let found = if args.prometheus == PrometheusChoice::None || !wants_service_monitor {
         None
     } else {
-        prometheus::list(cluster).await?
+        prometheus::list_among(cluster, monitoring).await?
     };
     if let Some(found) = &found {
         outcome.found = found.instances.iter().map(Instance::id).collect();
