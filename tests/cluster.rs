@@ -3529,7 +3529,9 @@ mod prometheus_integration {
         let report = install_ok(&w, &[]);
         assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
         assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
-        // The operator's API is discovered once, for the ServiceMonitor and the Prometheus alike.
+        // The operator's API is discovered once, for the ServiceMonitor and the Prometheus alike;
+        // the nodes are listed for this host's configz (before detection) and once more for the
+        // node groups and the NetworkPolicy alike.
         let gets = |path: &str| {
             let requests = w.cluster.requests();
             requests
@@ -3538,6 +3540,7 @@ mod prometheus_integration {
                 .count()
         };
         assert_eq!(gets("/apis/monitoring.coreos.com/v1"), 1);
+        assert_eq!(gets("/api/v1/nodes"), 2);
         let sm = service_monitor(&w).expect("ServiceMonitor applied");
         let labels = sm["metadata"]["labels"].as_object().expect("labels");
         assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");

@@ -498,49 +498,52 @@ pub async fn pod_labels(cluster: &Cluster, instance: &Instance) -> Result<Labels
     }))
 }
 
-/// Addresses the nodes send from, as `/32` or `/128` CIDRs: every InternalIP, and Calico's tunnel
-/// addresses, which traffic from a node to another node's pods carries when Calico encapsulates it
-/// (docs.tigera.io: "Configure IP-in-IP / VXLAN encapsulation"; Calico annotates the Node with
-/// `projectcalico.org/IPv4VXLANTunnelAddr`, `IPv4IPIPTunnelAddr`, `IPv4WireguardInterfaceAddr`).
+/// Addresses the nodes send from, as `/32` or `/128` CIDRs: [`source_cidrs`] of every node.
 pub async fn node_cidrs(cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
     let nodes = api
         .list(&ListParams::default())
         .await
         .map_err(|e| classify(&cluster.server, e))?;
-    let mut cidrs = std::collections::BTreeSet::new();
-    for node in &nodes.items {
-        let internal = node
-            .status
-            .iter()
-            .flat_map(|s| s.addresses.iter().flatten())
-            .filter(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone());
-        let tunnels = node
-            .metadata
-            .annotations
-            .iter()
-            .flatten()
-            .filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "projectcalico.org/IPv4VXLANTunnelAddr"
-                        | "projectcalico.org/IPv4IPIPTunnelAddr"
-                        | "projectcalico.org/IPv4WireguardInterfaceAddr"
-                        | "projectcalico.org/IPv6VXLANTunnelAddr"
-                )
-            })
-            .map(|(_, v)| v.clone());
-        for address in internal.chain(tunnels) {
-            if let Ok(ip) = address.trim().parse::<std::net::IpAddr>() {
-                cidrs.insert(match ip {
-                    std::net::IpAddr::V4(v4) => format!("{v4}/32"),
-                    std::net::IpAddr::V6(v6) => format!("{v6}/128"),
-                });
-            }
-        }
-    }
+    let cidrs: std::collections::BTreeSet<String> =
+        nodes.items.iter().flat_map(source_cidrs).collect();
     Ok(cidrs.into_iter().collect())
+}
+
+/// Addresses `node` sends from, as `/32` or `/128` CIDRs: every InternalIP, and Calico's tunnel
+/// addresses, which traffic from a node to another node's pods carries when Calico encapsulates it
+/// (docs.tigera.io: "Configure IP-in-IP / VXLAN encapsulation"; Calico annotates the Node with
+/// `projectcalico.org/IPv4VXLANTunnelAddr`, `IPv4IPIPTunnelAddr`, `IPv4WireguardInterfaceAddr`).
+pub fn source_cidrs(node: &Node) -> Vec<String> {
+    let internal = node
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone());
+    let tunnels = node
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "projectcalico.org/IPv4VXLANTunnelAddr"
+                    | "projectcalico.org/IPv4IPIPTunnelAddr"
+                    | "projectcalico.org/IPv4WireguardInterfaceAddr"
+                    | "projectcalico.org/IPv6VXLANTunnelAddr"
+            )
+        })
+        .map(|(_, v)| v.clone());
+    internal
+        .chain(tunnels)
+        .filter_map(|address| match address.trim().parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => Some(format!("{v4}/32")),
+            Ok(std::net::IpAddr::V6(v6)) => Some(format!("{v6}/128")),
+            Err(_) => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -122,8 +122,6 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         };
     }
-    let prometheus =
-        prometheus::step(ctx, &cluster, &args, &mut opts, conversation, &monitoring).await?;
     // Every node through the API server (this host leading for its own node): one DaemonSet
     // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
     let layout = if resolved.containerd_socket.is_none() {
@@ -132,6 +130,17 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     } else {
         None
     };
+    let nodes = layout.as_ref().map(|l| l.nodes.as_slice());
+    let prometheus = prometheus::step(
+        ctx,
+        &cluster,
+        &args,
+        &mut opts,
+        conversation,
+        &monitoring,
+        nodes,
+    )
+    .await?;
     let plans = super::groups::plans(layout.as_ref(), &facts, &opts)?;
     let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {

@@ -8,6 +8,7 @@ use super::super::Context;
 use super::super::error::Failure;
 use crate::cli::{NetworkPolicyMode, PrometheusChoice};
 use crate::cluster::Cluster;
+use crate::cluster::nodes::ClusterNode;
 use crate::cluster::prometheus::{self, Instance};
 use crate::error::ExitCode;
 use crate::plan::{NetworkPolicyPlan, PlanOptions, PodPeer};
@@ -35,7 +36,8 @@ pub struct PrometheusOutcome {
 }
 
 /// Chooses, labels and plans; sets `opts` accordingly. `monitoring`: what the operator's API
-/// version serves (`resources::served`). An explicit `--prometheus NS/NAME` that
+/// version serves (`resources::served`); `nodes`: the cluster's nodes when already read (listed
+/// here otherwise, for a NetworkPolicy). An explicit `--prometheus NS/NAME` that
 /// is absent or cannot select us, or several with no terminal to ask, is exit 3 with nothing
 /// applied; with `auto`, a single Prometheus that cannot select us is a warning.
 pub async fn step(
@@ -45,6 +47,7 @@ pub async fn step(
     opts: &mut PlanOptions,
     conversation: bool,
     monitoring: &[String],
+    nodes: Option<&[ClusterNode]>,
 ) -> super::super::Result<PrometheusOutcome> {
     let mut outcome = PrometheusOutcome::default();
     let wants_service_monitor =
@@ -141,7 +144,14 @@ pub async fn step(
         }
         opts.network_policy = Some(NetworkPolicyPlan {
             prometheus: peer,
-            node_cidrs: prometheus::node_cidrs(cluster).await?,
+            node_cidrs: match nodes {
+                Some(nodes) => {
+                    let cidrs: std::collections::BTreeSet<&String> =
+                        nodes.iter().flat_map(|n| &n.source_cidrs).collect();
+                    cidrs.into_iter().cloned().collect()
+                }
+                None => prometheus::node_cidrs(cluster).await?,
+            },
         });
         outcome.network_policy = true;
     }
