@@ -438,43 +438,23 @@ pub async fn install(
     };
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
-    // What no group needs any more: our group DaemonSets the plan does not name.
     let namespace = manifests
         .documents
         .iter()
         .find(|m| m.kind == "DaemonSet")
         .and_then(|m| m.namespace.clone())
         .unwrap_or_else(|| "default".to_string());
-    let keep: Vec<String> = manifests
-        .documents
-        .iter()
-        .filter(|m| m.kind == "DaemonSet")
-        .map(|m| m.name.clone())
-        .collect();
     let planned: Vec<(String, String)> = manifests
         .documents
         .iter()
         .map(|m| (m.kind.clone(), m.name.clone()))
         .collect();
     let prefix = format!("{}-", crate::plan::NAME);
+    // Group DaemonSets no group needs any more (only with the nodes known), and a NetworkPolicy,
+    // ServiceMonitor or dashboard this run's plan no longer has.
     let prune = |dry_run| {
-        let (keep, prefix, namespace, planned) = (&keep, &prefix, &namespace, &planned);
-        async move {
-            let mut pruned = if groups.prune {
-                crate::cluster::uninstall::prune_daemonsets(
-                    cluster, namespace, prefix, keep, dry_run,
-                )
-                .await?
-            } else {
-                Vec::new()
-            };
-            // A NetworkPolicy, ServiceMonitor or dashboard this run's plan no longer has.
-            pruned.extend(
-                crate::cluster::uninstall::prune_optional(cluster, namespace, planned, dry_run)
-                    .await?,
-            );
-            Ok(pruned)
-        }
+        let prefix = groups.prune.then_some(prefix.as_str());
+        crate::cluster::uninstall::prune(cluster, &namespace, &planned, prefix, dry_run)
     };
     if args.dry_run {
         let would = prune(true).await?;
