@@ -65,8 +65,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
         )
         .await?;
         for warning in &layout.warnings {
-            ctx.ui
-                .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+            ctx.ui.warning(warning);
         }
         let prometheus =
             crate::cluster::prometheus::candidates(&cluster, crate::plan::DEFAULT_NAMESPACE)
@@ -442,7 +441,7 @@ fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
         }
     }
     for w in &facts.warnings {
-        ui.note(format!("{} {w}", ui.warn("warning:")));
+        ui.warning(w);
     }
 }
 

@@ -139,9 +139,8 @@ pub async fn read_for_install(
         )
         .into());
     }
-    ctx.ui.note(format!(
-        "{} cannot read the cluster's nodes ({reason}); planning for this host alone",
-        ctx.ui.warn("warning:")
+    ctx.ui.warning(format!(
+        "cannot read the cluster's nodes ({reason}); planning for this host alone"
     ));
     Ok(None)
 }

@@ -85,8 +85,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     let socket = resolved.containerd_socket.clone();
     let mut facts = probe(ctx, files.clone(), socket, configz.clone()).await?;
     for warning in &facts.warnings {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
     if conversation {
         facts = ask(ctx, &mut resolved, facts, &files, configz).await?;
@@ -153,8 +152,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     warnings.extend(plans.iter().flat_map(|p| &p.warnings));
     let mut seen = std::collections::HashSet::new();
     for warning in warnings.into_iter().filter(|w| seen.insert(*w)) {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
     if conversation {
         show_plan(ctx, plan, &manifests);

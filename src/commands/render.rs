@@ -76,8 +76,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(*w));
     for warning in &warnings {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
 
     let written = match &args.out_dir {

@@ -60,8 +60,7 @@ pub async fn step(
     if let Some(found) = &found {
         outcome.found = found.instances.iter().map(Instance::id).collect();
         for unreadable in &found.unreadable {
-            ctx.ui
-                .note(format!("{} {unreadable}", ctx.ui.warn("warning:")));
+            ctx.ui.warning(unreadable);
         }
     }
     let chosen = choose(
@@ -110,8 +109,7 @@ pub async fn step(
                 opts.namespace_labels = target.namespace_labels;
             }
             Err(unreachable) if args.prometheus == PrometheusChoice::Auto => {
-                ctx.ui
-                    .note(format!("{} {unreachable}", ctx.ui.warn("warning:")));
+                ctx.ui.warning(&unreachable);
                 outcome.note = Some(unreachable.to_string());
             }
             Err(unreachable) => {
@@ -137,10 +135,9 @@ pub async fn step(
     };
     if wanted {
         if peer.is_none() {
-            ctx.ui.note(format!(
-                "{} --network-policy always without a Prometheus: only the nodes may reach cAdvisor's port",
-                ctx.ui.warn("warning:")
-            ));
+            ctx.ui.warning(
+                "--network-policy always without a Prometheus: only the nodes may reach cAdvisor's port",
+            );
         }
         opts.network_policy = Some(NetworkPolicyPlan {
             prometheus: peer,
