@@ -24,9 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    DetectArgs, DistroPreset, InstallArgs, NetworkPolicyMode, PrometheusChoice, RenderArgs,
-    ServiceMonitorMode, StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel,
-    parse_prometheus_choice,
+    DetectArgs, InstallArgs, NetworkPolicyMode, PrometheusChoice, RenderArgs, ServiceMonitorMode,
+    StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel, parse_prometheus_choice,
 };
 use crate::input::ReadError;
 use crate::options::{Answers, FlagSources, OptionsError, Resolved, ValueSource};
@@ -324,7 +323,7 @@ fn resolved(
 
 pub struct RenderSettings {
     pub resolved: Resolved,
-    pub distro: Option<DistroPreset>,
+    pub distro: Option<crate::host::DistroKind>,
     /// `--cluster`: from the live cluster's node facts.
     pub cluster: bool,
     /// `--cluster`: nodes whose configz is read at once.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::ResultExt as _;
-use crate::cli::{DistroPreset, GrafanaDashboardMode, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -193,11 +193,11 @@ impl Human for Rendered {
 /// cluster).
 pub async fn facts_for_render(
     ctx: &Context,
-    distro: Option<DistroPreset>,
+    distro: Option<DistroKind>,
     resolved: &Resolved,
 ) -> super::Result<HostFacts> {
     if let Some(distro) = distro {
-        return Ok(plan::preset(distro_kind(distro)));
+        return Ok(plan::preset(distro));
     }
     let opts = DetectOptions {
         containerd_socket: resolved.containerd_socket.clone(),
@@ -217,17 +217,6 @@ pub async fn facts_for_render(
             .map_or_else(|| "(none)".to_string(), |s| s.display().to_string())
     ));
     Ok(facts)
-}
-
-pub fn distro_kind(preset: DistroPreset) -> DistroKind {
-    match preset {
-        DistroPreset::Microk8s => DistroKind::Microk8s,
-        DistroPreset::K3s => DistroKind::K3s,
-        DistroPreset::Rke2 => DistroKind::Rke2,
-        DistroPreset::K0s => DistroKind::K0s,
-        DistroPreset::K8sSnap => DistroKind::K8sSnap,
-        DistroPreset::Kubeadm => DistroKind::Kubeadm,
-    }
 }
 
 #[cfg(test)]
