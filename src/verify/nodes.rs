@@ -264,12 +264,7 @@ async fn check_until(
     attempt: u32,
     deadline: tokio::time::Instant,
 ) -> Result<NodeResult, ClusterError> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default();
+    let (node, name) = node_and_name(&pod);
     match tokio::time::timeout_at(deadline, check_node(cluster, namespace, pod, attempt)).await {
         Ok(checked) => checked,
         Err(_) => Ok(before.unwrap_or_else(|| {
@@ -280,6 +275,15 @@ async fn check_until(
             cut
         })),
     }
+}
+
+/// The pod's node and its own name.
+fn node_and_name(pod: &Pod) -> (String, String) {
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    (
+        node.unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// The cluster cannot be used at all (no retry helps): unreachable, unauthenticated, forbidden.
@@ -299,12 +303,7 @@ async fn check_node(
     pod: Pod,
     attempt: u32,
 ) -> Result<NodeResult, ClusterError> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .unwrap_or_default();
+    let (node, name) = node_and_name(&pod);
     let mut result = NodeResult::unchecked(node.clone(), name.clone(), attempt);
     let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
     if node.is_empty() || phase.as_deref() != Some("Running") {
