@@ -519,16 +519,13 @@ pub async fn install(
     });
     let waited = futures::future::join_all(waits).await;
     spinner.finish_and_clear();
-    let mut rolled: Vec<Rollout> = Vec::new();
-    for w in waited {
-        match w {
-            Ok(r) => rolled.push(r),
-            Err(e) => {
-                outcome.error = Some(e);
-                return Ok(finish(ctx, outcome));
-            }
+    let rolled: Vec<Rollout> = match waited.into_iter().collect() {
+        Ok(rolled) => rolled,
+        Err(e) => {
+            outcome.error = Some(e);
+            return Ok(finish(ctx, outcome));
         }
-    }
+    };
     if !ctx.ui.json() {
         for r in &rolled {
             ctx.ui.note(format!(
