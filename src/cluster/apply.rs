@@ -137,10 +137,9 @@ pub async fn apply(
     for manifest in &ordered {
         let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
         let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-        let live = api
-            .get_opt(&manifest.name)
-            .await
-            .map_err(|e| classify(&cluster.server, e))?
+        let live = cluster
+            .ask(api.get_opt(&manifest.name))
+            .await?
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
         let decision = decide(manifest, live.as_ref(), opts.force);
         if decision == Decision::Refuse {

@@ -161,10 +161,9 @@ pub async fn list_among(
         return Ok(None);
     }
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource());
-    let list = api
-        .list(&ListParams::default().limit(MAX_INSTANCES))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let list = cluster
+        .ask(api.list(&ListParams::default().limit(MAX_INSTANCES)))
+        .await?;
     let mut found = Found {
         truncated: list
             .metadata
@@ -197,10 +196,7 @@ pub async fn web(
 ) -> Result<Option<Web>, ClusterError> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(cluster.client.clone(), namespace, &resource());
-    let object = api
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let object = cluster.ask(api.get_opt(name)).await?;
     Ok(object.map(|o| Web::of(o.data.get("spec").unwrap_or(&Value::Null))))
 }
 
@@ -226,10 +222,7 @@ pub async fn namespace_state(
     name: &str,
 ) -> Result<NamespaceState, ClusterError> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let live = api
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let live = cluster.ask(api.get_opt(name)).await?;
     let with_name = |mut labels: Labels| {
         labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
         labels
@@ -501,10 +494,7 @@ pub async fn pod_labels(cluster: &Cluster, instance: &Instance) -> Result<Labels
 /// Addresses the nodes send from, as `/32` or `/128` CIDRs: [`source_cidrs`] of every node.
 pub async fn node_cidrs(cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let nodes = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let nodes = cluster.ask(api.list(&ListParams::default())).await?;
     let cidrs: std::collections::BTreeSet<String> =
         nodes.items.iter().flat_map(source_cidrs).collect();
     Ok(cidrs.into_iter().collect())

@@ -58,9 +58,9 @@ pub async fn resolve(
     {
         return Ok(ApiResource::from_gvk_with_plural(&gvk, plural));
     }
-    let (resource, _caps) = oneshot::pinned_kind(&cluster.client, &gvk)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let (resource, _caps) = cluster
+        .ask(oneshot::pinned_kind(&cluster.client, &gvk))
+        .await?;
     Ok(resource)
 }
 

@@ -304,10 +304,9 @@ pub async fn daemonset_pods(
     name: &str,
 ) -> Result<Vec<Pod>, ClusterError> {
     let dss: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let ds = dss
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?
+    let ds = cluster
+        .ask(dss.get_opt(name))
+        .await?
         .ok_or_else(|| ClusterError::NotFound {
             object: format!("DaemonSet {namespace}/{name}"),
             hint: "is cAdvisor installed? pass --namespace/--daemonset for an install made by hand"
@@ -315,10 +314,9 @@ pub async fn daemonset_pods(
         })?;
     let selector = selector_of(&ds);
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let list = cluster
+        .ask(pods.list(&ListParams::default().labels(&selector)))
+        .await?;
     // `cadvisor`'s selector also matches the pods of the other node groups' DaemonSets (its
     // selector is immutable, theirs add a label); the controller reference tells whose a pod
     // is, as the DaemonSet controller itself decides (kubernetes/kubernetes:

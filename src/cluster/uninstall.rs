@@ -392,10 +392,9 @@ async fn foreign_contents(
     namespace: &str,
     ours: &[(String, String)],
 ) -> Result<Vec<String>, ClusterError> {
-    let discovery = Discovery::new(cluster.client.clone())
-        .run()
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let discovery = cluster
+        .ask(Discovery::new(cluster.client.clone()).run())
+        .await?;
     let mut out = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {
