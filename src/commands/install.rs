@@ -50,11 +50,10 @@ pub use prometheus::PrometheusOutcome;
 
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
-        return Err(Failure::new(
+        return Failure::err(
             ExitCode::Usage,
             "install changes the cluster and no terminal is attached to confirm: pass --yes (or --dry-run to see what would change); nothing was changed",
-        )
-        .into());
+        );
     }
     // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
     // nothing, so it needs none.
@@ -143,10 +142,10 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     let plans = super::groups::plans(layout.as_ref(), &facts, &opts)?;
     let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
-        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+        return Failure::err(ExitCode::Unexpected, "rendering produced no objects");
     };
     if manifests.documents.is_empty() {
-        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+        return Failure::err(ExitCode::Unexpected, "rendering produced no objects");
     }
     let mut warnings: Vec<&String> = layout.iter().flat_map(|l| &l.warnings).collect();
     warnings.extend(plans.iter().flat_map(|p| &p.warnings));
@@ -262,11 +261,10 @@ async fn ask(
     if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
         let Some(socket) = prompts::select_socket(&ctx.ui, &facts.runtime.candidates)? else {
             // Declined at the prompt: no consent, exit 2 like Cancel.
-            return Err(Failure::new(
+            return Failure::err(
                 ExitCode::Usage,
                 "no containerd socket was chosen; nothing was applied\n  pass --containerd-socket PATH (the socket the kubelet uses, e.g. /var/snap/microk8s/common/run/containerd.sock)",
-            )
-            .into());
+            );
         };
         resolved.containerd_socket = Some(socket.clone());
         resolved

@@ -66,7 +66,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     let plans = super::groups::plans(layout.as_ref(), &facts, opts)?;
     let manifests = render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
-        return Err(super::error::Failure::new(ExitCode::Unexpected, "no plan was made").into());
+        return super::error::Failure::err(ExitCode::Unexpected, "no plan was made");
     };
     let mut warnings: Vec<&String> = facts.warnings.iter().collect();
     if let Some(l) = &layout {

@@ -113,11 +113,10 @@ pub async fn step(
                 outcome.note = Some(unreachable.to_string());
             }
             Err(unreachable) => {
-                return Err(Failure::new(
+                return Failure::err(
                     ExitCode::Detection,
                     format!("{unreachable}\n  nothing was applied"),
-                )
-                .into());
+                );
             }
         }
     }
@@ -172,21 +171,19 @@ fn choose(
                 .find(|i| &i.namespace == namespace && &i.name == name);
             match (found, hit) {
                 (_, Some(i)) => Ok(Some(i.clone())),
-                (None, None) => Err(Failure::new(
+                (None, None) => Failure::err(
                     ExitCode::Detection,
                     format!(
                         "--prometheus {namespace}/{name}: the cluster does not serve the Prometheus Operator's API (monitoring.coreos.com/v1 prometheuses); nothing was applied\n  install the operator, or pass --prometheus none"
                     ),
-                )
-                .into()),
-                (Some(_), None) => Err(Failure::new(
+                ),
+                (Some(_), None) => Failure::err(
                     ExitCode::Detection,
                     format!(
                         "--prometheus {namespace}/{name}: no such Prometheus (found: {}); nothing was applied",
                         list_or_none(instances)
                     ),
-                )
-                .into()),
+                ),
             }
         }
         PrometheusChoice::Auto => match instances {
@@ -203,14 +200,13 @@ fn choose(
                 Ok(crate::ui::prompts::select_prometheus(&ctx.ui, &ids)?
                     .map(|i| several[i].clone()))
             }
-            several => Err(Failure::new(
+            several => Failure::err(
                 ExitCode::Detection,
                 format!(
                     "several Prometheus instances: {}; nothing was applied\n  choose one with --prometheus NAMESPACE/NAME, or --prometheus none",
                     list_or_none(several)
                 ),
-            )
-            .into()),
+            ),
         },
     }
 }
