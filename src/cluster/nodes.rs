@@ -5,6 +5,7 @@
 //! layout table host detection uses (`host::layout`), and says so: every fact names its source.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 pub const KUBEADM_CRI_SOCKET: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
 /// How long one node's configz may take before the node falls back to its defaults.
 const CONFIGZ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading every node's configz may take in all: with hundreds of silent kubelets the
+/// command goes on with their defaults after this, not after nodes / parallel × 10 s.
+const CONFIGZ_BUDGET: Duration = Duration::from_secs(30);
 
 /// One node's facts, each with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,8 +84,9 @@ impl ClusterNode {
     }
 }
 
-/// Lists every node and reads their configz, at most `parallel` at once. Fails only when the
-/// nodes cannot be listed; a configz that cannot be read is part of that node's facts.
+/// Lists every node and reads their configz, at most `parallel` at once and all within
+/// [`CONFIGZ_BUDGET`]. Fails only when the nodes cannot be listed; a configz that cannot be read
+/// is part of that node's facts.
 pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
     let list = api
@@ -90,28 +95,71 @@ pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode
         .map_err(|e| explain(&cluster.server, e))?;
     let mut nodes: Vec<Node> = list.items;
     nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let read = futures::stream::iter(nodes)
-        .map(|node| async move {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let configz =
-                match tokio::time::timeout(CONFIGZ_TIMEOUT, proxy_get(cluster, &name, "configz"))
-                    .await
-                {
-                    Ok(answer) => answer.and_then(|text| parse_configz(&text)),
-                    Err(_) => Err(ClusterError::Timeout {
-                        seconds: CONFIGZ_TIMEOUT.as_secs(),
-                        doing: format!("reading node {name}'s configz"),
-                    }),
-                };
-            // The reason only: the hints under a cluster error's first line are for a whole
-            // command, not for one node's row.
-            of(
-                &node,
-                configz.map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string()),
-            )
+    let names = nodes
+        .iter()
+        .map(|n| n.metadata.name.clone().unwrap_or_default())
+        .collect();
+    let configz = read_configz(
+        names,
+        parallel,
+        CONFIGZ_TIMEOUT,
+        CONFIGZ_BUDGET,
+        |name| async move {
+            proxy_get(cluster, &name, "configz")
+                .await
+                .and_then(|text| parse_configz(&text))
+                // The reason only: the hints under a cluster error's first line are for a whole
+                // command, not for one node's row.
+                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+        },
+    )
+    .await;
+    Ok(nodes
+        .iter()
+        .zip(configz)
+        .map(|(node, c)| of(node, c))
+        .collect())
+}
+
+/// Reads each named node's configz with `read`, at most `parallel` at once, each within
+/// `per_node` and all within `budget`: a node not answered in time, or not yet asked when the
+/// budget runs out, gets the reason instead (and falls back to its distribution's defaults).
+/// Results are in the order of `names`.
+async fn read_configz<F, Fut>(
+    names: Vec<String>,
+    parallel: usize,
+    per_node: Duration,
+    budget: Duration,
+    read: F,
+) -> Vec<Result<ConfigzHints, String>>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<ConfigzHints, String>>,
+{
+    let deadline = crate::deadline::deadline_after(budget);
+    let read = &read;
+    futures::stream::iter(names)
+        .map(|name| async move {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "not read: reading every node's configz took its {} s",
+                    budget.as_secs()
+                ));
+            }
+            let wait = per_node.min(left);
+            tokio::time::timeout(wait, read(name))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer in {} s (the kubelet or the API server's proxy is slow)",
+                        wait.as_secs_f64().ceil()
+                    ))
+                })
         })
-        .buffered(parallel.max(1));
-    Ok(read.collect().await)
+        .buffered(parallel.max(1))
+        .collect()
+        .await
 }
 
 /// One node's facts from its object and its configz (or why configz is missing). Pure.
@@ -359,6 +407,76 @@ pub fn lead_with_host(node: &mut ClusterNode, host: &HostFacts, warnings: &mut V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `read_configz` with a kubelet per name that answers after the given number of seconds
+    /// (`None`: never), on tokio's paused clock: time moves only when every task waits.
+    fn configz_after(
+        delays: &[Option<u64>],
+        parallel: usize,
+        per_node: u64,
+        budget: u64,
+    ) -> Vec<Result<ConfigzHints, String>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        let names = (0..delays.len()).map(|i| i.to_string()).collect();
+        runtime.block_on(read_configz(
+            names,
+            parallel,
+            Duration::from_secs(per_node),
+            Duration::from_secs(budget),
+            |name| async move {
+                let i: usize = name.parse().expect("index");
+                match delays[i] {
+                    Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                    None => std::future::pending::<()>().await,
+                }
+                Ok(ConfigzHints::default())
+            },
+        ))
+    }
+
+    #[test]
+    fn a_silent_kubelet_costs_its_own_timeout_and_the_others_are_read() {
+        let read = configz_after(&[Some(1), None, Some(2)], 2, 10, 30);
+        assert!(read[0].is_ok() && read[2].is_ok(), "{read:?}");
+        assert_eq!(
+            read[1].as_ref().unwrap_err(),
+            "no answer in 10 s (the kubelet or the API server's proxy is slow)"
+        );
+    }
+
+    #[test]
+    fn the_budget_bounds_reading_every_node_however_many_are_silent() {
+        // 100 silent kubelets, 2 at once, 10 s each: 500 s without a budget. With 30 s, the
+        // first six are asked (three waves of 10 s) and the rest are not asked at all.
+        let read = configz_after(&[None; 100], 2, 10, 30);
+        let silent = read
+            .iter()
+            .filter(|r| r.as_ref().is_err_and(|e| e.starts_with("no answer")))
+            .count();
+        let unasked = read
+            .iter()
+            .filter(|r| {
+                r.as_ref()
+                    .is_err_and(|e| e == "not read: reading every node's configz took its 30 s")
+            })
+            .count();
+        assert_eq!((silent, unasked), (6, 94), "{read:?}");
+    }
+
+    #[test]
+    fn a_node_asked_late_gets_only_what_is_left_of_the_budget() {
+        // Two waves of one: the first answers after 8 s, so the second may wait 4 s, not 10.
+        let read = configz_after(&[Some(8), None], 1, 10, 12);
+        assert!(read[0].is_ok());
+        assert_eq!(
+            read[1].as_ref().unwrap_err(),
+            "no answer in 4 s (the kubelet or the API server's proxy is slow)"
+        );
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
