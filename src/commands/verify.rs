@@ -80,9 +80,7 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
         all.push(verification);
     }
     let Some(verification) = Verification::merge(all) else {
-        return Err(
-            super::error::Failure::new(ExitCode::Unexpected, "nothing was verified").into(),
-        );
+        return super::error::Failure::err(ExitCode::Unexpected, "nothing was verified");
     };
     Ok(ctx.ui.report(&verified(verification)))
 }
