@@ -287,6 +287,12 @@ pub struct RenderArgs {
     #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
     pub parallel: Option<usize>,
 
+    /// With --cluster and several node groups: select each group's nodes by the label
+    /// cadvisor-setup/group=HASH (as `install --label-nodes` does) instead of their hostnames.
+    /// render labels no node: it prints the labels to set.
+    #[arg(long, env = "CADVISOR_SETUP_LABEL_NODES", value_parser = parse_switch)]
+    pub label_nodes: bool,
+
     /// Write one file per object plus a kustomization.yaml into DIR instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -329,6 +335,13 @@ pub struct InstallArgs {
     /// Apply and wait, but skip the metrics verification.
     #[arg(long, env = "CADVISOR_SETUP_NO_VERIFY")]
     pub no_verify: bool,
+
+    /// With several node groups: label each node with its group (cadvisor-setup/group=HASH,
+    /// server-side apply, only that label is ours) and select the nodes by that label instead of
+    /// their hostnames, so a node that joins later with the label needs no manifest change.
+    /// uninstall removes the label. Without it no node is ever labelled.
+    #[arg(long, env = "CADVISOR_SETUP_LABEL_NODES", value_parser = parse_switch)]
+    pub label_nodes: bool,
 
     /// Nodes verified at once, 1 to 256 [default: 16].
     #[arg(long, value_name = "N", value_parser = parse_parallel, env = "CADVISOR_SETUP_PARALLEL")]
@@ -454,6 +467,16 @@ pub struct UninstallArgs {
     /// How long to wait for the objects to be gone [default: 2m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "CADVISOR_SETUP_TIMEOUT")]
     pub timeout: Option<std::time::Duration>,
+}
+
+/// The value of a switch's environment variable (`CADVISOR_SETUP_LABEL_NODES=true`): true or
+/// false (also 1/0, yes/no, on/off); anything else is a usage error rather than silently true.
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err("expected true or false".to_string()),
+    }
 }
 
 /// The most nodes `--parallel` verifies at once.

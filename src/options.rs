@@ -96,6 +96,8 @@ pub struct Answers {
     pub parallel: Option<u64>,
     pub prometheus: Option<String>,
     pub network_policy: Option<crate::cli::NetworkPolicyMode>,
+    #[serde(alias = "label_nodes")]
+    pub label_nodes: Option<bool>,
 }
 
 /// `metrics: cpu,memory` or `metrics: [cpu, memory]`.

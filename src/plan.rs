@@ -143,6 +143,17 @@ pub struct DaemonSetPlan {
     /// `kubernetes.io/hostname` values of the nodes it runs on (required node affinity); empty
     /// for every node.
     pub hostnames: Vec<String>,
+    /// With `--label-nodes`: the node label (`cadvisor-setup/group`) and value its nodes carry;
+    /// the node affinity then matches it instead of the hostnames, so a node labelled later
+    /// lands without a manifest change.
+    pub node_label: Option<NodeLabel>,
+}
+
+/// A node label `key=value` (both validated label syntax).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeLabel {
+    pub key: String,
+    pub value: String,
 }
 
 /// How cAdvisor reaches the container runtime.
@@ -486,6 +497,7 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         daemonset: DaemonSetPlan {
             name: NAME.to_string(),
             hostnames: Vec::new(),
+            node_label: None,
         },
         namespace: opts.namespace.to_string(),
         image: opts.image.to_string(),

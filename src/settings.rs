@@ -15,6 +15,7 @@
 //! | `image`, `metrics`, `extra-label`, `containerd-namespace`, `cpu-*`, `memory-*`, `privileged`, `service-monitor`, `grafana-dashboard` | | ✓ | ✓ | | | |
 //! | `timeout` | | | ✓ | ✓ | | ✓ |
 //! | `force` | | | ✓ | | | |
+//! | `label-nodes` (also `label_nodes`) | | ✓ | ✓ | | | |
 //! | `parallel` | | | ✓ | ✓ | | |
 //! | `prometheus`, `network-policy` | | | ✓ | | | |
 
@@ -332,6 +333,8 @@ pub struct RenderSettings {
     pub templates: Option<PathBuf>,
     /// `--scrape-config`: print the plain-Prometheus scrape job instead of the manifests.
     pub scrape_config: bool,
+    /// `--label-nodes` (with `--cluster`): DaemonSets select their nodes by our node label.
+    pub label_nodes: bool,
 }
 
 pub fn render(
@@ -352,6 +355,7 @@ pub fn render(
         out_dir: args.out_dir.clone(),
         templates: args.templates.clone(),
         scrape_config: args.scrape_config,
+        label_nodes: label_nodes(&mut Pick::new(flags), args.label_nodes, answers),
     })
 }
 
@@ -366,6 +370,8 @@ pub struct InstallSettings {
     pub parallel: usize,
     pub prometheus: PrometheusChoice,
     pub network_policy: NetworkPolicyMode,
+    /// `--label-nodes`: consent to label each node with its group (several groups only).
+    pub label_nodes: bool,
     /// `timeout`, `force` and `parallel` lines for `-v` (the plan values describe themselves).
     pub describe: Vec<String>,
 }
@@ -395,6 +401,7 @@ pub fn install(
         false,
     );
     pick.show("force", force);
+    let label_nodes = label_nodes(&mut pick, args.label_nodes, answers);
     let parallel = parallel(&mut pick, args.parallel, answers)?;
     let file_choice = from_file(
         "prometheus",
@@ -436,8 +443,25 @@ pub fn install(
         parallel,
         prometheus,
         network_policy,
+        label_nodes,
         describe: pick.describe(),
     })
+}
+
+/// `--label-nodes` (or `CADVISOR_SETUP_LABEL_NODES`, checked by clap with
+/// [`crate::cli::parse_switch`]) or the answers file's `label-nodes` (a YAML boolean, checked
+/// when the file is read): the user's consent to label nodes. Off by default.
+fn label_nodes(pick: &mut Pick<'_>, flag: bool, answers: &Answers) -> bool {
+    let given = pick.flags.source_of("label_nodes").map(|_| flag);
+    let (value, _) = pick.pick(
+        "label-nodes",
+        "label_nodes",
+        given,
+        answers.label_nodes,
+        false,
+    );
+    pick.show("label-nodes", value);
+    value
 }
 
 /// `verify --prometheus`: where Prometheus' API is.
@@ -624,6 +648,44 @@ mod tests {
     /// `install` with no flag, reading `answers`.
     fn install_from(answers: &Answers) -> Result<InstallSettings, SettingsError> {
         install(&install_args(PlanArgs::default(), None), &NoFlags, answers)
+    }
+
+    #[test]
+    fn label_nodes_is_off_unless_consented_by_flag_or_answers_file() {
+        assert!(!install_from(&Answers::default()).unwrap().label_nodes);
+        assert!(
+            install_from(&answers("label-nodes: true\n"))
+                .unwrap()
+                .label_nodes
+        );
+        assert!(
+            install_from(&answers("label_nodes: true\n"))
+                .unwrap()
+                .label_nodes
+        );
+        assert!(
+            !install_from(&answers("label-nodes: false\n"))
+                .unwrap()
+                .label_nodes
+        );
+        let args = InstallArgs {
+            label_nodes: true,
+            ..InstallArgs::default()
+        };
+        struct Given;
+        impl FlagSources for Given {
+            fn source_of(&self, id: &str) -> Option<ValueSource> {
+                (id == "label_nodes").then_some(ValueSource::Flag)
+            }
+        }
+        let s = install(&args, &Given, &answers("label-nodes: false\n")).unwrap();
+        assert!(s.label_nodes, "the flag beats the file");
+        assert!(
+            s.describe
+                .contains(&"label-nodes = true (flag)".to_string()),
+            "{:?}",
+            s.describe
+        );
     }
 
     #[test]

@@ -1419,7 +1419,7 @@ mod interactive {
         let answers = dir.path().join("answers.yaml");
         std::fs::write(
             &answers,
-            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\n",
+            "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\nlabel-nodes: true\n",
         )
         .expect("write answers");
         let (code, out) = drive(
@@ -1446,8 +1446,19 @@ mod interactive {
             out.contains(": socket /run/containerd/containerd.sock, nodes node-2"),
             "{out}"
         );
+        // The answers file's `label-nodes: true`: the labels are shown before the question.
+        assert!(out.contains("node labels (--label-nodes;"), "{out}");
+        assert!(
+            out.contains("  label node node-2 cadvisor-setup/group="),
+            "{out}"
+        );
         assert!(out.contains("cAdvisor is installed"), "{out}");
         assert_eq!(w.cluster.list("DaemonSet", Some("cadvisor")).len(), 2);
+        let node2 = w.cluster.get("Node", "", "node-2").expect("node");
+        assert!(
+            node2["metadata"]["labels"]["cadvisor-setup/group"].is_string(),
+            "{node2:#}"
+        );
     }
 
     /// The same two sockets, but the API server serves the kubelet's configz: its runtime
@@ -2524,7 +2535,7 @@ mod report_snapshots {
 
     /// `out` normalised (`support::snapshot`) with this world's volatile literals: the host
     /// root, the kubeconfig's directory and cAdvisor's pod names.
-    fn normalised(w: &World, out: &Output, json: bool) -> String {
+    pub(crate) fn normalised(w: &World, out: &Output, json: bool) -> String {
         let mut known = vec![
             (
                 w.nodes[0].root.path().display().to_string(),
@@ -3337,6 +3348,523 @@ mod mixed {
         let report = json(&out);
         assert_eq!(report["nodes"]["nodes"][0]["this_host"], true);
         assert_eq!(report["nodes"]["nodes"][0]["socket"], MICROK8S_SOCKET);
+    }
+
+    // ---- --label-nodes ---------------------------------------------------------------------
+
+    const GROUP_LABEL: &str = "cadvisor-setup/group";
+
+    fn node_object(w: &World, name: &str) -> Value {
+        w.cluster.get("Node", "", name).expect("node")
+    }
+
+    fn group_label(w: &World, name: &str) -> Option<String> {
+        node_object(w, name)["metadata"]["labels"][GROUP_LABEL]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The managers owning `metadata.labels[key]` on the node.
+    fn label_owners(w: &World, name: &str, key: &str) -> Vec<String> {
+        let node = node_object(w, name);
+        node["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["fieldsV1"]["f:metadata"]["f:labels"]
+                    .get(format!("f:{key}"))
+                    .is_some()
+            })
+            .map(|e| e["manager"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The DaemonSet's required node affinity on our label: its one value.
+    fn selects_label(ds: &Value) -> String {
+        let expr = &ds["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"];
+        assert_eq!(expr.as_array().map(Vec::len), Some(1), "{ds:#}");
+        assert_eq!(expr[0]["key"], GROUP_LABEL, "{ds:#}");
+        assert_eq!(expr[0]["operator"], "In", "{ds:#}");
+        assert_eq!(
+            expr[0]["values"].as_array().map(Vec::len),
+            Some(1),
+            "{ds:#}"
+        );
+        expr[0]["values"][0].as_str().expect("value").to_string()
+    }
+
+    fn node_resource_versions(w: &World) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = w
+            .cluster
+            .list("Node", None)
+            .iter()
+            .map(|n| {
+                (
+                    n["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    n["metadata"]["resourceVersion"].clone(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn kubectl_ok(w: &World, args: &[&str]) {
+        let out = w.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    }
+
+    /// A MicroK8s node and a kubeadm node, with the user's consent to label nodes: `render
+    /// --cluster` and `--dry-run` show the labels and set none; install labels each node with
+    /// its group (by server-side apply: only that label is ours, the user's own stays) and each
+    /// DaemonSet selects its label; every node verified; a rerun writes nothing; a node joining
+    /// is labelled by the rerun and lands in its group without a manifest change; status lists
+    /// the labelled nodes; uninstall removes only our label.
+    #[test]
+    fn label_nodes_labels_each_node_with_its_group_and_the_daemonsets_select_the_label() {
+        let Some(mut w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        if !real::require("kubectl", real::tool_path("kubectl").is_some()) {
+            return;
+        }
+        // The user's own label, set with the real kubectl (manager kubectl-label).
+        kubectl_ok(&w, &["label", "node", "node-2", "team=storage"]);
+
+        let rendered = w.run(&["render", "--cluster", "--label-nodes", "-o", "json"]);
+        assert_eq!(code(&rendered), 0, "{}", text(&rendered));
+        let stderr = String::from_utf8_lossy(&rendered.stderr).to_string();
+        assert!(stderr.contains("render labels no node"), "{stderr}");
+        let rendered = json(&rendered);
+        let to_set = rendered["node_labels"].as_array().expect("node_labels");
+        assert_eq!(to_set.len(), 2, "{rendered:#}");
+        for l in to_set {
+            let line = format!(
+                "kubectl label node {} {}",
+                l["node"].as_str().expect("node"),
+                l["label"].as_str().expect("label")
+            );
+            assert!(stderr.contains(&line), "{line:?} missing:\n{stderr}");
+        }
+        let dry = w.run(&["install", "--dry-run", "--label-nodes", "-o", "json"]);
+        assert_eq!(code(&dry), 0, "{}", text(&dry));
+        let dry = json(&dry);
+        assert_eq!(
+            dry["node_labels"].as_array().map(Vec::len),
+            Some(2),
+            "{dry:#}"
+        );
+        assert!(
+            dry["node_labels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|l| l["action"] == "label")
+        );
+        assert_eq!(
+            group_label(&w, "node-1"),
+            None,
+            "render or the dry run labelled a node"
+        );
+        assert_eq!(group_label(&w, "node-2"), None);
+
+        let report = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2"]);
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 2, "{dss:#?}");
+        let (main, group) = (&dss[0], &dss[1]);
+        let main_value = selects_label(main);
+        let group_value = selects_label(group);
+        assert_ne!(main_value, group_value);
+        assert_eq!(
+            group["metadata"]["labels"]["cadvisor-setup/layout"], group_value,
+            "the label value is the group's layout hash"
+        );
+        assert_eq!(
+            group_label(&w, "node-1").as_deref(),
+            Some(main_value.as_str())
+        );
+        assert_eq!(
+            group_label(&w, "node-2").as_deref(),
+            Some(group_value.as_str())
+        );
+        assert_eq!(label_owners(&w, "node-2", GROUP_LABEL), ["cadvisor-setup"]);
+        // The user's label is untouched and still the user's.
+        assert_eq!(
+            node_object(&w, "node-2")["metadata"]["labels"]["team"],
+            "storage"
+        );
+        assert_eq!(label_owners(&w, "node-2", "team"), ["kubectl-label"]);
+        // Our field manager owns nothing else on the Node.
+        let ours: Vec<Value> = node_object(&w, "node-2")["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["manager"] == "cadvisor-setup")
+            .cloned()
+            .collect();
+        assert_eq!(ours.len(), 1, "{ours:#?}");
+        assert_eq!(
+            ours[0]["fieldsV1"],
+            serde_json::json!({"f:metadata": {"f:labels": {"f:cadvisor-setup/group": {}}}})
+        );
+        let labels = report["node_labels"].as_array().expect("node_labels");
+        assert_eq!(labels.len(), 2, "{report:#}");
+        assert_eq!(labels[1]["node"], "node-2");
+        assert_eq!(labels[1]["action"], "label");
+        assert_eq!(labels[1]["value"], group_value.as_str());
+        // One pod per node, each from its group's DaemonSet.
+        let pods = w.cluster.list("Pod", Some("cadvisor"));
+        let owner_of = |node: &str| {
+            pods.iter()
+                .find(|p| {
+                    p["spec"]["nodeName"] == node && p["metadata"]["deletionTimestamp"].is_null()
+                })
+                .map(|p| p["metadata"]["ownerReferences"][0]["name"].clone())
+        };
+        assert_eq!(owner_of("node-1"), Some(Value::from("cadvisor")));
+        assert_eq!(owner_of("node-2"), group["metadata"]["name"].clone().into());
+
+        // A rerun writes nothing: no object, no node.
+        let objects = resource_versions(&w);
+        let nodes = node_resource_versions(&w);
+        let again = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(again["changed"], false, "{again:#}");
+        assert!(
+            again["node_labels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|l| l["action"] == "keep"),
+            "{again:#}"
+        );
+        assert_eq!(resource_versions(&w), objects);
+        assert_eq!(node_resource_versions(&w), nodes);
+
+        let status = json(&w.run(&["status", "-o", "json"]));
+        assert_eq!(
+            status["labelled_nodes"],
+            serde_json::json!([
+                {"node": "node-1", "value": main_value, "ours": true},
+                {"node": "node-2", "value": group_value, "ours": true}
+            ]),
+            "{status:#}"
+        );
+
+        // A kubeadm node joins: the rerun labels it, and no manifest changes.
+        let (root, sim) = layout_node("kubeadm", "node-3");
+        w.cluster.add_node(sim);
+        w.nodes.push(root);
+        let joined = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&joined), ["node-1", "node-2", "node-3"]);
+        assert_eq!(joined["changed"], true);
+        assert_eq!(
+            group_label(&w, "node-3").as_deref(),
+            Some(group_value.as_str())
+        );
+        // The DaemonSets' status moved (one more node), their spec did not.
+        assert!(
+            joined["objects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|o| o["action"] == "unchanged"),
+            "a manifest changed: {joined:#}"
+        );
+        let generations = |dss: &[Value]| -> Vec<Value> {
+            dss.iter()
+                .map(|d| d["metadata"]["generation"].clone())
+                .collect()
+        };
+        assert_eq!(generations(&daemonsets(&w)), generations(&dss));
+        let added: Vec<&Value> = joined["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["changed"] == true)
+            .collect();
+        assert_eq!(added.len(), 1, "{joined:#}");
+        assert_eq!(added[0]["node"], "node-3");
+
+        // A node that joins already labelled with its group's value (by its provisioning, here
+        // kubectl) gets its cAdvisor at once, without a rerun; a rerun keeps the label as
+        // theirs, and uninstall leaves it.
+        let (root, sim) = layout_node("kubeadm", "node-4");
+        w.cluster.add_node(sim);
+        w.nodes.push(root);
+        kubectl_ok(
+            &w,
+            &[
+                "label",
+                "node",
+                "node-4",
+                &format!("{GROUP_LABEL}={group_value}"),
+            ],
+        );
+        let group_name = group["metadata"]["name"].clone();
+        assert!(
+            w.cluster.wait_until(Duration::from_secs(20), |c| {
+                c.list("Pod", Some("cadvisor")).iter().any(|p| {
+                    p["spec"]["nodeName"] == "node-4"
+                        && p["metadata"]["ownerReferences"][0]["name"] == group_name
+                })
+            }),
+            "no pod of {group_name} on node-4"
+        );
+        let kept = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(
+            passed_nodes(&kept),
+            ["node-1", "node-2", "node-3", "node-4"]
+        );
+        assert_eq!(kept["changed"], false, "{kept:#}");
+        let theirs = kept["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["node"] == "node-4")
+            .cloned()
+            .expect("node-4");
+        assert_eq!(
+            (theirs["action"].clone(), theirs["ours"].clone()),
+            ("keep".into(), false.into())
+        );
+        assert_eq!(label_owners(&w, "node-4", GROUP_LABEL), ["kubectl-label"]);
+
+        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        let removed = json(&removed);
+        assert_eq!(
+            removed["unlabelled"],
+            serde_json::json!(["node-1", "node-2", "node-3"]),
+            "{removed:#}"
+        );
+        for n in ["node-1", "node-2", "node-3"] {
+            assert_eq!(group_label(&w, n), None, "{n}");
+            assert!(label_owners(&w, n, GROUP_LABEL).is_empty());
+        }
+        assert_eq!(
+            node_object(&w, "node-2")["metadata"]["labels"]["team"],
+            "storage"
+        );
+        assert_eq!(
+            group_label(&w, "node-4").as_deref(),
+            Some(group_value.as_str())
+        );
+        assert!(daemonsets(&w).is_empty());
+        let again = json(&w.run(&["uninstall", "--yes", "-o", "json"]));
+        assert_eq!(again["changed"], false, "{again:#}");
+    }
+
+    /// A node changes group (its kubelet moves to the cgroupfs driver): the rerun relabels it
+    /// and a new group DaemonSet serves it; when its old group empties, that DaemonSet goes.
+    #[test]
+    fn a_node_changing_group_is_relabelled_and_an_emptied_group_is_removed() {
+        let Some(w) = mixed_world(&[
+            ("microk8s", "node-1"),
+            ("kubeadm", "node-2"),
+            ("kubeadm", "node-3"),
+        ]) else {
+            return;
+        };
+        install_ok(&w, &["--label-nodes"]);
+        let first = group_label(&w, "node-2").expect("labelled");
+        assert_eq!(group_label(&w, "node-3").as_deref(), Some(first.as_str()));
+        assert_eq!(daemonsets(&w).len(), 2);
+
+        w.cluster
+            .update_node("node-3", |n| n.cgroup_driver = "cgroupfs".into());
+        let report = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        let moved = group_label(&w, "node-3").expect("labelled");
+        assert_ne!(moved, first);
+        let change = report["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["node"] == "node-3")
+            .cloned()
+            .expect("node-3");
+        assert_eq!(change["action"], "relabel", "{report:#}");
+        assert_eq!(change["previous"], first.as_str());
+        let dss = daemonsets(&w);
+        assert_eq!(dss.len(), 3, "{dss:#?}");
+        let serving = dss
+            .iter()
+            .find(|d| d["metadata"]["name"] == format!("cadvisor-{moved}"))
+            .expect("the new group's DaemonSet");
+        assert_eq!(selects_label(serving), moved);
+        assert!(
+            serving["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .contains(&Value::from("--raw_cgroup_prefix_whitelist=/kubepods")),
+            "{serving:#}"
+        );
+
+        w.cluster
+            .update_node("node-2", |n| n.cgroup_driver = "cgroupfs".into());
+        let report = install_ok(&w, &["--label-nodes"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2", "node-3"]);
+        assert_eq!(group_label(&w, "node-2").as_deref(), Some(moved.as_str()));
+        assert_eq!(
+            report["pruned"],
+            serde_json::json!([format!("DaemonSet cadvisor/cadvisor-{first}")]),
+            "{report:#}"
+        );
+        assert_eq!(daemonsets(&w).len(), 2);
+    }
+
+    /// Our label key with a value someone else set: exit 7 naming the node and its writer,
+    /// nothing applied and no node labelled; with `--force` the label is taken over (the other
+    /// manager loses it) and `uninstall` removes it.
+    #[test]
+    fn a_foreign_value_on_our_label_is_refused_unless_forced_and_uninstall_removes_it() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        if !real::require("kubectl", real::tool_path("kubectl").is_some()) {
+            return;
+        }
+        kubectl_ok(
+            &w,
+            &["label", "node", "node-2", &format!("{GROUP_LABEL}=mine")],
+        );
+        let nodes = node_resource_versions(&w);
+        let out = w.run(&["install", "--yes", "--label-nodes", "--timeout", "60s"]);
+        assert_exit_saying(
+            &out,
+            7,
+            "node label cadvisor-setup/group was set by someone else: node node-2 has cadvisor-setup/group=mine (set by kubectl-label)",
+        );
+        assert!(daemonsets(&w).is_empty(), "something was applied");
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_none());
+        assert_eq!(node_resource_versions(&w), nodes, "a node was changed");
+        // The dry run refuses the same way.
+        let dry = w.run(&["install", "--dry-run", "--label-nodes"]);
+        assert_eq!(code(&dry), 7, "{}", text(&dry));
+
+        let report = install_ok(&w, &["--label-nodes", "--force"]);
+        assert_eq!(passed_nodes(&report), ["node-1", "node-2"]);
+        let taken = report["node_labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["node"] == "node-2")
+            .cloned()
+            .expect("node-2");
+        assert_eq!(taken["action"], "take_over", "{report:#}");
+        assert_eq!(taken["previous"], "mine");
+        let value = group_label(&w, "node-2").expect("labelled");
+        assert_ne!(value, "mine");
+        assert_eq!(label_owners(&w, "node-2", GROUP_LABEL), ["cadvisor-setup"]);
+        let status = json(&w.run(&["status", "-o", "json"]));
+        assert_eq!(status["labelled_nodes"][1]["ours"], true, "{status:#}");
+
+        // A kubeconfig that may not list nodes: uninstall removes the rest and keeps the
+        // labels, saying so; allowed again, a second uninstall removes them.
+        w.cluster.failures().forbid("list", "nodes");
+        let partial = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&partial), 0, "{}", text(&partial));
+        let partial = json(&partial);
+        assert_eq!(
+            partial["kept"][0]["object"], "node label cadvisor-setup/group",
+            "{partial:#}"
+        );
+        assert!(daemonsets(&w).is_empty());
+        assert!(group_label(&w, "node-2").is_some());
+        w.cluster.failures().allow_all();
+        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        assert_eq!(
+            json(&removed)["unlabelled"],
+            serde_json::json!(["node-1", "node-2"])
+        );
+        assert_eq!(group_label(&w, "node-2"), None);
+        assert_eq!(group_label(&w, "node-1"), None);
+    }
+
+    /// What people and Ansible see with `--label-nodes`: install's node label lines and
+    /// `node_labels`, status' labelled nodes, uninstall's `unlabelled`.
+    #[test]
+    fn label_nodes_report_snapshots() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        let norm = |out: &Output, json: bool| super::report_snapshots::normalised(&w, out, json);
+        let args = [
+            "install",
+            "--yes",
+            "--label-nodes",
+            "--no-verify",
+            "--timeout",
+            "60s",
+        ];
+        let out = w.run(&args);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_install_human", norm(&out, false));
+        let mut rerun = args.to_vec();
+        rerun.extend(["-o", "json"]);
+        let out = w.run(&rerun);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_install_unchanged_json", norm(&out, true));
+        let out = w.run(&["status"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_status_human", norm(&out, false));
+        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        insta::assert_snapshot!("label_nodes_uninstall_json", norm(&out, true));
+    }
+
+    /// Consent given but one group: nothing is labelled and the manifest is today's; a bad
+    /// `CADVISOR_SETUP_LABEL_NODES` or answers-file value is exit 2 before any request.
+    #[test]
+    fn label_nodes_with_one_group_labels_nothing_and_bad_values_are_usage_errors() {
+        let Some(w) = world(1) else { return };
+        w.cluster.clear_requests();
+        let mut cmd = w.std_cmd(&["install", "--yes", "--no-verify"]);
+        cmd.env("CADVISOR_SETUP_LABEL_NODES", "maybe");
+        let out = cmd.output().expect("run");
+        assert_exit_saying(&out, 2, "label-nodes");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let answers = dir.path().join("answers.yaml");
+        std::fs::write(&answers, "label-nodes: sometimes\n").expect("answers");
+        let out = w.run(&[
+            "--config",
+            answers.to_str().expect("utf-8"),
+            "install",
+            "--yes",
+        ]);
+        assert_eq!(code(&out), 2, "{}", text(&out));
+        assert!(
+            w.cluster.requests().is_empty(),
+            "{:?}",
+            w.cluster.requests()
+        );
+
+        let mut cmd = w.std_cmd(&[
+            "install",
+            "--yes",
+            "--no-verify",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ]);
+        cmd.env("CADVISOR_SETUP_LABEL_NODES", "true");
+        let out = cmd.output().expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(json(&out).get("node_labels").is_none(), "{}", text(&out));
+        assert_eq!(group_label(&w, "node-1"), None);
+        let ds = w.daemonset().expect("daemonset");
+        assert!(
+            ds["spec"]["template"]["spec"]["affinity"].is_null(),
+            "{ds:#}"
+        );
     }
 }
 

@@ -726,6 +726,125 @@ mod rollout {
         assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
     }
 
+    /// Node labels as a real API server keeps them: `kubectl label` (manager `kubectl-label`)
+    /// and server-side apply of a Node holding only a label (the applier owns just that
+    /// label); applying another value over someone else's label is a conflict naming them
+    /// unless forced; applying without it removes it. The DaemonSet controller follows the
+    /// stored labels through `nodeSelector`: a pod where a node gains the label, none where it
+    /// loses it.
+    #[test]
+    fn node_labels_by_kubectl_and_server_side_apply_drive_a_node_selector() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path()), ("node-2", root.path())]);
+        ok(kubectl_apply(&c, "kubectl-test", NAMESPACE, &[]));
+        let selected = microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1").replace(
+            "      containers:",
+            "      nodeSelector:\n        example.com/role: metrics\n      containers:",
+        );
+        assert!(selected.contains("nodeSelector:"), "{selected}");
+        ok(kubectl_apply(&c, "kubectl-test", &selected, &[]));
+        let nodes_of = |c: &FakeCluster| {
+            let mut nodes: Vec<String> = cadvisor_pods(c)
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .map(|p| {
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect();
+            nodes.sort();
+            nodes
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(nodes_of(&c).is_empty(), "{:?}", nodes_of(&c));
+
+        ok(kubectl(
+            &c,
+            &["label", "node", "node-2", "example.com/role=metrics"],
+        ));
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-2"]));
+        let label_node = |name: &str, labels: &str| {
+            format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n{labels}")
+        };
+        let ours = label_node("node-1", "  labels:\n    example.com/role: metrics\n");
+        ok(kubectl_apply(&c, "cadvisor-setup", &ours, &[]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c)
+            == ["node-1", "node-2"]));
+        let owners = |name: &str| -> Vec<String> {
+            let node = c.get("Node", "", name).expect("node");
+            node["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| {
+                    e["fieldsV1"]["f:metadata"]["f:labels"]
+                        .get("f:example.com/role")
+                        .is_some()
+                })
+                .map(|e| e["manager"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(owners("node-1"), ["cadvisor-setup"]);
+        assert_eq!(owners("node-2"), ["kubectl-label"]);
+        // The applier owns only its label: the kubelet's labels stay the kubelet's.
+        let node1 = c.get("Node", "", "node-1").expect("node");
+        assert_eq!(
+            node1["metadata"]["labels"]["kubernetes.io/hostname"],
+            "node-1"
+        );
+        let entry = node1["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["manager"] == "cadvisor-setup")
+            .cloned()
+            .expect("our entry");
+        assert_eq!(
+            entry["fieldsV1"],
+            serde_json::json!({"f:metadata": {"f:labels": {"f:example.com/role": {}}}})
+        );
+
+        // Another value over kubectl-label's label: a conflict naming it; forced, taken over.
+        let theirs = label_node("node-2", "  labels:\n    example.com/role: other\n");
+        let refused = kubectl_apply(&c, "cadvisor-setup", &theirs, &[]);
+        assert!(!refused.status.success(), "{}", text(&refused));
+        assert!(
+            text(&refused).contains("kubectl-label"),
+            "{}",
+            text(&refused)
+        );
+        ok(kubectl_apply(
+            &c,
+            "cadvisor-setup",
+            &theirs,
+            &["--force-conflicts"],
+        ));
+        assert_eq!(owners("node-2"), ["cadvisor-setup"]);
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
+
+        // Applying the Node without the label removes it (no one else owns it).
+        ok(kubectl_apply(
+            &c,
+            "cadvisor-setup",
+            &label_node("node-1", ""),
+            &[],
+        ));
+        let node1 = c.get("Node", "", "node-1").expect("node");
+        assert!(
+            node1["metadata"]["labels"]
+                .get("example.com/role")
+                .is_none(),
+            "{node1:#}"
+        );
+        assert!(owners("node-1").is_empty());
+        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c).is_empty()));
+    }
+
     #[test]
     fn kubectl_rollout_status_watches_until_every_node_runs_the_new_pod() {
         if !have_kubectl() {

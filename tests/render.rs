@@ -948,6 +948,11 @@ mod groups {
 
     /// Two MicroK8s nodes and a kubeadm node, rendered from their node facts.
     fn mixed() -> Manifests {
+        mixed_with(false)
+    }
+
+    /// [`mixed`], the DaemonSets selecting nodes by our node label with `label_nodes`.
+    fn mixed_with(label_nodes: bool) -> Manifests {
         let members = [
             member(
                 "mk-1",
@@ -970,8 +975,73 @@ mod groups {
         ];
         let (found, left_out) = groups::group(&members, None, None);
         assert!(left_out.is_empty());
-        let plans = groups::plans(&found, None, &PlanOptions::default()).expect("plans");
+        let plans =
+            groups::plans(&found, None, &PlanOptions::default(), label_nodes).expect("plans");
         render::manifests_for_groups(&plans, None).expect("render")
+    }
+
+    /// The required node affinity's one expression: key, operator, values.
+    fn affinity_expression(ds: &DaemonSet) -> (String, String, Vec<String>) {
+        let affinity = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .expect("required node affinity");
+        assert_eq!(affinity.node_selector_terms.len(), 1);
+        let exprs = affinity.node_selector_terms[0]
+            .match_expressions
+            .clone()
+            .expect("expressions");
+        assert_eq!(exprs.len(), 1);
+        let e = &exprs[0];
+        (
+            e.key.clone(),
+            e.operator.clone(),
+            e.values.clone().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn with_label_nodes_each_group_selects_its_node_label_instead_of_hostnames() {
+        let labelled = mixed_with(true);
+        let plain = mixed();
+        let dss = |m: &Manifests| -> Vec<DaemonSet> {
+            m.objects()
+                .iter()
+                .filter(|o| kind_of(o) == "DaemonSet")
+                .map(typed::<DaemonSet>)
+                .collect()
+        };
+        let (labelled, plain) = (dss(&labelled), dss(&plain));
+        assert_eq!(labelled.len(), 2);
+        let mut values = Vec::new();
+        for (l, p) in labelled.iter().zip(&plain) {
+            let (key, op, vals) = affinity_expression(l);
+            assert_eq!((key.as_str(), op.as_str()), ("cadvisor-setup/group", "In"));
+            assert_eq!(vals.len(), 1, "{vals:?}");
+            assert!(
+                vals[0].len() == 8 && vals[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                "{vals:?}"
+            );
+            values.push(vals[0].clone());
+            // Nothing else differs: the same pods, mounts and selector.
+            let mut l = serde_json::to_value(l).expect("json");
+            let mut p = serde_json::to_value(p).expect("json");
+            for v in [&mut l, &mut p] {
+                v["spec"]["template"]["spec"]["affinity"] = serde_json::Value::Null;
+            }
+            assert_eq!(l, p);
+        }
+        assert_ne!(values[0], values[1]);
+        // The group DaemonSet's value is its layout hash (its name's suffix).
+        let group = labelled[1].metadata.name.clone().expect("name");
+        assert_eq!(group, format!("cadvisor-{}", values[1]));
     }
 
     fn pinned(ds: &DaemonSet) -> Vec<String> {
@@ -1072,33 +1142,36 @@ mod groups {
             return;
         }
         let validator = validator.expect("checked");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let written = render::write_out_dir(&mixed(), dir.path(), None).expect("write");
-        let files: Vec<String> = written
-            .iter()
-            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
-            .filter(|f| f != "kustomization.yaml")
-            .collect();
-        assert_eq!(files.len(), 5, "{files:?}");
-        for version in ["1.28.0", "1.37.0"] {
-            let out = std::process::Command::new(&validator)
-                .current_dir(dir.path())
-                .args(["-k", version, "--strict"])
-                .args(&files)
-                .output()
-                .expect("run kubernetes-validate");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(out.status.success(), "k8s {version}: {text}");
-            for file in &files {
-                assert!(
-                    text.lines()
-                        .any(|l| l.contains(&format!("{file} passed for resource"))),
-                    "k8s {version}: {file} not validated: {text}"
+        for label_nodes in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let written =
+                render::write_out_dir(&mixed_with(label_nodes), dir.path(), None).expect("write");
+            let files: Vec<String> = written
+                .iter()
+                .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
+                .filter(|f| f != "kustomization.yaml")
+                .collect();
+            assert_eq!(files.len(), 5, "{files:?}");
+            for version in ["1.28.0", "1.37.0"] {
+                let out = std::process::Command::new(&validator)
+                    .current_dir(dir.path())
+                    .args(["-k", version, "--strict"])
+                    .args(&files)
+                    .output()
+                    .expect("run kubernetes-validate");
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
                 );
+                assert!(out.status.success(), "k8s {version}: {text}");
+                for file in &files {
+                    assert!(
+                        text.lines()
+                            .any(|l| l.contains(&format!("{file} passed for resource"))),
+                        "k8s {version}: {file} not validated: {text}"
+                    );
+                }
             }
         }
     }

@@ -131,30 +131,7 @@ pub async fn apply(
 ) -> Result<Applied, ClusterError> {
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
     ordered.sort_by_key(|m| resources::order(&m.kind));
-
-    let mut steps = Vec::with_capacity(ordered.len());
-    let mut refused = Vec::new();
-    for manifest in &ordered {
-        let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
-        let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-        let live = cluster
-            .ask(api.get_opt(&manifest.name))
-            .await?
-            .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
-        let decision = decide(manifest, live.as_ref(), opts.force);
-        if decision == Decision::Refuse {
-            let live = live.as_ref().unwrap_or(&Value::Null);
-            refused.push(format!(
-                "{} ({})",
-                described(manifest),
-                ownership::made_by(live)
-            ));
-        }
-        steps.push((manifest, live, decision));
-    }
-    if !refused.is_empty() {
-        return Err(ClusterError::Foreign { objects: refused });
-    }
+    let steps = read_and_decide(cluster, &ordered, opts.force).await?;
     let left_namespace = steps
         .iter()
         .find(|(_, _, d)| *d == Decision::LeaveNamespace)
@@ -197,6 +174,52 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Every manifest's live object and what to do with it; a refusal (someone else's object, no
+/// `force`) for any of them is the error, before anything is written.
+async fn read_and_decide<'m>(
+    cluster: &Cluster,
+    ordered: &[&'m Manifest],
+    force: bool,
+) -> Result<Vec<(&'m Manifest, Option<Value>, Decision)>, ClusterError> {
+    let mut steps = Vec::with_capacity(ordered.len());
+    let mut refused = Vec::new();
+    for manifest in ordered.iter().copied() {
+        let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
+        let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
+        let live = cluster
+            .ask(api.get_opt(&manifest.name))
+            .await?
+            .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
+        let decision = decide(manifest, live.as_ref(), force);
+        if decision == Decision::Refuse {
+            let live = live.as_ref().unwrap_or(&Value::Null);
+            refused.push(format!(
+                "{} ({})",
+                described(manifest),
+                ownership::made_by(live)
+            ));
+        }
+        steps.push((manifest, live, decision));
+    }
+    if !refused.is_empty() {
+        return Err(ClusterError::Foreign { objects: refused });
+    }
+    Ok(steps)
+}
+
+/// What [`apply`] would refuse (exit 7), found with reads only: for a step that must come
+/// before the manifests are applied but after we know they will be (labelling nodes).
+pub async fn check(
+    cluster: &Cluster,
+    manifests: &[Manifest],
+    opts: ApplyOptions,
+) -> Result<(), ClusterError> {
+    let ordered: Vec<&Manifest> = manifests.iter().collect();
+    read_and_decide(cluster, &ordered, opts.force)
+        .await
+        .map(|_| ())
 }
 
 /// What to do with one manifest, given what is live.
@@ -354,7 +377,17 @@ async fn apply_one(
     let changed = match (&before, opts.dry_run) {
         (None, _) => true,
         (Some(before), true) => *before != after,
-        (Some(_), false) => before_version != after_version,
+        // A new resourceVersion is a write, unless all that moved since our read is the status
+        // (a controller's, e.g. a DaemonSet's counters while nodes are being labelled): then
+        // the object and who owns which field are as they were.
+        (Some(before), false) => {
+            before_version != after_version
+                && (*before != after
+                    || live.map(owners_of_spec)
+                        != Some(owners_of_spec(
+                            &serde_json::to_value(&result).unwrap_or(Value::Null),
+                        )))
+        }
     };
     let action = match (&before, changed) {
         (None, _) => Action::Created,
@@ -374,6 +407,24 @@ async fn apply_one(
         after,
         note,
     })
+}
+
+/// Who owns which field (`managedFields` without times and without status writers), to tell a
+/// write of ours that only moved ownership (e.g. `--force` over an equal value) from none.
+fn owners_of_spec(object: &Value) -> Vec<(Value, Value, Value)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["subresource"] != "status")
+        .map(|e| {
+            (
+                e["manager"].clone(),
+                e["operation"].clone(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect()
 }
 
 /// A DaemonSet's `spec.selector` cannot change once created (kubernetes.io "DaemonSet": "the
@@ -422,7 +473,7 @@ fn adopt_error(what: &str, e: ownership::OwnershipError) -> ClusterError {
 /// The other manager and the field from a 409 apply conflict. The API server's Status carries
 /// one cause per field: `{reason: FieldManagerConflict, message: "conflict with \"kubectl\" ...",
 /// field: ".spec..."}` (k8s.io/apiserver `internal.NewConflictError`).
-fn conflict(object: &str, status: &kube::core::Status) -> ClusterError {
+pub(crate) fn conflict(object: &str, status: &kube::core::Status) -> ClusterError {
     let cause = status
         .details
         .as_ref()
@@ -516,6 +567,39 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn ownership_without_times_and_status_writers_tells_a_status_only_write_apart() {
+        let entry = |manager: &str, sub: Option<&str>, time: &str, field: &str| {
+            let mut e = serde_json::json!({"manager": manager, "operation": "Update", "time": time,
+                "fieldsV1": {field: {}}});
+            if let Some(sub) = sub {
+                e["subresource"] = sub.into();
+            }
+            e
+        };
+        let object =
+            |entries: Vec<Value>| serde_json::json!({"metadata": {"managedFields": entries}});
+        let before = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("kube-controller-manager", Some("status"), "t1", "f:status"),
+        ]);
+        // The controller wrote the status again (new time, new fields): no ownership change.
+        let status_only = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("kube-controller-manager", Some("status"), "t2", "f:other"),
+        ]);
+        assert_eq!(owners_of_spec(&before), owners_of_spec(&status_only));
+        // Our apply at another time is still the same ownership.
+        let retimed = object(vec![entry("cadvisor-setup", None, "t9", "f:spec")]);
+        assert_eq!(owners_of_spec(&before), owners_of_spec(&retimed));
+        // A field taken over (--force) is a change.
+        let taken = object(vec![
+            entry("cadvisor-setup", None, "t1", "f:spec"),
+            entry("cadvisor-setup", None, "t1", "f:metadata"),
+        ]);
+        assert_ne!(owners_of_spec(&before), owners_of_spec(&taken));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod client;
 pub mod diagnose;
 pub mod grafana;
 pub mod node;
+pub mod node_labels;
 pub mod nodes;
 pub mod ownership;
 pub mod pod_security;
@@ -56,6 +57,11 @@ pub enum ClusterError {
         objects.join("; ")
     )]
     Foreign { objects: Vec<String> },
+    #[error(
+        "node label {label} was set by someone else: {}; nothing was applied and no node was labelled\n  --label-nodes changes only a label cadvisor-setup owns: remove theirs (kubectl label node NODE {label}-), or rerun with --force to take it over (uninstall then removes it)",
+        nodes.join("; ")
+    )]
+    ForeignNodeLabel { label: String, nodes: Vec<String> },
     #[error(
         "namespace {namespace} would refuse cAdvisor's pods: it enforces Pod Security level {level}; nothing was applied\n  the API server says: {reason}\n  cAdvisor needs the \"privileged\" level (hostPath volumes for /, /sys, /dev/disk and the runtime socket's directory; the SYS_PTRACE capability)\n  either install into a namespace of its own (the default, --namespace cadvisor, created with the privileged level), or rerun with --force to set {namespace}'s pod-security labels to privileged (uninstall restores their previous values)"
     )]

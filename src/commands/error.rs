@@ -136,6 +136,7 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
         | ClusterError::Forbidden { .. } => ExitCode::Cluster,
         ClusterError::Conflict { .. }
         | ClusterError::Foreign { .. }
+        | ClusterError::ForeignNodeLabel { .. }
         | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
         ClusterError::Rollout(_) | ClusterError::Timeout { .. } | ClusterError::Gone { .. } => {
             ExitCode::Rollout

@@ -147,17 +147,33 @@ pub async fn read_for_install(
 /// What to deploy: one plan per node group when the cluster's layout is known, else (no layout,
 /// or this host's detection is ambiguous: exit 3 naming `--containerd-socket`) this host's
 /// plan alone, as before node groups existed.
+/// With `label_nodes` (and several groups) each group's DaemonSet matches the node label
+/// `cadvisor-setup/group` instead of the hostnames.
 pub fn plans(
     layout: Option<&NodeLayout>,
     host: &HostFacts,
     opts: &crate::plan::PlanOptions,
+    label_nodes: bool,
 ) -> Result<Vec<crate::plan::Plan>, crate::plan::PlanError> {
-    match layout {
-        Some(l) if !l.groups.is_empty() && !host.runtime.ambiguous => {
-            groups::plans(&l.groups, Some(host), opts)
-        }
-        _ => Ok(vec![crate::plan::make(host, opts)?]),
+    match grouped(layout, host) {
+        Some(l) => groups::plans(&l.groups, Some(host), opts, label_nodes),
+        None => Ok(vec![crate::plan::make(host, opts)?]),
     }
+}
+
+/// The layout the plans follow, when they follow one.
+fn grouped<'a>(layout: Option<&'a NodeLayout>, host: &HostFacts) -> Option<&'a NodeLayout> {
+    layout.filter(|l| !l.groups.is_empty() && !host.runtime.ambiguous)
+}
+
+/// `--label-nodes`: the value of `cadvisor-setup/group` each node should carry (empty with one
+/// group: every node may drop ours); `None` when the plans follow no node layout (the nodes
+/// could not be read), so no node label may be touched.
+pub fn wanted_labels(
+    layout: Option<&NodeLayout>,
+    host: &HostFacts,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    grouped(layout, host).map(|l| groups::wanted_labels(&l.groups))
 }
 
 /// The per-node table and the groups, for people.

@@ -4,7 +4,10 @@
 //! Node groups (`commands::groups`, `plan::groups`): every node is read through the API server,
 //! this host's detection leading for its own node; one DaemonSet per group (one group: today's
 //! single `cadvisor`, unchanged). Rollout wait and verification cover every group's DaemonSet;
-//! a group DaemonSet whose group became empty is deleted if install created it. From a machine
+//! a group DaemonSet whose group became empty is deleted if install created it. With
+//! `--label-nodes` (several groups) each node first gets our label `cadvisor-setup/group` and the
+//! DaemonSets select it (`cluster::node_labels`); a label someone else set to another value is
+//! exit 7 unless `--force`, found before anything is written. From a machine
 //! that is not a node (no runtime socket found) the API server's facts are all there is
 //! (remote mode).
 //!
@@ -33,6 +36,7 @@ use super::Context;
 use super::error::Failure;
 use crate::cli::{GrafanaDashboardMode, PrometheusChoice, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
+use crate::cluster::node_labels::NodeLabelChange;
 use crate::cluster::rollout::{self, Rollout};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::ExitCode;
@@ -139,7 +143,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         nodes,
     )
     .await?;
-    let plans = super::groups::plans(layout.as_ref(), &facts, &opts)?;
+    let plans = super::groups::plans(layout.as_ref(), &facts, &opts, args.label_nodes)?;
     let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
         return Failure::err(ExitCode::Unexpected, "rendering produced no objects");
@@ -153,11 +157,36 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     for warning in warnings.into_iter().filter(|w| seen.insert(*w)) {
         ctx.ui.warning(warning);
     }
+    // `--label-nodes`: which node gets, keeps or loses our label, decided now (a label someone
+    // else set is exit 7 unless --force, before anything is written); written in `install`.
+    let node_labels = if args.label_nodes {
+        match super::groups::wanted_labels(layout.as_ref(), &facts) {
+            Some(wanted) => {
+                let carriers = crate::cluster::node_labels::carriers(&cluster).await?;
+                crate::cluster::node_labels::plan(&wanted, &carriers, args.force).map_err(
+                    |nodes| ClusterError::ForeignNodeLabel {
+                        label: crate::cluster::node_labels::GROUP_LABEL.to_string(),
+                        nodes,
+                    },
+                )?
+            }
+            None => {
+                ctx.ui.note(format!(
+                    "{} --label-nodes: the plan follows no node groups (the nodes were not read, or --containerd-socket names one socket for every node), so no node label is changed",
+                    ctx.ui.warn("warning:")
+                ));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     if conversation {
         show_plan(ctx, plan, &manifests);
         if plans.len() > 1 {
             show_groups(ctx, &plans);
         }
+        show_node_labels(ctx, &node_labels);
         loop {
             match prompts::confirm_plan(&ctx.ui, "Apply this to the cluster?")? {
                 PlanDecision::Apply => break,
@@ -185,6 +214,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         // group DaemonSet go: a failed node listing must not delete the other groups'.
         prune: layout.is_some() || resolved.containerd_socket.is_some(),
         layout: layout.filter(super::groups::NodeLayout::notable),
+        node_labels,
     };
     install(ctx, &args, groups, &manifests, &cluster, prometheus).await
 }
@@ -197,6 +227,8 @@ pub struct Groups {
     pub layout: Option<super::groups::NodeLayout>,
     /// Delete our group DaemonSets the plan no longer names.
     pub prune: bool,
+    /// `--label-nodes`: our node label, node by node (empty without the flag).
+    pub node_labels: Vec<NodeLabelChange>,
 }
 
 /// One DaemonSet install waits for and verifies.
@@ -218,6 +250,21 @@ fn show_groups(ctx: &Context, plans: &[Plan]) {
             p.runtime.host_socket,
             p.daemonset.hostnames.join(", ")
         ));
+    }
+}
+
+/// `--label-nodes`: the node labels that would change, before the confirmation.
+fn show_node_labels(ctx: &Context, labels: &[NodeLabelChange]) {
+    let changes: Vec<&NodeLabelChange> = labels.iter().filter(|l| l.changed).collect();
+    if changes.is_empty() {
+        return;
+    }
+    ctx.ui.note(
+        ctx.ui
+            .bold("node labels (--label-nodes; server-side apply, only this label is ours):"),
+    );
+    for l in changes {
+        ctx.ui.note(format!("  {}", l.describe()));
     }
 }
 
@@ -432,6 +479,14 @@ pub async fn install(
         force: args.force,
         dry_run: args.dry_run,
     };
+    // `--label-nodes`: the nodes carry their label before the DaemonSets that select by it are
+    // applied (a DaemonSet that selects no node yet would count as rolled out at once), so what
+    // apply would refuse (exit 7) is found first, with reads only.
+    let node_labels = groups.node_labels.clone();
+    if !args.dry_run && node_labels.iter().any(|l| l.changed) {
+        crate::cluster::apply::check(cluster, &manifests.documents, apply_opts).await?;
+        crate::cluster::node_labels::apply(cluster, &node_labels, args.force).await?;
+    }
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
     let namespace = manifests
@@ -454,14 +509,19 @@ pub async fn install(
     };
     if args.dry_run {
         let would = prune(true).await?;
-        return Ok(report_dry_run(ctx, &applied, would));
+        return Ok(report_dry_run(ctx, &applied, would, node_labels));
     }
     let mut outcome = Outcome {
         nodes: groups.layout,
         prometheus,
+        node_labels,
         ..Outcome::new(applied)
     };
     if !ctx.ui.json() {
+        for l in outcome.node_labels.iter().filter(|l| l.changed) {
+            ctx.ui
+                .note(format!("{} {}", ctx.ui.dim("node label:"), l.describe()));
+        }
         for o in &outcome.applied.objects {
             let action = format!("{:?}", o.action).to_lowercase();
             ctx.ui
@@ -627,6 +687,8 @@ struct Outcome {
     applied: Applied,
     /// Group DaemonSets deleted because their group became empty.
     pruned: Vec<String>,
+    /// `--label-nodes`: our label on each node.
+    node_labels: Vec<NodeLabelChange>,
     /// The cluster's nodes and groups, when worth reporting (several groups, a fallback).
     nodes: Option<super::groups::NodeLayout>,
     prometheus: PrometheusOutcome,
@@ -647,6 +709,7 @@ impl Outcome {
         Outcome {
             applied,
             pruned: Vec::new(),
+            node_labels: Vec::new(),
             nodes: None,
             prometheus: PrometheusOutcome::default(),
             rollout: None,
@@ -675,7 +738,9 @@ impl Outcome {
     /// message is the error, or the failed verification's.
     fn report(self) -> crate::ui::Report<Installed> {
         let code = self.code();
-        let changed = self.applied.changed() || !self.pruned.is_empty();
+        let changed = self.applied.changed()
+            || !self.pruned.is_empty()
+            || self.node_labels.iter().any(|l| l.changed);
         let summary = |r: Rollout| RolloutSummary {
             namespace: r.namespace,
             name: r.name,
@@ -712,6 +777,7 @@ impl Outcome {
         let body = Installed {
             applied: self.applied,
             pruned: self.pruned,
+            node_labels: self.node_labels,
             nodes: self.nodes,
             prometheus: self.prometheus,
             rollout,
@@ -739,6 +805,11 @@ struct Installed {
     /// Group DaemonSets deleted because their node group became empty (`DaemonSet ns/name`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pruned: Vec<String>,
+    /// `--label-nodes`: our node label `cadvisor-setup/group` on each node (`node`, `value`,
+    /// `previous`, `action`: label, relabel, take_over, keep or remove; `changed`). Omitted
+    /// without the flag.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_labels: Vec<NodeLabelChange>,
     /// With several node groups or a node on fallback facts: every node and the groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes: Option<super::groups::NodeLayout>,
@@ -793,7 +864,10 @@ impl crate::ui::Human for Installed {
             ui.line(format!(
                 "{} cAdvisor is installed{}",
                 ui.good("done:"),
-                if self.applied.changed() {
+                if self.applied.changed()
+                    || !self.pruned.is_empty()
+                    || self.node_labels.iter().any(|l| l.changed)
+                {
                     ""
                 } else {
                     " (nothing changed)"
@@ -816,17 +890,27 @@ fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
     ctx.ui.report(&outcome.report())
 }
 
-fn report_dry_run(ctx: &Context, applied: &Applied, prune: Vec<String>) -> ExitCode {
-    ctx.ui.report(&dry_run_report(applied, prune))
+fn report_dry_run(
+    ctx: &Context,
+    applied: &Applied,
+    prune: Vec<String>,
+    node_labels: Vec<NodeLabelChange>,
+) -> ExitCode {
+    ctx.ui.report(&dry_run_report(applied, prune, node_labels))
 }
 
 /// `install --dry-run`'s report: `changed` says whether anything would change.
-fn dry_run_report(applied: &Applied, prune: Vec<String>) -> crate::ui::Report<DryRun<'_>> {
-    let changed = applied.changed() || !prune.is_empty();
+fn dry_run_report(
+    applied: &Applied,
+    prune: Vec<String>,
+    node_labels: Vec<NodeLabelChange>,
+) -> crate::ui::Report<DryRun<'_>> {
+    let changed = applied.changed() || !prune.is_empty() || node_labels.iter().any(|l| l.changed);
     let body = DryRun {
         applied,
         diff: applied.diff(),
         prune,
+        node_labels,
     };
     crate::ui::Report::new(ExitCode::Success, body).changed(changed)
 }
@@ -841,6 +925,9 @@ struct DryRun<'a> {
     diff: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     prune: Vec<String>,
+    /// `--label-nodes`: the node labels as they would be (nothing is written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_labels: Vec<NodeLabelChange>,
 }
 
 impl crate::ui::Human for DryRun<'_> {
@@ -851,7 +938,11 @@ impl crate::ui::Human for DryRun<'_> {
         for p in &self.prune {
             ui.line(format!("would delete {p} (its node group is empty)"));
         }
-        if self.applied.changed() || !self.prune.is_empty() {
+        let labels: Vec<&NodeLabelChange> = self.node_labels.iter().filter(|l| l.changed).collect();
+        for l in &labels {
+            ui.line(format!("would {}", l.describe()));
+        }
+        if self.applied.changed() || !self.prune.is_empty() || !labels.is_empty() {
             ui.note("(dry run: nothing was changed)");
         } else {
             ui.line("dry run: nothing would change");
@@ -938,7 +1029,7 @@ mod tests {
     #[test]
     fn a_dry_run_is_never_a_change_but_says_whether_one_would_happen() {
         let would = applied(true, true);
-        let report = dry_run_report(&would, Vec::new());
+        let report = dry_run_report(&would, Vec::new(), Vec::new());
         assert!(report.ok() && report.is_changed());
         assert!(envelope_collisions(report.body()).is_empty());
         let doc = serde_json::to_value(&report).unwrap();
@@ -948,7 +1039,7 @@ mod tests {
             "{doc:#}"
         );
         let same = applied(false, true);
-        let doc = serde_json::to_value(dry_run_report(&same, Vec::new())).unwrap();
+        let doc = serde_json::to_value(dry_run_report(&same, Vec::new(), Vec::new())).unwrap();
         assert_eq!(
             (doc["changed"].clone(), doc["diff"].clone()),
             (false.into(), "".into())

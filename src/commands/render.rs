@@ -63,7 +63,36 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     } else {
         None
     };
-    let plans = super::groups::plans(layout.as_ref(), &facts, opts)?;
+    let label_nodes = args.label_nodes && layout.is_some();
+    if args.label_nodes && !label_nodes {
+        ctx.ui.verbose(
+            "  --label-nodes: only with --cluster (several node groups), so no node label is used",
+        );
+    }
+    let plans = super::groups::plans(layout.as_ref(), &facts, opts, label_nodes)?;
+    // render changes nothing in the cluster: the labels the DaemonSets select by are for the
+    // user to set (`install --label-nodes` sets them).
+    let node_labels: Vec<NodeLabelToSet> = if label_nodes {
+        super::groups::wanted_labels(layout.as_ref(), &facts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(node, value)| NodeLabelToSet {
+                node,
+                label: format!("{}={value}", crate::plan::groups::GROUP_LABEL),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !node_labels.is_empty() {
+        ctx.ui.note(
+            "render labels no node: the DaemonSets select their nodes by label, so set these before applying them (`install --label-nodes` sets them itself):",
+        );
+        for l in &node_labels {
+            ctx.ui
+                .note(format!("  kubectl label node {} {}", l.node, l.label));
+        }
+    }
     let manifests = render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
         return super::error::Failure::err(ExitCode::Unexpected, "no plan was made");
@@ -104,6 +133,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
             manifests: manifests.objects(),
             warnings: warnings.into_iter().cloned().collect(),
             nodes: layout,
+            node_labels,
             out_dir: written.as_ref().and(args.out_dir.clone()),
             files: written.clone(),
             yaml: manifests.to_yaml(),
@@ -165,6 +195,10 @@ pub struct Rendered {
     /// `--cluster`: every node's facts and the node groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     nodes: Option<super::groups::NodeLayout>,
+    /// `--cluster --label-nodes` with several groups: the label each node must carry for the
+    /// DaemonSets to select it (render sets none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    node_labels: Vec<NodeLabelToSet>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,6 +206,13 @@ pub struct Rendered {
     /// The same manifests as YAML, for people (JSON has `manifests`).
     #[serde(skip)]
     yaml: String,
+}
+
+/// A node and the label (`cadvisor-setup/group=HASH`) it must carry.
+#[derive(Serialize)]
+pub struct NodeLabelToSet {
+    node: String,
+    label: String,
 }
 
 impl Human for Rendered {
@@ -232,6 +273,7 @@ mod tests {
             manifests: vec![serde_json::json!({"kind": "Namespace"})],
             warnings: vec![],
             nodes: None,
+            node_labels: vec![],
             out_dir: Some("/srv/out".into()),
             files: Some(vec!["/srv/out/namespace.yaml".into()]),
             yaml: "---\nkind: Namespace\n".into(),

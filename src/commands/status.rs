@@ -34,6 +34,18 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
     let prometheus =
         crate::cluster::prometheus::seen(&cluster, args.namespace.as_str(), crate::plan::NAME)
             .await?;
+    // `install --label-nodes`: the nodes carrying our group label (read-only; a kubeconfig that
+    // may not list nodes shows none).
+    let labelled_nodes: Vec<LabelledNode> = crate::cluster::node_labels::carriers(&cluster)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| LabelledNode {
+            node: c.node,
+            value: c.value,
+            ours: c.ours,
+        })
+        .collect();
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -53,12 +65,21 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
         server: cluster.server.clone(),
         daemonset: ds,
         group_daemonsets: groups,
+        labelled_nodes,
         objects,
         prometheus,
         namespace: args.namespace.as_str().to_string(),
         daemonset_name: ds_name,
     };
     Ok(ctx.ui.report(&Report::new(ExitCode::Success, body)))
+}
+
+/// A node with our group label.
+#[derive(Debug, Serialize)]
+struct LabelledNode {
+    node: String,
+    value: String,
+    ours: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,6 +104,10 @@ pub struct Status {
     /// The DaemonSets of further node groups (one per socket layout), when there are several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     group_daemonsets: Vec<DaemonSetState>,
+    /// Nodes carrying the label `cadvisor-setup/group` (`install --label-nodes`), with its value
+    /// and whether our field manager owns it; omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    labelled_nodes: Vec<LabelledNode>,
     objects: Vec<ManagedObject>,
     /// The Prometheus Operator's Prometheus objects and whether each selects our ServiceMonitor;
     /// `null` when the operator's API is not served.
@@ -112,6 +137,25 @@ impl Human for Status {
         }
         for ds in &self.group_daemonsets {
             daemonset_lines(ui, ds);
+        }
+        if !self.labelled_nodes.is_empty() {
+            ui.line(format!(
+                "{} ({}, install --label-nodes):",
+                ui.bold("labelled nodes"),
+                crate::cluster::node_labels::GROUP_LABEL
+            ));
+            for n in &self.labelled_nodes {
+                ui.line(format!(
+                    "  {:<40} {}{}",
+                    n.node,
+                    n.value,
+                    if n.ours {
+                        String::new()
+                    } else {
+                        format!(" ({})", ui.warn("not set by cadvisor-setup"))
+                    }
+                ));
+            }
         }
         if !self.objects.is_empty() {
             ui.line(format!(
@@ -203,6 +247,7 @@ mod tests {
             server: "https://127.0.0.1:16443".into(),
             daemonset: None,
             group_daemonsets: vec![],
+            labelled_nodes: vec![],
             objects: vec![],
             prometheus: None,
             namespace: "cadvisor".into(),

@@ -6,16 +6,32 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::Failure;
-use crate::cluster::uninstall::{Uninstalled, plan, run as uninstall};
+use crate::cluster::node_labels::{self, Carrier, GROUP_LABEL};
+use crate::cluster::uninstall::{Kept, Uninstalled, plan, run as uninstall};
 use crate::error::ExitCode;
 use crate::settings::UninstallSettings;
 use crate::ui::{Human, Report, Ui};
 
 pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
-    let plan = plan(&cluster, args.namespace.as_str()).await?;
+    let mut plan = plan(&cluster, args.namespace.as_str()).await?;
+    // `install --label-nodes`: our node label, wherever our field manager owns it. A kubeconfig
+    // that may not list nodes keeps any such label and says so, rather than failing.
+    let labelled: Vec<Carrier> = match node_labels::carriers(&cluster).await {
+        Ok(carriers) => carriers.into_iter().filter(|c| c.ours).collect(),
+        Err(e) => {
+            plan.kept.push(Kept {
+                object: format!("node label {GROUP_LABEL}"),
+                reason: format!(
+                    "could not list the nodes to remove it ({})",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
+            });
+            Vec::new()
+        }
+    };
     let ui = &ctx.ui;
-    if plan.is_empty() {
+    if plan.is_empty() && labelled.is_empty() {
         let done = Uninstalled {
             kept: plan.kept,
             ..Uninstalled::default()
@@ -24,33 +40,50 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
             "nothing to delete: no object in namespace {} (or cluster-wide) was created by cadvisor-setup",
             args.namespace
         );
-        return Ok(ui.report(&report(done).message(nothing)));
+        return Ok(ui.report(&report(done, Vec::new()).message(nothing)));
     }
-    let steps = plan.describe();
+    let mut steps = plan.describe();
+    steps.extend(
+        labelled
+            .iter()
+            .map(|c| format!("remove label {GROUP_LABEL} from node {}", c.node)),
+    );
     ui.note(format!("will {}", steps.join(", ")));
     consent(ctx, steps.len())?;
 
     let spinner = crate::ui::progress::spinner(ui, "deleting and waiting until gone");
     let result = uninstall(&cluster, args.namespace.as_str(), plan, args.timeout).await;
     spinner.finish_and_clear();
-    let done = result?;
-    Ok(ui.report(&report(done)))
+    let mut done = result?;
+    // After the DaemonSets are gone: nothing selects the label any more.
+    let (unlabelled, stays) = node_labels::remove_ours(&cluster, &labelled).await?;
+    done.kept.extend(
+        stays
+            .into_iter()
+            .map(|(object, reason)| Kept { object, reason }),
+    );
+    Ok(ui.report(&report(done, unlabelled)))
 }
 
-/// Changed when something was deleted or restored.
-fn report(done: Uninstalled) -> Report<Undone> {
-    let changed = !done.deleted.is_empty() || !done.restored.is_empty();
-    Report::new(ExitCode::Success, Undone(done)).changed(changed)
+/// Changed when something was deleted, restored or unlabelled.
+fn report(done: Uninstalled, unlabelled: Vec<String>) -> Report<Undone> {
+    let changed = !done.deleted.is_empty() || !done.restored.is_empty() || !unlabelled.is_empty();
+    Report::new(ExitCode::Success, Undone { done, unlabelled }).changed(changed)
 }
 
-/// `uninstall`'s report body: `deleted`, `restored` and `kept` (with the reason).
+/// `uninstall`'s report body: `deleted`, `restored` and `kept` (with the reason), and
+/// `unlabelled`, the nodes our label `cadvisor-setup/group` came off (omitted when none).
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct Undone(Uninstalled);
+pub struct Undone {
+    #[serde(flatten)]
+    done: Uninstalled,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unlabelled: Vec<String>,
+}
 
 impl Human for Undone {
     fn human(&self, ui: &Ui) {
-        let done = &self.0;
+        let done = &self.done;
         if !done.deleted.is_empty() {
             ui.line(format!(
                 "{} {}",
@@ -63,6 +96,13 @@ impl Human for Undone {
                 "{} {} (as they were before install --force)",
                 ui.good("restored:"),
                 done.restored.join(", ")
+            ));
+        }
+        if !self.unlabelled.is_empty() {
+            ui.line(format!(
+                "{} label {GROUP_LABEL} from node {}",
+                ui.good("removed:"),
+                self.unlabelled.join(", ")
             ));
         }
         for k in &done.kept {
@@ -97,16 +137,25 @@ mod tests {
 
     #[test]
     fn changed_only_when_something_was_deleted_or_restored() {
-        let nothing = report(Uninstalled::default());
+        let nothing = report(Uninstalled::default(), Vec::new());
         assert!(!nothing.is_changed());
         assert!(envelope_collisions(nothing.body()).is_empty());
-        let restored = report(Uninstalled {
-            restored: vec!["ServiceAccount cadvisor/cadvisor".into()],
-            ..Uninstalled::default()
-        });
+        let restored = report(
+            Uninstalled {
+                restored: vec!["ServiceAccount cadvisor/cadvisor".into()],
+                ..Uninstalled::default()
+            },
+            Vec::new(),
+        );
         assert!(restored.is_changed());
         let doc = serde_json::to_value(&restored).unwrap();
         assert_eq!(doc["deleted"], serde_json::json!([]));
         assert_eq!(doc["kept"], serde_json::json!([]));
+        assert!(doc.get("unlabelled").is_none(), "{doc}");
+        let unlabelled = report(Uninstalled::default(), vec!["node-2".into()]);
+        assert!(unlabelled.is_changed());
+        let doc = serde_json::to_value(&unlabelled).unwrap();
+        assert_eq!(doc["unlabelled"], serde_json::json!(["node-2"]));
+        assert!(envelope_collisions(unlabelled.body()).is_empty());
     }
 }

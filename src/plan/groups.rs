@@ -7,7 +7,9 @@
 //! group of the node the command runs on, else the largest) keeps the name `cadvisor`; the others
 //! are `cadvisor-<layout hash>`, a hash of the layout, so a group keeps its name whatever nodes
 //! join or leave. Each is pinned to its nodes by required node affinity on
-//! `kubernetes.io/hostname`; the Service selects them all (they share the pod labels).
+//! `kubernetes.io/hostname`, or, with `--label-nodes` (the user's consent to label nodes), on
+//! our node label [`GROUP_LABEL`]`=<layout hash>`, which install sets on each node; the Service
+//! selects them all (they share the pod labels).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,11 @@ use crate::host::{CgroupDriver, DistroKind, HostFacts, RuntimeKind};
 /// The label that tells the pods of one group's DaemonSet apart (its selector), on every
 /// DaemonSet but `cadvisor` (whose selector is immutable once applied).
 pub const LAYOUT_LABEL: &str = "cadvisor-setup/layout";
+
+/// The node label `install --label-nodes` sets on every node of a cluster with several groups:
+/// the value is the node's group's layout hash. Under the prefix of our other labels and
+/// annotations (`cadvisor-setup/…`).
+pub const GROUP_LABEL: &str = "cadvisor-setup/group";
 
 /// One node as the grouping needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,11 +164,14 @@ pub fn group(
 
 /// One plan per group, `cadvisor`'s first. The group holding this host plans from `host` (its
 /// detected facts, exactly as a single-node install does); the others from their node facts.
-/// With one group the plan is exactly [`super::make`]'s: no affinity, no extra label.
+/// With one group the plan is exactly [`super::make`]'s: no affinity, no extra label. With
+/// several and `label_nodes`, each DaemonSet's node affinity matches [`GROUP_LABEL`] instead
+/// of the hostnames (which stay in the plan, for people and for older template overrides).
 pub fn plans(
     groups: &[Group],
     host: Option<&HostFacts>,
     opts: &PlanOptions,
+    label_nodes: bool,
 ) -> Result<Vec<Plan>, PlanError> {
     let mut out = Vec::new();
     for g in groups {
@@ -176,6 +186,12 @@ pub fn plans(
             }
             plan.daemonset.name = g.name.clone();
             plan.daemonset.hostnames = g.hostnames.clone();
+            if label_nodes {
+                plan.daemonset.node_label = Some(super::NodeLabel {
+                    key: GROUP_LABEL.to_string(),
+                    value: g.layout.clone(),
+                });
+            }
             if g.name != NAME {
                 plan.labels
                     .insert(LAYOUT_LABEL.to_string(), g.layout.clone());
@@ -186,6 +202,18 @@ pub fn plans(
         out.push(plan);
     }
     Ok(out)
+}
+
+/// `--label-nodes`: the value of [`GROUP_LABEL`] each node should carry, by node name. Only
+/// with several groups (one group needs no pinning, so no label).
+pub fn wanted_labels(groups: &[Group]) -> BTreeMap<String, String> {
+    if groups.len() < 2 {
+        return BTreeMap::new();
+    }
+    groups
+        .iter()
+        .flat_map(|g| g.nodes.iter().map(|n| (n.clone(), g.layout.clone())))
+        .collect()
 }
 
 /// A group's facts as detection would have found them on one of its nodes.
@@ -282,13 +310,18 @@ mod tests {
         let host = preset_facts(Microk8s);
         let one = [m("a", MK8S, Some(Cgroupfs), Microk8s)];
         let (groups, _) = group(&one, Some("a"), None);
-        let plans = plans(&groups, Some(&host), &opts).unwrap();
+        let plans = plans(&groups, Some(&host), &opts, false).unwrap();
         assert_eq!(plans, vec![super::super::make(&host, &opts).unwrap()]);
+        // Consent to label nodes changes nothing for one group.
+        let labelled = super::plans(&groups, Some(&host), &opts, true).unwrap();
+        assert_eq!(labelled, plans);
+        assert!(wanted_labels(&groups).is_empty());
 
         let mixed = [one[0].clone(), m("k", DEFAULT, Some(Systemd), Kubeadm)];
         let (groups, _) = group(&mixed, Some("a"), None);
-        let plans = super::plans(&groups, Some(&host), &opts).unwrap();
+        let plans = super::plans(&groups, Some(&host), &opts, false).unwrap();
         assert_eq!(plans[0].daemonset.name, "cadvisor");
+        assert!(plans.iter().all(|p| p.daemonset.node_label.is_none()));
         assert_eq!(plans[0].daemonset.hostnames, ["a"]);
         assert_eq!(
             plans[0].selector.len(),
@@ -304,5 +337,16 @@ mod tests {
                 .args
                 .contains(&"--raw_cgroup_prefix_whitelist=/kubepods.slice".to_string())
         );
+
+        // With consent: each DaemonSet matches its group's label; every node gets its value.
+        let labelled = super::plans(&groups, Some(&host), &opts, true).unwrap();
+        for (p, g) in labelled.iter().zip(&groups) {
+            let label = p.daemonset.node_label.as_ref().expect("node label");
+            assert_eq!((label.key.as_str(), &label.value), (GROUP_LABEL, &g.layout));
+            assert_eq!(p.daemonset.hostnames, g.hostnames);
+        }
+        let wanted = wanted_labels(&groups);
+        assert_eq!(wanted["a"], groups[0].layout);
+        assert_eq!(wanted["k"], groups[1].layout);
     }
 }

@@ -180,13 +180,46 @@ fn pod_ready(pod: &Value) -> bool {
     })
 }
 
+/// Every stored Node's labels, by node name.
+type NodeLabels = std::collections::HashMap<String, Vec<(String, String)>>;
+
+fn stored_node_labels(state: &Arc<State>) -> NodeLabels {
+    state
+        .store()
+        .list(resource("nodes"), None)
+        .iter()
+        .map(|n| {
+            let labels = n["metadata"]["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name_of(n), labels)
+        })
+        .collect()
+}
+
 /// Whether the DaemonSet's pod template may run on `node`: its `nodeSelector` and its required
 /// node affinity (`nodeSelectorTerms` are ORed, the expressions of a term ANDed; operators In,
 /// NotIn, Exists, DoesNotExist on the node's labels), as the DaemonSet controller checks with
 /// the scheduler's predicates (kubernetes/kubernetes: pkg/controller/daemon/daemon_controller.go
 /// `NodeShouldRunDaemonPod`, component-helpers/scheduling/corev1/nodeaffinity).
-fn node_selected(ds: &Value, node: &SimNode) -> bool {
-    let labels = node.node_labels();
+///
+/// The labels are the Node object's as stored (what `kubectl label` or a server-side apply
+/// changed), as the controller reads them from its Node informer; a simulated node whose Node
+/// object is missing falls back to the labels its kubelet would register.
+fn node_selected(ds: &Value, node: &SimNode, stored: &NodeLabels) -> bool {
+    let registered;
+    let labels: &[(String, String)] = match stored.get(&node.name) {
+        Some(l) => l,
+        None => {
+            registered = node.node_labels();
+            &registered
+        }
+    };
     let label = |k: &str| {
         labels
             .iter()
@@ -331,6 +364,7 @@ fn reconcile_daemonsets(state: &Arc<State>) {
             store.list(resource("pods"), None),
         )
     };
+    let stored = stored_node_labels(state);
     for ds in daemonsets {
         if ds["metadata"]["deletionTimestamp"].is_string() {
             continue;
@@ -342,7 +376,10 @@ fn reconcile_daemonsets(state: &Arc<State>) {
             .filter(|p| owned_by(p, &uid) && !terminating(p))
             .collect();
         let all_nodes = state.nodes();
-        let nodes: Vec<&SimNode> = all_nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let nodes: Vec<&SimNode> = all_nodes
+            .iter()
+            .filter(|n| node_selected(&ds, n, &stored))
+            .collect();
         let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
         let mut unavailable = 0;
         let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
@@ -944,11 +981,15 @@ fn daemonset_status(state: &Arc<State>) {
         let store = state.store();
         (store.list(dss, None), store.list(resource("pods"), None))
     };
+    let stored = stored_node_labels(state);
     for ds in daemonsets {
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
         let all_nodes = state.nodes();
-        let nodes: Vec<&SimNode> = all_nodes.iter().filter(|n| node_selected(&ds, n)).collect();
+        let nodes: Vec<&SimNode> = all_nodes
+            .iter()
+            .filter(|n| node_selected(&ds, n, &stored))
+            .collect();
         let owned: Vec<&Value> = pods
             .iter()
             .filter(|p| owned_by(p, &uid) && !terminating(p))

@@ -763,6 +763,16 @@ impl FakeCluster {
             .push(node);
     }
 
+    /// A node's kubelet is reconfigured and restarted (another runtime endpoint or cgroup
+    /// driver): its configz answers with the new values from now on; its Node object (labels
+    /// and all) stays as it is.
+    pub fn update_node(&self, name: &str, change: impl FnOnce(&mut SimNode)) {
+        let mut nodes = self.state.nodes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = nodes.iter_mut().find(|n| n.name == name) {
+            change(n);
+        }
+    }
+
     /// A node leaves (`kubectl delete node`): its Node object goes, and with it its daemon
     /// pods (the pod garbage collector deletes pods bound to a node that no longer exists).
     pub fn remove_node(&self, name: &str) {

@@ -1,0 +1,447 @@
+//! `install --label-nodes`: our node label `cadvisor-setup/group=<layout hash>` on every node of
+//! a cluster with several node groups, so each group's DaemonSet selects its nodes by label
+//! (a node labelled later lands without a manifest change).
+//!
+//! Nodes are never ours, so only the label is: it is written by server-side apply under our
+//! field manager with a configuration holding nothing but that label, which makes it the one
+//! field we own on the Node; every other label and field stays with its owner. Applying a
+//! configuration without it removes it again, unless another manager owns it too
+//! (kubernetes.io "Server-Side Apply": "fields that were previously applied by the field manager
+//! and are now omitted are removed, unless another manager also owns them").
+//!
+//! Ownership follows `metadata.managedFields`: a node whose label was set by someone else (any
+//! other manager, e.g. `kubectl-label`) is not ours to change unless `--force`, which takes the
+//! field over (the other manager loses it), and `uninstall` then removes it like any label of
+//! ours. Everything is decided before anything is written (see [`plan`]).
+//!
+//! Known limit: server-side apply creates an object that does not exist, so a node deleted in
+//! the moment between listing the nodes and labelling it would come back as a bare Node object.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{Cluster, ClusterError, FIELD_MANAGER, classify};
+pub use crate::plan::groups::GROUP_LABEL;
+
+/// A node that carries [`GROUP_LABEL`], and who owns the label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carrier {
+    pub node: String,
+    pub value: String,
+    /// Our field manager owns the label.
+    pub ours: bool,
+    /// The other field managers that own it.
+    pub others: Vec<String>,
+}
+
+impl Carrier {
+    fn set_by(&self) -> String {
+        if self.others.is_empty() {
+            "its writer is not recorded (no managedFields)".to_string()
+        } else {
+            format!("set by {}", self.others.join(", "))
+        }
+    }
+}
+
+/// What happens to one node's label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelAction {
+    /// The node had no such label: set.
+    Label,
+    /// Ours, with another group's value (the node changed group): set to its group's.
+    Relabel,
+    /// Set by someone else, taken over with `--force`.
+    TakeOver,
+    /// Already right (ours, or someone else's with the very value: theirs to keep, e.g. a
+    /// node that joined labelled by its provisioning): nothing written.
+    Keep,
+    /// Ours, on a node no group's DaemonSet selects by label any more: removed.
+    Remove,
+}
+
+/// One node's label, as planned and then as done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeLabelChange {
+    pub node: String,
+    /// The value after (`null` when removed).
+    pub value: Option<String>,
+    /// The value before (`null` when there was none).
+    pub previous: Option<String>,
+    pub action: LabelAction,
+    pub changed: bool,
+    /// Our field manager owns the label afterwards (so `uninstall` removes it).
+    pub ours: bool,
+}
+
+impl NodeLabelChange {
+    /// "label node node-3 cadvisor-setup/group=3dd09fc8", for people.
+    pub fn describe(&self) -> String {
+        match (self.action, &self.value) {
+            (LabelAction::Remove, _) | (_, None) => format!(
+                "remove label {GROUP_LABEL} from node {}{}",
+                self.node,
+                self.previous
+                    .as_deref()
+                    .map(|p| format!(" (was {p})"))
+                    .unwrap_or_default()
+            ),
+            (action, Some(value)) => {
+                let verb = match action {
+                    LabelAction::Relabel => "relabel",
+                    LabelAction::TakeOver => "take over label (--force) on",
+                    LabelAction::Keep => "keep label on",
+                    _ => "label",
+                };
+                let was = match (action, &self.previous) {
+                    (LabelAction::Relabel | LabelAction::TakeOver, Some(p)) => {
+                        format!(" (was {p})")
+                    }
+                    _ => String::new(),
+                };
+                format!("{verb} node {} {GROUP_LABEL}={value}{was}", self.node)
+            }
+        }
+    }
+}
+
+/// The managers that own `metadata.labels[GROUP_LABEL]` in `managed_fields` (JSON), in order.
+fn owners(managed_fields: &Value) -> Vec<String> {
+    let field = format!("f:{GROUP_LABEL}");
+    let mut out: Vec<String> = Vec::new();
+    for entry in managed_fields.as_array().into_iter().flatten() {
+        let owns = entry["fieldsV1"]["f:metadata"]["f:labels"]
+            .get(&field)
+            .is_some();
+        if owns
+            && let Some(m) = entry["manager"].as_str()
+            && !out.iter().any(|o| o == m)
+        {
+            out.push(m.to_string());
+        }
+    }
+    out
+}
+
+/// The node's [`GROUP_LABEL`] and its owners, `None` when it has none. Pure.
+pub fn carrier_of(node: &Value) -> Option<Carrier> {
+    let meta = &node["metadata"];
+    let value = meta["labels"][GROUP_LABEL].as_str()?;
+    let mut others = owners(&meta["managedFields"]);
+    let ours = others.iter().any(|m| m == FIELD_MANAGER);
+    others.retain(|m| m != FIELD_MANAGER);
+    Some(Carrier {
+        node: meta["name"].as_str().unwrap_or_default().to_string(),
+        value: value.to_string(),
+        ours,
+        others,
+    })
+}
+
+/// Every node that carries [`GROUP_LABEL`] (one list with a label selector), by name.
+pub async fn carriers(cluster: &Cluster) -> Result<Vec<Carrier>, ClusterError> {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let list = api
+        .list(&ListParams::default().labels(GROUP_LABEL))
+        .await
+        .map_err(|e| classify(&cluster.server, e))?;
+    let mut out: Vec<Carrier> = list
+        .items
+        .iter()
+        .filter_map(|n| carrier_of(&serde_json::to_value(n).unwrap_or(Value::Null)))
+        .collect();
+    out.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(out)
+}
+
+/// What to do on every node, given the value each node should carry (`wanted`, by node name)
+/// and the nodes that carry the label now. Pure. A label someone else set to another value is
+/// refused (the returned `Err` names each node, for exit 7) unless `force`; one they set to
+/// the very value is kept as theirs (nothing to write, and `uninstall` leaves it). Ours on a node `wanted` does not
+/// name is removed; someone else's there is left alone.
+pub fn plan(
+    wanted: &BTreeMap<String, String>,
+    carriers: &[Carrier],
+    force: bool,
+) -> Result<Vec<NodeLabelChange>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    for (node, value) in wanted {
+        let now = carriers.iter().find(|c| &c.node == node);
+        let (action, changed) = match now {
+            None => (LabelAction::Label, true),
+            Some(c) if c.value == *value => (LabelAction::Keep, false),
+            Some(c) if c.ours => (LabelAction::Relabel, true),
+            Some(_) if force => (LabelAction::TakeOver, true),
+            Some(c) => {
+                refused.push(format!(
+                    "node {node} has {GROUP_LABEL}={} ({})",
+                    c.value,
+                    c.set_by()
+                ));
+                continue;
+            }
+        };
+        out.push(NodeLabelChange {
+            node: node.clone(),
+            value: Some(value.clone()),
+            previous: now.map(|c| c.value.clone()),
+            ours: action != LabelAction::Keep || now.is_some_and(|c| c.ours),
+            action,
+            changed,
+        });
+    }
+    for c in carriers
+        .iter()
+        .filter(|c| c.ours && !wanted.contains_key(&c.node))
+    {
+        out.push(NodeLabelChange {
+            node: c.node.clone(),
+            value: None,
+            previous: Some(c.value.clone()),
+            action: LabelAction::Remove,
+            changed: true,
+            ours: false,
+        });
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    out.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(out)
+}
+
+/// The apply configuration for `node`: only our label, or (to remove it) nothing.
+fn configuration(node: &str, value: Option<&str>) -> Value {
+    let mut metadata = json!({ "name": node });
+    if let Some(value) = value {
+        metadata["labels"] = json!({ GROUP_LABEL: value });
+    }
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": metadata})
+}
+
+/// Writes the changes of [`plan`] (nothing for `Keep`), in order. `force` takes the label over
+/// from other managers. On a failure, the error says which nodes were labelled before it.
+pub async fn apply(
+    cluster: &Cluster,
+    changes: &[NodeLabelChange],
+    force: bool,
+) -> Result<(), ClusterError> {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let mut done: Vec<String> = Vec::new();
+    for (i, c) in changes.iter().enumerate() {
+        if !c.changed {
+            continue;
+        }
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        let config = configuration(&c.node, c.value.as_deref());
+        let written = api
+            .patch(&c.node, &params, &Patch::Apply(&config))
+            .await
+            .map_err(|e| match e {
+                kube::Error::Api(status) if status.code == 409 => {
+                    super::apply::conflict(&format!("Node {}", c.node), &status)
+                }
+                other => classify(&cluster.server, other),
+            });
+        if let Err(source) = written {
+            let left: Vec<String> = changes[i..]
+                .iter()
+                .filter(|c| c.changed)
+                .map(NodeLabelChange::describe)
+                .collect();
+            return Err(ClusterError::Partial {
+                applied: list_or_nothing(&done),
+                not_applied: list_or_nothing(&left),
+                source: Box::new(source),
+            });
+        }
+        done.push(c.describe());
+    }
+    Ok(())
+}
+
+fn list_or_nothing(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `uninstall`: our label off every node that carries it (only where our manager owns it).
+/// Returns the nodes it came off and the nodes where it stays because another manager owns it
+/// too (with the reason).
+pub async fn remove_ours(
+    cluster: &Cluster,
+    ours: &[Carrier],
+) -> Result<(Vec<String>, Vec<(String, String)>), ClusterError> {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let params = PatchParams::apply(FIELD_MANAGER);
+    let mut removed = Vec::new();
+    let mut stays = Vec::new();
+    for c in ours.iter().filter(|c| c.ours) {
+        let config = configuration(&c.node, None);
+        let node = match api.patch(&c.node, &params, &Patch::Apply(&config)).await {
+            Ok(node) => node,
+            // Gone since the list: nothing left to undo.
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => return Err(classify(&cluster.server, e)),
+        };
+        let still = node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(GROUP_LABEL))
+            .is_some();
+        if still {
+            stays.push((
+                format!("Node {}", c.node),
+                format!(
+                    "its label {GROUP_LABEL} is also set by {}: only our claim on it was dropped",
+                    c.others.join(", ")
+                ),
+            ));
+        } else {
+            removed.push(c.node.clone());
+        }
+    }
+    Ok((removed, stays))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, value: Option<&str>, managers: &[&str]) -> Value {
+        let mut n = json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}});
+        if let Some(v) = value {
+            n["metadata"]["labels"][GROUP_LABEL] = json!(v);
+        }
+        let entries: Vec<Value> = managers
+            .iter()
+            .map(|m| {
+                json!({"manager": m, "operation": "Apply", "fieldsType": "FieldsV1",
+                       "fieldsV1": {"f:metadata": {"f:labels": {format!("f:{GROUP_LABEL}"): {}}}}})
+            })
+            .chain(std::iter::once(json!({
+                "manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {"f:kubernetes.io/hostname": {}}}}
+            })))
+            .collect();
+        n["metadata"]["managedFields"] = Value::Array(entries);
+        n
+    }
+
+    fn wanted(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn ownership_comes_from_managed_fields() {
+        assert_eq!(carrier_of(&node("a", None, &[])), None);
+        let ours = carrier_of(&node("a", Some("x"), &[FIELD_MANAGER])).unwrap();
+        assert!(ours.ours && ours.others.is_empty());
+        let theirs = carrier_of(&node("b", Some("x"), &["kubectl-label"])).unwrap();
+        assert!(!theirs.ours);
+        assert_eq!(theirs.others, ["kubectl-label"]);
+        // The kubelet owns other labels, not ours.
+        let unrecorded = carrier_of(&node("c", Some("x"), &[])).unwrap();
+        assert!(!unrecorded.ours && unrecorded.others.is_empty());
+    }
+
+    #[test]
+    fn the_plan_labels_relabels_keeps_removes_and_refuses_foreign_values() {
+        let carriers: Vec<Carrier> = [
+            node("kept", Some("aaaa0000"), &[FIELD_MANAGER]),
+            node("moved", Some("aaaa0000"), &[FIELD_MANAGER]),
+            node("left-group", Some("aaaa0000"), &[FIELD_MANAGER]),
+            node("someone-elses", Some("ffff0000"), &["kubectl-label"]),
+            node("pre-labelled", Some("bbbb0000"), &["kubelet"]),
+        ]
+        .iter()
+        .filter_map(carrier_of)
+        .collect();
+        let want = wanted(&[
+            ("kept", "aaaa0000"),
+            ("moved", "bbbb0000"),
+            ("new", "bbbb0000"),
+            ("pre-labelled", "bbbb0000"),
+        ]);
+        let plan = plan(&want, &carriers, false).unwrap();
+        let actions: Vec<(&str, LabelAction, bool, bool)> = plan
+            .iter()
+            .map(|c| (c.node.as_str(), c.action, c.changed, c.ours))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("kept", LabelAction::Keep, false, true),
+                ("left-group", LabelAction::Remove, true, false),
+                ("moved", LabelAction::Relabel, true, true),
+                ("new", LabelAction::Label, true, true),
+                // Labelled by its kubelet with the right value: left as theirs.
+                ("pre-labelled", LabelAction::Keep, false, false),
+            ]
+        );
+        // Someone else's label where we want ours: refused, unless --force.
+        let mut want = want;
+        want.insert("someone-elses".into(), "bbbb0000".into());
+        let refused = super::plan(&want, &carriers, false).unwrap_err();
+        assert_eq!(
+            refused,
+            ["node someone-elses has cadvisor-setup/group=ffff0000 (set by kubectl-label)"]
+        );
+        let forced = super::plan(&want, &carriers, true).unwrap();
+        let taken = forced.iter().find(|c| c.node == "someone-elses").unwrap();
+        assert_eq!(taken.action, LabelAction::TakeOver);
+        assert_eq!(taken.previous.as_deref(), Some("ffff0000"));
+        assert!(
+            taken.describe().contains("was ffff0000"),
+            "{}",
+            taken.describe()
+        );
+    }
+
+    #[test]
+    fn nothing_wanted_removes_only_ours() {
+        let carriers: Vec<Carrier> = [
+            node("a", Some("x"), &[FIELD_MANAGER]),
+            node("b", Some("y"), &["kubectl-label"]),
+        ]
+        .iter()
+        .filter_map(carrier_of)
+        .collect();
+        let plan = plan(&BTreeMap::new(), &carriers, false).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(
+            (plan[0].node.as_str(), plan[0].action),
+            ("a", LabelAction::Remove)
+        );
+    }
+
+    #[test]
+    fn the_configuration_holds_only_our_label() {
+        assert_eq!(
+            configuration("n", Some("abcd0123")),
+            json!({"apiVersion": "v1", "kind": "Node",
+                   "metadata": {"name": "n", "labels": {GROUP_LABEL: "abcd0123"}}})
+        );
+        assert_eq!(
+            configuration("n", None),
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+        );
+    }
+}
