@@ -3421,7 +3421,7 @@ mod mixed {
 
     /// A MicroK8s node and a kubeadm node, with the user's consent to label nodes: `render
     /// --cluster` and `--dry-run` show the labels and set none; install labels each node with
-    /// its group (by server-side apply: only that label is ours, the user's own stays) and each
+    /// its group (a merge patch under our field manager: only that label is ours, the user's own stays) and each
     /// DaemonSet selects its label; every node verified; a rerun writes nothing; a node joining
     /// is labelled by the rerun and lands in its group without a manifest change; status lists
     /// the labelled nodes; uninstall removes only our label.

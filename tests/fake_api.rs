@@ -726,6 +726,56 @@ mod rollout {
         assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
     }
 
+    /// Why `--label-nodes` writes its label with a merge patch: a merge patch of a Node that does
+    /// not exist is 404 and creates nothing (kubernetes/kubernetes: pkg/registry/core/node/
+    /// strategy.go, `AllowCreateOnUpdate` false), and it records the field manager it names as
+    /// the label's owner, taking it from whoever set it before.
+    #[test]
+    fn a_merge_patch_never_creates_a_node_and_records_its_manager() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let c = cluster(&[("node-1", root.path())]);
+        let patch = r#"{"metadata":{"labels":{"example.com/group":"a"}}}"#;
+        let gone = kubectl(
+            &c,
+            &["patch", "node", "ghost", "--type", "merge", "-p", patch],
+        );
+        assert!(!gone.status.success(), "{}", text(&gone));
+        assert!(text(&gone).contains("not found"), "{}", text(&gone));
+        assert!(c.get("Node", "", "ghost").is_none(), "a Node was created");
+
+        ok(kubectl(
+            &c,
+            &["label", "node", "node-1", "example.com/group=b"],
+        ));
+        ok(kubectl(
+            &c,
+            &[
+                "patch",
+                "node",
+                "node-1",
+                "--type",
+                "merge",
+                "-p",
+                patch,
+                "--field-manager",
+                "cadvisor-setup",
+            ],
+        ));
+        let node = c.get("Node", "", "node-1").expect("node-1");
+        assert_eq!(node["metadata"]["labels"]["example.com/group"], "a");
+        let owners: Vec<&str> = node["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| !e["fieldsV1"]["f:metadata"]["f:labels"]["f:example.com/group"].is_null())
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        assert_eq!(owners, ["cadvisor-setup"], "{node:#}");
+    }
+
     /// Node labels as a real API server keeps them: `kubectl label` (manager `kubectl-label`)
     /// and server-side apply of a Node holding only a label (the applier owns just that
     /// label); applying another value over someone else's label is a conflict naming them

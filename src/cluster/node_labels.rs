@@ -2,20 +2,20 @@
 //! a cluster with several node groups, so each group's DaemonSet selects its nodes by label
 //! (a node labelled later lands without a manifest change).
 //!
-//! Nodes are never ours, so only the label is: it is written by server-side apply under our
-//! field manager with a configuration holding nothing but that label, which makes it the one
-//! field we own on the Node; every other label and field stays with its owner. Applying a
-//! configuration without it removes it again, unless another manager owns it too
-//! (kubernetes.io "Server-Side Apply": "fields that were previously applied by the field manager
-//! and are now omitted are removed, unless another manager also owns them").
+//! Nodes are never ours, so only the label is. It is written with a JSON merge patch under our
+//! field manager that holds nothing but that label, which makes it the one field we own on the
+//! Node; every other label and field stays with its owner. Not server-side apply: apply creates
+//! an object that does not exist (kubernetes/kubernetes:
+//! staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, `forceAllowCreate` for apply
+//! patches), so a node deleted between our list and our write would come back as a bare Node
+//! that no kubelet serves; a merge patch of a missing Node is 404 (pkg/registry/core/node/
+//! strategy.go: `AllowCreateOnUpdate` is false).
 //!
 //! Ownership follows `metadata.managedFields`: a node whose label was set by someone else (any
-//! other manager, e.g. `kubectl-label`) is not ours to change unless `--force`, which takes the
-//! field over (the other manager loses it), and `uninstall` then removes it like any label of
-//! ours. Everything is decided before anything is written (see [`plan`]).
-//!
-//! Known limit: server-side apply creates an object that does not exist, so a node deleted in
-//! the moment between listing the nodes and labelling it would come back as a bare Node object.
+//! other manager, e.g. `kubectl-label`) is not ours to change unless `--force`, which writes it
+//! anyway (the other manager loses the field), and `uninstall` then removes it like any label of
+//! ours. A label we own together with another manager is left where it is. Everything is decided
+//! before anything is written (see [`plan`]).
 
 use std::collections::BTreeMap;
 
@@ -197,9 +197,10 @@ pub fn plan(
             changed,
         });
     }
+    // One we own together with another manager is theirs too: left where it is.
     for c in carriers
         .iter()
-        .filter(|c| c.ours && !wanted.contains_key(&c.node))
+        .filter(|c| c.ours && c.others.is_empty() && !wanted.contains_key(&c.node))
     {
         out.push(NodeLabelChange {
             node: c.node.clone(),
@@ -217,55 +218,53 @@ pub fn plan(
     Ok(out)
 }
 
-/// The apply configuration for `node`: only our label, or (to remove it) nothing.
-fn configuration(node: &str, value: Option<&str>) -> Value {
-    let mut metadata = json!({ "name": node });
-    if let Some(value) = value {
-        metadata["labels"] = json!({ GROUP_LABEL: value });
-    }
-    json!({"apiVersion": "v1", "kind": "Node", "metadata": metadata})
+/// The merge patch that sets our label to `value`, or removes it (`None`).
+fn label_patch(value: Option<&str>) -> Value {
+    json!({ "metadata": { "labels": { GROUP_LABEL: value } } })
 }
 
-/// Writes the changes of [`plan`] (nothing for `Keep`), in order. `force` takes the label over
-/// from other managers. On a failure, the error says which nodes were labelled before it.
-pub async fn apply(
-    cluster: &Cluster,
-    changes: &[NodeLabelChange],
-    force: bool,
-) -> Result<(), ClusterError> {
+/// Writes `value` (or removes the label) on `node` under our field manager; `false` when the
+/// node is gone (404: a merge patch never creates it).
+async fn write(api: &Api<Node>, node: &str, value: Option<&str>) -> Result<bool, kube::Error> {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    match api
+        .patch(node, &params, &Patch::Merge(&label_patch(value)))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the changes of [`plan`] (nothing for `Keep`), in order; a node deleted since the
+/// plan is skipped. On a failure, the error says which nodes were labelled before it.
+pub async fn apply(cluster: &Cluster, changes: &[NodeLabelChange]) -> Result<(), ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
     let mut done: Vec<String> = Vec::new();
     for (i, c) in changes.iter().enumerate() {
         if !c.changed {
             continue;
         }
-        let mut params = PatchParams::apply(FIELD_MANAGER);
-        if force {
-            params = params.force();
+        match write(&api, &c.node, c.value.as_deref()).await {
+            Ok(true) => done.push(c.describe()),
+            Ok(false) => {}
+            Err(e) => {
+                let left: Vec<String> = changes[i..]
+                    .iter()
+                    .filter(|c| c.changed)
+                    .map(NodeLabelChange::describe)
+                    .collect();
+                return Err(ClusterError::Partial {
+                    applied: list_or_nothing(&done),
+                    not_applied: list_or_nothing(&left),
+                    source: Box::new(classify(&cluster.server, e)),
+                });
+            }
         }
-        let config = configuration(&c.node, c.value.as_deref());
-        let written = api
-            .patch(&c.node, &params, &Patch::Apply(&config))
-            .await
-            .map_err(|e| match e {
-                kube::Error::Api(status) if status.code == 409 => {
-                    super::apply::conflict(&format!("Node {}", c.node), &status)
-                }
-                other => classify(&cluster.server, other),
-            });
-        if let Err(source) = written {
-            let left: Vec<String> = changes[i..]
-                .iter()
-                .filter(|c| c.changed)
-                .map(NodeLabelChange::describe)
-                .collect();
-            return Err(ClusterError::Partial {
-                applied: list_or_nothing(&done),
-                not_applied: list_or_nothing(&left),
-                source: Box::new(source),
-            });
-        }
-        done.push(c.describe());
     }
     Ok(())
 }
@@ -278,40 +277,31 @@ fn list_or_nothing(items: &[String]) -> String {
     }
 }
 
-/// `uninstall`: our label off every node that carries it (only where our manager owns it).
-/// Returns the nodes it came off and the nodes where it stays because another manager owns it
-/// too (with the reason).
+/// `uninstall`: our label off every node where our manager alone owns it. Returns the nodes it
+/// came off and the nodes where it stays because another manager owns it too (with the reason).
 pub async fn remove_ours(
     cluster: &Cluster,
     ours: &[Carrier],
 ) -> Result<(Vec<String>, Vec<(String, String)>), ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER);
     let mut removed = Vec::new();
     let mut stays = Vec::new();
     for c in ours.iter().filter(|c| c.ours) {
-        let config = configuration(&c.node, None);
-        let node = match api.patch(&c.node, &params, &Patch::Apply(&config)).await {
-            Ok(node) => node,
-            // Gone since the list: nothing left to undo.
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(e) => return Err(classify(&cluster.server, e)),
-        };
-        let still = node
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(GROUP_LABEL))
-            .is_some();
-        if still {
+        if !c.others.is_empty() {
             stays.push((
                 format!("Node {}", c.node),
                 format!(
-                    "its label {GROUP_LABEL} is also set by {}: only our claim on it was dropped",
+                    "its label {GROUP_LABEL} is also set by {}: left to them",
                     c.others.join(", ")
                 ),
             ));
-        } else {
+            continue;
+        }
+        // Gone since the list: nothing left to undo.
+        if write(&api, &c.node, None)
+            .await
+            .map_err(|e| classify(&cluster.server, e))?
+        {
             removed.push(c.node.clone());
         }
     }
@@ -433,15 +423,24 @@ mod tests {
     }
 
     #[test]
-    fn the_configuration_holds_only_our_label() {
+    fn the_patch_holds_only_our_label_and_null_removes_it() {
         assert_eq!(
-            configuration("n", Some("abcd0123")),
-            json!({"apiVersion": "v1", "kind": "Node",
-                   "metadata": {"name": "n", "labels": {GROUP_LABEL: "abcd0123"}}})
+            label_patch(Some("abcd0123")),
+            json!({"metadata": {"labels": {GROUP_LABEL: "abcd0123"}}})
         );
         assert_eq!(
-            configuration("n", None),
-            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+            label_patch(None),
+            json!({"metadata": {"labels": {GROUP_LABEL: null}}})
         );
+    }
+
+    #[test]
+    fn a_label_we_share_with_another_manager_is_never_removed() {
+        let carriers: Vec<Carrier> = [node("a", Some("x"), &[FIELD_MANAGER, "kubectl-label"])]
+            .iter()
+            .filter_map(carrier_of)
+            .collect();
+        assert!(carriers[0].ours);
+        assert_eq!(plan(&BTreeMap::new(), &carriers, false).unwrap(), []);
     }
 }

@@ -485,7 +485,7 @@ pub async fn install(
     let node_labels = groups.node_labels.clone();
     if !args.dry_run && node_labels.iter().any(|l| l.changed) {
         crate::cluster::apply::check(cluster, &manifests.documents, apply_opts).await?;
-        crate::cluster::node_labels::apply(cluster, &node_labels, args.force).await?;
+        crate::cluster::node_labels::apply(cluster, &node_labels).await?;
     }
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
