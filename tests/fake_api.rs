@@ -1057,6 +1057,105 @@ mod rollout {
             "{events:#?}"
         );
     }
+
+    /// Lists in pages as the API server serves them: `limit`, an opaque `continue` that resumes
+    /// after the last item, `remainingItemCount`; kubectl's `--chunk-size` follows it, and so
+    /// does the verification's pod list (`rollout::daemonset_pods_as`).
+    #[test]
+    fn lists_come_in_pages_that_kubectl_and_the_pod_list_follow() {
+        if !have_kubectl() {
+            return;
+        }
+        let root = short_root();
+        let names: Vec<String> = (1..=5).map(|i| format!("node-{i}")).collect();
+        let c = cluster(
+            &names
+                .iter()
+                .map(|n| (n.as_str(), root.path()))
+                .collect::<Vec<_>>(),
+        );
+        install(&c, &microk8s_daemonset("gcr.io/cadvisor/cadvisor:v0.52.1"));
+        let mut all: Vec<String> = cadvisor_pods(&c)
+            .iter()
+            .map(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        all.sort();
+        assert_eq!(all.len(), 5);
+
+        let page = |query: &str| -> Value {
+            let path = format!("/api/v1/namespaces/cadvisor/pods?{query}");
+            serde_json::from_str(&ok(kubectl(&c, &["get", "--raw", &path]))).expect("json")
+        };
+        let first = page("limit=2");
+        assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(first["metadata"]["remainingItemCount"], 3);
+        let token = first["metadata"]["continue"].as_str().expect("continue");
+        let second = page(&format!("limit=2&continue={token}"));
+        let third = page(&format!(
+            "limit=2&continue={}",
+            second["metadata"]["continue"].as_str().expect("continue")
+        ));
+        assert_eq!(third["items"].as_array().map(Vec::len), Some(1));
+        assert!(third["metadata"]["continue"].is_null(), "{third:#}");
+        let mut paged: Vec<String> = [first, second, third]
+            .iter()
+            .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
+            .map(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        paged.sort();
+        assert_eq!(paged, all);
+
+        let chunked = ok(kubectl(
+            &c,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "cadvisor",
+                "--chunk-size=2",
+                "-o",
+                "name",
+            ],
+        ));
+        assert_eq!(chunked.lines().count(), 5, "{chunked}");
+
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let mut listed = runtime.block_on(async {
+            let cluster = cadvisor_setup::cluster::client::connect(c.kubeconfig_path())
+                .await
+                .expect("client");
+            cadvisor_setup::cluster::rollout::daemonset_pods_as(
+                &cluster,
+                "cadvisor",
+                "cadvisor",
+                2,
+                |p| p.metadata.name.unwrap_or_default(),
+            )
+            .await
+            .expect("pods")
+        });
+        listed.sort();
+        assert_eq!(listed, all);
+        assert_eq!(
+            c.requests()
+                .iter()
+                .filter(|r| r.path == "/api/v1/namespaces/cadvisor/pods"
+                    && r.query.iter().any(|(k, v)| k == "limit" && v == "2"))
+                .count(),
+            3 + 3 + 3,
+            "three pages each: by hand, by kubectl --chunk-size=2, by the pod list"
+        );
+    }
 }
 
 mod kube_client {

@@ -303,6 +303,21 @@ pub async fn daemonset_pods(
     namespace: &str,
     name: &str,
 ) -> Result<Vec<Pod>, ClusterError> {
+    daemonset_pods_as(cluster, namespace, name, POD_PAGE, |pod| pod).await
+}
+
+/// Pods listed per request: with hundreds of nodes, only one page of whole Pod objects is held
+/// at a time, each reduced by the caller before the next is read.
+pub const POD_PAGE: u32 = 100;
+
+/// [`daemonset_pods`], `page` pods per request, each reduced by `reduce` as its page arrives.
+pub async fn daemonset_pods_as<T>(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    page: u32,
+    reduce: impl Fn(Pod) -> T,
+) -> Result<Vec<T>, ClusterError> {
     let dss: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
     let ds = cluster
         .ask(dss.get_opt(name))
@@ -314,20 +329,27 @@ pub async fn daemonset_pods(
         })?;
     let selector = selector_of(&ds);
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let list = cluster
-        .ask(pods.list(&ListParams::default().labels(&selector)))
-        .await?;
     // `cadvisor`'s selector also matches the pods of the other node groups' DaemonSets (its
     // selector is immutable, theirs add a label); the controller reference tells whose a pod
     // is, as the DaemonSet controller itself decides (kubernetes/kubernetes:
     // pkg/controller/daemon/daemon_controller.go `getDaemonPods` claims only pods it controls
     // or orphans).
     let uid = ds.metadata.uid.clone();
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|p| controlled_by(p, uid.as_deref()))
-        .collect())
+    let mut out = Vec::new();
+    let mut params = ListParams::default().labels(&selector).limit(page.max(1));
+    loop {
+        let page = cluster.ask(pods.list(&params)).await?;
+        out.extend(
+            page.items
+                .into_iter()
+                .filter(|p| controlled_by(p, uid.as_deref()))
+                .map(&reduce),
+        );
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Whether `pod` is controlled by the object with `uid` (or by nothing at all).

@@ -7,12 +7,16 @@
 //!
 //! cAdvisor repeats the label set of every container in every metric family, so a label set
 //! already parsed is looked up (a bounded cache, compared byte for byte) and only the value and
-//! timestamp after it are checked: on a 200 MB scrape that brings the scanner to grep's speed.
+//! timestamp after it are checked: with a few hundred containers that brings the scanner to
+//! grep's speed. With thousands of containers, or label sets that never repeat, every line is
+//! parsed; then the pod values it names are recognised as raw bytes seen before
+//! ([`Recorded`], following cAdvisor's order of containers), so a series costs one parse and
+//! no hashing in the common case.
 
 use memchr::{memchr, memchr_iter};
 
-use super::line::{self, Label, Labels, Line, RawValue};
-use super::pods::PodSet;
+use super::line::{self, Escapes, Label, Labels, Line, RawValue};
+use super::pods::{PodSet, Recorded};
 use super::{MalformedLine, ScanReport};
 
 /// The longest line kept. cAdvisor lines are a few hundred bytes to a few KB (more with many
@@ -39,6 +43,8 @@ pub(super) struct LineScanner {
     overlong_lines: u64,
     pods: PodSet,
     kubelet_pods: PodSet,
+    /// What `pods` and `kubelet_pods` already hold, by raw values.
+    recorded: [Recorded; 2],
     scratch: [Vec<u8>; 3],
     seen: SeenSets,
 }
@@ -233,11 +239,12 @@ impl LineScanner {
             }
             return;
         }
+        let mut labels = Labels::default();
         if let Some(shape) = &shape
-            && let Some(labels) = line::fast_label_set(shape.label_set)
+            && let Some(escapes) = line::fast_label_set(shape.label_set, &mut labels)
             && line::check_tail(shape.line, shape.tail).is_ok()
         {
-            let seen = self.sample(&labels);
+            let seen = self.sample(&labels, escapes);
             if cached {
                 self.seen.put(shape.label_set, seen);
             }
@@ -246,7 +253,7 @@ impl LineScanner {
         match line::parse(text) {
             Ok(Line::Skip) => {}
             Ok(Line::Sample(labels)) => {
-                let seen = self.sample(&labels);
+                let seen = self.sample(&labels, Escapes::Maybe);
                 if let Some(shape) = shape
                     && cached
                 {
@@ -287,7 +294,7 @@ impl LineScanner {
     }
 
     /// Counts a freshly parsed series and records its pods.
-    fn sample(&mut self, labels: &Labels<'_>) -> Seen {
+    fn sample(&mut self, labels: &Labels<'_>, escapes: Escapes) -> Seen {
         let cadvisor = labels.get(Label::CadvisorPod);
         let kubelet = labels.get(Label::KubeletPod);
         let seen = Seen {
@@ -301,7 +308,15 @@ impl LineScanner {
                 labels.get(Label::CadvisorNamespace),
                 labels.get(Label::CadvisorContainer),
             );
-            Self::record(&mut self.pods, &mut self.scratch, namespace, pod, container);
+            Self::record(
+                &mut self.pods,
+                &mut self.recorded[0],
+                &mut self.scratch,
+                escapes,
+                namespace,
+                pod,
+                container,
+            );
         }
         if let Some(pod) = kubelet {
             let (namespace, container) = (
@@ -310,7 +325,9 @@ impl LineScanner {
             );
             Self::record(
                 &mut self.kubelet_pods,
+                &mut self.recorded[1],
                 &mut self.scratch,
+                escapes,
                 namespace,
                 pod,
                 container,
@@ -319,18 +336,33 @@ impl LineScanner {
         seen
     }
 
+    /// Adds a pod and container to `set`, unless `recorded` says it holds them already (the
+    /// same raw values unescape to the same names, and inserting names already held changes
+    /// nothing) or the set is full.
     fn record(
         set: &mut PodSet,
+        recorded: &mut Recorded,
         scratch: &mut [Vec<u8>; 3],
+        escapes: Escapes,
         namespace: Option<RawValue<'_>>,
         pod: RawValue<'_>,
         container: Option<RawValue<'_>>,
     ) {
+        if set.is_full() {
+            return;
+        }
+        fn raw<'a>(value: Option<RawValue<'a>>) -> &'a [u8] {
+            value.map_or(&[], |v| v.bytes)
+        }
+        if recorded.contains([raw(namespace), pod.bytes, raw(container)]) {
+            return;
+        }
         let [ns_buf, pod_buf, container_buf] = scratch;
-        let ns = text_of(namespace, ns_buf);
-        let pod = text_of(Some(pod), pod_buf);
-        let container = text_of(container, container_buf);
+        let ns = text_of(namespace, ns_buf, escapes);
+        let pod = text_of(Some(pod), pod_buf, escapes);
+        let container = text_of(container, container_buf, escapes);
         set.insert(ns, pod, container);
+        recorded.remember_last();
     }
 
     pub fn finish(mut self) -> ScanReport {
@@ -358,11 +390,12 @@ impl LineScanner {
     }
 }
 
-/// A value's text, unescaped into `buf` only when it holds escapes.
-fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>) -> &'a [u8] {
+/// A value's text, unescaped into `buf` only when it holds escapes (not looked for when its
+/// label set holds none).
+fn text_of<'a>(value: Option<RawValue<'a>>, buf: &'a mut Vec<u8>, escapes: Escapes) -> &'a [u8] {
     match value {
         None => &[],
-        Some(raw) if memchr(b'\\', raw.bytes).is_none() => raw.bytes,
+        Some(raw) if escapes == Escapes::None || memchr(b'\\', raw.bytes).is_none() => raw.bytes,
         Some(raw) => {
             raw.unescape_into(buf);
             buf

@@ -221,18 +221,21 @@ async fn attempt(
     mut previous: BTreeMap<String, NodeResult>,
     on_progress: &mut impl FnMut(&str),
 ) -> Result<BTreeMap<String, NodeResult>, ClusterError> {
-    let pods = rollout::daemonset_pods(cluster, &opts.namespace, &opts.daemonset).await?;
+    let pods = rollout::daemonset_pods_as(
+        cluster,
+        &opts.namespace,
+        &opts.daemonset,
+        rollout::POD_PAGE,
+        DaemonPod::of,
+    )
+    .await?;
     let mut results = BTreeMap::new();
     let mut to_check = Vec::new();
     // Pods of a previous revision may still be terminating after the rollout.
-    for pod in pods
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        match previous.remove(&name) {
+    for pod in pods.into_iter().filter(|p| !p.deleting) {
+        match previous.remove(&pod.name) {
             Some(done) if done.passed => {
-                results.insert(name, done);
+                results.insert(pod.name, done);
             }
             before => to_check.push((pod, before)),
         }
@@ -259,12 +262,12 @@ async fn attempt(
 async fn check_until(
     cluster: &Cluster,
     namespace: &str,
-    pod: Pod,
+    pod: DaemonPod,
     before: Option<NodeResult>,
     attempt: u32,
     deadline: tokio::time::Instant,
 ) -> Result<NodeResult, ClusterError> {
-    let (node, name) = node_and_name(&pod);
+    let (name, node) = (pod.name.clone(), pod.node.clone());
     match tokio::time::timeout_at(deadline, check_node(cluster, namespace, pod, attempt)).await {
         Ok(checked) => checked,
         Err(_) => Ok(before.unwrap_or_else(|| {
@@ -275,15 +278,6 @@ async fn check_until(
             cut
         })),
     }
-}
-
-/// The pod's node and its own name.
-fn node_and_name(pod: &Pod) -> (String, String) {
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    (
-        node.unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
 }
 
 /// The cluster cannot be used at all (no retry helps): unreachable, unauthenticated, forbidden.
@@ -300,12 +294,17 @@ fn is_fatal(e: &ClusterError) -> bool {
 async fn check_node(
     cluster: &Cluster,
     namespace: &str,
-    pod: Pod,
+    pod: DaemonPod,
     attempt: u32,
 ) -> Result<NodeResult, ClusterError> {
-    let (node, name) = node_and_name(&pod);
+    let DaemonPod {
+        name,
+        node,
+        phase,
+        port,
+        ..
+    } = pod;
     let mut result = NodeResult::unchecked(node.clone(), name.clone(), attempt);
-    let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
     if node.is_empty() || phase.as_deref() != Some("Running") {
         result.error = Some(format!(
             "pod {name} is {} on {}",
@@ -318,7 +317,6 @@ async fn check_node(
         ));
         return Ok(result);
     }
-    let port = metrics_port(&pod);
     let pod_path = proxy::pod_metrics_path(namespace, &name, port);
     let cadvisor = match scan(cluster, &pod_path).await {
         Ok(report) => report,
@@ -345,6 +343,30 @@ async fn check_node(
     result.id_only_series = verdict.id_only_series;
     result.kubelet_error = verdict.baseline_unavailable;
     Ok(result)
+}
+
+/// One of the DaemonSet's pods, reduced to what its check needs (a whole Pod is kilobytes; a
+/// verification of hundreds of nodes holds this instead).
+#[derive(Debug, Clone)]
+struct DaemonPod {
+    name: String,
+    /// Empty when not scheduled yet.
+    node: String,
+    phase: Option<String>,
+    port: u16,
+    deleting: bool,
+}
+
+impl DaemonPod {
+    fn of(pod: Pod) -> DaemonPod {
+        DaemonPod {
+            port: metrics_port(&pod),
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            phase: pod.status.and_then(|s| s.phase),
+            node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
+            name: pod.metadata.name.unwrap_or_default(),
+        }
+    }
 }
 
 /// The cAdvisor container's port named `http`, else its first declared port (its `--port`),

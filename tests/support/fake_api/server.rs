@@ -760,12 +760,50 @@ fn list_body(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
 }
 
 fn list(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Result<Value, ApiError> {
-    let items = list_objects(ctx, t)?;
+    let mut items = list_objects(ctx, t)?;
     let rv = ctx.state.store().rv();
-    if accept.contains("as=Table") {
-        return Ok(super::table::table(t.res, &items, rv));
+    // Pages as the API server serves them (kubernetes.io "API Concepts", "Retrieving large
+    // results sets in chunks"): in key order, at most `limit` items, then an opaque `continue`
+    // token that resumes after the last key, and `remainingItemCount`.
+    let key = |o: &Value| format!("{}/{}", ns_of(o), name_of(o));
+    items.sort_by_key(|o| key(o));
+    if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
+        let after = hex_decode(token)
+            .ok_or_else(|| status::bad_request(format!("invalid continue token {token:?}")))?;
+        items.retain(|o| key(o) > after);
     }
-    Ok(list_body(t.res, items, rv))
+    let limit = ctx
+        .query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
+    let rest = if limit > 0 && items.len() > limit {
+        items.split_off(limit)
+    } else {
+        Vec::new()
+    };
+    let token: Option<String> = items
+        .last()
+        .filter(|_| !rest.is_empty())
+        .map(|last| key(last).bytes().map(|b| format!("{b:02x}")).collect());
+    let mut body = if accept.contains("as=Table") {
+        super::table::table(t.res, &items, rv)
+    } else {
+        list_body(t.res, items, rv)
+    };
+    if let Some(token) = token {
+        body["metadata"]["continue"] = json!(token);
+        body["metadata"]["remainingItemCount"] = json!(rest.len());
+    }
+    Ok(body)
+}
+
+fn hex_decode(text: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 // ---- watch --------------------------------------------------------------------------------
