@@ -65,6 +65,9 @@ pub struct ClusterNode {
     /// `status.addresses`, to find this host's node by address.
     #[serde(skip)]
     pub addresses: Vec<String>,
+    /// The addresses it sends from, for a NetworkPolicy (`prometheus::source_cidrs`).
+    #[serde(skip)]
+    pub source_cidrs: Vec<String>,
 }
 
 impl ClusterNode {
@@ -255,6 +258,7 @@ pub fn of(node: &Node, configz: Result<ConfigzHints, String>) -> ClusterNode {
             .and_then(|s| s.addresses.as_ref())
             .map(|a| a.iter().map(|a| a.address.to_lowercase()).collect())
             .unwrap_or_default(),
+        source_cidrs: super::prometheus::source_cidrs(node),
     }
 }
 

@@ -318,10 +318,9 @@ pub async fn daemonset_pods_as<T>(
     reduce: impl Fn(Pod) -> T,
 ) -> Result<Vec<T>, ClusterError> {
     let dss: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let ds = dss
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?
+    let ds = cluster
+        .ask(dss.get_opt(name))
+        .await?
         .ok_or_else(|| ClusterError::NotFound {
             object: format!("DaemonSet {namespace}/{name}"),
             hint: "is cAdvisor installed? pass --namespace/--daemonset for an install made by hand"
@@ -336,12 +335,12 @@ pub async fn daemonset_pods_as<T>(
     // or orphans).
     let uid = ds.metadata.uid.clone();
     let params = ListParams::default().labels(&selector);
-    super::pages::list_reduced(&pods, &params, page, |pod| {
-        controlled_by(&pod, uid.as_deref()).then(|| reduce(pod))
-    })
-    .await
-    .map(|pods| pods.into_iter().flatten().collect())
-    .map_err(|e| classify(&cluster.server, e))
+    let pods = cluster
+        .ask(super::pages::list_reduced(&pods, &params, page, |pod| {
+            controlled_by(&pod, uid.as_deref()).then(|| reduce(pod))
+        }))
+        .await?;
+    Ok(pods.into_iter().flatten().collect())
 }
 
 /// Whether `pod` is controlled by the object with `uid` (or by nothing at all).
