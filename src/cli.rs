@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::ExitCode;
+use crate::host::DistroKind;
 
 const AFTER_HELP: &str = ExitCode::TABLE;
 
@@ -253,14 +254,16 @@ pub enum ServiceMonitorMode {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-pub enum DistroPreset {
-    Microk8s,
-    K3s,
-    Rke2,
-    K0s,
-    K8sSnap,
-    Kubeadm,
+/// `--distro`: the distributions with a preset (all but `unknown`), named as detection names them.
+impl ValueEnum for DistroKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        use DistroKind::*;
+        &[Microk8s, K3s, Rke2, K0s, K8sSnap, Kubeadm]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -273,7 +276,7 @@ pub struct RenderArgs {
 
     /// Render for a distribution's defaults without reading this host.
     #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
-    pub distro: Option<DistroPreset>,
+    pub distro: Option<DistroKind>,
 
     /// Render from the live cluster's node facts (one DaemonSet per node group), without
     /// applying anything: for GitOps from a machine that is not a node.
@@ -361,23 +364,7 @@ pub struct InstallArgs {
     pub network_policy: Option<NetworkPolicyMode>,
 }
 
-/// `--prometheus` of `install`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub enum PrometheusChoice {
-    Auto,
-    None,
-    Named { namespace: String, name: String },
-}
-
-impl std::fmt::Display for PrometheusChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PrometheusChoice::Auto => f.write_str("auto"),
-            PrometheusChoice::None => f.write_str("none"),
-            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
-        }
-    }
-}
+pub use crate::cluster::prometheus::PrometheusChoice;
 
 /// `auto`, `none` or `NAMESPACE/NAME` (both DNS-1123 names).
 pub fn parse_prometheus_choice(text: &str) -> Result<PrometheusChoice, String> {

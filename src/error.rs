@@ -1,10 +1,25 @@
-//! Exit codes: the contract printed by `--help` and listed in the README, and nothing else.
+//! Exit codes: the contract printed by `--help` and listed in the README; and [`chain`], the
+//! text of an error with its causes, which several layers need.
 //!
 //! Which error means which code is decided in one place, `crate::commands::error::Error::exit_code`
 //! (one exhaustive `match` over every layer's error); this module sits below every layer, so
 //! any of them may name an [`ExitCode`] without importing a higher one.
 
 use std::fmt;
+
+/// `err` and its causes joined with `: `, each left out when an earlier text already holds it:
+/// hyper's and kube's own text is only "client error (Connect)", the cause (refused,
+/// certificate unknown) sits at the end of the chain.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in std::iter::successors(Some(err), |e| e.source()) {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
 
 /// The process exit codes, the contract of `--help` (`ExitCode::TABLE`) and of the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -490,10 +490,8 @@ fn render_one(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<String, 
 
 fn template_error(name: &str, err: &minijinja::Error) -> RenderError {
     let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
+    for cause in std::iter::successors(std::error::Error::source(err), |e| e.source()) {
         message.push_str(&format!(": {cause}"));
-        source = cause.source();
     }
     RenderError::Template {
         name: name.to_string(),

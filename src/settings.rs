@@ -25,9 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{
-    DetectArgs, DistroPreset, InstallArgs, NetworkPolicyMode, PrometheusChoice, RenderArgs,
-    ServiceMonitorMode, StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel,
-    parse_prometheus_choice,
+    DetectArgs, InstallArgs, NetworkPolicyMode, PrometheusChoice, RenderArgs, ServiceMonitorMode,
+    StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel, parse_prometheus_choice,
 };
 use crate::input::ReadError;
 use crate::options::{Answers, FlagSources, OptionsError, Resolved, ValueSource};
@@ -325,7 +324,7 @@ fn resolved(
 
 pub struct RenderSettings {
     pub resolved: Resolved,
-    pub distro: Option<DistroPreset>,
+    pub distro: Option<crate::host::DistroKind>,
     /// `--cluster`: from the live cluster's node facts.
     pub cluster: bool,
     /// `--cluster`: nodes whose configz is read at once.
@@ -470,30 +469,23 @@ fn label_nodes(pick: &mut Pick<'_>, flag: bool, answers: &Answers) -> bool {
 pub enum PrometheusTarget {
     /// A base URL, checked (http or https, with a host) before any I/O.
     Url(String),
-    /// The Prometheus Operator's Prometheus: the only one (`auto`) or `NAMESPACE/NAME`, through
-    /// the API server's service proxy.
-    Operator(crate::verify::prometheus::operator::Choice),
+    /// The Prometheus Operator's Prometheus: the only one (`auto`) or `NAMESPACE/NAME` (never
+    /// `none`), through the API server's service proxy.
+    Operator(PrometheusChoice),
 }
 
 impl PrometheusTarget {
     pub fn parse(value: &str) -> Result<PrometheusTarget, SettingsError> {
-        use crate::verify::prometheus::operator::Choice;
         let bad = |reason: String| SettingsError::Prometheus {
             value: value.to_string(),
             reason,
         };
         if !value.contains("://") {
             return match parse_prometheus_choice(value) {
-                Ok(PrometheusChoice::Auto) => Ok(PrometheusTarget::Operator(Choice::Auto)),
-                Ok(PrometheusChoice::Named { namespace, name }) => {
-                    Ok(PrometheusTarget::Operator(Choice::Named {
-                        namespace,
-                        name,
-                    }))
-                }
                 Ok(PrometheusChoice::None) => {
                     Err(bad("`none` leaves nothing to verify through".to_string()))
                 }
+                Ok(choice) => Ok(PrometheusTarget::Operator(choice)),
                 Err(reason) => Err(bad(reason)),
             };
         }
@@ -791,18 +783,17 @@ mod tests {
 
     #[test]
     fn prometheus_is_a_url_auto_or_a_prometheus_object() {
-        use crate::verify::prometheus::operator::Choice;
         assert_eq!(
             PrometheusTarget::parse("http://127.0.0.1:9090").unwrap(),
             PrometheusTarget::Url("http://127.0.0.1:9090".into())
         );
         assert_eq!(
             PrometheusTarget::parse("auto").unwrap(),
-            PrometheusTarget::Operator(Choice::Auto)
+            PrometheusTarget::Operator(PrometheusChoice::Auto)
         );
         assert_eq!(
             PrometheusTarget::parse("observability/kube-prom-stack-kube-prome-prometheus").unwrap(),
-            PrometheusTarget::Operator(Choice::Named {
+            PrometheusTarget::Operator(PrometheusChoice::Named {
                 namespace: "observability".into(),
                 name: "kube-prom-stack-kube-prome-prometheus".into()
             })

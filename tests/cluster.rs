@@ -4053,9 +4053,22 @@ mod prometheus_integration {
         let Some(w) = operator_world(all_namespaces(json!({}))) else {
             return;
         };
+        w.cluster.clear_requests();
         let report = install_ok(&w, &[]);
         assert_eq!(report["prometheus"]["selected"], true, "{report:#}");
         assert_eq!(report["prometheus"]["service_monitor_labels"], json!({}));
+        // The operator's API is discovered once, for the ServiceMonitor and the Prometheus alike;
+        // the nodes are listed for this host's configz (before detection) and once more for the
+        // node groups and the NetworkPolicy alike.
+        let gets = |path: &str| {
+            let requests = w.cluster.requests();
+            requests
+                .iter()
+                .filter(|r| r.method == "GET" && r.path == path)
+                .count()
+        };
+        assert_eq!(gets("/apis/monitoring.coreos.com/v1"), 1);
+        assert_eq!(gets("/api/v1/nodes"), 2);
         let sm = service_monitor(&w).expect("ServiceMonitor applied");
         let labels = sm["metadata"]["labels"].as_object().expect("labels");
         assert_eq!(labels.len(), 2, "only our own labels: {sm:#}");
@@ -4207,6 +4220,8 @@ mod prometheus_integration {
                 "never",
             ],
             &["install", "--yes", "--network-policy", "sometimes"],
+            // verify has nothing to ask through with `none`.
+            &["verify", "--prometheus", "none"],
         ] {
             let out = w.run(args);
             assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));

@@ -661,6 +661,7 @@ mod prometheus_real {
             Some(&prometheus[0].url()),
         );
         for choice in ["auto", &format!("observability/{stack}")] {
+            w.cluster.clear_requests();
             let out = w.run(&[
                 "verify",
                 "--prometheus",
@@ -676,6 +677,22 @@ mod prometheus_real {
             assert_eq!(endpoint["kind"], "service-proxy", "{report:#}");
             assert_eq!(endpoint["service"], "prometheus-operated");
             assert_eq!(report["prometheus"]["series"], 1, "{report:#}");
+            // auto uses the object it listed; a name is read (GET) instead of listing them all.
+            let reads: Vec<String> = w
+                .cluster
+                .requests()
+                .into_iter()
+                .filter(|r| r.path.contains("/prometheuses"))
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect();
+            let wanted = if choice == "auto" {
+                "GET /apis/monitoring.coreos.com/v1/prometheuses".to_string()
+            } else {
+                format!(
+                    "GET /apis/monitoring.coreos.com/v1/namespaces/observability/prometheuses/{stack}"
+                )
+            };
+            assert_eq!(reads, [wanted], "{choice}");
         }
         // Two of them: auto does not guess (exit 3, naming both).
         w.cluster.create(

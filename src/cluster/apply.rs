@@ -188,10 +188,9 @@ async fn read_and_decide<'m>(
     for manifest in ordered.iter().copied() {
         let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
         let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
-        let live = api
-            .get_opt(&manifest.name)
-            .await
-            .map_err(|e| classify(&cluster.server, e))?
+        let live = cluster
+            .ask(api.get_opt(&manifest.name))
+            .await?
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
         let decision = decide(manifest, live.as_ref(), force);
         if decision == Decision::Refuse {

@@ -26,6 +26,16 @@ pub struct Cluster {
     pub server: String,
 }
 
+impl Cluster {
+    /// Awaits one API call, its error [`classify`]d for this server.
+    pub async fn ask<T>(
+        &self,
+        call: impl std::future::Future<Output = kube::Result<T>>,
+    ) -> Result<T, ClusterError> {
+        call.await.map_err(|e| classify(&self.server, e))
+    }
+}
+
 /// Reads the kubeconfig at `path` and builds a client. Does not contact the server.
 pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
     connect_merged(path, &[]).await

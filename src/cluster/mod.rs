@@ -11,6 +11,7 @@ pub mod node;
 pub mod node_labels;
 pub mod nodes;
 pub mod ownership;
+pub mod pages;
 pub mod pod_security;
 pub mod prometheus;
 pub mod proxy;

@@ -82,20 +82,9 @@ pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, Clust
 /// [`classify`], with the whole cause chain in the reason of a connection failure (hyper's own
 /// text is only "client error (Connect)"; the OS error sits at the end of the chain).
 pub(crate) fn explain(server: &str, err: kube::Error) -> ClusterError {
-    let mut causes = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !causes.iter().any(|c: &String| c.contains(&text)) {
-            causes.push(text);
-        }
-        cur = e.source();
-    }
+    let reason = crate::error::chain(&err);
     match classify(server, err) {
-        ClusterError::Unreachable { server, .. } => ClusterError::Unreachable {
-            server,
-            reason: causes.join(": "),
-        },
+        ClusterError::Unreachable { server, .. } => ClusterError::Unreachable { server, reason },
         other => other,
     }
 }

@@ -65,6 +65,9 @@ pub struct ClusterNode {
     /// `status.addresses`, to find this host's node by address.
     #[serde(skip)]
     pub addresses: Vec<String>,
+    /// The addresses it sends from, for a NetworkPolicy (`prometheus::source_cidrs`).
+    #[serde(skip)]
+    pub source_cidrs: Vec<String>,
 }
 
 impl ClusterNode {
@@ -86,11 +89,18 @@ impl ClusterNode {
 /// is part of that node's facts.
 pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let list = api
-        .list(&ListParams::default())
+    // A real Node carries its image list (kilobytes per node) and managedFields; neither is a
+    // fact here, so each goes as its page arrives.
+    let mut nodes: Vec<Node> =
+        super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, |mut n| {
+            n.metadata.managed_fields = None;
+            if let Some(status) = n.status.as_mut() {
+                status.images = None;
+            }
+            n
+        })
         .await
         .map_err(|e| explain(&cluster.server, e))?;
-    let mut nodes: Vec<Node> = list.items;
     nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let names = nodes
         .iter()
@@ -248,6 +258,7 @@ pub fn of(node: &Node, configz: Result<ConfigzHints, String>) -> ClusterNode {
             .and_then(|s| s.addresses.as_ref())
             .map(|a| a.iter().map(|a| a.address.to_lowercase()).collect())
             .unwrap_or_default(),
+        source_cidrs: super::prometheus::source_cidrs(node),
     }
 }
 

@@ -30,6 +30,58 @@ const OPERATOR_NAME_LABEL: &str = "operator.prometheus.io/name";
 /// At most this many Prometheus objects are read (one page); a cluster with more is told so.
 const MAX_INSTANCES: u32 = 100;
 
+/// Which Prometheus object: `--prometheus` of `install` and, without `none`, of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PrometheusChoice {
+    /// The only one in the cluster.
+    Auto,
+    None,
+    Named {
+        namespace: String,
+        name: String,
+    },
+}
+
+impl std::fmt::Display for PrometheusChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusChoice::Auto => f.write_str("auto"),
+            PrometheusChoice::None => f.write_str("none"),
+            PrometheusChoice::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
+/// How the operator serves one Prometheus' web endpoint (prometheus-operator:
+/// Documentation/api-reference/api.md, PrometheusSpec `routePrefix`, `web.tlsConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Web {
+    /// `spec.web.tlsConfig` is set: the pods serve https.
+    pub https: bool,
+    /// `spec.routePrefix` (Prometheus' `--web.route-prefix`, default `/`) as an absolute path
+    /// without a trailing slash (`""` for `/`); anything that is not a plain path is ignored.
+    pub route_prefix: String,
+}
+
+impl Web {
+    pub fn of(spec: &Value) -> Web {
+        let prefix = spec["routePrefix"].as_str().unwrap_or("/").trim();
+        let plain = prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+        Web {
+            https: !spec["web"]["tlsConfig"].is_null(),
+            route_prefix: if !plain || prefix.contains("..") {
+                String::new()
+            } else {
+                format!("/{}", prefix.trim_matches('/'))
+                    .trim_end_matches('/')
+                    .to_string()
+            },
+        }
+    }
+}
+
 /// One `Prometheus` object, reduced to what decides whether it scrapes us.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Instance {
@@ -44,6 +96,8 @@ pub struct Instance {
     /// Both selectors in kubectl's notation, for reports.
     pub selects_service_monitors: String,
     pub in_namespaces: String,
+    #[serde(skip)]
+    pub web: Web,
 }
 
 impl Instance {
@@ -74,6 +128,7 @@ impl Instance {
             name: object.metadata.name.clone().unwrap_or_default(),
             service_monitor_selector,
             namespace_selector,
+            web: Web::of(&spec),
         })
     }
 }
@@ -90,18 +145,25 @@ pub struct Found {
 
 /// The Prometheus objects of every namespace; `None` when the operator's API is not served.
 pub async fn list(cluster: &Cluster) -> Result<Option<Found>, ClusterError> {
-    if !super::resources::serves(cluster, API_VERSION, PLURAL).await? {
+    list_among(
+        cluster,
+        &super::resources::served(cluster, API_VERSION).await?,
+    )
+    .await
+}
+
+/// [`list`] when what [`API_VERSION`] serves is known (`served`, from `resources::served`).
+pub async fn list_among(
+    cluster: &Cluster,
+    served: &[String],
+) -> Result<Option<Found>, ClusterError> {
+    if !served.iter().any(|r| r == PLURAL) {
         return Ok(None);
     }
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus"),
-        PLURAL,
-    );
-    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource);
-    let list = api
-        .list(&ListParams::default().limit(MAX_INSTANCES))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &resource());
+    let list = cluster
+        .ask(api.list(&ListParams::default().limit(MAX_INSTANCES)))
+        .await?;
     let mut found = Found {
         truncated: list
             .metadata
@@ -126,6 +188,25 @@ pub async fn list(cluster: &Cluster) -> Result<Option<Found>, ClusterError> {
     Ok(Some(found))
 }
 
+/// How the operator serves Prometheus `namespace/name`; `None` when there is no such object.
+pub async fn web(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Web>, ClusterError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), namespace, &resource());
+    let object = cluster.ask(api.get_opt(name)).await?;
+    Ok(object.map(|o| Web::of(o.data.get("spec").unwrap_or(&Value::Null))))
+}
+
+fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "Prometheus"),
+        PLURAL,
+    )
+}
+
 /// Our namespace as the integration sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceState {
@@ -141,10 +222,7 @@ pub async fn namespace_state(
     name: &str,
 ) -> Result<NamespaceState, ClusterError> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let live = api
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let live = cluster.ask(api.get_opt(name)).await?;
     let with_name = |mut labels: Labels| {
         labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
         labels
@@ -413,49 +491,49 @@ pub async fn pod_labels(cluster: &Cluster, instance: &Instance) -> Result<Labels
     }))
 }
 
-/// Addresses the nodes send from, as `/32` or `/128` CIDRs: every InternalIP, and Calico's tunnel
+/// Addresses the nodes send from, as `/32` or `/128` CIDRs: [`source_cidrs`] of every node.
+pub async fn node_cidrs(cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let nodes = cluster.ask(api.list(&ListParams::default())).await?;
+    let cidrs: std::collections::BTreeSet<String> =
+        nodes.items.iter().flat_map(source_cidrs).collect();
+    Ok(cidrs.into_iter().collect())
+}
+
+/// Addresses `node` sends from, as `/32` or `/128` CIDRs: every InternalIP, and Calico's tunnel
 /// addresses, which traffic from a node to another node's pods carries when Calico encapsulates it
 /// (docs.tigera.io: "Configure IP-in-IP / VXLAN encapsulation"; Calico annotates the Node with
 /// `projectcalico.org/IPv4VXLANTunnelAddr`, `IPv4IPIPTunnelAddr`, `IPv4WireguardInterfaceAddr`).
-pub async fn node_cidrs(cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
-    let api: Api<Node> = Api::all(cluster.client.clone());
-    let nodes = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
-    let mut cidrs = std::collections::BTreeSet::new();
-    for node in &nodes.items {
-        let internal = node
-            .status
-            .iter()
-            .flat_map(|s| s.addresses.iter().flatten())
-            .filter(|a| a.type_ == "InternalIP")
-            .map(|a| a.address.clone());
-        let tunnels = node
-            .metadata
-            .annotations
-            .iter()
-            .flatten()
-            .filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "projectcalico.org/IPv4VXLANTunnelAddr"
-                        | "projectcalico.org/IPv4IPIPTunnelAddr"
-                        | "projectcalico.org/IPv4WireguardInterfaceAddr"
-                        | "projectcalico.org/IPv6VXLANTunnelAddr"
-                )
-            })
-            .map(|(_, v)| v.clone());
-        for address in internal.chain(tunnels) {
-            if let Ok(ip) = address.trim().parse::<std::net::IpAddr>() {
-                cidrs.insert(match ip {
-                    std::net::IpAddr::V4(v4) => format!("{v4}/32"),
-                    std::net::IpAddr::V6(v6) => format!("{v6}/128"),
-                });
-            }
-        }
-    }
-    Ok(cidrs.into_iter().collect())
+pub fn source_cidrs(node: &Node) -> Vec<String> {
+    let internal = node
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone());
+    let tunnels = node
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "projectcalico.org/IPv4VXLANTunnelAddr"
+                    | "projectcalico.org/IPv4IPIPTunnelAddr"
+                    | "projectcalico.org/IPv4WireguardInterfaceAddr"
+                    | "projectcalico.org/IPv6VXLANTunnelAddr"
+            )
+        })
+        .map(|(_, v)| v.clone());
+    internal
+        .chain(tunnels)
+        .filter_map(|address| match address.trim().parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => Some(format!("{v4}/32")),
+            Ok(std::net::IpAddr::V6(v6)) => Some(format!("{v6}/128")),
+            Err(_) => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -470,7 +548,20 @@ mod tests {
             in_namespaces: selector::describe(nss.as_ref()),
             service_monitor_selector: sm,
             namespace_selector: nss,
+            web: Web::default(),
         }
+    }
+
+    #[test]
+    fn the_route_prefix_is_a_plain_path_or_nothing() {
+        let of = |v: Value| Web::of(&serde_json::json!({ "routePrefix": v })).route_prefix;
+        assert_eq!(Web::of(&Value::Null), Web::default());
+        assert_eq!(of("/".into()), "");
+        assert_eq!(of("/prometheus/".into()), "/prometheus");
+        assert_eq!(of("prometheus".into()), "/prometheus");
+        assert_eq!(of("/a?b#c".into()), "");
+        assert_eq!(of("/../x".into()), "");
+        assert!(Web::of(&serde_json::json!({ "web": { "tlsConfig": {} } })).https);
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -13,7 +13,7 @@ use kube::api::{Api, LogParams};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::io::SyncIoBridge;
 
-use super::{Cluster, ClusterError, classify};
+use super::{Cluster, ClusterError};
 
 /// cAdvisor's default `--port` (google/cadvisor `cmd/cadvisor.go`).
 pub const CADVISOR_PORT: u16 = 8080;
@@ -39,11 +39,7 @@ where
     let request = http::Request::get(path)
         .body(Vec::new())
         .map_err(|e| ClusterError::Api(format!("bad request path {path}: {e}")))?;
-    let body = cluster
-        .client
-        .request_stream(request)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let body = cluster.ask(cluster.client.request_stream(request)).await?;
     read_on_thread(Box::pin(body).compat(), consume)
         .await
         .map_err(|e| ClusterError::Api(format!("reading {path}: {e}")))
@@ -89,10 +85,7 @@ pub async fn pod_log(
         limit_bytes: Some(MAX_LOG as i64),
         ..LogParams::default()
     };
-    let stream = api
-        .log_stream(pod, &params)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let stream = cluster.ask(api.log_stream(pod, &params)).await?;
     let (bytes, _complete) = read_at_most(stream, MAX_LOG)
         .await
         .map_err(|e| ClusterError::Api(format!("reading the log of pod {namespace}/{pod}: {e}")))?;

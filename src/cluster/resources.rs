@@ -58,9 +58,9 @@ pub async fn resolve(
     {
         return Ok(ApiResource::from_gvk_with_plural(&gvk, plural));
     }
-    let (resource, _caps) = oneshot::pinned_kind(&cluster.client, &gvk)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let (resource, _caps) = cluster
+        .ask(oneshot::pinned_kind(&cluster.client, &gvk))
+        .await?;
     Ok(resource)
 }
 
@@ -76,16 +76,13 @@ pub fn api(
     }
 }
 
-/// Whether the server serves `plural` in `api_version` (e.g. the Prometheus operator's
-/// `monitoring.coreos.com/v1` `servicemonitors`, present only when its CRDs are installed).
-pub async fn serves(
-    cluster: &Cluster,
-    api_version: &str,
-    plural: &str,
-) -> Result<bool, ClusterError> {
+/// The resources (plurals) the server serves in `api_version`, empty when it serves none (e.g.
+/// the Prometheus operator's `monitoring.coreos.com/v1`, present only when its CRDs are
+/// installed): one discovery request, whose answer a command may consult for several kinds.
+pub async fn served(cluster: &Cluster, api_version: &str) -> Result<Vec<String>, ClusterError> {
     match cluster.client.list_api_group_resources(api_version).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(classify(&cluster.server, e)),
     }
 }

@@ -306,9 +306,8 @@ pub async fn daemonset_pods(
     daemonset_pods_as(cluster, namespace, name, POD_PAGE, |pod| pod).await
 }
 
-/// Pods listed per request: with hundreds of nodes, only one page of whole Pod objects is held
-/// at a time, each reduced by the caller before the next is read.
-pub const POD_PAGE: u32 = 100;
+/// Pods listed per request (`cluster::pages`).
+pub const POD_PAGE: u32 = super::pages::PAGE;
 
 /// [`daemonset_pods`], `page` pods per request, each reduced by `reduce` as its page arrives.
 pub async fn daemonset_pods_as<T>(
@@ -319,10 +318,9 @@ pub async fn daemonset_pods_as<T>(
     reduce: impl Fn(Pod) -> T,
 ) -> Result<Vec<T>, ClusterError> {
     let dss: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let ds = dss
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?
+    let ds = cluster
+        .ask(dss.get_opt(name))
+        .await?
         .ok_or_else(|| ClusterError::NotFound {
             object: format!("DaemonSet {namespace}/{name}"),
             hint: "is cAdvisor installed? pass --namespace/--daemonset for an install made by hand"
@@ -336,24 +334,13 @@ pub async fn daemonset_pods_as<T>(
     // pkg/controller/daemon/daemon_controller.go `getDaemonPods` claims only pods it controls
     // or orphans).
     let uid = ds.metadata.uid.clone();
-    let mut out = Vec::new();
-    let mut params = ListParams::default().labels(&selector).limit(page.max(1));
-    loop {
-        let page = pods
-            .list(&params)
-            .await
-            .map_err(|e| classify(&cluster.server, e))?;
-        out.extend(
-            page.items
-                .into_iter()
-                .filter(|p| controlled_by(p, uid.as_deref()))
-                .map(&reduce),
-        );
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
+    let params = ListParams::default().labels(&selector);
+    let pods = cluster
+        .ask(super::pages::list_reduced(&pods, &params, page, |pod| {
+            controlled_by(&pod, uid.as_deref()).then(|| reduce(pod))
+        }))
+        .await?;
+    Ok(pods.into_iter().flatten().collect())
 }
 
 /// Whether `pod` is controlled by the object with `uid` (or by nothing at all).

@@ -55,11 +55,7 @@ pub async fn daemonset(
     name: &str,
 ) -> Result<Option<DaemonSetState>, ClusterError> {
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let Some(ds) = api
-        .get_opt(name)
-        .await
-        .map_err(|e| classify(&cluster.server, e))?
-    else {
+    let Some(ds) = cluster.ask(api.get_opt(name)).await? else {
         return Ok(None);
     };
     let image = ds
@@ -146,10 +142,9 @@ pub async fn our_daemonsets(
         &kube::discovery::ApiResource::erase::<DaemonSet>(&()),
     );
     let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let list = cluster
+        .ask(api.list(&ListParams::default().labels(&selector)))
+        .await?;
     let mut out: Vec<ManagedObject> = list
         .items
         .iter()
@@ -204,9 +199,9 @@ pub async fn record_verification(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    api.patch(name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    cluster
+        .ask(api.patch(name, &params, &Patch::Merge(&patch)))
+        .await?;
     Ok(())
 }
 

@@ -171,57 +171,42 @@ pub async fn run(
     Ok(done)
 }
 
-/// Deletes our node-group DaemonSets (`cadvisor-<layout>`, created by install) that `keep` no
-/// longer names: their group became empty or merged into another. Adopted or foreign
-/// DaemonSets are never touched. Returns what was deleted (`DaemonSet ns/name`); with
-/// `dry_run`, what would be, deleting nothing.
-pub async fn prune_daemonsets(
-    cluster: &Cluster,
-    namespace: &str,
-    group_prefix: &str,
-    keep: &[String],
-    dry_run: bool,
-) -> Result<Vec<String>, ClusterError> {
-    let mut deleted = Vec::new();
-    for o in super::status::our_daemonsets(cluster, namespace).await? {
-        let is_group = o
-            .name
-            .strip_prefix(group_prefix)
-            .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !is_group || keep.contains(&o.name) || o.ownership != Ownership::Created || o.terminating
-        {
-            continue;
-        }
-        if !dry_run {
-            let api = api_for(cluster, &o).await?;
-            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
-        }
-        deleted.push(o.describe());
-    }
-    Ok(deleted)
-}
-
 /// The kinds install renders only when asked (`--network-policy`, `--service-monitor`,
 /// `--grafana-dashboard`): a rerun whose plan no longer has one deletes ours.
 pub const OPTIONAL_KINDS: &[&str] = &["NetworkPolicy", "ServiceMonitor", "ConfigMap"];
 
-/// Deletes our objects of [`OPTIONAL_KINDS`] in `namespace` (created by install; never adopted
-/// or foreign ones) that `keep` (`(kind, name)` of the plan) does not name. Returns what was
-/// deleted; with `dry_run`, what would be, deleting nothing.
-pub async fn prune_optional(
+/// Deletes what install created in `namespace` that its plan (`planned`, `(kind, name)`) no
+/// longer names: objects of [`OPTIONAL_KINDS`] and, with `group_prefix`, our node-group
+/// DaemonSets (`cadvisor-<layout>`) whose group became empty or merged into another. Adopted,
+/// foreign or terminating objects are never touched. Returns what was deleted (`Kind ns/name`,
+/// DaemonSets first); with `dry_run`, what would be, deleting nothing.
+pub async fn prune(
     cluster: &Cluster,
     namespace: &str,
-    keep: &[(String, String)],
+    planned: &[(String, String)],
+    group_prefix: Option<&str>,
     dry_run: bool,
 ) -> Result<Vec<String>, ClusterError> {
+    let is_group = |o: &ManagedObject| {
+        o.kind == "DaemonSet"
+            && group_prefix
+                .and_then(|prefix| o.name.strip_prefix(prefix))
+                .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let mut unplanned: Vec<ManagedObject> = managed_objects(cluster, namespace)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            (is_group(o) || OPTIONAL_KINDS.contains(&o.kind.as_str()))
+                && o.namespace.as_deref() == Some(namespace)
+                && o.ownership == Ownership::Created
+                && !o.terminating
+                && !planned.iter().any(|(k, n)| *k == o.kind && *n == o.name)
+        })
+        .collect();
+    unplanned.sort_by_key(|o| o.kind != "DaemonSet");
     let mut deleted = Vec::new();
-    for o in managed_objects(cluster, namespace).await? {
-        let optional =
-            OPTIONAL_KINDS.contains(&o.kind.as_str()) && o.namespace.as_deref() == Some(namespace);
-        let kept = keep.iter().any(|(k, n)| *k == o.kind && *n == o.name);
-        if !optional || kept || o.ownership != Ownership::Created || o.terminating {
-            continue;
-        }
+    for o in unplanned {
         if !dry_run {
             let api = api_for(cluster, &o).await?;
             delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
@@ -407,10 +392,9 @@ async fn foreign_contents(
     namespace: &str,
     ours: &[(String, String)],
 ) -> Result<Vec<String>, ClusterError> {
-    let discovery = Discovery::new(cluster.client.clone())
-        .run()
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
+    let discovery = cluster
+        .ask(Discovery::new(cluster.client.clone()).run())
+        .await?;
     let mut out = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {

@@ -27,18 +27,17 @@ pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<K
 /// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
 pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> super::Result<Cluster> {
     let Some(found) = kubeconfig(ctx, detected) else {
-        return Err(Failure::new(
+        return Failure::err(
             ExitCode::Cluster,
             "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distribution's admin kubeconfig)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",
-        )
-        .into());
+        );
     };
     if !found.readable {
         let hint = found
             .hint
             .clone()
             .unwrap_or_else(|| format!("cannot read {}", found.path.display()));
-        return Err(Failure::new(ExitCode::Cluster, format!("kubeconfig: {hint}")).into());
+        return Failure::err(ExitCode::Cluster, format!("kubeconfig: {hint}"));
     }
     let path: PathBuf = found.resolved.clone();
     let cluster = cluster::client::connect_merged(&path, &found.merged).await?;

@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     let hostname = files.node_name().map(str::to_string);
     let facts = host::probe(root, files, &opts).await?;
     // `--cluster`: every node through the API server (this host leading for its own node).
-    let nodes = if args.cluster {
+    let (nodes, prometheus) = if args.cluster {
         let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;
         let layout = super::groups::read(
             &cluster,
@@ -65,39 +65,33 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
         )
         .await?;
         for warning in &layout.warnings {
-            ctx.ui
-                .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+            ctx.ui.warning(warning);
         }
         let prometheus =
             crate::cluster::prometheus::candidates(&cluster, crate::plan::DEFAULT_NAMESPACE)
                 .await?;
-        Some((layout, prometheus))
+        (Some(layout), prometheus)
     } else {
-        None
-    };
-    let (nodes, prometheus) = match nodes {
-        Some((layout, prometheus)) => (Some(layout), prometheus),
-        None => (None, None),
+        (None, None)
     };
     // With `--cluster` a machine that is not a node succeeds when nothing is ambiguous and the
     // API server's facts place every node in a group.
     let cluster_covers = nodes
         .as_ref()
         .is_some_and(|l| !facts.runtime.ambiguous && !l.groups.is_empty() && l.left_out.is_empty());
-    let report = if facts.runtime.verified || cluster_covers {
-        Report::new(
-            ExitCode::Success,
-            Detected::new(facts, cluster, nodes, None).with_prometheus(prometheus),
-        )
-    } else {
-        let message = failure_message(&facts.runtime);
-        Report::new(
-            ExitCode::Detection,
-            Detected::new(facts, cluster, nodes, Some(SETTLE_FLAG)).with_prometheus(prometheus),
-        )
-        .message(message)
+    let ok = facts.runtime.verified || cluster_covers;
+    let (code, message) = match ok {
+        true => (ExitCode::Success, None),
+        false => (ExitCode::Detection, Some(failure_message(&facts.runtime))),
     };
-    Ok(ctx.ui.report(&report))
+    let body = Detected {
+        facts,
+        cluster,
+        nodes,
+        prometheus,
+        settle_with: (!ok).then_some(SETTLE_FLAG),
+    };
+    Ok(ctx.ui.report(&Report::new(code, body).message(message)))
 }
 
 /// `detect`'s report body: the host facts at the top level (distribution, runtime, cgroup, kubelet, kubeconfig), what the API
@@ -116,31 +110,6 @@ pub struct Detected {
     prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settle_with: Option<&'static str>,
-}
-
-impl Detected {
-    fn new(
-        facts: HostFacts,
-        cluster: ClusterOutcome,
-        nodes: Option<super::groups::NodeLayout>,
-        settle_with: Option<&'static str>,
-    ) -> Self {
-        Detected {
-            facts,
-            cluster,
-            nodes,
-            prometheus: None,
-            settle_with,
-        }
-    }
-
-    fn with_prometheus(
-        mut self,
-        prometheus: Option<Vec<crate::cluster::prometheus::Candidate>>,
-    ) -> Self {
-        self.prometheus = prometheus;
-        self
-    }
 }
 
 /// `cluster` in the JSON report: `checked` (asked at all), `reachable`, and the node's facts,
@@ -442,7 +411,7 @@ fn human(ui: &Ui, facts: &HostFacts, cluster: &ClusterOutcome) {
         }
     }
     for w in &facts.warnings {
-        ui.note(format!("{} {w}", ui.warn("warning:")));
+        ui.warning(w);
     }
 }
 
@@ -495,12 +464,13 @@ mod tests {
     use crate::ui::report::envelope_collisions;
 
     fn body(cluster: ClusterOutcome) -> Detected {
-        Detected::new(
-            crate::plan::preset(DistroKind::Microk8s),
+        Detected {
+            facts: crate::plan::preset(DistroKind::Microk8s),
             cluster,
-            None,
-            Some(SETTLE_FLAG),
-        )
+            nodes: None,
+            prometheus: None,
+            settle_with: Some(SETTLE_FLAG),
+        }
     }
 
     #[test]

@@ -230,6 +230,11 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// `Err` of a new [`Failure`]: `return Failure::err(code, message)`.
+    pub fn err<T>(code: ExitCode, message: impl Into<String>) -> Result<T> {
+        Err(Failure::new(code, message).into())
+    }
 }
 
 #[cfg(test)]

@@ -130,18 +130,16 @@ pub async fn read_for_install(
         .map(|o| o.describe())
         .collect();
     if !installed.is_empty() {
-        return Err(super::error::Failure::new(
+        return super::error::Failure::err(
             crate::error::ExitCode::Cluster,
             format!(
                 "cannot read the cluster's nodes ({reason}), and node groups are installed ({}); nothing was applied\n  install needs to list nodes and read nodes/NAME/proxy/configz to keep every node in its group; use a kubeconfig allowed to",
                 installed.join(", ")
             ),
-        )
-        .into());
+        );
     }
-    ctx.ui.note(format!(
-        "{} cannot read the cluster's nodes ({reason}); planning for this host alone",
-        ctx.ui.warn("warning:")
+    ctx.ui.warning(format!(
+        "cannot read the cluster's nodes ({reason}); planning for this host alone"
     ));
     Ok(None)
 }

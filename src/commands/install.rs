@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::error::Failure;
-use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, PrometheusChoice, ServiceMonitorMode};
 use crate::cluster::apply::{Applied, ApplyOptions, apply};
 use crate::cluster::node_labels::NodeLabelChange;
 use crate::cluster::rollout::{self, Rollout};
@@ -54,11 +54,10 @@ pub use prometheus::PrometheusOutcome;
 
 pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode> {
     if !args.dry_run && !ctx.global.yes && !ctx.ui.interactive() {
-        return Err(Failure::new(
+        return Failure::err(
             ExitCode::Usage,
             "install changes the cluster and no terminal is attached to confirm: pass --yes (or --dry-run to see what would change); nothing was changed",
-        )
-        .into());
+        );
     }
     // A person at a terminal who did not pass --yes gets the conversation; --dry-run changes
     // nothing, so it needs none.
@@ -89,8 +88,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     let socket = resolved.containerd_socket.clone();
     let mut facts = probe(ctx, files.clone(), socket, configz.clone()).await?;
     for warning in &facts.warnings {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
     if conversation {
         facts = ask(ctx, &mut resolved, facts, &files, configz).await?;
@@ -101,14 +99,18 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         None => super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?,
     };
     let mut opts = resolved.plan.clone();
+    // The Prometheus operator's API, asked once: for a ServiceMonitor on "auto" (only when its
+    // CRD is served) and for the Prometheus step (its Prometheus objects).
+    let monitoring = match resolved.service_monitor {
+        ServiceMonitorMode::Never => Vec::new(),
+        ServiceMonitorMode::Always if args.prometheus == PrometheusChoice::None => Vec::new(),
+        _ => {
+            crate::cluster::resources::served(&cluster, crate::cluster::prometheus::API_VERSION)
+                .await?
+        }
+    };
     if resolved.service_monitor == ServiceMonitorMode::Auto {
-        // "auto": a ServiceMonitor only when the Prometheus operator's CRD is served.
-        opts.service_monitor = crate::cluster::resources::serves(
-            &cluster,
-            "monitoring.coreos.com/v1",
-            "servicemonitors",
-        )
-        .await?;
+        opts.service_monitor = monitoring.iter().any(|r| r == "servicemonitors");
     }
     if resolved.grafana_dashboard == GrafanaDashboardMode::Auto {
         // "auto": the dashboard only when Grafana's dashboard sidecar is in use.
@@ -122,7 +124,6 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             }
         };
     }
-    let prometheus = prometheus::step(ctx, &cluster, &args, &mut opts, conversation).await?;
     // Every node through the API server (this host leading for its own node): one DaemonSet
     // per node group. `--containerd-socket` names the socket of every node: one DaemonSet.
     let layout = if resolved.containerd_socket.is_none() {
@@ -131,20 +132,30 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     } else {
         None
     };
+    let nodes = layout.as_ref().map(|l| l.nodes.as_slice());
+    let prometheus = prometheus::step(
+        ctx,
+        &cluster,
+        &args,
+        &mut opts,
+        conversation,
+        &monitoring,
+        nodes,
+    )
+    .await?;
     let plans = super::groups::plans(layout.as_ref(), &facts, &opts, args.label_nodes)?;
     let manifests = crate::render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
-        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+        return Failure::err(ExitCode::Unexpected, "rendering produced no objects");
     };
     if manifests.documents.is_empty() {
-        return Err(Failure::new(ExitCode::Unexpected, "rendering produced no objects").into());
+        return Failure::err(ExitCode::Unexpected, "rendering produced no objects");
     }
     let mut warnings: Vec<&String> = layout.iter().flat_map(|l| &l.warnings).collect();
     warnings.extend(plans.iter().flat_map(|p| &p.warnings));
     let mut seen = std::collections::HashSet::new();
     for warning in warnings.into_iter().filter(|w| seen.insert(*w)) {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
     // `--label-nodes`: which node gets, keeps or loses our label, decided now (a label someone
     // else set is exit 7 unless --force, before anything is written); written in `install`.
@@ -297,11 +308,10 @@ async fn ask(
     if facts.runtime.ambiguous && resolved.containerd_socket.is_none() {
         let Some(socket) = prompts::select_socket(&ctx.ui, &facts.runtime.candidates)? else {
             // Declined at the prompt: no consent, exit 2 like Cancel.
-            return Err(Failure::new(
+            return Failure::err(
                 ExitCode::Usage,
                 "no containerd socket was chosen; nothing was applied\n  pass --containerd-socket PATH (the socket the kubelet uses, e.g. /var/snap/microk8s/common/run/containerd.sock)",
-            )
-            .into());
+            );
         };
         resolved.containerd_socket = Some(socket.clone());
         resolved
@@ -479,43 +489,23 @@ pub async fn install(
     }
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
-    // What no group needs any more: our group DaemonSets the plan does not name.
     let namespace = manifests
         .documents
         .iter()
         .find(|m| m.kind == "DaemonSet")
         .and_then(|m| m.namespace.clone())
         .unwrap_or_else(|| "default".to_string());
-    let keep: Vec<String> = manifests
-        .documents
-        .iter()
-        .filter(|m| m.kind == "DaemonSet")
-        .map(|m| m.name.clone())
-        .collect();
     let planned: Vec<(String, String)> = manifests
         .documents
         .iter()
         .map(|m| (m.kind.clone(), m.name.clone()))
         .collect();
     let prefix = format!("{}-", crate::plan::NAME);
+    // Group DaemonSets no group needs any more (only with the nodes known), and a NetworkPolicy,
+    // ServiceMonitor or dashboard this run's plan no longer has.
     let prune = |dry_run| {
-        let (keep, prefix, namespace, planned) = (&keep, &prefix, &namespace, &planned);
-        async move {
-            let mut pruned = if groups.prune {
-                crate::cluster::uninstall::prune_daemonsets(
-                    cluster, namespace, prefix, keep, dry_run,
-                )
-                .await?
-            } else {
-                Vec::new()
-            };
-            // A NetworkPolicy, ServiceMonitor or dashboard this run's plan no longer has.
-            pruned.extend(
-                crate::cluster::uninstall::prune_optional(cluster, namespace, planned, dry_run)
-                    .await?,
-            );
-            Ok(pruned)
-        }
+        let prefix = groups.prune.then_some(prefix.as_str());
+        crate::cluster::uninstall::prune(cluster, &namespace, &planned, prefix, dry_run)
     };
     if args.dry_run {
         let would = prune(true).await?;
@@ -587,16 +577,13 @@ pub async fn install(
     });
     let waited = futures::future::join_all(waits).await;
     spinner.finish_and_clear();
-    let mut rolled: Vec<Rollout> = Vec::new();
-    for w in waited {
-        match w {
-            Ok(r) => rolled.push(r),
-            Err(e) => {
-                outcome.error = Some(e);
-                return Ok(finish(ctx, outcome));
-            }
+    let rolled: Vec<Rollout> = match waited.into_iter().collect() {
+        Ok(rolled) => rolled,
+        Err(e) => {
+            outcome.error = Some(e);
+            return Ok(finish(ctx, outcome));
         }
-    }
+    };
     if !ctx.ui.json() {
         for r in &rolled {
             ctx.ui.note(format!(
@@ -671,29 +658,12 @@ async fn through_prometheus(
     daemonset: &str,
     outcome: &mut Outcome,
 ) {
-    use crate::verify::prometheus::{self, PrometheusOptions, operator::Choice};
-    let Some((ns, name)) = outcome
-        .prometheus
-        .chosen
-        .as_deref()
-        .filter(|_| outcome.prometheus.selected)
-        .and_then(|id| id.split_once('/'))
-    else {
+    use crate::verify::prometheus::{self, PrometheusOptions, operator};
+    let Some(scraper) = &outcome.prometheus.scraper else {
         return;
     };
-    let choice = Choice::Named {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-    };
-    let id = format!("{ns}/{name}");
-    let later = format!("check later with `cadvisor-setup verify --prometheus {id}`");
-    let endpoint = match prometheus::operator::endpoint(cluster, &choice).await {
-        Ok((endpoint, _)) => endpoint,
-        Err(e) => {
-            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"));
-            return;
-        }
-    };
+    let id = scraper.id();
+    let endpoint = operator::service_proxy(scraper.namespace.clone(), &scraper.web);
     let opts = PrometheusOptions {
         give_up_when_unreadable: true,
         ..PrometheusOptions::new(endpoint, namespace, daemonset, args.timeout)
@@ -705,7 +675,9 @@ async fn through_prometheus(
     match checked {
         Ok(v) => outcome.prometheus_verification = Some(v),
         Err(e) => {
-            outcome.prometheus_note = Some(format!("could not ask Prometheus {id}: {e}; {later}"))
+            outcome.prometheus_note = Some(format!(
+                "could not ask Prometheus {id}: {e}; check later with `cadvisor-setup verify --prometheus {id}`"
+            ))
         }
     }
 }

@@ -221,9 +221,7 @@ fn report_error(ui: &Ui, err: &Error, code: ExitCode) {
     // its own line only when it adds something.
     let mut causes: Vec<String> = Vec::new();
     let mut shown = err.to_string();
-    let mut next = std::error::Error::source(err);
-    while let Some(cause) = next {
-        next = cause.source();
+    for cause in std::iter::successors(std::error::Error::source(err), |e| e.source()) {
         let text = cause.to_string();
         if !shown.contains(&text) {
             shown.push_str(&text);

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::error::ResultExt as _;
-use crate::cli::{DistroPreset, GrafanaDashboardMode, ServiceMonitorMode};
+use crate::cli::{GrafanaDashboardMode, ServiceMonitorMode};
 use crate::error::ExitCode;
 use crate::host::{self, DetectOptions, DistroKind, HostFacts};
 use crate::options::Resolved;
@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     }
     let manifests = render::manifests_for_groups(&plans, args.templates.as_deref())?;
     let Some(plan) = plans.first() else {
-        return Err(super::error::Failure::new(ExitCode::Unexpected, "no plan was made").into());
+        return super::error::Failure::err(ExitCode::Unexpected, "no plan was made");
     };
     let mut warnings: Vec<&String> = facts.warnings.iter().collect();
     if let Some(l) = &layout {
@@ -105,8 +105,7 @@ pub async fn run(ctx: &Context, args: RenderSettings) -> super::Result<ExitCode>
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(*w));
     for warning in &warnings {
-        ctx.ui
-            .note(format!("{} {warning}", ctx.ui.warn("warning:")));
+        ctx.ui.warning(warning);
     }
 
     let written = match &args.out_dir {
@@ -235,11 +234,11 @@ impl Human for Rendered {
 /// cluster).
 pub async fn facts_for_render(
     ctx: &Context,
-    distro: Option<DistroPreset>,
+    distro: Option<DistroKind>,
     resolved: &Resolved,
 ) -> super::Result<HostFacts> {
     if let Some(distro) = distro {
-        return Ok(plan::preset(distro_kind(distro)));
+        return Ok(plan::preset(distro));
     }
     let opts = DetectOptions {
         containerd_socket: resolved.containerd_socket.clone(),
@@ -259,17 +258,6 @@ pub async fn facts_for_render(
             .map_or_else(|| "(none)".to_string(), |s| s.display().to_string())
     ));
     Ok(facts)
-}
-
-pub fn distro_kind(preset: DistroPreset) -> DistroKind {
-    match preset {
-        DistroPreset::Microk8s => DistroKind::Microk8s,
-        DistroPreset::K3s => DistroKind::K3s,
-        DistroPreset::Rke2 => DistroKind::Rke2,
-        DistroPreset::K0s => DistroKind::K0s,
-        DistroPreset::K8sSnap => DistroKind::K8sSnap,
-        DistroPreset::Kubeadm => DistroKind::Kubeadm,
-    }
 }
 
 #[cfg(test)]

@@ -117,16 +117,15 @@ fn consent(ctx: &Context, steps: usize) -> super::Result<()> {
         return Ok(());
     }
     if !ctx.ui.interactive() {
-        return Err(Failure::new(
+        return Failure::err(
             ExitCode::Usage,
             "uninstall needs --yes when no terminal is attached (nothing was deleted)",
-        )
-        .into());
+        );
     }
     let confirmed =
         crate::ui::prompts::confirm(&ctx.ui, &format!("Carry out these {steps} step(s)?"), false)?;
     if !confirmed {
-        return Err(Failure::new(ExitCode::Usage, "declined: nothing was deleted").into());
+        return Failure::err(ExitCode::Usage, "declined: nothing was deleted");
     }
     Ok(())
 }

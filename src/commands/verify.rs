@@ -80,9 +80,7 @@ async fn run_cluster(ctx: &Context, args: VerifySettings) -> super::Result<ExitC
         all.push(verification);
     }
     let Some(verification) = Verification::merge(all) else {
-        return Err(
-            super::error::Failure::new(ExitCode::Unexpected, "nothing was verified").into(),
-        );
+        return super::error::Failure::err(ExitCode::Unexpected, "nothing was verified");
     };
     Ok(ctx.ui.report(&verified(verification)))
 }
@@ -268,12 +266,6 @@ fn scanned(outcome: Outcome) -> Report<Scanned> {
 #[serde(transparent)]
 pub struct Scanned(Outcome);
 
-impl Human for Scanned {
-    fn human(&self, ui: &Ui) {
-        print_outcome(ui, &self.0);
-    }
-}
-
 /// Records the result on the DaemonSet ([`verify::record`]); a failure to record is only
 /// mentioned with `--verbose`: the verification itself stands.
 pub async fn record(ctx: &Context, cluster: &crate::cluster::Cluster, v: &Verification) {
@@ -284,61 +276,64 @@ pub async fn record(ctx: &Context, cluster: &crate::cluster::Cluster, v: &Verifi
 }
 
 /// A file or URL verification for people.
-fn print_outcome(ui: &Ui, outcome: &Outcome) {
-    let s = &outcome.scan;
-    let compressed = if s.gzip { ", gzip" } else { "" };
-    ui.line(format!(
-        "{} {} ({}{compressed})",
-        ui.bold("Metrics from"),
-        outcome.source.describe(),
-        human_bytes(s.text_bytes)
-    ));
-    ui.line(format!("  series            {}", s.series));
-    ui.line(format!(
-        "  container series  {}  (with an `id` label)",
-        s.container_series
-    ));
-    ui.line(format!(
-        "  pod-labelled      {}  (non-empty container_label_io_kubernetes_pod_name)",
-        s.labelled_series
-    ));
-    ui.line(format!("  id only           {}", s.id_only_series));
-    if s.kubelet_labelled_series > 0 {
+impl Human for Scanned {
+    fn human(&self, ui: &Ui) {
+        let outcome = &self.0;
+        let s = &outcome.scan;
+        let compressed = if s.gzip { ", gzip" } else { "" };
         ui.line(format!(
-            "  kubelet-labelled  {}  (pod/namespace/container: the kubelet's format)",
-            s.kubelet_labelled_series
+            "{} {} ({}{compressed})",
+            ui.bold("Metrics from"),
+            outcome.source.describe(),
+            human_bytes(s.text_bytes)
         ));
-    }
-    let pods = if s.pods.is_empty() {
-        &s.pods_kubelet_format
-    } else {
-        &s.pods
-    };
-    if !pods.is_empty() {
+        ui.line(format!("  series            {}", s.series));
         ui.line(format!(
-            "  pods              {}: {}",
-            pods.len(),
-            pod_list(pods)
+            "  container series  {}  (with an `id` label)",
+            s.container_series
         ));
-    }
-    for warning in &outcome.warnings {
-        ui.line(format!("{} {warning}", ui.warn("warning:")));
-    }
-    if outcome.passed() {
         ui.line(format!(
-            "{} {} series carry pod labels, from {} pod(s).",
-            ui.good("PASS"),
-            s.labelled_series,
-            s.pods.len()
+            "  pod-labelled      {}  (non-empty container_label_io_kubernetes_pod_name)",
+            s.labelled_series
         ));
-    } else {
-        ui.line(format!(
-            "{} no series carries a non-empty container_label_io_kubernetes_pod_name.",
-            ui.bad("FAIL")
-        ));
-    }
-    if let Some(diagnosis) = &outcome.diagnosis {
-        ui.line(format!("  {diagnosis}"));
+        ui.line(format!("  id only           {}", s.id_only_series));
+        if s.kubelet_labelled_series > 0 {
+            ui.line(format!(
+                "  kubelet-labelled  {}  (pod/namespace/container: the kubelet's format)",
+                s.kubelet_labelled_series
+            ));
+        }
+        let pods = if s.pods.is_empty() {
+            &s.pods_kubelet_format
+        } else {
+            &s.pods
+        };
+        if !pods.is_empty() {
+            ui.line(format!(
+                "  pods              {}: {}",
+                pods.len(),
+                pod_list(pods)
+            ));
+        }
+        for warning in &outcome.warnings {
+            ui.line(format!("{} {warning}", ui.warn("warning:")));
+        }
+        if outcome.passed() {
+            ui.line(format!(
+                "{} {} series carry pod labels, from {} pod(s).",
+                ui.good("PASS"),
+                s.labelled_series,
+                s.pods.len()
+            ));
+        } else {
+            ui.line(format!(
+                "{} no series carries a non-empty container_label_io_kubernetes_pod_name.",
+                ui.bad("FAIL")
+            ));
+        }
+        if let Some(diagnosis) = &outcome.diagnosis {
+            ui.line(format!("  {diagnosis}"));
+        }
     }
 }
 

@@ -297,11 +297,8 @@ fn status_error(
 
 /// The innermost cause's text (the OS error), since tonic repeats it through the chain.
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
+    let innermost = std::iter::successors(Some(err), |e| e.source()).last();
+    innermost.unwrap_or(err).to_string()
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ fn snap(
             }
             Err(e) => warnings.push(format!(
                 "{yaml_path} is not valid snap metadata ({}); {kind} version and confinement are unknown (a snap's files are read-only: check that --host-root points at the host)",
-                first_line(&e.to_string())
+                e.to_string().lines().next().unwrap_or_default()
             )),
         },
         Ok(None) => {}
@@ -147,10 +147,6 @@ fn confinement(text: Option<&str>) -> Confinement {
         Some("devmode") => Confinement::Devmode,
         _ => Confinement::Strict,
     }
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or(text)
 }
 
 #[cfg(test)]

@@ -75,6 +75,11 @@ impl Ui {
         let _ = writeln!(std::io::stderr().lock(), "{shown}");
     }
 
+    /// `warning: text` on stderr, the prefix styled.
+    pub fn warning(&self, text: impl std::fmt::Display) {
+        self.note(format!("{} {text}", self.warn("warning:")));
+    }
+
     /// Details shown with `-v`.
     pub fn verbose(&self, text: impl AsRef<str>) {
         if self.verbose > 0 {

@@ -8,19 +8,16 @@ use super::Ui;
 
 /// A spinner with a message (`2/3 nodes ready`), hidden when stderr is not a terminal.
 pub fn spinner(ui: &Ui, message: impl Into<String>) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, draw_target(ui));
+    let target = if ui.stderr_is_terminal && !ui.json() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}") {
         bar.set_style(style);
     }
     bar.set_message(super::escape::escape_controls(&message.into()).into_owned());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
-}
-
-fn draw_target(ui: &Ui) -> ProgressDrawTarget {
-    if ui.stderr_is_terminal && !ui.json() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    }
 }

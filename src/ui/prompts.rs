@@ -131,32 +131,24 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     if given(resolved, "namespace") {
         show(ui, resolved, "namespace", &resolved.plan.namespace);
     } else {
-        let value: String = guarded(|| {
-            Input::with_theme(theme)
-                .with_prompt("Namespace for cAdvisor")
-                .default(resolved.plan.namespace.to_string())
-                .validate_with(|v: &String| {
-                    crate::validate::dns1123_label("namespace", v).map_err(|e| e.to_string())
-                })
-                .interact_text()
-        })?;
-        let value = crate::values::Namespace::parse("--namespace", &value)?;
+        let value = text(
+            theme,
+            "Namespace for cAdvisor",
+            resolved.plan.namespace.to_string(),
+            |v| crate::values::Namespace::parse("namespace", v),
+        )?;
         set(resolved, "namespace", |r| r.plan.namespace = value);
     }
 
     if given(resolved, "image") {
         show(ui, resolved, "image", &resolved.plan.image);
     } else {
-        let value: String = guarded(|| {
-            Input::with_theme(theme)
-                .with_prompt("cAdvisor image (change it for a private registry)")
-                .default(resolved.plan.image.to_string())
-                .validate_with(|v: &String| {
-                    crate::validate::image_reference("image", v).map_err(|e| e.to_string())
-                })
-                .interact_text()
-        })?;
-        let value = crate::values::Image::parse("--image", &value)?;
+        let value = text(
+            theme,
+            "cAdvisor image (change it for a private registry)",
+            resolved.plan.image.to_string(),
+            |v| crate::values::Image::parse("image", v),
+        )?;
         set(resolved, "image", |r| r.plan.image = value);
     }
 
@@ -175,20 +167,10 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
             .as_ref()
             .map(|m| crate::values::join(m, ","))
             .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
-        let value: String = guarded(|| {
-            Input::with_theme(theme)
-                .with_prompt("Metric groups (comma-separated)")
-                .default(default)
-                .validate_with(|v: &String| {
-                    v.split(',')
-                        .map(str::trim)
-                        .try_for_each(|m| crate::validate::metric_name("metrics", m))
-                        .map_err(|e| e.to_string())
-                })
-                .interact_text()
+        let list = text(theme, "Metric groups (comma-separated)", default, |v| {
+            let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+            crate::values::parse_all("metrics", &list, crate::values::MetricGroup::parse)
         })?;
-        let list: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
-        let list = crate::values::parse_all("--metrics", &list, crate::values::MetricGroup::parse)?;
         set(resolved, "metrics", |r| r.plan.metrics = Some(list));
     }
 
@@ -282,6 +264,23 @@ pub fn confirm(ui: &Ui, question: &str, default: bool) -> Result<bool, PromptErr
             .interact_opt()
     })
     .map(|answer| answer.unwrap_or(false))
+}
+
+/// A line of text, `parse`d as it is typed (what it refuses is said under the prompt).
+fn text<T>(
+    theme: &dyn dialoguer::theme::Theme,
+    prompt: &str,
+    default: String,
+    parse: impl Fn(&str) -> Result<T, crate::plan::PlanError>,
+) -> Result<T, PromptError> {
+    let answer: String = guarded(|| {
+        Input::with_theme(theme)
+            .with_prompt(prompt)
+            .default(default)
+            .validate_with(|v: &String| parse(v).map(drop).map_err(|e| e.to_string()))
+            .interact_text()
+    })?;
+    Ok(parse(&answer)?)
 }
 
 fn show(ui: &Ui, resolved: &Resolved, name: &str, value: &str) {

@@ -169,7 +169,7 @@ async fn get(
             .await
             .map_err(|e| FetchError::Unreachable {
                 url: uri.to_string(),
-                error: error_chain(&e),
+                error: crate::error::chain(&e),
             })?;
         let status = response.status();
         if !status.is_redirection() || status == hyper::StatusCode::NOT_MODIFIED {
@@ -263,21 +263,6 @@ pub async fn get_bounded(
 /// Checks a URL given by the user before any I/O: http or https, with a host.
 pub fn check_url(url: &str) -> Result<(), FetchError> {
     parse(url).map(|_| ())
-}
-
-/// hyper-util's own text is only "client error (Connect)": the cause (refused, certificate
-/// unknown) sits at the end of the chain.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -202,9 +202,9 @@ fn progress(verified: usize, nodes: usize, attempt: u32) -> String {
 
 async fn daemonset(cluster: &Cluster, opts: &VerifyOptions) -> Result<DaemonSet, ClusterError> {
     let api: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), &opts.namespace);
-    api.get_opt(&opts.daemonset)
-        .await
-        .map_err(|e| cluster::classify(&cluster.server, e))?
+    cluster
+        .ask(api.get_opt(&opts.daemonset))
+        .await?
         .ok_or_else(|| ClusterError::NotFound {
             object: format!("DaemonSet {}/{}", opts.namespace, opts.daemonset),
             hint: "is cAdvisor installed? `cadvisor-setup install`, or pass --namespace/--daemonset for an install made by hand".to_string(),

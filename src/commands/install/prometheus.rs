@@ -8,6 +8,7 @@ use super::super::Context;
 use super::super::error::Failure;
 use crate::cli::{NetworkPolicyMode, PrometheusChoice};
 use crate::cluster::Cluster;
+use crate::cluster::nodes::ClusterNode;
 use crate::cluster::prometheus::{self, Instance};
 use crate::error::ExitCode;
 use crate::plan::{NetworkPolicyPlan, PlanOptions, PodPeer};
@@ -29,9 +30,14 @@ pub struct PrometheusOutcome {
     pub network_policy: bool,
     /// Why there is no integration, or why the chosen one cannot select us.
     pub note: Option<String>,
+    /// The chosen one, when it selects us: install asks it afterwards.
+    #[serde(skip)]
+    pub scraper: Option<Instance>,
 }
 
-/// Chooses, labels and plans; sets `opts` accordingly. An explicit `--prometheus NS/NAME` that
+/// Chooses, labels and plans; sets `opts` accordingly. `monitoring`: what the operator's API
+/// version serves (`resources::served`); `nodes`: the cluster's nodes when already read (listed
+/// here otherwise, for a NetworkPolicy). An explicit `--prometheus NS/NAME` that
 /// is absent or cannot select us, or several with no terminal to ask, is exit 3 with nothing
 /// applied; with `auto`, a single Prometheus that cannot select us is a warning.
 pub async fn step(
@@ -40,6 +46,8 @@ pub async fn step(
     args: &InstallSettings,
     opts: &mut PlanOptions,
     conversation: bool,
+    monitoring: &[String],
+    nodes: Option<&[ClusterNode]>,
 ) -> super::super::Result<PrometheusOutcome> {
     let mut outcome = PrometheusOutcome::default();
     let wants_service_monitor =
@@ -47,13 +55,12 @@ pub async fn step(
     let found = if args.prometheus == PrometheusChoice::None || !wants_service_monitor {
         None
     } else {
-        prometheus::list(cluster).await?
+        prometheus::list_among(cluster, monitoring).await?
     };
     if let Some(found) = &found {
         outcome.found = found.instances.iter().map(Instance::id).collect();
         for unreadable in &found.unreadable {
-            ctx.ui
-                .note(format!("{} {unreadable}", ctx.ui.warn("warning:")));
+            ctx.ui.warning(unreadable);
         }
     }
     let chosen = choose(
@@ -72,6 +79,7 @@ pub async fn step(
                 // A chosen Prometheus needs our ServiceMonitor (the operator's CRDs are there).
                 opts.service_monitor = true;
                 outcome.selected = true;
+                outcome.scraper = Some(instance.clone());
                 outcome.service_monitor_labels = target.service_monitor_labels.clone();
                 outcome.namespace_labels = target.namespace_labels.clone();
                 let added = |labels: &std::collections::BTreeMap<String, String>, what: &str| {
@@ -101,16 +109,14 @@ pub async fn step(
                 opts.namespace_labels = target.namespace_labels;
             }
             Err(unreachable) if args.prometheus == PrometheusChoice::Auto => {
-                ctx.ui
-                    .note(format!("{} {unreachable}", ctx.ui.warn("warning:")));
+                ctx.ui.warning(&unreachable);
                 outcome.note = Some(unreachable.to_string());
             }
             Err(unreachable) => {
-                return Err(Failure::new(
+                return Failure::err(
                     ExitCode::Detection,
                     format!("{unreachable}\n  nothing was applied"),
-                )
-                .into());
+                );
             }
         }
     }
@@ -128,14 +134,20 @@ pub async fn step(
     };
     if wanted {
         if peer.is_none() {
-            ctx.ui.note(format!(
-                "{} --network-policy always without a Prometheus: only the nodes may reach cAdvisor's port",
-                ctx.ui.warn("warning:")
-            ));
+            ctx.ui.warning(
+                "--network-policy always without a Prometheus: only the nodes may reach cAdvisor's port",
+            );
         }
         opts.network_policy = Some(NetworkPolicyPlan {
             prometheus: peer,
-            node_cidrs: prometheus::node_cidrs(cluster).await?,
+            node_cidrs: match nodes {
+                Some(nodes) => {
+                    let cidrs: std::collections::BTreeSet<&String> =
+                        nodes.iter().flat_map(|n| &n.source_cidrs).collect();
+                    cidrs.into_iter().cloned().collect()
+                }
+                None => prometheus::node_cidrs(cluster).await?,
+            },
         });
         outcome.network_policy = true;
     }
@@ -159,21 +171,19 @@ fn choose(
                 .find(|i| &i.namespace == namespace && &i.name == name);
             match (found, hit) {
                 (_, Some(i)) => Ok(Some(i.clone())),
-                (None, None) => Err(Failure::new(
+                (None, None) => Failure::err(
                     ExitCode::Detection,
                     format!(
                         "--prometheus {namespace}/{name}: the cluster does not serve the Prometheus Operator's API (monitoring.coreos.com/v1 prometheuses); nothing was applied\n  install the operator, or pass --prometheus none"
                     ),
-                )
-                .into()),
-                (Some(_), None) => Err(Failure::new(
+                ),
+                (Some(_), None) => Failure::err(
                     ExitCode::Detection,
                     format!(
                         "--prometheus {namespace}/{name}: no such Prometheus (found: {}); nothing was applied",
                         list_or_none(instances)
                     ),
-                )
-                .into()),
+                ),
             }
         }
         PrometheusChoice::Auto => match instances {
@@ -190,14 +200,13 @@ fn choose(
                 Ok(crate::ui::prompts::select_prometheus(&ctx.ui, &ids)?
                     .map(|i| several[i].clone()))
             }
-            several => Err(Failure::new(
+            several => Failure::err(
                 ExitCode::Detection,
                 format!(
                     "several Prometheus instances: {}; nothing was applied\n  choose one with --prometheus NAMESPACE/NAME, or --prometheus none",
                     list_or_none(several)
                 ),
-            )
-            .into()),
+            ),
         },
     }
 }
