@@ -186,8 +186,7 @@ type NodeLabels = std::collections::HashMap<String, Vec<(String, String)>>;
 fn stored_node_labels(state: &Arc<State>) -> NodeLabels {
     state
         .store()
-        .list(resource("nodes"), None)
-        .iter()
+        .iter(resource("nodes"), None)
         .map(|n| {
             let labels = n["metadata"]["labels"]
                 .as_object()
