@@ -931,6 +931,31 @@ mod failures {
                 .contains("CrashLoopBackOff"),
             "{report:#}"
         );
+        // The failing pod's own events, read with a field selector and one bounded page, not
+        // every event of the namespace.
+        let events = &report["rollout_failure"]["pods"][0]["events"];
+        assert!(
+            events.as_array().is_some_and(|e| !e.is_empty()),
+            "{report:#}"
+        );
+        let reads: Vec<_> = w
+            .cluster
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/events"))
+            .collect();
+        assert!(!reads.is_empty());
+        for r in &reads {
+            let q = |k: &str| r.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            assert_eq!(q("limit").as_deref(), Some("100"), "{:?}", r.query);
+            assert!(
+                q("fieldSelector").is_some_and(
+                    |f| f.starts_with("involvedObject.kind=Pod,involvedObject.name=cadvisor-")
+                ),
+                "{:?}",
+                r.query
+            );
+        }
     }
 
     #[test]

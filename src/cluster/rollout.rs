@@ -245,56 +245,66 @@ fn kube_error(e: kube::runtime::watcher::Error) -> Option<kube::Error> {
     }
 }
 
-/// The DaemonSet's pods that are not ready, each with its reason and recent events.
+/// Failing pods whose events are read (the first, by name); the others are listed with their
+/// reason alone, so a rollout failing on hundreds of nodes costs a bounded number of requests.
+const PODS_WITH_EVENTS: usize = 10;
+/// Events read per pod, at most: one page, whatever the namespace holds.
+const EVENTS_PER_POD: u32 = 100;
+
+/// The DaemonSet's pods that are not ready, each with its reason and, for the first
+/// [`PODS_WITH_EVENTS`], its recent events.
 pub async fn failing_pods(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
 ) -> Result<Vec<PodProblem>, ClusterError> {
-    let pods = daemonset_pods(cluster, namespace, name).await?;
+    let mut problems: Vec<PodProblem> =
+        daemonset_pods_as(cluster, namespace, name, POD_PAGE, |pod| problem_of(&pod))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+    problems.sort_by(|a, b| a.pod.cmp(&b.pod));
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
-    let events = events
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for pod in pods {
-        if let Some(mut problem) = problem_of(&pod) {
-            let mut mine: Vec<&Event> = events
-                .iter()
-                .filter(|e| {
-                    e.involved_object.kind.as_deref() == Some("Pod")
-                        && e.involved_object.name.as_deref() == Some(problem.pod.as_str())
-                })
-                .collect();
-            // Oldest first; events within the same second keep the order they were written in.
-            mine.sort_by_key(|e| {
-                (
-                    e.last_timestamp.as_ref().map(|t| t.0),
-                    e.metadata
-                        .resource_version
-                        .as_deref()
-                        .and_then(|v| v.parse::<u64>().ok()),
+    for problem in problems.iter_mut().take(PODS_WITH_EVENTS) {
+        // Only this pod's events, one bounded page (kubernetes.io "Field Selectors": events
+        // support `involvedObject.kind` and `involvedObject.name`).
+        let params = ListParams::default()
+            .fields(&format!(
+                "involvedObject.kind=Pod,involvedObject.name={}",
+                problem.pod
+            ))
+            .limit(EVENTS_PER_POD);
+        let mut mine = events
+            .list(&params)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        // Oldest first; events within the same second keep the order they were written in.
+        mine.sort_by_key(|e| {
+            (
+                e.last_timestamp.as_ref().map(|t| t.0),
+                e.metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            )
+        });
+        problem.events = mine
+            .iter()
+            .rev()
+            .take(5)
+            .rev()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.as_deref().unwrap_or("?"),
+                    e.message.as_deref().unwrap_or("").trim()
                 )
-            });
-            problem.events = mine
-                .iter()
-                .rev()
-                .take(5)
-                .rev()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.reason.as_deref().unwrap_or("?"),
-                        e.message.as_deref().unwrap_or("").trim()
-                    )
-                })
-                .collect();
-            out.push(problem);
-        }
+            })
+            .collect();
     }
-    Ok(out)
+    Ok(problems)
 }
 
 /// The pods selected by the DaemonSet's `spec.selector.matchLabels`.
