@@ -182,6 +182,22 @@ fn cadvisor_pods(c: &FakeCluster) -> Vec<Value> {
     c.list("Pod", Some("cadvisor"))
 }
 
+/// The nodes cAdvisor's pods (not terminating) are scheduled to, sorted.
+fn scheduled_nodes(c: &FakeCluster) -> Vec<String> {
+    let mut nodes: Vec<String> = cadvisor_pods(c)
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    nodes.sort();
+    nodes
+}
+
 fn rv(obj: &Value) -> String {
     obj["metadata"]["resourceVersion"]
         .as_str()
@@ -666,27 +682,15 @@ mod rollout {
         );
         assert!(pinned.contains("affinity:"), "{pinned}");
         ok(kubectl_apply(&c, "kubectl-test", &pinned, &[]));
-        let nodes_of = |c: &FakeCluster| {
-            let mut nodes: Vec<String> = cadvisor_pods(c)
-                .iter()
-                .map(|p| {
-                    p["spec"]["nodeName"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .collect();
-            nodes.sort();
-            nodes
-        };
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
+            == ["node-1"]));
         c.add_node(SimNode::k3s("node-3", root.path()));
         c.add_node(SimNode::kubeadm("node-4", root.path()));
         assert!(
-            c.wait_until(Duration::from_secs(10), |c| nodes_of(c)
+            c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
                 == ["node-1", "node-3"]),
             "{:?}",
-            nodes_of(&c)
+            scheduled_nodes(&c)
         );
         let wide = ok(kubectl(&c, &["get", "nodes", "-o", "wide"]));
         assert!(wide.contains("node-3"), "{wide}");
@@ -723,7 +727,8 @@ mod rollout {
         );
         // A node that leaves takes its daemon pod with it.
         c.remove_node("node-3");
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
+            == ["node-1"]));
     }
 
     /// Why `--label-nodes` writes its label with a merge patch: a merge patch of a Node that does
@@ -796,34 +801,21 @@ mod rollout {
         );
         assert!(selected.contains("nodeSelector:"), "{selected}");
         ok(kubectl_apply(&c, "kubectl-test", &selected, &[]));
-        let nodes_of = |c: &FakeCluster| {
-            let mut nodes: Vec<String> = cadvisor_pods(c)
-                .iter()
-                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-                .map(|p| {
-                    p["spec"]["nodeName"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .collect();
-            nodes.sort();
-            nodes
-        };
         std::thread::sleep(Duration::from_millis(200));
-        assert!(nodes_of(&c).is_empty(), "{:?}", nodes_of(&c));
+        assert!(scheduled_nodes(&c).is_empty(), "{:?}", scheduled_nodes(&c));
 
         ok(kubectl(
             &c,
             &["label", "node", "node-2", "example.com/role=metrics"],
         ));
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-2"]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
+            == ["node-2"]));
         let label_node = |name: &str, labels: &str| {
             format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n{labels}")
         };
         let ours = label_node("node-1", "  labels:\n    example.com/role: metrics\n");
         ok(kubectl_apply(&c, "cadvisor-setup", &ours, &[]));
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c)
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
             == ["node-1", "node-2"]));
         let owners = |name: &str| -> Vec<String> {
             let node = c.get("Node", "", name).expect("node");
@@ -875,7 +867,8 @@ mod rollout {
             &["--force-conflicts"],
         ));
         assert_eq!(owners("node-2"), ["cadvisor-setup"]);
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c) == ["node-1"]));
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
+            == ["node-1"]));
 
         // Applying the Node without the label removes it (no one else owns it).
         ok(kubectl_apply(
@@ -892,7 +885,7 @@ mod rollout {
             "{node1:#}"
         );
         assert!(owners("node-1").is_empty());
-        assert!(c.wait_until(Duration::from_secs(10), |c| nodes_of(c).is_empty()));
+        assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c).is_empty()));
     }
 
     #[test]

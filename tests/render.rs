@@ -1025,26 +1025,12 @@ mod groups {
     }
 
     fn pinned(ds: &DaemonSet) -> Vec<String> {
-        let affinity = ds
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.affinity.as_ref())
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|n| {
-                n.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-            .expect("required node affinity");
-        let expr = &affinity.node_selector_terms[0]
-            .match_expressions
-            .as_ref()
-            .expect("expressions")[0];
+        let (key, operator, values) = affinity_expression(ds);
         assert_eq!(
-            (expr.key.as_str(), expr.operator.as_str()),
+            (key.as_str(), operator.as_str()),
             ("kubernetes.io/hostname", "In")
         );
-        expr.values.clone().unwrap_or_default()
+        values
     }
 
     #[test]

@@ -259,11 +259,13 @@ pub async fn failing_pods(
     name: &str,
 ) -> Result<Vec<PodProblem>, ClusterError> {
     let mut problems: Vec<PodProblem> =
-        daemonset_pods_as(cluster, namespace, name, POD_PAGE, |pod| problem_of(&pod))
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        daemonset_pods_as(cluster, namespace, name, super::pages::PAGE, |pod| {
+            problem_of(&pod)
+        })
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     problems.sort_by(|a, b| a.pod.cmp(&b.pod));
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
     for problem in problems.iter_mut().take(PODS_WITH_EVENTS) {
@@ -307,19 +309,8 @@ pub async fn failing_pods(
     Ok(problems)
 }
 
-/// The pods selected by the DaemonSet's `spec.selector.matchLabels`.
-pub async fn daemonset_pods(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-) -> Result<Vec<Pod>, ClusterError> {
-    daemonset_pods_as(cluster, namespace, name, POD_PAGE, |pod| pod).await
-}
-
-/// Pods listed per request (`cluster::pages`).
-pub const POD_PAGE: u32 = super::pages::PAGE;
-
-/// [`daemonset_pods`], `page` pods per request, each reduced by `reduce` as its page arrives.
+/// The pods selected by the DaemonSet's `spec.selector.matchLabels` and controlled by it,
+/// `page` per request, each reduced by `reduce` as its page arrives.
 pub async fn daemonset_pods_as<T>(
     cluster: &Cluster,
     namespace: &str,

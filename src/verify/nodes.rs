@@ -225,7 +225,7 @@ async fn attempt(
         cluster,
         &opts.namespace,
         &opts.daemonset,
-        rollout::POD_PAGE,
+        crate::cluster::pages::PAGE,
         DaemonPod::of,
     )
     .await?;

@@ -108,8 +108,18 @@ pub async fn verify(
 ) -> Result<PrometheusVerification, PrometheusError> {
     let started = Instant::now();
     let deadline = crate::deadline::deadline_after(opts.timeout);
-    let pods = rollout::daemonset_pods(cluster, &opts.namespace, &opts.daemonset).await?;
-    let expected = expected(&pods);
+    let mut expected: Vec<Expected> = rollout::daemonset_pods_as(
+        cluster,
+        &opts.namespace,
+        &opts.daemonset,
+        crate::cluster::pages::PAGE,
+        |pod| expected_of(&pod),
+    )
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
+    expected.sort_by(|a, b| a.node.cmp(&b.node));
     let subject = match &opts.subject {
         Some(s) => Some(s.clone()),
         None => {
@@ -219,25 +229,23 @@ async fn observe(
 }
 
 /// Running, scheduled pods of the DaemonSet, sorted by node.
-fn expected(pods: &[Pod]) -> Vec<Expected> {
-    let mut out: Vec<Expected> = pods
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter_map(|p| {
-            Some(Expected {
-                node: p.spec.as_ref()?.node_name.clone()?,
-                pod: p.metadata.name.clone()?,
-                ip: p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.pod_ip.clone())
-                    .unwrap_or_default(),
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.node.cmp(&b.node));
-    out
+/// A running pod of the DaemonSet as Prometheus should see it; `None` for one terminating or
+/// not running.
+fn expected_of(p: &Pod) -> Option<Expected> {
+    if p.metadata.deletion_timestamp.is_some()
+        || p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running")
+    {
+        return None;
+    }
+    Some(Expected {
+        node: p.spec.as_ref()?.node_name.clone()?,
+        pod: p.metadata.name.clone()?,
+        ip: p
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_default(),
+    })
 }
 
 /// How many nodes' kubelets are asked for a pod to query, at most.
