@@ -275,15 +275,6 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
                 super::answer_limit::MAX_ANSWER >> 20
             ))
         }
-        kube::Error::Service(e) if super::answer_limit::late(e.as_ref()) => {
-            ClusterError::Unreachable {
-                server: server.to_string(),
-                reason: format!(
-                    "no complete answer within {}s (it answered too slowly)",
-                    super::answer_limit::ANSWER_TIME.as_secs()
-                ),
-            }
-        }
         kube::Error::Service(e) => ClusterError::Unreachable {
             server: server.to_string(),
             reason: e.to_string(),
