@@ -3899,6 +3899,10 @@ mod mixed {
 mod prometheus_integration {
     use super::*;
     use serde_json::json;
+    use support::fake_api::tls::self_signed_server;
+    use support::prometheus::{
+        RealPrometheus, Web, pod_target_labels, require_prometheus, with_static_targets,
+    };
 
     /// MicroK8s' observability addon (kube-prometheus-stack, release `kube-prom-stack`): the
     /// Prometheus selects ServiceMonitors labelled `release: kube-prom-stack` in every namespace
@@ -4228,6 +4232,188 @@ mod prometheus_integration {
             .get("Namespace", "", "cadvisor")
             .expect("namespace");
         assert_eq!(ns["metadata"]["labels"]["monitoring"], "enabled", "{ns:#}");
+    }
+
+    /// A real Prometheus serving as `web` says, scraping our one cAdvisor pod through the API
+    /// server's pod proxy with the job `render --scrape-config` prints (its service discovery
+    /// swapped for that static target, every relabel rule kept).
+    fn scraping_prometheus(w: &World, tls_files: &std::path::Path, web: &Web) -> RealPrometheus {
+        let pod = w
+            .cluster
+            .list("Pod", Some("cadvisor"))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .expect("a cAdvisor pod");
+        let out = w.run(&["render", "--scrape-config", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let [ca, cert, key] = w.cluster.write_client_tls_files(tls_files);
+        let job = with_static_targets(
+            &json(&out)["scrape_config"],
+            json!([{"targets": [format!("127.0.0.1:{}", w.cluster.port())],
+                "labels": pod_target_labels("cadvisor", &pod, "node-1", "http")}]),
+            &[
+                ("scheme", json!("https")),
+                (
+                    "metrics_path",
+                    json!(format!(
+                        "/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics"
+                    )),
+                ),
+                (
+                    "tls_config",
+                    json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
+                ),
+                // Quicker than 30s for the test; the rules are unchanged.
+                ("scrape_interval", json!("1s")),
+                ("scrape_timeout", json!("1s")),
+            ],
+        );
+        RealPrometheus::start_serving(&job, web)
+    }
+
+    /// The service proxy paths `verify` asked through, in order.
+    fn service_proxy_paths(w: &World) -> Vec<String> {
+        w.cluster
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/services/"))
+            .map(|r| r.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_prometheus_with_web_tls_is_asked_over_https_under_its_route_prefix() {
+        if !require_prometheus() {
+            return;
+        }
+        // prometheus-operator (Documentation/api-reference/api.md, PrometheusSpec): `routePrefix`
+        // is Prometheus' `--web.route-prefix`; `web.tlsConfig` makes its web server serve TLS.
+        let spec = |tls: bool| {
+            let mut spec = all_namespaces(json!({}));
+            spec["routePrefix"] = json!("/prom");
+            if tls {
+                spec["web"] = json!({"tlsConfig": {"cert": {"secret": {"name": "prometheus-tls", "key": "tls.crt"}},
+                    "keySecret": {"name": "prometheus-tls", "key": "tls.key"}}});
+            }
+            spec
+        };
+        let Some(w) = operator_world(spec(false)) else {
+            return;
+        };
+        install_ok(
+            &w,
+            &[
+                "--prometheus",
+                "monitoring/k8s",
+                "--network-policy",
+                "never",
+            ],
+        );
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        let tls_files = tempfile::tempdir().expect("tempdir");
+        let real_prometheus = scraping_prometheus(
+            &w,
+            tls_files.path(),
+            &Web {
+                tls: Some(self_signed_server()),
+                route_prefix: Some("/prom".to_string()),
+            },
+        );
+        w.cluster.set_service_backend(
+            "monitoring",
+            "prometheus-operated",
+            Some(&real_prometheus.address()),
+        );
+        let verify = |choice: &str, timeout: &str| {
+            w.cluster.clear_requests();
+            w.run(&[
+                "verify",
+                "--prometheus",
+                choice,
+                "--timeout",
+                timeout,
+                "-o",
+                "json",
+            ])
+        };
+
+        // Without tlsConfig the object says http: the TLS port refuses plain http (Go's 400),
+        // so asking over http cannot pass; a Prometheus that cannot be read is exit 1 (README).
+        let out = verify("monitoring/k8s", "10s");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(
+            text(&out).contains("Client sent an HTTP request to an HTTPS server"),
+            "{}",
+            text(&out)
+        );
+        let paths = service_proxy_paths(&w);
+        assert!(!paths.is_empty(), "asked through the service proxy");
+        for path in &paths {
+            assert!(
+                path.starts_with(
+                    "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/prom/api/v1/"
+                ),
+                "{path}"
+            );
+        }
+
+        // With tlsConfig: https, under the route prefix, named and auto alike.
+        w.cluster.delete("Prometheus", "monitoring", "k8s");
+        prometheus(&w, "monitoring", "k8s", spec(true));
+        for choice in ["monitoring/k8s", "auto"] {
+            let out = verify(choice, "30s");
+            assert_eq!(
+                code(&out),
+                0,
+                "{choice}: {}\n{}",
+                text(&out),
+                real_prometheus.log()
+            );
+            let report = json(&out);
+            let p = &report["prometheus"];
+            assert_eq!(p["ok"], true, "{report:#}");
+            assert_eq!(
+                p["endpoint"],
+                json!({"kind": "service-proxy", "namespace": "monitoring",
+                    "service": "prometheus-operated", "port": "web", "https": true,
+                    "path_prefix": "/prom"}),
+                "{report:#}"
+            );
+            assert_eq!(p["subject"]["pod"], POD, "{report:#}");
+            let paths = service_proxy_paths(&w);
+            assert!(
+                !paths.is_empty(),
+                "{choice}: asked through the service proxy"
+            );
+            for path in &paths {
+                assert!(
+                    path.starts_with(
+                        "/api/v1/namespaces/monitoring/services/https:prometheus-operated:web/proxy/prom/api/v1/"
+                    ),
+                    "{choice}: {path}"
+                );
+            }
+        }
+
+        // install's last step asks it the same way.
+        let report = install_ok(
+            &w,
+            &[
+                "--prometheus",
+                "monitoring/k8s",
+                "--network-policy",
+                "never",
+            ],
+        );
+        let p = &report["prometheus_verification"];
+        assert_eq!(p["ok"], true, "{report:#}");
+        assert_eq!(p["endpoint"]["https"], true, "{report:#}");
     }
 
     #[test]
