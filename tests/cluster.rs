@@ -3900,9 +3900,7 @@ mod prometheus_integration {
     use super::*;
     use serde_json::json;
     use support::fake_api::tls::self_signed_server;
-    use support::prometheus::{
-        RealPrometheus, Web, pod_target_labels, require_prometheus, with_static_targets,
-    };
+    use support::prometheus::{RealPrometheus, Web, pod_proxy_job, require_prometheus};
 
     /// MicroK8s' observability addon (kube-prometheus-stack, release `kube-prom-stack`): the
     /// Prometheus selects ServiceMonitors labelled `release: kube-prom-stack` in every namespace
@@ -4235,8 +4233,7 @@ mod prometheus_integration {
     }
 
     /// A real Prometheus serving as `web` says, scraping our one cAdvisor pod through the API
-    /// server's pod proxy with the job `render --scrape-config` prints (its service discovery
-    /// swapped for that static target, every relabel rule kept).
+    /// server's pod proxy with the job `render --scrape-config` prints.
     fn scraping_prometheus(w: &World, tls_files: &std::path::Path, web: &Web) -> RealPrometheus {
         let pod = w
             .cluster
@@ -4246,27 +4243,12 @@ mod prometheus_integration {
             .expect("a cAdvisor pod");
         let out = w.run(&["render", "--scrape-config", "-o", "json"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
-        let [ca, cert, key] = w.cluster.write_client_tls_files(tls_files);
-        let job = with_static_targets(
+        let job = pod_proxy_job(
             &json(&out)["scrape_config"],
-            json!([{"targets": [format!("127.0.0.1:{}", w.cluster.port())],
-                "labels": pod_target_labels("cadvisor", &pod, "node-1", "http")}]),
-            &[
-                ("scheme", json!("https")),
-                (
-                    "metrics_path",
-                    json!(format!(
-                        "/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics"
-                    )),
-                ),
-                (
-                    "tls_config",
-                    json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
-                ),
-                // Quicker than 30s for the test; the rules are unchanged.
-                ("scrape_interval", json!("1s")),
-                ("scrape_timeout", json!("1s")),
-            ],
+            &w.cluster,
+            tls_files,
+            &format!("127.0.0.1:{}", w.cluster.port()),
+            &pod,
         );
         RealPrometheus::start_serving(&job, web)
     }

@@ -324,6 +324,39 @@ pub fn with_static_targets(
     doc
 }
 
+/// The job of `document` (`render --scrape-config -o json`'s `scrape_config`) scraping cAdvisor
+/// pod `pod` (namespace `cadvisor`, node `node-1`) through the API server's pod proxy at `target`
+/// (`HOST:PORT`) with `cluster`'s admin certificate (written into `tls_dir`): the static target
+/// the service discovery would have produced, every relabel rule kept, scraped every second.
+pub fn pod_proxy_job(
+    document: &Value,
+    cluster: &super::fake_api::FakeCluster,
+    tls_dir: &Path,
+    target: &str,
+    pod: &str,
+) -> Value {
+    let [ca, cert, key] = cluster.write_client_tls_files(tls_dir);
+    with_static_targets(
+        document,
+        serde_json::json!([{"targets": [target],
+            "labels": pod_target_labels("cadvisor", pod, "node-1", "http")}]),
+        &[
+            ("scheme", "https".into()),
+            (
+                "metrics_path",
+                format!("/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics").into(),
+            ),
+            (
+                "tls_config",
+                serde_json::json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
+            ),
+            // Quicker than 30s for the test; the rules are unchanged.
+            ("scrape_interval", "1s".into()),
+            ("scrape_timeout", "1s".into()),
+        ],
+    )
+}
+
 /// The labels `role: pod` gives the target of one cAdvisor pod (pod.go), for a static list.
 pub fn pod_target_labels(namespace: &str, pod: &str, node: &str, port_name: &str) -> Value {
     let mut labels = Map::new();
