@@ -4185,9 +4185,7 @@ mod prometheus_integration {
     fn scraping_prometheus(w: &World, tls_files: &std::path::Path, web: &Web) -> RealPrometheus {
         let pod = w
             .cluster
-            .list("Pod", Some("cadvisor"))
-            .iter()
-            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .first_pod_name("cadvisor")
             .expect("a cAdvisor pod");
         let out = w.run(&["render", "--scrape-config", "-o", "json"]);
         assert_eq!(code(&out), 0, "{}", text(&out));

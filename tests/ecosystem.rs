@@ -549,9 +549,7 @@ mod prometheus_real {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let pod = w
             .cluster
-            .list("Pod", Some("cadvisor"))
-            .iter()
-            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .first_pod_name("cadvisor")
             .expect("a cAdvisor pod");
         let api = format!("127.0.0.1:{}", w.cluster.port());
 
@@ -875,9 +873,7 @@ mod prometheus_real {
         // Now a real Prometheus behind prometheus-operated scrapes our pod: the rerun asks it.
         let pod = w
             .cluster
-            .list("Pod", Some("cadvisor"))
-            .iter()
-            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .first_pod_name("cadvisor")
             .expect("a cAdvisor pod");
         let prometheus =
             RealPrometheus::start(&w.job(&format!("127.0.0.1:{}", w.cluster.port()), &pod));

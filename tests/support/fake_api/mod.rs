@@ -616,6 +616,13 @@ impl FakeCluster {
         self.state.store().list(res, namespace)
     }
 
+    /// The name of the first pod in `namespace` (e.g. our one cAdvisor pod).
+    pub fn first_pod_name(&self, namespace: &str) -> Option<String> {
+        self.list("Pod", Some(namespace))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+    }
+
     /// Events whose `involvedObject.name` is `name`.
     pub fn events_for(&self, namespace: &str, name: &str) -> Vec<Value> {
         self.list("events", Some(namespace))
