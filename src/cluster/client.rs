@@ -62,7 +62,10 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| unusable(e.to_string()))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| unusable(e.to_string()))?
+        .with_layer(&tower::layer::layer_fn(super::answer_limit::layer))
+        .build();
     Ok(Cluster { client, server })
 }
 
@@ -266,6 +269,12 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
             server: server.to_string(),
             reason: e.to_string(),
         },
+        kube::Error::Service(e) if super::answer_limit::exceeded(e.as_ref()) => {
+            ClusterError::Api(format!(
+                "an answer of the API server at {server} was larger than {} MiB, more than any real one; it was not read further",
+                super::answer_limit::MAX_ANSWER >> 20
+            ))
+        }
         kube::Error::Service(e) => ClusterError::Unreachable {
             server: server.to_string(),
             reason: e.to_string(),

@@ -3,6 +3,7 @@
 //!
 //! What these functions return is plain data (kdash style); only `commands` decides the order.
 
+pub mod answer_limit;
 pub mod apply;
 pub mod client;
 pub mod diagnose;
