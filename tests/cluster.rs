@@ -3769,6 +3769,56 @@ mod mixed {
         assert_eq!(group_label(&w, "node-1"), None);
     }
 
+    /// Two installs with `--label-nodes` in two namespaces select the same node labels (a
+    /// node's group hash is its layout's): uninstalling one keeps every label the other's
+    /// DaemonSets select, saying whose, so the other keeps its pods; uninstalling the other then
+    /// removes them.
+    #[test]
+    fn uninstalling_one_install_keeps_the_node_labels_another_install_selects() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        install_ok(&w, &["--label-nodes"]);
+        let labels = [group_label(&w, "node-1"), group_label(&w, "node-2")];
+        assert!(labels.iter().all(Option::is_some), "{labels:?}");
+        let second = install_ok(&w, &["--label-nodes", "--namespace", "second"]);
+        assert_eq!(passed_nodes(&second), ["node-1", "node-2"]);
+        let in_second = |w: &World| {
+            w.cluster
+                .list("DaemonSet", Some("second"))
+                .into_iter()
+                .filter(|d| d["metadata"]["deletionTimestamp"].is_null())
+                .count()
+        };
+        assert_eq!(in_second(&w), 2);
+
+        let first_gone = uninstall_ok(&w);
+        assert_eq!(
+            [group_label(&w, "node-1"), group_label(&w, "node-2")],
+            labels,
+            "{first_gone:#}"
+        );
+        assert!(first_gone.get("unlabelled").is_none(), "{first_gone:#}");
+        let kept = first_gone["kept"].to_string();
+        assert!(
+            kept.contains("another install of cadvisor-setup") && kept.contains("second/cadvisor"),
+            "{first_gone:#}"
+        );
+        assert!(daemonsets(&w).is_empty());
+        assert_eq!(in_second(&w), 2);
+        let verified = w.run(&["verify", "--namespace", "second", "-o", "json"]);
+        assert_eq!(code(&verified), 0, "{}", text(&verified));
+
+        let out = w.run(&["uninstall", "--yes", "--namespace", "second", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let mut unlabelled = json(&out)["unlabelled"].clone();
+        assert_eq!(unlabelled.take(), serde_json::json!(["node-1", "node-2"]));
+        assert_eq!(
+            [group_label(&w, "node-1"), group_label(&w, "node-2")],
+            [None, None]
+        );
+    }
+
     /// What people and Ansible see with `--label-nodes`: install's node label lines and
     /// `node_labels`, status' labelled nodes, uninstall's `unlabelled`.
     #[test]

@@ -17,7 +17,9 @@
 //! ours. A label we own together with another manager is left where it is. Everything is decided
 //! before anything is written (see [`plan`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
@@ -165,10 +167,12 @@ pub async fn carriers(cluster: &Cluster) -> Result<Vec<Carrier>, ClusterError> {
 /// and the nodes that carry the label now. Pure. A label someone else set to another value is
 /// refused (the returned `Err` names each node, for exit 7) unless `force`; one they set to
 /// the very value is kept as theirs (nothing to write, and `uninstall` leaves it). Ours on a node `wanted` does not
-/// name is removed; someone else's there is left alone.
+/// name is removed, unless a DaemonSet of ours in another namespace selects its value
+/// (`elsewhere`; `None`: not known, so nothing is removed); someone else's there is left alone.
 pub fn plan(
     wanted: &BTreeMap<String, String>,
     carriers: &[Carrier],
+    elsewhere: Option<&BTreeSet<String>>,
     force: bool,
 ) -> Result<Vec<NodeLabelChange>, Vec<String>> {
     let mut out = Vec::new();
@@ -198,10 +202,13 @@ pub fn plan(
             changed,
         });
     }
-    // One we own together with another manager is theirs too: left where it is.
+    // One we own together with another manager is theirs too: left where it is. One another
+    // install of ours selects stays for it.
+    let removable = |c: &&Carrier| elsewhere.is_some_and(|values| !values.contains(&c.value));
     for c in carriers
         .iter()
         .filter(|c| c.ours && c.others.is_empty() && !wanted.contains_key(&c.node))
+        .filter(removable)
     {
         out.push(NodeLabelChange {
             node: c.node.clone(),
@@ -276,6 +283,59 @@ fn list_or_nothing(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+/// The values of [`GROUP_LABEL`] that our DaemonSets outside `namespace` select (another
+/// install of cadvisor-setup in the same cluster), each with one DaemonSet that selects it
+/// (`NAMESPACE/NAME`). Their labels are not ours to remove when this install's are: the other
+/// DaemonSet would lose its nodes.
+pub async fn selected_elsewhere(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<BTreeMap<String, String>, ClusterError> {
+    let api: Api<DaemonSet> = Api::all(cluster.client.clone());
+    let selector = format!("{}={FIELD_MANAGER}", super::MANAGED_BY_LABEL);
+    let per_daemonset = super::pages::list_reduced(
+        &api,
+        &ListParams::default().labels(&selector),
+        super::pages::PAGE,
+        |ds| {
+            let ns = ds.metadata.namespace.clone().unwrap_or_default();
+            let name = format!("{ns}/{}", ds.metadata.name.clone().unwrap_or_default());
+            (ns != namespace).then(|| (name, group_values(&ds)))
+        },
+    )
+    .await
+    .map_err(|e| classify(&cluster.server, e))?;
+    let mut out = BTreeMap::new();
+    for (daemonset, values) in per_daemonset.into_iter().flatten() {
+        for value in values {
+            out.entry(value).or_insert_with(|| daemonset.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The values of [`GROUP_LABEL`] a DaemonSet's required node affinity selects (`In`).
+fn group_values(ds: &DaemonSet) -> Vec<String> {
+    let terms = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    terms
+        .iter()
+        .flat_map(|t| t.match_expressions.iter().flatten())
+        .filter(|e| e.key == GROUP_LABEL && e.operator == "In")
+        .flat_map(|e| e.values.iter().flatten().cloned())
+        .collect()
 }
 
 /// `uninstall`: our label off every node where our manager alone owns it. Returns the nodes it
@@ -371,7 +431,7 @@ mod tests {
             ("new", "bbbb0000"),
             ("pre-labelled", "bbbb0000"),
         ]);
-        let plan = plan(&want, &carriers, false).unwrap();
+        let plan = plan(&want, &carriers, Some(&BTreeSet::new()), false).unwrap();
         let actions: Vec<(&str, LabelAction, bool, bool)> = plan
             .iter()
             .map(|c| (c.node.as_str(), c.action, c.changed, c.ours))
@@ -390,12 +450,12 @@ mod tests {
         // Someone else's label where we want ours: refused, unless --force.
         let mut want = want;
         want.insert("someone-elses".into(), "bbbb0000".into());
-        let refused = super::plan(&want, &carriers, false).unwrap_err();
+        let refused = super::plan(&want, &carriers, Some(&BTreeSet::new()), false).unwrap_err();
         assert_eq!(
             refused,
             ["node someone-elses has cadvisor-setup/group=ffff0000 (set by kubectl-label)"]
         );
-        let forced = super::plan(&want, &carriers, true).unwrap();
+        let forced = super::plan(&want, &carriers, Some(&BTreeSet::new()), true).unwrap();
         let taken = forced.iter().find(|c| c.node == "someone-elses").unwrap();
         assert_eq!(taken.action, LabelAction::TakeOver);
         assert_eq!(taken.previous.as_deref(), Some("ffff0000"));
@@ -415,12 +475,51 @@ mod tests {
         .iter()
         .filter_map(carrier_of)
         .collect();
-        let plan = plan(&BTreeMap::new(), &carriers, false).unwrap();
+        let plan = plan(&BTreeMap::new(), &carriers, Some(&BTreeSet::new()), false).unwrap();
         assert_eq!(plan.len(), 1);
         assert_eq!(
             (plan[0].node.as_str(), plan[0].action),
             ("a", LabelAction::Remove)
         );
+    }
+
+    #[test]
+    fn a_value_another_install_selects_is_never_removed() {
+        let carriers: Vec<Carrier> = [
+            node("a", Some("x"), &[FIELD_MANAGER]),
+            node("b", Some("y"), &[FIELD_MANAGER]),
+        ]
+        .iter()
+        .filter_map(carrier_of)
+        .collect();
+        let elsewhere = BTreeSet::from(["x".to_string()]);
+        let plan_with = |e| plan(&BTreeMap::new(), &carriers, e, false).unwrap();
+        let removed: Vec<String> = plan_with(Some(&elsewhere))
+            .into_iter()
+            .map(|c| c.node)
+            .collect();
+        assert_eq!(removed, ["b"]);
+        // Not known who else selects what: nothing is removed.
+        assert_eq!(plan_with(None), []);
+    }
+
+    #[test]
+    fn the_values_a_daemonset_selects_by_our_label() {
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "cadvisor-3dd09fc8", "namespace": "other"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [
+                        {"key": GROUP_LABEL, "operator": "In", "values": ["3dd09fc8"]},
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+                    ]},
+                    {"matchExpressions": [{"key": GROUP_LABEL, "operator": "NotIn", "values": ["zzz"]}]}
+                ]}
+            }}}}}
+        }))
+        .unwrap();
+        assert_eq!(group_values(&ds), ["3dd09fc8"]);
+        assert!(group_values(&DaemonSet::default()).is_empty());
     }
 
     #[test]
@@ -442,6 +541,9 @@ mod tests {
             .filter_map(carrier_of)
             .collect();
         assert!(carriers[0].ours);
-        assert_eq!(plan(&BTreeMap::new(), &carriers, false).unwrap(), []);
+        assert_eq!(
+            plan(&BTreeMap::new(), &carriers, Some(&BTreeSet::new()), false).unwrap(),
+            []
+        );
     }
 }

@@ -163,12 +163,32 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
         match super::groups::wanted_labels(layout.as_ref(), &facts) {
             Some(wanted) => {
                 let carriers = crate::cluster::node_labels::carriers(&cluster).await?;
-                crate::cluster::node_labels::plan(&wanted, &carriers, args.force).map_err(
-                    |nodes| ClusterError::ForeignNodeLabel {
-                        label: crate::cluster::node_labels::GROUP_LABEL.to_string(),
-                        nodes,
-                    },
-                )?
+                // Another install's DaemonSets may select a label this one would remove.
+                let elsewhere = match crate::cluster::node_labels::selected_elsewhere(
+                    &cluster,
+                    opts.namespace.as_str(),
+                )
+                .await
+                {
+                    Ok(selected) => Some(selected.into_keys().collect()),
+                    Err(e) => {
+                        ctx.ui.warning(format!(
+                            "--label-nodes: cannot list cadvisor-setup's DaemonSets in other namespaces ({}), so no node label is removed",
+                            e.to_string().lines().next().unwrap_or_default()
+                        ));
+                        None
+                    }
+                };
+                crate::cluster::node_labels::plan(
+                    &wanted,
+                    &carriers,
+                    elsewhere.as_ref(),
+                    args.force,
+                )
+                .map_err(|nodes| ClusterError::ForeignNodeLabel {
+                    label: crate::cluster::node_labels::GROUP_LABEL.to_string(),
+                    nodes,
+                })?
             }
             None => {
                 ctx.ui.note(format!(

@@ -30,6 +30,37 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
             Vec::new()
         }
     };
+    // A value another install's DaemonSet selects stays for it (removing it would take that
+    // DaemonSet's nodes away); not knowing who selects what keeps every label.
+    let labelled = if labelled.is_empty() {
+        labelled
+    } else {
+        match node_labels::selected_elsewhere(&cluster, args.namespace.as_str()).await {
+            Ok(elsewhere) => {
+                let (stay, go): (Vec<Carrier>, Vec<Carrier>) = labelled
+                    .into_iter()
+                    .partition(|c| elsewhere.contains_key(&c.value));
+                plan.kept.extend(stay.iter().map(|c| Kept {
+                    object: format!("node label {GROUP_LABEL}={} on {}", c.value, c.node),
+                    reason: format!(
+                        "DaemonSet {} (another install of cadvisor-setup) selects it",
+                        elsewhere.get(&c.value).map(String::as_str).unwrap_or("?")
+                    ),
+                }));
+                go
+            }
+            Err(e) => {
+                plan.kept.push(Kept {
+                    object: format!("node label {GROUP_LABEL}"),
+                    reason: format!(
+                        "could not list cadvisor-setup's DaemonSets in other namespaces to know whether they select it ({})",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                });
+                Vec::new()
+            }
+        }
+    };
     let ui = &ctx.ui;
     if plan.is_empty() && labelled.is_empty() {
         let done = Uninstalled {
