@@ -1533,7 +1533,7 @@ pub fn delete(
 fn on_sim_node(state: &State, pod: &Value) -> bool {
     pod["spec"]["nodeName"]
         .as_str()
-        .is_some_and(|n| state.node(n).is_some())
+        .is_some_and(|n| state.has_node(n))
 }
 
 /// Graceful deletion of a pod a simulated kubelet runs: `deletionTimestamp` now (kubectl shows
