@@ -152,6 +152,9 @@ pub async fn run(state: Arc<State>) {
     // of them to change (a pass every 25 ms over hundreds of pods otherwise: scale.sh).
     let mut reconciled: Option<(u64, u64)> = None;
     let mut counted: Option<(u64, u64)> = None;
+    // Likewise the kubelets, once every pod on a simulated node runs without crashing: only a
+    // pod waiting to start or crash-looping has a transition due with time alone.
+    let mut kubelets_idle: Option<(u64, u64)> = None;
     loop {
         tokio::select! {
             r = rx.recv() => {
@@ -164,15 +167,24 @@ pub async fn run(state: Arc<State>) {
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
         unless_settled(&state, &mut reconciled, reconcile_daemonsets);
-        pods_lifecycle(&state).await;
+        let before = revision(&state);
+        if kubelets_idle != Some(before) {
+            let idle = pods_lifecycle(&state).await;
+            kubelets_idle = idle.then_some(before);
+        }
         unless_settled(&state, &mut counted, daemonset_status);
     }
+}
+
+/// The store's revision and the count of changes to the simulated nodes.
+fn revision(state: &Arc<State>) -> (u64, u64) {
+    (state.store().rv(), state.nodes_version())
 }
 
 /// Runs `pass` unless the store's revision and the nodes are what they were before the last
 /// run of it that changed nothing; remembers whether this one did.
 fn unless_settled(state: &Arc<State>, settled: &mut Option<(u64, u64)>, pass: fn(&Arc<State>)) {
-    let before = (state.store().rv(), state.nodes_version());
+    let before = revision(state);
     if *settled == Some(before) {
         return;
     }
@@ -795,12 +807,17 @@ pub async fn mirror_workload_pods(state: &Arc<State>) -> usize {
 /// fails), and crash-looping ones whose next restart is due. Read in place under the store's
 /// lock: every pass (each 25 ms) looks at every pod, and hundreds of them (scripts/bench/scale.sh)
 /// are Running with nothing to do. A pod seen for the first time gets its runtime entry here.
-fn pods_due(state: &Arc<State>, failures: &super::FailureState) -> Vec<(Value, PodRuntime)> {
+/// Also whether the kubelets are idle: no such pod waits to start or crash-loops.
+fn pods_due(
+    state: &Arc<State>,
+    failures: &super::FailureState,
+) -> (Vec<(Value, PodRuntime)>, bool) {
     let store = state.store();
     let nodes = state.nodes.read().unwrap_or_else(|e| e.into_inner());
     let names: std::collections::HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let mut table = state.pods();
     let mut due = Vec::new();
+    let mut idle = true;
     for pod in store.iter(resource("pods"), None) {
         if !pod["spec"]["nodeName"]
             .as_str()
@@ -827,6 +844,7 @@ fn pods_due(state: &Arc<State>, failures: &super::FailureState) -> Vec<(Value, P
             );
         }
         let Some(rt) = table.get(uid) else { continue };
+        idle &= rt.started.is_some() && !rt.crashing;
         let now_due = if rt.started.is_none() {
             rt.created.elapsed() >= failures.pod_start_delay
                 && !(failures.image_pull && rt.failed_pull)
@@ -840,13 +858,15 @@ fn pods_due(state: &Arc<State>, failures: &super::FailureState) -> Vec<(Value, P
             due.push((pod.clone(), rt.clone()));
         }
     }
-    due
+    (due, idle)
 }
 
-/// The kubelets: start pods whose delay has passed, or fail them as the switches say.
-async fn pods_lifecycle(state: &Arc<State>) {
+/// The kubelets: start pods whose delay has passed, or fail them as the switches say. Returns
+/// whether they were idle (see [`pods_due`]), which this pass left unchanged.
+async fn pods_lifecycle(state: &Arc<State>) -> bool {
     let failures = state.failures.snapshot();
-    for (pod, rt) in pods_due(state, &failures) {
+    let (due, idle) = pods_due(state, &failures);
+    for (pod, rt) in due {
         let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)) else {
             continue;
         };
@@ -999,6 +1019,7 @@ async fn pods_lifecycle(state: &Arc<State>) {
             }
         }
     }
+    idle
 }
 
 fn crash(
