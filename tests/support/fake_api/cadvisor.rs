@@ -474,10 +474,20 @@ fn now_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// `linux.cgroupsPath` of the container's OCI spec (runtime-spec config-linux.md).
+/// `linux.cgroupsPath` of the container's OCI spec (runtime-spec config-linux.md). Only that
+/// field is read, the rest of the spec skipped rather than built into a `Value`: every scrape
+/// reads every container's spec.
 fn cgroups_path(c: &CtrContainer) -> Option<String> {
-    let spec: Value = serde_json::from_slice(&c.spec).ok()?;
-    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(rename = "cgroupsPath")]
+        cgroups_path: Option<String>,
+    }
+    serde_json::from_slice::<Spec>(&c.spec).ok()?.linux?.cgroups_path
 }
 
 /// The cgroup name cAdvisor sees for a container: `linux.cgroupsPath` (systemd form
