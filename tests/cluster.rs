@@ -1170,7 +1170,9 @@ mod bench {
             let started = Instant::now();
             let out = cmd.output().expect("run verify under /usr/bin/time");
             let wall = started.elapsed();
-            let own = own_cpu().zip(cpu_before).map(|((u, s), (u0, s0))| (u - u0, s - s0));
+            let own = own_cpu()
+                .zip(cpu_before)
+                .map(|((u, s), (u0, s0))| (u - u0, s - s0));
             assert_eq!(code(&out), 0, "{}", text(&out));
             let report = json(&out);
             let stderr = String::from_utf8_lossy(&out.stderr);

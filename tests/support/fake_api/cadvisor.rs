@@ -487,7 +487,10 @@ fn cgroups_path(c: &CtrContainer) -> Option<String> {
         #[serde(rename = "cgroupsPath")]
         cgroups_path: Option<String>,
     }
-    serde_json::from_slice::<Spec>(&c.spec).ok()?.linux?.cgroups_path
+    serde_json::from_slice::<Spec>(&c.spec)
+        .ok()?
+        .linux?
+        .cgroups_path
 }
 
 /// The cgroup name cAdvisor sees for a container: `linux.cgroupsPath` (systemd form
@@ -793,10 +796,7 @@ pub async fn pod_proxy(
         )
     };
     let addr = format!("{ip}:{port}");
-    let reg = state
-        .pods()
-        .get(&uid)
-        .and_then(|p| p.registration.clone());
+    let reg = state.pods().get(&uid).and_then(|p| p.registration.clone());
     let Some(reg) = reg.filter(|_| running && !ip.is_empty()) else {
         return Err(unreachable(&addr));
     };

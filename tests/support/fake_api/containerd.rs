@@ -72,7 +72,10 @@ pub async fn list(
         // Requests from now on join the next batch.
         let mut calls = CALLS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = calls.get_mut(&key)
-            && entry.pending.as_ref().is_some_and(|p| Arc::ptr_eq(p, &call))
+            && entry
+                .pending
+                .as_ref()
+                .is_some_and(|p| Arc::ptr_eq(p, &call))
         {
             entry.pending = None;
         }

@@ -557,8 +557,7 @@ fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
 }
 
 fn delete_pod(state: &Arc<State>, ds: &Value, ns: &str, name: &str) {
-    if server::delete(state, resource("pods"), ns, name, None, None).is_ok()
-    {
+    if server::delete(state, resource("pods"), ns, name, None, None).is_ok() {
         event(
             state,
             ds,

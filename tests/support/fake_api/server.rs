@@ -870,7 +870,11 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Response<Body> {
         let from_rv: Option<u64> = rv_param.parse().ok().filter(|rv| *rv > 0);
         let synthetic = initial_events || from_rv.is_none();
         let initial: Vec<Value> = if synthetic {
-            store.iter(res, None).filter(|o| matches(o)).cloned().collect()
+            store
+                .iter(res, None)
+                .filter(|o| matches(o))
+                .cloned()
+                .collect()
         } else {
             Vec::new()
         };
