@@ -1166,9 +1166,13 @@ mod bench {
                 &["verify", "-o", "json", "--timeout", "300s"],
                 Some(time),
             );
+            let cpu_before = own_cpu();
             let started = Instant::now();
             let out = cmd.output().expect("run verify under /usr/bin/time");
             let wall = started.elapsed();
+            let own = own_cpu()
+                .zip(cpu_before)
+                .map(|((u, s), (u0, s0))| (u - u0, s - s0));
             assert_eq!(code(&out), 0, "{}", text(&out));
             let report = json(&out);
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1193,7 +1197,27 @@ mod bench {
                 field("System time (seconds):"),
                 w.cluster.proxy_peak(),
             );
+            // The simulated cluster shares the machine's cores with the product: what it spent
+            // while verify ran.
+            if let Some((user, sys)) = own {
+                println!(
+                    "bench: {count} nodes, {latency:?} proxy latency: fake API server (test process) CPU during verify: user {user:.2} s sys {sys:.2} s"
+                );
+            }
         }
+    }
+
+    /// This process's CPU time so far (user, system) in seconds, from `/proc/self/stat`
+    /// (fields 14 and 15, in clock ticks: proc(5)); `None` where there is no procfs.
+    fn own_cpu() -> Option<(f64, f64)> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // proc(5) numbers fields from 1 with state third; `rest` starts at state.
+        let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+        // USER_HZ is 100 on Linux (proc(5): "clock ticks (divide by sysconf(_SC_CLK_TCK))").
+        Some((ticks(14)? / 100.0, ticks(15)? / 100.0))
     }
 }
 

@@ -474,10 +474,23 @@ fn now_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// `linux.cgroupsPath` of the container's OCI spec (runtime-spec config-linux.md).
+/// `linux.cgroupsPath` of the container's OCI spec (runtime-spec config-linux.md). Only that
+/// field is read, the rest of the spec skipped rather than built into a `Value`: every scrape
+/// reads every container's spec.
 fn cgroups_path(c: &CtrContainer) -> Option<String> {
-    let spec: Value = serde_json::from_slice(&c.spec).ok()?;
-    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        #[serde(rename = "cgroupsPath")]
+        cgroups_path: Option<String>,
+    }
+    serde_json::from_slice::<Spec>(&c.spec)
+        .ok()?
+        .linux?
+        .cgroups_path
 }
 
 /// The cgroup name cAdvisor sees for a container: `linux.cgroupsPath` (systemd form
@@ -754,32 +767,36 @@ pub async fn pod_proxy(
         [_, n, p] => (*n, Some(*p)),
         _ => (target, None),
     };
-    let pod = state
-        .store()
-        .get(resource("pods"), ns, name)
-        .cloned()
-        .ok_or_else(|| status::not_found(resource("pods"), name))?;
-    let port: String = match port {
-        Some(p) => p.to_string(),
-        None => pod["spec"]["containers"]
-            .as_array()
-            .and_then(|cs| {
-                cs.iter()
-                    .find_map(|c| c["ports"][0]["containerPort"].as_u64())
-            })
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
+    // What the proxy needs of the pod, read in place (every scrape of every node asks).
+    let (port, ip, running, uid, node_name) = {
+        let store = state.store();
+        let pod = store
+            .get(resource("pods"), ns, name)
+            .ok_or_else(|| status::not_found(resource("pods"), name))?;
+        let port: String = match port {
+            Some(p) => p.to_string(),
+            None => pod["spec"]["containers"]
+                .as_array()
+                .and_then(|cs| {
+                    cs.iter()
+                        .find_map(|c| c["ports"][0]["containerPort"].as_u64())
+                })
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        };
+        (
+            port,
+            pod["status"]["podIP"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            pod["status"]["containerStatuses"][0]["state"]["running"].is_object(),
+            uid_of(pod),
+            pod["spec"]["nodeName"].as_str().map(str::to_string),
+        )
     };
-    let ip = pod["status"]["podIP"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     let addr = format!("{ip}:{port}");
-    let running = pod["status"]["containerStatuses"][0]["state"]["running"].is_object();
-    let reg = state
-        .pods()
-        .get(&uid_of(&pod))
-        .and_then(|p| p.registration.clone());
+    let reg = state.pods().get(&uid).and_then(|p| p.registration.clone());
     let Some(reg) = reg.filter(|_| running && !ip.is_empty()) else {
         return Err(unreachable(&addr));
     };
@@ -788,7 +805,7 @@ pub async fn pod_proxy(
     }
     match rest.trim_matches('/') {
         "metrics" => {
-            let node = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n));
+            let node = node_name.as_deref().and_then(|n| state.node(n));
             if node
                 .as_ref()
                 .is_some_and(|n| state.failures.take_unhousekept_scrape(&n.name))

@@ -146,6 +146,15 @@ pub fn set_crds(state: &Arc<State>, installed: bool) {
 
 pub async fn run(state: Arc<State>) {
     let mut rx = state.store().receiver();
+    // The DaemonSet controller's two passes read only the store and the simulated nodes, and
+    // every change they make is a store write: after a pass that wrote nothing, the same pass on
+    // the same store revision and the same nodes would write nothing again, so it waits for one
+    // of them to change (a pass every 25 ms over hundreds of pods otherwise: scale.sh).
+    let mut reconciled: Option<(u64, u64)> = None;
+    let mut counted: Option<(u64, u64)> = None;
+    // Likewise the kubelets, once every pod on a simulated node runs without crashing: only a
+    // pod waiting to start or crash-looping has a transition due with time alone.
+    let mut kubelets_idle: Option<(u64, u64)> = None;
     loop {
         tokio::select! {
             r = rx.recv() => {
@@ -157,16 +166,31 @@ pub async fn run(state: Arc<State>) {
             }
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
-        reconcile_daemonsets(&state);
-        pods_lifecycle(&state).await;
-        daemonset_status(&state);
+        unless_settled(&state, &mut reconciled, reconcile_daemonsets);
+        let before = revision(&state);
+        if kubelets_idle != Some(before) {
+            let idle = pods_lifecycle(&state).await;
+            kubelets_idle = idle.then_some(before);
+        }
+        unless_settled(&state, &mut counted, daemonset_status);
     }
 }
 
-fn owned_by(pod: &Value, uid: &str) -> bool {
-    pod["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|r| r.iter().any(|o| o["uid"] == uid && o["controller"] == true))
+/// The store's revision and the count of changes to the simulated nodes.
+fn revision(state: &Arc<State>) -> (u64, u64) {
+    (state.store().rv(), state.nodes_version())
+}
+
+/// Runs `pass` unless the store's revision and the nodes are what they were before the last
+/// run of it that changed nothing; remembers whether this one did.
+fn unless_settled(state: &Arc<State>, settled: &mut Option<(u64, u64)>, pass: fn(&Arc<State>)) {
+    let before = revision(state);
+    if *settled == Some(before) {
+        return;
+    }
+    pass(state);
+    let wrote = state.store().rv() != before.0;
+    *settled = (!wrote).then_some(before);
 }
 
 fn terminating(pod: &Value) -> bool {
@@ -353,16 +377,58 @@ fn new_pod(ds: &Value, node: &SimNode, hash: &str) -> Value {
     })
 }
 
+/// What the DaemonSet controller reads of a pod that is not terminating and has a controller:
+/// read in place under the store's lock instead of copying each pod object, as every pass reads
+/// every pod (hundreds in scripts/bench/scale.sh).
+struct PodSummary {
+    ns: String,
+    name: String,
+    /// The uids of its controller owner references (`controller: true`).
+    controllers: Vec<String>,
+    node: Option<String>,
+    /// Its `controller-revision-hash` label.
+    hash: Option<String>,
+    ready: bool,
+}
+
+impl PodSummary {
+    fn owned_by(&self, uid: &str) -> bool {
+        self.controllers.iter().any(|c| c == uid)
+    }
+}
+
+/// The DaemonSets (copied: a few) and a summary of each pod one may own, read together.
+fn daemonsets_and_pods(state: &Arc<State>) -> (Vec<Value>, Vec<PodSummary>) {
+    let store = state.store();
+    let pods = store
+        .iter(resource("pods"), None)
+        .filter(|p| !terminating(p))
+        .filter_map(|p| {
+            let controllers: Vec<String> = p["metadata"]["ownerReferences"]
+                .as_array()?
+                .iter()
+                .filter(|o| o["controller"] == true)
+                .filter_map(|o| o["uid"].as_str().map(str::to_string))
+                .collect();
+            (!controllers.is_empty()).then(|| PodSummary {
+                ns: ns_of(p),
+                name: name_of(p),
+                controllers,
+                node: p["spec"]["nodeName"].as_str().map(str::to_string),
+                hash: p["metadata"]["labels"]["controller-revision-hash"]
+                    .as_str()
+                    .map(str::to_string),
+                ready: pod_ready(p),
+            })
+        })
+        .collect();
+    (store.list(resource("daemonsets"), None), pods)
+}
+
 /// One pass of the DaemonSet controller: create missing pods, replace outdated ones within
 /// `maxUnavailable`.
 fn reconcile_daemonsets(state: &Arc<State>) {
-    let (daemonsets, pods) = {
-        let store = state.store();
-        (
-            store.list(resource("daemonsets"), None),
-            store.list(resource("pods"), None),
-        )
-    };
+    let (daemonsets, pods) = daemonsets_and_pods(state);
     let stored = stored_node_labels(state);
     for ds in daemonsets {
         if ds["metadata"]["deletionTimestamp"].is_string() {
@@ -370,10 +436,7 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         }
         let hash = template_hash(&ds["spec"]["template"]);
         let uid = uid_of(&ds);
-        let owned: Vec<&Value> = pods
-            .iter()
-            .filter(|p| owned_by(p, &uid) && !terminating(p))
-            .collect();
+        let owned: Vec<&PodSummary> = pods.iter().filter(|p| p.owned_by(&uid)).collect();
         let all_nodes = state.nodes();
         let nodes: Vec<&SimNode> = all_nodes
             .iter()
@@ -381,11 +444,11 @@ fn reconcile_daemonsets(state: &Arc<State>) {
             .collect();
         let rolling = ds["spec"]["updateStrategy"]["type"] != "OnDelete";
         let mut unavailable = 0;
-        let mut outdated: Vec<(&SimNode, &Value)> = Vec::new();
+        let mut outdated: Vec<(&SimNode, &PodSummary)> = Vec::new();
         // The first owned pod on each node (one pass: hundreds of simulated nodes).
-        let mut first_on: std::collections::HashMap<&str, &Value> = Default::default();
+        let mut first_on: std::collections::HashMap<&str, &PodSummary> = Default::default();
         for p in &owned {
-            if let Some(node) = p["spec"]["nodeName"].as_str() {
+            if let Some(node) = p.node.as_deref() {
                 first_on.entry(node).or_insert(*p);
             }
         }
@@ -398,9 +461,8 @@ fn reconcile_daemonsets(state: &Arc<State>) {
                     unavailable += 1;
                 }
                 Some(p) => {
-                    let current =
-                        p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str();
-                    if !pod_ready(p) {
+                    let current = p.hash.as_deref() == Some(hash.as_str());
+                    if !p.ready {
                         unavailable += 1;
                     }
                     if !current && rolling {
@@ -411,20 +473,17 @@ fn reconcile_daemonsets(state: &Arc<State>) {
         }
         // Pods on nodes that no longer match go.
         for p in &owned {
-            if !p["spec"]["nodeName"]
-                .as_str()
-                .is_some_and(|n| node_names.contains(n))
-            {
-                delete_pod(state, &ds, p);
+            if !p.node.as_deref().is_some_and(|n| node_names.contains(n)) {
+                delete_pod(state, &ds, &p.ns, &p.name);
             }
         }
         let budget = max_unavailable(&ds, nodes.len());
         for (node, old) in outdated {
-            let old_ready = pod_ready(old);
+            let old_ready = old.ready;
             if old_ready && unavailable >= budget {
                 break;
             }
-            delete_pod(state, &ds, old);
+            delete_pod(state, &ds, &old.ns, &old.name);
             create_pod(state, &ds, node, &hash);
             if old_ready {
                 unavailable += 1;
@@ -497,24 +556,15 @@ fn create_pod(state: &Arc<State>, ds: &Value, node: &SimNode, hash: &str) {
     }
 }
 
-fn delete_pod(state: &Arc<State>, ds: &Value, pod: &Value) {
-    if server::delete(
-        state,
-        resource("pods"),
-        &ns_of(pod),
-        &name_of(pod),
-        None,
-        None,
-    )
-    .is_ok()
-    {
+fn delete_pod(state: &Arc<State>, ds: &Value, ns: &str, name: &str) {
+    if server::delete(state, resource("pods"), ns, name, None, None).is_ok() {
         event(
             state,
             ds,
             None,
             "Normal",
             "SuccessfulDelete",
-            &format!("Deleted pod: {}", name_of(pod)),
+            &format!("Deleted pod: {name}"),
             "daemonset-controller",
             None,
         );
@@ -559,18 +609,16 @@ pub fn event(
     let events = resource("events");
     // Searched in place, not over a cloned list: hundreds of simulated pods make thousands of
     // events (scripts/bench/scale.sh).
-    let (uid, kind) = (uid_of(obj), events.qualified());
+    let uid = uid_of(obj);
     let existing = state
         .store()
-        .all()
-        .find(|(r, e)| {
-            *r == kind
-                && ns_of(e) == ns
-                && e["involvedObject"]["uid"] == uid.as_str()
+        .iter(events, Some(&ns))
+        .find(|e| {
+            e["involvedObject"]["uid"] == uid.as_str()
                 && e["reason"] == reason
                 && e["message"] == message
         })
-        .map(|(_, e)| e.clone());
+        .cloned();
     let t = now();
     if let Some(mut e) = existing {
         e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
@@ -753,23 +801,37 @@ pub async fn mirror_workload_pods(state: &Arc<State>) -> usize {
     created
 }
 
-/// The kubelets: start pods whose delay has passed, or fail them as the switches say.
-async fn pods_lifecycle(state: &Arc<State>) {
-    let failures = state.failures.snapshot();
-    let pods = state.store().list(resource("pods"), None);
-    for pod in pods {
-        let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)) else {
-            continue;
-        };
-        if terminating(&pod) || pod["metadata"]["annotations"][MIRRORED] == "true" {
+/// The pods a kubelet has something to do for now, copied with their runtime: those whose start
+/// delay has passed and that have not started (unless their image pull already failed and still
+/// fails), and crash-looping ones whose next restart is due. Read in place under the store's
+/// lock: every pass (each 25 ms) looks at every pod, and hundreds of them (scripts/bench/scale.sh)
+/// are Running with nothing to do. A pod seen for the first time gets its runtime entry here.
+/// Also whether the kubelets are idle: no such pod waits to start or crash-loops.
+fn pods_due(
+    state: &Arc<State>,
+    failures: &super::FailureState,
+) -> (Vec<(Value, PodRuntime)>, bool) {
+    let store = state.store();
+    let nodes = state.nodes.read().unwrap_or_else(|e| e.into_inner());
+    let names: std::collections::HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut table = state.pods();
+    let mut due = Vec::new();
+    let mut idle = true;
+    for pod in store.iter(resource("pods"), None) {
+        if !pod["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| names.contains(n))
+        {
             continue;
         }
-        let uid = uid_of(&pod);
-        let rt = {
-            let mut table = state.pods();
-            table
-                .entry(uid.clone())
-                .or_insert_with(|| PodRuntime {
+        if terminating(pod) || pod["metadata"]["annotations"][MIRRORED] == "true" {
+            continue;
+        }
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        if !table.contains_key(uid) {
+            table.insert(
+                uid.to_string(),
+                PodRuntime {
                     created: Instant::now(),
                     started: None,
                     registration: None,
@@ -777,9 +839,37 @@ async fn pods_lifecycle(state: &Arc<State>) {
                     last_restart: None,
                     failed_pull: false,
                     crashing: false,
-                })
-                .clone()
+                },
+            );
+        }
+        let Some(rt) = table.get(uid) else { continue };
+        idle &= rt.started.is_some() && !rt.crashing;
+        let now_due = if rt.started.is_none() {
+            rt.created.elapsed() >= failures.pod_start_delay
+                && !(failures.image_pull && rt.failed_pull)
+        } else {
+            rt.crashing
+                && rt
+                    .last_restart
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(400))
         };
+        if now_due {
+            due.push((pod.clone(), rt.clone()));
+        }
+    }
+    (due, idle)
+}
+
+/// The kubelets: start pods whose delay has passed, or fail them as the switches say. Returns
+/// whether they were idle (see [`pods_due`]), which this pass left unchanged.
+async fn pods_lifecycle(state: &Arc<State>) -> bool {
+    let failures = state.failures.snapshot();
+    let (due, idle) = pods_due(state, &failures);
+    for (pod, rt) in due {
+        let Some(node) = pod["spec"]["nodeName"].as_str().and_then(|n| state.node(n)) else {
+            continue;
+        };
+        let uid = uid_of(&pod);
         let cname = container_name(&pod);
         let image = pod["spec"]["containers"][0]["image"]
             .as_str()
@@ -928,6 +1018,7 @@ async fn pods_lifecycle(state: &Arc<State>) {
             }
         }
     }
+    idle
 }
 
 fn crash(
@@ -976,10 +1067,7 @@ fn crash(
 /// DaemonSet status as the controller's `updateDaemonSetStatus` computes it.
 fn daemonset_status(state: &Arc<State>) {
     let dss = resource("daemonsets");
-    let (daemonsets, pods) = {
-        let store = state.store();
-        (store.list(dss, None), store.list(resource("pods"), None))
-    };
+    let (daemonsets, pods) = daemonsets_and_pods(state);
     let stored = stored_node_labels(state);
     for ds in daemonsets {
         let hash = template_hash(&ds["spec"]["template"]);
@@ -989,10 +1077,7 @@ fn daemonset_status(state: &Arc<State>) {
             .iter()
             .filter(|n| node_selected(&ds, n, &stored))
             .collect();
-        let owned: Vec<&Value> = pods
-            .iter()
-            .filter(|p| owned_by(p, &uid) && !terminating(p))
-            .collect();
+        let owned: Vec<&PodSummary> = pods.iter().filter(|p| p.owned_by(&uid)).collect();
         let desired = nodes.len() as i64;
         let mut current = 0;
         let mut updated = 0;
@@ -1001,18 +1086,16 @@ fn daemonset_status(state: &Arc<State>) {
         let node_names: std::collections::HashSet<&str> =
             nodes.iter().map(|n| n.name.as_str()).collect();
         for p in &owned {
-            let on_desired_node = p["spec"]["nodeName"]
-                .as_str()
-                .is_some_and(|n| node_names.contains(n));
+            let on_desired_node = p.node.as_deref().is_some_and(|n| node_names.contains(n));
             if !on_desired_node {
                 misscheduled += 1;
                 continue;
             }
             current += 1;
-            if p["metadata"]["labels"]["controller-revision-hash"] == hash.as_str() {
+            if p.hash.as_deref() == Some(hash.as_str()) {
                 updated += 1;
             }
-            if pod_ready(p) {
+            if p.ready {
                 ready += 1;
             }
         }

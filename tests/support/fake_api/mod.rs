@@ -43,7 +43,7 @@ pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -403,8 +403,10 @@ pub struct PodRuntime {
 pub struct State {
     pub store: Mutex<Store>,
     pub failures: Arc<Failures>,
-    /// The simulated nodes; more join with [`FakeCluster::add_node`].
+    /// The simulated nodes; more join with [`FakeCluster::add_node`]. Changed only through
+    /// [`State::change_nodes`], which counts the changes in `nodes_version`.
     pub nodes: std::sync::RwLock<Vec<SimNode>>,
+    pub nodes_version: AtomicU64,
     pub user: String,
     pub crds: AtomicBool,
     pub requests: Mutex<Vec<RequestRecord>>,
@@ -441,13 +443,41 @@ impl State {
             .clone()
     }
 
+    /// The simulated node `name`: only that one copied (each pod and node proxy request asks,
+    /// and the kubelets' pass asks for every pod).
     pub fn node(&self, name: &str) -> Option<SimNode> {
-        self.nodes().into_iter().find(|n| n.name == name)
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|n| n.name == name)
+            .cloned()
+    }
+
+    /// Whether a simulated node is called `name`.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|n| n.name == name)
     }
 
     /// The simulated nodes now.
     pub fn nodes(&self) -> Vec<SimNode> {
         self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts changes of the simulated nodes ([`State::change_nodes`]).
+    pub fn nodes_version(&self) -> u64 {
+        self.nodes_version.load(Ordering::SeqCst)
+    }
+
+    /// Changes the simulated nodes; the controller sees the change on its next pass.
+    pub fn change_nodes(&self, change: impl FnOnce(&mut Vec<SimNode>)) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        change(&mut nodes);
+        self.nodes_version.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -494,6 +524,7 @@ impl FakeCluster {
             store: Mutex::new(Store::new()),
             failures: Arc::new(Failures::new(config.pod_start_delay)),
             nodes: std::sync::RwLock::new(config.nodes),
+            nodes_version: AtomicU64::new(0),
             user: config.user,
             crds: AtomicBool::new(config.prometheus_operator),
             requests: Mutex::new(Vec::new()),
@@ -770,31 +801,25 @@ impl FakeCluster {
     /// DaemonSet controller schedules onto it (where the DaemonSets' node affinity allows).
     pub fn add_node(&self, node: SimNode) {
         controller::register_node(&self.state, &node);
-        self.state
-            .nodes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(node);
+        self.state.change_nodes(|nodes| nodes.push(node));
     }
 
     /// A node's kubelet is reconfigured and restarted (another runtime endpoint or cgroup
     /// driver): its configz answers with the new values from now on; its Node object (labels
     /// and all) stays as it is.
     pub fn update_node(&self, name: &str, change: impl FnOnce(&mut SimNode)) {
-        let mut nodes = self.state.nodes.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = nodes.iter_mut().find(|n| n.name == name) {
-            change(n);
-        }
+        self.state.change_nodes(|nodes| {
+            if let Some(n) = nodes.iter_mut().find(|n| n.name == name) {
+                change(n);
+            }
+        });
     }
 
     /// A node leaves (`kubectl delete node`): its Node object goes, and with it its daemon
     /// pods (the pod garbage collector deletes pods bound to a node that no longer exists).
     pub fn remove_node(&self, name: &str) {
         self.state
-            .nodes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|n| n.name != name);
+            .change_nodes(|nodes| nodes.retain(|n| n.name != name));
         self.delete("nodes", "", name);
     }
 

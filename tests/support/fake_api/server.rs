@@ -748,9 +748,9 @@ fn selected(query: &Query, obj: &Value) -> bool {
 fn list_objects(ctx: &Ctx<'_>, t: &Target) -> Result<Vec<Value>, ApiError> {
     let store = ctx.state.store();
     Ok(store
-        .list(t.res, t.ns.as_deref())
-        .into_iter()
+        .iter(t.res, t.ns.as_deref())
         .filter(|o| selected(&ctx.query, o))
+        .cloned()
         .collect())
 }
 
@@ -777,32 +777,41 @@ fn list_body(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
 }
 
 fn list(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Result<Value, ApiError> {
-    let mut items = list_objects(ctx, t)?;
-    let rv = ctx.state.store().rv();
     // Pages as the API server serves them (kubernetes.io "API Concepts", "Retrieving large
     // results sets in chunks"): in key order, at most `limit` items, then an opaque `continue`
-    // token that resumes after the last key, and `remainingItemCount`.
-    let key = |o: &Value| format!("{}/{}", ns_of(o), name_of(o));
-    items.sort_by_key(|o| key(o));
-    if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
-        let after = hex_decode(token)
-            .ok_or_else(|| status::bad_request(format!("invalid continue token {token:?}")))?;
-        items.retain(|o| key(o) > after);
-    }
-    let limit = ctx
-        .query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(0);
-    let rest = if limit > 0 && items.len() > limit {
-        items.split_off(limit)
-    } else {
-        Vec::new()
+    // token that resumes after the last key, and `remainingItemCount`. Selected and paged in
+    // place under the store's lock; only the page is copied (hundreds of pods, paged: scale.sh).
+    let (items, rv, token, rest) = {
+        let store = ctx.state.store();
+        let mut keyed: Vec<(String, &Value)> = store
+            .iter(t.res, t.ns.as_deref())
+            .filter(|o| selected(&ctx.query, o))
+            .map(|o| (format!("{}/{}", ns_of(o), name_of(o)), o))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
+            let after = hex_decode(token)
+                .ok_or_else(|| status::bad_request(format!("invalid continue token {token:?}")))?;
+            keyed.retain(|(k, _)| *k > after);
+        }
+        let limit = ctx
+            .query
+            .get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(0);
+        let rest = if limit > 0 && keyed.len() > limit {
+            keyed.len() - limit
+        } else {
+            0
+        };
+        keyed.truncate(keyed.len() - rest);
+        let token: Option<String> = keyed
+            .last()
+            .filter(|_| rest > 0)
+            .map(|(k, _)| k.bytes().map(|b| format!("{b:02x}")).collect());
+        let items: Vec<Value> = keyed.into_iter().map(|(_, o)| o.clone()).collect();
+        (items, store.rv(), token, rest)
     };
-    let token: Option<String> = items
-        .last()
-        .filter(|_| !rest.is_empty())
-        .map(|last| key(last).bytes().map(|b| format!("{b:02x}")).collect());
     let mut body = if accept.contains("as=Table") {
         super::table::table(t.res, &items, rv)
     } else {
@@ -810,7 +819,7 @@ fn list(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Result<Value, ApiError> {
     };
     if let Some(token) = token {
         body["metadata"]["continue"] = json!(token);
-        body["metadata"]["remainingItemCount"] = json!(rest.len());
+        body["metadata"]["remainingItemCount"] = json!(rest);
     }
     Ok(body)
 }
@@ -862,9 +871,9 @@ fn watch_response(ctx: &Ctx<'_>, t: &Target, accept: &str) -> Response<Body> {
         let synthetic = initial_events || from_rv.is_none();
         let initial: Vec<Value> = if synthetic {
             store
-                .list(res, None)
-                .into_iter()
+                .iter(res, None)
                 .filter(|o| matches(o))
+                .cloned()
                 .collect()
         } else {
             Vec::new()
@@ -1550,7 +1559,7 @@ pub fn delete(
 fn on_sim_node(state: &State, pod: &Value) -> bool {
     pod["spec"]["nodeName"]
         .as_str()
-        .is_some_and(|n| state.node(n).is_some())
+        .is_some_and(|n| state.has_node(n))
 }
 
 /// Graceful deletion of a pod a simulated kubelet runs: `deletionTimestamp` now (kubectl shows
