@@ -4292,3 +4292,96 @@ mod prometheus_integration {
         }
     }
 }
+
+/// API servers that misbehave on purpose (or are not API servers at all): whatever they answer,
+/// the binary ends with an error, neither growing its memory without bound nor hanging.
+mod hostile {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A plain-HTTP "API server" on 127.0.0.1 that answers every request with `answer`, one
+    /// connection per thread; its address.
+    fn serve(answer: fn(&mut TcpStream, &str)) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    // The rest of the request head.
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let mut stream = stream;
+                    answer(&mut stream, &first);
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+        let path = dir.join("hostile.config");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{token: abc}}\n"
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    fn run(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_cmd::Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(root.path())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// An answer of 300 MiB of JSON whitespace: kube-client would read it whole (its
+    /// `request_text` collects without limit; an endless one grew the binary past 20 GB in
+    /// 25 s). Now the answer is refused past 256 MiB.
+    #[test]
+    fn an_endless_api_answer_is_an_error_not_memory() {
+        let server = serve(|stream, _request| {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 1024 * 1024];
+            for _ in 0..300 {
+                let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+                frame.extend_from_slice(&chunk);
+                frame.extend_from_slice(b"\r\n");
+                if stream.write_all(&frame).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = kubeconfig(dir.path(), &server);
+        let out = run(&kubeconfig, &["status", "-y"]);
+        assert_exit_saying(
+            &out,
+            4,
+            "is larger than 256 MiB, which no real API server sends",
+        );
+    }
+}

@@ -62,7 +62,11 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| unusable(e.to_string()))?;
+    // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| unusable(e.to_string()))?
+        .with_layer(&super::bounded::BoundedLayer)
+        .build();
     Ok(Cluster { client, server })
 }
 
