@@ -4384,4 +4384,62 @@ mod hostile {
             "is larger than 256 MiB, which no real API server sends",
         );
     }
+
+    /// An object judged ours when `uninstall` planned (for instance while its confirmation
+    /// prompt waited) and replaced before the delete (someone deleted ours and created their
+    /// own of the same name) is someone else's now: the delete names the planned uid as a
+    /// precondition, so the API server refuses it, and the new object is kept.
+    #[tokio::test]
+    async fn an_object_replaced_after_the_uninstall_plan_is_not_deleted() {
+        use cadvisor_setup::cluster::uninstall;
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        let ours = |kind: &str| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": kind,
+                "metadata": {
+                    "name": "cadvisor",
+                    "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"},
+                    "annotations": {"cadvisor-setup/ownership": "created"}
+                }
+            })
+        };
+        c.create("cadvisor-setup", ours("ServiceAccount"));
+        c.create("cadvisor-setup", ours("ConfigMap"));
+        let cluster = cadvisor_setup::cluster::client::connect(c.kubeconfig_path())
+            .await
+            .expect("client");
+        let plan = uninstall::plan(&cluster, "cadvisor").await.expect("plan");
+        assert_eq!(plan.delete.len(), 2, "{:?}", plan.describe());
+
+        // Between the plan and the delete: ours goes, theirs comes, same name.
+        c.delete("ServiceAccount", "cadvisor", "cadvisor");
+        let theirs = c.create(
+            "kubectl-create",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor"}}),
+        );
+
+        let done = uninstall::run(&cluster, "cadvisor", plan, Duration::from_secs(20))
+            .await
+            .expect("uninstall");
+        let left = c
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount is kept");
+        assert_eq!(left["metadata"]["uid"], theirs["metadata"]["uid"]);
+        assert_eq!(
+            done.deleted,
+            vec!["ConfigMap cadvisor/cadvisor".to_string()]
+        );
+        assert!(
+            done.kept
+                .iter()
+                .any(|k| k.object == "ServiceAccount cadvisor/cadvisor"
+                    && k.reason.contains("replaced since it was read")),
+            "{:?}",
+            done.kept
+        );
+        assert!(c.get("ConfigMap", "cadvisor", "cadvisor").is_none());
+    }
 }
