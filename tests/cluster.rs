@@ -4442,4 +4442,47 @@ mod hostile {
         );
         assert!(c.get("ConfigMap", "cadvisor", "cadvisor").is_none());
     }
+
+    /// A kubeconfig whose user is an exec credential plugin (client certificate from the
+    /// plugin, as `aws eks get-token` or `kubelogin` give tokens) still connects: the client is
+    /// built on a thread of its own with a deadline, so a plugin that never ends cannot hold
+    /// us (`cluster::client` unit test), and one that answers works as before.
+    #[test]
+    fn an_exec_credential_plugin_still_connects() {
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let [ca, cert, key] = c.write_client_tls_files(dir.path());
+        let pem = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+        let credential = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"clientCertificateData": pem(&cert), "clientKeyData": pem(&key)}
+        });
+        let answer = dir.path().join("credential.json");
+        std::fs::write(&answer, credential.to_string()).expect("write");
+        let kubeconfig = dir.path().join("exec.config");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: '{}', certificate-authority: '{}'}}\nusers:\n- name: u\n  user:\n    exec: {{apiVersion: client.authentication.k8s.io/v1, command: cat, args: ['{}'], interactiveMode: Never}}\n",
+                c.server_url(),
+                ca.display(),
+                answer.display()
+            ),
+        )
+        .expect("write kubeconfig");
+        let mut cmd = assert_cmd::Command::cargo_bin("cadvisor-setup").expect("binary");
+        let out = cmd
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["status", "-y", "-o", "json"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(json(&out)["state"], "not installed", "{}", text(&out));
+    }
 }

@@ -55,19 +55,75 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
         reason,
     };
     let kubeconfig = load_merged(path, others).map_err(unusable)?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| unusable(e.to_string()))?;
+    let plugin = exec_plugin(&kubeconfig);
+    let built = on_thread_within(CLIENT_DEADLINE, move || build(kubeconfig)).await;
+    let Some(built) = built else {
+        let reason = match plugin {
+            Some(command) => format!(
+                "its exec credential plugin `{}` did not finish within {}s; run it by hand to see what it waits for (a login?), or use a kubeconfig with a token or client certificate",
+                command.escape_debug(),
+                CLIENT_DEADLINE.as_secs()
+            ),
+            None => format!(
+                "building the client did not finish within {}s",
+                CLIENT_DEADLINE.as_secs()
+            ),
+        };
+        return Err(unusable(reason));
+    };
+    let (client, server) = built.map_err(unusable)?;
+    Ok(Cluster { client, server })
+}
+
+/// How long building the client may take. kube runs the kubeconfig's exec credential plugin
+/// (`users[].user.exec`) while it builds the client, synchronously and without a time limit
+/// (kube-client 5 `client/auth/mod.rs` `auth_exec`: `Command::output()`), so a plugin that
+/// never ends (one waiting for a login nobody gives) would hold every command forever, past
+/// any `--timeout`.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The client and its server URL, built from a checked kubeconfig (may run its exec plugin).
+fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
+    let handle = tokio::runtime::Handle::current();
+    let mut config = handle
+        .block_on(kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &KubeConfigOptions::default(),
+        ))
+        .map_err(|e| e.to_string())?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
     // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
     let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| unusable(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .with_layer(&super::bounded::BoundedLayer)
         .build();
-    Ok(Cluster { client, server })
+    Ok((client, server))
+}
+
+/// The current context's exec plugin command, for messages.
+fn exec_plugin(kubeconfig: &Kubeconfig) -> Option<String> {
+    selected(kubeconfig)?.2?.exec.as_ref()?.command.clone()
+}
+
+/// Runs `f` on a plain thread inside this runtime's context and waits at most `limit` for it;
+/// `None` when it did not finish in time (the thread is left to end with the process: a detached
+/// thread, not `spawn_blocking`, which the runtime would wait for at shutdown).
+async fn on_thread_within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kube-client".into())
+        .spawn(move || {
+            let _entered = handle.enter();
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    tokio::time::timeout(limit, rx).await.ok()?.ok()
 }
 
 /// How long [`probe`] waits for the API server's answer (TCP, TLS and `GET /version`).
@@ -315,6 +371,33 @@ mod tests {
             assert!(check_server("c", Some(bad)).is_err(), "{bad}");
         }
         assert!(check_server("c", None).unwrap_err().contains("no server"));
+    }
+
+    /// kube runs an exec plugin synchronously, without a limit, while it builds the client:
+    /// `verify --timeout 5s` with a plugin that never ends hung forever.
+    #[tokio::test]
+    async fn an_exec_plugin_that_never_ends_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: sleep, args: ['100000'], interactiveMode: Never}\n",
+        )
+        .unwrap();
+        tokio::time::pause();
+        let err = match connect(&path).await {
+            Ok(_) => panic!("a plugin that never ends built a client"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("its exec credential plugin `sleep` did not finish within 60s"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn work_on_the_thread_is_returned_when_it_finishes_in_time() {
+        assert_eq!(on_thread_within(CLIENT_DEADLINE, || 42).await, Some(42));
     }
 
     #[test]
