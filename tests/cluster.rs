@@ -4485,4 +4485,31 @@ mod hostile {
         assert_eq!(code(&out), 0, "{}", text(&out));
         assert_eq!(json(&out)["state"], "not installed", "{}", text(&out));
     }
+
+    /// A server whose list `continue` tokens never end (each page empty, the next one always
+    /// promised): paged forever before; now the list stops past `pages::MAX_LISTED` objects.
+    #[test]
+    fn a_list_that_never_ends_is_an_error_not_a_hang() {
+        let server = serve(|stream, request| {
+            let body = if request.starts_with("GET /version") {
+                r#"{"major":"1","minor":"33","gitVersion":"v1.33.4","gitCommit":"x","gitTreeState":"clean","buildDate":"2025-01-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#.to_string()
+            } else {
+                r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1","continue":"again"},"items":[]}"#.to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = kubeconfig(dir.path(), &server);
+        let out = run(&kubeconfig, &["render", "--cluster", "-y"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("the list continued past 50000 objects"),
+            "{}",
+            text(&out)
+        );
+        assert_ne!(code(&out), 0, "{}", text(&out));
+    }
 }
