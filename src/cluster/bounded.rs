@@ -48,9 +48,26 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// From the request's URI: a path segment `proxy`, or a `watch=true` (or `1`) parameter.
+    /// From the request's URI: the `proxy` subresource of a node, pod or service
+    /// (`/api/v1/nodes/N/proxy/...`, `/api/v1/namespaces/NS/{pods,services}/N/proxy/...`), or a
+    /// `watch=true` (or `1`) parameter. A namespace or object merely named `proxy` is no proxy.
     pub fn of(uri: &http::Uri) -> Kind {
-        if uri.path().split('/').any(|segment| segment == "proxy") {
+        let segments: Vec<&str> = uri.path().split('/').skip(1).collect();
+        let proxy = match segments.as_slice() {
+            ["api", "v1", "nodes", _, "proxy", ..] => true,
+            [
+                "api",
+                "v1",
+                "namespaces",
+                _,
+                "pods" | "services",
+                _,
+                "proxy",
+                ..,
+            ] => true,
+            _ => false,
+        };
+        if proxy {
             return Kind::Proxy;
         }
         let watch = uri.query().is_some_and(|q| {
@@ -266,6 +283,21 @@ mod tests {
             Kind::Proxy
         );
         assert_eq!(kind("/api/v1/namespaces/proxyish/pods"), Kind::Answer);
+        // `-n proxy`, a DaemonSet named proxy: ordinary requests, bounded.
+        assert_eq!(
+            kind("/api/v1/namespaces/proxy/pods?limit=100"),
+            Kind::Answer
+        );
+        assert_eq!(
+            kind("/apis/apps/v1/namespaces/proxy/daemonsets/proxy"),
+            Kind::Answer
+        );
+        assert_eq!(kind("/api/v1/nodes/proxy"), Kind::Answer);
+        assert_eq!(
+            kind("/api/v1/namespaces/c/pods/cadvisor-x:8080/proxy/metrics"),
+            Kind::Proxy
+        );
+        assert_eq!(kind("/api/v1/nodes/proxy/proxy/configz"), Kind::Proxy);
     }
 
     #[tokio::test]
