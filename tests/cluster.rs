@@ -181,6 +181,45 @@ fn install_ok(w: &World, extra: &[&str]) -> Value {
     json(&out)
 }
 
+/// `uninstall --yes -o json`: exit 0, and its report.
+fn uninstall_ok(w: &World) -> Value {
+    let out = w.run(&["uninstall", "--yes", "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    json(&out)
+}
+
+/// Takes the API server down and waits until its port refuses connections (`set_api_down`
+/// returns once the listener is closed; this checks it from the outside too).
+fn take_api_down(w: &World) {
+    w.cluster.failures().set_api_down(true);
+    let port = w.cluster.port();
+    assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    }));
+}
+
+/// An answers file (`--config FILE`) holding `yaml`, removed when dropped.
+struct Answers {
+    _dir: tempfile::TempDir,
+    path: String,
+}
+
+impl Answers {
+    fn new(yaml: &str) -> Answers {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("answers.yaml");
+        std::fs::write(&path, yaml).expect("write answers");
+        Answers {
+            path: path.to_str().expect("utf-8").to_string(),
+            _dir: dir,
+        }
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+}
+
 /// Another tool (field manager `helm`) takes the DaemonSet's image over with server-side apply
 /// and `--force-conflicts`, as `kubectl apply --server-side` would.
 fn helm_takes_the_image(w: &World) {
@@ -364,9 +403,7 @@ mod story {
 
         // --force is undone by uninstall: the user's own DaemonSet comes back as it was (its
         // image, its selector), not deleted.
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert!(
             report["restored"]
                 .to_string()
@@ -712,9 +749,7 @@ mod flows {
         assert_eq!(code(&out), 2, "no --yes without a terminal: {}", text(&out));
         assert!(w.daemonset().is_some());
 
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert_eq!(report["changed"], true);
         let deleted: Vec<String> = report["deleted"]
             .as_array()
@@ -748,9 +783,7 @@ mod flows {
         );
 
         // Idempotent.
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        assert_eq!(json(&out)["changed"], false);
+        assert_eq!(uninstall_ok(&w)["changed"], false);
     }
 
     #[test]
@@ -886,12 +919,7 @@ mod failures {
         let Some(w) = world(1) else { return };
         // The same server answers before the switch, so the failure below is the switch's doing.
         assert_eq!(code(&w.run(&["status"])), 0);
-        w.cluster.failures().set_api_down(true);
-        // set_api_down returns once the listener is closed; check it from the outside too.
-        let port = w.cluster.port();
-        assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        }));
+        take_api_down(&w);
         let out = w.run(&["install", "--yes"]);
         assert_eq!(code(&out), 4, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -1237,23 +1265,53 @@ mod interactive {
         real::require("python3", python().is_some())
     }
 
+    /// One node ([`world`]), and python3 to drive the pty.
+    fn pty_world() -> Option<World> {
+        let w = world(1)?;
+        have_python().then_some(w)
+    }
+
+    /// The conversation's five questions, the namespace answered with `namespace` and the rest
+    /// with their defaults, then `then`.
+    fn questions<'a>(namespace: &'a str, then: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut steps = vec![
+            ("Namespace for cAdvisor", namespace),
+            ("cAdvisor image", "\r"),
+            ("Metric groups", "\r"),
+            ("Run cAdvisor privileged", "\r"),
+            ("Prometheus Operator ServiceMonitor", "\r"),
+        ];
+        steps.extend_from_slice(then);
+        steps
+    }
+
+    /// `install` with every value the conversation asks for given as a flag, then `extra`: the
+    /// confirmation (and a socket choice, if any) is all that is left to ask.
+    fn install_with_every_value(extra: &[&'static str]) -> Vec<&'static str> {
+        let mut args = vec![
+            "install",
+            "--namespace",
+            "cadvisor",
+            "--image",
+            "ghcr.io/google/cadvisor:0.60.5",
+            "--metrics",
+            "cpu,memory",
+            "--privileged",
+            "false",
+            "--service-monitor",
+            "never",
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
     #[test]
     fn answers_reach_the_cluster_namespace_monitoring() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         let (code, out) = drive(
             &w,
             &[],
-            &[
-                ("Namespace for cAdvisor", "monitoring\r"),
-                ("cAdvisor image", "\r"),
-                ("Metric groups", "\r"),
-                ("Run cAdvisor privileged", "\r"),
-                ("Prometheus Operator ServiceMonitor", "\r"),
-                ("Apply this to the cluster", "\r"),
-            ],
+            &questions("monitoring\r", &[("Apply this to the cluster", "\r")]),
             &["install", "--timeout", "60s"],
         );
         assert_eq!(code, 0, "{out}");
@@ -1281,10 +1339,7 @@ mod interactive {
 
     #[test]
     fn with_two_prometheus_the_person_picks_one() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         w.cluster.set_prometheus_operator(true);
         for (ns, name, spec) in [
             (
@@ -1309,15 +1364,13 @@ mod interactive {
         let (code, out) = drive(
             &w,
             &[],
-            &[
-                ("Namespace for cAdvisor", "\r"),
-                ("cAdvisor image", "\r"),
-                ("Metric groups", "\r"),
-                ("Run cAdvisor privileged", "\r"),
-                ("Prometheus Operator ServiceMonitor", "\r"),
-                ("Which one should scrape cAdvisor", "\x1b[B\r"),
-                ("Apply this to the cluster", "\r"),
-            ],
+            &questions(
+                "\r",
+                &[
+                    ("Which one should scrape cAdvisor", "\x1b[B\r"),
+                    ("Apply this to the cluster", "\r"),
+                ],
+            ),
             &["install", "--timeout", "60s"],
         );
         assert_eq!(code, 0, "{out}");
@@ -1335,26 +1388,21 @@ mod interactive {
 
     #[test]
     fn show_yaml_then_cancel_applies_nothing() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         let before = w.cluster.resource_version();
         let (code, out) = drive(
             &w,
             &[],
-            &[
-                ("Namespace for cAdvisor", "\r"),
-                ("cAdvisor image", "\r"),
-                ("Metric groups", "\r"),
-                ("Run cAdvisor privileged", "\r"),
-                ("Prometheus Operator ServiceMonitor", "\r"),
-                ("Apply this to the cluster", "\x1b[B\r"),
-                (
-                    "kind: DaemonSet[\\s\\S]*Apply this to the cluster",
-                    "\x1b[B\x1b[B\r",
-                ),
-            ],
+            &questions(
+                "\r",
+                &[
+                    ("Apply this to the cluster", "\x1b[B\r"),
+                    (
+                        "kind: DaemonSet[\\s\\S]*Apply this to the cluster",
+                        "\x1b[B\x1b[B\r",
+                    ),
+                ],
+            ),
             &["install"],
         );
         assert_eq!(code, 2, "{out}");
@@ -1399,22 +1447,15 @@ mod interactive {
     /// source, not asked: only the confirmation remains.
     #[test]
     fn given_values_are_not_asked_again() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let answers = dir.path().join("answers.yaml");
-        std::fs::write(
-            &answers,
+        let Some(w) = pty_world() else { return };
+        let answers = Answers::new(
             "namespace: monitoring\nmetrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\n",
-        )
-        .expect("write answers");
+        );
         let (code, out) = drive(
             &w,
             &["CADVISOR_SETUP_IMAGE=registry.local/cadvisor:0.60.5"],
             &[("Apply this to the cluster", "\x1b[B\x1b[B\r")],
-            &["install", "--config", answers.to_str().expect("utf-8")],
+            &["install", "--config", answers.path()],
         );
         assert_eq!(code, 2, "{out}");
         for needle in [
@@ -1440,24 +1481,14 @@ mod interactive {
         if !have_python() {
             return;
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let answers = dir.path().join("answers.yaml");
-        std::fs::write(
-            &answers,
+        let answers = Answers::new(
             "metrics: [cpu, memory]\nprivileged: false\nservice-monitor: never\nnamespace: cadvisor\nimage: ghcr.io/google/cadvisor:0.60.5\nlabel-nodes: true\n",
-        )
-        .expect("write answers");
+        );
         let (code, out) = drive(
             &w,
             &[],
             &[("Apply this to the cluster", "\r")],
-            &[
-                "install",
-                "--timeout",
-                "60s",
-                "--config",
-                answers.to_str().expect("utf-8"),
-            ],
+            &["install", "--timeout", "60s", "--config", answers.path()],
         );
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("node groups (one DaemonSet each):"), "{out}");
@@ -1547,22 +1578,7 @@ mod interactive {
                 ("Which one runs this node's pods", &keys),
                 ("Apply this to the cluster", "\r"),
             ],
-            &[
-                "install",
-                "--no-verify",
-                "--timeout",
-                "60s",
-                "--namespace",
-                "cadvisor",
-                "--image",
-                "ghcr.io/google/cadvisor:0.60.5",
-                "--metrics",
-                "cpu,memory",
-                "--privileged",
-                "false",
-                "--service-monitor",
-                "never",
-            ],
+            &install_with_every_value(&["--no-verify", "--timeout", "60s"]),
         );
         assert_eq!(code, 0, "{out}");
         let ds = w
@@ -1602,10 +1618,7 @@ mod interactive {
 
     #[test]
     fn declining_uninstall_deletes_nothing_and_accepting_deletes() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         install_ok(&w, &[]);
         let before = w.cluster.resource_version();
         let (code, out) = drive(
@@ -1654,10 +1667,7 @@ mod interactive {
     /// question (it used to ask five questions and the confirmation first).
     #[test]
     fn an_unreachable_api_server_is_exit_4_before_any_question() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         w.cluster.failures().set_api_down(true);
         let started = std::time::Instant::now();
         let (code, out) = drive(
@@ -1687,10 +1697,7 @@ mod interactive {
     /// that swallows TLS): exit 4 within the probe's 5 s, before any question.
     #[test]
     fn a_silent_api_server_is_exit_4_within_seconds_before_any_question() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         // Bound but never accepted: the kernel completes the TCP handshake, nothing answers.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = silent.local_addr().expect("addr").port();
@@ -1773,10 +1780,7 @@ mod interactive {
     /// applied, the cursor shown).
     #[test]
     fn ctrl_c_at_a_text_question_or_the_confirmation_is_exit_2_with_the_cursor_shown() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         let before = w.cluster.resource_version();
         let (code, raw) = drive_raw(
             &w,
@@ -1796,19 +1800,7 @@ mod interactive {
             &w,
             &[],
             &[("Apply this to the cluster", "\x03")],
-            &[
-                "install",
-                "--namespace",
-                "cadvisor",
-                "--image",
-                "ghcr.io/google/cadvisor:0.60.5",
-                "--metrics",
-                "cpu,memory",
-                "--privileged",
-                "false",
-                "--service-monitor",
-                "never",
-            ],
+            &install_with_every_value(&[]),
             true,
         );
         assert_eq!(code, 2, "{raw:?}");
@@ -1821,10 +1813,7 @@ mod interactive {
     /// Colour on a terminal, none under NO_COLOR (https://no-color.org).
     #[test]
     fn no_color_removes_every_escape_sequence() {
-        let Some(w) = world(1) else { return };
-        if !have_python() {
-            return;
-        }
+        let Some(w) = pty_world() else { return };
         let (code, coloured) = drive_raw(&w, &[], &[], &["detect"], true);
         assert_eq!(code, 0, "{coloured}");
         assert!(
@@ -1910,11 +1899,7 @@ mod output {
             assert_eq!(doc["ok"], *expected == 0, "{args:?}: {}", text(&out));
         }
         // Down: still one document, exit 4.
-        w.cluster.failures().set_api_down(true);
-        let port = w.cluster.port();
-        assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        }));
+        take_api_down(&w);
         for args in [
             &["status"][..],
             &["install", "--yes"],
@@ -1933,14 +1918,10 @@ mod output {
     #[test]
     fn flag_beats_env_beats_answers_file_in_render_and_install() {
         let Some(w) = world(1) else { return };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let answers = dir.path().join("answers.yaml");
-        std::fs::write(
-            &answers,
+        let file = Answers::new(
             "namespace: from-file\nimage: registry.local/cadvisor:file\ncpu-request: 150m\n",
-        )
-        .expect("write answers");
-        let answers = answers.to_str().expect("utf-8");
+        );
+        let answers = file.path();
         let mut cmd = w.cmd(&[
             "render",
             "-v",
@@ -2008,11 +1989,7 @@ mod output {
     fn api_down_stderr_holds_our_message_once_and_no_kube_log() {
         let Some(w) = world(1) else { return };
         assert_eq!(code(&w.run(&["status"])), 0);
-        w.cluster.failures().set_api_down(true);
-        let port = w.cluster.port();
-        assert!(w.cluster.wait_until(Duration::from_secs(10), |_| {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        }));
+        take_api_down(&w);
         for args in [&["status"][..], &["install", "--yes"]] {
             let out = w.run(args);
             assert_eq!(code(&out), 4, "{}", text(&out));
@@ -2022,6 +1999,7 @@ mod output {
                 !err.contains("ERROR"),
                 "{args:?}: kube's own log line:\n{err}"
             );
+            let port = w.cluster.port();
             assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
         }
     }
@@ -2087,14 +2065,8 @@ mod lifecycle {
     #[test]
     fn uninstall_with_the_answers_file_removes_what_install_with_it_created() {
         let Some(w) = world(1) else { return };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let answers = dir.path().join("answers.yaml");
-        std::fs::write(
-            &answers,
-            "namespace: monitoring\ntimeout: 90s\nforce: false\n",
-        )
-        .expect("write answers");
-        let config = answers.to_str().expect("utf-8");
+        let answers = Answers::new("namespace: monitoring\ntimeout: 90s\nforce: false\n");
+        let config = answers.path();
         let out = w.run(&["install", "--yes", "--config", config, "-o", "json"]);
         assert_eq!(code(&out), 0, "{}", text(&out));
         assert!(
@@ -2146,9 +2118,7 @@ mod lifecycle {
                     "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"}},
                 "data": {"k": "v"}}),
         );
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert!(w.daemonset().is_none());
         assert!(
             w.cluster
@@ -2206,9 +2176,7 @@ mod safety {
             json!({"apiVersion": "example.com/v1", "kind": "Widget",
                 "metadata": {"name": "gizmo", "namespace": "cadvisor"}, "spec": {"size": 3}}),
         );
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert!(w.daemonset().is_none(), "{report:#}");
         assert!(
             w.cluster
@@ -2244,9 +2212,7 @@ mod safety {
                 "metadata": {"name": "hidden", "namespace": "cadvisor"}}),
         );
         w.cluster.failures().forbid("list", "widgets");
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert!(kept_text(&report).contains("widgets"), "{report:#}");
         assert!(kept_text(&report).contains("403"), "{report:#}");
         assert!(w.cluster.get("Widget", "cadvisor", "hidden").is_some());
@@ -2256,14 +2222,12 @@ mod safety {
         // removed it, the namespace goes.
         w.cluster.failures().allow_all();
         w.cluster.delete("Widget", "cadvisor", "hidden");
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = uninstall_ok(&w);
         assert!(
             w.cluster.wait_until(Duration::from_secs(10), |c| c
                 .get("Namespace", "", "cadvisor")
                 .is_none()),
-            "{}",
-            text(&out)
+            "{report:#}"
         );
     }
 
@@ -2312,9 +2276,7 @@ mod safety {
         );
         assert_eq!(sa["automountServiceAccountToken"], false);
 
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
-        let report = json(&out);
+        let report = uninstall_ok(&w);
         assert!(
             report["restored"]
                 .to_string()
@@ -2922,8 +2884,7 @@ mod mixed {
         assert_eq!(status["group_daemonsets"][0]["name"], group_name);
         assert_eq!(status["group_daemonsets"][0]["ready"], 1);
 
-        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        uninstall_ok(&w);
         assert!(daemonsets(&w).is_empty());
         assert!(w.cluster.list("Pod", Some("cadvisor")).is_empty());
     }
@@ -3660,9 +3621,7 @@ mod mixed {
         );
         assert_eq!(label_owners(&w, "node-4", GROUP_LABEL), ["kubectl-label"]);
 
-        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&removed), 0, "{}", text(&removed));
-        let removed = json(&removed);
+        let removed = uninstall_ok(&w);
         assert_eq!(
             removed["unlabelled"],
             serde_json::json!(["node-1", "node-2", "node-3"]),
@@ -3793,9 +3752,7 @@ mod mixed {
         // A kubeconfig that may not list nodes: uninstall removes the rest and keeps the
         // labels, saying so; allowed again, a second uninstall removes them.
         w.cluster.failures().forbid("list", "nodes");
-        let partial = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&partial), 0, "{}", text(&partial));
-        let partial = json(&partial);
+        let partial = uninstall_ok(&w);
         assert_eq!(
             partial["kept"][0]["object"], "node label cadvisor-setup/group",
             "{partial:#}"
@@ -3803,10 +3760,9 @@ mod mixed {
         assert!(daemonsets(&w).is_empty());
         assert!(group_label(&w, "node-2").is_some());
         w.cluster.failures().allow_all();
-        let removed = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&removed), 0, "{}", text(&removed));
+        let removed = uninstall_ok(&w);
         assert_eq!(
-            json(&removed)["unlabelled"],
+            removed["unlabelled"],
             serde_json::json!(["node-1", "node-2"])
         );
         assert_eq!(group_label(&w, "node-2"), None);
@@ -3855,15 +3811,8 @@ mod mixed {
         cmd.env("CADVISOR_SETUP_LABEL_NODES", "maybe");
         let out = cmd.output().expect("run");
         assert_exit_saying(&out, 2, "label-nodes");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let answers = dir.path().join("answers.yaml");
-        std::fs::write(&answers, "label-nodes: sometimes\n").expect("answers");
-        let out = w.run(&[
-            "--config",
-            answers.to_str().expect("utf-8"),
-            "install",
-            "--yes",
-        ]);
+        let answers = Answers::new("label-nodes: sometimes\n");
+        let out = w.run(&["--config", answers.path(), "install", "--yes"]);
         assert_eq!(code(&out), 2, "{}", text(&out));
         assert!(
             w.cluster.requests().is_empty(),
@@ -3899,6 +3848,8 @@ mod mixed {
 mod prometheus_integration {
     use super::*;
     use serde_json::json;
+    use support::fake_api::tls::self_signed_server;
+    use support::prometheus::{RealPrometheus, Web, pod_proxy_job, require_prometheus};
 
     /// MicroK8s' observability addon (kube-prometheus-stack, release `kube-prom-stack`): the
     /// Prometheus selects ServiceMonitors labelled `release: kube-prom-stack` in every namespace
@@ -4061,8 +4012,7 @@ mod prometheus_integration {
         // A rerun changes nothing; uninstall removes what install made.
         let again = install_ok(&w, &[]);
         assert_eq!(again["changed"], false, "{again:#}");
-        let out = w.run(&["uninstall", "--yes", "-o", "json"]);
-        assert_eq!(code(&out), 0, "{}", text(&out));
+        uninstall_ok(&w);
         assert!(service_monitor(&w).is_none());
         assert!(network_policy(&w).is_none());
         assert!(
@@ -4228,6 +4178,160 @@ mod prometheus_integration {
             .get("Namespace", "", "cadvisor")
             .expect("namespace");
         assert_eq!(ns["metadata"]["labels"]["monitoring"], "enabled", "{ns:#}");
+    }
+
+    /// A real Prometheus serving as `web` says, scraping our one cAdvisor pod through the API
+    /// server's pod proxy with the job `render --scrape-config` prints.
+    fn scraping_prometheus(w: &World, tls_files: &std::path::Path, web: &Web) -> RealPrometheus {
+        let pod = w
+            .cluster
+            .first_pod_name("cadvisor")
+            .expect("a cAdvisor pod");
+        let out = w.run(&["render", "--scrape-config", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let job = pod_proxy_job(
+            &json(&out)["scrape_config"],
+            &w.cluster,
+            tls_files,
+            &format!("127.0.0.1:{}", w.cluster.port()),
+            &pod,
+        );
+        RealPrometheus::start_serving(&job, web)
+    }
+
+    /// The service proxy paths `verify` asked through, in order.
+    fn service_proxy_paths(w: &World) -> Vec<String> {
+        w.cluster
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/services/"))
+            .map(|r| r.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_prometheus_with_web_tls_is_asked_over_https_under_its_route_prefix() {
+        if !require_prometheus() {
+            return;
+        }
+        // prometheus-operator (Documentation/api-reference/api.md, PrometheusSpec): `routePrefix`
+        // is Prometheus' `--web.route-prefix`; `web.tlsConfig` makes its web server serve TLS.
+        let spec = |tls: bool| {
+            let mut spec = all_namespaces(json!({}));
+            spec["routePrefix"] = json!("/prom");
+            if tls {
+                spec["web"] = json!({"tlsConfig": {"cert": {"secret": {"name": "prometheus-tls", "key": "tls.crt"}},
+                    "keySecret": {"name": "prometheus-tls", "key": "tls.key"}}});
+            }
+            spec
+        };
+        let Some(w) = operator_world(spec(false)) else {
+            return;
+        };
+        const CHOSEN: &[&str] = &[
+            "--prometheus",
+            "monitoring/k8s",
+            "--network-policy",
+            "never",
+        ];
+        install_ok(&w, CHOSEN);
+        w.cluster.create(
+            "prometheus-operator",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
+                "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "prometheus"},
+                    "ports": [{"name": "web", "port": 9090, "targetPort": "web"}]}}),
+        );
+        let tls_files = tempfile::tempdir().expect("tempdir");
+        let real_prometheus = scraping_prometheus(
+            &w,
+            tls_files.path(),
+            &Web {
+                tls: Some(self_signed_server()),
+                route_prefix: Some("/prom".to_string()),
+            },
+        );
+        w.cluster.set_service_backend(
+            "monitoring",
+            "prometheus-operated",
+            Some(&real_prometheus.address()),
+        );
+        let verify = |choice: &str, timeout: &str| {
+            w.cluster.clear_requests();
+            w.run(&[
+                "verify",
+                "--prometheus",
+                choice,
+                "--timeout",
+                timeout,
+                "-o",
+                "json",
+            ])
+        };
+
+        // Without tlsConfig the object says http: the TLS port refuses plain http (Go's 400),
+        // so asking over http cannot pass; a Prometheus that cannot be read is exit 1 (README).
+        let out = verify("monitoring/k8s", "10s");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(
+            text(&out).contains("Client sent an HTTP request to an HTTPS server"),
+            "{}",
+            text(&out)
+        );
+        let paths = service_proxy_paths(&w);
+        assert!(!paths.is_empty(), "asked through the service proxy");
+        for path in &paths {
+            assert!(
+                path.starts_with(
+                    "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/prom/api/v1/"
+                ),
+                "{path}"
+            );
+        }
+
+        // With tlsConfig: https, under the route prefix, named and auto alike.
+        w.cluster.delete("Prometheus", "monitoring", "k8s");
+        prometheus(&w, "monitoring", "k8s", spec(true));
+        for choice in ["monitoring/k8s", "auto"] {
+            let out = verify(choice, "30s");
+            assert_eq!(
+                code(&out),
+                0,
+                "{choice}: {}\n{}",
+                text(&out),
+                real_prometheus.log()
+            );
+            let report = json(&out);
+            let p = &report["prometheus"];
+            assert_eq!(p["ok"], true, "{report:#}");
+            assert_eq!(
+                p["endpoint"],
+                json!({"kind": "service-proxy", "namespace": "monitoring",
+                    "service": "prometheus-operated", "port": "web", "https": true,
+                    "path_prefix": "/prom"}),
+                "{report:#}"
+            );
+            assert_eq!(p["subject"]["pod"], POD, "{report:#}");
+            let paths = service_proxy_paths(&w);
+            assert!(
+                !paths.is_empty(),
+                "{choice}: asked through the service proxy"
+            );
+            for path in &paths {
+                assert!(
+                    path.starts_with(
+                        "/api/v1/namespaces/monitoring/services/https:prometheus-operated:web/proxy/prom/api/v1/"
+                    ),
+                    "{choice}: {path}"
+                );
+            }
+        }
+
+        // install's last step asks it the same way.
+        let report = install_ok(&w, CHOSEN);
+        let p = &report["prometheus_verification"];
+        assert_eq!(p["ok"], true, "{report:#}");
+        assert_eq!(p["endpoint"]["https"], true, "{report:#}");
     }
 
     #[test]
@@ -4506,7 +4610,7 @@ mod hostile {
         let kubeconfig = kubeconfig(dir.path(), &server);
         let out = run(&kubeconfig, &["render", "--cluster", "-y"]);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("the list continued past 50000 objects"),
+            String::from_utf8_lossy(&out.stderr).contains("did not end within 50000 objects"),
             "{}",
             text(&out)
         );

@@ -455,9 +455,7 @@ mod prometheus_real {
     use support::containerd::Containerd;
     use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
     use support::host_root::{HostRootDir, MICROK8S_SOCKET};
-    use support::prometheus::{
-        RealPrometheus, pod_target_labels, require_prometheus, with_static_targets,
-    };
+    use support::prometheus::{RealPrometheus, pod_proxy_job, require_prometheus};
     use support::real;
 
     const POD: &str = "loki-gateway-66c8f46897-2m445";
@@ -490,26 +488,12 @@ mod prometheus_real {
             let out = self.run(&["render", "--scrape-config", "-o", "json"]);
             assert!(out.status.success(), "{}", text(&out));
             let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-            let [ca, cert, key] = self.cluster.write_client_tls_files(self.tls.path());
-            with_static_targets(
+            pod_proxy_job(
                 &doc["scrape_config"],
-                json!([{"targets": [target], "labels": pod_target_labels("cadvisor", pod, "node-1", "http")}]),
-                &[
-                    ("scheme", json!("https")),
-                    (
-                        "metrics_path",
-                        json!(format!(
-                            "/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics"
-                        )),
-                    ),
-                    (
-                        "tls_config",
-                        json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
-                    ),
-                    // Quicker than 30s for the test; the rules are unchanged.
-                    ("scrape_interval", json!("1s")),
-                    ("scrape_timeout", json!("1s")),
-                ],
+                &self.cluster,
+                self.tls.path(),
+                target,
+                pod,
             )
         }
     }
@@ -565,9 +549,7 @@ mod prometheus_real {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let pod = w
             .cluster
-            .list("Pod", Some("cadvisor"))
-            .iter()
-            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .first_pod_name("cadvisor")
             .expect("a cAdvisor pod");
         let api = format!("127.0.0.1:{}", w.cluster.port());
 
@@ -891,9 +873,7 @@ mod prometheus_real {
         // Now a real Prometheus behind prometheus-operated scrapes our pod: the rerun asks it.
         let pod = w
             .cluster
-            .list("Pod", Some("cadvisor"))
-            .iter()
-            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .first_pod_name("cadvisor")
             .expect("a cAdvisor pod");
         let prometheus =
             RealPrometheus::start(&w.job(&format!("127.0.0.1:{}", w.cluster.port()), &pod));

@@ -449,6 +449,21 @@ mod service_proxy {
             body["echo"], "GET /api/v1/query?query=up%7Bjob%3D%22cadvisor%22%7D HTTP/1.1",
             "path and query reach the backend"
         );
+        // `https:` speaks TLS to the endpoint: a plain backend fails the handshake (503).
+        let out = kubectl(
+            &c,
+            &[
+                "get",
+                "--raw",
+                &path.replace("services/", "services/https:"),
+            ],
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("error trying to reach service"),
+            "{}",
+            text(&out)
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! This node seen through the API server: its node object, the kubelet's configz and the
 //! kubelet's own `/metrics/cadvisor` (kubernetes/kubernetes: pkg/kubelet/server/server.go).
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
@@ -32,39 +33,10 @@ pub struct NodeFacts {
 /// be used at all (kubeconfig, connection, auth) or the node is not found; the proxy reads report
 /// their own errors in the result.
 pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, ClusterError> {
-    let nodes: Api<Node> = Api::all(cluster.client.clone());
-    let list = nodes
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| explain(&cluster.server, e))?;
-    let (node, matched_by) = find(&list.items, hostname).ok_or_else(|| {
-        let names: Vec<String> = list
-            .items
-            .iter()
-            .filter_map(|n| n.metadata.name.clone())
-            .collect();
-        ClusterError::NotFound {
-            object: format!("node named or addressed `{hostname}`"),
-            hint: format!(
-                "this host is not one of the cluster's nodes ({})",
-                names.join(", ")
-            ),
-        }
-    })?;
-    let name = node.metadata.name.clone().unwrap_or_default();
-    let mut out = NodeFacts {
-        node_name: name.clone(),
-        matched_by: matched_by.to_string(),
-        container_runtime_version: node
-            .status
-            .as_ref()
-            .and_then(|s| s.node_info.as_ref())
-            .map(|i| i.container_runtime_version.clone()),
-        ..NodeFacts::default()
-    };
-    let metrics_path = super::proxy::node_cadvisor_path(&name);
+    let mut out = this_node(cluster, hostname).await?;
+    let metrics_path = super::proxy::node_cadvisor_path(&out.node_name);
     let (configz, metrics) = futures::join!(
-        proxy_get(cluster, &name, "configz"),
+        proxy_get(cluster, &out.node_name, "configz"),
         super::proxy::stream_to(cluster, &metrics_path, |r| crate::metrics::scan(r))
     );
     match configz.and_then(|text| parse_configz(&text)) {
@@ -77,6 +49,70 @@ pub async fn facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, Clust
         Err(e) => out.metrics_error = Some(e.to_string()),
     }
     Ok(out)
+}
+
+/// [`facts`] without the kubelet's `/metrics/cadvisor`: what install needs of this node (its
+/// configz), not a scrape of every container on it.
+pub async fn configz_facts(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, ClusterError> {
+    let mut out = this_node(cluster, hostname).await?;
+    match proxy_get(cluster, &out.node_name, "configz")
+        .await
+        .and_then(|text| parse_configz(&text))
+    {
+        Ok(hints) => out.configz = Some(hints),
+        Err(e) => out.configz_error = Some(e.to_string()),
+    }
+    Ok(out)
+}
+
+/// This host's node among the cluster's: listed a page at a time, each Node reduced to its
+/// name, addresses and runtime as the page arrives (a real Node carries kilobytes of images).
+async fn this_node(cluster: &Cluster, hostname: &str) -> Result<NodeFacts, ClusterError> {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let nodes: Vec<Node> =
+        super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, reduced)
+            .await
+            .map_err(|e| explain(&cluster.server, e))?;
+    let (node, matched_by) = find(&nodes, hostname).ok_or_else(|| {
+        let names: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        ClusterError::NotFound {
+            object: format!("node named or addressed `{hostname}`"),
+            hint: format!(
+                "this host is not one of the cluster's nodes ({})",
+                names.join(", ")
+            ),
+        }
+    })?;
+    Ok(NodeFacts {
+        node_name: node.metadata.name.clone().unwrap_or_default(),
+        matched_by: matched_by.to_string(),
+        container_runtime_version: node
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.container_runtime_version.clone()),
+        ..NodeFacts::default()
+    })
+}
+
+/// A Node with only what [`find`] and [`NodeFacts`] read.
+fn reduced(node: Node) -> Node {
+    let status = node.status.map(|s| NodeStatus {
+        addresses: s.addresses,
+        node_info: s.node_info,
+        ..NodeStatus::default()
+    });
+    Node {
+        metadata: ObjectMeta {
+            name: node.metadata.name,
+            ..ObjectMeta::default()
+        },
+        status,
+        ..Node::default()
+    }
 }
 
 /// [`classify`], with the whole cause chain in the reason of a connection failure (hyper's own

@@ -144,18 +144,19 @@ pub fn carrier_of(node: &Value) -> Option<Carrier> {
     })
 }
 
-/// Every node that carries [`GROUP_LABEL`] (one list with a label selector), by name.
+/// Every node that carries [`GROUP_LABEL`] (a list with a label selector, a page at a time), by
+/// name.
 pub async fn carriers(cluster: &Cluster) -> Result<Vec<Carrier>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let list = api
-        .list(&ListParams::default().labels(GROUP_LABEL))
-        .await
-        .map_err(|e| classify(&cluster.server, e))?;
-    let mut out: Vec<Carrier> = list
-        .items
-        .iter()
-        .filter_map(|n| carrier_of(&serde_json::to_value(n).unwrap_or(Value::Null)))
-        .collect();
+    let listed = super::pages::list_reduced(
+        &api,
+        &ListParams::default().labels(GROUP_LABEL),
+        super::pages::PAGE,
+        |n| carrier_of(&serde_json::to_value(n).unwrap_or(Value::Null)),
+    )
+    .await
+    .map_err(|e| classify(&cluster.server, e))?;
+    let mut out: Vec<Carrier> = listed.into_iter().flatten().collect();
     out.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(out)
 }

@@ -494,9 +494,15 @@ pub async fn pod_labels(cluster: &Cluster, instance: &Instance) -> Result<Labels
 /// Addresses the nodes send from, as `/32` or `/128` CIDRs: [`source_cidrs`] of every node.
 pub async fn node_cidrs(cluster: &Cluster) -> Result<Vec<String>, ClusterError> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let nodes = cluster.ask(api.list(&ListParams::default())).await?;
-    let cidrs: std::collections::BTreeSet<String> =
-        nodes.items.iter().flat_map(source_cidrs).collect();
+    let per_node = cluster
+        .ask(super::pages::list_reduced(
+            &api,
+            &ListParams::default(),
+            super::pages::PAGE,
+            |node| source_cidrs(&node),
+        ))
+        .await?;
+    let cidrs: std::collections::BTreeSet<String> = per_node.into_iter().flatten().collect();
     Ok(cidrs.into_iter().collect())
 }
 

@@ -119,16 +119,20 @@ pub async fn managed_objects(
         let resource = resources::resolve(cluster, api_version, kind).await?;
         let namespaced = !matches!(*kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding");
         let api = resources::api(cluster, &resource, namespaced.then_some(namespace));
-        let list = match api.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list.items,
+        let listed = super::pages::list_reduced(
+            &api,
+            &ListParams::default().labels(&selector),
+            super::pages::PAGE,
+            |object| {
+                (*kind != "Namespace" || object.metadata.name.as_deref() == Some(namespace))
+                    .then(|| managed_object(api_version, kind, &object))
+            },
+        )
+        .await;
+        match listed {
+            Ok(objects) => out.extend(objects.into_iter().flatten()),
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             Err(e) => return Err(classify(&cluster.server, e)),
-        };
-        for object in list {
-            if *kind == "Namespace" && object.metadata.name.as_deref() != Some(namespace) {
-                continue;
-            }
-            out.push(managed_object(api_version, kind, &object));
         }
     }
     Ok(out)
@@ -146,13 +150,16 @@ pub async fn our_daemonsets(
         &kube::discovery::ApiResource::erase::<DaemonSet>(&()),
     );
     let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
-    let list = cluster
-        .ask(api.list(&ListParams::default().labels(&selector)))
+    let listed = cluster
+        .ask(super::pages::list_reduced(
+            &api,
+            &ListParams::default().labels(&selector),
+            super::pages::PAGE,
+            |o| managed_object("apps/v1", "DaemonSet", &o),
+        ))
         .await?;
-    let mut out: Vec<ManagedObject> = list
-        .items
-        .iter()
-        .map(|o| managed_object("apps/v1", "DaemonSet", o))
+    let mut out: Vec<ManagedObject> = listed
+        .into_iter()
         .filter(|o| o.ownership.is_ours())
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

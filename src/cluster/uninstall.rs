@@ -446,8 +446,19 @@ async fn foreign_contents(
             }
             let api: Api<DynamicObject> =
                 Api::namespaced_with(cluster.client.clone(), namespace, &resource);
-            let items = match api.list(&ListParams::default()).await {
-                Ok(list) => list.items,
+            let kind = resource.kind.clone();
+            let listed = super::pages::list_reduced(
+                &api,
+                &ListParams::default(),
+                super::pages::PAGE,
+                |item| {
+                    (!put_there_by_kubernetes(&kind, &item) && !belongs_to(&kind, &item, ours))
+                        .then(|| format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?")))
+                },
+            )
+            .await;
+            match listed {
+                Ok(left) => out.extend(left.into_iter().flatten()),
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
                 Err(kube::Error::Api(s)) if s.code == 403 => {
                     out.push(format!(
@@ -458,17 +469,6 @@ async fn foreign_contents(
                 }
                 Err(e) => return Err(classify(&cluster.server, e)),
             };
-            for item in items {
-                if !put_there_by_kubernetes(&resource.kind, &item)
-                    && !belongs_to(&resource.kind, &item, ours)
-                {
-                    out.push(format!(
-                        "{} {}",
-                        resource.kind,
-                        item.metadata.name.as_deref().unwrap_or("?")
-                    ));
-                }
-            }
         }
     }
     Ok(out)

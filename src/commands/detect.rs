@@ -157,9 +157,10 @@ impl Serialize for ClusterOutcome {
 
 /// This node's facts through `cluster` (configz, nodeInfo, the kubelet's own labels), bounded
 /// by [`CLUSTER_TIMEOUT`]; never an error: why it is missing is part of the outcome.
-async fn ask_node(cluster: &Cluster, hostname: Option<&str>) -> ClusterOutcome {
-    let hostname = hostname.unwrap_or_default();
-    match tokio::time::timeout(CLUSTER_TIMEOUT, node::facts(cluster, hostname)).await {
+async fn ask_node(
+    read: impl std::future::Future<Output = Result<NodeFacts, ClusterError>>,
+) -> ClusterOutcome {
+    match tokio::time::timeout(CLUSTER_TIMEOUT, read).await {
         Ok(Ok(facts)) => ClusterOutcome::Node(Box::new(facts)),
         Ok(Err(ClusterError::NotFound { object, hint })) => {
             ClusterOutcome::NotANode(format!("no {object}: {hint}"))
@@ -184,7 +185,7 @@ async fn ask_cluster(kc: Option<&KubeconfigFacts>, hostname: Option<&str>) -> Cl
         );
     }
     match crate::cluster::client::connect_merged(&kc.resolved, &kc.merged).await {
-        Ok(cluster) => ask_node(&cluster, hostname).await,
+        Ok(cluster) => ask_node(node::facts(&cluster, hostname.unwrap_or_default())).await,
         Err(e) => ClusterOutcome::Unreachable(e.to_string()),
     }
 }
@@ -196,7 +197,8 @@ pub(super) async fn configz(
     cluster: &Cluster,
     hostname: Option<&str>,
 ) -> Option<host::ConfigzHints> {
-    match ask_node(cluster, hostname).await {
+    // Only the configz: install has no use for a scrape of the kubelet's containers.
+    match ask_node(node::configz_facts(cluster, hostname.unwrap_or_default())).await {
         ClusterOutcome::Node(n) => {
             if let Some(e) = &n.configz_error {
                 ctx.ui.verbose(format!("  kubelet configz: {e}"));

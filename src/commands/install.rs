@@ -261,7 +261,7 @@ fn show_node_labels(ctx: &Context, labels: &[NodeLabelChange]) {
     }
     ctx.ui.note(
         ctx.ui
-            .bold("node labels (--label-nodes; server-side apply, only this label is ours):"),
+            .bold("node labels (--label-nodes; only this label of each node is ours):"),
     );
     for l in changes {
         ctx.ui.note(format!("  {}", l.describe()));

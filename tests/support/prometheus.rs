@@ -324,6 +324,39 @@ pub fn with_static_targets(
     doc
 }
 
+/// The job of `document` (`render --scrape-config -o json`'s `scrape_config`) scraping cAdvisor
+/// pod `pod` (namespace `cadvisor`, node `node-1`) through the API server's pod proxy at `target`
+/// (`HOST:PORT`) with `cluster`'s admin certificate (written into `tls_dir`): the static target
+/// the service discovery would have produced, every relabel rule kept, scraped every second.
+pub fn pod_proxy_job(
+    document: &Value,
+    cluster: &super::fake_api::FakeCluster,
+    tls_dir: &Path,
+    target: &str,
+    pod: &str,
+) -> Value {
+    let [ca, cert, key] = cluster.write_client_tls_files(tls_dir);
+    with_static_targets(
+        document,
+        serde_json::json!([{"targets": [target],
+            "labels": pod_target_labels("cadvisor", pod, "node-1", "http")}]),
+        &[
+            ("scheme", "https".into()),
+            (
+                "metrics_path",
+                format!("/api/v1/namespaces/cadvisor/pods/{pod}:8080/proxy/metrics").into(),
+            ),
+            (
+                "tls_config",
+                serde_json::json!({"ca_file": ca, "cert_file": cert, "key_file": key}),
+            ),
+            // Quicker than 30s for the test; the rules are unchanged.
+            ("scrape_interval", "1s".into()),
+            ("scrape_timeout", "1s".into()),
+        ],
+    )
+}
+
 /// The labels `role: pod` gives the target of one cAdvisor pod (pod.go), for a static list.
 pub fn pod_target_labels(namespace: &str, pod: &str, node: &str, port_name: &str) -> Value {
     let mut labels = Map::new();
@@ -387,11 +420,30 @@ pub struct RealPrometheus {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Serves https (its web config's `tls_server_config`).
+    tls: bool,
+    /// `--web.route-prefix` as a path without a trailing slash (`""`: `/`).
+    route_prefix: String,
+}
+
+/// How a [`RealPrometheus`] serves its web endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Web {
+    /// https with this certificate and key (`--web.config.file`, `tls_server_config`;
+    /// prometheus.io/docs/prometheus/latest/configuration/https/).
+    pub tls: Option<super::fake_api::tls::Pem>,
+    /// `--web.route-prefix` (e.g. `/prom`).
+    pub route_prefix: Option<String>,
 }
 
 impl RealPrometheus {
     /// Starts it on `config` (JSON is YAML) and waits until `/-/ready` answers 200.
     pub fn start(config: &Value) -> RealPrometheus {
+        RealPrometheus::start_serving(config, &Web::default())
+    }
+
+    /// [`RealPrometheus::start`], serving its web endpoint as `web` says.
+    pub fn start_serving(config: &Value, web: &Web) -> RealPrometheus {
         let dir = tempfile::Builder::new()
             .prefix("prometheus")
             .tempdir()
@@ -403,20 +455,50 @@ impl RealPrometheus {
             .expect("a free port")
             .port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new(real::tool_path("prometheus").expect("prometheus"))
+        let mut command = Command::new(real::tool_path("prometheus").expect("prometheus"));
+        command
             .arg(format!("--config.file={}", file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=debug")
+            .arg("--log.level=debug");
+        if let Some(pem) = &web.tls {
+            let (cert, key) = (dir.path().join("web.crt"), dir.path().join("web.key"));
+            std::fs::write(&cert, &pem.cert).expect("write the certificate");
+            std::fs::write(&key, &pem.key).expect("write the key");
+            let web_config = dir.path().join("web.yml");
+            let doc =
+                serde_json::json!({"tls_server_config": {"cert_file": cert, "key_file": key}});
+            std::fs::write(&web_config, doc.to_string()).expect("write the web config");
+            command.arg(format!("--web.config.file={}", web_config.display()));
+        }
+        if let Some(prefix) = &web.route_prefix {
+            command.arg(format!("--web.route-prefix={prefix}"));
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start prometheus");
-        let mut me = RealPrometheus { child, dir, port };
+        let route_prefix = web
+            .route_prefix
+            .as_deref()
+            .map(|p| {
+                format!("/{}", p.trim_matches('/'))
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let mut me = RealPrometheus {
+            child,
+            dir,
+            port,
+            tls: web.tls.is_some(),
+            route_prefix,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = me.child.try_wait() {
@@ -434,27 +516,48 @@ impl RealPrometheus {
         }
     }
 
+    /// Its base URL: scheme, address and route prefix.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{}", self.port, self.route_prefix)
+    }
+
+    /// `127.0.0.1:PORT`: what an endpoint of a Service in front of it holds.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
-    /// A plain HTTP/1.0 GET on loopback: status and body.
+    /// An HTTP/1.0 GET on loopback under the route prefix (over TLS, unverified, when it
+    /// serves https): status and body.
     pub fn get(&self, path_and_query: &str) -> Option<(u16, String)> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok()?;
-        write!(
-            stream,
-            "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-        )
-        .ok()?;
+        let request = format!(
+            "GET {}{path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+            self.route_prefix
+        );
         let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
+        if self.tls {
+            let config = std::sync::Arc::new(super::fake_api::tls::unverified_client_config());
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+            let connection = rustls::ClientConnection::new(config, name).ok()?;
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            tls.write_all(request.as_bytes()).ok()?;
+            // Go closes without close_notify at times: keep what arrived.
+            let mut bytes = Vec::new();
+            let _ = tls.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        } else {
+            let mut stream = stream;
+            stream.write_all(request.as_bytes()).ok()?;
+            stream.read_to_string(&mut text).ok()?;
+        }
         let code = text.split_whitespace().nth(1)?.parse().ok()?;
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
         Some((code, body))

@@ -416,8 +416,8 @@ pub struct State {
     /// Pod and node proxy requests being answered now, and the most at once so far.
     pub proxy_in_flight: AtomicUsize,
     pub proxy_peak: AtomicUsize,
-    /// `namespace/service` → `http://127.0.0.1:PORT`: the one ready endpoint behind a Service,
-    /// for `services/NAME[:PORT]/proxy/...` (e.g. a real Prometheus the test started).
+    /// `namespace/service` → `127.0.0.1:PORT`: the one ready endpoint behind a Service, for
+    /// `services/[scheme:]NAME[:PORT]/proxy/...` (e.g. a real Prometheus the test started).
     pub service_backends: Mutex<HashMap<String, String>>,
 }
 
@@ -616,6 +616,13 @@ impl FakeCluster {
         self.state.store().list(res, namespace)
     }
 
+    /// The name of the first pod in `namespace` (e.g. our one cAdvisor pod).
+    pub fn first_pod_name(&self, namespace: &str) -> Option<String> {
+        self.list("Pod", Some(namespace))
+            .iter()
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+    }
+
     /// Events whose `involvedObject.name` is `name`.
     pub fn events_for(&self, namespace: &str, name: &str) -> Vec<Value> {
         self.list("events", Some(namespace))
@@ -628,9 +635,10 @@ impl FakeCluster {
         self.state.store().rv()
     }
 
-    /// The most pod and node proxy requests that were being answered at the same time.
-    /// Makes `base` (`http://127.0.0.1:PORT`) the ready endpoint of Service `namespace/name`, which
-    /// the API server's service proxy then forwards to (`None`: no endpoints, 503 as the real one).
+    /// Makes `base` (`127.0.0.1:PORT`) the ready endpoint of Service `namespace/name`, which the
+    /// API server's service proxy then forwards to (`None`: no endpoints, 503 as the real one).
+    /// Only the address counts (a leading `http://` or `https://` is dropped): as with the real
+    /// API server, the scheme is the request's `services/[scheme:]NAME[:PORT]` prefix.
     pub fn set_service_backend(&self, namespace: &str, name: &str, base: Option<&str>) {
         let mut backends = self
             .state
@@ -639,11 +647,17 @@ impl FakeCluster {
             .unwrap_or_else(|e| e.into_inner());
         let key = format!("{namespace}/{name}");
         match base {
-            Some(b) => backends.insert(key, b.trim_end_matches('/').to_string()),
+            Some(b) => {
+                let address = b
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://");
+                backends.insert(key, address.trim_end_matches('/').to_string())
+            }
             None => backends.remove(&key),
         };
     }
 
+    /// The most pod and node proxy requests that were being answered at the same time.
     pub fn proxy_peak(&self) -> usize {
         self.state.proxy_peak.load(Ordering::SeqCst)
     }

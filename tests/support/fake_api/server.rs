@@ -538,16 +538,27 @@ async fn resource_route(
     }
 }
 
-/// `services/NAME[:PORT]/proxy/PATH?QUERY`: as the real API server, forwards to a ready endpoint
-/// of an existing Service (kubernetes/kubernetes: pkg/registry/core/service/proxy.go), here the
-/// backend the test registered; a Service without one is 503 "no endpoints available".
+/// `services/[scheme:]NAME[:PORT]/proxy/PATH?QUERY`: as the real API server, forwards to a ready
+/// endpoint of an existing Service (kubernetes/kubernetes: pkg/registry/core/service/proxy.go),
+/// here the backend the test registered; a Service without one is 503 "no endpoints available".
+/// The scheme is the path's (`https:`, else http; Kubernetes API: "proxy" subresource,
+/// `[scheme:]name[:port]`), and an https endpoint's certificate is not verified (kube-apiserver's
+/// proxy transport: cmd/kube-apiserver/app/server.go `CreateProxyTransport`,
+/// `InsecureSkipVerify: true`). So plain http to a TLS port gets what that server answers (Go's
+/// 400 "Client sent an HTTP request to an HTTPS server."), and https to a plain port fails the
+/// handshake (503 "error trying to reach service").
 async fn service_proxy(
     ctx: &Ctx<'_>,
     ns: &str,
-    name: &str,
+    target: &str,
     rest: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let service = name.split(':').next().unwrap_or(name);
+    let parts: Vec<&str> = target.split(':').collect();
+    let (scheme, service) = match parts.as_slice() {
+        [s @ ("http" | "https"), n, ..] => (*s, *n),
+        [n, ..] => ("http", *n),
+        [] => ("http", target),
+    };
     let res = resources::by_kind("v1", "Service").ok_or_else(status::page_not_found)?;
     if ctx.state.store().get(res, ns, service).is_none() {
         return Err(status::not_found(res, service));
@@ -568,7 +579,7 @@ async fn service_proxy(
         .iter()
         .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect();
-    let mut url = format!("{backend}/{rest}");
+    let mut url = format!("{scheme}://{backend}/{rest}");
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query.join("&"));
@@ -592,12 +603,18 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// One plain-HTTP GET (the backend is on loopback): status, content type and body as text.
+/// One GET to a backend on loopback, http or https as `url` says (https unverified, as the
+/// API server's proxy transport): status, content type and body as text.
 async fn http_get(url: &str) -> Result<(u16, String, String), String> {
     use http_body_util::BodyExt;
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(super::tls::unverified_client_config())
+        .https_or_http()
+        .enable_http1()
+        .build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<Bytes>>();
+        .build::<_, http_body_util::Empty<Bytes>>(connector);
     let response = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
         .await
         .map_err(|_| "timed out".to_string())?
