@@ -53,20 +53,20 @@ impl Kind {
     /// `watch=true` (or `1`) parameter. A namespace or object merely named `proxy` is no proxy.
     pub fn of(uri: &http::Uri) -> Kind {
         let segments: Vec<&str> = uri.path().split('/').skip(1).collect();
-        let proxy = match segments.as_slice() {
-            ["api", "v1", "nodes", _, "proxy", ..] => true,
-            [
-                "api",
-                "v1",
-                "namespaces",
-                _,
-                "pods" | "services",
-                _,
-                "proxy",
-                ..,
-            ] => true,
-            _ => false,
-        };
+        let proxy = matches!(
+            segments.as_slice(),
+            ["api", "v1", "nodes", _, "proxy", ..]
+                | [
+                    "api",
+                    "v1",
+                    "namespaces",
+                    _,
+                    "pods" | "services",
+                    _,
+                    "proxy",
+                    ..
+                ]
+        );
         if proxy {
             return Kind::Proxy;
         }
@@ -318,8 +318,7 @@ mod tests {
             .with_limit(8 * MIB)
             .collect()
             .await
-            .err()
-            .expect("an endless answer is an error");
+            .expect_err("an endless answer is an error");
         assert!(
             err.to_string()
                 .starts_with("the answer to GET /api/v1/namespaces is larger than 8 MiB"),
@@ -354,11 +353,7 @@ mod tests {
         chunks.extend(std::iter::repeat_n(vec![b'x'; 1024 * 1024], 5));
         let body = BoundedBody::new(body_of(chunks), Kind::Watch, "GET /w".into(), None)
             .with_limit(4 * MIB);
-        let err = body
-            .collect()
-            .await
-            .err()
-            .expect("a huge event is an error");
+        let err = body.collect().await.expect_err("a huge event is an error");
         assert!(
             err.to_string()
                 .starts_with("an event of the watch to GET /w"),
@@ -380,7 +375,7 @@ mod tests {
             "GET /api/v1/namespaces".into(),
             Some(crate::deadline::deadline_after(ANSWER_DEADLINE)),
         );
-        let err = body.collect().await.err().expect("a trickle is an error");
+        let err = body.collect().await.expect_err("a trickle is an error");
         assert!(
             err.to_string()
                 .starts_with("no complete answer to GET /api/v1/namespaces within 70s"),
