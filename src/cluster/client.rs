@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use std::io::IsTerminal;
+
+use kube::config::{AuthInfo, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig};
 
 use super::ClusterError;
 use crate::input::{Follow, read_bounded_bytes};
@@ -56,17 +58,20 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
     };
     let kubeconfig = load_merged(path, others).map_err(unusable)?;
     let plugin = exec_plugin(&kubeconfig);
-    let built = on_thread_within(CLIENT_DEADLINE, move || build(kubeconfig)).await;
+    let interactive = std::io::stdin().is_terminal();
+    let deadline = client_deadline(plugin, interactive);
+    let plugin = plugin.and_then(|p| p.command.clone());
+    let built = on_thread_within(deadline, move || build(kubeconfig)).await;
     let Some(built) = built else {
         let reason = match plugin {
             Some(command) => format!(
                 "its exec credential plugin `{}` did not finish within {}s; run it by hand to see what it waits for (a login?), or use a kubeconfig with a token or client certificate",
                 command.escape_debug(),
-                CLIENT_DEADLINE.as_secs()
+                deadline.as_secs()
             ),
             None => format!(
                 "building the client did not finish within {}s",
-                CLIENT_DEADLINE.as_secs()
+                deadline.as_secs()
             ),
         };
         return Err(unusable(reason));
@@ -81,6 +86,22 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
 /// never ends (one waiting for a login nobody gives) would hold every command forever, past
 /// any `--timeout`.
 pub const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a plugin that may talk to the user (`interactiveMode` other than `Never`, with a
+/// terminal on stdin, which kube then hands to it) may take: a login in a browser or with a
+/// device code takes a person minutes, not seconds.
+pub const INTERACTIVE_CLIENT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// [`CLIENT_DEADLINE`], or [`INTERACTIVE_CLIENT_DEADLINE`] for a plugin that may ask the person
+/// at the terminal (kube treats every mode but `Never` as interactive: `auth_exec`).
+fn client_deadline(plugin: Option<&ExecConfig>, stdin_is_terminal: bool) -> Duration {
+    let may_ask = plugin.is_some_and(|p| p.interactive_mode != Some(ExecInteractiveMode::Never));
+    if may_ask && stdin_is_terminal {
+        INTERACTIVE_CLIENT_DEADLINE
+    } else {
+        CLIENT_DEADLINE
+    }
+}
 
 /// The client and its server URL, built from a checked kubeconfig (may run its exec plugin).
 fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
@@ -102,9 +123,9 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
     Ok((client, server))
 }
 
-/// The current context's exec plugin command, for messages.
-fn exec_plugin(kubeconfig: &Kubeconfig) -> Option<String> {
-    selected(kubeconfig)?.2?.exec.as_ref()?.command.clone()
+/// The current context's exec plugin.
+fn exec_plugin(kubeconfig: &Kubeconfig) -> Option<&ExecConfig> {
+    selected(kubeconfig)?.2?.exec.as_ref()
 }
 
 /// Runs `f` on a plain thread inside this runtime's context and waits at most `limit` for it;
@@ -392,6 +413,30 @@ mod tests {
         assert!(
             err.contains("its exec credential plugin `sleep` did not finish within 60s"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_plugin_that_may_ask_the_person_at_the_terminal_gets_minutes() {
+        let plugin = |mode| {
+            ExecConfig {
+            interactive_mode: mode,
+            ..serde_json::from_value(serde_json::json!({"apiVersion": "client.authentication.k8s.io/v1", "command": "kubelogin"})).unwrap()
+        }
+        };
+        let never = plugin(Some(ExecInteractiveMode::Never));
+        let if_available = plugin(Some(ExecInteractiveMode::IfAvailable));
+        let unset = plugin(None);
+        assert_eq!(client_deadline(None, true), CLIENT_DEADLINE);
+        assert_eq!(client_deadline(Some(&never), true), CLIENT_DEADLINE);
+        assert_eq!(client_deadline(Some(&if_available), false), CLIENT_DEADLINE);
+        assert_eq!(
+            client_deadline(Some(&if_available), true),
+            INTERACTIVE_CLIENT_DEADLINE
+        );
+        assert_eq!(
+            client_deadline(Some(&unset), true),
+            INTERACTIVE_CLIENT_DEADLINE
         );
     }
 
