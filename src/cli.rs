@@ -55,7 +55,7 @@ pub struct GlobalArgs {
 
     /// Never prompt: every value comes from its flag, environment, --config file or detected
     /// default. install and uninstall need it when no terminal is attached.
-    #[arg(short = 'y', long, global = true, env = "CADVISOR_SETUP_YES")]
+    #[arg(short = 'y', long, global = true, env = "CADVISOR_SETUP_YES", value_parser = parse_switch)]
     pub yes: bool,
 
     /// YAML file of answers (keys are flag names, e.g. `namespace: monitoring`).
@@ -90,6 +90,7 @@ pub enum Command {
     Detect(DetectArgs),
 
     /// Print the cAdvisor manifests for this node (or for `--distro`), without a cluster.
+    #[command(after_help = AFTER_HELP)]
     Render(RenderArgs),
 
     /// Detect, render, apply (server-side), wait for the rollout and verify the labels.
@@ -110,6 +111,7 @@ pub enum Command {
     Verify(VerifyArgs),
 
     /// Show what is installed: image, nodes ready, objects and their field manager.
+    #[command(after_help = AFTER_HELP)]
     Status(StatusArgs),
 
     /// Delete exactly what `install` created and wait until it is gone.
@@ -122,6 +124,7 @@ pub enum Command {
     Uninstall(UninstallArgs),
 
     /// Print shell completions, e.g. `cadvisor-setup completions bash > /etc/bash_completion.d/cadvisor-setup`.
+    #[command(after_help = AFTER_HELP)]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         #[arg(value_enum)]
@@ -142,12 +145,12 @@ pub struct DetectArgs {
     pub socket: SocketArgs,
 
     /// Do not contact the API server (host facts only).
-    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER", conflicts_with = "cluster")]
+    #[arg(long, env = "CADVISOR_SETUP_NO_CLUSTER", value_parser = parse_switch, conflicts_with = "cluster")]
     pub no_cluster: bool,
 
     /// Also show every node's facts through the API server (configz, nodeInfo, labels) and the
     /// node groups install would make (one DaemonSet per group).
-    #[arg(long, env = "CADVISOR_SETUP_CLUSTER")]
+    #[arg(long, env = "CADVISOR_SETUP_CLUSTER", value_parser = parse_switch)]
     pub cluster: bool,
 
     /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
@@ -206,7 +209,7 @@ pub struct PlanArgs {
     pub memory_limit: Option<String>,
 
     /// Run cAdvisor privileged and mount /dev/kmsg for OOM events [default: false].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", env = "CADVISOR_SETUP_PRIVILEGED")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", env = "CADVISOR_SETUP_PRIVILEGED", value_parser = parse_switch)]
     pub privileged: Option<bool>,
 
     /// Render a Prometheus Operator ServiceMonitor: auto (when its CRD exists), always, never [default: auto].
@@ -280,7 +283,7 @@ pub struct RenderArgs {
 
     /// Render from the live cluster's node facts (one DaemonSet per node group), without
     /// applying anything: for GitOps from a machine that is not a node.
-    #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER")]
+    #[arg(long, conflicts_with = "distro", env = "CADVISOR_SETUP_CLUSTER", value_parser = parse_switch)]
     pub cluster: bool,
 
     /// With --cluster: nodes whose configz is read at once, 1 to 256 [default: 16].
@@ -325,15 +328,15 @@ pub struct InstallArgs {
     pub timeout: Option<std::time::Duration>,
 
     /// Take over fields owned by another field manager.
-    #[arg(long, env = "CADVISOR_SETUP_FORCE")]
+    #[arg(long, env = "CADVISOR_SETUP_FORCE", value_parser = parse_switch)]
     pub force: bool,
 
     /// Server-side dry run: show what would change, change nothing.
-    #[arg(long, env = "CADVISOR_SETUP_DRY_RUN")]
+    #[arg(long, env = "CADVISOR_SETUP_DRY_RUN", value_parser = parse_switch)]
     pub dry_run: bool,
 
     /// Apply and wait, but skip the metrics verification.
-    #[arg(long, env = "CADVISOR_SETUP_NO_VERIFY")]
+    #[arg(long, env = "CADVISOR_SETUP_NO_VERIFY", value_parser = parse_switch)]
     pub no_verify: bool,
 
     /// With several node groups: label each node with its group (cadvisor-setup/group=HASH,
@@ -469,13 +472,17 @@ pub struct UninstallArgs {
     pub timeout: Option<std::time::Duration>,
 }
 
-/// The value of a switch's environment variable (`CADVISOR_SETUP_LABEL_NODES=true`): true or
-/// false (also 1/0, yes/no, on/off); anything else is a usage error rather than silently true.
+/// The value of a switch's environment variable (`CADVISOR_SETUP_YES=true`, for every switch
+/// alike): true or false (also 1/0, yes/no, on/off); anything else is a usage error rather than
+/// silently true.
 pub fn parse_switch(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err("expected true or false".to_string()),
+        _ => Err(
+            "expected true or false (or 1/0, yes/no, on/off); check the flag's CADVISOR_SETUP_* environment variable"
+                .to_string(),
+        ),
     }
 }
 

@@ -61,13 +61,16 @@ impl ExitCode {
     pub const TABLE: &'static str = "\
 EXIT CODES:
   0  success (install: applied, rolled out and verified)
-  1  unexpected error
+  1  unexpected error; also a metrics URL or a Prometheus that cannot be read
+     (it proves nothing either way), and Ctrl-C while waiting
   2  usage error or no consent: a bad flag or value, --yes missing without a
      terminal, or declined at the prompt (nothing was changed)
-  3  detection failed or is ambiguous and no prompt was allowed
-  4  cluster unreachable, unauthenticated or forbidden
+  3  detection failed or is ambiguous and no prompt was allowed, or the
+     Prometheus asked for cannot be found or cannot select our ServiceMonitor
+  4  cluster unreachable, unauthenticated or forbidden, or no usable kubeconfig
   5  rollout failed or timed out
-  6  verification failed: cAdvisor's metrics lack the pod labels
+  6  verification failed: cAdvisor's metrics lack the pod labels (or Prometheus
+     does not see them, or the DaemonSet to verify does not exist)
   7  conflict: objects are owned by another field manager (use --force)";
 }
 

@@ -665,7 +665,7 @@ fn runtime_plan(
             "no usable container runtime socket was found on this host"
         };
         return Err(PlanError::NoRuntime(format!(
-            "{why}{tried}; give the socket the kubelet uses with --containerd-socket PATH (e.g. /var/snap/microk8s/common/run/containerd.sock), or render for a distribution's defaults with --distro"
+            "{why}{tried}; give the socket the kubelet uses with --containerd-socket PATH (e.g. /var/snap/microk8s/common/run/containerd.sock), or, without a node at hand, `render --distro NAME` for a distribution's defaults"
         )));
     };
     let socket = path_text(socket)?;

@@ -486,7 +486,10 @@ impl PrometheusTarget {
                     Err(bad("`none` leaves nothing to verify through".to_string()))
                 }
                 Ok(choice) => Ok(PrometheusTarget::Operator(choice)),
-                Err(reason) => Err(bad(reason)),
+                // The choice's own message offers `none`, which verify refuses.
+                Err(_) => Err(bad(
+                    "neither a URL (no ://) nor NAMESPACE/NAME (two DNS-1123 labels)".to_string(),
+                )),
             };
         }
         if value.contains('?') || value.contains('#') {
@@ -500,7 +503,11 @@ impl PrometheusTarget {
         if authority.contains('@') {
             return Err(bad("credentials in the URL are not supported".to_string()));
         }
-        crate::verify::http::check_url(value).map_err(|e| bad(e.to_string()))?;
+        // The reason alone: the fetcher's own advice is a cAdvisor /metrics URL.
+        crate::verify::http::check_url(value).map_err(|e| match e {
+            crate::verify::http::FetchError::BadUrl { reason, .. } => bad(reason),
+            other => bad(other.to_string()),
+        })?;
         Ok(PrometheusTarget::Url(value.to_string()))
     }
 }

@@ -653,6 +653,67 @@ mod safety {
         assert!(!stderr.contains("panicked"), "{}", text(out));
     }
 
+    /// Every switch's environment variable takes the same words (true/false, 1/0, yes/no,
+    /// on/off) and refuses anything else with exit 2 saying what it takes.
+    #[test]
+    fn switch_variables_take_the_same_words_and_refuse_others() {
+        let render = |var: &str, value: &str| {
+            cmd()
+                .args(["render", "--distro", "microk8s"])
+                .env(var, value)
+                .output()
+                .unwrap()
+        };
+        for on in ["1", "yes", "on", "TRUE"] {
+            let out = render("CADVISOR_SETUP_PRIVILEGED", on);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("/dev/kmsg"),
+                "{on}"
+            );
+        }
+        for off in ["0", "no", "off", "false"] {
+            let out = render("CADVISOR_SETUP_PRIVILEGED", off);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert!(
+                !String::from_utf8_lossy(&out.stdout).contains("/dev/kmsg"),
+                "{off}"
+            );
+        }
+        for var in [
+            "CADVISOR_SETUP_YES",
+            "CADVISOR_SETUP_DRY_RUN",
+            "CADVISOR_SETUP_FORCE",
+            "CADVISOR_SETUP_NO_VERIFY",
+            "CADVISOR_SETUP_PRIVILEGED",
+            "CADVISOR_SETUP_LABEL_NODES",
+        ] {
+            let out = cmd().arg("install").env(var, "maybe").output().unwrap();
+            assert_exit_saying(
+                &out,
+                2,
+                &[
+                    "invalid value 'maybe'",
+                    "expected true or false (or 1/0, yes/no, on/off)",
+                ],
+            );
+        }
+        // A switch given as 1 is on: install --yes without a kubeconfig gets past the
+        // "no terminal to confirm" refusal.
+        let out = cmd()
+            .arg("install")
+            .env("CADVISOR_SETUP_YES", "1")
+            .env("CADVISOR_SETUP_HOST_ROOT", "/nonexistent-root")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("invalid value") && !stderr.contains("pass --yes"),
+            "{}",
+            text(&out)
+        );
+    }
+
     /// A kubeconfig with one context; `cluster` and `user` are the YAML flow mappings.
     fn kubeconfig(dir: &Path, cluster: &str, user: &str) -> std::path::PathBuf {
         let path = dir.join("config");

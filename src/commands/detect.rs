@@ -233,7 +233,12 @@ fn failure_message(rt: &Runtime) -> String {
         )
     } else {
         let live = paths(|c| c.probe.version.is_some());
-        if live.is_empty() {
+        if rt.candidates.iter().all(|c| !c.probe.exists) {
+            format!(
+                "none of the {} socket paths known for Kubernetes distributions exists: this does not look like a Kubernetes node; on a node whose containerd listens elsewhere pass {SETTLE_FLAG} PATH, or from a workstation use `detect --cluster` (every node through the API server)",
+                rt.candidates.len()
+            )
+        } else if live.is_empty() {
             format!(
                 "no containerd socket answered; if containerd runs elsewhere, pass {SETTLE_FLAG} PATH"
             )

@@ -57,8 +57,8 @@ fn diagnosis(s: &ScanReport) -> Option<String> {
         )),
         Verdict::KubeletFormat => Some(format!(
             "these are the kubelet's /metrics/cadvisor series (labels pod, namespace, container; \
-             {} pod(s)): the baseline, not cAdvisor's own /metrics; point --metrics-url at \
-             cAdvisor (port 8080, path /metrics)",
+             {} pod(s)): the baseline, not cAdvisor's own /metrics; read cAdvisor's instead \
+             (port 8080, path /metrics: --metrics-url, or a file saved from it)",
             s.pods_kubelet_format.len()
         )),
         Verdict::NoContainerSeries => Some(format!(
