@@ -174,7 +174,13 @@ impl Answers {
         if text.trim().is_empty() {
             return Ok(Answers::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+        // serde-saphyr's message starts with "error: " and repeats itself under a snippet of
+        // the file; its first line already names the line, column and what was wrong.
+        serde_saphyr::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        })
     }
 }
 
@@ -200,32 +206,55 @@ impl Resolved {
     /// `namespace = cadvisor (default)` lines for `-v`.
     pub fn describe(&self) -> Vec<String> {
         let p = &self.plan;
-        let show = |v: Option<&str>| v.map_or_else(|| "(plan default)".to_string(), str::to_string);
+        let or = |v: Option<&str>, default: &str| v.unwrap_or(default).to_string();
         let rows: Vec<(&str, String)> = vec![
             ("namespace", p.namespace.to_string()),
             ("image", p.image.to_string()),
             (
                 "metrics",
-                p.metrics
-                    .as_ref()
-                    .map_or_else(|| "(plan default)".into(), |m| values::join(m, ",")),
+                p.metrics.as_ref().map_or_else(
+                    || crate::plan::DEFAULT_METRICS.join(","),
+                    |m| values::join(m, ","),
+                ),
             ),
-            ("extra-label", values::join(&p.extra_labels, ",")),
+            (
+                "extra-label",
+                if p.extra_labels.is_empty() {
+                    "none".to_string()
+                } else {
+                    values::join(&p.extra_labels, ",")
+                },
+            ),
             (
                 "containerd-namespace",
-                show(p.containerd_namespace.as_deref()),
+                or(p.containerd_namespace.as_deref(), "detected, else k8s.io"),
             ),
             (
                 "containerd-socket",
                 self.containerd_socket
                     .as_ref()
                     .map(|s| s.display().to_string())
-                    .unwrap_or_else(|| "(detected)".into()),
+                    .unwrap_or_else(|| "detected (render --distro: the distribution's)".into()),
             ),
-            ("cpu-request", show(p.cpu_request.as_deref())),
-            ("cpu-limit", show(p.cpu_limit.as_deref())),
-            ("memory-request", show(p.memory_request.as_deref())),
-            ("memory-limit", show(p.memory_limit.as_deref())),
+            (
+                "cpu-request",
+                or(p.cpu_request.as_deref(), crate::plan::DEFAULT_CPU_REQUEST),
+            ),
+            (
+                "cpu-limit",
+                or(p.cpu_limit.as_deref(), crate::plan::DEFAULT_CPU_LIMIT),
+            ),
+            (
+                "memory-request",
+                or(
+                    p.memory_request.as_deref(),
+                    crate::plan::DEFAULT_MEMORY_REQUEST,
+                ),
+            ),
+            (
+                "memory-limit",
+                or(p.memory_limit.as_deref(), crate::plan::DEFAULT_MEMORY_LIMIT),
+            ),
             ("privileged", p.privileged.to_string()),
             (
                 "service-monitor",
@@ -427,8 +456,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_answers_are_refused() {
-        let err = Answers::parse("namespce: typo\n").unwrap_err();
+        let err = Answers::parse("namespace: x\nnamespce: typo\n").unwrap_err();
         assert!(err.contains("namespce"), "{err}");
+        // Said once, on one line, where it is: no "error: " inside our own error, no snippet.
+        assert!(err.starts_with("line 2 column 1: unknown field `namespce`"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(err.matches("expected one of").count(), 1, "{err}");
     }
 
     #[test]
