@@ -459,7 +459,10 @@ mod tests {
         let err = Answers::parse("namespace: x\nnamespce: typo\n").unwrap_err();
         assert!(err.contains("namespce"), "{err}");
         // Said once, on one line, where it is: no "error: " inside our own error, no snippet.
-        assert!(err.starts_with("line 2 column 1: unknown field `namespce`"), "{err}");
+        assert!(
+            err.starts_with("line 2 column 1: unknown field `namespce`"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert_eq!(err.matches("expected one of").count(), 1, "{err}");
     }
