@@ -35,6 +35,9 @@ pub enum FileKind {
     CharDevice,
     BlockDevice,
     Symlink,
+    /// A regular file whose read waits for data (`/proc/kmsg`, tracefs' `trace_pipe`, some FUSE
+    /// files): found when the non-blocking read answers `EAGAIN`.
+    Stream,
     Other,
 }
 
@@ -71,6 +74,7 @@ impl std::fmt::Display for FileKind {
             FileKind::CharDevice => "a character device",
             FileKind::BlockDevice => "a block device",
             FileKind::Symlink => "a symbolic link that is not followed here",
+            FileKind::Stream => "a file whose read waits for data (like /proc/kmsg)",
             FileKind::Other => "not a regular file",
         })
     }
@@ -188,8 +192,9 @@ pub fn open_regular(path: &Path, limit: u64, follow: Follow) -> Result<(File, u6
         })?;
     let meta = file.metadata().map_err(io_err)?;
     check_type(path, meta.file_type())?;
-    // A regular file ignores O_NONBLOCK; clear it anyway so the descriptor reads as usual.
-    clear_nonblock(&file).map_err(io_err)?;
+    // O_NONBLOCK stays: a plain file ignores it, but a regular file that waits for data
+    // (`/proc/kmsg`: fs/proc/kmsg.c answers -EAGAIN under O_NONBLOCK) would otherwise block the
+    // read forever; `--config /proc/kmsg` hung before. [`read_bounded_bytes`] names it.
     let size = meta.len();
     if size > limit {
         return Err(ReadError::TooLarge {
@@ -208,9 +213,15 @@ pub fn read_bounded_bytes(path: &Path, limit: u64, follow: Follow) -> Result<Vec
     let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut buf)
-        .map_err(|source| ReadError::Io {
-            path: path.to_path_buf(),
-            source,
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::WouldBlock => ReadError::NotRegular {
+                path: path.to_path_buf(),
+                kind: FileKind::Stream,
+            },
+            _ => ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
     let read = buf.len() as u64;
     if read > limit {
@@ -245,14 +256,6 @@ fn check_type(path: &Path, file_type: FileType) -> Result<(), ReadError> {
             kind,
         }),
     }
-}
-
-fn clear_nonblock(file: &File) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = fcntl(file, FcntlArg::F_GETFL).map_err(io::Error::from)?;
-    let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
-    fcntl(file, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
-    Ok(())
 }
 
 /// The raw open(2) flags, from nix's `OFlag` (nix re-exports libc's values).
@@ -417,6 +420,32 @@ mod tests {
         assert!(text.contains("Name:"));
         let e = read_bounded(Path::new("/proc/self/status"), 8).unwrap_err();
         assert!(matches!(e, ReadError::TooLarge { size: 9, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_descriptor_stays_non_blocking_so_a_waiting_file_cannot_hang_the_read() {
+        // Before, O_NONBLOCK was cleared after the open, and `--config /proc/kmsg` (a regular
+        // file that waits for kernel messages) blocked forever. (Not read here: reading
+        // /proc/kmsg would take the host's kernel messages from its syslog.)
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "x").unwrap();
+        let (file, _) = open_regular(&p, 10, Follow::Links).unwrap();
+        let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert!(
+            nix::fcntl::OFlag::from_bits_truncate(flags).contains(nix::fcntl::OFlag::O_NONBLOCK)
+        );
+        // A plain file reads as ever.
+        assert_eq!(read_bounded(&p, 10).unwrap(), "x");
+        let shown = ReadError::NotRegular {
+            path: PathBuf::from("/proc/kmsg"),
+            kind: FileKind::Stream,
+        }
+        .to_string();
+        assert_eq!(
+            shown,
+            "/proc/kmsg is a file whose read waits for data (like /proc/kmsg), not a regular file"
+        );
     }
 
     #[test]

@@ -791,10 +791,14 @@ fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
 }
 
 /// The three io.kubernetes.* labels plus the extra ones, deduplicated, in order.
+/// The Kubernetes labels, then each extra label once, in order. Deduplicated through a set: the
+/// answers file may list a couple of hundred thousand labels within its 4 MiB, and a scan of the
+/// list for each one took 74 s for 200 000 (release build).
 fn whitelist(extra: &[ContainerLabel]) -> Vec<String> {
     let mut out: Vec<String> = KUBERNETES_LABELS.iter().map(|s| s.to_string()).collect();
+    let mut seen: std::collections::HashSet<&str> = KUBERNETES_LABELS.iter().copied().collect();
     for label in extra {
-        if !out.iter().any(|l| l == label.as_str()) {
+        if seen.insert(label.as_str()) {
             out.push(label.to_string());
         }
     }
@@ -877,6 +881,18 @@ mod tests {
             wl,
             "io.kubernetes.container.name,io.kubernetes.pod.name,io.kubernetes.pod.namespace,io.kubernetes.pod.uid"
         );
+    }
+
+    #[test]
+    fn a_huge_extra_label_list_is_deduplicated_in_order() {
+        let labels: Vec<ContainerLabel> = (0..200_000)
+            .map(|i| format!("l{}", i % 100_000).parse().unwrap())
+            .chain(["io.kubernetes.pod.name".parse().unwrap()])
+            .collect();
+        let wl = whitelist(&labels);
+        assert_eq!(wl.len(), KUBERNETES_LABELS.len() + 100_000);
+        assert_eq!(wl[KUBERNETES_LABELS.len()], "l0");
+        assert_eq!(wl.last().map(String::as_str), Some("l99999"));
     }
 
     #[test]

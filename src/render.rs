@@ -422,20 +422,30 @@ fn sources(dir: Option<&Path>) -> Result<Vec<(&'static str, String)>, RenderErro
     }
     let mut out = Vec::new();
     for (name, source) in builtin {
-        let path = dir.join(name);
-        let text = if path.is_file() {
-            std::fs::read_to_string(&path)
-                .map_err(|e| overrides_err(format!("cannot read {name}: {e}")))?
-        } else {
-            source.to_string()
+        // Read bounded, as every input file (`crate::input`): a huge file, a FIFO or a device
+        // named like a template is an error, not our memory (a 6 GB file grew render to 18 GB).
+        let text = match crate::input::read_bounded(&dir.join(name), MAX_TEMPLATE) {
+            Ok(text) => text,
+            Err(crate::input::ReadError::NotFound { .. }) => source.to_string(),
+            Err(e) => return Err(overrides_err(format!("cannot use {name}: {e}"))),
         };
         out.push((*name, text));
     }
     Ok(out)
 }
 
+/// The largest template override read.
+const MAX_TEMPLATE: u64 = crate::input::MAX_INPUT_BYTES;
+
+/// The work one template may do (minijinja's fuel: about one unit per instruction, and about
+/// 64 bytes of data per unit; docs.rs/minijinja `Environment::set_fuel`). The built-in templates
+/// need a few thousand; an override with a loop of 10^10 rounds ran without end, its output
+/// growing, before this.
+const TEMPLATE_FUEL: u64 = 1_000_000;
+
 fn environment(sources: &[(&'static str, String)]) -> Result<Environment<'static>, RenderError> {
     let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
@@ -609,6 +619,43 @@ mod tests {
         let sources = vec![("namespace.yaml.j2", "name: {{ nope | q }}".to_string())];
         let env = environment(&sources).expect("env");
         assert!(render_one(&env, "namespace.yaml.j2", &minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn an_override_that_works_forever_runs_out_of_fuel() {
+        let sources = vec![(
+            "namespace.yaml.j2",
+            "{% for a in range(100000) %}{% for b in range(100000) %}{{ 1 }}{% endfor %}{% endfor %}"
+                .to_string(),
+        )];
+        let env = environment(&sources).expect("env");
+        let err = render_one(&env, "namespace.yaml.j2", &minijinja::context! {}).unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn template_overrides_are_read_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("namespace.yaml.j2");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_TEMPLATE + 1)
+            .unwrap();
+        let err = sources(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot use namespace.yaml.j2") && err.contains("is too large"),
+            "{err}"
+        );
+        std::fs::remove_file(&big).unwrap();
+        nix::unistd::mkfifo(&big, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = sources(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("is a FIFO"), "{err}");
+        std::fs::remove_file(&big).unwrap();
+        std::fs::write(&big, "# mine\n").unwrap();
+        let got = sources(Some(dir.path())).unwrap();
+        let text = |n: &str| got.iter().find(|(name, _)| *name == n).unwrap().1.clone();
+        assert_eq!(text("namespace.yaml.j2"), "# mine\n");
+        assert_ne!(text("service.yaml.j2"), "# mine\n");
     }
 
     #[test]

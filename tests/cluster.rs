@@ -4470,3 +4470,224 @@ mod prometheus_integration {
         }
     }
 }
+
+/// API servers that misbehave on purpose (or are not API servers at all): whatever they answer,
+/// the binary ends with an error, neither growing its memory without bound nor hanging.
+mod hostile {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A plain-HTTP "API server" on 127.0.0.1 that answers every request with `answer`, one
+    /// connection per thread; its address.
+    fn serve(answer: fn(&mut TcpStream, &str)) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    // The rest of the request head.
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let mut stream = stream;
+                    answer(&mut stream, &first);
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+        let path = dir.join("hostile.config");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{token: abc}}\n"
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    fn run(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert_cmd::Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(root.path())
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// An answer of 300 MiB of JSON whitespace: kube-client would read it whole (its
+    /// `request_text` collects without limit; an endless one grew the binary past 20 GB in
+    /// 25 s). Now the answer is refused past 256 MiB.
+    #[test]
+    fn an_endless_api_answer_is_an_error_not_memory() {
+        let server = serve(|stream, _request| {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 1024 * 1024];
+            for _ in 0..300 {
+                let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+                frame.extend_from_slice(&chunk);
+                frame.extend_from_slice(b"\r\n");
+                if stream.write_all(&frame).is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = kubeconfig(dir.path(), &server);
+        let out = run(&kubeconfig, &["status", "-y"]);
+        assert_exit_saying(
+            &out,
+            4,
+            "is larger than 256 MiB, which no real API server sends",
+        );
+    }
+
+    /// An object judged ours when `uninstall` planned (for instance while its confirmation
+    /// prompt waited) and replaced before the delete (someone deleted ours and created their
+    /// own of the same name) is someone else's now: the delete names the planned uid as a
+    /// precondition, so the API server refuses it, and the new object is kept.
+    #[tokio::test]
+    async fn an_object_replaced_after_the_uninstall_plan_is_not_deleted() {
+        use cadvisor_setup::cluster::uninstall;
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        let ours = |kind: &str| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": kind,
+                "metadata": {
+                    "name": "cadvisor",
+                    "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"},
+                    "annotations": {"cadvisor-setup/ownership": "created"}
+                }
+            })
+        };
+        c.create("cadvisor-setup", ours("ServiceAccount"));
+        c.create("cadvisor-setup", ours("ConfigMap"));
+        let cluster = cadvisor_setup::cluster::client::connect(c.kubeconfig_path())
+            .await
+            .expect("client");
+        let plan = uninstall::plan(&cluster, "cadvisor").await.expect("plan");
+        assert_eq!(plan.delete.len(), 2, "{:?}", plan.describe());
+
+        // Between the plan and the delete: ours goes, theirs comes, same name.
+        c.delete("ServiceAccount", "cadvisor", "cadvisor");
+        let theirs = c.create(
+            "kubectl-create",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor"}}),
+        );
+
+        let done = uninstall::run(&cluster, "cadvisor", plan, Duration::from_secs(20))
+            .await
+            .expect("uninstall");
+        let left = c
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount is kept");
+        assert_eq!(left["metadata"]["uid"], theirs["metadata"]["uid"]);
+        assert_eq!(
+            done.deleted,
+            vec!["ConfigMap cadvisor/cadvisor".to_string()]
+        );
+        assert!(
+            done.kept
+                .iter()
+                .any(|k| k.object == "ServiceAccount cadvisor/cadvisor"
+                    && k.reason.contains("replaced since it was read")),
+            "{:?}",
+            done.kept
+        );
+        assert!(c.get("ConfigMap", "cadvisor", "cadvisor").is_none());
+    }
+
+    /// A kubeconfig whose user is an exec credential plugin (client certificate from the
+    /// plugin, as `aws eks get-token` or `kubelogin` give tokens) still connects: the client is
+    /// built on a thread of its own with a deadline, so a plugin that never ends cannot hold
+    /// us (`cluster::client` unit test), and one that answers works as before.
+    #[test]
+    fn an_exec_credential_plugin_still_connects() {
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let [ca, cert, key] = c.write_client_tls_files(dir.path());
+        let pem = |p: &std::path::Path| std::fs::read_to_string(p).expect("pem");
+        let credential = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"clientCertificateData": pem(&cert), "clientKeyData": pem(&key)}
+        });
+        let answer = dir.path().join("credential.json");
+        std::fs::write(&answer, credential.to_string()).expect("write");
+        let kubeconfig = dir.path().join("exec.config");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: '{}', certificate-authority: '{}'}}\nusers:\n- name: u\n  user:\n    exec: {{apiVersion: client.authentication.k8s.io/v1, command: cat, args: ['{}'], interactiveMode: Never}}\n",
+                c.server_url(),
+                ca.display(),
+                answer.display()
+            ),
+        )
+        .expect("write kubeconfig");
+        let mut cmd = assert_cmd::Command::cargo_bin("cadvisor-setup").expect("binary");
+        let out = cmd
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["status", "-y", "-o", "json"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(json(&out)["state"], "not installed", "{}", text(&out));
+    }
+
+    /// A server whose list `continue` tokens never end (each page empty, the next one always
+    /// promised): paged forever before; now the list stops past `pages::MAX_LISTED` objects.
+    #[test]
+    fn a_list_that_never_ends_is_an_error_not_a_hang() {
+        let server = serve(|stream, request| {
+            let body = if request.starts_with("GET /version") {
+                r#"{"major":"1","minor":"33","gitVersion":"v1.33.4","gitCommit":"x","gitTreeState":"clean","buildDate":"2025-01-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#.to_string()
+            } else {
+                r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"1","continue":"again"},"items":[]}"#.to_string()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = kubeconfig(dir.path(), &server);
+        let out = run(&kubeconfig, &["render", "--cluster", "-y"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("did not end within 50000 objects"),
+            "{}",
+            text(&out)
+        );
+        assert_ne!(code(&out), 0, "{}", text(&out));
+    }
+}

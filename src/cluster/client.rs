@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use std::io::IsTerminal;
+
+use kube::config::{AuthInfo, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig};
 
 use super::ClusterError;
 use crate::input::{Follow, read_bounded_bytes};
@@ -55,15 +57,94 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
         reason,
     };
     let kubeconfig = load_merged(path, others).map_err(unusable)?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| unusable(e.to_string()))?;
+    let plugin = exec_plugin(&kubeconfig);
+    let interactive = std::io::stdin().is_terminal();
+    let deadline = client_deadline(plugin, interactive);
+    let plugin = plugin.and_then(|p| p.command.clone());
+    let built = on_thread_within(deadline, move || build(kubeconfig)).await;
+    let Some(built) = built else {
+        let reason = match plugin {
+            Some(command) => format!(
+                "its exec credential plugin `{}` did not finish within {}s; run it by hand to see what it waits for (a login?), or use a kubeconfig with a token or client certificate",
+                command.escape_debug(),
+                deadline.as_secs()
+            ),
+            None => format!(
+                "building the client did not finish within {}s",
+                deadline.as_secs()
+            ),
+        };
+        return Err(unusable(reason));
+    };
+    let (client, server) = built.map_err(unusable)?;
+    Ok(Cluster { client, server })
+}
+
+/// How long building the client may take. kube runs the kubeconfig's exec credential plugin
+/// (`users[].user.exec`) while it builds the client, synchronously and without a time limit
+/// (kube-client 5 `client/auth/mod.rs` `auth_exec`: `Command::output()`), so a plugin that
+/// never ends (one waiting for a login nobody gives) would hold every command forever, past
+/// any `--timeout`.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a plugin that may talk to the user (`interactiveMode` other than `Never`, with a
+/// terminal on stdin, which kube then hands to it) may take: a login in a browser or with a
+/// device code takes a person minutes, not seconds.
+pub const INTERACTIVE_CLIENT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// [`CLIENT_DEADLINE`], or [`INTERACTIVE_CLIENT_DEADLINE`] for a plugin that may ask the person
+/// at the terminal (kube treats every mode but `Never` as interactive: `auth_exec`).
+fn client_deadline(plugin: Option<&ExecConfig>, stdin_is_terminal: bool) -> Duration {
+    let may_ask = plugin.is_some_and(|p| p.interactive_mode != Some(ExecInteractiveMode::Never));
+    if may_ask && stdin_is_terminal {
+        INTERACTIVE_CLIENT_DEADLINE
+    } else {
+        CLIENT_DEADLINE
+    }
+}
+
+/// The client and its server URL, built from a checked kubeconfig (may run its exec plugin).
+fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
+    let handle = tokio::runtime::Handle::current();
+    let mut config = handle
+        .block_on(kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &KubeConfigOptions::default(),
+        ))
+        .map_err(|e| e.to_string())?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(|e| unusable(e.to_string()))?;
-    Ok(Cluster { client, server })
+    // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| e.to_string())?
+        .with_layer(&super::bounded::BoundedLayer)
+        .build();
+    Ok((client, server))
+}
+
+/// The current context's exec plugin.
+fn exec_plugin(kubeconfig: &Kubeconfig) -> Option<&ExecConfig> {
+    selected(kubeconfig)?.2?.exec.as_ref()
+}
+
+/// Runs `f` on a plain thread inside this runtime's context and waits at most `limit` for it;
+/// `None` when it did not finish in time (the thread is left to end with the process: a detached
+/// thread, not `spawn_blocking`, which the runtime would wait for at shutdown).
+async fn on_thread_within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kube-client".into())
+        .spawn(move || {
+            let _entered = handle.enter();
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    tokio::time::timeout(limit, rx).await.ok()?.ok()
 }
 
 /// How long [`probe`] waits for the API server's answer (TCP, TLS and `GET /version`).
@@ -311,6 +392,57 @@ mod tests {
             assert!(check_server("c", Some(bad)).is_err(), "{bad}");
         }
         assert!(check_server("c", None).unwrap_err().contains("no server"));
+    }
+
+    /// kube runs an exec plugin synchronously, without a limit, while it builds the client:
+    /// `verify --timeout 5s` with a plugin that never ends hung forever.
+    #[tokio::test]
+    async fn an_exec_plugin_that_never_ends_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: sleep, args: ['100000'], interactiveMode: Never}\n",
+        )
+        .unwrap();
+        tokio::time::pause();
+        let err = match connect(&path).await {
+            Ok(_) => panic!("a plugin that never ends built a client"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("its exec credential plugin `sleep` did not finish within 60s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_plugin_that_may_ask_the_person_at_the_terminal_gets_minutes() {
+        let plugin = |mode| {
+            ExecConfig {
+            interactive_mode: mode,
+            ..serde_json::from_value(serde_json::json!({"apiVersion": "client.authentication.k8s.io/v1", "command": "kubelogin"})).unwrap()
+        }
+        };
+        let never = plugin(Some(ExecInteractiveMode::Never));
+        let if_available = plugin(Some(ExecInteractiveMode::IfAvailable));
+        let unset = plugin(None);
+        assert_eq!(client_deadline(None, true), CLIENT_DEADLINE);
+        assert_eq!(client_deadline(Some(&never), true), CLIENT_DEADLINE);
+        assert_eq!(client_deadline(Some(&if_available), false), CLIENT_DEADLINE);
+        assert_eq!(
+            client_deadline(Some(&if_available), true),
+            INTERACTIVE_CLIENT_DEADLINE
+        );
+        assert_eq!(
+            client_deadline(Some(&unset), true),
+            INTERACTIVE_CLIENT_DEADLINE
+        );
+    }
+
+    #[tokio::test]
+    async fn work_on_the_thread_is_returned_when_it_finishes_in_time() {
+        assert_eq!(on_thread_within(CLIENT_DEADLINE, || 42).await, Some(42));
     }
 
     #[test]

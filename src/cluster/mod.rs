@@ -4,6 +4,7 @@
 //! What these functions return is plain data (kdash style); only `commands` decides the order.
 
 pub mod apply;
+pub mod bounded;
 pub mod client;
 pub mod diagnose;
 pub mod grafana;

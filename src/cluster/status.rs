@@ -24,6 +24,10 @@ pub struct ManagedObject {
     pub ownership: Ownership,
     /// Being deleted (`metadata.deletionTimestamp` set).
     pub terminating: bool,
+    /// `metadata.uid`: a delete names it as a precondition, so an object replaced since it was
+    /// judged ours (deleted and created again by someone else, same name) is not deleted.
+    #[serde(skip)]
+    pub uid: Option<String>,
 }
 
 impl ManagedObject {
@@ -187,6 +191,7 @@ fn managed_object(api_version: &str, kind: &str, object: &DynamicObject) -> Mana
         managers: ownership::managers(&json),
         ownership: ownership::of(&json),
         terminating: object.metadata.deletion_timestamp.is_some(),
+        uid: object.metadata.uid.clone(),
     }
 }
 

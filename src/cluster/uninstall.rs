@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watch_object};
@@ -106,12 +106,16 @@ pub async fn run(
     let mut gone = Vec::new();
     for object in &objects {
         let api = api_for(cluster, object).await?;
-        if object.kind == "DaemonSet"
-            && let Some(selector) = pod_selector(&api, &object.name).await
-        {
-            pod_selectors.push(selector);
+        let selector = if object.kind == "DaemonSet" {
+            pod_selector(&api, &object.name).await
+        } else {
+            None
+        };
+        if let Deleted::Replaced = delete_one(cluster, &api, object, &done).await? {
+            done.kept.push(replaced(object));
+            continue;
         }
-        delete_one(cluster, &api, object, &done).await?;
+        pod_selectors.extend(selector);
         gone.push((api, object.describe(), object.name.clone()));
         done.deleted.push(object.describe());
     }
@@ -158,7 +162,10 @@ pub async fn run(
             continue;
         }
         let api = api_for(cluster, object).await?;
-        delete_one(cluster, &api, object, &done).await?;
+        if let Deleted::Replaced = delete_one(cluster, &api, object, &done).await? {
+            done.kept.push(replaced(object));
+            continue;
+        }
         if let Err(e) = wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await {
             return Err(partial(
                 &done,
@@ -209,7 +216,11 @@ pub async fn prune(
     for o in unplanned {
         if !dry_run {
             let api = api_for(cluster, &o).await?;
-            delete_one(cluster, &api, &o, &Uninstalled::default()).await?;
+            if let Deleted::Replaced =
+                delete_one(cluster, &api, &o, &Uninstalled::default()).await?
+            {
+                continue;
+            }
         }
         deleted.push(o.describe());
     }
@@ -239,15 +250,44 @@ fn partial(done: &Uninstalled, not_done: String, source: ClusterError) -> Cluste
     }
 }
 
+/// What became of a delete.
+enum Deleted {
+    /// Deleted, or already gone.
+    Gone,
+    /// Not deleted: the object of that name is no longer the one judged ours (its uid differs:
+    /// someone deleted ours and created their own since we listed it).
+    Replaced,
+}
+
+fn replaced(object: &ManagedObject) -> Kept {
+    Kept {
+        object: object.describe(),
+        reason: "it was replaced since it was read (another object of the same name, a different uid): not deleted".to_string(),
+    }
+}
+
+/// Deletes `object` only if it is still the object we listed: its uid is a precondition
+/// (DeleteOptions `preconditions.uid`; the API server answers 409 Conflict "Precondition
+/// failed: UID in precondition ..." otherwise, k8s.io/apiserver `storage.Preconditions.Check`).
 async fn delete_one(
     cluster: &Cluster,
     api: &Api<DynamicObject>,
     object: &ManagedObject,
     done: &Uninstalled,
-) -> Result<(), ClusterError> {
-    match api.delete(&object.name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+) -> Result<Deleted, ClusterError> {
+    let mut params = DeleteParams::background();
+    if let Some(uid) = &object.uid {
+        params = params.preconditions(Preconditions {
+            uid: Some(uid.clone()),
+            resource_version: None,
+        });
+    }
+    match api.delete(&object.name, &params).await {
+        Ok(_) => Ok(Deleted::Gone),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Gone),
+        Err(kube::Error::Api(s)) if s.code == 409 && s.message.contains("Precondition failed") => {
+            Ok(Deleted::Replaced)
+        }
         Err(e) => Err(partial(
             done,
             object.describe(),

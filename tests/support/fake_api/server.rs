@@ -496,6 +496,7 @@ async fn resource_route(
                 .get("gracePeriodSeconds")
                 .and_then(|g| g.parse().ok())
                 .or_else(|| options["gracePeriodSeconds"].as_i64());
+            check_preconditions(ctx.state, t.res, &ns, name, &options["preconditions"])?;
             let out = delete(ctx.state, t.res, &ns, name, policy.as_deref(), grace)?;
             Ok(json_response(200, &out))
         }
@@ -1488,6 +1489,41 @@ fn success_status(res: &Resource, obj: &Value) -> Value {
         details["group"] = json!(res.group);
     }
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// DeleteOptions `preconditions`: the object must still have this uid and resourceVersion, else
+/// 409 Conflict, as k8s.io/apiserver `storage.Preconditions.Check` ("Precondition failed: UID
+/// in precondition: %v, UID in object meta: %v"), turned into a Conflict by
+/// `storeerr.InterpretDeleteError`.
+fn check_preconditions(
+    state: &Arc<State>,
+    res: &'static Resource,
+    ns: &str,
+    name: &str,
+    preconditions: &Value,
+) -> Result<(), ApiError> {
+    let store = state.store();
+    let live = store
+        .get(res, ns, name)
+        .ok_or_else(|| status::not_found(res, name))?;
+    let failed = |what: &str, wanted: &str, have: &str| {
+        status::precondition_failed(res, name, what, wanted, have)
+    };
+    if let Some(uid) = preconditions["uid"].as_str() {
+        let have = live["metadata"]["uid"].as_str().unwrap_or_default();
+        if uid != have {
+            return Err(failed("UID", uid, have));
+        }
+    }
+    if let Some(rv) = preconditions["resourceVersion"].as_str() {
+        let have = live["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        if rv != have {
+            return Err(failed("ResourceVersion", rv, have));
+        }
+    }
+    Ok(())
 }
 
 /// Deletes an object. Namespaces go `Terminating` and disappear with their content shortly

@@ -88,6 +88,26 @@ pub fn stale(res: &Resource, name: &str) -> ApiError {
     )
 }
 
+/// A delete precondition (uid or resourceVersion) that the object no longer meets
+/// (k8s.io/apiserver `storage.Preconditions.Check`, a Conflict by `InterpretDeleteError`).
+pub fn precondition_failed(
+    res: &Resource,
+    name: &str,
+    what: &str,
+    wanted: &str,
+    have: &str,
+) -> ApiError {
+    ApiError::new(
+        409,
+        "Conflict",
+        format!(
+            "Operation cannot be fulfilled on {}: Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {have}",
+            subject(res, name)
+        ),
+        Some(details(res, name)),
+    )
+}
+
 /// Server-side apply conflicts: `causes` are `(manager description, field path)`.
 pub fn apply_conflict(causes: &[(String, String)]) -> ApiError {
     let message = if causes.len() == 1 {
