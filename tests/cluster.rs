@@ -2130,6 +2130,51 @@ mod lifecycle {
         );
     }
 
+    /// An object of ours replaced by someone else's of the same name between install's read
+    /// and its write (the fake replaces it just before the apply): the apply names the uid
+    /// install read, the API server refuses it (uid is immutable), and theirs is left exactly
+    /// as they made it: exit 7, saying so and what was applied before.
+    #[test]
+    fn an_object_replaced_before_installs_write_is_left_as_it_is() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        // Between install's read of our ServiceAccount and its apply, someone deletes it and
+        // creates their own of the same name.
+        w.cluster.failures().replace_before_apply(
+            "serviceaccounts",
+            "cadvisor",
+            "cadvisor",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
+                    "labels": {"team": "theirs"}}}),
+        );
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["message"].as_str().is_some_and(|m| m
+                .contains("ServiceAccount cadvisor/cadvisor was replaced since it was read")
+                && m.contains("applied before the failure: ")),
+            "{report:#}"
+        );
+        let theirs = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount");
+        assert_eq!(
+            theirs["metadata"]["labels"],
+            serde_json::json!({"team": "theirs"})
+        );
+        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
+        let managers: Vec<&str> = theirs["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["kubectl-create"], "{theirs:#}");
+    }
+
     /// Our label alone is not enough: an object another manager wrote stays, and says why.
     #[test]
     fn uninstall_keeps_a_labelled_object_that_another_manager_wrote() {

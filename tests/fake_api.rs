@@ -796,6 +796,47 @@ mod rollout {
         assert_eq!(owners, ["cadvisor-setup"], "{node:#}");
     }
 
+    /// uid is immutable, as a real API server keeps it: a server-side apply naming another
+    /// uid than the live object's is 422 "metadata.uid: ... field is immutable" and changes
+    /// nothing; naming its own uid applies; a create by apply gets a uid of its own.
+    #[test]
+    fn an_apply_naming_another_uid_is_refused_as_immutable() {
+        if !have_kubectl() {
+            return;
+        }
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        let manifest = |uid: &str, value: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m\n  namespace: default\n  uid: \"{uid}\"\ndata:\n  k: {value}\n"
+            )
+        };
+        ok(kubectl_apply(&c, "first", &manifest("made-up", "a"), &[]));
+        let live = c.get("ConfigMap", "default", "m").expect("created");
+        let uid = live["metadata"]["uid"].as_str().expect("uid").to_string();
+        assert_ne!(uid, "made-up", "a create sets its own uid");
+
+        let out = kubectl_apply(&c, "first", &manifest("someone-else", "b"), &[]);
+        assert!(!out.status.success(), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(
+                "is invalid: metadata.uid: Invalid value: \"someone-else\": field is immutable"
+            ),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(
+            c.get("ConfigMap", "default", "m").expect("kept")["data"]["k"],
+            "a"
+        );
+
+        ok(kubectl_apply(&c, "first", &manifest(&uid, "c"), &[]));
+        assert_eq!(
+            c.get("ConfigMap", "default", "m").expect("kept")["data"]["k"],
+            "c"
+        );
+    }
+
     /// Node labels as a real API server keeps them: `kubectl label` (manager `kubectl-label`)
     /// and server-side apply of a Node holding only a label (the applier owns just that
     /// label); applying another value over someone else's label is a conflict naming them

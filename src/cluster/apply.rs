@@ -350,6 +350,14 @@ async fn apply_one(
         }
     };
 
+    // What was judged from the live object holds only for that object: its uid in the applied
+    // configuration makes the API server refuse the write (uid is immutable: 422 "field is
+    // immutable", k8s.io/apiserver rest.BeforeUpdate → ValidateObjectMetaUpdate) if someone
+    // replaced it since. A create ignores it (rest.FillObjectMetaSystemFields sets a new one).
+    let live_uid = live.and_then(|l| l["metadata"]["uid"].as_str());
+    if let (Decision::Update(_) | Decision::Adopt, Some(uid)) = (decision, live_uid) {
+        object["metadata"]["uid"] = Value::from(uid);
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER);
     // Field conflicts are forced only on objects we adopt or already own with --force.
     if opts.force {
@@ -363,6 +371,15 @@ async fn apply_one(
         .await
         .map_err(|e| match e {
             kube::Error::Api(status) if status.code == 409 => conflict(&what, &status),
+            kube::Error::Api(status)
+                if status.code == 422
+                    && status.message.contains("metadata.uid")
+                    && status.message.contains("field is immutable") =>
+            {
+                ClusterError::Replaced {
+                    object: what.clone(),
+                }
+            }
             other => classify(&cluster.server, other),
         })?;
 

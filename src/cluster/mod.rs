@@ -82,6 +82,12 @@ pub enum ClusterError {
         "{object} was deleted while {doing}\n  something else deletes it (another tool, a GitOps controller); rerun `cadvisor-setup install` once it stops"
     )]
     Gone { object: String, doing: String },
+    /// Judged ours when read, replaced by someone else's of the same name before our write
+    /// reached it (its uid changed): left as it is.
+    #[error(
+        "{object} was replaced since it was read (its uid changed): it is someone else's now, so nothing was written to it\n  rerun `cadvisor-setup install` to see whose it is (it then stops with exit 7 unless --force)"
+    )]
+    Replaced { object: String },
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },
     #[error("timed out after {seconds}s while {doing}")]

@@ -137,6 +137,7 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
         ClusterError::Conflict { .. }
         | ClusterError::Foreign { .. }
         | ClusterError::ForeignNodeLabel { .. }
+        | ClusterError::Replaced { .. }
         | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
         ClusterError::Rollout(_) | ClusterError::Timeout { .. } | ClusterError::Gone { .. } => {
             ExitCode::Rollout

@@ -250,6 +250,10 @@ pub struct FailureState {
     /// Nodes whose `proxy/configz` is forbidden (RBAC `nodes/proxy` granted with
     /// `resourceNames` that leave them out).
     pub configz_forbidden: Vec<String>,
+    /// `(plural, namespace, name)` → the object that replaces it (deleted, then created by
+    /// `kubectl-create`) just before the next server-side apply to it is answered: someone
+    /// replacing an object between a reader's GET and its write.
+    pub replace_before_apply: Vec<((String, String, String), Value)>,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -289,6 +293,30 @@ impl Failures {
 
     pub fn allow_all(&self) {
         self.lock().forbid.clear();
+    }
+
+    /// Just before the next server-side apply to `plural` `namespace/name`, that object is
+    /// deleted and `replacement` created in its place by `kubectl-create`.
+    pub fn replace_before_apply(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        replacement: Value,
+    ) {
+        self.lock()
+            .replace_before_apply
+            .push(((plural.into(), namespace.into(), name.into()), replacement));
+    }
+
+    /// The replacement [`Failures::replace_before_apply`] set for this object, taken.
+    pub fn take_replacement(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let at = state
+            .replace_before_apply
+            .iter()
+            .position(|((p, ns, n), _)| p == plural && ns == namespace && n == name)?;
+        Some(state.replace_before_apply.remove(at).1)
     }
 
     pub fn is_forbidden(&self, verb: &str, resource: &str) -> bool {

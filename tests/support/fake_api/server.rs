@@ -1437,8 +1437,27 @@ fn server_side_apply(
             _ => applied["metadata"]["namespace"] = json!(ns),
         }
     }
+    if sub.is_none()
+        && let Some(replacement) = ctx.state.failures.take_replacement(res.plural, ns, name)
+    {
+        let _ = delete(ctx.state, res, ns, name, None, None);
+        let _ = create(ctx.state, res, replacement, "kubectl-create", false);
+    }
     let time = now();
     let live = ctx.state.store().get(res, ns, name).cloned();
+    // uid is immutable: an applied configuration naming another uid than the live object's is
+    // refused after the merge (k8s.io/apiserver rest.BeforeUpdate → ValidateObjectMetaUpdate:
+    // "metadata.uid: Invalid value: ...: field is immutable"); a create sets its own uid.
+    if let (Some(live), Some(uid)) = (&live, applied["metadata"]["uid"].as_str())
+        && !uid.is_empty()
+        && live["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(status::invalid(
+            res,
+            name,
+            format!("metadata.uid: Invalid value: \"{uid}\": field is immutable"),
+        ));
+    }
     let Some(live) = live else {
         if sub.is_some() {
             return Err(status::not_found(res, name));

@@ -188,12 +188,35 @@ pub fn bad_request(message: String) -> ApiError {
     ApiError::new(400, "BadRequest", message, None)
 }
 
+/// `Kind.group` as `schema.GroupKind.String()` writes it (`ConfigMap`, `DaemonSet.apps`).
+fn qualified_kind(res: &Resource) -> String {
+    if res.group.is_empty() {
+        res.kind.to_string()
+    } else {
+        format!("{}.{}", res.kind, res.group)
+    }
+}
+
+/// 422 for one field error, `message` as `field.Error.Error()` writes it (`FIELD: Invalid
+/// value: ...` or `FIELD: Required value: ...`). As k8s.io/apimachinery `errors.NewInvalid`:
+/// the details name the kind (not the resource) and carry the field error as a cause, which
+/// kubectl prints ("The ConfigMap \"m\" is invalid: metadata.uid: ...").
 pub fn invalid(res: &Resource, name: &str, message: String) -> ApiError {
+    let mut d = details(res, name);
+    d["kind"] = json!(res.kind);
+    if let Some((field, body)) = message.split_once(": ") {
+        let reason = if body.starts_with("Required value") {
+            "FieldValueRequired"
+        } else {
+            "FieldValueInvalid"
+        };
+        d["causes"] = json!([{"reason": reason, "message": body, "field": field}]);
+    }
     ApiError::new(
         422,
         "Invalid",
-        format!("{} \"{}\" is invalid: {message}", res.kind, name),
-        Some(details(res, name)),
+        format!("{} \"{}\" is invalid: {message}", qualified_kind(res), name),
+        Some(d),
     )
 }
 
