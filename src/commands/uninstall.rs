@@ -15,52 +15,7 @@ use crate::ui::{Human, Report, Ui};
 pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCode> {
     let cluster = super::connect::cluster(ctx, None).await?;
     let mut plan = plan(&cluster, args.namespace.as_str()).await?;
-    // `install --label-nodes`: our node label, wherever our field manager owns it. A kubeconfig
-    // that may not list nodes keeps any such label and says so, rather than failing.
-    let labelled: Vec<Carrier> = match node_labels::carriers(&cluster).await {
-        Ok(carriers) => carriers.into_iter().filter(|c| c.ours).collect(),
-        Err(e) => {
-            plan.kept.push(Kept {
-                object: format!("node label {GROUP_LABEL}"),
-                reason: format!(
-                    "could not list the nodes to remove it ({})",
-                    e.to_string().lines().next().unwrap_or_default()
-                ),
-            });
-            Vec::new()
-        }
-    };
-    // A value another install's DaemonSet selects stays for it (removing it would take that
-    // DaemonSet's nodes away); not knowing who selects what keeps every label.
-    let labelled = if labelled.is_empty() {
-        labelled
-    } else {
-        match node_labels::selected_elsewhere(&cluster, args.namespace.as_str()).await {
-            Ok(elsewhere) => {
-                let (stay, go): (Vec<Carrier>, Vec<Carrier>) = labelled
-                    .into_iter()
-                    .partition(|c| elsewhere.contains_key(&c.value));
-                plan.kept.extend(stay.iter().map(|c| Kept {
-                    object: format!("node label {GROUP_LABEL}={} on {}", c.value, c.node),
-                    reason: format!(
-                        "DaemonSet {} (another install of cadvisor-setup) selects it",
-                        elsewhere.get(&c.value).map(String::as_str).unwrap_or("?")
-                    ),
-                }));
-                go
-            }
-            Err(e) => {
-                plan.kept.push(Kept {
-                    object: format!("node label {GROUP_LABEL}"),
-                    reason: format!(
-                        "could not list cadvisor-setup's DaemonSets in other namespaces to know whether they select it ({})",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ),
-                });
-                Vec::new()
-            }
-        }
-    };
+    let labelled = labels_to_remove(&cluster, args.namespace.as_str(), &mut plan.kept).await;
     let ui = &ctx.ui;
     if plan.is_empty() && labelled.is_empty() {
         let done = Uninstalled {
@@ -94,6 +49,55 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
             .map(|(object, reason)| Kept { object, reason }),
     );
     Ok(ui.report(&report(done, unlabelled)))
+}
+
+/// `install --label-nodes`: the nodes our label comes off, wherever our field manager owns it,
+/// except where another install's DaemonSet (in another namespace) selects its value: removing
+/// it would take that DaemonSet's nodes away. A kubeconfig that may not list the nodes, or those
+/// DaemonSets, keeps every label and says so in `kept`, rather than failing.
+async fn labels_to_remove(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+    kept: &mut Vec<Kept>,
+) -> Vec<Carrier> {
+    let kept_all = |kept: &mut Vec<Kept>, why: &str, e: crate::cluster::ClusterError| {
+        kept.push(Kept {
+            object: format!("node label {GROUP_LABEL}"),
+            reason: format!(
+                "could not list {why} ({})",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        });
+        Vec::new()
+    };
+    let ours: Vec<Carrier> = match node_labels::carriers(cluster).await {
+        Ok(carriers) => carriers.into_iter().filter(|c| c.ours).collect(),
+        Err(e) => return kept_all(kept, "the nodes to remove it", e),
+    };
+    if ours.is_empty() {
+        return ours;
+    }
+    let elsewhere = match node_labels::selected_elsewhere(cluster, namespace).await {
+        Ok(elsewhere) => elsewhere,
+        Err(e) => {
+            return kept_all(
+                kept,
+                "cadvisor-setup's DaemonSets in other namespaces to know whether they select it",
+                e,
+            );
+        }
+    };
+    let (stay, go): (Vec<Carrier>, Vec<Carrier>) = ours
+        .into_iter()
+        .partition(|c| elsewhere.contains_key(&c.value));
+    kept.extend(stay.iter().map(|c| Kept {
+        object: format!("node label {GROUP_LABEL}={} on {}", c.value, c.node),
+        reason: format!(
+            "DaemonSet {} (another install of cadvisor-setup) selects it",
+            elsewhere.get(&c.value).map(String::as_str).unwrap_or("?")
+        ),
+    }));
+    go
 }
 
 /// Changed when something was deleted, restored or unlabelled.
