@@ -2175,6 +2175,57 @@ mod lifecycle {
         assert_eq!(managers, ["kubectl-create"], "{theirs:#}");
     }
 
+    /// The other side of the same race: a name free when install read it, taken by someone
+    /// else's object before install's create reached it. Install's apply merged into theirs;
+    /// it sees another writer in the answer, withdraws what it added (our marks too), and
+    /// stops with exit 7, so theirs is left as they made it and `uninstall` would not take it.
+    #[test]
+    fn an_object_created_by_someone_else_during_installs_create_is_left_to_them() {
+        let Some(w) = world(1) else { return };
+        w.cluster.failures().replace_before_apply(
+            "serviceaccounts",
+            "cadvisor",
+            "cadvisor",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
+                    "labels": {"team": "theirs"}}}),
+        );
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["message"].as_str().is_some_and(|m| m.contains(
+                "ServiceAccount cadvisor/cadvisor was created by kubectl-create at the same moment as ours"
+            ) && m.contains("was withdrawn")),
+            "{report:#}"
+        );
+        let theirs = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount");
+        assert_eq!(
+            theirs["metadata"]["labels"],
+            serde_json::json!({"team": "theirs"}),
+            "{theirs:#}"
+        );
+        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
+        let managers: Vec<&str> = theirs["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["kubectl-create"], "{theirs:#}");
+        // Nothing of theirs is ours to delete.
+        let undone = uninstall_ok(&w);
+        assert!(
+            w.cluster
+                .get("ServiceAccount", "cadvisor", "cadvisor")
+                .is_some(),
+            "{undone:#}"
+        );
+    }
+
     /// Our label alone is not enough: an object another manager wrote stays, and says why.
     #[test]
     fn uninstall_keeps_a_labelled_object_that_another_manager_wrote() {

@@ -383,6 +383,33 @@ async fn apply_one(
             other => classify(&cluster.server, other),
         })?;
 
+    // Nothing was there when read, but someone else created it before our apply arrived: our
+    // apply merged into theirs (any field they set differently was a 409 above). Withdraw it
+    // (an apply of nothing under our manager removes what only we set, our marks included)
+    // and leave theirs as they made it.
+    if decision == Decision::Create && !opts.dry_run {
+        let written = serde_json::to_value(&result).unwrap_or(Value::Null);
+        if let Some(writer) = other_writer(&written) {
+            let nothing = serde_json::json!({
+                "apiVersion": manifest.api_version,
+                "kind": manifest.kind,
+                "metadata": {"name": manifest.name},
+            });
+            let withdrawn = api
+                .patch(
+                    &manifest.name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Apply(&nothing),
+                )
+                .await
+                .map_err(|e| classify(&cluster.server, e));
+            return Err(ClusterError::CreatedMeanwhile {
+                object: what,
+                writer,
+                withdrawn: withdrawn.is_ok(),
+            });
+        }
+    }
     let before_version = live.and_then(|l| {
         l["metadata"]["resourceVersion"]
             .as_str()
@@ -424,6 +451,14 @@ async fn apply_one(
         after,
         note,
     })
+}
+
+/// A manager other than ours that wrote the object's own fields (not its status), if any.
+fn other_writer(object: &Value) -> Option<String> {
+    owners_of_spec(object)
+        .into_iter()
+        .filter_map(|(manager, _, _)| manager.as_str().map(str::to_string))
+        .find(|m| m != FIELD_MANAGER)
 }
 
 /// Who owns which field (`managedFields` without times and without status writers), to tell a

@@ -88,6 +88,16 @@ pub enum ClusterError {
         "{object} was replaced since it was read (its uid changed): it is someone else's now, so nothing was written to it\n  rerun `cadvisor-setup install` to see whose it is (it then stops with exit 7 unless --force)"
     )]
     Replaced { object: String },
+    /// Absent when read, created by someone else before our create reached it.
+    #[error(
+        "{object} was created by {writer} at the same moment as ours: it is theirs, {}\n  rerun `cadvisor-setup install` to see it (it then stops with exit 7 unless --force)",
+        if *withdrawn { "and what our write added to it was withdrawn" } else { "and withdrawing what our write added failed: check it (kubectl get -o yaml --show-managed-fields) and remove the cadvisor-setup marks" }
+    )]
+    CreatedMeanwhile {
+        object: String,
+        writer: String,
+        withdrawn: bool,
+    },
     #[error("interrupted (Ctrl-C) while {doing}")]
     Interrupted { doing: String },
     #[error("timed out after {seconds}s while {doing}")]

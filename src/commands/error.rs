@@ -138,6 +138,7 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
         | ClusterError::Foreign { .. }
         | ClusterError::ForeignNodeLabel { .. }
         | ClusterError::Replaced { .. }
+        | ClusterError::CreatedMeanwhile { .. }
         | ClusterError::PodSecurity { .. } => ExitCode::Conflict,
         ClusterError::Rollout(_) | ClusterError::Timeout { .. } | ClusterError::Gone { .. } => {
             ExitCode::Rollout
