@@ -4657,6 +4657,12 @@ mod hostile {
             4,
             "is larger than 256 MiB, which no real API server sends",
         );
+        // Said as what it is, not as a server that cannot be reached.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("answered as no real one does") && !stderr.contains("cannot reach"),
+            "{stderr}"
+        );
     }
 
     /// An object judged ours when `uninstall` planned (for instance while its confirmation

@@ -143,11 +143,28 @@ fn too_large(what: &str, kind: Kind, limit: u64) -> BoxError {
     } else {
         "the answer"
     };
-    format!(
+    Box::new(Oversized(format!(
         "{unit} to {what} is larger than {} MiB, which no real API server sends; stopped reading",
         limit / (1024 * 1024)
-    )
-    .into()
+    )))
+}
+
+/// An answer (or watch event) cut at [`MAX_ANSWER`]: the server is not behaving as an API
+/// server, which [`oversized`] lets the client's error classification say.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Oversized(String);
+
+/// Whether an [`Oversized`] is anywhere in `err`'s chain.
+pub fn oversized(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<Oversized>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// An answer's body, failing once it is too large or too late.

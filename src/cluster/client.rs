@@ -347,6 +347,12 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
             server: server.to_string(),
             reason: e.to_string(),
         },
+        kube::Error::Service(e) if super::bounded::oversized(e.as_ref()) => {
+            ClusterError::Misbehaving {
+                server: server.to_string(),
+                reason: e.to_string(),
+            }
+        }
         kube::Error::Service(e) => ClusterError::Unreachable {
             server: server.to_string(),
             reason: e.to_string(),

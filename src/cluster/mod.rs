@@ -39,6 +39,10 @@ pub enum ClusterError {
     )]
     Unreachable { server: String, reason: String },
     #[error(
+        "the API server at {server} answered as no real one does: {reason}\n  check that the kubeconfig's server is the cluster's API server (not a proxy or another service in front of it)"
+    )]
+    Misbehaving { server: String, reason: String },
+    #[error(
         "the API server at {server} rejected our credentials (401): {reason}\n  use an admin kubeconfig (MicroK8s: /var/snap/microk8s/current/credentials/client.config)"
     )]
     Unauthorized { server: String, reason: String },

@@ -132,6 +132,7 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
     match e {
         ClusterError::Kubeconfig { .. }
         | ClusterError::Unreachable { .. }
+        | ClusterError::Misbehaving { .. }
         | ClusterError::Unauthorized { .. }
         | ClusterError::Forbidden { .. } => ExitCode::Cluster,
         ClusterError::Conflict { .. }

@@ -286,6 +286,7 @@ fn is_fatal(e: &ClusterError) -> bool {
         e,
         ClusterError::Kubeconfig { .. }
             | ClusterError::Unreachable { .. }
+            | ClusterError::Misbehaving { .. }
             | ClusterError::Unauthorized { .. }
             | ClusterError::Forbidden { .. }
     )
