@@ -2032,6 +2032,7 @@ mod output {
 /// `status` and `uninstall` against the lifecycle text.
 mod lifecycle {
     use super::*;
+    use support::managed_fields::managers;
 
     #[test]
     fn status_before_and_after_install() {
@@ -2130,16 +2131,9 @@ mod lifecycle {
         );
     }
 
-    /// An object of ours replaced by someone else's of the same name between install's read
-    /// and its write (the fake replaces it just before the apply): the apply names the uid
-    /// install read, the API server refuses it (uid is immutable), and theirs is left exactly
-    /// as they made it: exit 7, saying so and what was applied before.
-    #[test]
-    fn an_object_replaced_before_installs_write_is_left_as_it_is() {
-        let Some(w) = world(1) else { return };
-        install_ok(&w, &[]);
-        // Between install's read of our ServiceAccount and its apply, someone deletes it and
-        // creates their own of the same name.
+    /// Just before install's next apply to the ServiceAccount `cadvisor/cadvisor`, someone
+    /// deletes it (if there is one) and creates their own, labelled `team: theirs`.
+    fn their_service_account_before_the_next_apply(w: &World) {
         w.cluster.failures().replace_before_apply(
             "serviceaccounts",
             "cadvisor",
@@ -2148,57 +2142,11 @@ mod lifecycle {
                 "metadata": {"name": "cadvisor", "namespace": "cadvisor",
                     "labels": {"team": "theirs"}}}),
         );
-        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
-        assert_eq!(code(&out), 7, "{}", text(&out));
-        let report = json(&out);
-        assert!(
-            report["message"].as_str().is_some_and(|m| m
-                .contains("ServiceAccount cadvisor/cadvisor was replaced since it was read")
-                && m.contains("applied before the failure: ")),
-            "{report:#}"
-        );
-        let theirs = w
-            .cluster
-            .get("ServiceAccount", "cadvisor", "cadvisor")
-            .expect("their ServiceAccount");
-        assert_eq!(
-            theirs["metadata"]["labels"],
-            serde_json::json!({"team": "theirs"})
-        );
-        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
-        let managers: Vec<&str> = theirs["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["manager"].as_str())
-            .collect();
-        assert_eq!(managers, ["kubectl-create"], "{theirs:#}");
     }
 
-    /// The other side of the same race: a name free when install read it, taken by someone
-    /// else's object before install's create reached it. Install's apply merged into theirs;
-    /// it sees another writer in the answer, withdraws what it added (our marks too), and
-    /// stops with exit 7, so theirs is left as they made it and `uninstall` would not take it.
-    #[test]
-    fn an_object_created_by_someone_else_during_installs_create_is_left_to_them() {
-        let Some(w) = world(1) else { return };
-        w.cluster.failures().replace_before_apply(
-            "serviceaccounts",
-            "cadvisor",
-            "cadvisor",
-            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
-                    "labels": {"team": "theirs"}}}),
-        );
-        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
-        assert_eq!(code(&out), 7, "{}", text(&out));
-        let report = json(&out);
-        assert!(
-            report["message"].as_str().is_some_and(|m| m.contains(
-                "ServiceAccount cadvisor/cadvisor was created by kubectl-create at the same moment as ours"
-            ) && m.contains("was withdrawn")),
-            "{report:#}"
-        );
+    /// Their ServiceAccount holds only what they wrote: their label, no marks of ours, and
+    /// only their manager.
+    fn assert_their_service_account_as_they_made_it(w: &World) {
         let theirs = w
             .cluster
             .get("ServiceAccount", "cadvisor", "cadvisor")
@@ -2209,13 +2157,50 @@ mod lifecycle {
             "{theirs:#}"
         );
         assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
-        let managers: Vec<&str> = theirs["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["manager"].as_str())
-            .collect();
-        assert_eq!(managers, ["kubectl-create"], "{theirs:#}");
+        assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
+    }
+
+    /// An object of ours replaced by someone else's of the same name between install's read
+    /// and its write (the fake replaces it just before the apply): the apply names the uid
+    /// install read, the API server refuses it (uid is immutable), and theirs is left exactly
+    /// as they made it: exit 7, saying so and what was applied before.
+    #[test]
+    fn an_object_replaced_before_installs_write_is_left_as_it_is() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        // Between install's read of our ServiceAccount and its apply, someone deletes it and
+        // creates their own of the same name.
+        their_service_account_before_the_next_apply(&w);
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["message"].as_str().is_some_and(|m| m
+                .contains("ServiceAccount cadvisor/cadvisor was replaced since it was read")
+                && m.contains("applied before the failure: ")),
+            "{report:#}"
+        );
+        assert_their_service_account_as_they_made_it(&w);
+    }
+
+    /// The other side of the same race: a name free when install read it, taken by someone
+    /// else's object before install's create reached it. Install's apply merged into theirs;
+    /// it sees another writer in the answer, withdraws what it added (our marks too), and
+    /// stops with exit 7, so theirs is left as they made it and `uninstall` would not take it.
+    #[test]
+    fn an_object_created_by_someone_else_during_installs_create_is_left_to_them() {
+        let Some(w) = world(1) else { return };
+        their_service_account_before_the_next_apply(&w);
+        let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            report["message"].as_str().is_some_and(|m| m.contains(
+                "ServiceAccount cadvisor/cadvisor was created by kubectl-create at the same moment as ours"
+            ) && m.contains("was withdrawn")),
+            "{report:#}"
+        );
+        assert_their_service_account_as_they_made_it(&w);
         // Nothing of theirs is ours to delete.
         let undone = uninstall_ok(&w);
         assert!(
@@ -3472,18 +3457,7 @@ mod mixed {
 
     /// The managers owning `metadata.labels[key]` on the node.
     fn label_owners(w: &World, name: &str, key: &str) -> Vec<String> {
-        let node = node_object(w, name);
-        node["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| {
-                e["fieldsV1"]["f:metadata"]["f:labels"]
-                    .get(format!("f:{key}"))
-                    .is_some()
-            })
-            .map(|e| e["manager"].as_str().unwrap_or_default().to_string())
-            .collect()
+        crate::support::managed_fields::label_owners(&node_object(w, name), key)
     }
 
     /// The DaemonSet's required node affinity on our label: its one value.

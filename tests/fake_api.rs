@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fake_api::{FakeCluster, FakeClusterConfig, SimNode};
+use support::managed_fields::label_owners;
 use support::real;
 
 const POD: &str = "loki-gateway-66c8f46897-2m445";
@@ -786,14 +787,11 @@ mod rollout {
         ));
         let node = c.get("Node", "", "node-1").expect("node-1");
         assert_eq!(node["metadata"]["labels"]["example.com/group"], "a");
-        let owners: Vec<&str> = node["metadata"]["managedFields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| !e["fieldsV1"]["f:metadata"]["f:labels"]["f:example.com/group"].is_null())
-            .filter_map(|e| e["manager"].as_str())
-            .collect();
-        assert_eq!(owners, ["cadvisor-setup"], "{node:#}");
+        assert_eq!(
+            label_owners(&node, "example.com/group"),
+            ["cadvisor-setup"],
+            "{node:#}"
+        );
     }
 
     /// uid is immutable, as a real API server keeps it: a server-side apply naming another
@@ -873,20 +871,8 @@ mod rollout {
         ok(kubectl_apply(&c, "cadvisor-setup", &ours, &[]));
         assert!(c.wait_until(Duration::from_secs(10), |c| scheduled_nodes(c)
             == ["node-1", "node-2"]));
-        let owners = |name: &str| -> Vec<String> {
-            let node = c.get("Node", "", name).expect("node");
-            node["metadata"]["managedFields"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|e| {
-                    e["fieldsV1"]["f:metadata"]["f:labels"]
-                        .get("f:example.com/role")
-                        .is_some()
-                })
-                .map(|e| e["manager"].as_str().unwrap_or_default().to_string())
-                .collect()
-        };
+        let owners =
+            |name: &str| label_owners(&c.get("Node", "", name).expect("node"), "example.com/role");
         assert_eq!(owners("node-1"), ["cadvisor-setup"]);
         assert_eq!(owners("node-2"), ["kubectl-label"]);
         // The applier owns only its label: the kubelet's labels stay the kubelet's.

@@ -5,6 +5,7 @@
 pub mod containerd;
 pub mod fake_api;
 pub mod host_root;
+pub mod managed_fields;
 pub mod prometheus;
 pub mod real;
 pub mod snapshot;
