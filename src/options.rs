@@ -197,10 +197,7 @@ pub struct Resolved {
 
 impl Resolved {
     pub fn source(&self, name: &str) -> ValueSource {
-        self.sources
-            .get(name)
-            .copied()
-            .unwrap_or(ValueSource::Default)
+        source_in(&self.sources, name)
     }
 
     /// `namespace = cadvisor (default)` lines for `-v`.
@@ -271,15 +268,39 @@ impl Resolved {
     }
 }
 
-/// Picks a flag's (or its environment variable's) value over the answers file's, and records
-/// which one it took.
-struct Picker<'a> {
-    flags: &'a dyn FlagSources,
-    sources: &'a mut BTreeMap<&'static str, ValueSource>,
+/// Where the value of option `name` came from: a recorded source, else its default.
+fn source_in(sources: &BTreeMap<&'static str, ValueSource>, name: &str) -> ValueSource {
+    sources.get(name).copied().unwrap_or(ValueSource::Default)
 }
 
-impl Picker<'_> {
-    fn pick<T>(
+/// Picks a flag's (or its environment variable's) value over the answers file's, and records
+/// which one it took (for `-v` and the JSON report).
+pub(crate) struct Picker<'a> {
+    flags: &'a dyn FlagSources,
+    sources: BTreeMap<&'static str, ValueSource>,
+}
+
+impl<'a> Picker<'a> {
+    pub(crate) fn new(flags: &'a dyn FlagSources) -> Self {
+        Picker {
+            flags,
+            sources: BTreeMap::new(),
+        }
+    }
+
+    /// Where option `name`'s value came from ([`ValueSource::Default`] when nothing gave it).
+    pub(crate) fn source(&self, name: &str) -> ValueSource {
+        source_in(&self.sources, name)
+    }
+
+    /// A switch without a value (`--force`): given only when clap says it came from the
+    /// command line or the environment.
+    pub(crate) fn given_switch(&self, id: &str, value: bool) -> Option<bool> {
+        self.flags.source_of(id).map(|_| value)
+    }
+
+    /// The flag's value (clap `id`) or else the file's, `None` when neither gave one.
+    pub(crate) fn pick<T>(
         &mut self,
         name: &'static str,
         id: &str,
@@ -308,12 +329,7 @@ pub fn resolve(
     answers: &Answers,
 ) -> Result<Resolved, PlanError> {
     let defaults = PlanOptions::default();
-    let mut sources = BTreeMap::new();
-
-    let mut picker = Picker {
-        flags,
-        sources: &mut sources,
-    };
+    let mut picker = Picker::new(flags);
     // A value given as the flag `--$name` (clap id `$field`) or the answers file's `$name`.
     macro_rules! pick {
         ($name:literal, $field:ident) => {
@@ -400,7 +416,7 @@ pub fn resolve(
         service_monitor,
         grafana_dashboard,
         containerd_socket: socket.map(PathBuf::from),
-        sources,
+        sources: picker.sources,
     })
 }
 

@@ -19,7 +19,6 @@
 //! | `parallel` | | | ✓ | ✓ | | |
 //! | `prometheus`, `network-policy` | | | ✓ | | | |
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +28,7 @@ use crate::cli::{
     StatusArgs, UninstallArgs, VerifyArgs, parse_duration, parse_parallel, parse_prometheus_choice,
 };
 use crate::input::ReadError;
-use crate::options::{Answers, FlagSources, OptionsError, Resolved, ValueSource};
+use crate::options::{Answers, FlagSources, OptionsError, Picker, Resolved, ValueSource};
 use crate::plan::PlanError;
 use crate::validate;
 
@@ -120,19 +119,17 @@ impl KubeconfigPath {
     }
 }
 
-/// Picks flag (or its environment variable) over the answers file over the default, and
-/// records which one it took.
+/// Picks flag (or its environment variable) over the answers file over the default
+/// ([`Picker`]), and keeps the values to show with their sources for `-v`.
 struct Pick<'a> {
-    flags: &'a dyn FlagSources,
-    sources: BTreeMap<&'static str, ValueSource>,
+    picker: Picker<'a>,
     shown: Vec<(&'static str, String)>,
 }
 
 impl<'a> Pick<'a> {
     fn new(flags: &'a dyn FlagSources) -> Self {
         Pick {
-            flags,
-            sources: BTreeMap::new(),
+            picker: Picker::new(flags),
             shown: Vec::new(),
         }
     }
@@ -144,14 +141,8 @@ impl<'a> Pick<'a> {
         flag: Option<T>,
         file: Option<T>,
         default: T,
-    ) -> (T, ValueSource) {
-        let (value, source) = match (flag, file) {
-            (Some(v), _) => (v, self.flags.source_of(id).unwrap_or(ValueSource::Flag)),
-            (None, Some(v)) => (v, ValueSource::File),
-            (None, None) => (default, ValueSource::Default),
-        };
-        self.sources.insert(name, source);
-        (value, source)
+    ) -> T {
+        self.picker.pick(name, id, flag, file).unwrap_or(default)
     }
 
     fn show(&mut self, name: &'static str, value: impl fmt::Display) {
@@ -161,22 +152,9 @@ impl<'a> Pick<'a> {
     fn describe(&self) -> Vec<String> {
         self.shown
             .iter()
-            .map(|(name, value)| {
-                let source = self
-                    .sources
-                    .get(name)
-                    .copied()
-                    .unwrap_or(ValueSource::Default);
-                format!("{name} = {value} ({source})")
-            })
+            .map(|(name, value)| format!("{name} = {value} ({})", self.picker.source(name)))
             .collect()
     }
-}
-
-/// A boolean flag without a value (`--force`): given only when clap says it came from the
-/// command line or the environment.
-fn given_bool(flags: &dyn FlagSources, id: &str, value: bool) -> Option<bool> {
-    flags.source_of(id).map(|_| value)
 }
 
 /// An answers-file value read with its flag's parser; a bad one names the key.
@@ -203,7 +181,7 @@ fn duration(
     default: Duration,
 ) -> Result<Duration, SettingsError> {
     let file = from_file("timeout", answers.timeout.clone(), parse_duration)?;
-    let (value, _) = pick.pick("timeout", "timeout", flag, file, default);
+    let value = pick.pick("timeout", "timeout", flag, file, default);
     pick.show("timeout", format!("{}s", value.as_secs_f64()));
     Ok(value)
 }
@@ -220,7 +198,7 @@ fn parallel(
         answers.parallel.map(|n| n.to_string()),
         parse_parallel,
     )?;
-    let (value, _) = pick.pick(
+    let value = pick.pick(
         "parallel",
         "parallel",
         flag,
@@ -236,7 +214,7 @@ fn namespace(
     flag: Option<&String>,
     answers: &Answers,
 ) -> Result<Namespace, SettingsError> {
-    let (value, _) = pick.pick(
+    let value = pick.pick(
         "namespace",
         "namespace",
         flag.cloned(),
@@ -393,10 +371,10 @@ pub fn install(
     )?;
     let mut pick = Pick::new(flags);
     let timeout = duration(&mut pick, args.timeout, answers, INSTALL_TIMEOUT)?;
-    let (force, _) = pick.pick(
+    let force = pick.pick(
         "force",
         "force",
-        given_bool(flags, "force", args.force).filter(|f| *f),
+        pick.picker.given_switch("force", args.force).filter(|f| *f),
         answers.force,
         false,
     );
@@ -408,7 +386,7 @@ pub fn install(
         answers.prometheus.clone(),
         parse_prometheus_choice,
     )?;
-    let (prometheus, _) = pick.pick(
+    let prometheus = pick.pick(
         "prometheus",
         "prometheus",
         args.prometheus.clone(),
@@ -422,7 +400,7 @@ pub fn install(
             choice: prometheus.to_string(),
         });
     }
-    let (network_policy, _) = pick.pick(
+    let network_policy = pick.pick(
         "network-policy",
         "network_policy",
         args.network_policy,
@@ -452,8 +430,8 @@ pub fn install(
 /// [`crate::cli::parse_switch`]) or the answers file's `label-nodes` (a YAML boolean, checked
 /// when the file is read): the user's consent to label nodes. Off by default.
 fn label_nodes(pick: &mut Pick<'_>, flag: bool, answers: &Answers) -> bool {
-    let given = pick.flags.source_of("label_nodes").map(|_| flag);
-    let (value, _) = pick.pick(
+    let given = pick.picker.given_switch("label_nodes", flag);
+    let value = pick.pick(
         "label-nodes",
         "label_nodes",
         given,
@@ -531,7 +509,7 @@ pub fn verify(
 ) -> Result<VerifySettings, SettingsError> {
     let mut pick = Pick::new(flags);
     let namespace = namespace(&mut pick, args.namespace.as_ref(), answers)?;
-    let (daemonset, _) = pick.pick(
+    let daemonset = pick.pick(
         "daemonset",
         "daemonset",
         args.daemonset.clone(),
