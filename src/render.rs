@@ -14,36 +14,22 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::plan::Plan;
 
+/// A built-in template: its file name under `templates/` and its text, embedded.
+macro_rules! template {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../templates/", $name)))
+    };
+}
+
 /// The object templates, in apply order (the Namespace first). Overridable by file name.
 pub const OBJECT_TEMPLATES: [(&str, &str); 7] = [
-    (
-        "namespace.yaml.j2",
-        include_str!("../templates/namespace.yaml.j2"),
-    ),
-    (
-        "serviceaccount.yaml.j2",
-        include_str!("../templates/serviceaccount.yaml.j2"),
-    ),
-    (
-        "daemonset.yaml.j2",
-        include_str!("../templates/daemonset.yaml.j2"),
-    ),
-    (
-        "service.yaml.j2",
-        include_str!("../templates/service.yaml.j2"),
-    ),
-    (
-        "servicemonitor.yaml.j2",
-        include_str!("../templates/servicemonitor.yaml.j2"),
-    ),
-    (
-        "networkpolicy.yaml.j2",
-        include_str!("../templates/networkpolicy.yaml.j2"),
-    ),
-    (
-        "grafana-dashboard.yaml.j2",
-        include_str!("../templates/grafana-dashboard.yaml.j2"),
-    ),
+    template!("namespace.yaml.j2"),
+    template!("serviceaccount.yaml.j2"),
+    template!("daemonset.yaml.j2"),
+    template!("service.yaml.j2"),
+    template!("servicemonitor.yaml.j2"),
+    template!("networkpolicy.yaml.j2"),
+    template!("grafana-dashboard.yaml.j2"),
 ];
 /// Rendered only when the plan asks for a ServiceMonitor.
 pub const SERVICE_MONITOR_TEMPLATE: &str = "servicemonitor.yaml.j2";
@@ -52,15 +38,9 @@ pub const DASHBOARD_TEMPLATE: &str = "grafana-dashboard.yaml.j2";
 /// Rendered only when the plan asks for a NetworkPolicy.
 pub const NETWORK_POLICY_TEMPLATE: &str = "networkpolicy.yaml.j2";
 /// The `kustomization.yaml` written next to the objects by `--out-dir`.
-pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = (
-    "kustomization.yaml.j2",
-    include_str!("../templates/kustomization.yaml.j2"),
-);
+pub const KUSTOMIZATION_TEMPLATE: (&str, &str) = template!("kustomization.yaml.j2");
 /// `render --scrape-config`: the plain-Prometheus scrape job.
-pub const SCRAPE_CONFIG_TEMPLATE: (&str, &str) = (
-    "scrape-config.yaml.j2",
-    include_str!("../templates/scrape-config.yaml.j2"),
-);
+pub const SCRAPE_CONFIG_TEMPLATE: (&str, &str) = template!("scrape-config.yaml.j2");
 
 /// The templates that are not objects of the plan, overridable by file name like the others.
 const OTHER_TEMPLATES: [(&str, &str); 2] = [KUSTOMIZATION_TEMPLATE, SCRAPE_CONFIG_TEMPLATE];
@@ -152,8 +132,7 @@ pub enum RenderError {
 
 /// Renders every object of the plan. `templates` overrides built-in templates by file name.
 pub fn manifests(plan: &Plan, templates: Option<&Path>) -> Result<Manifests, RenderError> {
-    let sources = sources(templates)?;
-    let env = environment(&sources)?;
+    let env = environment(&sources(templates)?)?;
     let ctx = minijinja::context! { plan => Value::from(Serde(plan)) };
     let mut documents = Vec::new();
     for (name, _) in OBJECT_TEMPLATES {
@@ -206,8 +185,7 @@ pub fn kustomization(
     manifests: &Manifests,
     templates: Option<&Path>,
 ) -> Result<String, RenderError> {
-    let sources = sources(templates)?;
-    let env = environment(&sources)?;
+    let env = environment(&sources(templates)?)?;
     let files: Vec<String> = manifests.file_names();
     let ctx = minijinja::context! { resources => files };
     let text = render_one(&env, KUSTOMIZATION_TEMPLATE.0, &ctx)?;
@@ -235,8 +213,7 @@ pub fn scrape_config(
     templates: Option<&Path>,
 ) -> Result<ScrapeConfig, RenderError> {
     let name = SCRAPE_CONFIG_TEMPLATE.0;
-    let sources = sources(templates)?;
-    let env = environment(&sources)?;
+    let env = environment(&sources(templates)?)?;
     let ctx = minijinja::context! { job => Value::from(Serde(job)) };
     let text = render_one(&env, name, &ctx)?;
     let fail = |message: String| RenderError::Template {
