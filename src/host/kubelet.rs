@@ -82,15 +82,9 @@ fn args_file(
     out: &mut KubeletScan,
     warnings: &mut Vec<String>,
 ) {
-    let text = match fs::read_optional(root, Path::new(host_path)) {
-        Ok(Some(text)) => text,
-        Ok(None) => return,
-        Err(e) => {
-            warnings.push(format!(
-                "{e}; the kubelet's runtime endpoint is unknown, so only well-known socket paths are probed (run with sudo if this is a permission problem)"
-            ));
-            return;
-        }
+    let advice = "; the kubelet's runtime endpoint is unknown, so only well-known socket paths are probed (run with sudo if this is a permission problem)";
+    let Some(text) = read_or_warn(root, host_path, warnings, advice) else {
+        return;
     };
     let args = Args::parse(&text, vars);
     kubelet_flags(&args, host_path, out, warnings);
@@ -100,6 +94,20 @@ fn args_file(
     } else if out.kubelet.cgroup_driver.is_none() {
         out.driver_defaulted = true;
     }
+}
+
+/// The text of host file `host_path`; `None` when it is missing or cannot be read (then said in
+/// `warnings`, with `advice` after the reason).
+fn read_or_warn(
+    root: &HostRoot,
+    host_path: &str,
+    warnings: &mut Vec<String>,
+    advice: &str,
+) -> Option<String> {
+    fs::read_optional(root, Path::new(host_path)).unwrap_or_else(|e| {
+        warnings.push(format!("{e}{advice}"));
+        None
+    })
 }
 
 /// What the kubelet's flags in `host_path` say: its runtime endpoint, node name and cgroup driver.
@@ -146,13 +154,8 @@ fn config_file(
     out: &mut KubeletScan,
     warnings: &mut Vec<String>,
 ) {
-    let text = match fs::read_optional(root, Path::new(host_path)) {
-        Ok(Some(text)) => text,
-        Ok(None) => return,
-        Err(e) => {
-            warnings.push(e.to_string());
-            return;
-        }
+    let Some(text) = read_or_warn(root, host_path, warnings, "") else {
+        return;
     };
     let cfg: KubeletConfigFile = match serde_saphyr::from_str(&text) {
         Ok(cfg) => cfg,
@@ -180,18 +183,14 @@ fn config_file(
 /// kubeadm: `/var/lib/kubelet/kubeadm-flags.env` (flags, they win) then `/var/lib/kubelet/config.yaml`.
 fn kubeadm(root: &HostRoot, out: &mut KubeletScan, warnings: &mut Vec<String>) {
     const FLAGS_ENV: &str = "/var/lib/kubelet/kubeadm-flags.env";
-    match fs::read_optional(root, Path::new(FLAGS_ENV)) {
-        Ok(Some(text)) => {
-            // KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///... --pod-infra-container-image=..."
-            let line = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("KUBELET_KUBEADM_ARGS="))
-                .unwrap_or_default();
-            let args = Args::parse(line, &SnapVars::empty());
-            kubelet_flags(&args, FLAGS_ENV, out, warnings);
-        }
-        Ok(None) => {}
-        Err(e) => warnings.push(e.to_string()),
+    if let Some(text) = read_or_warn(root, FLAGS_ENV, warnings, "") {
+        // KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///... --pod-infra-container-image=..."
+        let line = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("KUBELET_KUBEADM_ARGS="))
+            .unwrap_or_default();
+        let args = Args::parse(line, &SnapVars::empty());
+        kubelet_flags(&args, FLAGS_ENV, out, warnings);
     }
     config_file(root, "/var/lib/kubelet/config.yaml", out, warnings);
 }
@@ -203,19 +202,15 @@ fn rancher(root: &HostRoot, distro: DistroKind, out: &mut KubeletScan, warnings:
         return;
     };
     let config_path = config.value;
-    let cfg: RancherConfig = match fs::read_optional(root, Path::new(config_path)) {
-        Ok(Some(text)) => serde_saphyr::from_str(&text).unwrap_or_else(|e| {
+    let cfg: RancherConfig = match read_or_warn(root, config_path, warnings, "") {
+        Some(text) => serde_saphyr::from_str(&text).unwrap_or_else(|e| {
             warnings.push(format!(
                 "{config_path} is not valid YAML: {}",
                 e.to_string().lines().next().unwrap_or_default()
             ));
             RancherConfig::default()
         }),
-        Ok(None) => RancherConfig::default(),
-        Err(e) => {
-            warnings.push(e.to_string());
-            RancherConfig::default()
-        }
+        None => RancherConfig::default(),
     };
     if let Some(v) = cfg.container_runtime_endpoint.filter(|v| !v.is_empty()) {
         out.kubelet.runtime_endpoint = Some(v);
