@@ -152,21 +152,12 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
         set(resolved, "image", |r| r.plan.image = value);
     }
 
+    let metrics = resolved.plan.metrics.as_ref();
+    let metrics = metrics.map(|m| crate::values::join(m, ","));
     if given(resolved, "metrics") {
-        let shown = resolved
-            .plan
-            .metrics
-            .as_ref()
-            .map(|m| crate::values::join(m, ","))
-            .unwrap_or_default();
-        show(ui, resolved, "metrics", &shown);
+        show(ui, resolved, "metrics", metrics.unwrap_or_default());
     } else {
-        let default = resolved
-            .plan
-            .metrics
-            .as_ref()
-            .map(|m| crate::values::join(m, ","))
-            .unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
+        let default = metrics.unwrap_or_else(|| crate::plan::DEFAULT_METRICS.join(","));
         let list = text(theme, "Metric groups (comma-separated)", default, |v| {
             let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
             crate::values::parse_all("metrics", &list, crate::values::MetricGroup::parse)
@@ -175,12 +166,7 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     }
 
     if given(resolved, "privileged") {
-        show(
-            ui,
-            resolved,
-            "privileged",
-            &resolved.plan.privileged.to_string(),
-        );
+        show(ui, resolved, "privileged", resolved.plan.privileged);
     } else {
         let value = guarded(|| {
             Confirm::with_theme(theme)
@@ -192,12 +178,8 @@ pub fn ask_plan(ui: &Ui, resolved: &mut Resolved) -> Result<(), PromptError> {
     }
 
     if given(resolved, "service-monitor") {
-        show(
-            ui,
-            resolved,
-            "service-monitor",
-            &format!("{:?}", resolved.service_monitor).to_lowercase(),
-        );
+        let mode = format!("{:?}", resolved.service_monitor).to_lowercase();
+        show(ui, resolved, "service-monitor", mode);
     } else {
         let modes = [
             ServiceMonitorMode::Auto,
@@ -283,7 +265,7 @@ fn text<T>(
     Ok(parse(&answer)?)
 }
 
-fn show(ui: &Ui, resolved: &Resolved, name: &str, value: &str) {
+fn show(ui: &Ui, resolved: &Resolved, name: &str, value: impl std::fmt::Display) {
     ui.note(format!(
         "  {name}: {value} {}",
         ui.dim(&format!("(from {})", resolved.source(name)))
