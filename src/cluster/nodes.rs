@@ -336,23 +336,14 @@ pub fn distribution_hint(
     }
     // k3s' and RKE2's cloud provider set the instance type to their name
     // (k3s-io/k3s: pkg/cloudprovider/instances.go).
-    match labels
-        .get("node.kubernetes.io/instance-type")
-        .map(String::as_str)
-    {
-        Some("k3s") => {
+    let instance_type = labels.get("node.kubernetes.io/instance-type");
+    for (name, kind) in [("k3s", DistroKind::K3s), ("rke2", DistroKind::Rke2)] {
+        if instance_type.is_some_and(|t| t == name) {
             return (
-                DistroKind::K3s,
-                "label node.kubernetes.io/instance-type=k3s".into(),
+                kind,
+                format!("label node.kubernetes.io/instance-type={name}"),
             );
         }
-        Some("rke2") => {
-            return (
-                DistroKind::Rke2,
-                "label node.kubernetes.io/instance-type=rke2".into(),
-            );
-        }
-        _ => {}
     }
     if let Some(key) = labels.keys().find(|k| k.starts_with("node.k0sproject.io/")) {
         return (DistroKind::K0s, format!("label {key}"));
