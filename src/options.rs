@@ -204,6 +204,7 @@ impl Resolved {
     pub fn describe(&self) -> Vec<String> {
         let p = &self.plan;
         let or = |v: Option<&str>, default: &str| v.unwrap_or(default).to_string();
+        let resources = crate::plan::Resources::of(p);
         let rows: Vec<(&str, String)> = vec![
             ("namespace", p.namespace.to_string()),
             ("image", p.image.to_string()),
@@ -233,25 +234,10 @@ impl Resolved {
                     .map(|s| s.display().to_string())
                     .unwrap_or_else(|| "detected (render --distro: the distribution's)".into()),
             ),
-            (
-                "cpu-request",
-                or(p.cpu_request.as_deref(), crate::plan::DEFAULT_CPU_REQUEST),
-            ),
-            (
-                "cpu-limit",
-                or(p.cpu_limit.as_deref(), crate::plan::DEFAULT_CPU_LIMIT),
-            ),
-            (
-                "memory-request",
-                or(
-                    p.memory_request.as_deref(),
-                    crate::plan::DEFAULT_MEMORY_REQUEST,
-                ),
-            ),
-            (
-                "memory-limit",
-                or(p.memory_limit.as_deref(), crate::plan::DEFAULT_MEMORY_LIMIT),
-            ),
+            ("cpu-request", resources.cpu_request),
+            ("cpu-limit", resources.cpu_limit),
+            ("memory-request", resources.memory_request),
+            ("memory-limit", resources.memory_limit),
             ("privileged", p.privileged.to_string()),
             (
                 "service-monitor",

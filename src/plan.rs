@@ -757,14 +757,21 @@ fn path_text(path: &Path) -> Result<String, PlanError> {
         })
 }
 
+impl Resources {
+    /// The requests and limits asked for, the defaults where none was (not checked yet).
+    pub fn of(opts: &PlanOptions) -> Resources {
+        let pick = |v: Option<&str>, d: &str| v.unwrap_or(d).to_string();
+        Resources {
+            cpu_request: pick(opts.cpu_request.as_deref(), DEFAULT_CPU_REQUEST),
+            cpu_limit: pick(opts.cpu_limit.as_deref(), DEFAULT_CPU_LIMIT),
+            memory_request: pick(opts.memory_request.as_deref(), DEFAULT_MEMORY_REQUEST),
+            memory_limit: pick(opts.memory_limit.as_deref(), DEFAULT_MEMORY_LIMIT),
+        }
+    }
+}
+
 fn resources(opts: &PlanOptions) -> Result<Resources, PlanError> {
-    let pick = |v: Option<&str>, d: &str| v.unwrap_or(d).to_string();
-    let r = Resources {
-        cpu_request: pick(opts.cpu_request.as_deref(), DEFAULT_CPU_REQUEST),
-        cpu_limit: pick(opts.cpu_limit.as_deref(), DEFAULT_CPU_LIMIT),
-        memory_request: pick(opts.memory_request.as_deref(), DEFAULT_MEMORY_REQUEST),
-        memory_limit: pick(opts.memory_limit.as_deref(), DEFAULT_MEMORY_LIMIT),
-    };
+    let r = Resources::of(opts);
     let cpu_req = validate::quantity("--cpu-request", &r.cpu_request, QuantityKind::Cpu)?;
     let cpu_lim = validate::quantity("--cpu-limit", &r.cpu_limit, QuantityKind::Cpu)?;
     let mem_req = validate::quantity("--memory-request", &r.memory_request, QuantityKind::Memory)?;
