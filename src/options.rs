@@ -327,25 +327,45 @@ pub fn resolve(
             )
         };
     }
-    let namespace = pick!("namespace", namespace);
-    let image = pick!("image", image);
+    // The same, parsed into its type: a bad value is an error naming its flag `--$name`.
+    macro_rules! parsed {
+        ($name:literal, $field:ident, $type:ty) => {
+            pick!($name, $field)
+                .map(|v| <$type>::parse(concat!("--", $name), &v))
+                .transpose()?
+        };
+    }
+    let namespace = parsed!("namespace", namespace, Namespace);
+    let image = parsed!("image", image, Image);
     let metrics = picker.pick(
         "metrics",
         "metrics",
         args.metrics.clone(),
         answers.metrics.as_ref().map(|m| m.items().join(",")),
     );
+    let metrics = metrics
+        .map(|m| values::parse_all("--metrics", &split_list(&m), MetricGroup::parse))
+        .transpose()?;
     let extra = picker.pick(
         "extra-label",
         "extra_labels",
         (!args.extra_labels.is_empty()).then(|| args.extra_labels.join(",")),
         answers.extra_label.as_ref().map(|m| m.items().join(",")),
     );
-    let containerd_namespace = pick!("containerd-namespace", containerd_namespace);
-    let cpu_request = pick!("cpu-request", cpu_request);
-    let cpu_limit = pick!("cpu-limit", cpu_limit);
-    let memory_request = pick!("memory-request", memory_request);
-    let memory_limit = pick!("memory-limit", memory_limit);
+    let extra_labels = values::parse_all(
+        "--extra-label",
+        &extra.map(|m| split_list(&m)).unwrap_or_default(),
+        ContainerLabel::parse,
+    )?;
+    let containerd_namespace = parsed!(
+        "containerd-namespace",
+        containerd_namespace,
+        ContainerdNamespace
+    );
+    let cpu_request = parsed!("cpu-request", cpu_request, CpuQuantity);
+    let cpu_limit = parsed!("cpu-limit", cpu_limit, CpuQuantity);
+    let memory_request = parsed!("memory-request", memory_request, MemoryQuantity);
+    let memory_limit = parsed!("memory-limit", memory_limit, MemoryQuantity);
     let socket = picker.pick(
         "containerd-socket",
         "containerd_socket",
@@ -363,37 +383,15 @@ pub fn resolve(
 
     Ok(Resolved {
         plan: PlanOptions {
-            namespace: match namespace {
-                Some(v) => Namespace::parse("--namespace", &v)?,
-                None => defaults.namespace,
-            },
-            image: match image {
-                Some(v) => Image::parse("--image", &v)?,
-                None => defaults.image,
-            },
-            metrics: metrics
-                .map(|m| values::parse_all("--metrics", &split_list(&m), MetricGroup::parse))
-                .transpose()?,
-            extra_labels: values::parse_all(
-                "--extra-label",
-                &extra.map(|m| split_list(&m)).unwrap_or_default(),
-                ContainerLabel::parse,
-            )?,
-            containerd_namespace: containerd_namespace
-                .map(|v| ContainerdNamespace::parse("--containerd-namespace", &v))
-                .transpose()?,
-            cpu_request: cpu_request
-                .map(|v| CpuQuantity::parse("--cpu-request", &v))
-                .transpose()?,
-            cpu_limit: cpu_limit
-                .map(|v| CpuQuantity::parse("--cpu-limit", &v))
-                .transpose()?,
-            memory_request: memory_request
-                .map(|v| MemoryQuantity::parse("--memory-request", &v))
-                .transpose()?,
-            memory_limit: memory_limit
-                .map(|v| MemoryQuantity::parse("--memory-limit", &v))
-                .transpose()?,
+            namespace: namespace.unwrap_or(defaults.namespace),
+            image: image.unwrap_or(defaults.image),
+            metrics,
+            extra_labels,
+            containerd_namespace,
+            cpu_request,
+            cpu_limit,
+            memory_request,
+            memory_limit,
             privileged,
             service_monitor: service_monitor == ServiceMonitorMode::Always,
             grafana_dashboard: grafana_dashboard == GrafanaDashboardMode::Always,
