@@ -30,14 +30,15 @@ use serde_json::{Value, json};
 use super::{Cluster, ClusterError, FIELD_MANAGER, classify};
 pub use crate::plan::groups::GROUP_LABEL;
 
-/// A node that carries [`GROUP_LABEL`], and who owns the label.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node that carries [`GROUP_LABEL`], and who owns the label (`status` reports it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Carrier {
     pub node: String,
     pub value: String,
     /// Our field manager owns the label.
     pub ours: bool,
     /// The other field managers that own it.
+    #[serde(skip)]
     pub others: Vec<String>,
 }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Context;
+use crate::cluster::node_labels::Carrier;
 use crate::cluster::prometheus::Seen;
 use crate::cluster::status::{DaemonSetState, ManagedObject, daemonset, managed_objects};
 use crate::error::ExitCode;
@@ -36,16 +37,9 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
             .await?;
     // `install --label-nodes`: the nodes carrying our group label (read-only; a kubeconfig that
     // may not list nodes shows none).
-    let labelled_nodes: Vec<LabelledNode> = crate::cluster::node_labels::carriers(&cluster)
+    let labelled_nodes = crate::cluster::node_labels::carriers(&cluster)
         .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| LabelledNode {
-            node: c.node,
-            value: c.value,
-            ours: c.ours,
-        })
-        .collect();
+        .unwrap_or_default();
     let ours: Vec<String> = objects
         .iter()
         .filter(|o| o.ownership.is_ours())
@@ -74,14 +68,6 @@ pub async fn run(ctx: &Context, args: StatusSettings) -> super::Result<ExitCode>
     Ok(ctx.ui.report(&Report::new(ExitCode::Success, body)))
 }
 
-/// A node with our group label.
-#[derive(Debug, Serialize)]
-struct LabelledNode {
-    node: String,
-    value: String,
-    ours: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 enum State {
     #[serde(rename = "installed")]
@@ -107,7 +93,7 @@ pub struct Status {
     /// Nodes carrying the label `cadvisor-setup/group` (`install --label-nodes`), with its value
     /// and whether our field manager owns it; omitted when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    labelled_nodes: Vec<LabelledNode>,
+    labelled_nodes: Vec<Carrier>,
     objects: Vec<ManagedObject>,
     /// The Prometheus Operator's Prometheus objects and whether each selects our ServiceMonitor;
     /// `null` when the operator's API is not served.
