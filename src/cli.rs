@@ -163,12 +163,7 @@ pub struct DetectArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct PlanArgs {
     /// Namespace for cAdvisor [default: cadvisor].
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAME",
-        env = "CADVISOR_SETUP_NAMESPACE"
-    )]
+    #[arg(short, long, value_name = "NAME", env = "CADVISOR_SETUP_NAMESPACE")]
     pub namespace: Option<String>,
 
     /// cAdvisor image [default: the pinned newest release, ghcr.io/google/cadvisor:0.60.5].
@@ -404,12 +399,7 @@ pub enum NetworkPolicyMode {
 #[derive(Debug, Args, Clone, Default)]
 pub struct VerifyArgs {
     /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAME",
-        env = "CADVISOR_SETUP_NAMESPACE"
-    )]
+    #[arg(short, long, value_name = "NAME", env = "CADVISOR_SETUP_NAMESPACE")]
     pub namespace: Option<String>,
 
     /// Name of cAdvisor's DaemonSet (whoever installed it) [default: cadvisor].
@@ -447,24 +437,14 @@ pub struct VerifyArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct StatusArgs {
     /// Namespace of cAdvisor's DaemonSet [default: the --config file's `namespace`, else cadvisor].
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAME",
-        env = "CADVISOR_SETUP_NAMESPACE"
-    )]
+    #[arg(short, long, value_name = "NAME", env = "CADVISOR_SETUP_NAMESPACE")]
     pub namespace: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct UninstallArgs {
     /// Namespace cAdvisor was installed in [default: the --config file's `namespace`, else cadvisor].
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAME",
-        env = "CADVISOR_SETUP_NAMESPACE"
-    )]
+    #[arg(short, long, value_name = "NAME", env = "CADVISOR_SETUP_NAMESPACE")]
     pub namespace: Option<String>,
 
     /// How long to wait for the objects to be gone [default: 2m].
