@@ -60,7 +60,7 @@ pub struct GlobalArgs {
 
     /// YAML file of answers (keys are flag names, e.g. `namespace: monitoring`).
     #[arg(
-        long = "config",
+        long,
         global = true,
         value_name = "FILE",
         env = "CADVISOR_SETUP_CONFIG"
@@ -127,7 +127,6 @@ pub enum Command {
     #[command(after_help = AFTER_HELP)]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
-        #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
 }
@@ -208,12 +207,7 @@ pub struct PlanArgs {
     pub privileged: Option<bool>,
 
     /// Render a Prometheus Operator ServiceMonitor: auto (when its CRD exists), always, never [default: auto].
-    #[arg(
-        long,
-        value_enum,
-        value_name = "WHEN",
-        env = "CADVISOR_SETUP_SERVICE_MONITOR"
-    )]
+    #[arg(long, value_name = "WHEN", env = "CADVISOR_SETUP_SERVICE_MONITOR")]
     pub service_monitor: Option<ServiceMonitorMode>,
 
     /// Render a ConfigMap with a Grafana dashboard (CPU, memory, network, filesystem I/O per pod
@@ -222,7 +216,6 @@ pub struct PlanArgs {
     /// [default: auto].
     #[arg(
         long,
-        value_enum,
         value_name = "WHEN",
         num_args = 0..=1,
         default_missing_value = "always",
@@ -273,7 +266,7 @@ pub struct RenderArgs {
     pub socket: SocketArgs,
 
     /// Render for a distribution's defaults without reading this host.
-    #[arg(long, value_enum, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
+    #[arg(long, value_name = "DISTRO", env = "CADVISOR_SETUP_DISTRO")]
     pub distro: Option<DistroKind>,
 
     /// Render from the live cluster's node facts (one DaemonSet per node group), without
@@ -353,12 +346,7 @@ pub struct InstallArgs {
 
     /// A NetworkPolicy letting only the chosen Prometheus and the nodes reach cAdvisor's port:
     /// auto (when a Prometheus was chosen), always, never [default: auto].
-    #[arg(
-        long,
-        value_enum,
-        value_name = "WHEN",
-        env = "CADVISOR_SETUP_NETWORK_POLICY"
-    )]
+    #[arg(long, value_name = "WHEN", env = "CADVISOR_SETUP_NETWORK_POLICY")]
     pub network_policy: Option<NetworkPolicyMode>,
 }
 
