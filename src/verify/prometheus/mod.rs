@@ -133,23 +133,31 @@ pub async fn verify(
         }
     };
     let queries = judge::queries(&opts.job, subject.as_ref());
+    let verification = |judgement: judge::Judgement, series, attempts| PrometheusVerification {
+        ok: judgement.passed,
+        endpoint: opts.endpoint.clone(),
+        job: opts.job.clone(),
+        subject: subject.clone(),
+        query: queries[0].clone(),
+        series,
+        reason: judgement.reason,
+        message: judgement.message,
+        nodes: judgement.nodes,
+        attempts,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    };
     if expected.is_empty() {
-        return Ok(PrometheusVerification {
-            ok: false,
-            endpoint: opts.endpoint.clone(),
-            job: opts.job.clone(),
-            subject,
-            query: queries[0].clone(),
-            series: 0,
+        let message = format!(
+            "DaemonSet {}/{} has no running pod: nothing for Prometheus to scrape",
+            opts.namespace, opts.daemonset
+        );
+        let judgement = judge::Judgement {
+            passed: false,
             reason: None,
-            message: Some(format!(
-                "DaemonSet {}/{} has no running pod: nothing for Prometheus to scrape",
-                opts.namespace, opts.daemonset
-            )),
+            message: Some(message),
             nodes: Vec::new(),
-            attempts: 0,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-        });
+        };
+        return Ok(verification(judgement, 0, 0));
     }
     let mut backoff = Duration::from_millis(250);
     let mut attempts = 0;
@@ -175,19 +183,7 @@ pub async fn verify(
                     || judgement.reason.is_some_and(|r| !r.may_pass_later())
                     || out_of_time;
                 if settled {
-                    return Ok(PrometheusVerification {
-                        ok: judgement.passed,
-                        endpoint: opts.endpoint.clone(),
-                        job: opts.job.clone(),
-                        subject,
-                        query: queries[0].clone(),
-                        series,
-                        reason: judgement.reason,
-                        message: judgement.message,
-                        nodes: judgement.nodes,
-                        attempts,
-                        elapsed_seconds: started.elapsed().as_secs_f64(),
-                    });
+                    return Ok(verification(judgement, series, attempts));
                 }
             }
             Err(e) if out_of_time || opts.give_up_when_unreadable => return Err(e.into()),
@@ -228,7 +224,6 @@ async fn observe(
     Ok((judgement, result.relabelled))
 }
 
-/// Running, scheduled pods of the DaemonSet, sorted by node.
 /// A running pod of the DaemonSet as Prometheus should see it; `None` for one terminating or
 /// not running.
 fn expected_of(p: &Pod) -> Option<Expected> {
