@@ -211,7 +211,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
             match prompts::confirm_plan(&ctx.ui, "Apply this to the cluster?")? {
                 PlanDecision::Apply => break,
                 PlanDecision::ShowYaml => ctx.ui.note(manifests.to_yaml().trim_end()),
-                PlanDecision::Cancel => return Ok(cancelled(ctx)),
+                PlanDecision::Cancel => return Ok(ctx.ui.report(&cancelled_report())),
             }
         }
     }
@@ -381,10 +381,6 @@ async fn probe(
 }
 
 /// Declined at the confirmation: exit 2 ("no consent", like a missing --yes), nothing applied.
-fn cancelled(ctx: &Context) -> ExitCode {
-    ctx.ui.report(&cancelled_report())
-}
-
 fn cancelled_report() -> crate::ui::Report<Cancelled> {
     let error = "cancelled at the confirmation; nothing was applied".to_string();
     let body = Cancelled {
@@ -529,7 +525,7 @@ pub async fn install(
     };
     if args.dry_run {
         let would = prune(true).await?;
-        return Ok(report_dry_run(ctx, &applied, would, node_labels));
+        return Ok(ctx.ui.report(&dry_run_report(&applied, would, node_labels)));
     }
     let mut outcome = Outcome {
         nodes: groups.layout,
@@ -703,6 +699,7 @@ async fn through_prometheus(
 }
 
 /// What `install` found after applying, gathered as it goes; [`finish`] reports it.
+#[derive(Default)]
 struct Outcome {
     applied: Applied,
     /// Group DaemonSets deleted because their group became empty.
@@ -728,17 +725,7 @@ impl Outcome {
     fn new(applied: Applied) -> Outcome {
         Outcome {
             applied,
-            pruned: Vec::new(),
-            node_labels: Vec::new(),
-            nodes: None,
-            prometheus: PrometheusOutcome::default(),
-            rollout: None,
-            group_rollouts: Vec::new(),
-            ready_to_verify_ms: None,
-            verification: None,
-            prometheus_verification: None,
-            prometheus_note: None,
-            error: None,
+            ..Outcome::default()
         }
     }
 
@@ -758,9 +745,7 @@ impl Outcome {
     /// message is the error, or the failed verification's.
     fn report(self) -> crate::ui::Report<Installed> {
         let code = self.code();
-        let changed = self.applied.changed()
-            || !self.pruned.is_empty()
-            || self.node_labels.iter().any(|l| l.changed);
+        let changed = changes(&self.applied, &self.pruned, &self.node_labels);
         let summary = |r: Rollout| RolloutSummary {
             namespace: r.namespace,
             name: r.name,
@@ -884,10 +869,7 @@ impl crate::ui::Human for Installed {
             ui.line(format!(
                 "{} cAdvisor is installed{}",
                 ui.good("done:"),
-                if self.applied.changed()
-                    || !self.pruned.is_empty()
-                    || self.node_labels.iter().any(|l| l.changed)
-                {
+                if changes(&self.applied, &self.pruned, &self.node_labels) {
                     ""
                 } else {
                     " (nothing changed)"
@@ -905,18 +887,15 @@ impl crate::ui::Human for Installed {
     }
 }
 
+/// Whether anything changed (or would): an object applied, a group DaemonSet pruned or a node
+/// label changed.
+fn changes(applied: &Applied, pruned: &[String], node_labels: &[NodeLabelChange]) -> bool {
+    applied.changed() || !pruned.is_empty() || node_labels.iter().any(|l| l.changed)
+}
+
 /// Prints the outcome (one JSON document, or lines for people) and returns its exit code.
 fn finish(ctx: &Context, outcome: Outcome) -> ExitCode {
     ctx.ui.report(&outcome.report())
-}
-
-fn report_dry_run(
-    ctx: &Context,
-    applied: &Applied,
-    prune: Vec<String>,
-    node_labels: Vec<NodeLabelChange>,
-) -> ExitCode {
-    ctx.ui.report(&dry_run_report(applied, prune, node_labels))
 }
 
 /// `install --dry-run`'s report: `changed` says whether anything would change.
@@ -925,7 +904,7 @@ fn dry_run_report(
     prune: Vec<String>,
     node_labels: Vec<NodeLabelChange>,
 ) -> crate::ui::Report<DryRun<'_>> {
-    let changed = applied.changed() || !prune.is_empty() || node_labels.iter().any(|l| l.changed);
+    let changed = changes(applied, &prune, &node_labels);
     let body = DryRun {
         applied,
         diff: applied.diff(),
