@@ -86,7 +86,7 @@ impl Verification {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct NodeResult {
     pub node: String,
     pub pod: String,
@@ -119,18 +119,8 @@ impl NodeResult {
         NodeResult {
             node,
             pod,
-            passed: false,
-            labelled_pods: Vec::new(),
-            kubelet_pods: Vec::new(),
-            missing: Vec::new(),
-            verdict: None,
-            labelled_series: 0,
-            id_only_series: 0,
-            error: None,
-            kubelet_error: None,
-            registration: None,
-            manifest_problems: Vec::new(),
             attempt,
+            ..NodeResult::default()
         }
     }
 }
