@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn missing_sys_is_unknown_with_a_note() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (_dir, root) = HostRoot::temp();
         let (m, note) = mode(&root);
         assert_eq!(m, CgroupMode::Unknown);
         assert!(note.unwrap().contains("/sys/fs/cgroup"));

@@ -153,25 +153,12 @@ fn confinement(text: Option<&str>) -> Confinement {
 mod tests {
     use super::*;
 
-    fn host() -> (tempfile::TempDir, HostRoot) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
-        (dir, root)
-    }
-
-    fn write(root: &HostRoot, path: &str, text: &str) {
-        let p = root.resolve(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
     #[test]
     fn microk8s_strict_with_revision() {
-        let (_d, root) = host();
+        let (_d, root) = HostRoot::temp();
         std::fs::create_dir_all(root.resolve("/snap/microk8s/8148/meta")).unwrap();
         std::os::unix::fs::symlink("8148", root.resolve("/snap/microk8s/current")).unwrap();
-        write(
-            &root,
+        root.write(
             "/snap/microk8s/8148/meta/snap.yaml",
             "name: microk8s\nversion: v1.35.2\nconfinement: strict\n",
         );
@@ -186,12 +173,8 @@ mod tests {
 
     #[test]
     fn clustered_lock_marks_a_worker_only_node() {
-        let (_d, root) = host();
-        write(
-            &root,
-            "/var/snap/microk8s/current/var/lock/clustered.lock",
-            "",
-        );
+        let (_d, root) = HostRoot::temp();
+        root.write("/var/snap/microk8s/current/var/lock/clustered.lock", "");
         let d = detect(&root, &mut Vec::new());
         assert_eq!(d.kind, DistroKind::Microk8s);
         assert!(d.worker_only);
@@ -199,9 +182,8 @@ mod tests {
 
     #[test]
     fn malformed_snap_yaml_is_a_warning_naming_the_file() {
-        let (_d, root) = host();
-        write(
-            &root,
+        let (_d, root) = HostRoot::temp();
+        root.write(
             "/snap/microk8s/current/meta/snap.yaml",
             "name: [microk8s\nversion: :\n",
         );
@@ -225,8 +207,8 @@ mod tests {
             ("/var/lib/kubelet/kubeadm-flags.env", DistroKind::Kubeadm),
             ("/etc/hostname", DistroKind::Unknown),
         ] {
-            let (_d, root) = host();
-            write(&root, marker, "x");
+            let (_d, root) = HostRoot::temp();
+            root.write(marker, "x");
             assert_eq!(detect(&root, &mut Vec::new()).kind, kind, "{marker}");
         }
     }

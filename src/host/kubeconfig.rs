@@ -170,8 +170,7 @@ mod tests {
 
     #[test]
     fn order_flag_env_home_distribution() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (dir, root) = HostRoot::temp();
         let admin = root.resolve("/var/snap/microk8s/current/credentials/client.config");
         std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
         std::fs::write(&admin, "x").unwrap();
@@ -220,8 +219,7 @@ mod tests {
 
     #[test]
     fn a_kubeconfig_list_names_each_file_once_however_spelled() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (dir, root) = HostRoot::temp();
         let a = dir.path().join("a");
         let b = dir.path().join("b");
         std::fs::write(&a, "x").unwrap();
@@ -255,8 +253,7 @@ mod tests {
 
     #[test]
     fn an_admin_kubeconfig_that_is_a_fifo_is_unreadable_not_a_hang() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (_dir, root) = HostRoot::temp();
         let admin = root.resolve("/etc/rancher/k3s/k3s.yaml");
         std::fs::create_dir_all(admin.parent().unwrap()).unwrap();
         nix::unistd::mkfifo(&admin, nix::sys::stat::Mode::S_IRWXU).unwrap();

@@ -266,12 +266,6 @@ pub fn endpoint_path(endpoint: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn write(root: &HostRoot, path: &str, text: &str) {
-        let p = root.resolve(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
     #[test]
     fn endpoints_strip_unix_scheme() {
         assert_eq!(
@@ -290,16 +284,11 @@ mod tests {
 
     #[test]
     fn kubeadm_flags_win_over_config_yaml() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
-        write(
-            &root,
-            "/var/lib/kubelet/kubeadm-flags.env",
+        let (_dir, root) = HostRoot::temp();
+        root.write("/var/lib/kubelet/kubeadm-flags.env",
             "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///var/run/crio/crio.sock --pod-infra-container-image=registry.k8s.io/pause:3.10\"\n",
         );
-        write(
-            &root,
-            "/var/lib/kubelet/config.yaml",
+        root.write("/var/lib/kubelet/config.yaml",
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n",
         );
         let s = scan(&root, DistroKind::Kubeadm, &mut Vec::new());
@@ -316,11 +305,8 @@ mod tests {
 
     #[test]
     fn microk8s_args_without_driver_default_to_cgroupfs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
-        write(
-            &root,
-            "/var/snap/microk8s/current/args/kubelet",
+        let (_dir, root) = HostRoot::temp();
+        root.write("/var/snap/microk8s/current/args/kubelet",
             "--container-runtime-endpoint=${SNAP_COMMON}/run/containerd.sock\n--hostname-override=Node-1\n",
         );
         let s = scan(&root, DistroKind::Microk8s, &mut Vec::new());

@@ -53,6 +53,23 @@ impl HostRoot {
     }
 }
 
+#[cfg(test)]
+impl HostRoot {
+    /// A host tree of its own in a new temporary directory (removed when the `TempDir` drops).
+    pub(crate) fn temp() -> (tempfile::TempDir, HostRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    /// Writes `text` to the host file `path`, creating its directories.
+    pub(crate) fn write(&self, path: &str, text: &str) {
+        let p = self.resolve(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
 /// Where a strictly confined snap sees the host's `/`: snapd runs it in a mount namespace whose
 /// `/` is the base snap, with the host's root filesystem at this path (readable through the
 /// `system-backup` interface; snapcraft.io/docs/system-backup-interface).

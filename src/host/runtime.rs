@@ -478,8 +478,7 @@ mod tests {
 
     #[test]
     fn configz_endpoint_ranks_after_kubelet_files_before_well_known() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (_dir, root) = HostRoot::temp();
         let hints = ConfigzHints {
             runtime_endpoint: Some("unix:///srv/c.sock".into()),
             cgroup_driver: None,
@@ -503,8 +502,7 @@ mod tests {
 
     #[test]
     fn var_run_and_run_are_one_candidate() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = HostRoot::new(dir.path()).unwrap();
+        let (_dir, root) = HostRoot::temp();
         let scan = KubeletScan {
             kubelet: super::super::Kubelet {
                 runtime_endpoint: Some("unix:///var/run/containerd/containerd.sock".into()),
