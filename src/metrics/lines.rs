@@ -310,33 +310,25 @@ impl LineScanner {
         };
         self.count(seen);
         if let Some(pod) = cadvisor {
-            let (namespace, container) = (
-                labels.get(Label::CadvisorNamespace),
-                labels.get(Label::CadvisorContainer),
-            );
             Self::record(
                 &mut self.pods,
                 &mut self.recorded[0],
                 &mut self.scratch,
                 escapes,
-                namespace,
+                labels.get(Label::CadvisorNamespace),
                 pod,
-                container,
+                labels.get(Label::CadvisorContainer),
             );
         }
         if let Some(pod) = kubelet {
-            let (namespace, container) = (
-                labels.get(Label::KubeletNamespace),
-                labels.get(Label::KubeletContainer),
-            );
             Self::record(
                 &mut self.kubelet_pods,
                 &mut self.recorded[1],
                 &mut self.scratch,
                 escapes,
-                namespace,
+                labels.get(Label::KubeletNamespace),
                 pod,
-                container,
+                labels.get(Label::KubeletContainer),
             );
         }
         seen
