@@ -1,5 +1,6 @@
-//! Exit codes: the contract printed by `--help` and listed in the README; and [`chain`], the
-//! text of an error with its causes, which several layers need.
+//! Exit codes: the contract printed by `--help` and listed in the README; and [`chain`] and
+//! [`first_line`], the text of an error with its causes or without its hints, which several
+//! layers need.
 //!
 //! Which error means which code is decided in one place, `crate::commands::error::Error::exit_code`
 //! (one exhaustive `match` over every layer's error); this module sits below every layer, so
@@ -19,6 +20,16 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// The first line of `err`'s text: the reason alone, without the hints a message carries under
+/// it (or a parser's snippet of the input).
+pub fn first_line(err: &dyn fmt::Display) -> String {
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The process exit codes, the contract of `--help` (`ExitCode::TABLE`) and of the README.

@@ -117,7 +117,7 @@ pub async fn facts(cluster: &Cluster, parallel: usize) -> Result<Vec<ClusterNode
                 .and_then(|text| parse_configz(&text))
                 // The reason only: the hints under a cluster error's first line are for a whole
                 // command, not for one node's row.
-                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+                .map_err(|e| crate::error::first_line(&e))
         },
     )
     .await;

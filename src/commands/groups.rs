@@ -103,24 +103,12 @@ pub async fn read_for_install(
     host: &HostFacts,
     parallel: usize,
 ) -> super::Result<Option<NodeLayout>> {
-    let err = match read(
-        cluster,
-        namespace,
-        Some(host),
-        host.kubelet.node_name.as_deref(),
-        parallel,
-    )
-    .await
-    {
+    let node_name = host.kubelet.node_name.as_deref();
+    let err = match read(cluster, namespace, Some(host), node_name, parallel).await {
         Ok(layout) => return Ok(Some(layout)),
         Err(e) => e,
     };
-    let reason = err
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let reason = crate::error::first_line(&err);
     let prefix = format!("{}-", crate::plan::NAME);
     let installed: Vec<String> = crate::cluster::status::our_daemonsets(cluster, namespace)
         .await

@@ -174,7 +174,7 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
                     Err(e) => {
                         ctx.ui.warning(format!(
                             "--label-nodes: cannot list cadvisor-setup's DaemonSets in other namespaces ({}), so no node label is removed",
-                            e.to_string().lines().next().unwrap_or_default()
+                            crate::error::first_line(&e)
                         ));
                         None
                     }

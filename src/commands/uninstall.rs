@@ -63,10 +63,7 @@ async fn labels_to_remove(
     let kept_all = |kept: &mut Vec<Kept>, why: &str, e: crate::cluster::ClusterError| {
         kept.push(Kept {
             object: format!("node label {GROUP_LABEL}"),
-            reason: format!(
-                "could not list {why} ({})",
-                e.to_string().lines().next().unwrap_or_default()
-            ),
+            reason: format!("could not list {why} ({})", crate::error::first_line(&e)),
         });
         Vec::new()
     };

@@ -121,7 +121,7 @@ fn snap(
             }
             Err(e) => warnings.push(format!(
                 "{yaml_path} is not valid snap metadata ({}); {kind} version and confinement are unknown (a snap's files are read-only: check that --host-root points at the host)",
-                e.to_string().lines().next().unwrap_or_default()
+                crate::error::first_line(&e)
             )),
         },
         Ok(None) => {}

@@ -162,7 +162,7 @@ fn config_file(
         Err(e) => {
             warnings.push(format!(
                 "{host_path} is not a valid KubeletConfiguration: {}",
-                e.to_string().lines().next().unwrap_or_default()
+                crate::error::first_line(&e)
             ));
             return;
         }
@@ -206,7 +206,7 @@ fn rancher(root: &HostRoot, distro: DistroKind, out: &mut KubeletScan, warnings:
         Some(text) => serde_saphyr::from_str(&text).unwrap_or_else(|e| {
             warnings.push(format!(
                 "{config_path} is not valid YAML: {}",
-                e.to_string().lines().next().unwrap_or_default()
+                crate::error::first_line(&e)
             ));
             RancherConfig::default()
         }),
