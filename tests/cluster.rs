@@ -2211,6 +2211,40 @@ mod lifecycle {
         );
     }
 
+    /// The same race under `--force`, where theirs sets a label of ours to their own value:
+    /// `--force` adopts only what install found (on the record, for `uninstall` to restore), so
+    /// the create is not forced; the clash is a conflict (exit 7) and their value stays theirs.
+    /// (A forced create took their value, and withdrawing it then removed the label.)
+    #[test]
+    fn force_does_not_take_an_object_created_during_installs_create() {
+        let Some(w) = world(1) else { return };
+        let labels = serde_json::json!({"team": "theirs", "app.kubernetes.io/name": "their-sa"});
+        w.cluster.failures().replace_before_apply(
+            "serviceaccounts",
+            "cadvisor",
+            "cadvisor",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": labels}}),
+        );
+        let out = w.run(&[
+            "install",
+            "--yes",
+            "--force",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let theirs = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount");
+        assert_eq!(theirs["metadata"]["labels"], labels, "{theirs:#}");
+        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
+        assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
+    }
+
     /// Our label alone is not enough: an object another manager wrote stays, and says why.
     #[test]
     fn uninstall_keeps_a_labelled_object_that_another_manager_wrote() {

@@ -359,8 +359,11 @@ async fn apply_one(
         object["metadata"]["uid"] = Value::from(uid);
     }
     let mut params = PatchParams::apply(FIELD_MANAGER);
-    // Field conflicts are forced only on objects we adopt or already own with --force.
-    if opts.force {
+    // Field conflicts are forced only on objects we adopt or already own with --force. Never
+    // on a create: the name was free when read, so a conflict there is someone else's object
+    // made since, and forcing would take their values (which the withdrawal below would then
+    // remove): it stays a conflict (exit 7), and a rerun with --force adopts it on the record.
+    if opts.force && decision != Decision::Create {
         params = params.force();
     }
     if opts.dry_run {
