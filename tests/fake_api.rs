@@ -88,6 +88,7 @@ fn text(out: &Output) -> String {
     )
 }
 
+#[track_caller]
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -833,6 +834,61 @@ mod rollout {
             c.get("ConfigMap", "default", "m").expect("kept")["data"]["k"],
             "c"
         );
+    }
+
+    /// Object count quota as quota admission enforces it: with a ResourceQuota allowing
+    /// `count/configmaps: 0` (one ConfigMap, `kube-root-ca.crt`, already there), `kubectl create
+    /// configmap` is refused with 403 "exceeded quota", by apply as by create, and nothing is
+    /// stored; other kinds and other namespaces are not limited; without the quota it works.
+    #[test]
+    fn a_resource_quota_of_zero_refuses_new_objects_of_its_kinds() {
+        if !have_kubectl() {
+            return;
+        }
+        let c = FakeCluster::start(FakeClusterConfig::with_nodes(Vec::new()));
+        ok(kubectl_apply(
+            &c,
+            "admin",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: closed\n",
+            &[],
+        ));
+        ok(kubectl_apply(
+            &c,
+            "admin",
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: lock\n  namespace: closed\nspec:\n  hard:\n    count/configmaps: \"0\"\n    count/roles.rbac.authorization.k8s.io: \"0\"\n",
+            &[],
+        ));
+        let out = kubectl(&c, &["create", "configmap", "x", "-n", "closed"]);
+        assert!(!out.status.success(), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("configmaps \"x\" is forbidden: exceeded quota: lock, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=0"),
+            "{}",
+            text(&out)
+        );
+        let manifest =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  namespace: closed\n";
+        let out = kubectl_apply(&c, "someone", manifest, &[]);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(c.get("ConfigMap", "closed", "x").is_none());
+        assert!(c.get("ConfigMap", "closed", "y").is_none());
+        let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: r\n  namespace: closed\nrules: []\n";
+        let out = kubectl_apply(&c, "someone", role, &[]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exceeded quota: lock"),
+            "{}",
+            text(&out)
+        );
+        ok(kubectl(
+            &c,
+            &["create", "serviceaccount", "s", "-n", "closed"],
+        ));
+        ok(kubectl(&c, &["create", "configmap", "x", "-n", "default"]));
+        ok(kubectl(
+            &c,
+            &["delete", "resourcequota", "lock", "-n", "closed"],
+        ));
+        ok(kubectl(&c, &["create", "configmap", "x", "-n", "closed"]));
     }
 
     /// Node labels as a real API server keeps them: `kubectl label` (manager `kubectl-label`)
