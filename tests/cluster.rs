@@ -895,6 +895,35 @@ mod flows {
         );
     }
 
+    /// A quota is enforced only once the quota controller has written its status: when that
+    /// does not happen, the namespace was never closed, so uninstall keeps it (and removes the
+    /// quota) rather than trust it.
+    #[test]
+    fn uninstall_keeps_a_namespace_whose_lock_is_not_enforced() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().stop_quota_controller(true);
+        let out = w.run(&["uninstall", "--yes", "-o", "json", "--timeout", "3s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"]
+                .to_string()
+                .contains("that closes it to new objects was not enforced within "),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
     /// An uninstall interrupted while it held the namespace closed leaves its ResourceQuota;
     /// the next install opens the namespace again (and says so) instead of having every create
     /// refused.

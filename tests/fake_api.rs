@@ -837,9 +837,11 @@ mod rollout {
     }
 
     /// Object count quota as quota admission enforces it: with a ResourceQuota allowing
-    /// `count/configmaps: 0` (one ConfigMap, `kube-root-ca.crt`, already there), `kubectl create
-    /// configmap` is refused with 403 "exceeded quota", by apply as by create, and nothing is
-    /// stored; other kinds and other namespaces are not limited; without the quota it works.
+    /// `count/configmaps: 0` (one ConfigMap, `kube-root-ca.crt`, already there), once the quota
+    /// controller has written its status, `kubectl create configmap` is refused with 403
+    /// "exceeded quota", by apply as by create, and nothing is stored; other kinds and other
+    /// namespaces are not limited; a quota whose status is not written yet is not enforced;
+    /// without the quota it works.
     #[test]
     fn a_resource_quota_of_zero_refuses_new_objects_of_its_kinds() {
         if !have_kubectl() {
@@ -858,6 +860,11 @@ mod rollout {
             "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: lock\n  namespace: closed\nspec:\n  hard:\n    count/configmaps: \"0\"\n    count/roles.rbac.authorization.k8s.io: \"0\"\n",
             &[],
         ));
+        // Enforced once the quota controller has copied spec.hard to status.hard.
+        assert!(c.wait_until(Duration::from_secs(10), |c| {
+            c.get("ResourceQuota", "closed", "lock")
+                .is_some_and(|q| q["status"]["hard"]["count/configmaps"] == "0")
+        }));
         let out = kubectl(&c, &["create", "configmap", "x", "-n", "closed"]);
         assert!(!out.status.success(), "{}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -884,6 +891,20 @@ mod rollout {
             &["create", "serviceaccount", "s", "-n", "closed"],
         ));
         ok(kubectl(&c, &["create", "configmap", "x", "-n", "default"]));
+        // A quota the quota controller has not taken up is not enforced.
+        c.failures().stop_quota_controller(true);
+        ok(kubectl_apply(
+            &c,
+            "admin",
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: unsynced\n  namespace: default\nspec:\n  hard:\n    count/configmaps: \"0\"\n",
+            &[],
+        ));
+        ok(kubectl(&c, &["create", "configmap", "z", "-n", "default"]));
+        assert!(
+            c.get("ResourceQuota", "default", "unsynced")
+                .expect("quota")["status"]["hard"]
+                .is_null()
+        );
         ok(kubectl(
             &c,
             &["delete", "resourcequota", "lock", "-n", "closed"],

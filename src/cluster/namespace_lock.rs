@@ -11,6 +11,9 @@
 //! namespace; when the namespace is kept, it is deleted again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::{ResourceQuota, ResourceQuotaSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -99,6 +102,37 @@ pub async fn close(
         None => Err(ClusterError::Api(format!(
             "the API server created ResourceQuota {namespace}/{NAME} without a uid"
         ))),
+    }
+}
+
+/// How long the quota controller may take to take the quota up (it syncs a new quota at once;
+/// seconds are a busy controller manager).
+pub const ENFORCED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until quota admission enforces the quota: it compares with `status.hard`, which the
+/// quota controller copies from `spec.hard` (k8s.io/apiserver `admission/plugin/resourcequota`
+/// `CheckRequest`: `quota.ResourceNames(resourceQuota.Status.Hard)`; kubernetes/kubernetes
+/// pkg/controller/resourcequota `syncResourceQuota`), so until then the quota refuses nothing.
+/// `false` when that did not happen within `wait`.
+pub async fn enforced(
+    cluster: &Cluster,
+    namespace: &str,
+    wait: Duration,
+) -> Result<bool, ClusterError> {
+    let api: Api<ResourceQuota> = Api::namespaced(cluster.client.clone(), namespace);
+    let deadline = crate::deadline::deadline_after(wait);
+    loop {
+        let taken_up = cluster.ask(api.get_opt(NAME)).await?.map(|q| {
+            let wanted = q.spec.and_then(|s| s.hard);
+            let enforced = q.status.and_then(|s| s.hard);
+            enforced.is_some() && enforced == wanted
+        });
+        match taken_up {
+            Some(true) => return Ok(true),
+            None => return Ok(false),
+            Some(false) if Instant::now() >= deadline => return Ok(false),
+            Some(false) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 

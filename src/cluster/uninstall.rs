@@ -177,6 +177,19 @@ pub async fn run(
         };
         let api = api_for(cluster, object).await?;
         let checked = async {
+            let wait = namespace_lock::ENFORCED_WITHIN
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if !namespace_lock::enforced(cluster, namespace, wait).await? {
+                return Ok(Some(Kept {
+                    object: object.describe(),
+                    reason: format!(
+                        "the ResourceQuota {} that closes it to new objects was not enforced within {}s (the quota controller did not write its status), so an object created meanwhile would have gone with it; delete it yourself once you know it is empty (kubectl delete namespace {})",
+                        namespace_lock::NAME,
+                        wait.as_secs(),
+                        object.name
+                    ),
+                }));
+            }
             let holds = foreign_contents(cluster, namespace, &kinds, &ours).await?;
             if !holds.is_empty() {
                 return Ok(Some(still_holds(object, &holds)));

@@ -260,6 +260,9 @@ pub struct FailureState {
     pub create_after_list: Vec<((String, String), u32, Value)>,
     /// What became of each [`FailureState::create_after_list`] create: the name, or the error.
     pub created_after_list: Vec<Result<String, String>>,
+    /// The quota controller is stopped: a new ResourceQuota's status is never written, so
+    /// quota admission does not enforce it.
+    pub quota_controller_stopped: bool,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -390,6 +393,15 @@ impl Failures {
 
     pub fn set_image_pull_failure(&self, on: bool) {
         self.lock().image_pull = on;
+    }
+
+    /// Stop (or restart) the quota controller (see [`FailureState::quota_controller_stopped`]).
+    pub fn stop_quota_controller(&self, stopped: bool) {
+        self.lock().quota_controller_stopped = stopped;
+    }
+
+    pub fn quota_controller_stopped(&self) -> bool {
+        self.lock().quota_controller_stopped
     }
 
     pub fn set_crash_loop(&self, on: bool) {

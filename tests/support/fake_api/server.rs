@@ -1032,8 +1032,9 @@ fn check_namespace(state: &State, res: &Resource, ns: &str, name: &str) -> Resul
 /// Quota admission for object counts (k8s.io/apiserver `admission/plugin/resourcequota`, the
 /// generic object count evaluator for `count/<resource>.<group>`, and the legacy `pods`,
 /// `configmaps`, ... names of core kinds): a create that would take a namespace's count of that
-/// kind past a ResourceQuota's `spec.hard` is refused with 403 "exceeded quota". (The real one
-/// compares with the quota's status, which its controller keeps; this counts the store.)
+/// kind past a ResourceQuota's `status.hard` is refused with 403 "exceeded quota". Only
+/// `status.hard` counts, which the quota controller copies from `spec.hard`: a quota it has not
+/// synced yet is not enforced. (The real one compares with `status.used`; this counts the store.)
 fn admit_quota(state: &State, res: &Resource, ns: &str, name: &str) -> Result<(), ApiError> {
     let store = state.store();
     let keys = [
@@ -1046,7 +1047,7 @@ fn admit_quota(state: &State, res: &Resource, ns: &str, name: &str) -> Result<()
     ];
     for quota in store.iter(super::resource("resourcequotas"), Some(ns)) {
         for key in keys.iter().filter(|k| !k.is_empty()) {
-            let Some(hard) = quota["spec"]["hard"][key.as_str()].as_str() else {
+            let Some(hard) = quota["status"]["hard"][key.as_str()].as_str() else {
                 continue;
             };
             let limit: usize = hard.parse().unwrap_or(usize::MAX);
