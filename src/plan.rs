@@ -447,21 +447,14 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let selector = selector();
     // hostPath volumes are refused by the `baseline` and `restricted` Pod Security Standards, so the
     // namespace needs the `privileged` level (kubernetes.io/docs/concepts/security/pod-security-standards).
-    let mut namespace_labels: BTreeMap<String, String> = ["enforce", "audit", "warn"]
-        .into_iter()
-        .map(|mode| {
-            (
-                format!("pod-security.kubernetes.io/{mode}"),
-                "privileged".to_string(),
-            )
-        })
-        .collect();
+    // A Prometheus' labels only add to ours (ours are put in last, so they win).
+    let pod_security = ["enforce", "audit", "warn"].map(|mode| {
+        let key = format!("pod-security.kubernetes.io/{mode}");
+        (key, "privileged".to_string())
+    });
     cluster_labels("namespace label", &opts.namespace_labels)?;
-    for (key, value) in &opts.namespace_labels {
-        namespace_labels
-            .entry(key.clone())
-            .or_insert_with(|| value.clone());
-    }
+    let mut namespace_labels = opts.namespace_labels.clone();
+    namespace_labels.extend(pod_security);
     cluster_labels("ServiceMonitor label", &opts.service_monitor_labels)?;
     let network_policy = opts
         .network_policy
@@ -479,12 +472,8 @@ pub fn make(facts: &HostFacts, opts: &PlanOptions) -> Result<Plan, PlanError> {
         ),
     ]);
 
-    let mut service_monitor_labels = labels.clone();
-    for (key, value) in &opts.service_monitor_labels {
-        service_monitor_labels
-            .entry(key.clone())
-            .or_insert_with(|| value.clone());
-    }
+    let mut service_monitor_labels = opts.service_monitor_labels.clone();
+    service_monitor_labels.extend(labels.clone());
     let service_monitor = opts.service_monitor.then(|| ServiceMonitorPlan {
         labels: service_monitor_labels,
         interval: SCRAPE_INTERVAL.to_string(),
