@@ -225,26 +225,24 @@ fn namespace(
     Ok(Namespace::parse("--namespace", &value)?)
 }
 
+/// `--containerd-socket` or the answers file's `containerd-socket`: an absolute host path.
 fn socket(
+    pick: &mut Pick<'_>,
     flag: Option<&PathBuf>,
     answers: &Answers,
-    flags: &dyn FlagSources,
-) -> Result<(Option<SocketPath>, Option<ValueSource>), SettingsError> {
-    match (flag, &answers.containerd_socket) {
-        (Some(p), _) => Ok((
-            Some(SocketPath::parse("--containerd-socket", p)?),
-            Some(
-                flags
-                    .source_of("containerd_socket")
-                    .unwrap_or(ValueSource::Flag),
-            ),
-        )),
-        (None, Some(p)) => Ok((
-            Some(SocketPath::parse("containerd-socket (answers file)", p)?),
-            Some(ValueSource::File),
-        )),
-        (None, None) => Ok((None, None)),
-    }
+) -> Result<Option<SocketPath>, SettingsError> {
+    let field = match flag {
+        Some(_) => "--containerd-socket",
+        None => "containerd-socket (answers file)",
+    };
+    let file = answers.containerd_socket.clone();
+    let path = pick.picker.pick(
+        "containerd-socket",
+        "containerd_socket",
+        flag.cloned(),
+        file,
+    );
+    path.map(|p| SocketPath::parse(field, &p)).transpose()
 }
 
 pub struct DetectSettings {
@@ -262,24 +260,19 @@ pub fn detect(
     flags: &dyn FlagSources,
     answers: &Answers,
 ) -> Result<DetectSettings, SettingsError> {
-    let (containerd_socket, source) =
-        socket(args.socket.containerd_socket.as_ref(), answers, flags)?;
-    let mut describe = match (&containerd_socket, source) {
-        (Some(s), Some(source)) => vec![format!(
-            "containerd-socket = {} ({source})",
-            s.as_path().display()
-        )],
-        _ => vec!["containerd-socket = (detected) (default)".to_string()],
-    };
     let mut pick = Pick::new(flags);
+    let containerd_socket = socket(&mut pick, args.socket.containerd_socket.as_ref(), answers)?;
+    match &containerd_socket {
+        Some(s) => pick.show("containerd-socket", s.as_path().display()),
+        None => pick.show("containerd-socket", "(detected)"),
+    }
     let parallel = parallel(&mut pick, args.parallel, answers)?;
-    describe.extend(pick.describe());
     Ok(DetectSettings {
         containerd_socket,
         no_cluster: args.no_cluster,
         cluster: args.cluster,
         parallel,
-        describe,
+        describe: pick.describe(),
     })
 }
 
@@ -293,7 +286,7 @@ fn resolved(
     flags: &dyn FlagSources,
     answers: &Answers,
 ) -> Result<Resolved, SettingsError> {
-    let (socket, _) = socket(socket_flag, answers, flags)?;
+    let socket = socket(&mut Pick::new(flags), socket_flag, answers)?;
     let mut resolved = crate::options::resolve(plan, socket_flag, flags, answers)?;
     resolved.containerd_socket = socket.map(SocketPath::into_path);
     crate::plan::check_options(&resolved.plan)?;
