@@ -31,7 +31,7 @@ use super::{Cluster, ClusterError, FIELD_MANAGER, classify};
 pub use crate::plan::groups::GROUP_LABEL;
 
 /// A node that carries [`GROUP_LABEL`], and who owns the label (`status` reports it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Carrier {
     pub node: String,
     pub value: String,
@@ -117,19 +117,11 @@ impl NodeLabelChange {
 /// The managers that own `metadata.labels[GROUP_LABEL]` in `managed_fields` (JSON), in order.
 fn owners(managed_fields: &Value) -> Vec<String> {
     let field = format!("f:{GROUP_LABEL}");
-    let mut out: Vec<String> = Vec::new();
-    for entry in managed_fields.as_array().into_iter().flatten() {
-        let owns = entry["fieldsV1"]["f:metadata"]["f:labels"]
+    super::ownership::managers_where(managed_fields, |entry| {
+        entry["fieldsV1"]["f:metadata"]["f:labels"]
             .get(&field)
-            .is_some();
-        if owns
-            && let Some(m) = entry["manager"].as_str()
-            && !out.iter().any(|o| o == m)
-        {
-            out.push(m.to_string());
-        }
-    }
-    out
+            .is_some()
+    })
 }
 
 /// The node's [`GROUP_LABEL`] and its owners, `None` when it has none. Pure.

@@ -67,13 +67,16 @@ pub fn of(object: &Value) -> Ownership {
 
 /// Field managers of `metadata.managedFields`, in order, without repeats.
 pub fn managers(object: &Value) -> Vec<String> {
+    managers_where(&object["metadata"]["managedFields"], |_| true)
+}
+
+/// The managers of the `managed_fields` entries (JSON) that `owns` accepts, in order, without
+/// repeats.
+pub fn managers_where(managed_fields: &Value, owns: impl Fn(&Value) -> bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for entry in object["metadata"]["managedFields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(m) = entry["manager"].as_str()
+    for entry in managed_fields.as_array().into_iter().flatten() {
+        if owns(entry)
+            && let Some(m) = entry["manager"].as_str()
             && !out.iter().any(|o| o == m)
         {
             out.push(m.to_string());
