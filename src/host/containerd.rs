@@ -236,10 +236,8 @@ where
             .map(tonic::Response::into_inner)
             .map_err(|status| status_error(socket, name, timeout, status))
     };
-    match tokio::time::timeout(timeout.saturating_add(Duration::from_millis(250)), fut).await {
-        Ok(result) => result,
-        Err(_) => Err(timed_out()),
-    }
+    let within = tokio::time::timeout(timeout.saturating_add(Duration::from_millis(250)), fut);
+    within.await.unwrap_or_else(|_| Err(timed_out()))
 }
 
 async fn connect(socket: &Path, timeout: Duration) -> Result<Channel, ProbeError> {
