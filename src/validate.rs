@@ -17,13 +17,15 @@ fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> PlanE
     }
 }
 
-/// `Ok` when `ok`, else the refusal [`invalid`] builds.
+/// [`safe_text`] first (its message names the dangerous character), then `Ok` when `ok`, else
+/// the refusal [`invalid`] builds.
 fn check(
     ok: bool,
     field: &'static str,
     value: &str,
     reason: impl Into<String>,
 ) -> Result<(), PlanError> {
+    safe_text(field, value)?;
     if ok {
         Ok(())
     } else {
@@ -79,7 +81,6 @@ pub fn safe_text(field: &'static str, value: &str) -> Result<(), PlanError> {
 /// A DNS-1123 label (Kubernetes namespace and object names): at most 63 characters, lowercase
 /// letters, digits and `-`, starting and ending with a letter or digit.
 pub fn dns1123_label(field: &'static str, value: &str) -> Result<(), PlanError> {
-    safe_text(field, value)?;
     check(
         is_dns1123_label(value),
         field,
@@ -385,7 +386,6 @@ fn exponent(text: &str) -> Option<i64> {
 /// and `/`, starting and ending with a letter or digit, at most 253 characters. No `,`: it is the
 /// list separator (google/cadvisor cmd/cadvisor.go splits on commas).
 pub fn label_key(field: &'static str, value: &str) -> Result<(), PlanError> {
-    safe_text(field, value)?;
     check(
         alnum_edged(value, 253, b"._-/"),
         field,
@@ -397,7 +397,6 @@ pub fn label_key(field: &'static str, value: &str) -> Result<(), PlanError> {
 /// A label value (kubernetes.io: "Labels and Selectors"): at most 63 characters, letters,
 /// digits, `-`, `_` and `.`, starting and ending with a letter or digit.
 pub fn label_value(field: &'static str, value: &str) -> Result<(), PlanError> {
-    safe_text(field, value)?;
     check(
         alnum_edged(value, 63, b"._-"),
         field,
@@ -409,7 +408,6 @@ pub fn label_value(field: &'static str, value: &str) -> Result<(), PlanError> {
 /// A containerd namespace (containerd/containerd namespaces/validate.go):
 /// `[A-Za-z0-9]+([._-][A-Za-z0-9]+)*`, at most 76 characters.
 pub fn containerd_namespace(field: &'static str, value: &str) -> Result<(), PlanError> {
-    safe_text(field, value)?;
     let ok = value.len() <= 76
         && value
             .split(['.', '_', '-'])
@@ -483,7 +481,6 @@ pub const KNOWN_METRICS: &[&str] = &[
 ];
 
 pub fn metric_name(field: &'static str, value: &str) -> Result<(), PlanError> {
-    safe_text(field, value)?;
     check(
         KNOWN_METRICS.contains(&value),
         field,
