@@ -154,11 +154,7 @@ pub fn group(
             format!("{NAME}-{}", g.layout)
         };
     }
-    groups.sort_by(|a, b| {
-        (a.name != NAME)
-            .cmp(&(b.name != NAME))
-            .then(a.name.cmp(&b.name))
-    });
+    groups.sort_by(|a, b| (a.name != NAME, &a.name).cmp(&(b.name != NAME, &b.name)));
     (groups, left_out)
 }
 
