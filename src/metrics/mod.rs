@@ -131,11 +131,16 @@ pub fn scan<R: Read>(reader: R) -> Result<ScanReport, ScanError> {
         bytes: 0,
         failed: false,
     };
-    let mut head = [0u8; 2];
-    let got = read_head(&mut counted, &mut head).map_err(ScanError::Read)?;
-    let gzip = head[..got] == GZIP_MAGIC;
+    // The first two bytes, fewer only at the end of the stream (a reader may return one byte
+    // at a time).
+    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
+    (&mut counted)
+        .take(GZIP_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(ScanError::Read)?;
+    let gzip = head == GZIP_MAGIC;
     let mut lines = LineScanner::default();
-    let mut input = BufReader::with_capacity(READ_BUFFER, (&head[..got]).chain(&mut counted));
+    let mut input = BufReader::with_capacity(READ_BUFFER, head.as_slice().chain(&mut counted));
     if gzip {
         let mut decoder = MultiGzDecoder::new(input);
         let mut buf = vec![0u8; READ_BUFFER];
@@ -168,21 +173,6 @@ pub fn scan<R: Read>(reader: R) -> Result<ScanReport, ScanError> {
     report.gzip = gzip;
     report.input_bytes = counted.bytes;
     Ok(report)
-}
-
-/// Up to `head.len()` bytes, fewer only at the end of the stream (a reader may return one byte
-/// at a time).
-fn read_head(reader: &mut impl Read, head: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < head.len() {
-        match reader.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Counts the bytes read from the source and remembers whether it failed.
