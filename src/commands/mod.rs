@@ -77,6 +77,16 @@ impl Job {
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == crate::cluster::exec_shim::ARG)
+    {
+        return crate::cluster::exec_shim::run(args.collect());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        crate::cluster::exec_shim::enable(exe);
+    }
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(err) => return parse_error(err),
