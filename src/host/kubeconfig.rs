@@ -37,11 +37,6 @@ impl KubeconfigEnv {
     }
 }
 
-/// Admin kubeconfigs by distribution ([`super::layout`]).
-pub fn admin_paths(kind: DistroKind) -> Vec<&'static str> {
-    super::layout::admin_kubeconfigs(kind)
-}
-
 /// Finds the kubeconfig to use, or `None`.
 pub fn discover(
     root: &HostRoot,
@@ -80,7 +75,8 @@ pub fn discover(
             return Some(user_file(&p, KubeconfigSource::Home));
         }
     }
-    for host_path in admin_paths(distro.kind) {
+    // The distribution's admin kubeconfigs (`host::layout`).
+    for host_path in super::layout::admin_kubeconfigs(distro.kind) {
         // A path that cannot be resolved inside the root (a link loop) is skipped here; the
         // distribution markers in the same directories already warn about it.
         let Ok(local) = fs::resolve(root, Path::new(host_path)) else {
