@@ -63,19 +63,6 @@ pub struct Manifest {
     pub object: serde_json::Value,
 }
 
-impl Manifest {
-    /// File name under `--out-dir`: the kind in lower case (`daemonset.yaml`).
-    pub fn file_name(&self) -> String {
-        format!("{}.yaml", self.kind.to_ascii_lowercase())
-    }
-
-    /// The file name of a second object of the same kind (a node group's DaemonSet):
-    /// `daemonset-cadvisor-1a2b3c4d.yaml`.
-    pub fn named_file_name(&self) -> String {
-        format!("{}-{}.yaml", self.kind.to_ascii_lowercase(), self.name)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Manifests {
     pub documents: Vec<Manifest>,
@@ -98,16 +85,18 @@ impl Manifests {
     }
 
     /// The file name of each document under `--out-dir`: the kind (`daemonset.yaml`), and
-    /// kind and name for a further object of a kind already written (a node group's DaemonSet).
+    /// kind and name for a further object of a kind already written (a node group's DaemonSet:
+    /// `daemonset-cadvisor-1a2b3c4d.yaml`).
     pub fn file_names(&self) -> Vec<String> {
         self.documents
             .iter()
             .enumerate()
             .map(|(i, d)| {
+                let kind = d.kind.to_ascii_lowercase();
                 if self.documents[..i].iter().any(|o| o.kind == d.kind) {
-                    d.named_file_name()
+                    format!("{kind}-{}.yaml", d.name)
                 } else {
-                    d.file_name()
+                    format!("{kind}.yaml")
                 }
             })
             .collect()
