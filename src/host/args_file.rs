@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// The snap variables an args file may use. Outside the snap they are not set, so we supply them
 /// (snapcraft.io/docs/environment-variables): `SNAP_DATA` is the `current` revision directory,
 /// `SNAP_COMMON` is shared.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapVars {
     vars: BTreeMap<String, String>,
 }
@@ -29,9 +29,7 @@ impl SnapVars {
 
     /// No variables at all (every `$VAR` expands to the empty string, as for an unset variable).
     pub fn empty() -> Self {
-        SnapVars {
-            vars: BTreeMap::new(),
-        }
+        SnapVars::default()
     }
 
     /// One more variable (the fuzz targets and tests build their own sets).
