@@ -630,22 +630,15 @@ mod tests {
 
     #[test]
     fn label_nodes_is_off_unless_consented_by_flag_or_answers_file() {
-        assert!(!install_from(&Answers::default()).unwrap().label_nodes);
-        assert!(
-            install_from(&answers("label-nodes: true\n"))
-                .unwrap()
-                .label_nodes
-        );
-        assert!(
-            install_from(&answers("label_nodes: true\n"))
-                .unwrap()
-                .label_nodes
-        );
-        assert!(
-            !install_from(&answers("label-nodes: false\n"))
-                .unwrap()
-                .label_nodes
-        );
+        for (text, consent) in [
+            ("", false),
+            ("label-nodes: true\n", true),
+            ("label_nodes: true\n", true),
+            ("label-nodes: false\n", false),
+        ] {
+            let s = install_from(&answers(text)).unwrap();
+            assert_eq!(s.label_nodes, consent, "{text:?}");
+        }
         let args = InstallArgs {
             label_nodes: true,
             ..InstallArgs::default()
