@@ -12,21 +12,31 @@ use crate::cluster::{self, Cluster};
 use crate::error::ExitCode;
 use crate::host::KubeconfigFacts;
 use crate::host::kubeconfig::{KubeconfigEnv, discover};
+use crate::host::watch;
 
-/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host.
-pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<KubeconfigFacts> {
+/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host
+/// (those reads bounded as every host phase is: `host::watch`).
+pub async fn kubeconfig(
+    ctx: &Context,
+    detected: Option<&KubeconfigFacts>,
+) -> super::Result<Option<KubeconfigFacts>> {
     if let Some(found) = detected {
-        return Some(found.clone());
+        return Ok(Some(found.clone()));
     }
-    let mut ignored = Vec::new();
-    let distro = crate::host::distro::detect(&ctx.host_root, &mut ignored);
+    let root = ctx.host_root.clone();
     let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
-    discover(&ctx.host_root, &distro, &env)
+    let found = watch::within(watch::HOST_BUDGET, move || {
+        let mut ignored = Vec::new();
+        let distro = crate::host::distro::detect(&root, &mut ignored);
+        discover(&root, &distro, &env)
+    })
+    .await?;
+    Ok(found)
 }
 
 /// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
 pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> super::Result<Cluster> {
-    let Some(found) = kubeconfig(ctx, detected) else {
+    let Some(found) = kubeconfig(ctx, detected).await? else {
         return Failure::err(
             ExitCode::Cluster,
             "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distribution's admin kubeconfig)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",

@@ -65,6 +65,7 @@ pub fn discover(
         let mut seen = std::collections::HashSet::new();
         let mut existing = std::env::split_paths(env).filter(|p| {
             use std::os::unix::fs::MetadataExt;
+            super::watch::reading(p);
             !p.as_os_str().is_empty()
                 && std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
         });
@@ -76,6 +77,7 @@ pub fn discover(
     }
     if let Some(home) = &user.home {
         let p = home.join(".kube/config");
+        super::watch::reading(&p);
         if p.exists() {
             return Some(user_file(&p, KubeconfigSource::Home));
         }
@@ -108,6 +110,7 @@ fn check(
     distro: &Distribution,
     follow: Follow,
 ) -> KubeconfigFacts {
+    super::watch::reading(&local);
     let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
         Ok(_) => (true, None),
         Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),

@@ -14,6 +14,7 @@ pub mod kubelet;
 pub mod layout;
 pub mod root;
 pub mod runtime;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -313,6 +314,40 @@ pub fn read_files(root: &HostRoot, opts: &DetectOptions) -> HostFiles {
     }
 }
 
+/// [`read_files`] on a thread of its own, bounded by `budget` ([`watch::within`]).
+pub async fn read_files_within(
+    root: &HostRoot,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFiles, HostError> {
+    let (root, opts) = (root.clone(), opts.clone());
+    watch::within(budget, move || read_files(&root, &opts)).await
+}
+
+/// [`probe`] on a thread of its own, bounded by `budget` ([`watch::within`]); each socket call
+/// keeps its own `probe_timeout` inside it.
+pub async fn probe_within(
+    root: &HostRoot,
+    files: HostFiles,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFacts, HostError> {
+    let (root, opts) = (root.clone(), opts.clone());
+    let handle = tokio::runtime::Handle::current();
+    watch::within(budget, move || handle.block_on(probe(&root, files, &opts))).await?
+}
+
+/// [`detect`] on a thread of its own, bounded by `budget` ([`watch::within`]).
+pub async fn detect_within(
+    root: &HostRoot,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFacts, HostError> {
+    let (root, opts) = (root.clone(), opts.clone());
+    let handle = tokio::runtime::Handle::current();
+    watch::within(budget, move || handle.block_on(detect(&root, &opts))).await?
+}
+
 /// Everything about this host: distribution, kubelet, runtime socket (probed), cgroups, kubeconfig.
 ///
 /// Unreadable or malformed files become `warnings`; only a bad `--containerd-socket` value is an
@@ -387,4 +422,15 @@ pub enum HostError {
     Input(#[from] crate::input::ReadError),
     #[error("{0}")]
     Detection(String),
+    /// The host-facts phase did not finish within its budget ([`watch::within`]): a read that
+    /// never returns (a hung NFS or FUSE mount).
+    #[error(
+        "no answer within {}s while reading {}: a file under the host root did not answer (a hung network or FUSE mount?); find it with `mount` (nfs, cifs, fuse.sshfs, ...), bring its server back or unmount it (`umount -l DIR`), then run again",
+        after.as_secs(),
+        path.as_ref().map_or_else(|| "this host's files".to_string(), |p| p.display().to_string())
+    )]
+    NoAnswer {
+        path: Option<PathBuf>,
+        after: Duration,
+    },
 }
