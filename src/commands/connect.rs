@@ -11,7 +11,7 @@ use super::error::Failure;
 use crate::cluster::{self, Cluster};
 use crate::error::ExitCode;
 use crate::host::KubeconfigFacts;
-use crate::host::kubeconfig::{KubeconfigEnv, discover};
+use crate::host::kubeconfig::KubeconfigEnv;
 use crate::host::watch;
 
 /// The kubeconfig: `detected` when given, else discovered from the flag, environment and host
@@ -23,15 +23,8 @@ pub async fn kubeconfig(
     if let Some(found) = detected {
         return Ok(Some(found.clone()));
     }
-    let root = ctx.host_root.clone();
     let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
-    let found = watch::within(watch::HOST_BUDGET, move || {
-        let mut ignored = Vec::new();
-        let distro = crate::host::distro::detect(&root, &mut ignored);
-        discover(&root, &distro, &env)
-    })
-    .await?;
-    Ok(found)
+    Ok(crate::host::kubeconfig_within(&ctx.host_root, &env, watch::HOST_BUDGET).await?)
 }
 
 /// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.

@@ -17,7 +17,7 @@ pub use error::{Error, Result};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::ExitCode;
-use crate::host::HostRoot;
+use crate::host::{HostRoot, isolated};
 use crate::options::Answers;
 use crate::settings::{self, KubeconfigPath};
 use crate::ui::{Human, Report, Ui};
@@ -77,6 +77,10 @@ impl Job {
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
+    // This binary run by itself for the host-facts phase (`host::isolated`), before clap.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(isolated::CHILD_ARG)) {
+        return isolated::child_main();
+    }
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(err) => return parse_error(err),

@@ -16,7 +16,7 @@ use crate::input::{self, Follow, ReadError};
 pub const MAX_KUBECONFIG: u64 = input::MAX_INPUT_BYTES;
 
 /// The user's side of the discovery (the command fills it from the flag and the environment).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KubeconfigEnv {
     /// `--kubeconfig`.
     pub flag: Option<PathBuf>,

@@ -6,7 +6,9 @@
 //! (nfs(5) "hard"), and a FUSE request waits for its daemon (kernel
 //! Documentation/filesystems/fuse.rst, "Interrupting filesystem operations"). [`within`] runs
 //! the phase on its own thread and gives up after a budget, naming the path that thread was at
-//! ([`reading`] records it before each lookup and read).
+//! ([`reading`] records it before each lookup and read). Commands run the phase in a child
+//! process instead ([`super::isolated`]), which a FUSE read cannot hold the binary through;
+//! [`within`] is what they fall back to when no child can be started.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -36,19 +38,34 @@ impl Current {
     }
 }
 
+/// Where [`reading`] reports on this thread.
+#[derive(Debug)]
+enum Sink {
+    /// A thread [`within`] started: the waiting thread looks at it.
+    Shared(Current),
+    /// The host-facts child process ([`super::isolated`]): a line on stdout for the parent.
+    Stdout,
+}
+
 thread_local! {
-    /// Set on the thread [`within`] starts; absent elsewhere, where [`reading`] does nothing.
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// Set on the thread [`within`] starts and in the host-facts child; absent elsewhere, where
+    /// [`reading`] does nothing.
+    static CURRENT: RefCell<Option<Sink>> = const { RefCell::new(None) };
 }
 
 /// Records that this thread is about to look up or read `path` (a local path: the host root
-/// applied). Does nothing outside [`within`].
+/// applied). Does nothing outside [`within`] and the host-facts child.
 pub fn reading(path: &Path) {
-    CURRENT.with(|c| {
-        if let Some(current) = c.borrow().as_ref() {
-            current.set(path);
-        }
+    CURRENT.with(|c| match c.borrow().as_ref() {
+        Some(Sink::Shared(current)) => current.set(path),
+        Some(Sink::Stdout) => super::isolated::report_path(path),
+        None => {}
     });
+}
+
+/// Makes [`reading`] on this thread report to the parent process ([`super::isolated`]).
+pub(super) fn report_to_stdout() {
+    CURRENT.with(|c| *c.borrow_mut() = Some(Sink::Stdout));
 }
 
 /// Runs `f` (host reads, socket probes) on a thread of its own and waits at most `budget`.
@@ -61,7 +78,7 @@ pub async fn within<T: Send + 'static>(
     let current = Current::default();
     let theirs = current.clone();
     let work = move || {
-        CURRENT.with(|c| *c.borrow_mut() = Some(theirs));
+        CURRENT.with(|c| *c.borrow_mut() = Some(Sink::Shared(theirs)));
         f()
     };
     crate::deadline::on_thread_within("host-facts", budget, work)
