@@ -46,8 +46,12 @@ def reply(fd, unique, error=0, body=b""):
 def main():
     mountpoint, names = sys.argv[1], [n.encode() for n in sys.argv[2:]]
     inodes = {name: ROOT + 1 + i for i, name in enumerate(names)}
-    fd = os.open("/dev/fuse", os.O_RDWR)
     libc = ctypes.CDLL(None, use_errno=True)
+    # Ends with the test that started it, even one killed outright (prctl(2) PR_SET_PDEATHSIG):
+    # the connection ends with us, so nothing stays hung on the mount.
+    pr_set_pdeathsig, sigkill = 1, 9
+    libc.prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
+    fd = os.open("/dev/fuse", os.O_RDWR)
     opts = f"fd={fd},rootmode=40000,user_id=0,group_id=0,ro".encode()
     ms_rdonly, ms_nosuid, ms_nodev = 1, 2, 4
     flags = ms_rdonly | ms_nosuid | ms_nodev
