@@ -1549,6 +1549,40 @@ mod hung_mount {
     }
 
     #[test]
+    fn a_kubeconfig_that_never_answers_stops_detect_and_status() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        // MicroK8s' admin kubeconfig, which detect and the cluster commands find and read.
+        let credentials = root.local("/var/snap/microk8s/8148/credentials");
+        let Some(_mount) = HungMount::start(&credentials, &["client.config"]) else {
+            return;
+        };
+        let host_root = root.path().as_os_str();
+        let runs: Vec<_> = [&["detect"][..], &["status"][..]]
+            .into_iter()
+            .map(|command| {
+                let mut args: Vec<std::ffi::OsString> =
+                    command.iter().map(|a| (*a).into()).collect();
+                args.extend(["--host-root".into(), host_root.into()]);
+                let shown = command[0];
+                let run = std::thread::spawn(move || {
+                    let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+                    run_to_end(&args)
+                });
+                (shown, run)
+            })
+            .collect();
+        let file = credentials.join("client.config");
+        for (command, run) in runs {
+            let (code, stderr) = run.join().expect("run");
+            assert_eq!(code, 3, "{command}: {stderr}");
+            let said = format!("no answer within 30s while reading {}", file.display());
+            assert!(stderr.contains(&said), "{command}: {stderr}");
+        }
+    }
+
+    #[test]
     fn files_beside_the_hung_one_still_answer() {
         // The mount itself is live: what it does not hold answers at once (ENOENT), so the hung
         // file is the only thing that stops detection (the test above is not passing because

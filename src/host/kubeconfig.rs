@@ -72,6 +72,11 @@ pub fn discover(
         if let Some(first) = existing.next() {
             let mut facts = user_file(&first, KubeconfigSource::Env);
             facts.merged = existing.collect();
+            // Read through as `check` reads the first (what they hold is the client's concern).
+            for other in &facts.merged {
+                super::watch::reading(other);
+                let _ = input::read_bounded_bytes(other, MAX_KUBECONFIG, Follow::Links);
+            }
             return Some(facts);
         }
     }
@@ -101,8 +106,10 @@ pub fn discover(
     None
 }
 
-/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened,
-/// never read here, so a FIFO or a device cannot block or flood us).
+/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened
+/// only when regular, so a FIFO or a device cannot block or flood us). It is read through here,
+/// not only opened: this runs in the bounded host phase (`super::watch`), so a file on a mount
+/// that does not answer stops detection with its path, rather than the client later.
 fn check(
     shown: &Path,
     local: PathBuf,
@@ -111,7 +118,7 @@ fn check(
     follow: Follow,
 ) -> KubeconfigFacts {
     super::watch::reading(&local);
-    let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
+    let (readable, hint) = match input::read_bounded_bytes(&local, MAX_KUBECONFIG, follow) {
         Ok(_) => (true, None),
         Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
         Err(ReadError::NotFound { .. }) => (

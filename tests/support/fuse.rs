@@ -74,8 +74,8 @@ impl HungMount {
         let target = self.mountpoint.to_str()?;
         mountinfo.lines().find_map(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
-            let is_it = fields.get(4) == Some(&target)
-                && line.split(" - ").nth(1)?.starts_with("fuse ");
+            let is_it =
+                fields.get(4) == Some(&target) && line.split(" - ").nth(1)?.starts_with("fuse ");
             is_it.then(|| fields.get(2)?.split(':').nth(1).map(str::to_string))?
         })
     }
