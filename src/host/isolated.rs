@@ -11,8 +11,8 @@
 //!
 //! Protocol: the request as one JSON document on the child's stdin; on its stdout, one line
 //! `R <path>` before each lookup or read ([`super::watch::reading`]) and one final line
-//! `D <answer>` with the JSON result. The child's stderr goes nowhere: it must not hold the
-//! caller's terminal or pipe open after we have gone.
+//! `D <answer>` with the JSON result. The child's stderr is a pipe of ours (read only when it
+//! crashed): a child left behind must not hold the caller's terminal or pipe open.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -131,7 +131,7 @@ pub async fn run<T: CarriesKubeconfig + DeserializeOwned>(
         .arg(CHILD_ARG)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Unavailable(format!("starting the host-facts process: {e}")))?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
@@ -167,20 +167,33 @@ pub async fn run<T: CarriesKubeconfig + DeserializeOwned>(
         }
         Ok(Ok(Some(answer))) => answer,
         Ok(Ok(None)) | Ok(Err(_)) => {
-            let _ = child.start_kill();
-            let status = match child.try_wait() {
-                Ok(Some(status)) => status.to_string(),
-                _ => "still running".to_string(),
+            // It ended (or closed its stdout) without answering: a crash. Its status and the
+            // start of what it said on stderr, each waited for briefly (it has ended).
+            let brief = Duration::from_secs(2);
+            let mut said = String::new();
+            if let Some(stderr) = child.stderr.take() {
+                let mut stderr = stderr.take(4096);
+                let _ = tokio::time::timeout(brief, stderr.read_to_string(&mut said)).await;
+            }
+            let status = match tokio::time::timeout(brief, child.wait()).await {
+                Ok(Ok(status)) => status.to_string(),
+                _ => {
+                    let _ = child.start_kill();
+                    "still running".to_string()
+                }
+            };
+            let said = said.trim();
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
             };
             return Ok(Err(HostError::Detection(format!(
-                "the host-facts process ({} {CHILD_ARG}) ended without an answer: {status}",
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                "the host-facts process ({CHILD_ARG}) ended without an answer ({status}){said}"
             ))));
         }
     };
-    let _ = child.wait().await;
+    // It has answered; it ends by itself (tokio reaps it), so it is not waited for.
     Ok(match serde_json::from_str::<Answer<Wire<T>>>(&answer) {
         Ok(Answer::Ok(wire)) => Ok(wire.into_inner()),
         Ok(Answer::Err(message)) => Err(HostError::Detection(message)),
@@ -255,5 +268,49 @@ pub(super) fn report_path(path: &Path) {
     if let Ok(text) = serde_json::to_string(&path.to_string_lossy()) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "R {text}").and_then(|()| out.flush());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{KubeconfigSource, kubelet::KubeletScan};
+
+    fn files() -> HostFiles {
+        HostFiles {
+            distribution: crate::host::distro::plain(crate::host::DistroKind::Microk8s, vec![]),
+            kubelet_scan: KubeletScan::default(),
+            kubeconfig: Some(KubeconfigFacts {
+                path: "/var/snap/microk8s/current/credentials/client.config".into(),
+                resolved: "/hostfs/var/snap/microk8s/8148/credentials/client.config".into(),
+                source: KubeconfigSource::Distribution,
+                readable: true,
+                hint: None,
+                merged: vec!["/root/.kube/other".into()],
+            }),
+            warnings: vec!["w".into()],
+        }
+    }
+
+    #[test]
+    fn the_kubeconfig_path_to_open_crosses_the_pipe() {
+        let text = serde_json::to_string(&Wire::new(files())).unwrap();
+        let back: Wire<HostFiles> = serde_json::from_str(&text).unwrap();
+        let back = back.into_inner();
+        let (sent, got) = (files(), back);
+        assert_eq!(got.kubeconfig, sent.kubeconfig);
+        assert_eq!(got.distribution, sent.distribution);
+        assert_eq!(got.warnings, sent.warnings);
+        // ... while the report still never shows it.
+        let shown = serde_json::to_value(sent.kubeconfig.as_ref().unwrap()).unwrap();
+        assert!(shown.get("resolved").is_none(), "{shown}");
+    }
+
+    #[test]
+    fn the_childs_answer_is_one_line_and_an_error_keeps_its_message() {
+        let text = serde_json::to_string(&Answer::<Wire<HostFiles>>::Err("a\nb".into())).unwrap();
+        assert!(!text.contains('\n'));
+        let back: Answer<Wire<HostFiles>> = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, Answer::Err(m) if m == "a\nb"));
     }
 }
