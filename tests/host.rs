@@ -1583,6 +1583,33 @@ mod hung_mount {
     }
 
     #[test]
+    fn a_certificate_the_kubeconfig_names_that_never_answers_stops_status() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let pki = root.local("/srv/pki");
+        root.mkdir("/srv/pki");
+        let ca = pki.join("ca.crt");
+        root.write(
+            "/var/snap/microk8s/current/credentials/client.config",
+            &format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: 'https://127.0.0.1:1', certificate-authority: {}}}\nusers:\n- name: u\n  user: {{token: t}}\n",
+                ca.display()
+            ),
+        );
+        let Some(_mount) = HungMount::start(&pki, &["ca.crt"]) else {
+            return;
+        };
+        let (code, stderr) = run_to_end(&[
+            OsStr::new("status"),
+            OsStr::new("--host-root"),
+            root.path().as_os_str(),
+        ]);
+        assert_eq!(code, 3, "{stderr}");
+        let said = format!("no answer within 30s while reading {}", ca.display());
+        assert!(stderr.contains(&said), "{stderr}");
+    }
+
+    #[test]
     fn files_beside_the_hung_one_still_answer() {
         // The mount itself is live: what it does not hold answers at once (ENOENT), so the hung
         // file is the only thing that stops detection (the test above is not passing because

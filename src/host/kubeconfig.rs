@@ -75,7 +75,9 @@ pub fn discover(
             // Read through as `check` reads the first (what they hold is the client's concern).
             for other in &facts.merged {
                 super::watch::reading(other);
-                let _ = input::read_bounded_bytes(other, MAX_KUBECONFIG, Follow::Links);
+                if let Ok(bytes) = input::read_bounded_bytes(other, MAX_KUBECONFIG, Follow::Links) {
+                    read_named_files(&bytes, other);
+                }
             }
             return Some(facts);
         }
@@ -119,7 +121,10 @@ fn check(
 ) -> KubeconfigFacts {
     super::watch::reading(&local);
     let (readable, hint) = match input::read_bounded_bytes(&local, MAX_KUBECONFIG, follow) {
-        Ok(_) => (true, None),
+        Ok(bytes) => {
+            read_named_files(&bytes, &local);
+            (true, None)
+        }
         Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
         Err(ReadError::NotFound { .. }) => (
             false,
@@ -143,6 +148,39 @@ fn check(
         readable,
         hint,
         merged: Vec::new(),
+    }
+}
+
+/// Reads through (bounded, regular files only) the files a kubeconfig names: certificate
+/// authorities, client certificates and keys, token files, relative ones relative to the
+/// kubeconfig's directory as kubectl resolves them. The client reads them later; reading them
+/// here, in the bounded host phase, makes one on a mount that does not answer stop detection
+/// with its path. What they hold (or that they are missing) is the client's concern.
+fn read_named_files(kubeconfig: &[u8], path: &Path) {
+    let Ok(text) = std::str::from_utf8(kubeconfig) else {
+        return;
+    };
+    let Ok(parsed) = kube::config::Kubeconfig::from_yaml(text) else {
+        return;
+    };
+    let clusters = parsed
+        .clusters
+        .iter()
+        .filter_map(|c| c.cluster.as_ref()?.certificate_authority.as_deref());
+    let users = parsed
+        .auth_infos
+        .iter()
+        .filter_map(|u| u.auth_info.as_ref());
+    let user_files = users.flat_map(|u| {
+        [&u.client_certificate, &u.client_key, &u.token_file]
+            .into_iter()
+            .filter_map(|f| f.as_deref())
+    });
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    for file in clusters.chain(user_files) {
+        let file = dir.join(file);
+        super::watch::reading(&file);
+        let _ = input::read_bounded_bytes(&file, MAX_KUBECONFIG, Follow::Links);
     }
 }
 
