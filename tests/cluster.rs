@@ -806,6 +806,159 @@ mod flows {
         );
     }
 
+    /// Someone's ConfigMap, for the namespace races below.
+    fn their_config_map() -> Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "theirs", "namespace": "cadvisor"}, "data": {"k": "v"}})
+    }
+
+    /// Someone creates a ConfigMap in our namespace just after uninstall's check listed the
+    /// ConfigMaps there (and found none of theirs). Kubernetes has no "delete if empty", so the
+    /// namespace is closed to new objects and checked again: the second check sees theirs, the
+    /// namespace stays, and so does their ConfigMap. (With one check it went with the namespace.)
+    #[test]
+    fn a_namespace_someone_adds_to_while_uninstall_checks_it_is_kept() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .create_after_list("configmaps", "cadvisor", 0, their_config_map());
+        let report = uninstall_ok(&w);
+        assert_eq!(
+            w.cluster.failures().snapshot().created_after_list,
+            [Ok("theirs".to_string())]
+        );
+        assert!(
+            w.cluster.get("ConfigMap", "cadvisor", "theirs").is_some(),
+            "their ConfigMap went with the namespace: {report:#}"
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"].to_string().contains("ConfigMap theirs"),
+            "{report:#}"
+        );
+        // Open again: nothing of ours is left in it, the lock included.
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// A create into our namespace after uninstall closed it (during the second check) is
+    /// refused by quota admission, so its maker knows; it is not accepted and then deleted with
+    /// the namespace.
+    #[test]
+    fn a_create_into_the_namespace_uninstall_is_deleting_is_refused_not_lost() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .create_after_list("configmaps", "cadvisor", 1, their_config_map());
+        let report = uninstall_ok(&w);
+        let outcome = w.cluster.failures().snapshot().created_after_list;
+        assert!(
+            matches!(outcome.as_slice(), [Err(e)] if e.contains("exceeded quota: cadvisor-setup-uninstall")),
+            "{outcome:?}"
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// Without the right to create a ResourceQuota, uninstall cannot close the namespace while it
+    /// checks it, so it keeps the namespace and says how to delete it.
+    #[test]
+    fn uninstall_keeps_a_namespace_it_cannot_close() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().forbid("create", "resourcequotas");
+        let report = uninstall_ok(&w);
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            w.daemonset().is_none(),
+            "the rest is still uninstalled: {report:#}"
+        );
+        let kept = report["kept"].to_string();
+        assert!(
+            kept.contains("could not be closed to new objects")
+                && kept.contains("kubectl delete namespace cadvisor"),
+            "{report:#}"
+        );
+    }
+
+    /// A quota is enforced only once the quota controller has written its status: when that
+    /// does not happen, the namespace was never closed, so uninstall keeps it (and removes the
+    /// quota) rather than trust it.
+    #[test]
+    fn uninstall_keeps_a_namespace_whose_lock_is_not_enforced() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().stop_quota_controller(true);
+        let out = w.run(&["uninstall", "--yes", "-o", "json", "--timeout", "3s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"]
+                .to_string()
+                .contains("that closes it to new objects was not enforced within "),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// An uninstall interrupted while it held the namespace closed leaves its ResourceQuota;
+    /// the next install opens the namespace again (and says so) instead of having every create
+    /// refused.
+    #[test]
+    fn install_opens_a_namespace_an_interrupted_uninstall_left_closed() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.create(
+            "cadvisor-setup",
+            serde_json::json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "cadvisor-setup-uninstall", "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"},
+                    "annotations": {"cadvisor-setup/ownership": "created"}},
+                "spec": {"hard": {"count/configmaps": "0", "count/serviceaccounts": "0"}}}),
+        );
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        let out = w.run(&["install", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            text(&out).contains("left closed to new objects by an interrupted uninstall"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none()
+        );
+        assert!(
+            w.cluster
+                .get("ServiceAccount", "cadvisor", "cadvisor")
+                .is_some()
+        );
+    }
+
     #[test]
     fn a_huge_timeout_neither_overflows_install_verify_nor_uninstall() {
         // Larger than any Instant can hold; `Instant::now() + timeout` used to panic (exit 101).
@@ -2209,6 +2362,40 @@ mod lifecycle {
                 .is_some(),
             "{undone:#}"
         );
+    }
+
+    /// The same race under `--force`, where theirs sets a label of ours to their own value:
+    /// `--force` adopts only what install found (on the record, for `uninstall` to restore), so
+    /// the create is not forced; the clash is a conflict (exit 7) and their value stays theirs.
+    /// (A forced create took their value, and withdrawing it then removed the label.)
+    #[test]
+    fn force_does_not_take_an_object_created_during_installs_create() {
+        let Some(w) = world(1) else { return };
+        let labels = serde_json::json!({"team": "theirs", "app.kubernetes.io/name": "their-sa"});
+        w.cluster.failures().replace_before_apply(
+            "serviceaccounts",
+            "cadvisor",
+            "cadvisor",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": labels}}),
+        );
+        let out = w.run(&[
+            "install",
+            "--yes",
+            "--force",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let theirs = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount");
+        assert_eq!(theirs["metadata"]["labels"], labels, "{theirs:#}");
+        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
+        assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
     }
 
     /// Our label alone is not enough: an object another manager wrote stays, and says why.

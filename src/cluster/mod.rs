@@ -8,6 +8,7 @@ pub mod bounded;
 pub mod client;
 pub mod diagnose;
 pub mod grafana;
+pub mod namespace_lock;
 pub mod node;
 pub mod node_labels;
 pub mod nodes;

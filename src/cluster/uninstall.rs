@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
-use kube::discovery::{Discovery, Scope, verbs};
+use kube::discovery::{ApiResource, Discovery, Scope, verbs};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watch_object};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::namespace_lock;
 use super::ownership::{self, Ownership};
 use super::resources;
 use super::status::{ManagedObject, managed_objects};
@@ -153,18 +154,63 @@ pub async fn run(
         .map(|o| (o.kind.clone(), o.name.clone()))
         .collect();
     for object in &namespaces {
-        let holds = foreign_contents(cluster, namespace, &ours).await?;
+        let kinds = namespaced_kinds(cluster).await?;
+        // Checked, closed to new objects (namespace_lock), checked again: what someone created
+        // before the lock is seen by the second check, and a create after it is refused.
+        let holds = foreign_contents(cluster, namespace, &kinds, &ours).await?;
         if !holds.is_empty() {
-            done.kept.push(Kept {
-                object: object.describe(),
-                reason: format!("it still holds {}", holds.join(", ")),
-            });
+            done.kept.push(still_holds(object, &holds));
             continue;
         }
+        let uid = match namespace_lock::close(cluster, namespace, &kinds).await? {
+            namespace_lock::Closed::Closed { uid } => uid,
+            namespace_lock::Closed::Refused(reason) => {
+                done.kept.push(Kept {
+                    object: object.describe(),
+                    reason: format!(
+                        "{reason}; delete it yourself once you know it is empty (kubectl delete namespace {})",
+                        object.name
+                    ),
+                });
+                continue;
+            }
+        };
         let api = api_for(cluster, object).await?;
-        if let Deleted::Replaced = delete_one(cluster, &api, object, &done).await? {
-            done.kept.push(replaced(object));
-            continue;
+        let checked = async {
+            let wait = namespace_lock::ENFORCED_WITHIN
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if !namespace_lock::enforced(cluster, namespace, wait).await? {
+                return Ok(Some(Kept {
+                    object: object.describe(),
+                    reason: format!(
+                        "the ResourceQuota {} that closes it to new objects was not enforced within {}s (the quota controller did not write its status), so an object created meanwhile would have gone with it; delete it yourself once you know it is empty (kubectl delete namespace {})",
+                        namespace_lock::NAME,
+                        wait.as_secs(),
+                        object.name
+                    ),
+                }));
+            }
+            let holds = foreign_contents(cluster, namespace, &kinds, &ours).await?;
+            if !holds.is_empty() {
+                return Ok(Some(still_holds(object, &holds)));
+            }
+            Ok(match delete_one(cluster, &api, object, &done).await? {
+                Deleted::Gone => None,
+                Deleted::Replaced => Some(replaced(object)),
+            })
+        };
+        match checked.await {
+            Ok(None) => {}
+            Ok(Some(kept)) => {
+                namespace_lock::open(cluster, namespace, &uid).await?;
+                done.kept.push(kept);
+                continue;
+            }
+            Err(e) => {
+                // Not left closed: reopen it (best effort) before saying what failed.
+                let _ = namespace_lock::open(cluster, namespace, &uid).await;
+                return Err(e);
+            }
         }
         if let Err(e) = wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await {
             return Err(partial(
@@ -430,48 +476,62 @@ async fn wait_pods_gone(
 async fn foreign_contents(
     cluster: &Cluster,
     namespace: &str,
+    kinds: &[ApiResource],
     ours: &[(String, String)],
 ) -> Result<Vec<String>, ClusterError> {
+    let mut out = Vec::new();
+    for resource in kinds {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), namespace, resource);
+        let kind = resource.kind.clone();
+        let listed =
+            super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, |item| {
+                let name = item.metadata.name.as_deref().unwrap_or("?");
+                (!put_there_by_kubernetes(&kind, &item)
+                    && !belongs_to(&kind, &item, ours)
+                    && !namespace_lock::is_lock(&kind, name))
+                .then(|| format!("{kind} {name}"))
+            })
+            .await;
+        match listed {
+            Ok(left) => out.extend(left.into_iter().flatten()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                out.push(format!(
+                    "{} we may not list (403), so it cannot be known to be empty",
+                    resource.plural
+                ));
+                continue;
+            }
+            Err(e) => return Err(classify(&cluster.server, e)),
+        };
+    }
+    Ok(out)
+}
+
+/// Every namespaced kind the server serves and lets us list, but Events (as `kubectl
+/// api-resources --namespaced --verbs=list` finds them).
+async fn namespaced_kinds(cluster: &Cluster) -> Result<Vec<ApiResource>, ClusterError> {
     let discovery = cluster
         .ask(Discovery::new(cluster.client.clone()).run())
         .await?;
-    let mut out = Vec::new();
-    for group in discovery.groups() {
-        for (resource, caps) in group.recommended_resources() {
-            if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
-                continue;
-            }
-            if resource.plural == "events" {
-                continue;
-            }
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(cluster.client.clone(), namespace, &resource);
-            let kind = resource.kind.clone();
-            let listed = super::pages::list_reduced(
-                &api,
-                &ListParams::default(),
-                super::pages::PAGE,
-                |item| {
-                    (!put_there_by_kubernetes(&kind, &item) && !belongs_to(&kind, &item, ours))
-                        .then(|| format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?")))
-                },
-            )
-            .await;
-            match listed {
-                Ok(left) => out.extend(left.into_iter().flatten()),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    out.push(format!(
-                        "{} we may not list (403), so it cannot be known to be empty",
-                        resource.plural
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(classify(&cluster.server, e)),
-            };
-        }
+    Ok(discovery
+        .groups()
+        .flat_map(|group| group.recommended_resources())
+        .filter(|(resource, caps)| {
+            caps.scope == Scope::Namespaced
+                && caps.supports_operation(verbs::LIST)
+                && resource.plural != "events"
+        })
+        .map(|(resource, _)| resource)
+        .collect())
+}
+
+fn still_holds(object: &ManagedObject, holds: &[String]) -> Kept {
+    Kept {
+        object: object.describe(),
+        reason: format!("it still holds {}", holds.join(", ")),
     }
-    Ok(out)
 }
 
 /// Made by a controller for one of the objects we deleted: our pods, the DaemonSet's
