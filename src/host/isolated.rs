@@ -193,7 +193,10 @@ pub async fn run<T: CarriesKubeconfig + DeserializeOwned>(
             ))));
         }
     };
-    // It has answered; it ends by itself (tokio reaps it), so it is not waited for.
+    // It has answered and is ending: reaped here, so its SIGCHLD cannot arrive later, in the
+    // middle of a prompt's read of the terminal (which then fails with EINTR). Briefly: one
+    // stuck at its exit (a FUSE `flush`) is left behind.
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
     Ok(match serde_json::from_str::<Answer<Wire<T>>>(&answer) {
         Ok(Answer::Ok(wire)) => Ok(wire.into_inner()),
         Ok(Answer::Err(message)) => Err(HostError::Detection(message)),
