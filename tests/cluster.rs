@@ -977,6 +977,117 @@ mod flows {
 mod failures {
     use super::*;
 
+    /// The binary on node-1's host root, finding the kubeconfig itself (no --kubeconfig, no
+    /// HOME): MicroK8s' `client.config` under the host root.
+    fn run_with_host_kubeconfig(w: &World, args: &[&str]) -> Output {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(w.nodes[0].root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// MicroK8s' admin kubeconfig under the host root, naming `ca`, `cert` and `key` as it
+    /// names them (host paths), and this `user` block's extra lines.
+    fn host_kubeconfig(w: &World, ca: &str, cert: &str, key: &str, extra: &str) {
+        let config = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: microk8s\nclusters:\n- name: microk8s-cluster\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\ncontexts:\n- name: microk8s\n  context: {{cluster: microk8s-cluster, user: admin}}\nusers:\n- name: admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n{extra}",
+            server = w.cluster.server_url()
+        );
+        std::fs::write(
+            w.nodes[0]
+                .root
+                .local("/var/snap/microk8s/current/credentials/client.config"),
+            config,
+        )
+        .expect("write client.config");
+    }
+
+    /// A distribution's admin kubeconfig is a host file: under a host root, the files it
+    /// names are host paths, read inside the root (which is what makes it work from the
+    /// strict snap's hostfs), and no name can lead a read outside the root.
+    #[test]
+    fn a_host_kubeconfig_reads_the_files_it_names_inside_the_host_root_only() {
+        let Some(w) = world(1) else { return };
+        let pki = w.nodes[0].root.local("/etc/kubernetes/pki");
+        std::fs::create_dir_all(&pki).expect("pki dir");
+        w.cluster.write_client_tls_files(&pki);
+        host_kubeconfig(
+            &w,
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/pki/client.crt",
+            "../../../../../../etc/kubernetes/pki/client.key",
+            "",
+        );
+        let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        // /etc/hostname exists on this machine, not under the host root.
+        assert!(std::path::Path::new("/etc/hostname").exists());
+        for escape in [
+            "/etc/hostname",
+            "../../../../../../../../../../../etc/hostname",
+        ] {
+            host_kubeconfig(
+                &w,
+                escape,
+                "/etc/kubernetes/pki/client.crt",
+                "/etc/kubernetes/pki/client.key",
+                "",
+            );
+            let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+            assert_eq!(code(&out), 4, "{}", text(&out));
+            let inside = w.nodes[0].root.local("/etc/hostname");
+            assert!(
+                text(&out).contains(&format!("{} does not exist", inside.display())),
+                "{escape}: {}",
+                text(&out)
+            );
+        }
+    }
+
+    /// Nor does a host file get a program run: an exec credential plugin in the host's admin
+    /// kubeconfig under a host root is refused (exit 4, saying to pass --kubeconfig), by every
+    /// command that connects; the program never runs.
+    #[test]
+    fn a_host_kubeconfigs_exec_plugin_is_not_run() {
+        let Some(w) = world(1) else { return };
+        let marker = w.nodes[0].root.path().join("plugin-ran");
+        host_kubeconfig(
+            &w,
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/pki/client.crt",
+            "/etc/kubernetes/pki/client.key",
+            &format!(
+                "    exec: {{apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/touch, args: [{}], interactiveMode: Never}}\n",
+                marker.display()
+            ),
+        );
+        let pki = w.nodes[0].root.local("/etc/kubernetes/pki");
+        std::fs::create_dir_all(&pki).expect("pki dir");
+        w.cluster.write_client_tls_files(&pki);
+        let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        assert!(
+            text(&out).contains("does not run programs named by files under --host-root")
+                && text(&out).contains("--kubeconfig"),
+            "{}",
+            text(&out)
+        );
+        let out = run_with_host_kubeconfig(&w, &["detect", "-o", "json"]);
+        assert!(
+            text(&out).contains("does not run programs named by files under --host-root"),
+            "{}",
+            text(&out)
+        );
+        assert!(!marker.exists(), "the exec plugin ran");
+    }
+
     /// Someone deletes the DaemonSet while install waits for its rollout: the rollout cannot
     /// finish, so it is exit 5 (rollout failed), not 6 (verification failed).
     #[test]

@@ -1586,16 +1586,15 @@ mod hung_mount {
     fn a_certificate_the_kubeconfig_names_that_never_answers_stops_status() {
         let root = HostRootDir::new();
         root.microk8s("v1.35.2", "classic", "8148");
-        let pki = root.local("/srv/pki");
-        root.mkdir("/srv/pki");
-        let ca = pki.join("ca.crt");
+        // A host path: the distribution's kubeconfig names files of the host, read inside the
+        // root.
         root.write(
             "/var/snap/microk8s/current/credentials/client.config",
-            &format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: 'https://127.0.0.1:1', certificate-authority: {}}}\nusers:\n- name: u\n  user: {{token: t}}\n",
-                ca.display()
-            ),
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1', certificate-authority: /srv/pki/ca.crt}\nusers:\n- name: u\n  user: {token: t}\n",
         );
+        root.mkdir("/srv/pki");
+        let pki = root.local("/srv/pki");
+        let ca = pki.join("ca.crt");
         let Some(_mount) = HungMount::start(&pki, &["ca.crt"]) else {
             return;
         };

@@ -43,11 +43,21 @@ pub fn admin_paths(kind: DistroKind) -> Vec<&'static str> {
 }
 
 /// Finds the kubeconfig to use, or `None`.
+///
+/// What it finds is read through, with the files it names ([`read_through`]): this runs in the
+/// bounded host phase (`super::watch`), so a kubeconfig or certificate on a mount that does not
+/// answer stops detection there, naming it, rather than the client later.
 pub fn discover(
     root: &HostRoot,
     distro: &Distribution,
     user: &KubeconfigEnv,
 ) -> Option<KubeconfigFacts> {
+    let found = find(root, distro, user)?;
+    read_through(root, &found);
+    Some(found)
+}
+
+fn find(root: &HostRoot, distro: &Distribution, user: &KubeconfigEnv) -> Option<KubeconfigFacts> {
     // A file the user named (flag, environment, home): links are followed.
     let user_file = |p: &Path, source| check(p, p.to_path_buf(), source, distro, Follow::Links);
     if let Some(flag) = &user.flag {
@@ -72,13 +82,6 @@ pub fn discover(
         if let Some(first) = existing.next() {
             let mut facts = user_file(&first, KubeconfigSource::Env);
             facts.merged = existing.collect();
-            // Read through as `check` reads the first (what they hold is the client's concern).
-            for other in &facts.merged {
-                super::watch::reading(other);
-                if let Ok(bytes) = input::read_bounded_bytes(other, MAX_KUBECONFIG, Follow::Links) {
-                    read_named_files(&bytes, other);
-                }
-            }
             return Some(facts);
         }
     }
@@ -108,10 +111,30 @@ pub fn discover(
     None
 }
 
-/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened
-/// only when regular, so a FIFO or a device cannot block or flood us). It is read through here,
-/// not only opened: this runs in the bounded host phase (`super::watch`), so a file on a mount
-/// that does not answer stops detection with its path, rather than the client later.
+/// Where the files a found kubeconfig names are read: `None` for the user's own (flag,
+/// `KUBECONFIG`, home) and on the host itself (root `/`), where its paths mean what they say.
+/// A distribution's admin kubeconfig under another host root is a host file, so the files it
+/// names are host paths too: read inside the root, every link re-rooted ([`fs::resolve`]), so it
+/// cannot lead a read outside (`certificate-authority: /etc/shadow`, `../../..`).
+pub fn confined_files<'a>(
+    root: &'a HostRoot,
+    found: &KubeconfigFacts,
+) -> Option<impl Fn(&Path) -> Result<PathBuf, String> + Sync + 'a> {
+    (found.source == KubeconfigSource::Distribution && !root.is_system()).then_some(
+        move |named: &Path| {
+            // Relative names were joined to the kubeconfig's local directory (inside the root):
+            // back to the host path they stand for.
+            let host_path = match named.strip_prefix(root.path()) {
+                Ok(rest) => Path::new("/").join(rest),
+                Err(_) => named.to_path_buf(),
+            };
+            fs::resolve(root, &host_path).map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened,
+/// never read here, so a FIFO or a device cannot block or flood us).
 fn check(
     shown: &Path,
     local: PathBuf,
@@ -120,11 +143,8 @@ fn check(
     follow: Follow,
 ) -> KubeconfigFacts {
     super::watch::reading(&local);
-    let (readable, hint) = match input::read_bounded_bytes(&local, MAX_KUBECONFIG, follow) {
-        Ok(bytes) => {
-            read_named_files(&bytes, &local);
-            (true, None)
-        }
+    let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
+        Ok(_) => (true, None),
         Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
         Err(ReadError::NotFound { .. }) => (
             false,
@@ -151,22 +171,57 @@ fn check(
     }
 }
 
-/// Reads through (bounded, regular files only) the files a kubeconfig names: certificate
-/// authorities, client certificates and keys, token files, relative ones relative to the
-/// kubeconfig's directory as kubectl resolves them. The client reads them later; reading them
-/// here, in the bounded host phase, makes one on a mount that does not answer stop detection
-/// with its path. What they hold (or that they are missing) is the client's concern.
-fn read_named_files(kubeconfig: &[u8], path: &Path) {
-    let Ok(text) = std::str::from_utf8(kubeconfig) else {
-        return;
+/// Reads through, bounded and only when regular, the kubeconfig found and the other files of its
+/// `KUBECONFIG` list, and the files each names (certificate authorities, client certificates and
+/// keys, token files) where the client will read them: relative names relative to the
+/// kubeconfig's directory, and inside the root for a distribution's kubeconfig
+/// ([`confined_files`]). What they hold, or that one is missing, is the client's concern; this
+/// only makes a file that never answers stop the bounded host phase, with its path.
+fn read_through(root: &HostRoot, found: &KubeconfigFacts) {
+    let confine = confined_files(root, found);
+    // As `find` opened it, and as the client will open what it names.
+    let follow = match found.source {
+        KubeconfigSource::Distribution => Follow::NoFinalLink,
+        _ => Follow::Links,
     };
-    let Ok(parsed) = kube::config::Kubeconfig::from_yaml(text) else {
-        return;
+    let named_follow = match confine {
+        Some(_) => Follow::NoFinalLink,
+        None => Follow::Links,
+    };
+    let first = found.readable.then_some(&found.resolved);
+    for kubeconfig in first.into_iter().chain(&found.merged) {
+        super::watch::reading(kubeconfig);
+        let Ok(bytes) = input::read_bounded_bytes(kubeconfig, MAX_KUBECONFIG, follow) else {
+            continue;
+        };
+        let dir = kubeconfig.parent().unwrap_or(Path::new("/"));
+        for named in named_files(&bytes) {
+            let named = dir.join(named);
+            let local = match &confine {
+                Some(inside) => match inside(&named) {
+                    Ok(local) => local,
+                    Err(_) => continue,
+                },
+                None => named,
+            };
+            super::watch::reading(&local);
+            let _ = input::read_bounded_bytes(&local, MAX_KUBECONFIG, named_follow);
+        }
+    }
+}
+
+/// The file names a kubeconfig holds, as written (nothing when it is not a kubeconfig).
+fn named_files(kubeconfig: &[u8]) -> Vec<String> {
+    let Some(parsed) = std::str::from_utf8(kubeconfig)
+        .ok()
+        .and_then(|text| kube::config::Kubeconfig::from_yaml(text).ok())
+    else {
+        return Vec::new();
     };
     let clusters = parsed
         .clusters
         .iter()
-        .filter_map(|c| c.cluster.as_ref()?.certificate_authority.as_deref());
+        .filter_map(|c| c.cluster.as_ref()?.certificate_authority.clone());
     let users = parsed
         .auth_infos
         .iter()
@@ -174,14 +229,9 @@ fn read_named_files(kubeconfig: &[u8], path: &Path) {
     let user_files = users.flat_map(|u| {
         [&u.client_certificate, &u.client_key, &u.token_file]
             .into_iter()
-            .filter_map(|f| f.as_deref())
+            .filter_map(|f| f.clone())
     });
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    for file in clusters.chain(user_files) {
-        let file = dir.join(file);
-        super::watch::reading(&file);
-        let _ = input::read_bounded_bytes(&file, MAX_KUBECONFIG, Follow::Links);
-    }
+    clusters.chain(user_files).collect()
 }
 
 /// What to do when the kubeconfig is not readable by us.
