@@ -1008,6 +1008,73 @@ mod failures {
         .expect("write client.config");
     }
 
+    /// A kubeconfig whose user is the exec credential plugin `command args`, trusting the fake
+    /// cluster's CA (files written to `dir`).
+    fn exec_kubeconfig(
+        w: &World,
+        dir: &std::path::Path,
+        command: &str,
+        args: &[&str],
+    ) -> std::path::PathBuf {
+        let [ca, _, _] = w.cluster.write_client_tls_files(dir);
+        let path = dir.join("exec.config");
+        let config = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": w.cluster.server_url(),
+                "certificate-authority": ca}}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+            "users": [{"name": "u", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1", "command": command,
+                "args": args, "interactiveMode": "Never"}}}],
+        });
+        std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+        path
+    }
+
+    /// kube runs an exec credential plugin through the binary itself, which bounds it: the
+    /// credential it prints reaches kube (a client certificate here: status connects), and one
+    /// that prints without end is stopped past 1 MiB (exit 4, saying so) instead of growing the
+    /// process until the kernel kills it.
+    #[test]
+    fn an_exec_credential_plugin_is_run_within_bounds() {
+        let Some(w) = world(1) else { return };
+        let dir = tempfile::tempdir().expect("dir");
+        let [_, cert, key] = w.cluster.write_client_tls_files(dir.path());
+        let credential = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+            "status": {
+                "clientCertificateData": std::fs::read_to_string(cert).expect("cert"),
+                "clientKeyData": std::fs::read_to_string(key).expect("key"),
+            }
+        });
+        let credential_file = dir.path().join("credential.json");
+        std::fs::write(&credential_file, credential.to_string()).expect("credential");
+        let kubeconfig = exec_kubeconfig(
+            &w,
+            dir.path(),
+            "cat",
+            &[credential_file.to_str().expect("utf-8")],
+        );
+        let out = w
+            .std_cmd_with(&kubeconfig, &["status", "-o", "json"])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        let kubeconfig = exec_kubeconfig(&w, dir.path(), "yes", &[]);
+        let out = w
+            .std_cmd_with(&kubeconfig, &["status", "-o", "json"])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        assert!(
+            text(&out).contains("its exec credential plugin failed")
+                && text(&out).contains("`yes` printed more than 1048576 bytes; stopped"),
+            "{}",
+            text(&out)
+        );
+    }
+
     /// A distribution's admin kubeconfig is a host file: under a host root, the files it
     /// names are host paths, read inside the root (which is what makes it work from the
     /// strict snap's hostfs), and no name can lead a read outside the root.

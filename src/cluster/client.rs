@@ -77,6 +77,12 @@ pub async fn connect_merged(
     let interactive = std::io::stdin().is_terminal();
     let deadline = client_deadline(plugin, interactive);
     let plugin = plugin.and_then(|p| p.command.clone());
+    let mut kubeconfig = kubeconfig;
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(exec) = named.auth_info.as_mut().and_then(|u| u.exec.as_mut()) {
+            super::exec_shim::wrap(&mut exec.command, &mut exec.args, deadline);
+        }
+    }
     let built = on_thread_within("kube-client", deadline, move || build(kubeconfig)).await;
     let Some(built) = built else {
         let reason = match plugin {
@@ -133,10 +139,32 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
     let server = config.cluster_url.to_string();
     // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
     let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| plugin_failure(&e).unwrap_or_else(|| e.to_string()))?
         .with_layer(&super::bounded::BoundedLayer)
         .build();
     Ok((client, server))
+}
+
+/// What an exec credential plugin's failure means, in a line (kube's own message is the whole
+/// command line with its environment and a debug dump of its output).
+fn plugin_failure(e: &kube::Error) -> Option<String> {
+    use kube::client::AuthError;
+    let kube::Error::Auth(e) = e else { return None };
+    Some(match e {
+        AuthError::AuthExecRun { out, .. } => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said: String = said.trim().chars().take(500).collect();
+            let said = said.escape_debug();
+            format!("its exec credential plugin failed ({}): {said}", out.status)
+        }
+        AuthError::AuthExecStart(io) => {
+            format!("its exec credential plugin could not be started: {io}")
+        }
+        AuthError::AuthExecParse(parse) => {
+            format!("its exec credential plugin did not print an ExecCredential: {parse}")
+        }
+        _ => return None,
+    })
 }
 
 /// The current context's exec plugin.

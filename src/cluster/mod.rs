@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bounded;
 pub mod client;
 pub mod diagnose;
+pub mod exec_shim;
 pub mod grafana;
 pub mod namespace_lock;
 pub mod node;

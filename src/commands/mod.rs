@@ -77,9 +77,17 @@ impl Job {
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next();
     // This binary run by itself for the host-facts phase (`host::isolated`), before clap.
-    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(isolated::CHILD_ARG)) {
+    if first.as_deref() == Some(std::ffi::OsStr::new(isolated::CHILD_ARG)) {
         return isolated::child_main();
+    }
+    if first.is_some_and(|a| a == crate::cluster::exec_shim::ARG) {
+        return crate::cluster::exec_shim::run(args.collect());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        crate::cluster::exec_shim::enable(exe);
     }
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
