@@ -2404,6 +2404,86 @@ mod safety {
         assert_eq!(ns["metadata"]["labels"], ns_before["metadata"]["labels"]);
     }
 
+    /// Our marks copied onto someone else's objects (`kubectl get -o yaml` from a cluster where
+    /// we installed, applied here with kubectl) do not make them ours: their managedFields name
+    /// other writers and never cadvisor-setup. install refuses the DaemonSet without --force,
+    /// and uninstall neither deletes the "created" copy nor "restores" the "adopted" one.
+    #[test]
+    fn our_marks_copied_onto_objects_we_never_wrote_do_not_make_them_ours() {
+        let Some(w) = world(1) else { return };
+        let ours = json!({"app.kubernetes.io/managed-by": "cadvisor-setup"});
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": ours,
+                             "annotations": {"cadvisor-setup/ownership": "created"}}}),
+        );
+        let sa_before = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("seeded");
+        let out = w.run(&["install", "--yes", "--timeout", "60s"]);
+        assert_exit_saying(&out, 7, "ServiceAccount cadvisor/cadvisor");
+        assert_exit_saying(&out, 7, "kubectl-client-side-apply");
+        assert_eq!(
+            w.cluster.get("ServiceAccount", "cadvisor", "cadvisor"),
+            Some(sa_before.clone()),
+            "refused, yet the ServiceAccount changed"
+        );
+        assert!(
+            w.daemonset().is_none(),
+            "refused, yet something was applied"
+        );
+
+        // Copies next to a real install: uninstall deletes what install created, and only that.
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        install_ok(&w, &[]);
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "copied", "namespace": "cadvisor", "labels": ours,
+                             "annotations": {"cadvisor-setup/ownership": "created"}},
+                "data": {"k": "v"}}),
+        );
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "copied", "namespace": "cadvisor",
+                             "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup", "team": "obs"},
+                             "annotations": {"cadvisor-setup/ownership": "adopted",
+                                             "cadvisor-setup/previous": "{\"labels\":{\"team\":null}}"}},
+                "spec": {"ports": [{"port": 80}], "selector": {"app": "theirs"}}}),
+        );
+        let config_map = w
+            .cluster
+            .get("ConfigMap", "cadvisor", "copied")
+            .expect("seeded");
+        let service = w
+            .cluster
+            .get("Service", "cadvisor", "copied")
+            .expect("seeded");
+        let report = uninstall_ok(&w);
+        assert!(w.daemonset().is_none(), "{report:#}");
+        assert_eq!(
+            w.cluster.get("ConfigMap", "cadvisor", "copied"),
+            Some(config_map),
+            "a ConfigMap install never wrote was deleted: {report:#}"
+        );
+        assert_eq!(
+            w.cluster.get("Service", "cadvisor", "copied"),
+            Some(service),
+            "a Service install never wrote was \"restored\": {report:#}"
+        );
+        let kept = kept_text(&report);
+        assert!(
+            kept.contains("ConfigMap cadvisor/copied") && kept.contains("Service cadvisor/copied"),
+            "{report:#}"
+        );
+    }
+
     fn labels(w: &World, namespace: &str) -> Value {
         w.cluster
             .get("Namespace", "", namespace)
