@@ -1002,6 +1002,42 @@ mod failures {
         assert_exit_saying(&out, 5, "did not finish rolling out within 2s");
     }
 
+    /// Ctrl-C while objects are being written does not kill the binary between two writes
+    /// without a word: the write under way is finished, and the report names what was applied
+    /// (exit 1, as for Ctrl-C while waiting). A second Ctrl-C kills as usual.
+    #[test]
+    fn ctrl_c_while_applying_says_what_was_applied() {
+        let Some(w) = world(1) else { return };
+        w.cluster
+            .failures()
+            .set_patch_latency(Duration::from_millis(1500));
+        let mut cmd = w.std_cmd(&["install", "--yes"]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            c.get("Namespace", "", "cadvisor").is_some()
+        }));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("interrupted (Ctrl-C) while applying"), "{err}");
+        assert!(err.contains("Namespace cadvisor"), "{err}");
+        let ds = w.daemonset().is_some();
+        assert_eq!(
+            err.contains("DaemonSet cadvisor/cadvisor"),
+            ds,
+            "the report and the cluster disagree on the DaemonSet: {err}"
+        );
+    }
+
     #[test]
     fn ctrl_c_while_waiting_exits_cleanly_saying_what_was_applied() {
         let Some(w) = world(1) else { return };

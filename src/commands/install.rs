@@ -503,9 +503,29 @@ pub async fn install(
     // applied (a DaemonSet that selects no node yet would count as rolled out at once), so what
     // apply would refuse (exit 7) is found first, with reads only.
     let node_labels = groups.node_labels.clone();
+    // Ctrl-C while writing (node labels, objects, pruning) lets the write under way finish and
+    // stops at the next step naming what was written (exit 1, as while waiting), rather than
+    // dying between two writes without a word; a second Ctrl-C kills at once.
+    let writing = (!args.dry_run).then(crate::ui::interrupt::WriteGuard::new);
+    let interrupted = || writing.as_ref().is_some_and(|g| g.interrupted());
+    let stopped = |outcome: Outcome| {
+        let outcome = Outcome {
+            error: Some(ClusterError::Interrupted {
+                doing: "applying".to_string(),
+            }),
+            ..outcome
+        };
+        Ok(finish(ctx, outcome))
+    };
     if !args.dry_run && node_labels.iter().any(|l| l.changed) {
         crate::cluster::apply::check(cluster, &manifests.documents, apply_opts).await?;
         crate::cluster::node_labels::apply(cluster, &node_labels).await?;
+        if interrupted() {
+            return stopped(Outcome {
+                node_labels,
+                ..Outcome::new(Applied::default())
+            });
+        }
     }
     // On failure the error names what was applied before it (ClusterError::Partial).
     let applied = apply(cluster, &manifests.documents, apply_opts).await?;
@@ -552,6 +572,9 @@ pub async fn install(
         }
     }
 
+    if interrupted() {
+        return stopped(outcome);
+    }
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
     };
@@ -575,6 +598,11 @@ pub async fn install(
             return Ok(finish(ctx, outcome));
         }
     }
+    if interrupted() {
+        return stopped(outcome);
+    }
+    // From here the rollout wait listens for Ctrl-C itself.
+    drop(writing);
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
         format!("rolling out DaemonSet {namespace}/{}", ds.name),

@@ -243,6 +243,9 @@ pub struct FailureState {
     /// Added to every pod and node proxy request before it is answered (a slow kubelet or a
     /// far node), so concurrent requests overlap measurably.
     pub proxy_latency: Duration,
+    /// Added to every PATCH (server-side apply, merge patch) after the write is stored and
+    /// before it is answered: a slow etcd or admission webhook.
+    pub patch_latency: Duration,
     /// Node name → how many more `/metrics` scrapes of cAdvisor pods on that node answer as a
     /// cAdvisor that has not yet housekept the node's containers (the root cgroup only, no
     /// pod labels). (A 503 would not do: kube's client retries 503 itself.)
@@ -386,6 +389,11 @@ impl Failures {
     /// Every pod and node proxy request waits `latency` before it is answered.
     pub fn set_proxy_latency(&self, latency: Duration) {
         self.lock().proxy_latency = latency;
+    }
+
+    /// Every PATCH is answered `latency` after its write is stored.
+    pub fn set_patch_latency(&self, latency: Duration) {
+        self.lock().patch_latency = latency;
     }
 
     /// The next `times` scrapes of cAdvisor on `node` find no containers yet.

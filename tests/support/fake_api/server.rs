@@ -475,6 +475,11 @@ async fn resource_route(
         }
         (sub @ (None | Some("status")), Some(name), "PATCH") => {
             let (code, out) = patch(ctx, t.res, &ns, name, sub)?;
+            // Stored, then answered late (a slow etcd or admission webhook).
+            let latency = ctx.state.failures.snapshot().patch_latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             Ok(json_response(code, &out))
         }
         (Some("status"), Some(name), "GET") => {
