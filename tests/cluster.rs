@@ -1005,6 +1005,36 @@ mod failures {
     /// Ctrl-C while objects are being written does not kill the binary between two writes
     /// without a word: the write under way is finished, and the report names what was applied
     /// (exit 1, as for Ctrl-C while waiting). A second Ctrl-C kills as usual.
+    /// Our namespace being deleted (someone's `kubectl delete namespace`, an uninstall whose
+    /// pods are still stopping): the API server refuses new objects in it with a 403 that is
+    /// not about permissions. install says so before writing anything, and what to do.
+    #[test]
+    fn a_terminating_namespace_is_named_as_such_not_as_missing_permissions() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_secs(60));
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        w.cluster.delete("Namespace", "", "cadvisor");
+        assert!(w.cluster.wait_until(Duration::from_secs(10), |c| {
+            c.get("Namespace", "", "cadvisor")
+                .is_some_and(|n| n["status"]["phase"] == "Terminating")
+                && c.get("ServiceAccount", "cadvisor", "cadvisor").is_none()
+        }));
+        let before = w.cluster.resource_version();
+        let out = w.run(&["install", "--yes", "--timeout", "20s"]);
+        assert_exit_saying(&out, 4, "namespace cadvisor is being deleted");
+        let err = text(&out);
+        assert!(!err.contains("RBAC"), "{err}");
+        assert!(err.contains("applied before the failure: nothing"), "{err}");
+        assert_eq!(
+            w.cluster.resource_version(),
+            before,
+            "something was written: {err}"
+        );
+    }
+
     #[test]
     fn ctrl_c_while_applying_says_what_was_applied() {
         let Some(w) = world(1) else { return };

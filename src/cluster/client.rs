@@ -336,9 +336,14 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
             server: server.to_string(),
             reason: status.message,
         },
-        kube::Error::Api(status) if status.code == 403 => ClusterError::Forbidden {
-            reason: status.message,
-        },
+        kube::Error::Api(status) if status.code == 403 => {
+            match terminating_namespace(&status.message) {
+                Some(namespace) => ClusterError::NamespaceTerminating { namespace },
+                None => ClusterError::Forbidden {
+                    reason: status.message,
+                },
+            }
+        }
         kube::Error::Api(status) => ClusterError::Api(format!(
             "{} ({}): {}",
             status.reason, status.code, status.message
@@ -361,9 +366,42 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
     }
 }
 
+/// The namespace a 403 of the NamespaceLifecycle admission plugin names: "... is forbidden:
+/// unable to create new content in namespace NS because it is being terminated"
+/// (kubernetes/apiserver: pkg/admission/plugin/namespace/lifecycle/admission.go).
+fn terminating_namespace(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("unable to create new content in namespace ")?;
+    let (namespace, _) = rest.split_once(" because it is being terminated")?;
+    (!namespace.is_empty() && !namespace.contains(' ')).then(|| namespace.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_for_a_terminating_namespace_is_not_a_permission_problem() {
+        let status = |message: &str| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(message, "Forbidden").with_code(403),
+            ))
+        };
+        let e = classify(
+            "https://k",
+            status(
+                "serviceaccounts \"cadvisor\" is forbidden: unable to create new content in namespace cadvisor because it is being terminated",
+            ),
+        );
+        assert!(
+            matches!(&e, ClusterError::NamespaceTerminating { namespace } if namespace == "cadvisor"),
+            "{e:?}"
+        );
+        let e = classify(
+            "https://k",
+            status("daemonsets.apps is forbidden: User \"x\" cannot create"),
+        );
+        assert!(matches!(e, ClusterError::Forbidden { .. }), "{e:?}");
+    }
 
     #[test]
     fn servers_without_scheme_host_or_port_are_refused_saying_what_to_write() {
