@@ -4913,3 +4913,26 @@ mod hostile {
         assert_ne!(code(&out), 0, "{}", text(&out));
     }
 }
+
+mod zz_scratch {
+    use super::*;
+    #[test]
+    fn scratch_world() {
+        let Some(w) = world(2) else { return };
+        install_ok(&w, &[]);
+        let mut f = std::fs::File::create("/tmp/h3_world").unwrap();
+        use std::io::Write;
+        writeln!(
+            f,
+            "{} {}",
+            w.nodes[0].root.path().display(),
+            w.cluster.kubeconfig_path().display()
+        )
+        .unwrap();
+        drop(f);
+        while !std::path::Path::new("/tmp/h3_stop").exists() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
