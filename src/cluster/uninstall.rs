@@ -479,12 +479,18 @@ async fn foreign_contents(
 /// name, no owner reference); the garbage collector and the endpoints controller remove them.
 fn belongs_to(kind: &str, item: &DynamicObject, ours: &[(String, String)]) -> bool {
     let name = item.metadata.name.as_deref().unwrap_or_default();
-    let owned = item
+    // Every owner ours: the garbage collector deletes a dependent only once none of its owners
+    // is left (kubernetes.io "Garbage Collection": owner references), so one that also names
+    // an owner of someone else's stays, and the namespace with it.
+    let owners = item
         .metadata
         .owner_references
-        .iter()
-        .flatten()
-        .any(|r| ours.iter().any(|(k, n)| *k == r.kind && *n == r.name));
+        .as_deref()
+        .unwrap_or_default();
+    let owned = !owners.is_empty()
+        && owners
+            .iter()
+            .all(|r| ours.iter().any(|(k, n)| *k == r.kind && *n == r.name));
     owned || (kind == "Endpoints" && ours.iter().any(|(k, n)| k == "Service" && n == name))
 }
 
@@ -510,6 +516,36 @@ mod tests {
             "metadata": {"name": name, "namespace": "cadvisor", "labels": labels}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn only_what_all_its_owners_being_ours_makes_ours_is_ignored() {
+        let ours = vec![("DaemonSet".to_string(), "cadvisor".to_string())];
+        let owned_by = |owners: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "cadvisor", "ownerReferences": owners}
+            }))
+            .unwrap()
+        };
+        let ds = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "cadvisor", "uid": "1"});
+        let theirs =
+            serde_json::json!({"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "2"});
+        assert!(belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([ds.clone()])),
+            &ours
+        ));
+        assert!(!belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([ds, theirs])),
+            &ours
+        ));
+        assert!(!belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([])),
+            &ours
+        ));
     }
 
     #[test]
