@@ -230,7 +230,13 @@ pub fn restored(live: &Value, previous: &Previous) -> Value {
         annotations.remove(PREVIOUS_ANNOTATION);
     }
     if let Some(map) = out.as_object_mut() {
-        for (k, v) in &previous.fields {
+        // Only what `previous_of` can record: a record edited to name identity, metadata or
+        // status would otherwise have us rewrite those wholesale.
+        for (k, v) in previous
+            .fields
+            .iter()
+            .filter(|(k, _)| !NOT_FIELDS.contains(&k.as_str()))
+        {
             match v {
                 Some(v) => map.insert(k.clone(), v.clone()),
                 None => map.remove(k),
@@ -366,6 +372,31 @@ mod tests {
         after["automountServiceAccountToken"] = json!(false);
         after["metadata"]["labels"] = json!({MANAGED_BY_LABEL: FIELD_MANAGER});
         assert_eq!(restored(&after, &previous), live);
+    }
+
+    #[test]
+    fn a_record_naming_identity_metadata_or_status_restores_none_of_them() {
+        let live = json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "cadvisor", "namespace": "x", "finalizers": ["keep"]},
+            "automountServiceAccountToken": false
+        });
+        let mut previous = Previous::default();
+        for key in NOT_FIELDS {
+            previous
+                .fields
+                .insert((*key).to_string(), Some(json!({"forged": true})));
+        }
+        previous
+            .fields
+            .insert("automountServiceAccountToken".into(), None);
+        let back = restored(&live, &previous);
+        let mut expected = live.clone();
+        expected
+            .as_object_mut()
+            .unwrap()
+            .remove("automountServiceAccountToken");
+        assert_eq!(back, expected);
     }
 
     #[test]
