@@ -3651,6 +3651,29 @@ mod mixed {
     /// DaemonSet selects its label; every node verified; a rerun writes nothing; a node joining
     /// is labelled by the rerun and lands in its group without a manifest change; status lists
     /// the labelled nodes; uninstall removes only our label.
+    /// The node labels are written before the objects: when applying the objects then fails,
+    /// the error names the labels written too, not only the objects.
+    #[test]
+    fn a_failed_apply_after_labelling_the_nodes_names_the_labels_it_wrote() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        w.cluster.failures().forbid("patch", "daemonsets");
+        let out = w.run(&["install", "--yes", "--label-nodes", "--timeout", "30s"]);
+        assert_exit_saying(&out, 4, "forbidden");
+        assert!(group_label(&w, "node-1").is_some(), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let applied = err
+            .split("applied before the failure:")
+            .nth(1)
+            .and_then(|rest| rest.split("; not applied:").next())
+            .unwrap_or_default();
+        assert!(
+            applied.contains("node-1") && applied.contains("node-2"),
+            "the labels written are not named as applied: {err}"
+        );
+    }
+
     #[test]
     fn label_nodes_labels_each_node_with_its_group_and_the_daemonsets_select_the_label() {
         let Some(mut w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {

@@ -527,8 +527,14 @@ pub async fn install(
             });
         }
     }
-    // On failure the error names what was applied before it (ClusterError::Partial).
-    let applied = apply(cluster, &manifests.documents, apply_opts).await?;
+    // On failure the error names what was applied before it (ClusterError::Partial), the node
+    // labels written just now included.
+    let applied = apply(cluster, &manifests.documents, apply_opts)
+        .await
+        .map_err(|e| {
+            let labelled = node_labels.iter().filter(|l| l.changed && !args.dry_run);
+            with_written_first(e, labelled.map(NodeLabelChange::describe), manifests)
+        })?;
     let namespace = manifests
         .documents
         .iter()
@@ -727,6 +733,44 @@ async fn through_prometheus(
                 "could not ask Prometheus {id}: {e}; check later with `cadvisor-setup verify --prometheus {id}`"
             ))
         }
+    }
+}
+
+/// `e`, from applying the objects, also naming what was `written` before them (node labels).
+fn with_written_first(
+    e: ClusterError,
+    written: impl Iterator<Item = String>,
+    manifests: &Manifests,
+) -> ClusterError {
+    let mut written: Vec<String> = written.collect();
+    if written.is_empty() {
+        return e;
+    }
+    match e {
+        ClusterError::Partial {
+            applied,
+            not_applied,
+            source,
+        } => {
+            if applied != "nothing" {
+                written.push(applied);
+            }
+            ClusterError::Partial {
+                applied: written.join(", "),
+                not_applied,
+                source,
+            }
+        }
+        other => ClusterError::Partial {
+            applied: written.join(", "),
+            not_applied: manifests
+                .documents
+                .iter()
+                .map(|m| crate::cluster::describe(&m.kind, m.namespace.as_deref(), &m.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source: Box::new(other),
+        },
     }
 }
 
