@@ -2550,6 +2550,39 @@ mod safety {
         );
     }
 
+    /// An aggregated API whose backend is down (metrics-server, very common) fails its
+    /// discovery with 503. uninstall deletes what install created, and keeps the namespace,
+    /// since what that API serves in it cannot be known, saying so; not an error after the
+    /// deletes that does not say what was deleted.
+    #[test]
+    fn an_aggregated_api_that_is_down_keeps_the_namespace_and_says_why() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().set_aggregated_api_down(true);
+        let report = uninstall_ok(&w);
+        assert!(w.daemonset().is_none(), "{report:#}");
+        assert!(
+            report["deleted"]
+                .to_string()
+                .contains("DaemonSet cadvisor/cadvisor"),
+            "{report:#}"
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_some());
+        let kept = kept_text(&report);
+        assert!(
+            kept.contains("Namespace cadvisor") && kept.contains("metrics.k8s.io/v1beta1"),
+            "{report:#}"
+        );
+
+        // Back up: the next uninstall finds the namespace empty and deletes it.
+        w.cluster.failures().set_aggregated_api_down(false);
+        let report = uninstall_ok(&w);
+        assert!(
+            report["deleted"].to_string().contains("Namespace cadvisor"),
+            "{report:#}"
+        );
+    }
+
     fn labels(w: &World, namespace: &str) -> Value {
         w.cluster
             .get("Namespace", "", namespace)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
-use kube::discovery::{Discovery, Scope, verbs};
+use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watch_object};
 use serde::Serialize;
@@ -105,7 +105,9 @@ pub async fn run(
     let mut pod_selectors = Vec::new();
     let mut gone = Vec::new();
     for object in &objects {
-        let api = api_for(cluster, object).await?;
+        let api = api_for(cluster, object)
+            .await
+            .map_err(|e| partial(&done, object.describe(), e))?;
         let selector = if object.kind == "DaemonSet" {
             pod_selector(&api, &object.name).await
         } else {
@@ -153,7 +155,10 @@ pub async fn run(
         .map(|o| (o.kind.clone(), o.name.clone()))
         .collect();
     for object in &namespaces {
-        let holds = foreign_contents(cluster, namespace, &ours).await?;
+        // Past here every error names what was deleted and restored already.
+        let holds = foreign_contents(cluster, namespace, &ours)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
         if !holds.is_empty() {
             done.kept.push(Kept {
                 object: object.describe(),
@@ -161,7 +166,9 @@ pub async fn run(
             });
             continue;
         }
-        let api = api_for(cluster, object).await?;
+        let api = api_for(cluster, object)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
         if let Deleted::Replaced = delete_one(cluster, &api, object, &done).await? {
             done.kept.push(replaced(object));
             continue;
@@ -432,46 +439,126 @@ async fn foreign_contents(
     namespace: &str,
     ours: &[(String, String)],
 ) -> Result<Vec<String>, ClusterError> {
-    let discovery = cluster
-        .ask(Discovery::new(cluster.client.clone()).run())
-        .await?;
-    let mut out = Vec::new();
-    for group in discovery.groups() {
-        for (resource, caps) in group.recommended_resources() {
-            if caps.scope != Scope::Namespaced || !caps.supports_operation(verbs::LIST) {
-                continue;
-            }
-            if resource.plural == "events" {
-                continue;
-            }
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(cluster.client.clone(), namespace, &resource);
-            let kind = resource.kind.clone();
-            let listed = super::pages::list_reduced(
-                &api,
-                &ListParams::default(),
-                super::pages::PAGE,
-                |item| {
-                    (!put_there_by_kubernetes(&kind, &item) && !belongs_to(&kind, &item, ours))
-                        .then(|| format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?")))
-                },
+    let (resources, undiscovered) = namespaced_listable(cluster).await?;
+    let mut out: Vec<String> = undiscovered
+        .into_iter()
+        .map(|(gv, why)| {
+            format!(
+                "whatever API {gv} serves (its discovery failed: {why}), so it cannot be known to be empty"
             )
-            .await;
-            match listed {
-                Ok(left) => out.extend(left.into_iter().flatten()),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
-                Err(kube::Error::Api(s)) if s.code == 403 => {
-                    out.push(format!(
-                        "{} we may not list (403), so it cannot be known to be empty",
-                        resource.plural
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(classify(&cluster.server, e)),
-            };
+        })
+        .collect();
+    for resource in resources {
+        if resource.plural == "events" {
+            continue;
         }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+        let kind = resource.kind.clone();
+        let listed =
+            super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, |item| {
+                (!put_there_by_kubernetes(&kind, &item) && !belongs_to(&kind, &item, ours))
+                    .then(|| format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?")))
+            })
+            .await;
+        match listed {
+            Ok(left) => out.extend(left.into_iter().flatten()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => continue,
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                out.push(format!(
+                    "{} we may not list (403), so it cannot be known to be empty",
+                    resource.plural
+                ));
+                continue;
+            }
+            Err(e) => return Err(classify(&cluster.server, e)),
+        };
     }
     Ok(out)
+}
+
+/// How long one group version's discovery may take. A real API server answers in milliseconds;
+/// an aggregated API whose backend is down (metrics-server is the usual one) answers 503, which
+/// kube's client retries with a growing backoff: that group is reported, not waited on.
+const GROUP_DISCOVERY_LIMIT: Duration = Duration::from_secs(10);
+
+/// The namespaced kinds of every group's preferred version that can be listed (as `kubectl
+/// api-resources --namespaced --verbs=list` finds them), and the group versions whose discovery
+/// failed, with why (kubectl, too, carries on past them: "unable to retrieve the complete list of
+/// server APIs"). kube's `Discovery::run` fails as a whole on one such group.
+async fn namespaced_listable(
+    cluster: &Cluster,
+) -> Result<(Vec<ApiResource>, Vec<(String, String)>), ClusterError> {
+    let client = &cluster.client;
+    let core = cluster.ask(client.list_core_api_versions()).await?;
+    let groups = cluster.ask(client.list_api_groups()).await?;
+    let mut versions: Vec<(String, String)> = Vec::new();
+    if let Some(v) = core
+        .versions
+        .iter()
+        .find(|v| *v == "v1")
+        .or(core.versions.first())
+    {
+        versions.push((String::new(), v.clone()));
+    }
+    for g in &groups.groups {
+        let preferred = g.preferred_version.as_ref().or(g.versions.first());
+        if let Some(p) = preferred {
+            versions.push((g.name.clone(), p.version.clone()));
+        }
+    }
+    let fetched =
+        futures::future::join_all(versions.into_iter().map(|(group, version)| async move {
+            let gv = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
+            let listed = if group.is_empty() {
+                tokio::time::timeout(
+                    GROUP_DISCOVERY_LIMIT,
+                    client.list_core_api_resources(&version),
+                )
+                .await
+            } else {
+                tokio::time::timeout(GROUP_DISCOVERY_LIMIT, client.list_api_group_resources(&gv))
+                    .await
+            };
+            (group, version, gv, listed)
+        }))
+        .await;
+    let mut resources = Vec::new();
+    let mut failed = Vec::new();
+    for (group, version, gv, listed) in fetched {
+        let list = match listed {
+            Ok(Ok(list)) => list,
+            Ok(Err(e)) => {
+                failed.push((gv, classify(&cluster.server, e).to_string()));
+                continue;
+            }
+            Err(_) => {
+                failed.push((
+                    gv,
+                    format!("no answer within {}s", GROUP_DISCOVERY_LIMIT.as_secs()),
+                ));
+                continue;
+            }
+        };
+        for r in list.resources {
+            // Subresources (`pods/log`) are not kinds of their own.
+            if !r.namespaced || r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") {
+                continue;
+            }
+            resources.push(ApiResource {
+                group: group.clone(),
+                version: version.clone(),
+                api_version: gv.clone(),
+                kind: r.kind,
+                plural: r.name,
+            });
+        }
+    }
+    Ok((resources, failed))
 }
 
 /// Made by a controller for one of the objects we deleted: our pods, the DaemonSet's
