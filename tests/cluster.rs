@@ -556,6 +556,46 @@ mod verification {
     /// A real API server refuses the node proxy for a loopback node address
     /// (`400 BadRequest: address not allowed`): verify passes on the labels and says the
     /// baseline was unavailable and why, not that the kubelet reports 0 pods.
+    /// A cAdvisor not listening on the port its pod declares: the API server's pod proxy
+    /// answers 503 "connection refused" at once. verify names that, rather than "no complete
+    /// answer before the timeout" (kube's client used to retry the 503 for over a minute) and
+    /// a fix about containerd's socket.
+    #[test]
+    fn a_pod_proxy_refused_is_named_as_such_not_as_a_timeout() {
+        let Some(w) = world(1) else { return };
+        if !real::require("kubectl", real::tool_path("kubectl").is_some()) {
+            return;
+        }
+        installed(&w);
+        let patched = w.kubectl(&[
+            "-n",
+            "cadvisor",
+            "patch",
+            "daemonset",
+            "cadvisor",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/template/spec/containers/0/ports/0/containerPort","value":9999}]"#,
+        ]);
+        assert!(patched.status.success(), "{}", text(&patched));
+        // The DaemonSet controller replaces the pod with one declaring the new port.
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            let pods = c.list("Pod", Some("cadvisor"));
+            !pods.is_empty()
+                && pods.iter().all(|p| {
+                    p["spec"]["containers"][0]["ports"][0]["containerPort"] == 9999
+                        && p["status"]["phase"] == "Running"
+                        && p["metadata"]["deletionTimestamp"].is_null()
+                })
+        }));
+        let out = w.run(&["verify", "--timeout", "10s"]);
+        assert_eq!(code(&out), 6, "{}", text(&out));
+        let all = text(&out);
+        assert!(all.contains("connection refused"), "{all}");
+        assert!(!all.contains("no complete answer"), "{all}");
+        assert!(!all.contains("mounts containerd's socket"), "{all}");
+    }
+
     #[test]
     fn a_refused_node_proxy_is_an_unavailable_baseline_not_zero_pods() {
         let Some(w) = shared_world(1, |n| n.internal_ip = "127.0.0.1".into()) else {
@@ -4967,28 +5007,5 @@ mod hostile {
             text(&out)
         );
         assert_ne!(code(&out), 0, "{}", text(&out));
-    }
-}
-
-mod zz_scratch {
-    use super::*;
-    #[test]
-    fn scratch_world() {
-        let Some(w) = world(2) else { return };
-        install_ok(&w, &[]);
-        let mut f = std::fs::File::create("/tmp/h3_world").unwrap();
-        use std::io::Write;
-        writeln!(
-            f,
-            "{} {}",
-            w.nodes[0].root.path().display(),
-            w.cluster.kubeconfig_path().display()
-        )
-        .unwrap();
-        drop(f);
-        while !std::path::Path::new("/tmp/h3_stop").exists() {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        std::thread::sleep(Duration::from_secs(1));
     }
 }

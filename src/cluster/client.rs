@@ -115,9 +115,20 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
+    // kube's own retry of 429/503/504 (`Config::default_retry`: 15 retries, 5 ms doubling) keeps
+    // a lasting 503 going past our 70 s bound, so a pod proxy's "connection refused" or an
+    // aggregated API that is down came out as a timeout or an unreachable server. Instead, kube's
+    // `RetryPolicy::default()` (3 retries, 0.5 s doubling to 5 s; docs.rs/kube `client::retry`)
+    // rides out a brief 429/503 and lets a lasting one be reported as what it is. tower's Retry
+    // needs a cloneable service: the Buffer.
+    config.default_retry = false;
     let client = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| e.to_string())?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            kube::client::retry::RetryPolicy::default(),
+        ))
+        // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
         .with_layer(&super::bounded::BoundedLayer)
         .build();
     Ok((client, server))
