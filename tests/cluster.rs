@@ -1075,6 +1075,40 @@ mod failures {
         );
     }
 
+    /// Ctrl-C while uninstall deletes and waits: not a silent death between two deletes, but
+    /// exit 1 naming the plan and how to see and finish what is left.
+    #[test]
+    fn ctrl_c_during_uninstall_says_what_may_be_done_and_how_to_finish() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_secs(60));
+        let mut cmd = w.std_cmd(&["uninstall", "--yes"]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            c.get("DaemonSet", "cadvisor", "cadvisor").is_none()
+        }));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("interrupted (Ctrl-C) while uninstalling"),
+            "{err}"
+        );
+        assert!(err.contains("delete DaemonSet cadvisor/cadvisor"), "{err}");
+        assert!(err.contains("cadvisor-setup status"), "{err}");
+    }
+
     #[test]
     fn ctrl_c_while_applying_says_what_was_applied() {
         let Some(w) = world(1) else { return };
