@@ -714,6 +714,46 @@ mod safety {
         );
     }
 
+    /// A flag that conflicts with one set through its environment variable: clap names only
+    /// the flag, so the message adds where it came from (human and JSON); when both were
+    /// typed, nothing is added.
+    #[test]
+    fn a_conflict_with_a_flag_from_the_environment_says_so() {
+        let note = "--cluster comes from CADVISOR_SETUP_CLUSTER in the environment";
+        let out = cmd()
+            .args(["detect", "--no-cluster"])
+            .env("CADVISOR_SETUP_CLUSTER", "1")
+            .output()
+            .unwrap();
+        assert_exit_saying(
+            &out,
+            2,
+            &["cannot be used with '--cluster'", note, "unset it"],
+        );
+        let out = cmd()
+            .args(["detect", "--no-cluster", "-o", "json"])
+            .env("CADVISOR_SETUP_CLUSTER", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON");
+        assert!(
+            report["message"].as_str().is_some_and(|m| m.contains(note)),
+            "{report:#}"
+        );
+        let out = cmd()
+            .args(["detect", "--no-cluster", "--cluster"])
+            .env("CADVISOR_SETUP_CLUSTER", "1")
+            .output()
+            .unwrap();
+        assert_exit_saying(&out, 2, &["cannot be used with"]);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("comes from"),
+            "{}",
+            text(&out)
+        );
+    }
+
     /// A kubeconfig with one context; `cluster` and `user` are the YAML flow mappings.
     fn kubeconfig(dir: &Path, cluster: &str, user: &str) -> std::path::PathBuf {
         let path = dir.join("config");

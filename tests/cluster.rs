@@ -846,6 +846,159 @@ mod flows {
         );
     }
 
+    /// Someone's ConfigMap, for the namespace races below.
+    fn their_config_map() -> Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "theirs", "namespace": "cadvisor"}, "data": {"k": "v"}})
+    }
+
+    /// Someone creates a ConfigMap in our namespace just after uninstall's check listed the
+    /// ConfigMaps there (and found none of theirs). Kubernetes has no "delete if empty", so the
+    /// namespace is closed to new objects and checked again: the second check sees theirs, the
+    /// namespace stays, and so does their ConfigMap. (With one check it went with the namespace.)
+    #[test]
+    fn a_namespace_someone_adds_to_while_uninstall_checks_it_is_kept() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .create_after_list("configmaps", "cadvisor", 0, their_config_map());
+        let report = uninstall_ok(&w);
+        assert_eq!(
+            w.cluster.failures().snapshot().created_after_list,
+            [Ok("theirs".to_string())]
+        );
+        assert!(
+            w.cluster.get("ConfigMap", "cadvisor", "theirs").is_some(),
+            "their ConfigMap went with the namespace: {report:#}"
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"].to_string().contains("ConfigMap theirs"),
+            "{report:#}"
+        );
+        // Open again: nothing of ours is left in it, the lock included.
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// A create into our namespace after uninstall closed it (during the second check) is
+    /// refused by quota admission, so its maker knows; it is not accepted and then deleted with
+    /// the namespace.
+    #[test]
+    fn a_create_into_the_namespace_uninstall_is_deleting_is_refused_not_lost() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .create_after_list("configmaps", "cadvisor", 1, their_config_map());
+        let report = uninstall_ok(&w);
+        let outcome = w.cluster.failures().snapshot().created_after_list;
+        assert!(
+            matches!(outcome.as_slice(), [Err(e)] if e.contains("exceeded quota: cadvisor-setup-uninstall")),
+            "{outcome:?}"
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// Without the right to create a ResourceQuota, uninstall cannot close the namespace while it
+    /// checks it, so it keeps the namespace and says how to delete it.
+    #[test]
+    fn uninstall_keeps_a_namespace_it_cannot_close() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().forbid("create", "resourcequotas");
+        let report = uninstall_ok(&w);
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            w.daemonset().is_none(),
+            "the rest is still uninstalled: {report:#}"
+        );
+        let kept = report["kept"].to_string();
+        assert!(
+            kept.contains("could not be closed to new objects")
+                && kept.contains("kubectl delete namespace cadvisor"),
+            "{report:#}"
+        );
+    }
+
+    /// A quota is enforced only once the quota controller has written its status: when that
+    /// does not happen, the namespace was never closed, so uninstall keeps it (and removes the
+    /// quota) rather than trust it.
+    #[test]
+    fn uninstall_keeps_a_namespace_whose_lock_is_not_enforced() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().stop_quota_controller(true);
+        let out = w.run(&["uninstall", "--yes", "-o", "json", "--timeout", "3s"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let report = json(&out);
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{report:#}"
+        );
+        assert!(
+            report["kept"]
+                .to_string()
+                .contains("that closes it to new objects was not enforced within "),
+            "{report:#}"
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
+    /// An uninstall interrupted while it held the namespace closed leaves its ResourceQuota;
+    /// the next install opens the namespace again (and says so) instead of having every create
+    /// refused.
+    #[test]
+    fn install_opens_a_namespace_an_interrupted_uninstall_left_closed() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.create(
+            "cadvisor-setup",
+            serde_json::json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "cadvisor-setup-uninstall", "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"},
+                    "annotations": {"cadvisor-setup/ownership": "created"}},
+                "spec": {"hard": {"count/configmaps": "0", "count/serviceaccounts": "0"}}}),
+        );
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        let out = w.run(&["install", "--yes", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            text(&out).contains("left closed to new objects by an interrupted uninstall"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none()
+        );
+        assert!(
+            w.cluster
+                .get("ServiceAccount", "cadvisor", "cadvisor")
+                .is_some()
+        );
+    }
+
     #[test]
     fn a_huge_timeout_neither_overflows_install_verify_nor_uninstall() {
         // Larger than any Instant can hold; `Instant::now() + timeout` used to panic (exit 101).
@@ -863,6 +1016,184 @@ mod flows {
 
 mod failures {
     use super::*;
+
+    /// The binary on node-1's host root, finding the kubeconfig itself (no --kubeconfig, no
+    /// HOME): MicroK8s' `client.config` under the host root.
+    fn run_with_host_kubeconfig(w: &World, args: &[&str]) -> Output {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .arg("--host-root")
+            .arg(w.nodes[0].root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run cadvisor-setup")
+    }
+
+    /// MicroK8s' admin kubeconfig under the host root, naming `ca`, `cert` and `key` as it
+    /// names them (host paths), and this `user` block's extra lines.
+    fn host_kubeconfig(w: &World, ca: &str, cert: &str, key: &str, extra: &str) {
+        let config = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: microk8s\nclusters:\n- name: microk8s-cluster\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\ncontexts:\n- name: microk8s\n  context: {{cluster: microk8s-cluster, user: admin}}\nusers:\n- name: admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n{extra}",
+            server = w.cluster.server_url()
+        );
+        std::fs::write(
+            w.nodes[0]
+                .root
+                .local("/var/snap/microk8s/current/credentials/client.config"),
+            config,
+        )
+        .expect("write client.config");
+    }
+
+    /// A kubeconfig whose user is the exec credential plugin `command args`, trusting the fake
+    /// cluster's CA (files written to `dir`).
+    fn exec_kubeconfig(
+        w: &World,
+        dir: &std::path::Path,
+        command: &str,
+        args: &[&str],
+    ) -> std::path::PathBuf {
+        let [ca, _, _] = w.cluster.write_client_tls_files(dir);
+        let path = dir.join("exec.config");
+        let config = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": w.cluster.server_url(),
+                "certificate-authority": ca}}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+            "users": [{"name": "u", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1", "command": command,
+                "args": args, "interactiveMode": "Never"}}}],
+        });
+        std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+        path
+    }
+
+    /// kube runs an exec credential plugin through the binary itself, which bounds it: the
+    /// credential it prints reaches kube (a client certificate here: status connects), and one
+    /// that prints without end is stopped past 1 MiB (exit 4, saying so) instead of growing the
+    /// process until the kernel kills it.
+    #[test]
+    fn an_exec_credential_plugin_is_run_within_bounds() {
+        let Some(w) = world(1) else { return };
+        let dir = tempfile::tempdir().expect("dir");
+        let [_, cert, key] = w.cluster.write_client_tls_files(dir.path());
+        let credential = serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+            "status": {
+                "clientCertificateData": std::fs::read_to_string(cert).expect("cert"),
+                "clientKeyData": std::fs::read_to_string(key).expect("key"),
+            }
+        });
+        let credential_file = dir.path().join("credential.json");
+        std::fs::write(&credential_file, credential.to_string()).expect("credential");
+        let kubeconfig = exec_kubeconfig(
+            &w,
+            dir.path(),
+            "cat",
+            &[credential_file.to_str().expect("utf-8")],
+        );
+        let out = w
+            .std_cmd_with(&kubeconfig, &["status", "-o", "json"])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        let kubeconfig = exec_kubeconfig(&w, dir.path(), "yes", &[]);
+        let out = w
+            .std_cmd_with(&kubeconfig, &["status", "-o", "json"])
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        assert!(
+            text(&out).contains("its exec credential plugin failed")
+                && text(&out).contains("`yes` printed more than 1048576 bytes; stopped"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    /// A distribution's admin kubeconfig is a host file: under a host root, the files it
+    /// names are host paths, read inside the root (which is what makes it work from the
+    /// strict snap's hostfs), and no name can lead a read outside the root.
+    #[test]
+    fn a_host_kubeconfig_reads_the_files_it_names_inside_the_host_root_only() {
+        let Some(w) = world(1) else { return };
+        let pki = w.nodes[0].root.local("/etc/kubernetes/pki");
+        std::fs::create_dir_all(&pki).expect("pki dir");
+        w.cluster.write_client_tls_files(&pki);
+        host_kubeconfig(
+            &w,
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/pki/client.crt",
+            "../../../../../../etc/kubernetes/pki/client.key",
+            "",
+        );
+        let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+
+        // /etc/hostname exists on this machine, not under the host root.
+        assert!(std::path::Path::new("/etc/hostname").exists());
+        for escape in [
+            "/etc/hostname",
+            "../../../../../../../../../../../etc/hostname",
+        ] {
+            host_kubeconfig(
+                &w,
+                escape,
+                "/etc/kubernetes/pki/client.crt",
+                "/etc/kubernetes/pki/client.key",
+                "",
+            );
+            let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+            assert_eq!(code(&out), 4, "{}", text(&out));
+            let inside = w.nodes[0].root.local("/etc/hostname");
+            assert!(
+                text(&out).contains(&format!("{} does not exist", inside.display())),
+                "{escape}: {}",
+                text(&out)
+            );
+        }
+    }
+
+    /// Nor does a host file get a program run: an exec credential plugin in the host's admin
+    /// kubeconfig under a host root is refused (exit 4, saying to pass --kubeconfig), by every
+    /// command that connects; the program never runs.
+    #[test]
+    fn a_host_kubeconfigs_exec_plugin_is_not_run() {
+        let Some(w) = world(1) else { return };
+        let marker = w.nodes[0].root.path().join("plugin-ran");
+        host_kubeconfig(
+            &w,
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/pki/client.crt",
+            "/etc/kubernetes/pki/client.key",
+            &format!(
+                "    exec: {{apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/touch, args: [{}], interactiveMode: Never}}\n",
+                marker.display()
+            ),
+        );
+        let pki = w.nodes[0].root.local("/etc/kubernetes/pki");
+        std::fs::create_dir_all(&pki).expect("pki dir");
+        w.cluster.write_client_tls_files(&pki);
+        let out = run_with_host_kubeconfig(&w, &["status", "-o", "json"]);
+        assert_eq!(code(&out), 4, "{}", text(&out));
+        assert!(
+            text(&out).contains("does not run programs named by files under --host-root")
+                && text(&out).contains("--kubeconfig"),
+            "{}",
+            text(&out)
+        );
+        let out = run_with_host_kubeconfig(&w, &["detect", "-o", "json"]);
+        assert!(
+            text(&out).contains("does not run programs named by files under --host-root"),
+            "{}",
+            text(&out)
+        );
+        assert!(!marker.exists(), "the exec plugin ran");
+    }
 
     /// Someone deletes the DaemonSet while install waits for its rollout: the rollout cannot
     /// finish, so it is exit 5 (rollout failed), not 6 (verification failed).
@@ -2349,6 +2680,40 @@ mod lifecycle {
                 .is_some(),
             "{undone:#}"
         );
+    }
+
+    /// The same race under `--force`, where theirs sets a label of ours to their own value:
+    /// `--force` adopts only what install found (on the record, for `uninstall` to restore), so
+    /// the create is not forced; the clash is a conflict (exit 7) and their value stays theirs.
+    /// (A forced create took their value, and withdrawing it then removed the label.)
+    #[test]
+    fn force_does_not_take_an_object_created_during_installs_create() {
+        let Some(w) = world(1) else { return };
+        let labels = serde_json::json!({"team": "theirs", "app.kubernetes.io/name": "their-sa"});
+        w.cluster.failures().replace_before_apply(
+            "serviceaccounts",
+            "cadvisor",
+            "cadvisor",
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": labels}}),
+        );
+        let out = w.run(&[
+            "install",
+            "--yes",
+            "--force",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        let theirs = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("their ServiceAccount");
+        assert_eq!(theirs["metadata"]["labels"], labels, "{theirs:#}");
+        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
+        assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
     }
 
     /// Our label alone is not enough: an object another manager wrote stays, and says why.

@@ -10,6 +10,7 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::namespace_lock;
 use super::ownership::{self, Ownership};
 use super::{Cluster, ClusterError, FIELD_MANAGER, classify, describe};
 use super::{pod_security, resources};
@@ -144,6 +145,18 @@ pub async fn apply(
         warnings.push(warning);
     }
 
+    // An uninstall interrupted while it held our namespace closed (namespace_lock) would
+    // have every create below refused: open it again first.
+    let ours_reopened = match steps
+        .iter()
+        .find(|(m, _, d)| m.kind == "Namespace" && *d == Decision::Update(Ownership::Created))
+    {
+        Some((namespace, _, _)) if !opts.dry_run => {
+            namespace_lock::remove_leftover(cluster, &namespace.name).await?
+        }
+        _ => false,
+    };
+
     let mut applied = Applied {
         dry_run: opts.dry_run,
         objects: Vec::new(),
@@ -158,7 +171,14 @@ pub async fn apply(
             _ => apply_one(cluster, manifest, live.as_ref(), *decision, opts).await,
         };
         match outcome {
-            Ok(object) => {
+            Ok(mut object) => {
+                if ours_reopened && object.kind == "Namespace" {
+                    object.note = Some(format!(
+                        "namespace {} was left closed to new objects by an interrupted uninstall (ResourceQuota {}): opened again",
+                        object.name,
+                        namespace_lock::NAME
+                    ));
+                }
                 if opts.dry_run && object.kind == "Namespace" && object.action == Action::Created {
                     pending.push(object.name.clone());
                 }
@@ -373,8 +393,11 @@ async fn apply_one(
         object["metadata"]["uid"] = Value::from(uid);
     }
     let mut params = PatchParams::apply(FIELD_MANAGER);
-    // Field conflicts are forced only on objects we adopt or already own with --force.
-    if opts.force {
+    // Field conflicts are forced only on objects we adopt or already own with --force. Never
+    // on a create: the name was free when read, so a conflict there is someone else's object
+    // made since, and forcing would take their values (which the withdrawal below would then
+    // remove): it stays a conflict (exit 7), and a rerun with --force adopts it on the record.
+    if opts.force && decision != Decision::Create {
         params = params.force();
     }
     if opts.dry_run {

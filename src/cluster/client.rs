@@ -40,13 +40,25 @@ impl Cluster {
 
 /// Reads the kubeconfig at `path` and builds a client. Does not contact the server.
 pub async fn connect(path: &Path) -> Result<Cluster, ClusterError> {
-    connect_merged(path, &[]).await
+    connect_merged(path, &[], None).await
 }
+
+/// Where the files a kubeconfig names are read, for one that is itself a host file under a host
+/// root other than `/`: a path it names (made absolute) → the local path inside the host root,
+/// or why there is none. The caller (which knows the host) provides it; `cluster` reads no
+/// host file itself.
+pub type Confine<'a> = &'a (dyn Fn(&Path) -> Result<PathBuf, String> + Sync);
 
 /// Reads the kubeconfig at `path`, with the other files of a `KUBECONFIG` list merged after it
 /// (the first file to set a value wins, as kubectl merges them), and builds a client. Does not
-/// contact the server.
-pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, ClusterError> {
+/// contact the server. With `confine`, the files it names are read inside the host root only,
+/// and an exec credential plugin is refused: a host file under a host root is data to read, not
+/// a program to run.
+pub async fn connect_merged(
+    path: &Path,
+    others: &[PathBuf],
+    confine: Option<Confine<'_>>,
+) -> Result<Cluster, ClusterError> {
     let shown = std::iter::once(path)
         .chain(others.iter().map(PathBuf::as_path))
         .map(|p| p.display().to_string())
@@ -56,11 +68,20 @@ pub async fn connect_merged(path: &Path, others: &[PathBuf]) -> Result<Cluster, 
         path: shown.clone(),
         reason,
     };
-    let kubeconfig = load_merged(path, others).map_err(unusable)?;
+    let kubeconfig = load_merged(path, others, confine).map_err(unusable)?;
+    if confine.is_some() {
+        refuse_exec(&kubeconfig).map_err(unusable)?;
+    }
     let plugin = exec_plugin(&kubeconfig);
     let interactive = std::io::stdin().is_terminal();
     let deadline = client_deadline(plugin, interactive);
     let plugin = plugin.and_then(|p| p.command.clone());
+    let mut kubeconfig = kubeconfig;
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(exec) = named.auth_info.as_mut().and_then(|u| u.exec.as_mut()) {
+            super::exec_shim::wrap(&mut exec.command, &mut exec.args, deadline);
+        }
+    }
     let built = on_thread_within(deadline, move || build(kubeconfig)).await;
     let Some(built) = built else {
         let reason = match plugin {
@@ -123,7 +144,7 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
     // needs a cloneable service: the Buffer.
     config.default_retry = false;
     let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| plugin_failure(&e).unwrap_or_else(|| e.to_string()))?
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::retry::RetryLayer::new(
             kube::client::retry::RetryPolicy::default(),
@@ -132,6 +153,28 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
         .with_layer(&super::bounded::BoundedLayer)
         .build();
     Ok((client, server))
+}
+
+/// What an exec credential plugin's failure means, in a line (kube's own message is the whole
+/// command line with its environment and a debug dump of its output).
+fn plugin_failure(e: &kube::Error) -> Option<String> {
+    use kube::client::AuthError;
+    let kube::Error::Auth(e) = e else { return None };
+    Some(match e {
+        AuthError::AuthExecRun { out, .. } => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said: String = said.trim().chars().take(500).collect();
+            let said = said.escape_debug();
+            format!("its exec credential plugin failed ({}): {said}", out.status)
+        }
+        AuthError::AuthExecStart(io) => {
+            format!("its exec credential plugin could not be started: {io}")
+        }
+        AuthError::AuthExecParse(parse) => {
+            format!("its exec credential plugin did not print an ExecCredential: {parse}")
+        }
+        _ => return None,
+    })
 }
 
 /// The current context's exec plugin.
@@ -181,8 +224,15 @@ pub async fn probe(cluster: &Cluster, timeout: Duration) -> Result<String, Clust
 
 /// The kubeconfig at `path`, read bounded, with relative file paths made relative to its
 /// directory, and its current context checked so kube can neither panic nor hang on it.
-fn load_merged(path: &Path, others: &[PathBuf]) -> Result<Kubeconfig, String> {
+fn load_merged(
+    path: &Path,
+    others: &[PathBuf],
+    confine: Option<Confine<'_>>,
+) -> Result<Kubeconfig, String> {
     let mut kubeconfig = read_one(path)?;
+    if let Some(confine) = confine {
+        confine_files(&mut kubeconfig, confine)?;
+    }
     for other in others {
         let next = read_one(other).map_err(|e| format!("{}: {e}", other.display()))?;
         kubeconfig = kubeconfig.merge(next).map_err(|e| e.to_string())?;
@@ -257,6 +307,47 @@ fn absolutize(kubeconfig: &mut Kubeconfig, dir: &Path) {
             }
         }
     }
+}
+
+/// Every file `kubeconfig` names, read inside the host root ([`Confine`]).
+fn confine_files(kubeconfig: &mut Kubeconfig, confine: Confine<'_>) -> Result<(), String> {
+    let fix = |field: &str, file: &mut Option<String>| -> Result<(), String> {
+        if let Some(f) = file.as_deref() {
+            let local = confine(Path::new(f)).map_err(|e| format!("its {field} {f}: {e}"))?;
+            *file = Some(local.to_string_lossy().into_owned());
+        }
+        Ok(())
+    };
+    for named in &mut kubeconfig.clusters {
+        if let Some(cluster) = &mut named.cluster {
+            fix("certificate-authority", &mut cluster.certificate_authority)?;
+        }
+    }
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(user) = &mut named.auth_info {
+            fix("client-certificate", &mut user.client_certificate)?;
+            fix("client-key", &mut user.client_key)?;
+            fix("tokenFile", &mut user.token_file)?;
+        }
+    }
+    Ok(())
+}
+
+/// A host file's exec credential plugin (or auth provider, which can run a command too) is
+/// not run: see [`connect_merged`].
+fn refuse_exec(kubeconfig: &Kubeconfig) -> Result<(), String> {
+    if let Some((_, _, Some(user))) = selected(kubeconfig) {
+        if let Some(exec) = &user.exec {
+            return Err(format!(
+                "it names an exec credential plugin (`{}`), and cadvisor-setup does not run programs named by files under --host-root; pass a kubeconfig with --kubeconfig",
+                exec.command.as_deref().unwrap_or_default().escape_debug()
+            ));
+        }
+        if user.auth_provider.is_some() {
+            return Err("it names an auth-provider, which may run a command, and cadvisor-setup does not run programs named by files under --host-root; pass a kubeconfig with --kubeconfig".to_string());
+        }
+    }
+    Ok(())
 }
 
 /// The current context's cluster (name and entry) and user, as kube selects them
@@ -509,14 +600,14 @@ mod tests {
             "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1', certificate-authority: ca.crt}\nusers:\n- name: u\n  user: {client-key: /dev/zero}\n",
         )
         .unwrap();
-        let err = load_merged(&path, &[]).unwrap_err();
+        let err = load_merged(&path, &[], None).unwrap_err();
         assert!(
             err.contains("certificate-authority")
                 && err.contains(&*dir.path().join("ca.crt").to_string_lossy()),
             "{err}"
         );
         std::fs::write(dir.path().join("ca.crt"), "x").unwrap();
-        let err = load_merged(&path, &[]).unwrap_err();
+        let err = load_merged(&path, &[], None).unwrap_err();
         assert!(
             err.contains("client-key") && err.contains("character device"),
             "{err}"
@@ -532,7 +623,7 @@ mod tests {
         // kubeconfigs commonly are (one file per cluster, one with the current context).
         std::fs::write(&first, "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n").unwrap();
         std::fs::write(&second, "apiVersion: v1\nkind: Config\ncurrent-context: other\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:6443'}\nusers:\n- name: u\n  user: {token: abc}\n").unwrap();
-        let merged = load_merged(&first, std::slice::from_ref(&second)).unwrap();
+        let merged = load_merged(&first, std::slice::from_ref(&second), None).unwrap();
         assert_eq!(merged.current_context.as_deref(), Some("c"));
         assert_eq!(
             merged.clusters[0]
@@ -544,7 +635,7 @@ mod tests {
         // Alone, the first file names a cluster it does not have: nothing to check, and kube
         // would then say the context is incomplete; merged, its server is checked.
         std::fs::write(&second, "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster: {server: '127.0.0.1:6443'}\n").unwrap();
-        let err = load_merged(&first, std::slice::from_ref(&second)).unwrap_err();
+        let err = load_merged(&first, std::slice::from_ref(&second), None).unwrap_err();
         assert!(err.contains("https://127.0.0.1:6443"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, watch_object};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::namespace_lock;
 use super::ownership::{self, Ownership};
 use super::resources;
 use super::status::{ManagedObject, managed_objects};
@@ -156,22 +157,73 @@ pub async fn run(
         .collect();
     for object in &namespaces {
         // Past here every error names what was deleted and restored already.
-        let holds = foreign_contents(cluster, namespace, &ours)
+        let (kinds, undiscovered) = namespaced_kinds(cluster)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
+        if !undiscovered.is_empty() {
+            done.kept.push(still_holds(object, &undiscovered));
+            continue;
+        }
+        // Checked, closed to new objects (namespace_lock), checked again: what someone created
+        // before the lock is seen by the second check, and a create after it is refused.
+        let holds = foreign_contents(cluster, namespace, &kinds, &ours)
             .await
             .map_err(|e| partial(&done, namespaces_left(), e))?;
         if !holds.is_empty() {
-            done.kept.push(Kept {
-                object: object.describe(),
-                reason: format!("it still holds {}", holds.join(", ")),
-            });
+            done.kept.push(still_holds(object, &holds));
             continue;
         }
+        let uid = match namespace_lock::close(cluster, namespace, &kinds).await? {
+            namespace_lock::Closed::Closed { uid } => uid,
+            namespace_lock::Closed::Refused(reason) => {
+                done.kept.push(Kept {
+                    object: object.describe(),
+                    reason: format!(
+                        "{reason}; delete it yourself once you know it is empty (kubectl delete namespace {})",
+                        object.name
+                    ),
+                });
+                continue;
+            }
+        };
         let api = api_for(cluster, object)
             .await
             .map_err(|e| partial(&done, namespaces_left(), e))?;
-        if let Deleted::Replaced = delete_one(cluster, &api, object, &done).await? {
-            done.kept.push(replaced(object));
-            continue;
+        let checked = async {
+            let wait = namespace_lock::ENFORCED_WITHIN
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if !namespace_lock::enforced(cluster, namespace, wait).await? {
+                return Ok(Some(Kept {
+                    object: object.describe(),
+                    reason: format!(
+                        "the ResourceQuota {} that closes it to new objects was not enforced within {}s (the quota controller did not write its status), so an object created meanwhile would have gone with it; delete it yourself once you know it is empty (kubectl delete namespace {})",
+                        namespace_lock::NAME,
+                        wait.as_secs(),
+                        object.name
+                    ),
+                }));
+            }
+            let holds = foreign_contents(cluster, namespace, &kinds, &ours).await?;
+            if !holds.is_empty() {
+                return Ok(Some(still_holds(object, &holds)));
+            }
+            Ok(match delete_one(cluster, &api, object, &done).await? {
+                Deleted::Gone => None,
+                Deleted::Replaced => Some(replaced(object)),
+            })
+        };
+        match checked.await {
+            Ok(None) => {}
+            Ok(Some(kept)) => {
+                namespace_lock::open(cluster, namespace, &uid).await?;
+                done.kept.push(kept);
+                continue;
+            }
+            Err(e) => {
+                // Not left closed: reopen it (best effort) before saying what failed.
+                let _ = namespace_lock::open(cluster, namespace, &uid).await;
+                return Err(e);
+            }
         }
         if let Err(e) = wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await {
             return Err(partial(
@@ -437,28 +489,21 @@ async fn wait_pods_gone(
 async fn foreign_contents(
     cluster: &Cluster,
     namespace: &str,
+    kinds: &[ApiResource],
     ours: &[(String, String)],
 ) -> Result<Vec<String>, ClusterError> {
-    let (resources, undiscovered) = namespaced_listable(cluster).await?;
-    let mut out: Vec<String> = undiscovered
-        .into_iter()
-        .map(|(gv, why)| {
-            format!(
-                "whatever API {gv} serves (its discovery failed: {why}), so it cannot be known to be empty"
-            )
-        })
-        .collect();
-    for resource in resources {
-        if resource.plural == "events" {
-            continue;
-        }
+    let mut out = Vec::new();
+    for resource in kinds {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+            Api::namespaced_with(cluster.client.clone(), namespace, resource);
         let kind = resource.kind.clone();
         let listed =
             super::pages::list_reduced(&api, &ListParams::default(), super::pages::PAGE, |item| {
-                (!put_there_by_kubernetes(&kind, &item) && !belongs_to(&kind, &item, ours))
-                    .then(|| format!("{kind} {}", item.metadata.name.as_deref().unwrap_or("?")))
+                let name = item.metadata.name.as_deref().unwrap_or("?");
+                (!put_there_by_kubernetes(&kind, &item)
+                    && !belongs_to(&kind, &item, ours)
+                    && !namespace_lock::is_lock(&kind, name))
+                .then(|| format!("{kind} {name}"))
             })
             .await;
         match listed {
@@ -477,18 +522,25 @@ async fn foreign_contents(
     Ok(out)
 }
 
+fn still_holds(object: &ManagedObject, holds: &[String]) -> Kept {
+    Kept {
+        object: object.describe(),
+        reason: format!("it still holds {}", holds.join(", ")),
+    }
+}
+
 /// How long one group version's discovery may take. A real API server answers in milliseconds;
 /// an aggregated API whose backend is down (metrics-server is the usual one) answers 503, which
 /// kube's client retries with a growing backoff: that group is reported, not waited on.
 const GROUP_DISCOVERY_LIMIT: Duration = Duration::from_secs(10);
 
-/// The namespaced kinds of every group's preferred version that can be listed (as `kubectl
-/// api-resources --namespaced --verbs=list` finds them), and the group versions whose discovery
-/// failed, with why (kubectl, too, carries on past them: "unable to retrieve the complete list of
+/// The namespaced kinds but Events of every group's preferred version that can be listed (as
+/// `kubectl api-resources --namespaced --verbs=list` finds them), and the group versions whose
+/// discovery failed, with why (kubectl, too, carries on past them: "unable to retrieve the complete list of
 /// server APIs"). kube's `Discovery::run` fails as a whole on one such group.
-async fn namespaced_listable(
+async fn namespaced_kinds(
     cluster: &Cluster,
-) -> Result<(Vec<ApiResource>, Vec<(String, String)>), ClusterError> {
+) -> Result<(Vec<ApiResource>, Vec<String>), ClusterError> {
     let client = &cluster.client;
     let core = cluster.ask(client.list_core_api_versions()).await?;
     let groups = cluster.ask(client.list_api_groups()).await?;
@@ -529,24 +581,31 @@ async fn namespaced_listable(
         .await;
     let mut resources = Vec::new();
     let mut failed = Vec::new();
+    let cannot_know = |gv: &str, why: String| {
+        format!(
+            "whatever API {gv} serves (its discovery failed: {why}), so it cannot be known to be empty"
+        )
+    };
     for (group, version, gv, listed) in fetched {
         let list = match listed {
             Ok(Ok(list)) => list,
             Ok(Err(e)) => {
-                failed.push((gv, classify(&cluster.server, e).to_string()));
+                failed.push(cannot_know(&gv, classify(&cluster.server, e).to_string()));
                 continue;
             }
             Err(_) => {
-                failed.push((
-                    gv,
-                    format!("no answer within {}s", GROUP_DISCOVERY_LIMIT.as_secs()),
-                ));
+                let why = format!("no answer within {}s", GROUP_DISCOVERY_LIMIT.as_secs());
+                failed.push(cannot_know(&gv, why));
                 continue;
             }
         };
         for r in list.resources {
-            // Subresources (`pods/log`) are not kinds of their own.
-            if !r.namespaced || r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") {
+            // Subresources (`pods/log`) are not kinds of their own; Events are not contents.
+            if !r.namespaced
+                || r.name.contains('/')
+                || r.name == "events"
+                || !r.verbs.iter().any(|v| v == "list")
+            {
                 continue;
             }
             resources.push(ApiResource {

@@ -40,7 +40,9 @@ pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> super
         return Failure::err(ExitCode::Cluster, format!("kubeconfig: {hint}"));
     }
     let path: PathBuf = found.resolved.clone();
-    let cluster = cluster::client::connect_merged(&path, &found.merged).await?;
+    let confined = crate::host::kubeconfig::confined_files(&ctx.host_root, &found);
+    let confine = confined.as_ref().map(|c| c as cluster::client::Confine<'_>);
+    let cluster = cluster::client::connect_merged(&path, &found.merged, confine).await?;
     ctx.ui.verbose(format!(
         "kubeconfig {} ({:?}) → API server {}",
         found.path.display(),

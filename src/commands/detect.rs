@@ -46,7 +46,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
     let cluster = if args.no_cluster {
         ClusterOutcome::Skipped("--no-cluster")
     } else {
-        ask_cluster(files.kubeconfig.as_ref(), files.node_name()).await
+        ask_cluster(root, files.kubeconfig.as_ref(), files.node_name()).await
     };
     if let ClusterOutcome::Node(n) = &cluster {
         opts.configz = n.configz.clone();
@@ -173,7 +173,11 @@ async fn ask_node(
 }
 
 /// Connects with the kubeconfig the host files named, then asks about this node.
-async fn ask_cluster(kc: Option<&KubeconfigFacts>, hostname: Option<&str>) -> ClusterOutcome {
+async fn ask_cluster(
+    root: &host::HostRoot,
+    kc: Option<&KubeconfigFacts>,
+    hostname: Option<&str>,
+) -> ClusterOutcome {
     let Some(kc) = kc else {
         return ClusterOutcome::Skipped("no kubeconfig found");
     };
@@ -184,7 +188,11 @@ async fn ask_cluster(kc: Option<&KubeconfigFacts>, hostname: Option<&str>) -> Cl
                 .unwrap_or_else(|| format!("cannot read {}", kc.path.display())),
         );
     }
-    match crate::cluster::client::connect_merged(&kc.resolved, &kc.merged).await {
+    let confined = host::kubeconfig::confined_files(root, kc);
+    let confine = confined
+        .as_ref()
+        .map(|c| c as crate::cluster::client::Confine<'_>);
+    match crate::cluster::client::connect_merged(&kc.resolved, &kc.merged, confine).await {
         Ok(cluster) => ask_node(node::facts(&cluster, hostname.unwrap_or_default())).await,
         Err(e) => ClusterOutcome::Unreachable(e.to_string()),
     }

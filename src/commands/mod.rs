@@ -77,6 +77,16 @@ impl Job {
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|a| a == crate::cluster::exec_shim::ARG)
+    {
+        return crate::cluster::exec_shim::run(args.collect());
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        crate::cluster::exec_shim::enable(exe);
+    }
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         Err(err) => return parse_error(err),
@@ -108,26 +118,89 @@ fn parse_error(err: clap::Error) -> std::process::ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if shows_text
-        || !wants_json(
-            std::env::args().skip(1),
-            std::env::var("CADVISOR_SETUP_OUTPUT").ok(),
-        )
-    {
+    if shows_text {
         err.exit()
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let from_env = from_environment(&err, &args, |name| std::env::var_os(name).is_some());
+    if !wants_json(
+        args.iter().cloned(),
+        std::env::var("CADVISOR_SETUP_OUTPUT").ok(),
+    ) {
+        let _ = err.print();
+        if let Some(note) = &from_env {
+            eprintln!("{note}");
+        }
+        return std::process::ExitCode::from(ExitCode::Usage.code());
     }
     let text = err.to_string();
     let first = text.lines().next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match &from_env {
+        Some(note) => format!("{message} ({})", note.trim_start_matches("note: ")),
+        None => message.to_string(),
+    };
     // The JSON document only: clap prints its own message (with usage) for people below.
-    let report = Report::new(
-        ExitCode::Usage,
-        Failed::new(message.to_string(), Vec::new()),
-    )
-    .message(message.to_string());
+    let report =
+        Report::new(ExitCode::Usage, Failed::new(message.clone(), Vec::new())).message(message);
     Ui::from_env(crate::cli::OutputFormat::Json, 0).report_json(&report);
     let _ = err.print();
+    if let Some(note) = &from_env {
+        eprintln!("{note}");
+    }
     std::process::ExitCode::from(ExitCode::Usage.code())
+}
+
+/// For a conflict clap reports between two flags, the one the user did not type but set
+/// through its environment variable: clap names only the flag (`the argument '--no-cluster'
+/// cannot be used with '--cluster'`), which then looks like a flag nobody gave.
+fn from_environment(
+    err: &clap::Error,
+    args: &[String],
+    is_set: impl Fn(&str) -> bool,
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::ArgumentConflict {
+        return None;
+    }
+    let mut named = Vec::new();
+    for kind in [ContextKind::InvalidArg, ContextKind::PriorArg] {
+        match err.get(kind) {
+            Some(ContextValue::String(s)) => named.push(s.clone()),
+            Some(ContextValue::Strings(v)) => named.extend(v.iter().cloned()),
+            _ => {}
+        }
+    }
+    let command = Cli::command();
+    let mut commands = vec![&command];
+    commands.extend(command.get_subcommands());
+    let notes: Vec<String> = named
+        .iter()
+        .filter_map(|shown| {
+            let long = shown.split_whitespace().next()?.strip_prefix("--")?;
+            let typed = args
+                .iter()
+                .any(|a| a.strip_prefix("--").and_then(|a| a.split('=').next()) == Some(long));
+            let env = commands
+                .iter()
+                .flat_map(|c| c.get_arguments())
+                .find(|a| a.get_long() == Some(long))?
+                .get_env()?
+                .to_string_lossy()
+                .into_owned();
+            (!typed && is_set(&env))
+                .then(|| format!("--{long} comes from {env} in the environment"))
+        })
+        .collect();
+    (!notes.is_empty()).then(|| {
+        format!(
+            "note: {}; unset it to use the flag you typed",
+            notes.join(", ")
+        )
+    })
 }
 
 /// `-o json`, `-ojson`, `--output json`, `--output=json` or `CADVISOR_SETUP_OUTPUT=json`, read

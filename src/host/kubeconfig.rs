@@ -99,6 +99,28 @@ pub fn discover(
     None
 }
 
+/// Where the files a found kubeconfig names are read: `None` for the user's own (flag,
+/// `KUBECONFIG`, home) and on the host itself (root `/`), where its paths mean what they say.
+/// A distribution's admin kubeconfig under another host root is a host file, so the files it
+/// names are host paths too: read inside the root, every link re-rooted ([`fs::resolve`]), so it
+/// cannot lead a read outside (`certificate-authority: /etc/shadow`, `../../..`).
+pub fn confined_files<'a>(
+    root: &'a HostRoot,
+    found: &KubeconfigFacts,
+) -> Option<impl Fn(&Path) -> Result<PathBuf, String> + Sync + 'a> {
+    (found.source == KubeconfigSource::Distribution && !root.is_system()).then_some(
+        move |named: &Path| {
+            // Relative names were joined to the kubeconfig's local directory (inside the root):
+            // back to the host path they stand for.
+            let host_path = match named.strip_prefix(root.path()) {
+                Ok(rest) => Path::new("/").join(rest),
+                Err(_) => named.to_path_buf(),
+            };
+            fs::resolve(root, &host_path).map_err(|e| e.to_string())
+        },
+    )
+}
+
 /// Readable by us: a regular file of at most [`MAX_KUBECONFIG`] bytes that we may open (opened,
 /// never read here, so a FIFO or a device cannot block or flood us).
 fn check(

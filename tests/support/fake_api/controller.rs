@@ -155,6 +155,7 @@ pub async fn run(state: Arc<State>) {
     // Likewise the kubelets, once every pod on a simulated node runs without crashing: only a
     // pod waiting to start or crash-looping has a transition due with time alone.
     let mut kubelets_idle: Option<(u64, u64)> = None;
+    let mut quotas: Option<(u64, u64)> = None;
     loop {
         tokio::select! {
             r = rx.recv() => {
@@ -173,6 +174,56 @@ pub async fn run(state: Arc<State>) {
             kubelets_idle = idle.then_some(before);
         }
         unless_settled(&state, &mut counted, daemonset_status);
+        if !state.failures.quota_controller_stopped() {
+            unless_settled(&state, &mut quotas, quota_status);
+        }
+    }
+}
+
+/// The resource quota controller's status sync (kubernetes/kubernetes
+/// pkg/controller/resourcequota `syncResourceQuota`): `status.hard` becomes `spec.hard`, and
+/// `status.used` each counted kind's objects in the namespace (`count/<plural>[.<group>]`).
+/// Quota admission enforces only what `status.hard` holds.
+fn quota_status(state: &Arc<State>) {
+    let quotas = resource("resourcequotas");
+    let live: Vec<Value> = state.store().iter(quotas, None).cloned().collect();
+    for quota in live {
+        let ns = ns_of(&quota);
+        let hard = quota["spec"]["hard"].clone();
+        let mut used = serde_json::Map::new();
+        for key in hard.as_object().into_iter().flatten().map(|(k, _)| k) {
+            let counted = key.strip_prefix("count/").unwrap_or(key);
+            let (plural, group) = counted.split_once('.').unwrap_or((counted, ""));
+            let Some(res) = super::resources::RESOURCES
+                .iter()
+                .find(|r| r.plural == plural && r.group == group)
+            else {
+                continue;
+            };
+            let n = state.store().iter(res, Some(&ns)).count();
+            used.insert(key.clone(), json!(n.to_string()));
+        }
+        let status = json!({"hard": hard, "used": used});
+        if quota["status"] == status {
+            continue;
+        }
+        let mut store = state.store();
+        let Some(current) = store.get(quotas, &ns, &name_of(&quota)).cloned() else {
+            continue;
+        };
+        if current["metadata"]["uid"] != quota["metadata"]["uid"] {
+            continue;
+        }
+        let mut new = current.clone();
+        new["status"] = status;
+        apply::record_update(
+            Some(&current),
+            &mut new,
+            "kube-controller-manager",
+            Some("status"),
+            &now(),
+        );
+        store.put(quotas, new);
     }
 }
 

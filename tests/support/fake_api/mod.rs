@@ -261,6 +261,15 @@ pub struct FailureState {
     /// `kubectl-create`) just before the next server-side apply to it is answered: someone
     /// replacing an object between a reader's GET and its write.
     pub replace_before_apply: Vec<((String, String, String), Value)>,
+    /// `(plural, namespace)` → how many more lists of that kind there pass first, and the object
+    /// `kubectl-create` creates right after the next one is answered: someone adding to a
+    /// namespace just after a reader listed it.
+    pub create_after_list: Vec<((String, String), u32, Value)>,
+    /// What became of each [`FailureState::create_after_list`] create: the name, or the error.
+    pub created_after_list: Vec<Result<String, String>>,
+    /// The quota controller is stopped: a new ResourceQuota's status is never written, so
+    /// quota admission does not enforce it.
+    pub quota_controller_stopped: bool,
 }
 
 /// Failure switches, settable at any time from the test.
@@ -316,6 +325,33 @@ impl Failures {
             .push(((plural.into(), namespace.into(), name.into()), replacement));
     }
 
+    /// Right after the list of every `plural` in `namespace` (no selector: a check of what is
+    /// there) that comes after `skip` others is answered, `kubectl-create` creates `object` (through admission, as any create).
+    pub fn create_after_list(&self, plural: &str, namespace: &str, skip: u32, object: Value) {
+        self.lock()
+            .create_after_list
+            .push(((plural.into(), namespace.into()), skip, object));
+    }
+
+    /// The object to create now that a list of `plural` in `namespace` was answered, if due.
+    pub fn due_after_list(&self, plural: &str, namespace: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let at = state
+            .create_after_list
+            .iter()
+            .position(|((p, ns), _, _)| p == plural && ns == namespace)?;
+        let (_, skip, _) = &mut state.create_after_list[at];
+        if *skip > 0 {
+            *skip -= 1;
+            return None;
+        }
+        Some(state.create_after_list.remove(at).2)
+    }
+
+    pub fn record_created_after_list(&self, outcome: Result<String, String>) {
+        self.lock().created_after_list.push(outcome);
+    }
+
     /// The replacement [`Failures::replace_before_apply`] set for this object, taken.
     pub fn take_replacement(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         let mut state = self.lock();
@@ -364,6 +400,15 @@ impl Failures {
 
     pub fn set_image_pull_failure(&self, on: bool) {
         self.lock().image_pull = on;
+    }
+
+    /// Stop (or restart) the quota controller (see [`FailureState::quota_controller_stopped`]).
+    pub fn stop_quota_controller(&self, stopped: bool) {
+        self.lock().quota_controller_stopped = stopped;
+    }
+
+    pub fn quota_controller_stopped(&self) -> bool {
+        self.lock().quota_controller_stopped
     }
 
     pub fn set_crash_loop(&self, on: bool) {

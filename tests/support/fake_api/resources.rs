@@ -127,6 +127,19 @@ pub static RESOURCES: &[Resource] = &[
         has_generation: false,
         optional_crd: false,
     },
+    // What `uninstall` closes a namespace with while it checks that it is empty.
+    Resource {
+        group: "",
+        version: "v1",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short_names: &["quota"],
+        subresources: &["status"],
+        has_generation: false,
+        optional_crd: false,
+    },
     Resource {
         group: "",
         version: "v1",
