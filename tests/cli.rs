@@ -640,6 +640,36 @@ mod safety {
         )
     }
 
+    /// Output that cannot be written (`render > FILE` on a full disk: /dev/full) is not a
+    /// success: exit 1 saying so, for every format, instead of exit 0 and a cut file.
+    #[test]
+    fn output_that_cannot_be_written_is_an_error_not_a_success() {
+        for args in [
+            &["render", "--distro", "microk8s"][..],
+            &["render", "--distro", "microk8s", "-o", "json"],
+            &["completions", "bash"],
+        ] {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full");
+            let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cadvisor-setup"))
+                .env_clear()
+                .env("NO_COLOR", "1")
+                .args(args)
+                .stdout(full)
+                .output()
+                .expect("run");
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("could not write the output to stdout")
+                    && err.contains("No space left on device"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+
     fn assert_exit_saying(out: &Output, code: i32, needles: &[&str]) {
         assert_eq!(out.status.code(), Some(code), "{}", text(out));
         let stderr = String::from_utf8_lossy(&out.stderr);

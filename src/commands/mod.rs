@@ -97,7 +97,7 @@ pub fn main() -> std::process::ExitCode {
     };
     init_logging(cli.global.verbose);
     let ui = Ui::from_env(cli.global.output, cli.global.verbose);
-    let code = match run(cli, matches, ui.clone()) {
+    let mut code = match run(cli, matches, ui.clone()) {
         Ok(code) => code,
         Err(err) => {
             let code = err.exit_code();
@@ -105,6 +105,18 @@ pub fn main() -> std::process::ExitCode {
             code
         }
     };
+    // Output that did not all arrive is not a success, whatever the command did.
+    if let Err(e) = crate::ui::finish_stdout() {
+        // A reader that went away (`| head`) chose to: no message, as a SIGPIPE would be.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            ui.note(format!(
+                "error: could not write the output to stdout ({e}): it is incomplete"
+            ));
+        }
+        if code == ExitCode::Success {
+            code = ExitCode::Unexpected;
+        }
+    }
     std::process::ExitCode::from(code.code())
 }
 
