@@ -784,6 +784,31 @@ mod safety {
         );
     }
 
+    /// An environment variable exported empty (or wrong) for a flag that takes a value: clap
+    /// says "a value is required for '--output'", so the message adds where it came from.
+    #[test]
+    fn an_empty_or_bad_value_from_the_environment_names_the_variable() {
+        for (var, value, flag) in [
+            ("CADVISOR_SETUP_OUTPUT", "", "--output"),
+            ("CADVISOR_SETUP_KUBECONFIG", "", "--kubeconfig"),
+            ("CADVISOR_SETUP_OUTPUT", "yaml", "--output"),
+        ] {
+            let out = cmd()
+                .args(["render", "--distro", "microk8s"])
+                .env(var, value)
+                .output()
+                .unwrap();
+            assert_exit_saying(
+                &out,
+                2,
+                &[
+                    &format!("{flag} comes from {var} in the environment"),
+                    "unset it",
+                ],
+            );
+        }
+    }
+
     /// A kubeconfig with one context; `cluster` and `user` are the YAML flow mappings.
     fn kubeconfig(dir: &Path, cluster: &str, user: &str) -> std::path::PathBuf {
         let path = dir.join("config");

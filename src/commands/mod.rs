@@ -175,7 +175,10 @@ fn from_environment(
     is_set: impl Fn(&str) -> bool,
 ) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if err.kind() != ErrorKind::ArgumentConflict {
+    // A conflict, or a value that is empty or invalid (`CADVISOR_SETUP_OUTPUT=` exported empty):
+    // clap names only the flag, which looks like one nobody typed.
+    let conflict = err.kind() == ErrorKind::ArgumentConflict;
+    if !conflict && err.kind() != ErrorKind::InvalidValue {
         return None;
     }
     let mut named = Vec::new();
@@ -207,12 +210,12 @@ fn from_environment(
                 .then(|| format!("--{long} comes from {env} in the environment"))
         })
         .collect();
-    (!notes.is_empty()).then(|| {
-        format!(
-            "note: {}; unset it to use the flag you typed",
-            notes.join(", ")
-        )
-    })
+    let then = if conflict {
+        "unset it to use the flag you typed"
+    } else {
+        "give it a valid value or unset it"
+    };
+    (!notes.is_empty()).then(|| format!("note: {}; {then}", notes.join(", ")))
 }
 
 /// `-o json`, `-ojson`, `--output json`, `--output=json` or `CADVISOR_SETUP_OUTPUT=json`, read
