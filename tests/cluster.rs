@@ -3619,6 +3619,37 @@ mod mixed {
     /// An administrator's workstation: no runtime, no kubelet, only a kubeconfig. `detect
     /// --cluster` shows each node's facts and the groups, `render --cluster` prints both
     /// DaemonSets and applies nothing, `install --yes` installs and verifies every node.
+    /// A node whose kubelet reports a runtime endpoint no socket check accepts (`..`, a control
+    /// character): that node is left out with a warning naming it, and the other nodes are
+    /// planned; not exit 2 "invalid --containerd-socket", a flag nobody typed.
+    #[test]
+    fn a_node_with_an_unusable_runtime_endpoint_is_left_out_not_the_whole_install() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        for endpoint in [
+            "unix:///run/x/../../etc/evil.sock",
+            "unix:///run/\u{1b}[31m.sock",
+        ] {
+            w.cluster
+                .update_node("node-2", |n| n.runtime_endpoint = endpoint.to_string());
+            let workstation = HostRootDir::new();
+            let out = run_on(
+                &w,
+                workstation.path(),
+                &["install", "--yes", "--dry-run", "--timeout", "30s"],
+            );
+            assert_eq!(code(&out), 0, "{endpoint:?}: {}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("node node-2: its runtime endpoint")
+                    && err.contains("no DaemonSet serves it"),
+                "{endpoint:?}: {err}"
+            );
+            assert!(!err.contains("--containerd-socket"), "{err}");
+        }
+    }
+
     #[test]
     fn from_a_workstation_with_only_a_kubeconfig_every_node_is_installed_and_verified() {
         let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
