@@ -784,6 +784,37 @@ mod safety {
         );
     }
 
+    /// Credentials in a URL are refused before any I/O and never echoed (a terminal or a CI
+    /// log would keep the password).
+    #[test]
+    fn credentials_in_a_url_are_refused_without_echoing_them() {
+        for flag in ["--metrics-url", "--prometheus"] {
+            let out = cmd()
+                .args([
+                    "verify",
+                    flag,
+                    "http://admin:s3cret@127.0.0.1:1/x",
+                    "--timeout",
+                    "3s",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{flag}: {}", text(&out));
+            assert!(!text(&out).contains("s3cret"), "{flag}: {}", text(&out));
+            let out = cmd()
+                .args([
+                    "verify",
+                    flag,
+                    "http://admin:s3cret@127.0.0.1:1/x",
+                    "-o",
+                    "json",
+                ])
+                .output()
+                .unwrap();
+            assert!(!text(&out).contains("s3cret"), "{flag}: {}", text(&out));
+        }
+    }
+
     /// An environment variable exported empty (or wrong) for a flag that takes a value: clap
     /// says "a value is required for '--output'", so the message adds where it came from.
     #[test]
