@@ -157,7 +157,7 @@ pub async fn run(
         .collect();
     for object in &namespaces {
         // Past here every error names what was deleted and restored already.
-        let (kinds, undiscovered) = namespaced_kinds(cluster)
+        let (kinds, undiscovered) = namespaced_kinds(cluster, deadline)
             .await
             .map_err(|e| partial(&done, namespaces_left(), e))?;
         if !undiscovered.is_empty() {
@@ -540,8 +540,13 @@ const GROUP_DISCOVERY_LIMIT: Duration = Duration::from_secs(10);
 /// server APIs"). kube's `Discovery::run` fails as a whole on one such group.
 async fn namespaced_kinds(
     cluster: &Cluster,
+    deadline: tokio::time::Instant,
 ) -> Result<(Vec<ApiResource>, Vec<String>), ClusterError> {
     let client = &cluster.client;
+    // Within what is left of --timeout too (a second at least, to ask at all).
+    let limit = GROUP_DISCOVERY_LIMIT
+        .min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .max(Duration::from_secs(1));
     let core = cluster.ask(client.list_core_api_versions()).await?;
     let groups = cluster.ask(client.list_api_groups()).await?;
     let mut versions: Vec<(String, String)> = Vec::new();
@@ -567,14 +572,9 @@ async fn namespaced_kinds(
                 format!("{group}/{version}")
             };
             let listed = if group.is_empty() {
-                tokio::time::timeout(
-                    GROUP_DISCOVERY_LIMIT,
-                    client.list_core_api_resources(&version),
-                )
-                .await
+                tokio::time::timeout(limit, client.list_core_api_resources(&version)).await
             } else {
-                tokio::time::timeout(GROUP_DISCOVERY_LIMIT, client.list_api_group_resources(&gv))
-                    .await
+                tokio::time::timeout(limit, client.list_api_group_resources(&gv)).await
             };
             (group, version, gv, listed)
         }))
@@ -594,7 +594,7 @@ async fn namespaced_kinds(
                 continue;
             }
             Err(_) => {
-                let why = format!("no answer within {}s", GROUP_DISCOVERY_LIMIT.as_secs());
+                let why = format!("no answer within {}s", limit.as_secs());
                 failed.push(cannot_know(&gv, why));
                 continue;
             }
