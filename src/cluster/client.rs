@@ -454,6 +454,12 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
             server: server.to_string(),
             reason: e.to_string(),
         },
+        // An answer that is not JSON at all (a web page): the kubeconfig's server is something
+        // else than an API server (a wrong port, an ingress, a dashboard).
+        kube::Error::SerdeError(e) => ClusterError::Misbehaving {
+            server: server.to_string(),
+            reason: format!("its answer is not Kubernetes JSON ({e})"),
+        },
         kube::Error::Service(e) if super::bounded::oversized(e.as_ref()) => {
             ClusterError::Misbehaving {
                 server: server.to_string(),
@@ -480,6 +486,18 @@ fn terminating_namespace(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_json_is_a_misbehaving_server_not_an_unexpected_error() {
+        let not_json = serde_json::from_str::<serde_json::Value>("<html>nginx</html>").unwrap_err();
+        let e = classify("https://k:443", kube::Error::SerdeError(not_json));
+        assert!(matches!(e, ClusterError::Misbehaving { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("not Kubernetes JSON") && text.contains("kubeconfig's server"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_403_for_a_terminating_namespace_is_not_a_permission_problem() {
