@@ -784,6 +784,58 @@ mod safety {
         );
     }
 
+    /// A kubeconfig whose server is a web server answering 404 pages to everything (a wrong
+    /// port): uninstall must not conclude "nothing to delete" (exit 0) from 404s for kinds every
+    /// API server serves; it says the server is not an API server (exit 4).
+    #[test]
+    fn uninstall_against_a_web_server_is_not_nothing_to_delete() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let body = "<html><body>404 Not Found</body></html>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            ),
+        )
+        .unwrap();
+        let out = cmd()
+            .args([
+                "uninstall",
+                "--yes",
+                "-o",
+                "json",
+                "--timeout",
+                "10s",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        assert!(!text(&out).contains("nothing to delete"), "{}", text(&out));
+        assert!(
+            text(&out).contains("answered as no real one does"),
+            "{}",
+            text(&out)
+        );
+    }
+
     /// Credentials in a URL are refused before any I/O and never echoed (a terminal or a CI
     /// log would keep the password).
     #[test]
