@@ -1,4 +1,5 @@
-//! Deadlines from user-given durations, without overflow.
+//! Deadlines from user-given durations, without overflow, and work that may block forever
+//! bounded in time.
 //!
 //! `--timeout 18446744073709551615` is a valid duration (`parse_duration` saturates), but
 //! `Instant::now() + timeout` panics ("overflow when adding duration to instant"). Every deadline
@@ -21,9 +22,50 @@ pub fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// Runs `f` on a plain thread named `name`, inside this runtime's context, and waits at most
+/// `limit` for it; `None` when it did not finish in time (or the thread could not be started).
+///
+/// The thread is detached and left to end with the process: not `spawn_blocking`, which the
+/// runtime waits for at shutdown, so work stuck in a call that never returns (an exec plugin
+/// waiting for a login, a `read` on a hung network mount) cannot hold the binary past `limit`.
+pub async fn on_thread_within<T: Send + 'static>(
+    name: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _entered = handle.enter();
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    tokio::time::timeout(limit, rx).await.ok()?.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn work_on_the_thread_is_returned_when_it_finishes_in_time() {
+        assert_eq!(
+            on_thread_within("t", Duration::from_secs(60), || 42).await,
+            Some(42)
+        );
+    }
+
+    #[tokio::test]
+    async fn work_that_never_finishes_is_given_up_at_the_limit() {
+        let (_hold, wait) = std::sync::mpsc::channel::<()>();
+        let never = move || wait.recv().is_ok();
+        assert_eq!(
+            on_thread_within("t", Duration::from_millis(50), never).await,
+            None
+        );
+    }
 
     #[test]
     fn huge_timeouts_saturate_instead_of_panicking() {

@@ -846,6 +846,16 @@ mod flows {
         );
     }
 
+    /// uninstall's lock on the namespace (its ResourceQuota) is gone again.
+    fn assert_namespace_open(w: &World, report: &Value) {
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "{report:#}"
+        );
+    }
+
     /// Someone's ConfigMap, for the namespace races below.
     fn their_config_map() -> Value {
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -881,12 +891,7 @@ mod flows {
             "{report:#}"
         );
         // Open again: nothing of ours is left in it, the lock included.
-        assert!(
-            w.cluster
-                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
-                .is_none(),
-            "{report:#}"
-        );
+        assert_namespace_open(&w, &report);
     }
 
     /// A create into our namespace after uninstall closed it (during the second check) is
@@ -956,12 +961,7 @@ mod flows {
                 .contains("that closes it to new objects was not enforced within "),
             "{report:#}"
         );
-        assert!(
-            w.cluster
-                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
-                .is_none(),
-            "{report:#}"
-        );
+        assert_namespace_open(&w, &report);
     }
 
     /// An uninstall interrupted while it held the namespace closed leaves its ResourceQuota;

@@ -1502,3 +1502,167 @@ mod report_snapshots {
         insta::assert_snapshot!("detect_empty_root_human", human);
     }
 }
+
+/// A host file on a mount that never answers (a real FUSE filesystem whose READ is taken and
+/// never answered, as a stalled sshfs does): every command that reads the host stops at its
+/// budget with exit 3 and says which file and what to do, instead of hanging.
+mod hung_mount {
+    use super::*;
+    use std::process::Stdio;
+    use support::fuse::HungMount;
+
+    /// The binary with `args`, its stdout and stderr in files (no reader to block on). A hang
+    /// guard, not a timing assertion: the budget is 30 s, so a run still going after five
+    /// minutes is a hang; the test then fails, and dropping the mount releases the binary.
+    fn run_to_end(args: &[&OsStr]) -> (i32, String) {
+        let out = tempfile::tempfile().expect("stdout file");
+        let err = tempfile::NamedTempFile::new().expect("stderr file");
+        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("cadvisor-setup"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_KUBECONFIG")
+            .env_remove("CADVISOR_SETUP_CONTAINERD_SOCKET")
+            .env("HOME", "/nonexistent")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err.reopen().expect("stderr file"))
+            .spawn()
+            .expect("binary runs");
+        let guard = Instant::now() + Duration::from_secs(300);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < guard, "{args:?} still runs: a hang");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let stderr = std::fs::read_to_string(err.path()).expect("stderr");
+        (status.code().unwrap_or(-1), stderr)
+    }
+
+    use std::ffi::OsStr;
+
+    #[test]
+    fn detect_render_and_install_stop_at_their_budget_naming_the_file() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        // MicroK8s' kubelet args file (the first file detection reads there) on a mount whose
+        // reads never answer.
+        let args_dir = root.local("/var/snap/microk8s/8148/args");
+        let Some(_mount) = HungMount::start(&args_dir, &["kubelet"]) else {
+            return;
+        };
+        let host_root = root.path().as_os_str();
+        let commands: [&[&str]; 3] = [
+            &["detect", "--no-cluster"],
+            &["render"],
+            &["install", "--yes"],
+        ];
+        // Side by side: each waits the budget once.
+        let runs: Vec<_> = commands
+            .iter()
+            .map(|command| {
+                let mut args: Vec<std::ffi::OsString> =
+                    command.iter().map(|a| (*a).into()).collect();
+                args.push("--host-root".into());
+                args.push(host_root.into());
+                std::thread::spawn(move || {
+                    let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+                    run_to_end(&args)
+                })
+            })
+            .collect();
+        let file = args_dir.join("kubelet");
+        for (command, run) in commands.iter().zip(runs) {
+            let (code, stderr) = run.join().expect("run");
+            assert_eq!(code, 3, "{command:?}: {stderr}");
+            let said = format!("no answer within 30s while reading {}", file.display());
+            assert!(stderr.contains(&said), "{command:?}: {stderr}");
+            assert!(
+                stderr.contains("a hung network or FUSE mount?")
+                    && stderr.contains("`mount`")
+                    && stderr.contains("umount -l"),
+                "{command:?}: {stderr}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kubeconfig_that_never_answers_stops_detect_and_status() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        root.write("/etc/hostname", "node-1\n");
+        // MicroK8s' admin kubeconfig, which detect and the cluster commands find and read.
+        let credentials = root.local("/var/snap/microk8s/8148/credentials");
+        let Some(_mount) = HungMount::start(&credentials, &["client.config"]) else {
+            return;
+        };
+        let host_root = root.path().as_os_str();
+        let runs: Vec<_> = [&["detect"][..], &["status"][..]]
+            .into_iter()
+            .map(|command| {
+                let mut args: Vec<std::ffi::OsString> =
+                    command.iter().map(|a| (*a).into()).collect();
+                args.extend(["--host-root".into(), host_root.into()]);
+                let shown = command[0];
+                let run = std::thread::spawn(move || {
+                    let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+                    run_to_end(&args)
+                });
+                (shown, run)
+            })
+            .collect();
+        let file = credentials.join("client.config");
+        for (command, run) in runs {
+            let (code, stderr) = run.join().expect("run");
+            assert_eq!(code, 3, "{command}: {stderr}");
+            let said = format!("no answer within 30s while reading {}", file.display());
+            assert!(stderr.contains(&said), "{command}: {stderr}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_the_kubeconfig_names_that_never_answers_stops_status() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        // A host path: the distribution's kubeconfig names files of the host, read inside the
+        // root.
+        root.write(
+            "/var/snap/microk8s/current/credentials/client.config",
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1', certificate-authority: /srv/pki/ca.crt}\nusers:\n- name: u\n  user: {token: t}\n",
+        );
+        root.mkdir("/srv/pki");
+        let pki = root.local("/srv/pki");
+        let ca = pki.join("ca.crt");
+        let Some(_mount) = HungMount::start(&pki, &["ca.crt"]) else {
+            return;
+        };
+        let (code, stderr) = run_to_end(&[
+            OsStr::new("status"),
+            OsStr::new("--host-root"),
+            root.path().as_os_str(),
+        ]);
+        assert_eq!(code, 3, "{stderr}");
+        let said = format!("no answer within 30s while reading {}", ca.display());
+        assert!(stderr.contains(&said), "{stderr}");
+    }
+
+    #[test]
+    fn files_beside_the_hung_one_still_answer() {
+        // The mount itself is live: what it does not hold answers at once (ENOENT), so the hung
+        // file is the only thing that stops detection (the test above is not passing because
+        // the whole mount is dead).
+        let dir = tempfile::Builder::new()
+            .prefix("cs")
+            .tempdir_in("/tmp")
+            .expect("dir");
+        let Some(_mount) = HungMount::start(dir.path(), &["kubelet"]) else {
+            return;
+        };
+        let meta = std::fs::metadata(dir.path().join("kubelet")).expect("stat answers");
+        assert!(meta.is_file());
+        assert!(!dir.path().join("containerd").exists());
+    }
+}

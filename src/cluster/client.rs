@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 use kube::config::{AuthInfo, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig};
 
 use super::ClusterError;
+use crate::deadline::on_thread_within;
 use crate::input::{Follow, read_bounded_bytes};
 
 /// The most we read of a kubeconfig or of a file it names. Real ones are a few KiB; certificate
@@ -82,7 +83,7 @@ pub async fn connect_merged(
             super::exec_shim::wrap(&mut exec.command, &mut exec.args, deadline);
         }
     }
-    let built = on_thread_within(deadline, move || build(kubeconfig)).await;
+    let built = on_thread_within("kube-client", deadline, move || build(kubeconfig)).await;
     let Some(built) = built else {
         let reason = match plugin {
             Some(command) => format!(
@@ -180,25 +181,6 @@ fn plugin_failure(e: &kube::Error) -> Option<String> {
 /// The current context's exec plugin.
 fn exec_plugin(kubeconfig: &Kubeconfig) -> Option<&ExecConfig> {
     selected(kubeconfig)?.2?.exec.as_ref()
-}
-
-/// Runs `f` on a plain thread inside this runtime's context and waits at most `limit` for it;
-/// `None` when it did not finish in time (the thread is left to end with the process: a detached
-/// thread, not `spawn_blocking`, which the runtime would wait for at shutdown).
-async fn on_thread_within<T: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let handle = tokio::runtime::Handle::current();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("kube-client".into())
-        .spawn(move || {
-            let _entered = handle.enter();
-            let _ = tx.send(f());
-        })
-        .ok()?;
-    tokio::time::timeout(limit, rx).await.ok()?.ok()
 }
 
 /// How long [`probe`] waits for the API server's answer (TCP, TLS and `GET /version`).
@@ -602,11 +584,6 @@ mod tests {
             client_deadline(Some(&unset), true),
             INTERACTIVE_CLIENT_DEADLINE
         );
-    }
-
-    #[tokio::test]
-    async fn work_on_the_thread_is_returned_when_it_finishes_in_time() {
-        assert_eq!(on_thread_within(CLIENT_DEADLINE, || 42).await, Some(42));
     }
 
     #[test]

@@ -11,22 +11,25 @@ use super::error::Failure;
 use crate::cluster::{self, Cluster};
 use crate::error::ExitCode;
 use crate::host::KubeconfigFacts;
-use crate::host::kubeconfig::{KubeconfigEnv, discover};
+use crate::host::kubeconfig::KubeconfigEnv;
+use crate::host::watch;
 
-/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host.
-pub fn kubeconfig(ctx: &Context, detected: Option<&KubeconfigFacts>) -> Option<KubeconfigFacts> {
+/// The kubeconfig: `detected` when given, else discovered from the flag, environment and host
+/// (those reads bounded as every host phase is: `host::watch`).
+pub async fn kubeconfig(
+    ctx: &Context,
+    detected: Option<&KubeconfigFacts>,
+) -> super::Result<Option<KubeconfigFacts>> {
     if let Some(found) = detected {
-        return Some(found.clone());
+        return Ok(Some(found.clone()));
     }
-    let mut ignored = Vec::new();
-    let distro = crate::host::distro::detect(&ctx.host_root, &mut ignored);
     let env = KubeconfigEnv::from_process(ctx.global.kubeconfig.clone());
-    discover(&ctx.host_root, &distro, &env)
+    Ok(crate::host::kubeconfig_within(&ctx.host_root, &env, watch::HOST_BUDGET).await?)
 }
 
 /// Connects with [`kubeconfig`]; exit 4 saying what to do when there is none or it is unreadable.
 pub async fn cluster(ctx: &Context, detected: Option<&KubeconfigFacts>) -> super::Result<Cluster> {
-    let Some(found) = kubeconfig(ctx, detected) else {
+    let Some(found) = kubeconfig(ctx, detected).await? else {
         return Failure::err(
             ExitCode::Cluster,
             "no kubeconfig found (tried --kubeconfig, $KUBECONFIG, ~/.kube/config and the distribution's admin kubeconfig)\n  pass --kubeconfig PATH (MicroK8s: /var/snap/microk8s/current/credentials/client.config)",

@@ -42,7 +42,8 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
         ..DetectOptions::default()
     };
     // Files first (cheap), then the API server once, then the probes.
-    let files = host::read_files(root, &opts);
+    // Each host phase bounded (`host::watch`): a hung mount is exit 3 with its path, not a hang.
+    let files = host::read_files_within(root, &opts, host::watch::HOST_BUDGET).await?;
     let cluster = if args.no_cluster {
         ClusterOutcome::Skipped("--no-cluster")
     } else {
@@ -52,7 +53,7 @@ pub async fn run(ctx: &Context, args: DetectSettings) -> super::Result<ExitCode>
         opts.configz = n.configz.clone();
     }
     let hostname = files.node_name().map(str::to_string);
-    let facts = host::probe(root, files, &opts).await?;
+    let facts = host::probe_within(root, files, &opts, host::watch::HOST_BUDGET).await?;
     // `--cluster`: every node through the API server (this host leading for its own node).
     let (nodes, prometheus) = if args.cluster {
         let cluster = super::connect::cluster(ctx, facts.kubeconfig.as_ref()).await?;

@@ -96,9 +96,10 @@ impl Error {
 fn host(e: &HostError) -> ExitCode {
     match e {
         HostError::BadHostRoot { .. } => ExitCode::Usage,
-        HostError::Resolve(_) | HostError::Input(_) | HostError::Detection(_) => {
-            ExitCode::Detection
-        }
+        HostError::Resolve(_)
+        | HostError::Input(_)
+        | HostError::Detection(_)
+        | HostError::NoAnswer { .. } => ExitCode::Detection,
     }
 }
 

@@ -66,10 +66,12 @@ pub async fn run(ctx: &Context, args: InstallSettings) -> super::Result<ExitCode
     // Detection runs once and the API server is connected to once: the host's files first
     // (cheap: they name the kubeconfig and this node), then the one client, then the socket
     // probes with the kubelet's own configuration.
-    let files = crate::host::read_files(
+    let files = crate::host::read_files_within(
         &ctx.host_root,
         &detect_options(ctx, resolved.containerd_socket.clone(), None),
-    );
+        crate::host::watch::HOST_BUDGET,
+    )
+    .await?;
     // A conversation first proves the cluster answers, so an unreachable API server is said
     // before any question is asked (not after five answers). Unattended, a kubeconfig that
     // cannot be used is reported after detection, whose own failure (exit 3) comes first.
@@ -297,7 +299,7 @@ async fn connect_first(
     ctx: &Context,
     found: Option<&crate::host::KubeconfigFacts>,
 ) -> super::Result<Cluster> {
-    let kubeconfig = super::connect::kubeconfig(ctx, found);
+    let kubeconfig = super::connect::kubeconfig(ctx, found).await?;
     let cluster = super::connect::cluster(ctx, kubeconfig.as_ref()).await?;
     let via = kubeconfig
         .map(|k| format!(" (kubeconfig {})", k.path.display()))
@@ -377,7 +379,8 @@ async fn probe(
     configz: Option<ConfigzHints>,
 ) -> super::Result<HostFacts> {
     let options = detect_options(ctx, socket, configz);
-    Ok(crate::host::probe(&ctx.host_root, files, &options).await?)
+    let budget = crate::host::watch::HOST_BUDGET;
+    Ok(crate::host::probe_within(&ctx.host_root, files, &options, budget).await?)
 }
 
 /// Declined at the confirmation: exit 2 ("no consent", like a missing --yes), nothing applied.

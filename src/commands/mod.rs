@@ -17,7 +17,7 @@ pub use error::{Error, Result};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::ExitCode;
-use crate::host::HostRoot;
+use crate::host::{HostRoot, isolated};
 use crate::options::Answers;
 use crate::settings::{self, KubeconfigPath};
 use crate::ui::{Human, Report, Ui};
@@ -78,10 +78,12 @@ impl Job {
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> std::process::ExitCode {
     let mut args = std::env::args_os().skip(1);
-    if args
-        .next()
-        .is_some_and(|a| a == crate::cluster::exec_shim::ARG)
-    {
+    let first = args.next();
+    // This binary run by itself for the host-facts phase (`host::isolated`), before clap.
+    if first.as_deref() == Some(std::ffi::OsStr::new(isolated::CHILD_ARG)) {
+        return isolated::child_main();
+    }
+    if first.is_some_and(|a| a == crate::cluster::exec_shim::ARG) {
         return crate::cluster::exec_shim::run(args.collect());
     }
     if let Ok(exe) = std::env::current_exe() {

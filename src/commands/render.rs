@@ -245,7 +245,7 @@ pub async fn facts_for_render(
         kubeconfig_flag: ctx.global.kubeconfig.clone(),
         ..DetectOptions::default()
     };
-    let facts = host::detect(&ctx.host_root, &opts)
+    let facts = host::detect_within(&ctx.host_root, &opts, host::watch::HOST_BUDGET)
         .await
         .context("detecting this host's runtime socket and cgroup driver")?;
     ctx.ui.verbose(format!(

@@ -69,6 +69,8 @@ enum Pending<'a> {
 }
 
 fn walk(root: &HostRoot, host_path: &Path, follow_last: bool) -> Result<PathBuf, ResolveError> {
+    // Every lookup under the root starts here: the path a hung mount would stop us at.
+    super::watch::reading(&root.resolve(host_path));
     // The components still to walk, last first, so the next one is `pop()`.
     let mut pending: Vec<Pending<'_>> = parts(host_path).rev().map(Pending::Borrowed).collect();
     let mut here = root.path().to_path_buf();
@@ -123,6 +125,7 @@ fn walk(root: &HostRoot, host_path: &Path, follow_last: bool) -> Result<PathBuf,
 /// anything else that is not such a file is an error naming the host path.
 pub fn read_optional(root: &HostRoot, host_path: &Path) -> Result<Option<String>, HostError> {
     let local = resolve(root, host_path)?;
+    super::watch::reading(&local);
     match input::read_bounded_text(&local, MAX_HOST_FILE, Follow::NoFinalLink) {
         Ok(text) => Ok(Some(text)),
         Err(ReadError::NotFound { .. }) => Ok(None),

@@ -16,7 +16,7 @@ use crate::input::{self, Follow, ReadError};
 pub const MAX_KUBECONFIG: u64 = input::MAX_INPUT_BYTES;
 
 /// The user's side of the discovery (the command fills it from the flag and the environment).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KubeconfigEnv {
     /// `--kubeconfig`.
     pub flag: Option<PathBuf>,
@@ -43,11 +43,21 @@ pub fn admin_paths(kind: DistroKind) -> Vec<&'static str> {
 }
 
 /// Finds the kubeconfig to use, or `None`.
+///
+/// What it finds is read through, with the files it names ([`read_through`]): this runs in the
+/// bounded host phase (`super::watch`), so a kubeconfig or certificate on a mount that does not
+/// answer stops detection there, naming it, rather than the client later.
 pub fn discover(
     root: &HostRoot,
     distro: &Distribution,
     user: &KubeconfigEnv,
 ) -> Option<KubeconfigFacts> {
+    let found = find(root, distro, user)?;
+    read_through(root, &found);
+    Some(found)
+}
+
+fn find(root: &HostRoot, distro: &Distribution, user: &KubeconfigEnv) -> Option<KubeconfigFacts> {
     // A file the user named (flag, environment, home): links are followed.
     let user_file = |p: &Path, source| check(p, p.to_path_buf(), source, distro, Follow::Links);
     if let Some(flag) = &user.flag {
@@ -65,6 +75,7 @@ pub fn discover(
         let mut seen = std::collections::HashSet::new();
         let mut existing = std::env::split_paths(env).filter(|p| {
             use std::os::unix::fs::MetadataExt;
+            super::watch::reading(p);
             !p.as_os_str().is_empty()
                 && std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
         });
@@ -76,6 +87,7 @@ pub fn discover(
     }
     if let Some(home) = &user.home {
         let p = home.join(".kube/config");
+        super::watch::reading(&p);
         if p.exists() {
             return Some(user_file(&p, KubeconfigSource::Home));
         }
@@ -130,6 +142,7 @@ fn check(
     distro: &Distribution,
     follow: Follow,
 ) -> KubeconfigFacts {
+    super::watch::reading(&local);
     let (readable, hint) = match input::open_regular(&local, MAX_KUBECONFIG, follow) {
         Ok(_) => (true, None),
         Err(e) if e.is_permission_denied() => (false, Some(permission_hint(shown, distro))),
@@ -156,6 +169,69 @@ fn check(
         hint,
         merged: Vec::new(),
     }
+}
+
+/// Reads through, bounded and only when regular, the kubeconfig found and the other files of its
+/// `KUBECONFIG` list, and the files each names (certificate authorities, client certificates and
+/// keys, token files) where the client will read them: relative names relative to the
+/// kubeconfig's directory, and inside the root for a distribution's kubeconfig
+/// ([`confined_files`]). What they hold, or that one is missing, is the client's concern; this
+/// only makes a file that never answers stop the bounded host phase, with its path.
+fn read_through(root: &HostRoot, found: &KubeconfigFacts) {
+    let confine = confined_files(root, found);
+    // As `find` opened it, and as the client will open what it names.
+    let follow = match found.source {
+        KubeconfigSource::Distribution => Follow::NoFinalLink,
+        _ => Follow::Links,
+    };
+    let named_follow = match confine {
+        Some(_) => Follow::NoFinalLink,
+        None => Follow::Links,
+    };
+    let first = found.readable.then_some(&found.resolved);
+    for kubeconfig in first.into_iter().chain(&found.merged) {
+        super::watch::reading(kubeconfig);
+        let Ok(bytes) = input::read_bounded_bytes(kubeconfig, MAX_KUBECONFIG, follow) else {
+            continue;
+        };
+        let dir = kubeconfig.parent().unwrap_or(Path::new("/"));
+        for named in named_files(&bytes) {
+            let named = dir.join(named);
+            let local = match &confine {
+                Some(inside) => match inside(&named) {
+                    Ok(local) => local,
+                    Err(_) => continue,
+                },
+                None => named,
+            };
+            super::watch::reading(&local);
+            let _ = input::read_bounded_bytes(&local, MAX_KUBECONFIG, named_follow);
+        }
+    }
+}
+
+/// The file names a kubeconfig holds, as written (nothing when it is not a kubeconfig).
+fn named_files(kubeconfig: &[u8]) -> Vec<String> {
+    let Some(parsed) = std::str::from_utf8(kubeconfig)
+        .ok()
+        .and_then(|text| kube::config::Kubeconfig::from_yaml(text).ok())
+    else {
+        return Vec::new();
+    };
+    let clusters = parsed
+        .clusters
+        .iter()
+        .filter_map(|c| c.cluster.as_ref()?.certificate_authority.clone());
+    let users = parsed
+        .auth_infos
+        .iter()
+        .filter_map(|u| u.auth_info.as_ref());
+    let user_files = users.flat_map(|u| {
+        [&u.client_certificate, &u.client_key, &u.token_file]
+            .into_iter()
+            .filter_map(|f| f.clone())
+    });
+    clusters.chain(user_files).collect()
 }
 
 /// What to do when the kubeconfig is not readable by us.

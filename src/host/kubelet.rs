@@ -11,7 +11,7 @@ use super::fs;
 use super::{CgroupDriver, DistroKind, HostRoot, Kubelet, layout};
 
 /// The kubelet's configuration and where each value came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct KubeletScan {
     pub kubelet: Kubelet,
     /// e.g. `/var/snap/microk8s/current/args/kubelet: --container-runtime-endpoint`.

@@ -9,16 +9,18 @@ pub mod cgroup;
 pub mod containerd;
 pub mod distro;
 pub mod fs;
+pub mod isolated;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod layout;
 pub mod root;
 pub mod runtime;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use root::HostRoot;
 
@@ -58,7 +60,7 @@ impl std::fmt::Display for DistroKind {
 }
 
 /// Snap confinement of a snap-packaged distribution (MicroK8s, k8s-snap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confinement {
     Classic,
@@ -66,7 +68,7 @@ pub enum Confinement {
     Devmode,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distribution {
     pub kind: DistroKind,
     /// e.g. `v1.35.2` for MicroK8s (the snap version is the Kubernetes version).
@@ -81,7 +83,7 @@ pub struct Distribution {
 }
 
 /// The container runtime that runs the pods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeKind {
     Containerd,
@@ -92,7 +94,7 @@ pub enum RuntimeKind {
 
 /// Where a socket candidate came from, in order of authority: the user's flag, the kubelet's
 /// configuration, the runtime's configuration, well-known paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CandidateSource {
     /// `--containerd-socket`.
@@ -108,7 +110,7 @@ pub enum CandidateSource {
 }
 
 /// What probing one socket candidate found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {
     pub exists: bool,
     pub is_socket: bool,
@@ -123,7 +125,7 @@ pub struct Probe {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketCandidate {
     /// Host path (without the host-root prefix).
     pub path: PathBuf,
@@ -134,7 +136,7 @@ pub struct SocketCandidate {
     pub probe: Probe,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runtime {
     pub kind: RuntimeKind,
     /// The chosen socket, as a host path; `None` when nothing verified or the choice is ambiguous.
@@ -149,7 +151,7 @@ pub struct Runtime {
     pub candidates: Vec<SocketCandidate>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CgroupMode {
     V1,
@@ -174,7 +176,7 @@ impl CgroupDriver {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
     pub mode: CgroupMode,
     pub driver: Option<CgroupDriver>,
@@ -182,7 +184,7 @@ pub struct Cgroup {
     pub driver_source: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kubelet {
     pub node_name: Option<String>,
     pub args_file: Option<PathBuf>,
@@ -191,7 +193,7 @@ pub struct Kubelet {
     pub cgroup_driver: Option<CgroupDriver>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KubeconfigSource {
     /// `--kubeconfig`.
@@ -204,7 +206,7 @@ pub enum KubeconfigSource {
     Distribution,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubeconfigFacts {
     /// Host path as given/found (not prefixed with the host root).
     pub path: PathBuf,
@@ -217,12 +219,12 @@ pub struct KubeconfigFacts {
     pub hint: Option<String>,
     /// The other existing files of a `KUBECONFIG` list, merged after `path` as kubectl merges
     /// them (the first file to set a value wins).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<PathBuf>,
 }
 
 /// Everything `detect` learns from the host. Plain data: `plan` consumes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     pub distribution: Distribution,
     pub runtime: Runtime,
@@ -234,14 +236,14 @@ pub struct HostFacts {
 
 /// What the API server said about this node's kubelet (`nodes/NAME/proxy/configz`), used as
 /// hints by detection. `runtime_endpoint` is as reported (may carry `unix://`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigzHints {
     pub runtime_endpoint: Option<String>,
     pub cgroup_driver: Option<CgroupDriver>,
 }
 
 /// Inputs of [`detect`] besides the host root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectOptions {
     /// `--containerd-socket` (a host path).
     pub containerd_socket: Option<PathBuf>,
@@ -269,7 +271,7 @@ impl Default for DetectOptions {
 
 /// What the host's files say, before anything is probed: the cheap first phase of detection
 /// (no socket is touched, no network), enough to find the kubeconfig and this node's name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostFiles {
     pub distribution: Distribution,
     pub kubelet_scan: kubelet::KubeletScan,
@@ -311,6 +313,73 @@ pub fn read_files(root: &HostRoot, opts: &DetectOptions) -> HostFiles {
         kubeconfig,
         warnings,
     }
+}
+
+/// [`read_files`] bounded by `budget`, in a child process ([`isolated`]; on a thread when none
+/// can be started: [`watch::within`]).
+pub async fn read_files_within(
+    root: &HostRoot,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFiles, HostError> {
+    if let Ok(done) = isolated::run(root, opts, isolated::Phase::Files, budget).await {
+        return done;
+    }
+    let (root, opts) = (root.clone(), opts.clone());
+    watch::within(budget, move || read_files(&root, &opts)).await
+}
+
+/// [`probe`] bounded by `budget`, as [`read_files_within`]; each socket call keeps its own
+/// `probe_timeout` inside it.
+pub async fn probe_within(
+    root: &HostRoot,
+    files: HostFiles,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFacts, HostError> {
+    let phase = isolated::Phase::Probe(Box::new(isolated::Wire::new(files.clone())));
+    if let Ok(done) = isolated::run(root, opts, phase, budget).await {
+        return done;
+    }
+    let (root, opts) = (root.clone(), opts.clone());
+    let handle = tokio::runtime::Handle::current();
+    watch::within(budget, move || handle.block_on(probe(&root, files, &opts))).await?
+}
+
+/// [`detect`] bounded by `budget`, as [`read_files_within`].
+pub async fn detect_within(
+    root: &HostRoot,
+    opts: &DetectOptions,
+    budget: Duration,
+) -> Result<HostFacts, HostError> {
+    if let Ok(done) = isolated::run(root, opts, isolated::Phase::Detect, budget).await {
+        return done;
+    }
+    let (root, opts) = (root.clone(), opts.clone());
+    let handle = tokio::runtime::Handle::current();
+    watch::within(budget, move || handle.block_on(detect(&root, &opts))).await?
+}
+
+/// The kubeconfig of a command that detects nothing else (the distribution's admin kubeconfig
+/// needs the distribution), bounded by `budget` as [`read_files_within`].
+pub async fn kubeconfig_within(
+    root: &HostRoot,
+    env: &kubeconfig::KubeconfigEnv,
+    budget: Duration,
+) -> Result<Option<KubeconfigFacts>, HostError> {
+    let opts = DetectOptions {
+        kubeconfig_env: Some(env.clone()),
+        ..DetectOptions::default()
+    };
+    if let Ok(done) = isolated::run(root, &opts, isolated::Phase::Kubeconfig, budget).await {
+        return done;
+    }
+    let (root, env) = (root.clone(), env.clone());
+    watch::within(budget, move || {
+        let distro = distro::detect(&root, &mut Vec::new());
+        kubeconfig::discover(&root, &distro, &env)
+    })
+    .await
 }
 
 /// Everything about this host: distribution, kubelet, runtime socket (probed), cgroups, kubeconfig.
@@ -387,4 +456,15 @@ pub enum HostError {
     Input(#[from] crate::input::ReadError),
     #[error("{0}")]
     Detection(String),
+    /// The host-facts phase did not finish within its budget ([`watch::within`]): a read that
+    /// never returns (a hung NFS or FUSE mount).
+    #[error(
+        "no answer within {}s while reading {}: a file under the host root did not answer (a hung network or FUSE mount?); find it with `mount` (nfs, cifs, fuse.sshfs, ...), bring its server back or unmount it (`umount -l DIR`), then run again",
+        after.as_secs(),
+        path.as_ref().map_or_else(|| "this host's files".to_string(), |p| p.display().to_string())
+    )]
+    NoAnswer {
+        path: Option<PathBuf>,
+        after: Duration,
+    },
 }

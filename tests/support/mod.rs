@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod fake_api;
+pub mod fuse;
 pub mod host_root;
 pub mod managed_fields;
 pub mod prometheus;

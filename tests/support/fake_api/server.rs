@@ -1030,23 +1030,38 @@ fn check_namespace(state: &State, res: &Resource, ns: &str, name: &str) -> Resul
     let store = state.store();
     match store.get(nsres, "", ns) {
         None => Err(status::not_found(nsres, ns)),
-        Some(n) if n["status"]["phase"] == "Terminating" => {
-            let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
-            let subject = if name.is_empty() {
-                res.qualified()
-            } else {
-                format!("{} \"{name}\"", res.qualified())
-            };
-            e.body["message"] = json!(format!(
-                "{subject} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
-            ));
-            Err(e)
-        }
+        Some(n) if n["status"]["phase"] == "Terminating" => Err(create_forbidden(
+            state,
+            res,
+            ns,
+            name,
+            format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
+        )),
         Some(_) => {
             drop(store);
             admit_quota(state, res, ns, name)
         }
     }
+}
+
+/// An admission plugin's refusal of a create in `ns`: `configmaps "x" is forbidden: <reason>`.
+fn create_forbidden(
+    state: &State,
+    res: &Resource,
+    ns: &str,
+    name: &str,
+    reason: String,
+) -> ApiError {
+    let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
+    let subject = if name.is_empty() {
+        res.qualified()
+    } else {
+        format!("{} \"{name}\"", res.qualified())
+    };
+    e.body["message"] = json!(format!("{subject} is forbidden: {reason}"));
+    e
 }
 
 /// Quota admission for object counts (k8s.io/apiserver `admission/plugin/resourcequota`, the
@@ -1073,17 +1088,16 @@ fn admit_quota(state: &State, res: &Resource, ns: &str, name: &str) -> Result<()
             let limit: usize = hard.parse().unwrap_or(usize::MAX);
             let used = store.iter(res, Some(ns)).count();
             if used + 1 > limit {
-                let mut e = status::forbidden(res, None, name, &state.user, "create", Some(ns));
-                let subject = if name.is_empty() {
-                    res.qualified()
-                } else {
-                    format!("{} \"{name}\"", res.qualified())
-                };
-                e.body["message"] = json!(format!(
-                    "{subject} is forbidden: exceeded quota: {}, requested: {key}=1, used: {key}={used}, limited: {key}={hard}",
-                    name_of(quota)
+                return Err(create_forbidden(
+                    state,
+                    res,
+                    ns,
+                    name,
+                    format!(
+                        "exceeded quota: {}, requested: {key}=1, used: {key}={used}, limited: {key}={hard}",
+                        name_of(quota)
+                    ),
                 ));
-                return Err(e);
             }
         }
     }
