@@ -471,8 +471,14 @@ impl PrometheusTarget {
             .split_once("://")
             .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
             .unwrap_or("");
-        if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported".to_string()));
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            // Not echoed: the message would put the password in a terminal or a CI log.
+            let (scheme, rest) = value.split_once("://").unwrap_or(("http", value));
+            let path = &rest[rest.find('/').unwrap_or(rest.len())..];
+            return Err(SettingsError::Prometheus {
+                value: format!("{scheme}://…@{host}{path}"),
+                reason: "credentials in the URL are not supported".to_string(),
+            });
         }
         // The reason alone: the fetcher's own advice is a cAdvisor /metrics URL.
         crate::verify::http::check_url(value).map_err(|e| match e {

@@ -640,6 +640,36 @@ mod safety {
         )
     }
 
+    /// Output that cannot be written (`render > FILE` on a full disk: /dev/full) is not a
+    /// success: exit 1 saying so, for every format, instead of exit 0 and a cut file.
+    #[test]
+    fn output_that_cannot_be_written_is_an_error_not_a_success() {
+        for args in [
+            &["render", "--distro", "microk8s"][..],
+            &["render", "--distro", "microk8s", "-o", "json"],
+            &["completions", "bash"],
+        ] {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full");
+            let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cadvisor-setup"))
+                .env_clear()
+                .env("NO_COLOR", "1")
+                .args(args)
+                .stdout(full)
+                .output()
+                .expect("run");
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("could not write the output to stdout")
+                    && err.contains("No space left on device"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+
     fn assert_exit_saying(out: &Output, code: i32, needles: &[&str]) {
         assert_eq!(out.status.code(), Some(code), "{}", text(out));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -752,6 +782,114 @@ mod safety {
             "{}",
             text(&out)
         );
+    }
+
+    /// A kubeconfig whose server is a web server answering 404 pages to everything (a wrong
+    /// port): uninstall must not conclude "nothing to delete" (exit 0) from 404s for kinds every
+    /// API server serves; it says the server is not an API server (exit 4).
+    #[test]
+    fn uninstall_against_a_web_server_is_not_nothing_to_delete() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let body = "<html><body>404 Not Found</body></html>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            ),
+        )
+        .unwrap();
+        let out = cmd()
+            .args([
+                "uninstall",
+                "--yes",
+                "-o",
+                "json",
+                "--timeout",
+                "10s",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+        assert!(!text(&out).contains("nothing to delete"), "{}", text(&out));
+        assert!(
+            text(&out).contains("answered as no real one does"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    /// Credentials in a URL are refused before any I/O and never echoed (a terminal or a CI
+    /// log would keep the password).
+    #[test]
+    fn credentials_in_a_url_are_refused_without_echoing_them() {
+        for flag in ["--metrics-url", "--prometheus"] {
+            let out = cmd()
+                .args([
+                    "verify",
+                    flag,
+                    "http://admin:s3cret@127.0.0.1:1/x",
+                    "--timeout",
+                    "3s",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{flag}: {}", text(&out));
+            assert!(!text(&out).contains("s3cret"), "{flag}: {}", text(&out));
+            let out = cmd()
+                .args([
+                    "verify",
+                    flag,
+                    "http://admin:s3cret@127.0.0.1:1/x",
+                    "-o",
+                    "json",
+                ])
+                .output()
+                .unwrap();
+            assert!(!text(&out).contains("s3cret"), "{flag}: {}", text(&out));
+        }
+    }
+
+    /// An environment variable exported empty (or wrong) for a flag that takes a value: clap
+    /// says "a value is required for '--output'", so the message adds where it came from.
+    #[test]
+    fn an_empty_or_bad_value_from_the_environment_names_the_variable() {
+        for (var, value, flag) in [
+            ("CADVISOR_SETUP_OUTPUT", "", "--output"),
+            ("CADVISOR_SETUP_KUBECONFIG", "", "--kubeconfig"),
+            ("CADVISOR_SETUP_OUTPUT", "yaml", "--output"),
+        ] {
+            let out = cmd()
+                .args(["render", "--distro", "microk8s"])
+                .env(var, value)
+                .output()
+                .unwrap();
+            assert_exit_saying(
+                &out,
+                2,
+                &[
+                    &format!("{flag} comes from {var} in the environment"),
+                    "unset it",
+                ],
+            );
+        }
     }
 
     /// A kubeconfig with one context; `cluster` and `user` are the YAML flow mappings.

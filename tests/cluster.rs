@@ -556,6 +556,46 @@ mod verification {
     /// A real API server refuses the node proxy for a loopback node address
     /// (`400 BadRequest: address not allowed`): verify passes on the labels and says the
     /// baseline was unavailable and why, not that the kubelet reports 0 pods.
+    /// A cAdvisor not listening on the port its pod declares: the API server's pod proxy
+    /// answers 503 "connection refused" at once. verify names that, rather than "no complete
+    /// answer before the timeout" (kube's client used to retry the 503 for over a minute) and
+    /// a fix about containerd's socket.
+    #[test]
+    fn a_pod_proxy_refused_is_named_as_such_not_as_a_timeout() {
+        let Some(w) = world(1) else { return };
+        if !real::require("kubectl", real::tool_path("kubectl").is_some()) {
+            return;
+        }
+        installed(&w);
+        let patched = w.kubectl(&[
+            "-n",
+            "cadvisor",
+            "patch",
+            "daemonset",
+            "cadvisor",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/template/spec/containers/0/ports/0/containerPort","value":9999}]"#,
+        ]);
+        assert!(patched.status.success(), "{}", text(&patched));
+        // The DaemonSet controller replaces the pod with one declaring the new port.
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            let pods = c.list("Pod", Some("cadvisor"));
+            !pods.is_empty()
+                && pods.iter().all(|p| {
+                    p["spec"]["containers"][0]["ports"][0]["containerPort"] == 9999
+                        && p["status"]["phase"] == "Running"
+                        && p["metadata"]["deletionTimestamp"].is_null()
+                })
+        }));
+        let out = w.run(&["verify", "--timeout", "10s"]);
+        assert_eq!(code(&out), 6, "{}", text(&out));
+        let all = text(&out);
+        assert!(all.contains("connection refused"), "{all}");
+        assert!(!all.contains("no complete answer"), "{all}");
+        assert!(!all.contains("mounts containerd's socket"), "{all}");
+    }
+
     #[test]
     fn a_refused_node_proxy_is_an_unavailable_baseline_not_zero_pods() {
         let Some(w) = shared_world(1, |n| n.internal_ip = "127.0.0.1".into()) else {
@@ -1331,6 +1371,110 @@ mod failures {
             .set_pod_start_delay(Duration::from_secs(30));
         let out = w.run(&["install", "--yes", "--timeout", "2s"]);
         assert_exit_saying(&out, 5, "did not finish rolling out within 2s");
+    }
+
+    /// Ctrl-C while objects are being written does not kill the binary between two writes
+    /// without a word: the write under way is finished, and the report names what was applied
+    /// (exit 1, as for Ctrl-C while waiting). A second Ctrl-C kills as usual.
+    /// Our namespace being deleted (someone's `kubectl delete namespace`, an uninstall whose
+    /// pods are still stopping): the API server refuses new objects in it with a 403 that is
+    /// not about permissions. install says so before writing anything, and what to do.
+    #[test]
+    fn a_terminating_namespace_is_named_as_such_not_as_missing_permissions() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_secs(60));
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        w.cluster.delete("Namespace", "", "cadvisor");
+        assert!(w.cluster.wait_until(Duration::from_secs(10), |c| {
+            c.get("Namespace", "", "cadvisor")
+                .is_some_and(|n| n["status"]["phase"] == "Terminating")
+                && c.get("ServiceAccount", "cadvisor", "cadvisor").is_none()
+        }));
+        w.cluster.clear_requests();
+        let out = w.run(&["install", "--yes", "--timeout", "20s"]);
+        assert_exit_saying(&out, 4, "namespace cadvisor is being deleted");
+        let err = text(&out);
+        assert!(!err.contains("RBAC"), "{err}");
+        assert!(err.contains("applied before the failure: nothing"), "{err}");
+        // Only reads reached the API server (its own controllers go on writing meanwhile).
+        let writes: Vec<String> = w
+            .cluster
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(writes.is_empty(), "written: {writes:?}\n{err}");
+    }
+
+    /// Ctrl-C while uninstall deletes and waits: not a silent death between two deletes, but
+    /// exit 1 naming the plan and how to see and finish what is left.
+    #[test]
+    fn ctrl_c_during_uninstall_says_what_may_be_done_and_how_to_finish() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster
+            .failures()
+            .set_pod_stop_delay(Duration::from_secs(60));
+        let mut cmd = w.std_cmd(&["uninstall", "--yes"]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            c.get("DaemonSet", "cadvisor", "cadvisor").is_none()
+        }));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("interrupted (Ctrl-C) while uninstalling"),
+            "{err}"
+        );
+        assert!(err.contains("delete DaemonSet cadvisor/cadvisor"), "{err}");
+        assert!(err.contains("cadvisor-setup status"), "{err}");
+    }
+
+    #[test]
+    fn ctrl_c_while_applying_says_what_was_applied() {
+        let Some(w) = world(1) else { return };
+        w.cluster
+            .failures()
+            .set_patch_latency(Duration::from_millis(1500));
+        let mut cmd = w.std_cmd(&["install", "--yes"]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            c.get("Namespace", "", "cadvisor").is_some()
+        }));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("interrupted (Ctrl-C) while applying"), "{err}");
+        assert!(err.contains("Namespace cadvisor"), "{err}");
+        let ds = w.daemonset().is_some();
+        assert_eq!(
+            err.contains("DaemonSet cadvisor/cadvisor"),
+            ds,
+            "the report and the cluster disagree on the DaemonSet: {err}"
+        );
     }
 
     #[test]
@@ -2769,6 +2913,119 @@ mod safety {
         assert_eq!(ns["metadata"]["labels"], ns_before["metadata"]["labels"]);
     }
 
+    /// Our marks copied onto someone else's objects (`kubectl get -o yaml` from a cluster where
+    /// we installed, applied here with kubectl) do not make them ours: their managedFields name
+    /// other writers and never cadvisor-setup. install refuses the DaemonSet without --force,
+    /// and uninstall neither deletes the "created" copy nor "restores" the "adopted" one.
+    #[test]
+    fn our_marks_copied_onto_objects_we_never_wrote_do_not_make_them_ours() {
+        let Some(w) = world(1) else { return };
+        let ours = json!({"app.kubernetes.io/managed-by": "cadvisor-setup"});
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": ours,
+                             "annotations": {"cadvisor-setup/ownership": "created"}}}),
+        );
+        let sa_before = w
+            .cluster
+            .get("ServiceAccount", "cadvisor", "cadvisor")
+            .expect("seeded");
+        let out = w.run(&["install", "--yes", "--timeout", "60s"]);
+        assert_exit_saying(&out, 7, "ServiceAccount cadvisor/cadvisor");
+        assert_exit_saying(&out, 7, "kubectl-client-side-apply");
+        assert_eq!(
+            w.cluster.get("ServiceAccount", "cadvisor", "cadvisor"),
+            Some(sa_before.clone()),
+            "refused, yet the ServiceAccount changed"
+        );
+        assert!(
+            w.daemonset().is_none(),
+            "refused, yet something was applied"
+        );
+
+        // Copies next to a real install: uninstall deletes what install created, and only that.
+        w.cluster.delete("ServiceAccount", "cadvisor", "cadvisor");
+        install_ok(&w, &[]);
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "copied", "namespace": "cadvisor", "labels": ours,
+                             "annotations": {"cadvisor-setup/ownership": "created"}},
+                "data": {"k": "v"}}),
+        );
+        user_object(
+            &w,
+            "kubectl-client-side-apply",
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "copied", "namespace": "cadvisor",
+                             "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup", "team": "obs"},
+                             "annotations": {"cadvisor-setup/ownership": "adopted",
+                                             "cadvisor-setup/previous": "{\"labels\":{\"team\":null}}"}},
+                "spec": {"ports": [{"port": 80}], "selector": {"app": "theirs"}}}),
+        );
+        let config_map = w
+            .cluster
+            .get("ConfigMap", "cadvisor", "copied")
+            .expect("seeded");
+        let service = w
+            .cluster
+            .get("Service", "cadvisor", "copied")
+            .expect("seeded");
+        let report = uninstall_ok(&w);
+        assert!(w.daemonset().is_none(), "{report:#}");
+        assert_eq!(
+            w.cluster.get("ConfigMap", "cadvisor", "copied"),
+            Some(config_map),
+            "a ConfigMap install never wrote was deleted: {report:#}"
+        );
+        assert_eq!(
+            w.cluster.get("Service", "cadvisor", "copied"),
+            Some(service),
+            "a Service install never wrote was \"restored\": {report:#}"
+        );
+        let kept = kept_text(&report);
+        assert!(
+            kept.contains("ConfigMap cadvisor/copied") && kept.contains("Service cadvisor/copied"),
+            "{report:#}"
+        );
+    }
+
+    /// An aggregated API whose backend is down (metrics-server, very common) fails its
+    /// discovery with 503. uninstall deletes what install created, and keeps the namespace,
+    /// since what that API serves in it cannot be known, saying so; not an error after the
+    /// deletes that does not say what was deleted.
+    #[test]
+    fn an_aggregated_api_that_is_down_keeps_the_namespace_and_says_why() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().set_aggregated_api_down(true);
+        let report = uninstall_ok(&w);
+        assert!(w.daemonset().is_none(), "{report:#}");
+        assert!(
+            report["deleted"]
+                .to_string()
+                .contains("DaemonSet cadvisor/cadvisor"),
+            "{report:#}"
+        );
+        assert!(w.cluster.get("Namespace", "", "cadvisor").is_some());
+        let kept = kept_text(&report);
+        assert!(
+            kept.contains("Namespace cadvisor") && kept.contains("metrics.k8s.io/v1beta1"),
+            "{report:#}"
+        );
+
+        // Back up: the next uninstall finds the namespace empty and deletes it.
+        w.cluster.failures().set_aggregated_api_down(false);
+        let report = uninstall_ok(&w);
+        assert!(
+            report["deleted"].to_string().contains("Namespace cadvisor"),
+            "{report:#}"
+        );
+    }
+
     fn labels(w: &World, namespace: &str) -> Value {
         w.cluster
             .get("Namespace", "", namespace)
@@ -3362,6 +3619,37 @@ mod mixed {
     /// An administrator's workstation: no runtime, no kubelet, only a kubeconfig. `detect
     /// --cluster` shows each node's facts and the groups, `render --cluster` prints both
     /// DaemonSets and applies nothing, `install --yes` installs and verifies every node.
+    /// A node whose kubelet reports a runtime endpoint no socket check accepts (`..`, a control
+    /// character): that node is left out with a warning naming it, and the other nodes are
+    /// planned; not exit 2 "invalid --containerd-socket", a flag nobody typed.
+    #[test]
+    fn a_node_with_an_unusable_runtime_endpoint_is_left_out_not_the_whole_install() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
+            return;
+        };
+        for endpoint in [
+            "unix:///run/x/../../etc/evil.sock",
+            "unix:///run/\u{1b}[31m.sock",
+        ] {
+            w.cluster
+                .update_node("node-2", |n| n.runtime_endpoint = endpoint.to_string());
+            let workstation = HostRootDir::new();
+            let out = run_on(
+                &w,
+                workstation.path(),
+                &["install", "--yes", "--dry-run", "--timeout", "30s"],
+            );
+            assert_eq!(code(&out), 0, "{endpoint:?}: {}", text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("node node-2: its runtime endpoint")
+                    && err.contains("no DaemonSet serves it"),
+                "{endpoint:?}: {err}"
+            );
+            assert!(!err.contains("--containerd-socket"), "{err}");
+        }
+    }
+
     #[test]
     fn from_a_workstation_with_only_a_kubeconfig_every_node_is_installed_and_verified() {
         let Some(w) = mixed_world(&[("microk8s", "node-1"), ("k3s", "node-2")]) else {
@@ -3870,6 +4158,29 @@ mod mixed {
     /// DaemonSet selects its label; every node verified; a rerun writes nothing; a node joining
     /// is labelled by the rerun and lands in its group without a manifest change; status lists
     /// the labelled nodes; uninstall removes only our label.
+    /// The node labels are written before the objects: when applying the objects then fails,
+    /// the error names the labels written too, not only the objects.
+    #[test]
+    fn a_failed_apply_after_labelling_the_nodes_names_the_labels_it_wrote() {
+        let Some(w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {
+            return;
+        };
+        w.cluster.failures().forbid("patch", "daemonsets");
+        let out = w.run(&["install", "--yes", "--label-nodes", "--timeout", "30s"]);
+        assert_exit_saying(&out, 4, "forbidden");
+        assert!(group_label(&w, "node-1").is_some(), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let applied = err
+            .split("applied before the failure:")
+            .nth(1)
+            .and_then(|rest| rest.split("; not applied:").next())
+            .unwrap_or_default();
+        assert!(
+            applied.contains("node-1") && applied.contains("node-2"),
+            "the labels written are not named as applied: {err}"
+        );
+    }
+
     #[test]
     fn label_nodes_labels_each_node_with_its_group_and_the_daemonsets_select_the_label() {
         let Some(mut w) = mixed_world(&[("microk8s", "node-1"), ("kubeadm", "node-2")]) else {

@@ -445,6 +445,47 @@ mod refusals {
         );
     }
 
+    /// A socket path that is a symlink loop exists but leads nowhere: the report says so,
+    /// never "does not exist" nor "this does not look like a Kubernetes node".
+    #[test]
+    fn a_link_loop_at_the_socket_path_is_named_as_such_not_as_absent() {
+        let root = HostRootDir::new();
+        root.microk8s("v1.35.2", "classic", "8148");
+        let sock = std::path::Path::new(MICROK8S_SOCKET);
+        let other = sock.with_file_name("loop");
+        root.symlink(other.to_str().unwrap(), MICROK8S_SOCKET);
+        root.symlink(MICROK8S_SOCKET, other.to_str().unwrap());
+
+        let d = detect(root.path(), &[]);
+        assert_eq!(d.code, 3, "{:#}", d.json);
+        let message = d.json["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("does not look like"), "{message}");
+        assert!(
+            message.contains("no containerd socket answered"),
+            "{message}"
+        );
+
+        let out = Command::cargo_bin("cadvisor-setup")
+            .expect("binary")
+            .args(["detect", "--no-cluster", "--host-root"])
+            .arg(root.path())
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1")
+            .env("HOME", root.path().join("home"))
+            .timeout(Duration::from_secs(30))
+            .output()
+            .expect("detect runs");
+        let human = String::from_utf8_lossy(&out.stdout);
+        let line = human
+            .lines()
+            .skip_while(|l| !l.contains(MICROK8S_SOCKET))
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!line.contains("does not exist"), "{human}");
+        assert!(line.contains("link loop"), "{human}");
+    }
+
     #[test]
     fn dead_socket_exits_3_with_connection_refused() {
         let root = HostRootDir::new();

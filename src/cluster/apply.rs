@@ -212,6 +212,20 @@ async fn read_and_decide<'m>(
             .ask(api.get_opt(&manifest.name))
             .await?
             .map(|l| serde_json::to_value(l).unwrap_or(Value::Null));
+        if manifest.kind == "Namespace"
+            && live
+                .as_ref()
+                .is_some_and(|l| l["metadata"]["deletionTimestamp"].is_string())
+        {
+            // Nothing can be created in it (NamespaceLifecycle admission): stop before writing.
+            return Err(ClusterError::Partial {
+                applied: "nothing".to_string(),
+                not_applied: list_or_nothing(ordered.iter().map(|m| described(m))),
+                source: Box::new(ClusterError::NamespaceTerminating {
+                    namespace: manifest.name.clone(),
+                }),
+            });
+        }
         let decision = decide(manifest, live.as_ref(), force);
         if decision == Decision::Refuse {
             let live = live.as_ref().unwrap_or(&Value::Null);

@@ -137,9 +137,20 @@ fn build(kubeconfig: Kubeconfig) -> Result<(kube::Client, String), String> {
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     let server = config.cluster_url.to_string();
-    // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
+    // kube's own retry of 429/503/504 (`Config::default_retry`: 15 retries, 5 ms doubling) keeps
+    // a lasting 503 going past our 70 s bound, so a pod proxy's "connection refused" or an
+    // aggregated API that is down came out as a timeout or an unreachable server. Instead, kube's
+    // `RetryPolicy::default()` (3 retries, 0.5 s doubling to 5 s; docs.rs/kube `client::retry`)
+    // rides out a brief 429/503 and lets a lasting one be reported as what it is. tower's Retry
+    // needs a cloneable service: the Buffer.
+    config.default_retry = false;
     let client = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| plugin_failure(&e).unwrap_or_else(|| e.to_string()))?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(
+            kube::client::retry::RetryPolicy::default(),
+        ))
+        // Every answer bounded in size and time (`bounded`): kube's own stack bounds neither.
         .with_layer(&super::bounded::BoundedLayer)
         .build();
     Ok((client, server))
@@ -409,9 +420,14 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
             server: server.to_string(),
             reason: status.message,
         },
-        kube::Error::Api(status) if status.code == 403 => ClusterError::Forbidden {
-            reason: status.message,
-        },
+        kube::Error::Api(status) if status.code == 403 => {
+            match terminating_namespace(&status.message) {
+                Some(namespace) => ClusterError::NamespaceTerminating { namespace },
+                None => ClusterError::Forbidden {
+                    reason: status.message,
+                },
+            }
+        }
         kube::Error::Api(status) => ClusterError::Api(format!(
             "{} ({}): {}",
             status.reason, status.code, status.message
@@ -419,6 +435,12 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
         kube::Error::HyperError(e) => ClusterError::Unreachable {
             server: server.to_string(),
             reason: e.to_string(),
+        },
+        // An answer that is not JSON at all (a web page): the kubeconfig's server is something
+        // else than an API server (a wrong port, an ingress, a dashboard).
+        kube::Error::SerdeError(e) => ClusterError::Misbehaving {
+            server: server.to_string(),
+            reason: format!("its answer is not Kubernetes JSON ({e})"),
         },
         kube::Error::Service(e) if super::bounded::oversized(e.as_ref()) => {
             ClusterError::Misbehaving {
@@ -434,9 +456,54 @@ pub fn classify(server: &str, err: kube::Error) -> ClusterError {
     }
 }
 
+/// The namespace a 403 of the NamespaceLifecycle admission plugin names: "... is forbidden:
+/// unable to create new content in namespace NS because it is being terminated"
+/// (kubernetes/apiserver: pkg/admission/plugin/namespace/lifecycle/admission.go).
+fn terminating_namespace(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("unable to create new content in namespace ")?;
+    let (namespace, _) = rest.split_once(" because it is being terminated")?;
+    (!namespace.is_empty() && !namespace.contains(' ')).then(|| namespace.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_json_is_a_misbehaving_server_not_an_unexpected_error() {
+        let not_json = serde_json::from_str::<serde_json::Value>("<html>nginx</html>").unwrap_err();
+        let e = classify("https://k:443", kube::Error::SerdeError(not_json));
+        assert!(matches!(e, ClusterError::Misbehaving { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("not Kubernetes JSON") && text.contains("kubeconfig's server"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_403_for_a_terminating_namespace_is_not_a_permission_problem() {
+        let status = |message: &str| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(message, "Forbidden").with_code(403),
+            ))
+        };
+        let e = classify(
+            "https://k",
+            status(
+                "serviceaccounts \"cadvisor\" is forbidden: unable to create new content in namespace cadvisor because it is being terminated",
+            ),
+        );
+        assert!(
+            matches!(&e, ClusterError::NamespaceTerminating { namespace } if namespace == "cadvisor"),
+            "{e:?}"
+        );
+        let e = classify(
+            "https://k",
+            status("daemonsets.apps is forbidden: User \"x\" cannot create"),
+        );
+        assert!(matches!(e, ClusterError::Forbidden { .. }), "{e:?}");
+    }
 
     #[test]
     fn servers_without_scheme_host_or_port_are_refused_saying_what_to_write() {

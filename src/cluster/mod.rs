@@ -52,6 +52,12 @@ pub enum ClusterError {
         "forbidden (403): {reason}\n  the kubeconfig's user lacks this permission; use an admin kubeconfig or grant it with RBAC"
     )]
     Forbidden { reason: String },
+    /// The namespace is being deleted: NamespaceLifecycle admission refuses new objects in it
+    /// with a 403 that is not about permissions.
+    #[error(
+        "namespace {namespace} is being deleted (Terminating): the API server accepts no new objects in it until it is gone\n  wait until `kubectl get namespace {namespace}` finds nothing (its pods stop first), then rerun; or install into another --namespace"
+    )]
+    NamespaceTerminating { namespace: String },
     #[error(
         "conflict (409): field {field} of {object} is owned by field manager \"{manager}\"\n  another tool manages this object; rerun with --force to take those fields over"
     )]

@@ -25,6 +25,18 @@ use crate::plan::groups::Member;
 /// `kubernetes.io/hostname`, set by the kubelet on its Node (kubernetes.io: "Well-Known Labels,
 /// Annotations and Taints"); what the DaemonSets' node affinity matches.
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// A node's runtime endpoint as the socket its DaemonSet would mount, `None` unless it is a
+/// unix socket path that passes the checks `--containerd-socket` does (no `..`, no white space
+/// or control characters): it comes from the cluster, and one odd node must not stop the plan
+/// of every other one (that node is left out, with a warning naming the endpoint).
+fn usable_socket(endpoint: &str) -> Option<PathBuf> {
+    let path = endpoint_path(endpoint).map(run_not_var_run)?;
+    let text = path.to_str()?;
+    crate::validate::absolute_file_path("containerRuntimeEndpoint", text)
+        .is_ok()
+        .then_some(path)
+}
+
 /// kubeadm records the node's CRI socket on its Node (kubernetes/kubernetes:
 /// cmd/kubeadm/app/constants/constants.go `AnnotationKubeadmCRISocket`).
 pub const KUBEADM_CRI_SOCKET: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
@@ -198,13 +210,13 @@ pub fn of(node: &Node, configz: Result<ConfigzHints, String>) -> ClusterNode {
     let (runtime_endpoint, socket, socket_source) = match &hints.runtime_endpoint {
         Some(endpoint) => (
             Some(endpoint.clone()),
-            endpoint_path(endpoint).map(run_not_var_run),
+            usable_socket(endpoint),
             "configz containerRuntimeEndpoint".to_string(),
         ),
         None => match annotations.get(KUBEADM_CRI_SOCKET) {
             Some(endpoint) => (
                 Some(endpoint.clone()),
-                endpoint_path(endpoint).map(run_not_var_run),
+                usable_socket(endpoint),
                 format!("annotation {KUBEADM_CRI_SOCKET}"),
             ),
             None => {

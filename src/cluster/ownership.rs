@@ -50,17 +50,24 @@ impl Ownership {
 }
 
 /// The ownership of a live object (as JSON: `metadata.labels`, `annotations`, `managedFields`).
+///
+/// Our marks count only where our field manager wrote: labels and annotations copy along with an
+/// object (`kubectl get -o yaml` from a cluster where we installed, applied elsewhere), but
+/// `managedFields` are the API server's record of who wrote it. An object whose managedFields
+/// name writers but never cadvisor-setup carries copied marks and is someone else's. (An object
+/// without managedFields at all is judged by its marks: nothing better is known.)
 pub fn of(object: &Value) -> Ownership {
     let meta = &object["metadata"];
     let labelled = meta["labels"][MANAGED_BY_LABEL] == FIELD_MANAGER;
+    let managers = managers(object);
+    let ours_written = managers.iter().any(|m| m == FIELD_MANAGER);
+    let maybe_ours_written = ours_written || managers.is_empty();
     match meta["annotations"][OWNERSHIP_ANNOTATION].as_str() {
-        Some("created") if labelled => Ownership::Created,
-        Some("adopted") => Ownership::Adopted,
+        Some("created") if labelled && maybe_ours_written => Ownership::Created,
+        Some("adopted") if maybe_ours_written => Ownership::Adopted,
         Some(_) => Ownership::Foreign,
         // 0.1.0: our label, written by our field manager, no annotation.
-        None if labelled && managers(object).iter().any(|m| m == FIELD_MANAGER) => {
-            Ownership::Created
-        }
+        None if labelled && ours_written => Ownership::Created,
         None => Ownership::Foreign,
     }
 }
@@ -226,7 +233,13 @@ pub fn restored(live: &Value, previous: &Previous) -> Value {
         annotations.remove(PREVIOUS_ANNOTATION);
     }
     if let Some(map) = out.as_object_mut() {
-        for (k, v) in &previous.fields {
+        // Only what `previous_of` can record: a record edited to name identity, metadata or
+        // status would otherwise have us rewrite those wholesale.
+        for (k, v) in previous
+            .fields
+            .iter()
+            .filter(|(k, _)| !NOT_FIELDS.contains(&k.as_str()))
+        {
             match v {
                 Some(v) => map.insert(k.clone(), v.clone()),
                 None => map.remove(k),
@@ -289,6 +302,18 @@ mod tests {
         let mut legacy = our_namespace_manifest();
         legacy["metadata"]["managedFields"] = json!([{"manager": FIELD_MANAGER}]);
         assert_eq!(of(&legacy), Ownership::Created);
+        // Our marks copied onto an object only others wrote: not ours.
+        let mut copied = created.clone();
+        copied["metadata"]["managedFields"] = json!([{"manager": "kubectl-client-side-apply"}]);
+        assert_eq!(of(&copied), Ownership::Foreign);
+        copied["metadata"]["annotations"][OWNERSHIP_ANNOTATION] = json!("adopted");
+        assert_eq!(of(&copied), Ownership::Foreign);
+        // ... and ours again once our manager wrote it too (install --force adopting it).
+        copied["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"manager": FIELD_MANAGER}));
+        assert_eq!(of(&copied), Ownership::Adopted);
         // "created" without our label (someone removed it): not ours to delete.
         let mut unlabelled = created.clone();
         unlabelled["metadata"]["labels"] = json!({});
@@ -350,6 +375,31 @@ mod tests {
         after["automountServiceAccountToken"] = json!(false);
         after["metadata"]["labels"] = json!({MANAGED_BY_LABEL: FIELD_MANAGER});
         assert_eq!(restored(&after, &previous), live);
+    }
+
+    #[test]
+    fn a_record_naming_identity_metadata_or_status_restores_none_of_them() {
+        let live = json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "cadvisor", "namespace": "x", "finalizers": ["keep"]},
+            "automountServiceAccountToken": false
+        });
+        let mut previous = Previous::default();
+        for key in NOT_FIELDS {
+            previous
+                .fields
+                .insert((*key).to_string(), Some(json!({"forged": true})));
+        }
+        previous
+            .fields
+            .insert("automountServiceAccountToken".into(), None);
+        let back = restored(&live, &previous);
+        let mut expected = live.clone();
+        expected
+            .as_object_mut()
+            .unwrap()
+            .remove("automountServiceAccountToken");
+        assert_eq!(back, expected);
     }
 
     #[test]

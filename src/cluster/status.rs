@@ -131,7 +131,23 @@ pub async fn managed_objects(
         .await;
         match listed {
             Ok(objects) => out.extend(objects.into_iter().flatten()),
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            // Not served (ServiceMonitor without the Prometheus Operator). Every API server
+            // serves core/v1 and apps/v1, so a 404 for one of those is no API server at all (a
+            // web server at the kubeconfig's address), not "none of ours".
+            Err(kube::Error::Api(s))
+                if s.code == 404 && !matches!(*api_version, "v1" | "apps/v1") =>
+            {
+                continue;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(ClusterError::Misbehaving {
+                    server: cluster.server.clone(),
+                    reason: format!(
+                        "it answered 404 to listing {kind}s, which every API server serves ({})",
+                        s.message.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
             Err(e) => return Err(classify(&cluster.server, e)),
         }
     }

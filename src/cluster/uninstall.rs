@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
-use kube::discovery::{ApiResource, Discovery, Scope, verbs};
+use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watch_object};
 use serde::Serialize;
@@ -106,7 +106,9 @@ pub async fn run(
     let mut pod_selectors = Vec::new();
     let mut gone = Vec::new();
     for object in &objects {
-        let api = api_for(cluster, object).await?;
+        let api = api_for(cluster, object)
+            .await
+            .map_err(|e| partial(&done, object.describe(), e))?;
         let selector = if object.kind == "DaemonSet" {
             pod_selector(&api, &object.name).await
         } else {
@@ -154,10 +156,19 @@ pub async fn run(
         .map(|o| (o.kind.clone(), o.name.clone()))
         .collect();
     for object in &namespaces {
-        let kinds = namespaced_kinds(cluster).await?;
+        // Past here every error names what was deleted and restored already.
+        let (kinds, undiscovered) = namespaced_kinds(cluster, deadline)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
+        if !undiscovered.is_empty() {
+            done.kept.push(still_holds(object, &undiscovered));
+            continue;
+        }
         // Checked, closed to new objects (namespace_lock), checked again: what someone created
         // before the lock is seen by the second check, and a create after it is refused.
-        let holds = foreign_contents(cluster, namespace, &kinds, &ours).await?;
+        let holds = foreign_contents(cluster, namespace, &kinds, &ours)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
         if !holds.is_empty() {
             done.kept.push(still_holds(object, &holds));
             continue;
@@ -175,7 +186,9 @@ pub async fn run(
                 continue;
             }
         };
-        let api = api_for(cluster, object).await?;
+        let api = api_for(cluster, object)
+            .await
+            .map_err(|e| partial(&done, namespaces_left(), e))?;
         let checked = async {
             let wait = namespace_lock::ENFORCED_WITHIN
                 .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
@@ -509,24 +522,6 @@ async fn foreign_contents(
     Ok(out)
 }
 
-/// Every namespaced kind the server serves and lets us list, but Events (as `kubectl
-/// api-resources --namespaced --verbs=list` finds them).
-async fn namespaced_kinds(cluster: &Cluster) -> Result<Vec<ApiResource>, ClusterError> {
-    let discovery = cluster
-        .ask(Discovery::new(cluster.client.clone()).run())
-        .await?;
-    Ok(discovery
-        .groups()
-        .flat_map(|group| group.recommended_resources())
-        .filter(|(resource, caps)| {
-            caps.scope == Scope::Namespaced
-                && caps.supports_operation(verbs::LIST)
-                && resource.plural != "events"
-        })
-        .map(|(resource, _)| resource)
-        .collect())
-}
-
 fn still_holds(object: &ManagedObject, holds: &[String]) -> Kept {
     Kept {
         object: object.describe(),
@@ -534,17 +529,114 @@ fn still_holds(object: &ManagedObject, holds: &[String]) -> Kept {
     }
 }
 
+/// How long one group version's discovery may take. A real API server answers in milliseconds;
+/// an aggregated API whose backend is down (metrics-server is the usual one) answers 503, which
+/// kube's client retries with a growing backoff: that group is reported, not waited on.
+const GROUP_DISCOVERY_LIMIT: Duration = Duration::from_secs(10);
+
+/// The namespaced kinds but Events of every group's preferred version that can be listed (as
+/// `kubectl api-resources --namespaced --verbs=list` finds them), and the group versions whose
+/// discovery failed, with why (kubectl, too, carries on past them: "unable to retrieve the complete list of
+/// server APIs"). kube's `Discovery::run` fails as a whole on one such group.
+async fn namespaced_kinds(
+    cluster: &Cluster,
+    deadline: tokio::time::Instant,
+) -> Result<(Vec<ApiResource>, Vec<String>), ClusterError> {
+    let client = &cluster.client;
+    // Within what is left of --timeout too (a second at least, to ask at all).
+    let limit = GROUP_DISCOVERY_LIMIT
+        .min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .max(Duration::from_secs(1));
+    let core = cluster.ask(client.list_core_api_versions()).await?;
+    let groups = cluster.ask(client.list_api_groups()).await?;
+    let mut versions: Vec<(String, String)> = Vec::new();
+    if let Some(v) = core
+        .versions
+        .iter()
+        .find(|v| *v == "v1")
+        .or(core.versions.first())
+    {
+        versions.push((String::new(), v.clone()));
+    }
+    for g in &groups.groups {
+        let preferred = g.preferred_version.as_ref().or(g.versions.first());
+        if let Some(p) = preferred {
+            versions.push((g.name.clone(), p.version.clone()));
+        }
+    }
+    let fetched =
+        futures::future::join_all(versions.into_iter().map(|(group, version)| async move {
+            let gv = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
+            let listed = if group.is_empty() {
+                tokio::time::timeout(limit, client.list_core_api_resources(&version)).await
+            } else {
+                tokio::time::timeout(limit, client.list_api_group_resources(&gv)).await
+            };
+            (group, version, gv, listed)
+        }))
+        .await;
+    let mut resources = Vec::new();
+    let mut failed = Vec::new();
+    let cannot_know = |gv: &str, why: String| {
+        format!(
+            "whatever API {gv} serves (its discovery failed: {why}), so it cannot be known to be empty"
+        )
+    };
+    for (group, version, gv, listed) in fetched {
+        let list = match listed {
+            Ok(Ok(list)) => list,
+            Ok(Err(e)) => {
+                failed.push(cannot_know(&gv, classify(&cluster.server, e).to_string()));
+                continue;
+            }
+            Err(_) => {
+                let why = format!("no answer within {}s", limit.as_secs());
+                failed.push(cannot_know(&gv, why));
+                continue;
+            }
+        };
+        for r in list.resources {
+            // Subresources (`pods/log`) are not kinds of their own; Events are not contents.
+            if !r.namespaced
+                || r.name.contains('/')
+                || r.name == "events"
+                || !r.verbs.iter().any(|v| v == "list")
+            {
+                continue;
+            }
+            resources.push(ApiResource {
+                group: group.clone(),
+                version: version.clone(),
+                api_version: gv.clone(),
+                kind: r.kind,
+                plural: r.name,
+            });
+        }
+    }
+    Ok((resources, failed))
+}
+
 /// Made by a controller for one of the objects we deleted: our pods, the DaemonSet's
 /// ControllerRevisions, the Service's EndpointSlices (owner references) and its Endpoints (same
 /// name, no owner reference); the garbage collector and the endpoints controller remove them.
 fn belongs_to(kind: &str, item: &DynamicObject, ours: &[(String, String)]) -> bool {
     let name = item.metadata.name.as_deref().unwrap_or_default();
-    let owned = item
+    // Every owner ours: the garbage collector deletes a dependent only once none of its owners
+    // is left (kubernetes.io "Garbage Collection": owner references), so one that also names
+    // an owner of someone else's stays, and the namespace with it.
+    let owners = item
         .metadata
         .owner_references
-        .iter()
-        .flatten()
-        .any(|r| ours.iter().any(|(k, n)| *k == r.kind && *n == r.name));
+        .as_deref()
+        .unwrap_or_default();
+    let owned = !owners.is_empty()
+        && owners
+            .iter()
+            .all(|r| ours.iter().any(|(k, n)| *k == r.kind && *n == r.name));
     owned || (kind == "Endpoints" && ours.iter().any(|(k, n)| k == "Service" && n == name))
 }
 
@@ -570,6 +662,36 @@ mod tests {
             "metadata": {"name": name, "namespace": "cadvisor", "labels": labels}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn only_what_all_its_owners_being_ours_makes_ours_is_ignored() {
+        let ours = vec![("DaemonSet".to_string(), "cadvisor".to_string())];
+        let owned_by = |owners: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "cadvisor", "ownerReferences": owners}
+            }))
+            .unwrap()
+        };
+        let ds = serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "cadvisor", "uid": "1"});
+        let theirs =
+            serde_json::json!({"apiVersion": "v1", "kind": "Node", "name": "node-1", "uid": "2"});
+        assert!(belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([ds.clone()])),
+            &ours
+        ));
+        assert!(!belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([ds, theirs])),
+            &ours
+        ));
+        assert!(!belongs_to(
+            "ConfigMap",
+            &owned_by(serde_json::json!([])),
+            &ours
+        ));
     }
 
     #[test]

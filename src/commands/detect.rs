@@ -242,7 +242,7 @@ fn failure_message(rt: &Runtime) -> String {
         )
     } else {
         let live = paths(|c| c.probe.version.is_some());
-        if rt.candidates.iter().all(|c| !c.probe.exists) {
+        if rt.candidates.iter().all(absent) {
             format!(
                 "none of the {} socket paths known for Kubernetes distributions exists: this does not look like a Kubernetes node; on a node whose containerd listens elsewhere pass {SETTLE_FLAG} PATH, or from a workstation use `detect --cluster` (every node through the API server)",
                 rt.candidates.len()
@@ -440,6 +440,17 @@ fn kind_name(kind: RuntimeKind) -> &'static str {
     }
 }
 
+/// Nothing at the path. A path that could not be looked at (a link loop, too many links) is
+/// not absent: its probe error says what is there (`host::runtime::probe` writes
+/// "does not exist" for a path that is not there).
+fn absent(c: &SocketCandidate) -> bool {
+    !c.probe.exists
+        && c.probe
+            .error
+            .as_deref()
+            .is_none_or(|e| e == "does not exist")
+}
+
 fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
     let p = &c.probe;
     let verdict = if let Some(err) = &p.error {
@@ -460,7 +471,7 @@ fn candidate_line(ui: &Ui, c: &SocketCandidate, chosen: bool) -> String {
     } else {
         "not probed".into()
     };
-    if !p.exists {
+    if absent(c) {
         // Most well-known paths are absent on any one host: one dim line each.
         return ui.dim(&format!("  - {}  (does not exist)", c.path.display()));
     }

@@ -135,7 +135,8 @@ pub fn cluster(e: &ClusterError) -> ExitCode {
         | ClusterError::Unreachable { .. }
         | ClusterError::Misbehaving { .. }
         | ClusterError::Unauthorized { .. }
-        | ClusterError::Forbidden { .. } => ExitCode::Cluster,
+        | ClusterError::Forbidden { .. }
+        | ClusterError::NamespaceTerminating { .. } => ExitCode::Cluster,
         ClusterError::Conflict { .. }
         | ClusterError::Foreign { .. }
         | ClusterError::ForeignNodeLabel { .. }

@@ -80,9 +80,18 @@ pub async fn read(
     let this_name = this.map(|i| nodes[i].name.clone());
     let (groups, left_out) = groups::group(&members, this_name.as_deref(), serving.as_deref());
     for n in &left_out {
-        warnings.push(format!(
-            "node {n}: its runtime socket is unknown (not a unix socket path); no DaemonSet serves it"
-        ));
+        let endpoint = nodes
+            .iter()
+            .find(|node| &node.name == n)
+            .and_then(|node| node.runtime_endpoint.as_deref());
+        warnings.push(match endpoint {
+            Some(e) => format!(
+                "node {n}: its runtime endpoint `{e}` is not a usable unix socket path (an absolute path without `..`, white space or control characters); no DaemonSet serves it"
+            ),
+            None => format!(
+                "node {n}: its runtime socket is unknown; no DaemonSet serves it"
+            ),
+        });
     }
     Ok(NodeLayout {
         nodes,

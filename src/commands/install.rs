@@ -502,12 +502,38 @@ pub async fn install(
     // applied (a DaemonSet that selects no node yet would count as rolled out at once), so what
     // apply would refuse (exit 7) is found first, with reads only.
     let node_labels = groups.node_labels.clone();
+    // Ctrl-C while writing (node labels, objects, pruning) lets the write under way finish and
+    // stops at the next step naming what was written (exit 1, as while waiting), rather than
+    // dying between two writes without a word; a second Ctrl-C kills at once.
+    let writing = (!args.dry_run).then(crate::ui::interrupt::WriteGuard::new);
+    let interrupted = || writing.as_ref().is_some_and(|g| g.interrupted());
+    let stopped = |outcome: Outcome| {
+        let outcome = Outcome {
+            error: Some(ClusterError::Interrupted {
+                doing: "applying".to_string(),
+            }),
+            ..outcome
+        };
+        Ok(finish(ctx, outcome))
+    };
     if !args.dry_run && node_labels.iter().any(|l| l.changed) {
         crate::cluster::apply::check(cluster, &manifests.documents, apply_opts).await?;
         crate::cluster::node_labels::apply(cluster, &node_labels).await?;
+        if interrupted() {
+            return stopped(Outcome {
+                node_labels,
+                ..Outcome::new(Applied::default())
+            });
+        }
     }
-    // On failure the error names what was applied before it (ClusterError::Partial).
-    let applied = apply(cluster, &manifests.documents, apply_opts).await?;
+    // On failure the error names what was applied before it (ClusterError::Partial), the node
+    // labels written just now included.
+    let applied = apply(cluster, &manifests.documents, apply_opts)
+        .await
+        .map_err(|e| {
+            let labelled = node_labels.iter().filter(|l| l.changed && !args.dry_run);
+            with_written_first(e, labelled.map(NodeLabelChange::describe), manifests)
+        })?;
     let namespace = manifests
         .documents
         .iter()
@@ -551,6 +577,9 @@ pub async fn install(
         }
     }
 
+    if interrupted() {
+        return stopped(outcome);
+    }
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
     };
@@ -574,6 +603,11 @@ pub async fn install(
             return Ok(finish(ctx, outcome));
         }
     }
+    if interrupted() {
+        return stopped(outcome);
+    }
+    // From here the rollout wait listens for Ctrl-C itself.
+    drop(writing);
     let spinner = crate::ui::progress::spinner(
         &ctx.ui,
         format!("rolling out DaemonSet {namespace}/{}", ds.name),
@@ -698,6 +732,44 @@ async fn through_prometheus(
                 "could not ask Prometheus {id}: {e}; check later with `cadvisor-setup verify --prometheus {id}`"
             ))
         }
+    }
+}
+
+/// `e`, from applying the objects, also naming what was `written` before them (node labels).
+fn with_written_first(
+    e: ClusterError,
+    written: impl Iterator<Item = String>,
+    manifests: &Manifests,
+) -> ClusterError {
+    let mut written: Vec<String> = written.collect();
+    if written.is_empty() {
+        return e;
+    }
+    match e {
+        ClusterError::Partial {
+            applied,
+            not_applied,
+            source,
+        } => {
+            if applied != "nothing" {
+                written.push(applied);
+            }
+            ClusterError::Partial {
+                applied: written.join(", "),
+                not_applied,
+                source,
+            }
+        }
+        other => ClusterError::Partial {
+            applied: written.join(", "),
+            not_applied: manifests
+                .documents
+                .iter()
+                .map(|m| crate::cluster::describe(&m.kind, m.namespace.as_deref(), &m.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source: Box::new(other),
+        },
     }
 }
 

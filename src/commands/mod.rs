@@ -99,7 +99,7 @@ pub fn main() -> std::process::ExitCode {
     };
     init_logging(cli.global.verbose);
     let ui = Ui::from_env(cli.global.output, cli.global.verbose);
-    let code = match run(cli, matches, ui.clone()) {
+    let mut code = match run(cli, matches, ui.clone()) {
         Ok(code) => code,
         Err(err) => {
             let code = err.exit_code();
@@ -107,6 +107,18 @@ pub fn main() -> std::process::ExitCode {
             code
         }
     };
+    // Output that did not all arrive is not a success, whatever the command did.
+    if let Err(e) = crate::ui::finish_stdout() {
+        // A reader that went away (`| head`) chose to: no message, as a SIGPIPE would be.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            ui.note(format!(
+                "error: could not write the output to stdout ({e}): it is incomplete"
+            ));
+        }
+        if code == ExitCode::Success {
+            code = ExitCode::Unexpected;
+        }
+    }
     std::process::ExitCode::from(code.code())
 }
 
@@ -165,7 +177,10 @@ fn from_environment(
     is_set: impl Fn(&str) -> bool,
 ) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if err.kind() != ErrorKind::ArgumentConflict {
+    // A conflict, or a value that is empty or invalid (`CADVISOR_SETUP_OUTPUT=` exported empty):
+    // clap names only the flag, which looks like one nobody typed.
+    let conflict = err.kind() == ErrorKind::ArgumentConflict;
+    if !conflict && err.kind() != ErrorKind::InvalidValue {
         return None;
     }
     let mut named = Vec::new();
@@ -197,12 +212,12 @@ fn from_environment(
                 .then(|| format!("--{long} comes from {env} in the environment"))
         })
         .collect();
-    (!notes.is_empty()).then(|| {
-        format!(
-            "note: {}; unset it to use the flag you typed",
-            notes.join(", ")
-        )
-    })
+    let then = if conflict {
+        "unset it to use the flag you typed"
+    } else {
+        "give it a valid value or unset it"
+    };
+    (!notes.is_empty()).then(|| format!("note: {}; {then}", notes.join(", ")))
 }
 
 /// `-o json`, `-ojson`, `--output json`, `--output=json` or `CADVISOR_SETUP_OUTPUT=json`, read

@@ -452,8 +452,20 @@ pub fn print_human(ui: &Ui, v: &Verification) {
             ui.good("verified:")
         ));
     } else {
+        // No failing node could be read at all: their labels are unknown, and the reason is
+        // each node's error (a pod not listening on its declared port, a proxy refused).
+        let unread = v
+            .nodes
+            .iter()
+            .filter(|n| !n.passed)
+            .all(|n| n.error.is_some());
+        let fix = if unread {
+            "Fix what each failing node names: its cAdvisor could not be read, so its labels are unknown"
+        } else {
+            "Fix: `cadvisor-setup install` mounts containerd's socket directory and passes --containerd"
+        };
         ui.line(format!(
-            "{} after {:.0}s ({} attempts). Fix: `cadvisor-setup install` mounts containerd's socket directory and passes --containerd",
+            "{} after {:.0}s ({} attempts). {fix}",
             ui.bad("verification failed"),
             v.elapsed_seconds,
             v.attempts

@@ -78,3 +78,54 @@ impl Drop for PromptGuard {
         }
     }
 }
+
+/// Set by [`on_sigint_while_writing`]; read by [`WriteGuard::interrupted`].
+static WRITE_INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint_while_writing(_: nix::libc::c_int) {
+    WRITE_INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// While alive, Ctrl-C does not kill the process between two writes to the cluster (which
+/// would leave some objects written and nobody told which): it is noted, the write under way
+/// finishes, and the caller stops and reports what was written ([`WriteGuard::interrupted`]).
+/// `SA_RESETHAND` puts the default disposition back as the first SIGINT arrives, so a second
+/// Ctrl-C kills at once and a slow API server never makes the binary unstoppable. On drop the
+/// previous disposition is restored.
+pub struct WriteGuard {
+    previous: Option<SigAction>,
+}
+
+impl WriteGuard {
+    pub fn new() -> WriteGuard {
+        WRITE_INTERRUPTED.store(false, Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_sigint_while_writing),
+            SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only stores an atomic, which is async-signal-safe.
+        let previous = unsafe { sigaction(Signal::SIGINT, &action) }.ok();
+        WriteGuard { previous }
+    }
+
+    /// Whether SIGINT arrived since this guard was made.
+    pub fn interrupted(&self) -> bool {
+        WRITE_INTERRUPTED.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for WriteGuard {
+    fn default() -> Self {
+        WriteGuard::new()
+    }
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous {
+            // SAFETY: reinstates the disposition that was in force before `new`.
+            let _ = unsafe { sigaction(Signal::SIGINT, previous) };
+        }
+    }
+}

@@ -17,6 +17,30 @@ pub mod report;
 pub use report::{Human, Report};
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+/// The first failed write to stdout (a full disk, a reader that went away): then the output did
+/// not all arrive, and the command must not end as a success ([`finish_stdout`]).
+static STDOUT_FAILURE: OnceLock<(std::io::ErrorKind, String)> = OnceLock::new();
+
+/// Writes `bytes` to stdout, noting a failure for [`finish_stdout`].
+pub(crate) fn write_stdout(bytes: &[u8]) {
+    if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+        let _ = STDOUT_FAILURE.set((e.kind(), e.to_string()));
+    }
+}
+
+/// Flushes stdout; the first write to it that failed, if any, as the error. `render > FILE` on
+/// a full disk used to end with exit 0 and a cut file.
+pub fn finish_stdout() -> std::io::Result<()> {
+    if let Err(e) = std::io::stdout().lock().flush() {
+        let _ = STDOUT_FAILURE.set((e.kind(), e.to_string()));
+    }
+    match STDOUT_FAILURE.get() {
+        Some((kind, text)) => Err(std::io::Error::new(*kind, text.clone())),
+        None => Ok(()),
+    }
+}
 
 use crate::cli::OutputFormat;
 
@@ -57,7 +81,7 @@ impl Ui {
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.json() {
             let shown = escape::for_terminal(text.as_ref());
-            let _ = writeln!(std::io::stdout().lock(), "{shown}");
+            write_stdout(format!("{shown}\n").as_bytes());
         }
     }
 
@@ -65,7 +89,7 @@ impl Ui {
     /// would change it), on stdout; nothing in JSON mode.
     pub fn verbatim(&self, text: &[u8]) {
         if !self.json() {
-            let _ = std::io::stdout().lock().write_all(text);
+            write_stdout(text);
         }
     }
 

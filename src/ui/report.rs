@@ -17,7 +17,6 @@
 //! people and stdout stays the one JSON document.
 
 use serde::Serialize;
-use std::io::Write;
 
 use super::Ui;
 use crate::error::ExitCode;
@@ -155,7 +154,7 @@ impl Ui {
                 (text, ExitCode::Unexpected)
             }
         };
-        let _ = writeln!(std::io::stdout().lock(), "{text}");
+        super::write_stdout(format!("{text}\n").as_bytes());
         code
     }
 }

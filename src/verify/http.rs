@@ -71,6 +71,16 @@ fn parse(url: &str) -> Result<hyper::Uri, FetchError> {
         Some(other) => return Err(bad(&format!("the scheme `{other}` is not http or https"))),
         None => return Err(bad("it has no http:// or https:// scheme")),
     }
+    // Credentials in the URL are never sent (no basic auth here), and every message names the
+    // URL: refuse it, showing it without them, before they reach a terminal or a CI log.
+    if let Some((_, host)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
+        let path = uri.path_and_query().map_or("", |p| p.as_str());
+        return Err(FetchError::BadUrl {
+            url: format!("{}://…@{host}{path}", uri.scheme_str().unwrap_or("http")),
+            reason: "it carries credentials (user:password@), which are never sent; remove them"
+                .to_string(),
+        });
+    }
     match uri.host() {
         Some(host) if !host.is_empty() => Ok(uri),
         _ => Err(bad("it has no host")),
@@ -268,6 +278,18 @@ pub fn check_url(url: &str) -> Result<(), FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_refused_and_never_shown() {
+        for url in [
+            "http://admin:s3cret@127.0.0.1:8080/metrics",
+            "https://s3cret@prometheus.example:9090",
+        ] {
+            let err = check_url(url).unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(err.contains("carries credentials"), "{err}");
+        }
+    }
 
     #[test]
     fn http_and_https_urls_parse() {

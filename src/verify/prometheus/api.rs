@@ -92,12 +92,30 @@ pub enum ApiError {
     Invalid { location: String, reason: String },
 }
 
-/// One active target (`data.activeTargets[]`).
+/// The most active targets we read: a big Prometheus has thousands. Each one read costs a
+/// fixed size whatever its JSON, so this with [`MAX_TARGETS_ANSWER`] bounds the memory (a 32 MiB
+/// answer of `{}` targets was 11 million of them, over 1.5 GB).
+pub const MAX_TARGETS: usize = 100_000;
+
+/// The target labels the judge reads (`judge::node_targets`); the others are skipped as they are
+/// read, so a target with thousands of labels costs no more than one with three.
+const KEPT_LABELS: &[&str] = &["job", "node", "instance"];
+const KEPT_DISCOVERED_LABELS: &[&str] = &[
+    "__meta_kubernetes_pod_node_name",
+    "__meta_kubernetes_pod_name",
+];
+
+/// One active target (`data.activeTargets[]`), with only the labels the judge reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub struct Target {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "kept_labels")]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, rename = "discoveredLabels", skip_serializing)]
+    #[serde(
+        default,
+        rename = "discoveredLabels",
+        skip_serializing,
+        deserialize_with = "kept_discovered_labels"
+    )]
     pub discovered_labels: BTreeMap<String, String>,
     #[serde(default, rename = "scrapePool")]
     pub scrape_pool: String,
@@ -127,8 +145,75 @@ struct Envelope<T> {
 
 #[derive(Debug, Deserialize)]
 struct TargetsData {
-    #[serde(default, rename = "activeTargets")]
+    #[serde(
+        default,
+        rename = "activeTargets",
+        deserialize_with = "at_most_targets"
+    )]
     active_targets: Vec<Target>,
+}
+
+fn kept_labels<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    d.deserialize_map(KeptLabels(KEPT_LABELS))
+}
+
+fn kept_discovered_labels<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    d.deserialize_map(KeptLabels(KEPT_DISCOVERED_LABELS))
+}
+
+/// A label map of which only these names are kept.
+struct KeptLabels(&'static [&'static str]);
+
+impl<'de> serde::de::Visitor<'de> for KeptLabels {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of label names to values")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.0.contains(&name.as_ref()) {
+                out.insert(name.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn at_most_targets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+    struct AtMost;
+    impl<'de> serde::de::Visitor<'de> for AtMost {
+        type Value = Vec<Target>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of targets")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Target>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(target) = seq.next_element::<Target>()? {
+                if out.len() == MAX_TARGETS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_TARGETS} active targets, more than any real Prometheus has"
+                    )));
+                }
+                out.push(target);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(AtMost)
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,6 +439,36 @@ mod tests {
         assert!(matches!(err, ApiError::Status { status: 503, .. }), "{err}");
         let err = parse::<QueryData>("x", 200, b"not json").unwrap_err();
         assert!(matches!(err, ApiError::Invalid { .. }), "{err}");
+    }
+
+    #[test]
+    fn targets_are_bounded_in_number_and_keep_only_the_labels_the_judge_reads() {
+        let mut body = String::from(r#"{"status":"success","data":{"activeTargets":["#);
+        body.push_str(&vec!["{}"; MAX_TARGETS + 1].join(","));
+        body.push_str("]}}");
+        let err = parse::<TargetsData>("x", 200, body.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 100000 active targets"),
+            "{err}"
+        );
+
+        let many: Vec<String> = (0..10_000).map(|i| format!(r#""l{i}":"v""#)).collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"activeTargets":[{{"labels":{{{},"job":"cadvisor","instance":"10.1.0.7:8080"}},"discoveredLabels":{{{},"__meta_kubernetes_pod_name":"p"}},"health":"up"}}]}}}}"#,
+            many.join(","),
+            many.join(",")
+        );
+        let data: TargetsData = parse("x", 200, body.as_bytes()).expect("targets");
+        let target = &data.active_targets[0];
+        assert_eq!(
+            target.labels.len(),
+            2,
+            "{:?}",
+            target.labels.keys().take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(target.labels["job"], "cadvisor");
+        assert_eq!(target.discovered_labels.len(), 1);
+        assert_eq!(target.discovered_labels["__meta_kubernetes_pod_name"], "p");
     }
 
     #[test]

@@ -243,6 +243,13 @@ pub struct FailureState {
     /// Added to every pod and node proxy request before it is answered (a slow kubelet or a
     /// far node), so concurrent requests overlap measurably.
     pub proxy_latency: Duration,
+    /// Added to every PATCH (server-side apply, merge patch) after the write is stored and
+    /// before it is answered: a slow etcd or admission webhook.
+    pub patch_latency: Duration,
+    /// An aggregated API (`metrics.k8s.io/v1beta1`, metrics-server's) whose backend is down:
+    /// listed under `/apis`, but its discovery and everything under it answer 503, as
+    /// kube-aggregator does for an unavailable APIService.
+    pub aggregated_api_down: bool,
     /// Node name → how many more `/metrics` scrapes of cAdvisor pods on that node answer as a
     /// cAdvisor that has not yet housekept the node's containers (the root cgroup only, no
     /// pod labels). (A 503 would not do: kube's client retries 503 itself.)
@@ -431,6 +438,16 @@ impl Failures {
     /// Every pod and node proxy request waits `latency` before it is answered.
     pub fn set_proxy_latency(&self, latency: Duration) {
         self.lock().proxy_latency = latency;
+    }
+
+    /// metrics.k8s.io/v1beta1 is registered but its backend is down (503).
+    pub fn set_aggregated_api_down(&self, down: bool) {
+        self.lock().aggregated_api_down = down;
+    }
+
+    /// Every PATCH is answered `latency` after its write is stored.
+    pub fn set_patch_latency(&self, latency: Duration) {
+        self.lock().patch_latency = latency;
     }
 
     /// The next `times` scrapes of cAdvisor on `node` find no containers yet.

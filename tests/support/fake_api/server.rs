@@ -304,7 +304,22 @@ async fn route(ctx: &Ctx<'_>, path: &str, accept: &str) -> Result<Response<Body>
             200,
             &resources::resource_list("", "v1", crds),
         )),
-        ["apis"] => Ok(json_response(200, &resources::api_group_list(crds))),
+        ["apis"] => {
+            let mut list = resources::api_group_list(crds);
+            if ctx.state.failures.snapshot().aggregated_api_down
+                && let Some(groups) = list["groups"].as_array_mut()
+            {
+                let gv = json!({"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"});
+                groups.push(json!({"name": "metrics.k8s.io", "versions": [gv.clone()], "preferredVersion": gv}));
+            }
+            Ok(json_response(200, &list))
+        }
+        ["apis", "metrics.k8s.io", ..] if ctx.state.failures.snapshot().aggregated_api_down => {
+            // kube-aggregator for an APIService whose service has no ready endpoint.
+            Err(status::service_unavailable(
+                "the server is currently unable to handle the request".into(),
+            ))
+        }
         ["apis", g, v] if resources::group_exists(g, v, crds) => {
             Ok(json_response(200, &resources::resource_list(g, v, crds)))
         }
@@ -475,6 +490,11 @@ async fn resource_route(
         }
         (sub @ (None | Some("status")), Some(name), "PATCH") => {
             let (code, out) = patch(ctx, t.res, &ns, name, sub)?;
+            // Stored, then answered late (a slow etcd or admission webhook).
+            let latency = ctx.state.failures.snapshot().patch_latency;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             Ok(json_response(code, &out))
         }
         (Some("status"), Some(name), "GET") => {
