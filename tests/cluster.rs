@@ -1410,10 +1410,10 @@ mod failures {
         assert!(writes.is_empty(), "written: {writes:?}\n{err}");
     }
 
-    /// Ctrl-C while uninstall deletes and waits: not a silent death between two deletes, but
-    /// exit 1 naming the plan and how to see and finish what is left.
-    #[test]
-    fn ctrl_c_during_uninstall_says_what_may_be_done_and_how_to_finish() {
+    /// Ctrl-C (or a supervisor's SIGHUP/SIGTERM) while uninstall deletes and waits: not a
+    /// silent death between two deletes, but exit 1 naming the signal, the plan and how to see
+    /// and finish what is left.
+    fn interrupted_uninstall_says_what_may_be_done(signal: &str, shown: &str) {
         let Some(w) = world(1) else { return };
         install_ok(&w, &[]);
         w.cluster
@@ -1429,15 +1429,15 @@ mod failures {
             c.get("DaemonSet", "cadvisor", "cadvisor").is_none()
         }));
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
-            .expect("kill -INT");
+            .expect("kill");
         assert!(sent.success());
         let out = child.wait_with_output().expect("wait");
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("interrupted (Ctrl-C) while uninstalling"),
+            err.contains(&format!("interrupted ({shown}) while uninstalling")),
             "{err}"
         );
         assert!(err.contains("delete DaemonSet cadvisor/cadvisor"), "{err}");
@@ -1445,7 +1445,16 @@ mod failures {
     }
 
     #[test]
-    fn ctrl_c_while_applying_says_what_was_applied() {
+    fn ctrl_c_during_uninstall_says_what_may_be_done_and_how_to_finish() {
+        interrupted_uninstall_says_what_may_be_done("INT", "Ctrl-C");
+    }
+
+    #[test]
+    fn sighup_during_uninstall_says_what_may_be_done_and_how_to_finish() {
+        interrupted_uninstall_says_what_may_be_done("HUP", "SIGHUP");
+    }
+
+    fn interrupted_apply_says_what_was_applied(signal: &str, shown: &str) {
         let Some(w) = world(1) else { return };
         w.cluster
             .failures()
@@ -1460,14 +1469,17 @@ mod failures {
             c.get("Namespace", "", "cadvisor").is_some()
         }));
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
-            .expect("kill -INT");
+            .expect("kill");
         assert!(sent.success());
         let out = child.wait_with_output().expect("wait");
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("interrupted (Ctrl-C) while applying"), "{err}");
+        assert!(
+            err.contains(&format!("interrupted ({shown}) while applying")),
+            "{err}"
+        );
         assert!(err.contains("Namespace cadvisor"), "{err}");
         let ds = w.daemonset().is_some();
         assert_eq!(
@@ -1475,6 +1487,17 @@ mod failures {
             ds,
             "the report and the cluster disagree on the DaemonSet: {err}"
         );
+    }
+
+    #[test]
+    fn ctrl_c_while_applying_says_what_was_applied() {
+        interrupted_apply_says_what_was_applied("INT", "Ctrl-C");
+    }
+
+    /// Ansible's or systemd's SIGTERM, as Ctrl-C.
+    #[test]
+    fn sigterm_while_applying_says_what_was_applied() {
+        interrupted_apply_says_what_was_applied("TERM", "SIGTERM");
     }
 
     #[test]

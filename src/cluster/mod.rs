@@ -110,8 +110,9 @@ pub enum ClusterError {
         writer: String,
         withdrawn: bool,
     },
-    #[error("interrupted (Ctrl-C) while {doing}")]
-    Interrupted { doing: String },
+    /// Stopped by `by` (Ctrl-C, or SIGTERM/SIGHUP while writing).
+    #[error("interrupted ({by}) while {doing}")]
+    Interrupted { by: &'static str, doing: String },
     #[error("timed out after {seconds}s while {doing}")]
     Timeout { seconds: u64, doing: String },
     #[error("{source}\n  applied before the failure: {applied}; not applied: {not_applied}")]

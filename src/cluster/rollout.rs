@@ -215,6 +215,7 @@ pub async fn wait(
             _ = &mut deadline => break,
             _ = &mut interrupt => {
                 return Err(ClusterError::Interrupted {
+                    by: "Ctrl-C",
                     doing: format!("waiting for DaemonSet {namespace}/{name} to roll out ({})", last.message()),
                 });
             }

@@ -502,14 +502,15 @@ pub async fn install(
     // applied (a DaemonSet that selects no node yet would count as rolled out at once), so what
     // apply would refuse (exit 7) is found first, with reads only.
     let node_labels = groups.node_labels.clone();
-    // Ctrl-C while writing (node labels, objects, pruning) lets the write under way finish and
-    // stops at the next step naming what was written (exit 1, as while waiting), rather than
-    // dying between two writes without a word; a second Ctrl-C kills at once.
+    // Ctrl-C (or SIGTERM, SIGHUP) while writing (node labels, objects, pruning) lets the write
+    // under way finish and stops at the next step naming what was written (exit 1, as while
+    // waiting), rather than dying between two writes without a word; a second one kills at once.
     let writing = (!args.dry_run).then(crate::ui::interrupt::WriteGuard::new);
-    let interrupted = || writing.as_ref().is_some_and(|g| g.interrupted());
-    let stopped = |outcome: Outcome| {
+    let interrupted = || writing.as_ref().and_then(|g| g.interrupted());
+    let stopped = |by: &'static str, outcome: Outcome| {
         let outcome = Outcome {
             error: Some(ClusterError::Interrupted {
+                by,
                 doing: "applying".to_string(),
             }),
             ..outcome
@@ -519,11 +520,14 @@ pub async fn install(
     if !args.dry_run && node_labels.iter().any(|l| l.changed) {
         crate::cluster::apply::check(cluster, &manifests.documents, apply_opts).await?;
         crate::cluster::node_labels::apply(cluster, &node_labels).await?;
-        if interrupted() {
-            return stopped(Outcome {
-                node_labels,
-                ..Outcome::new(Applied::default())
-            });
+        if let Some(by) = interrupted() {
+            return stopped(
+                by,
+                Outcome {
+                    node_labels,
+                    ..Outcome::new(Applied::default())
+                },
+            );
         }
     }
     // On failure the error names what was applied before it (ClusterError::Partial), the node
@@ -577,8 +581,8 @@ pub async fn install(
         }
     }
 
-    if interrupted() {
-        return stopped(outcome);
+    if let Some(by) = interrupted() {
+        return stopped(by, outcome);
     }
     let Some(ds) = manifests.documents.iter().find(|m| m.kind == "DaemonSet") else {
         return Ok(finish(ctx, outcome));
@@ -603,8 +607,8 @@ pub async fn install(
             return Ok(finish(ctx, outcome));
         }
     }
-    if interrupted() {
-        return stopped(outcome);
+    if let Some(by) = interrupted() {
+        return stopped(by, outcome);
     }
     // From here the rollout wait listens for Ctrl-C itself.
     drop(writing);
@@ -1082,6 +1086,7 @@ mod tests {
     fn an_error_after_apply_is_the_message_and_changed_still_counts() {
         let mut failed = Outcome::new(applied(true, false));
         failed.error = Some(ClusterError::Interrupted {
+            by: "Ctrl-C",
             doing: "waiting for the rollout".into(),
         });
         let report = failed.report();

@@ -38,12 +38,13 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
     consent(ctx, steps.len())?;
 
     let spinner = crate::ui::progress::spinner(ui, "deleting and waiting until gone");
-    // Ctrl-C while deleting or waiting stops without the report of what is done (that is kept
+    // Ctrl-C (or SIGTERM, SIGHUP) while deleting or waiting stops without the report of what is done (that is kept
     // inside the run), so it names the plan and how to see and finish the rest, instead of the
     // process dying between two deletes without a word.
     let result = tokio::select! {
         result = uninstall(&cluster, args.namespace.as_str(), plan, args.timeout) => result,
-        Ok(()) = tokio::signal::ctrl_c() => Err(crate::cluster::ClusterError::Interrupted {
+        by = crate::ui::interrupt::stop_signal() => Err(crate::cluster::ClusterError::Interrupted {
+            by,
             doing: format!(
                 "uninstalling; some of this may be done already: {}\n  `cadvisor-setup status` shows what is left; `cadvisor-setup uninstall` again finishes it",
                 steps.join(", ")

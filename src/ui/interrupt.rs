@@ -14,7 +14,7 @@
 //! (a later Ctrl-C during `apply` would then be swallowed), and it answers on another thread,
 //! racing the prompt's own error path. A plain `sigaction` handler runs on the spot and is undone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
@@ -79,39 +79,85 @@ impl Drop for PromptGuard {
     }
 }
 
-/// Set by [`on_sigint_while_writing`]; read by [`WriteGuard::interrupted`].
-static WRITE_INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that arrived while writing (0: none); set by [`on_signal_while_writing`], read by
+/// [`WriteGuard::interrupted`].
+static WRITE_INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_sigint_while_writing(_: nix::libc::c_int) {
-    WRITE_INTERRUPTED.store(true, Ordering::SeqCst);
+extern "C" fn on_signal_while_writing(signal: nix::libc::c_int) {
+    WRITE_INTERRUPTED.store(signal, Ordering::SeqCst);
 }
 
-/// While alive, Ctrl-C does not kill the process between two writes to the cluster (which
-/// would leave some objects written and nobody told which): it is noted, the write under way
-/// finishes, and the caller stops and reports what was written ([`WriteGuard::interrupted`]).
-/// `SA_RESETHAND` puts the default disposition back as the first SIGINT arrives, so a second
-/// Ctrl-C kills at once and a slow API server never makes the binary unstoppable. On drop the
-/// previous disposition is restored.
+/// What stops a run while it writes: Ctrl-C, and what a supervisor sends (Ansible's or
+/// systemd's SIGTERM, SIGHUP when the terminal goes away).
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// How a stop signal is named in messages.
+fn signal_name(signal: i32) -> &'static str {
+    match Signal::try_from(signal) {
+        Ok(Signal::SIGTERM) => "SIGTERM",
+        Ok(Signal::SIGHUP) => "SIGHUP",
+        _ => "Ctrl-C",
+    }
+}
+
+/// While alive, a stop signal (Ctrl-C, SIGTERM, SIGHUP) does not kill the process between two
+/// writes to the cluster (which would leave some objects written and nobody told which): it is
+/// noted, the write under way finishes, and the caller stops and reports what was written
+/// ([`WriteGuard::interrupted`]). `SA_RESETHAND` puts the default disposition back as the first
+/// one arrives, so a second kills at once and a slow API server never makes the binary
+/// unstoppable. On drop the previous dispositions are restored.
 pub struct WriteGuard {
-    previous: Option<SigAction>,
+    previous: Vec<(Signal, SigAction)>,
 }
 
 impl WriteGuard {
     pub fn new() -> WriteGuard {
-        WRITE_INTERRUPTED.store(false, Ordering::SeqCst);
+        WRITE_INTERRUPTED.store(0, Ordering::SeqCst);
         let action = SigAction::new(
-            SigHandler::Handler(on_sigint_while_writing),
+            SigHandler::Handler(on_signal_while_writing),
             SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
             SigSet::empty(),
         );
-        // SAFETY: the handler only stores an atomic, which is async-signal-safe.
-        let previous = unsafe { sigaction(Signal::SIGINT, &action) }.ok();
+        let previous = STOP_SIGNALS
+            .into_iter()
+            // SAFETY: the handler only stores an atomic, which is async-signal-safe.
+            .filter_map(|signal| Some((signal, unsafe { sigaction(signal, &action) }.ok()?)))
+            .collect();
         WriteGuard { previous }
     }
 
-    /// Whether SIGINT arrived since this guard was made.
-    pub fn interrupted(&self) -> bool {
-        WRITE_INTERRUPTED.load(Ordering::SeqCst)
+    /// Which stop signal arrived since this guard was made, if one did ("Ctrl-C", "SIGTERM",
+    /// "SIGHUP").
+    pub fn interrupted(&self) -> Option<&'static str> {
+        match WRITE_INTERRUPTED.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal_name(signal)),
+        }
+    }
+}
+
+/// Resolves with the name of the first stop signal (Ctrl-C, SIGTERM, SIGHUP) that arrives; for
+/// an async wait that must say what it was doing rather than die. (Never, if the handlers
+/// cannot be installed.)
+pub async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).ok();
+    let (mut term, mut hup) = (
+        listen(SignalKind::terminate()),
+        listen(SignalKind::hangup()),
+    );
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => "Ctrl-C",
+        Some(()) = next(term.as_mut()) => "SIGTERM",
+        Some(()) = next(hup.as_mut()) => "SIGHUP",
+    }
+}
+
+/// The next delivery of `signal`; never when it could not be listened for.
+async fn next(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -123,9 +169,9 @@ impl Default for WriteGuard {
 
 impl Drop for WriteGuard {
     fn drop(&mut self) {
-        if let Some(previous) = &self.previous {
+        for (signal, previous) in &self.previous {
             // SAFETY: reinstates the disposition that was in force before `new`.
-            let _ = unsafe { sigaction(Signal::SIGINT, previous) };
+            let _ = unsafe { sigaction(*signal, previous) };
         }
     }
 }

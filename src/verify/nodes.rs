@@ -155,7 +155,7 @@ pub async fn verify(
         tokio::select! {
             _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(now))) => {}
             _ = tokio::signal::ctrl_c() => {
-                return Err(ClusterError::Interrupted { doing: "verifying the metrics".to_string() });
+                return Err(ClusterError::Interrupted { by: "Ctrl-C", doing: "verifying the metrics".to_string() });
             }
         }
         // An attempt started at the deadline would be cut at once: the last one stands.

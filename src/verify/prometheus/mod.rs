@@ -193,7 +193,7 @@ pub async fn verify(
         tokio::select! {
             _ = tokio::time::sleep(backoff.min(deadline.saturating_duration_since(now))) => {}
             _ = tokio::signal::ctrl_c() => {
-                return Err(ClusterError::Interrupted { doing: "asking Prometheus".to_string() }.into());
+                return Err(ClusterError::Interrupted { by: "Ctrl-C", doing: "asking Prometheus".to_string() }.into());
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
