@@ -856,6 +856,75 @@ mod flows {
         );
     }
 
+    /// A cluster-scoped object from `--templates` (here a ClusterRole in place of the Service)
+    /// belongs to the install that wrote it: another install (another namespace) that would
+    /// write the same one is refused (exit 7) unless `--force`, which takes it over; and each
+    /// uninstall deletes only its own (before, uninstall of any namespace deleted every
+    /// ClusterRole carrying our label).
+    #[test]
+    fn a_cluster_scoped_object_belongs_to_the_install_that_wrote_it() {
+        let Some(w) = world(1) else { return };
+        let templates = tempfile::tempdir().expect("templates");
+        std::fs::write(
+            templates.path().join("service.yaml.j2"),
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: cadvisor-reader\nrules: []\n",
+        )
+        .expect("template");
+        let dir = templates.path().to_str().expect("utf-8");
+        let install = |ns: &str, extra: &[&str]| {
+            let mut args = vec![
+                "install",
+                "--yes",
+                "--no-verify",
+                "--templates",
+                dir,
+                "-n",
+                ns,
+                "-o",
+                "json",
+            ];
+            args.extend_from_slice(extra);
+            w.run(&args)
+        };
+        let role = || w.cluster.get("ClusterRole", "", "cadvisor-reader");
+        let out = install("team-a", &[]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(
+            role().expect("created")["metadata"]["annotations"]["cadvisor-setup/namespace"],
+            "team-a"
+        );
+
+        let out = install("team-b", &[]);
+        assert_eq!(code(&out), 7, "{}", text(&out));
+        assert!(
+            text(&out).contains(
+                "ClusterRole cadvisor-reader (written by the cadvisor-setup install in namespace team-a"
+            ),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            w.cluster.get("Namespace", "", "team-b").is_none(),
+            "nothing was written"
+        );
+
+        let out = install("team-b", &["--force"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(
+            role().expect("taken over")["metadata"]["annotations"]["cadvisor-setup/namespace"],
+            "team-b"
+        );
+        let out = w.run(&["uninstall", "--yes", "-n", "team-a", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            role().is_some(),
+            "team-a's uninstall deleted team-b's ClusterRole"
+        );
+        let out = w.run(&["uninstall", "--yes", "-n", "team-b", "-o", "json"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(role().is_none(), "{}", text(&out));
+    }
+
     /// Someone's ConfigMap, for the namespace races below.
     fn their_config_map() -> Value {
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -168,7 +168,13 @@ pub async fn apply(
         let outcome = match (&manifest.namespace, decision) {
             (_, Decision::LeaveNamespace) => Ok(left_as_is(manifest, live.as_ref(), &mut warnings)),
             (Some(ns), _) if opts.dry_run && pending.contains(ns) => Ok(as_rendered(manifest, ns)),
-            _ => apply_one(cluster, manifest, live.as_ref(), *decision, opts).await,
+            _ => {
+                let install = Install {
+                    namespace: install_namespace(&ordered),
+                    opts,
+                };
+                apply_one(cluster, manifest, live.as_ref(), *decision, install).await
+            }
         };
         match outcome {
             Ok(mut object) => {
@@ -226,13 +232,26 @@ async fn read_and_decide<'m>(
                 }),
             });
         }
-        let decision = decide(manifest, live.as_ref(), force);
+        let mut decision = decide(manifest, live.as_ref(), force);
         if decision == Decision::Refuse {
             let live = live.as_ref().unwrap_or(&Value::Null);
             refused.push(format!(
                 "{} ({})",
                 described(manifest),
                 ownership::made_by(live)
+            ));
+        }
+        // A cluster-scoped object of ours that another install (another namespace) wrote is
+        // theirs: taking it over would leave them without it when we uninstall.
+        if let (Some(live), Some(ours), false) = (&live, install_namespace(ordered), force)
+            && matches!(decision, Decision::Update(_))
+            && cluster_scoped(manifest)
+            && let Some(theirs) = ownership::install_namespace(live).filter(|t| *t != ours)
+        {
+            decision = Decision::Refuse;
+            refused.push(format!(
+                "{} (written by the cadvisor-setup install in namespace {theirs}; name yours differently in your templates)",
+                described(manifest)
             ));
         }
         steps.push((manifest, live, decision));
@@ -337,13 +356,35 @@ fn as_rendered(manifest: &Manifest, namespace: &str) -> AppliedObject {
     }
 }
 
+/// The install an object is applied for: its namespace and options.
+#[derive(Clone, Copy)]
+struct Install<'a> {
+    namespace: Option<&'a str>,
+    opts: ApplyOptions,
+}
+
+/// The namespace this install's manifests are in (their Namespace object's name).
+fn install_namespace<'m>(ordered: &[&'m Manifest]) -> Option<&'m str> {
+    ordered
+        .iter()
+        .find(|m| m.kind == "Namespace")
+        .map(|m| m.name.as_str())
+}
+
+/// A cluster-scoped object other than a Namespace (a ClusterRole from `--templates`): one
+/// install's, shared by none.
+fn cluster_scoped(manifest: &Manifest) -> bool {
+    manifest.namespace.is_none() && manifest.kind != "Namespace"
+}
+
 async fn apply_one(
     cluster: &Cluster,
     manifest: &Manifest,
     live: Option<&Value>,
     decision: Decision,
-    opts: ApplyOptions,
+    install: Install<'_>,
 ) -> Result<AppliedObject, ClusterError> {
+    let opts = install.opts;
     let what = described(manifest);
     let resource = resources::resolve(cluster, &manifest.api_version, &manifest.kind).await?;
     let api = resources::api(cluster, &resource, manifest.namespace.as_deref());
@@ -383,6 +424,11 @@ async fn apply_one(
             (Ownership::Created, None)
         }
     };
+    if cluster_scoped(manifest)
+        && let Some(namespace) = install.namespace
+    {
+        ownership::mark_install_namespace(&mut object, namespace);
+    }
 
     // What was judged from the live object holds only for that object: its uid in the applied
     // configuration makes the API server refuse the write (uid is immutable: 422 "field is

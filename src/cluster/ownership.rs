@@ -183,6 +183,25 @@ fn set_annotation(object: &mut Value, key: &str, value: String) {
     }
 }
 
+/// On a cluster-scoped object of ours (a ClusterRole from `--templates`): the namespace of the
+/// install that wrote it, so another install's `uninstall` (of another namespace) leaves it.
+pub const INSTALL_NAMESPACE_ANNOTATION: &str = "cadvisor-setup/namespace";
+
+/// Marks a cluster-scoped manifest with the namespace of the install applying it.
+pub fn mark_install_namespace(manifest: &mut Value, namespace: &str) {
+    set_annotation(
+        manifest,
+        INSTALL_NAMESPACE_ANNOTATION,
+        namespace.to_string(),
+    );
+}
+
+/// The install namespace a live cluster-scoped object of ours was written by, if recorded
+/// (objects from before the mark have none).
+pub fn install_namespace(live: &Value) -> Option<&str> {
+    live["metadata"]["annotations"][INSTALL_NAMESPACE_ANNOTATION].as_str()
+}
+
 /// Marks a manifest about to be applied as created by `install`.
 pub fn mark_created(manifest: &mut Value) {
     set_label(manifest, MANAGED_BY_LABEL, FIELD_MANAGER);

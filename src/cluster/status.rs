@@ -124,8 +124,18 @@ pub async fn managed_objects(
             &ListParams::default().labels(&selector),
             super::pages::PAGE,
             |object| {
-                (*kind != "Namespace" || object.metadata.name.as_deref() == Some(namespace))
-                    .then(|| managed_object(api_version, kind, &object))
+                let mine = match *kind {
+                    "Namespace" => object.metadata.name.as_deref() == Some(namespace),
+                    // Cluster-scoped: only ours, or unmarked (written before the mark existed).
+                    _ if !namespaced => object
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(ownership::INSTALL_NAMESPACE_ANNOTATION))
+                        .is_none_or(|n| n == namespace),
+                    _ => true,
+                };
+                mine.then(|| managed_object(api_version, kind, &object))
             },
         )
         .await;

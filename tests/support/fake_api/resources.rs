@@ -166,6 +166,19 @@ pub static RESOURCES: &[Resource] = &[
         has_generation: false,
         optional_crd: false,
     },
+    // What a `--templates` override may render instead of a built-in object.
+    Resource {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        has_generation: false,
+        optional_crd: false,
+    },
     Resource {
         group: "rbac.authorization.k8s.io",
         version: "v1",
