@@ -1513,6 +1513,45 @@ mod failures {
         assert!(err.contains("cadvisor-setup status"), "{err}");
     }
 
+    /// Ctrl-C while uninstall holds the namespace closed (here while it waits for the quota
+    /// controller, which is stopped) opens it again before stopping: left closed, every create
+    /// in the namespace (a ReplicaSet's next pod, anyone's ConfigMap) would be refused.
+    #[test]
+    fn ctrl_c_while_uninstall_holds_the_namespace_closed_opens_it_again() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().stop_quota_controller(true);
+        let mut cmd = w.std_cmd(&["uninstall", "--yes", "--timeout", "60s"]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+            c.get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_some()
+        }));
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(
+            w.cluster.get("Namespace", "", "cadvisor").is_some(),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_none(),
+            "left closed: {}",
+            text(&out)
+        );
+    }
+
     #[test]
     fn ctrl_c_during_uninstall_says_what_may_be_done_and_how_to_finish() {
         interrupted_uninstall_says_what_may_be_done("INT", "Ctrl-C");

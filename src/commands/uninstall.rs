@@ -43,13 +43,18 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
     // process dying between two deletes without a word.
     let result = tokio::select! {
         result = uninstall(&cluster, args.namespace.as_str(), plan, args.timeout) => result,
-        by = crate::ui::interrupt::stop_signal() => Err(crate::cluster::ClusterError::Interrupted {
-            by,
-            doing: format!(
-                "uninstalling; some of this may be done already: {}\n  `cadvisor-setup status` shows what is left; `cadvisor-setup uninstall` again finishes it",
-                steps.join(", ")
-            ),
-        }),
+        by = crate::ui::interrupt::stop_signal() => {
+            // The run stopped where it stood: if that was while it held the namespace closed
+            // (namespace_lock), open it again, or every create in it would stay refused.
+            let still_closed = reopen(&cluster, args.namespace.as_str()).await;
+            Err(crate::cluster::ClusterError::Interrupted {
+                by,
+                doing: format!(
+                    "uninstalling; some of this may be done already: {}\n  `cadvisor-setup status` shows what is left; `cadvisor-setup uninstall` again finishes it{still_closed}",
+                    steps.join(", ")
+                ),
+            })
+        }
     };
     spinner.finish_and_clear();
     let mut done = result?;
@@ -61,6 +66,25 @@ pub async fn run(ctx: &Context, args: UninstallSettings) -> super::Result<ExitCo
             .map(|(object, reason)| Kept { object, reason }),
     );
     Ok(ui.report(&report(done, unlabelled)))
+}
+
+/// After an interrupted run: removes the ResourceQuota that closes `namespace` if the run left
+/// it (within a few seconds: the API server may be what is slow). Empty when the namespace is
+/// open; otherwise a line saying how to open it.
+async fn reopen(cluster: &crate::cluster::Cluster, namespace: &str) -> String {
+    use crate::cluster::namespace_lock;
+    let removed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        namespace_lock::remove_leftover(cluster, namespace),
+    )
+    .await;
+    match removed {
+        Ok(Ok(_)) => String::new(),
+        _ => format!(
+            "\n  namespace {namespace} may be left closed to new objects: kubectl delete resourcequota --namespace {namespace} {}",
+            namespace_lock::NAME
+        ),
+    }
 }
 
 /// `install --label-nodes`: the nodes our label comes off, wherever our field manager owns it,
