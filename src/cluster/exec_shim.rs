@@ -117,10 +117,24 @@ fn shim(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The plugin has exited, but a process it started may still hold its output open: the
+    // readers end at end of file, so they too are waited for only until the deadline.
     let take = |reader: Option<std::thread::JoinHandle<Bounded>>| {
-        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+        let reader = reader?;
+        while !reader.is_finished() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reader.join().ok()
     };
-    let (credential, said) = (take(stdout), take(stderr));
+    let Some(credential) = take(stdout) else {
+        return Err(format!(
+            "`{shown}` exited, but its output was still open after {seconds}s (held by a process it started?); not waited for"
+        ));
+    };
+    let said = take(stderr).unwrap_or_default();
     let _ = messages.write_all(&said.bytes);
     if credential.overflowed {
         return Err(format!(
@@ -237,6 +251,38 @@ mod tests {
                 .starts_with("cannot run `/nonexistent/plugin`")
         );
         assert!(shim_with(&["x", "true"]).is_err());
+    }
+
+    /// A plugin that exits but leaves a process of its own holding its output open (a helper
+    /// started in the background) is not waited for past the deadline: the shim ends then.
+    #[test]
+    fn output_held_open_after_the_plugin_exits_does_not_hold_the_shim_past_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "echo '{{}}'; sleep 20 & echo $! > {}; exit 0",
+            pidfile.display()
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(shim_with(&["1", "sh", "-c", &script]));
+        });
+        let result = rx.recv_timeout(Duration::from_secs(10));
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let err = result
+            .expect("the shim did not end within 10s of its 1s deadline")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "`sh` exited, but its output was still open after 1s (held by a process it started?); not waited for"
+        );
     }
 
     #[test]
