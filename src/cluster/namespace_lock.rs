@@ -43,13 +43,42 @@ pub fn is_lock(kind: &str, name: &str) -> bool {
 fn hard(kinds: &[ApiResource]) -> BTreeMap<String, Quantity> {
     kinds
         .iter()
-        .map(|k| {
-            let key = if k.group.is_empty() {
-                format!("count/{}", k.plural)
-            } else {
-                format!("count/{}.{}", k.plural, k.group)
-            };
-            (key, Quantity("0".to_string()))
+        .map(|k| (count_key(k), Quantity("0".to_string())))
+        .collect()
+}
+
+/// `count/<plural>` or `count/<plural>.<group>`.
+fn count_key(k: &ApiResource) -> String {
+    if k.group.is_empty() {
+        format!("count/{}", k.plural)
+    } else {
+        format!("count/{}.{}", k.plural, k.group)
+    }
+}
+
+/// The kinds (`<plural>.<group>`) a quota cannot name: the API server validates each
+/// `spec.hard` key as a qualified name, whose part after `/` is at most 63 characters of
+/// `[A-Za-z0-9-_.]`, alphanumeric at both ends (kubernetes/kubernetes pkg/apis/core/validation
+/// `ValidateResourceQuotaResourceName` → apimachinery `validation.IsQualifiedName`), so one
+/// such kind makes the whole quota invalid (422). Real ones exist: Azure Service Operator's
+/// `mongodbdatabasecollectionthroughputsettings.documentdb.azure.com` is 64.
+fn unnameable(kinds: &[ApiResource]) -> Vec<String> {
+    let valid = |name: &str| {
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        !name.is_empty()
+            && name.len() <= 63
+            && edge(name.chars().next())
+            && edge(name.chars().last())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    kinds
+        .iter()
+        .map(count_key)
+        .filter_map(|key| {
+            let name = key.strip_prefix("count/")?;
+            (!valid(name)).then(|| name.to_string())
         })
         .collect()
 }
@@ -63,6 +92,13 @@ pub async fn close(
     kinds: &[ApiResource],
 ) -> Result<Closed, ClusterError> {
     let api: Api<ResourceQuota> = Api::namespaced(cluster.client.clone(), namespace);
+    let unnameable = unnameable(kinds);
+    if !unnameable.is_empty() {
+        return Ok(Closed::Refused(format!(
+            "it could not be closed to new objects while it was checked (a ResourceQuota cannot name {}: longer than 63 characters), so an object created meanwhile would have gone with it",
+            unnameable.join(", ")
+        )));
+    }
     let mut meta = serde_json::json!({"metadata": {"name": NAME, "namespace": namespace}});
     ownership::mark_created(&mut meta);
     let metadata: ObjectMeta = serde_json::from_value(meta["metadata"].take())
@@ -89,7 +125,7 @@ pub async fn close(
                 )));
             }
         },
-        Err(kube::Error::Api(s)) if s.code == 403 => {
+        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => {
             return Ok(Closed::Refused(format!(
                 "it could not be closed to new objects while it was checked (creating ResourceQuota {NAME} was refused: {}), so an object created meanwhile would have gone with it",
                 s.message
@@ -185,6 +221,33 @@ pub async fn remove_leftover(cluster: &Cluster, namespace: &str) -> Result<bool,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kind whose `count/` key the API server would refuse (the whole quota with it, 422)
+    /// is found before the quota is created, so the namespace is kept, not the uninstall failed.
+    #[test]
+    fn a_kind_a_quota_cannot_name_is_found_before_the_quota_is_made() {
+        let kind = |group: &str, plural: &str| ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: format!("{group}/v1"),
+            kind: "K".into(),
+            plural: plural.into(),
+        };
+        let kinds = [
+            kind("", "configmaps"),
+            kind("cert-manager.io", "certificaterequests"),
+            // Azure Service Operator v2: 64 characters.
+            kind(
+                "documentdb.azure.com",
+                "mongodbdatabasecollectionthroughputsettings",
+            ),
+        ];
+        assert_eq!(
+            unnameable(&kinds),
+            ["mongodbdatabasecollectionthroughputsettings.documentdb.azure.com"]
+        );
+        assert!(unnameable(&kinds[..2]).is_empty());
+    }
 
     #[test]
     fn the_quota_allows_no_object_of_any_kind_it_is_given() {
