@@ -210,6 +210,40 @@ fn rv(obj: &Value) -> String {
 mod kubectl_reads {
     use super::*;
 
+    /// As the real API server: a ResourceQuota key whose name part is longer than 63 characters
+    /// is invalid (422), the whole quota with it.
+    #[test]
+    fn a_quota_key_longer_than_a_qualified_name_is_invalid() {
+        if !have_kubectl() {
+            return;
+        }
+        let c = cluster(&[]);
+        ok(kubectl(&c, &["create", "namespace", "q"]));
+        let quota = |key: &str| {
+            format!(
+                "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: q\n  namespace: q\nspec:\n  hard:\n    {key}: \"0\"\n"
+            )
+        };
+        let long = "count/mongodbdatabasecollectionthroughputsettings.documentdb.azure.com";
+        let out = kubectl_with(
+            c.kubeconfig_path(),
+            &["create", "-f", "-"],
+            Some(&quota(long)),
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("name part must be no more than 63 characters"),
+            "{}",
+            text(&out)
+        );
+        let short = "count/certificaterequests.cert-manager.io";
+        ok(kubectl_with(
+            c.kubeconfig_path(),
+            &["create", "-f", "-"],
+            Some(&quota(short)),
+        ));
+    }
+
     #[test]
     fn kubectl_gets_nodes_namespaces_and_daemonsets() {
         if !have_kubectl() {

@@ -1104,6 +1104,30 @@ fn admit_quota(state: &State, res: &Resource, ns: &str, name: &str) -> Result<()
     Ok(())
 }
 
+/// Each `spec.hard` key of a ResourceQuota is validated as a qualified name: the part after `/`
+/// at most 63 characters (kubernetes/kubernetes pkg/apis/core/validation
+/// `ValidateResourceQuotaResourceName` → apimachinery `validation.IsQualifiedName`).
+fn check_quota_keys(res: &Resource, name: &str, obj: &Value) -> Result<(), ApiError> {
+    for key in obj["spec"]["hard"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        let part = key.rsplit('/').next().unwrap_or(key);
+        if part.len() > 63 {
+            return Err(status::invalid(
+                res,
+                name,
+                format!(
+                    "spec.hard[{key}]: Invalid value: \"{key}\": name part must be no more than 63 characters"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fills what the server owns on a new object: uid, creationTimestamp, generation, defaults.
 fn finish_new(state: &State, res: &Resource, obj: &mut Value) {
     let uid = state.store().new_uid();
@@ -1146,6 +1170,9 @@ pub fn create(
         ));
     }
     let ns = ns_of(&obj);
+    if res.plural == "resourcequotas" {
+        check_quota_keys(res, &name, &obj)?;
+    }
     check_namespace(state, res, &ns, &name)?;
     if state.store().get(res, &ns, &name).is_some() {
         return Err(status::already_exists(res, &name));
