@@ -1033,6 +1033,35 @@ mod flows {
         assert_namespace_open(&w, &report);
     }
 
+    /// When the lock cannot be removed again (here: deleting ResourceQuotas is forbidden), the
+    /// failure says what was deleted before it and that the namespace is left closed, with the
+    /// command that opens it (before: the bare 403, as if nothing had been done).
+    #[test]
+    fn a_lock_that_cannot_be_removed_is_reported_with_what_was_deleted() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.failures().stop_quota_controller(true);
+        w.cluster.failures().forbid("delete", "resourcequotas");
+        let out = w.run(&["uninstall", "--yes", "--timeout", "3s"]);
+        assert_ne!(code(&out), 0, "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("applied before the failure: deleted DaemonSet cadvisor/cadvisor"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "kubectl delete resourcequota --namespace cadvisor cadvisor-setup-uninstall"
+            ),
+            "{err}"
+        );
+        assert!(
+            w.cluster
+                .get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                .is_some()
+        );
+    }
+
     /// An uninstall interrupted while it held the namespace closed leaves its ResourceQuota;
     /// the next install opens the namespace again (and says so) instead of having every create
     /// refused.

@@ -212,17 +212,31 @@ pub async fn run(
                 Deleted::Replaced => Some(replaced(object)),
             })
         };
+        // What is not done when the lock cannot be removed: the namespace stays closed.
+        let left_closed = || {
+            format!(
+                "{}; namespace {namespace} is left closed to new objects: kubectl delete resourcequota --namespace {namespace} {}",
+                namespaces_left(),
+                namespace_lock::NAME
+            )
+        };
         match checked.await {
             Ok(None) => {}
             Ok(Some(kept)) => {
-                namespace_lock::open(cluster, namespace, &uid).await?;
+                if let Err(e) = namespace_lock::open(cluster, namespace, &uid).await {
+                    return Err(partial(&done, left_closed(), e));
+                }
                 done.kept.push(kept);
                 continue;
             }
             Err(e) => {
                 // Not left closed: reopen it (best effort) before saying what failed.
-                let _ = namespace_lock::open(cluster, namespace, &uid).await;
-                return Err(e);
+                let reopened = namespace_lock::open(cluster, namespace, &uid).await.is_ok();
+                return Err(match e {
+                    ClusterError::Partial { .. } if reopened => e,
+                    _ if reopened => partial(&done, namespaces_left(), e),
+                    _ => partial(&done, left_closed(), e),
+                });
             }
         }
         if let Err(e) = wait_gone(&api, &object.name, deadline, timeout, &object.describe()).await {
