@@ -268,13 +268,13 @@ mod tests {
             let _ = tx.send(shim_with(&["1", "sh", "-c", &script]));
         });
         let result = rx.recv_timeout(Duration::from_secs(10));
-        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        if let Ok(pid) = std::fs::read_to_string(&pidfile)
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let err = result
             .expect("the shim did not end within 10s of its 1s deadline")
