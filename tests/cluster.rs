@@ -985,6 +985,36 @@ mod flows {
         );
     }
 
+    /// A lock left by an interrupted uninstall names the kinds served then; one served since (here
+    /// Widgets) must be closed too: the quota is made again for the kinds served now, so a
+    /// Widget created during the second check is refused, not deleted with the namespace.
+    #[test]
+    fn a_leftover_lock_is_made_again_for_the_kinds_served_now() {
+        let Some(w) = world(1) else { return };
+        install_ok(&w, &[]);
+        w.cluster.create(
+            "cadvisor-setup",
+            serde_json::json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "cadvisor-setup-uninstall", "namespace": "cadvisor",
+                    "labels": {"app.kubernetes.io/managed-by": "cadvisor-setup"},
+                    "annotations": {"cadvisor-setup/ownership": "created"}},
+                "spec": {"hard": {"count/configmaps": "0"}}}),
+        );
+        w.cluster.failures().create_after_list(
+            "widgets",
+            "cadvisor",
+            1,
+            serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "late", "namespace": "cadvisor"}}),
+        );
+        let report = uninstall_ok(&w);
+        let outcome = w.cluster.failures().snapshot().created_after_list;
+        assert!(
+            matches!(outcome.as_slice(), [Err(e)] if e.contains("exceeded quota: cadvisor-setup-uninstall")),
+            "accepted, then deleted with the namespace: {outcome:?}\n{report:#}"
+        );
+    }
+
     /// Without the right to create a ResourceQuota, uninstall cannot close the namespace while it
     /// checks it, so it keeps the namespace and says how to delete it.
     #[test]

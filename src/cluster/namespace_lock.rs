@@ -115,23 +115,32 @@ pub async fn close(
         dry_run: false,
         field_manager: Some(FIELD_MANAGER.to_string()),
     };
-    let created = match api.create(&params, &quota).await {
-        Ok(created) => created,
-        Err(kube::Error::Api(s)) if s.code == 409 => match leftover(cluster, &api).await? {
-            Some(uid) => return Ok(Closed::Closed { uid }),
-            None => {
+    // A quota of ours left by an interrupted uninstall names the kinds served then, not a kind
+    // served since: it is removed and made again (once) for the kinds served now.
+    let mut remade = false;
+    let created = loop {
+        match api.create(&params, &quota).await {
+            Ok(created) => break created,
+            Err(kube::Error::Api(s)) if s.code == 409 => match leftover(cluster, &api).await? {
+                Some(uid) if !remade => {
+                    remade = true;
+                    open(cluster, namespace, &uid).await?;
+                }
+                Some(uid) => return Ok(Closed::Closed { uid }),
+                None => {
+                    return Ok(Closed::Refused(format!(
+                        "a ResourceQuota {NAME} that is not ours stands in it"
+                    )));
+                }
+            },
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => {
                 return Ok(Closed::Refused(format!(
-                    "a ResourceQuota {NAME} that is not ours stands in it"
+                    "it could not be closed to new objects while it was checked (creating ResourceQuota {NAME} was refused: {}), so an object created meanwhile would have gone with it",
+                    s.message
                 )));
             }
-        },
-        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => {
-            return Ok(Closed::Refused(format!(
-                "it could not be closed to new objects while it was checked (creating ResourceQuota {NAME} was refused: {}), so an object created meanwhile would have gone with it",
-                s.message
-            )));
+            Err(e) => return Err(classify(&cluster.server, e)),
         }
-        Err(e) => return Err(classify(&cluster.server, e)),
     };
     match created.metadata.uid {
         Some(uid) => Ok(Closed::Closed { uid }),
