@@ -83,6 +83,31 @@ fn world(count: usize) -> Option<World> {
 }
 
 impl World {
+    /// Runs the binary with `args`; once `ready` holds for the cluster (and `settle` more has
+    /// passed), sends it `signal` (`INT`, `TERM`, `HUP`) and returns what it did.
+    fn signal_when(
+        &self,
+        args: &[&str],
+        signal: &str,
+        settle: Duration,
+        ready: impl FnMut(&FakeCluster) -> bool,
+    ) -> Output {
+        let child = self
+            .std_cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        assert!(self.cluster.wait_until(Duration::from_secs(30), ready));
+        std::thread::sleep(settle);
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        child.wait_with_output().expect("wait")
+    }
+
     /// The real binary, on node-1's host root, with the fake cluster's kubeconfig.
     fn std_cmd(&self, args: &[&str]) -> std::process::Command {
         self.std_cmd_with(self.cluster.kubeconfig_path(), args)
@@ -1547,21 +1572,9 @@ mod failures {
         w.cluster
             .failures()
             .set_pod_stop_delay(Duration::from_secs(60));
-        let mut cmd = w.std_cmd(&["uninstall", "--yes"]);
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+        let out = w.signal_when(&["uninstall", "--yes"], signal, Duration::ZERO, |c| {
             c.get("DaemonSet", "cadvisor", "cadvisor").is_none()
-        }));
-        let sent = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let out = child.wait_with_output().expect("wait");
+        });
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -1580,22 +1593,15 @@ mod failures {
         let Some(w) = world(1) else { return };
         install_ok(&w, &[]);
         w.cluster.failures().stop_quota_controller(true);
-        let mut cmd = w.std_cmd(&["uninstall", "--yes", "--timeout", "60s"]);
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
-            c.get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
-                .is_some()
-        }));
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let out = child.wait_with_output().expect("wait");
+        let out = w.signal_when(
+            &["uninstall", "--yes", "--timeout", "60s"],
+            "INT",
+            Duration::ZERO,
+            |c| {
+                c.get("ResourceQuota", "cadvisor", "cadvisor-setup-uninstall")
+                    .is_some()
+            },
+        );
         assert_eq!(code(&out), 1, "{}", text(&out));
         assert!(
             w.cluster.get("Namespace", "", "cadvisor").is_some(),
@@ -1626,21 +1632,9 @@ mod failures {
         w.cluster
             .failures()
             .set_patch_latency(Duration::from_millis(1500));
-        let mut cmd = w.std_cmd(&["install", "--yes"]);
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
+        let out = w.signal_when(&["install", "--yes"], signal, Duration::ZERO, |c| {
             c.get("Namespace", "", "cadvisor").is_some()
-        }));
-        let sent = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let out = child.wait_with_output().expect("wait");
+        });
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -1673,23 +1667,12 @@ mod failures {
         w.cluster
             .failures()
             .set_pod_start_delay(Duration::from_secs(60));
-        let mut cmd = w.std_cmd(&["install", "--yes"]);
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        assert!(w.cluster.wait_until(Duration::from_secs(30), |c| {
-            c.get("DaemonSet", "cadvisor", "cadvisor").is_some()
-        }));
-        // Let the watch start.
-        std::thread::sleep(Duration::from_millis(500));
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill -INT");
-        assert!(sent.success());
-        let out = child.wait_with_output().expect("wait");
+        let out = w.signal_when(
+            &["install", "--yes"],
+            "INT",
+            Duration::from_millis(500),
+            |c| c.get("DaemonSet", "cadvisor", "cadvisor").is_some(),
+        );
         assert_eq!(code(&out), 1, "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("interrupted"), "{err}");
