@@ -2779,31 +2779,31 @@ mod lifecycle {
         );
     }
 
+    /// Their ServiceAccount's labels in the install-race stories.
+    fn their_labels() -> Value {
+        serde_json::json!({"team": "theirs"})
+    }
+
     /// Just before install's next apply to the ServiceAccount `cadvisor/cadvisor`, someone
-    /// deletes it (if there is one) and creates their own, labelled `team: theirs`.
-    fn their_service_account_before_the_next_apply(w: &World) {
+    /// deletes it (if there is one) and creates their own, with `labels`.
+    fn their_service_account_before_the_next_apply(w: &World, labels: &Value) {
         w.cluster.failures().replace_before_apply(
             "serviceaccounts",
             "cadvisor",
             "cadvisor",
             serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": "cadvisor", "namespace": "cadvisor",
-                    "labels": {"team": "theirs"}}}),
+                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": labels}}),
         );
     }
 
-    /// Their ServiceAccount holds only what they wrote: their label, no marks of ours, and
+    /// Their ServiceAccount holds only what they wrote: their `labels`, no marks of ours, and
     /// only their manager.
-    fn assert_their_service_account_as_they_made_it(w: &World) {
+    fn assert_their_service_account_as_they_made_it(w: &World, labels: &Value) {
         let theirs = w
             .cluster
             .get("ServiceAccount", "cadvisor", "cadvisor")
             .expect("their ServiceAccount");
-        assert_eq!(
-            theirs["metadata"]["labels"],
-            serde_json::json!({"team": "theirs"}),
-            "{theirs:#}"
-        );
+        assert_eq!(&theirs["metadata"]["labels"], labels, "{theirs:#}");
         assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
         assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
     }
@@ -2818,7 +2818,7 @@ mod lifecycle {
         install_ok(&w, &[]);
         // Between install's read of our ServiceAccount and its apply, someone deletes it and
         // creates their own of the same name.
-        their_service_account_before_the_next_apply(&w);
+        their_service_account_before_the_next_apply(&w, &their_labels());
         let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
         assert_eq!(code(&out), 7, "{}", text(&out));
         let report = json(&out);
@@ -2828,7 +2828,7 @@ mod lifecycle {
                 && m.contains("applied before the failure: ")),
             "{report:#}"
         );
-        assert_their_service_account_as_they_made_it(&w);
+        assert_their_service_account_as_they_made_it(&w, &their_labels());
     }
 
     /// The other side of the same race: a name free when install read it, taken by someone
@@ -2838,7 +2838,7 @@ mod lifecycle {
     #[test]
     fn an_object_created_by_someone_else_during_installs_create_is_left_to_them() {
         let Some(w) = world(1) else { return };
-        their_service_account_before_the_next_apply(&w);
+        their_service_account_before_the_next_apply(&w, &their_labels());
         let out = w.run(&["install", "--yes", "-o", "json", "--timeout", "60s"]);
         assert_eq!(code(&out), 7, "{}", text(&out));
         let report = json(&out);
@@ -2848,7 +2848,7 @@ mod lifecycle {
             ) && m.contains("was withdrawn")),
             "{report:#}"
         );
-        assert_their_service_account_as_they_made_it(&w);
+        assert_their_service_account_as_they_made_it(&w, &their_labels());
         // Nothing of theirs is ours to delete.
         let undone = uninstall_ok(&w);
         assert!(
@@ -2867,13 +2867,7 @@ mod lifecycle {
     fn force_does_not_take_an_object_created_during_installs_create() {
         let Some(w) = world(1) else { return };
         let labels = serde_json::json!({"team": "theirs", "app.kubernetes.io/name": "their-sa"});
-        w.cluster.failures().replace_before_apply(
-            "serviceaccounts",
-            "cadvisor",
-            "cadvisor",
-            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": "cadvisor", "namespace": "cadvisor", "labels": labels}}),
-        );
+        their_service_account_before_the_next_apply(&w, &labels);
         let out = w.run(&[
             "install",
             "--yes",
@@ -2884,13 +2878,7 @@ mod lifecycle {
             "60s",
         ]);
         assert_eq!(code(&out), 7, "{}", text(&out));
-        let theirs = w
-            .cluster
-            .get("ServiceAccount", "cadvisor", "cadvisor")
-            .expect("their ServiceAccount");
-        assert_eq!(theirs["metadata"]["labels"], labels, "{theirs:#}");
-        assert!(theirs["metadata"]["annotations"].is_null(), "{theirs:#}");
-        assert_eq!(managers(&theirs), ["kubectl-create"], "{theirs:#}");
+        assert_their_service_account_as_they_made_it(&w, &labels);
     }
 
     /// Our label alone is not enough: an object another manager wrote stays, and says why.
