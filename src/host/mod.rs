@@ -315,22 +315,39 @@ pub fn read_files(root: &HostRoot, opts: &DetectOptions) -> HostFiles {
     }
 }
 
-/// [`read_files`] bounded by `budget`, in a child process ([`isolated`]; on a thread when none
-/// can be started: [`watch::within`]).
+/// `phase` bounded by `budget`: in a child process ([`isolated`]), or, when none can be started,
+/// `here` on a thread ([`watch::within`]).
+async fn bounded<T>(
+    root: &HostRoot,
+    opts: &DetectOptions,
+    phase: isolated::Phase,
+    budget: Duration,
+    here: impl FnOnce(HostRoot, DetectOptions) -> Result<T, HostError> + Send + 'static,
+) -> Result<T, HostError>
+where
+    T: isolated::CarriesKubeconfig + serde::de::DeserializeOwned + Send + 'static,
+{
+    if let Ok(done) = isolated::run(root, opts, phase, budget).await {
+        return done;
+    }
+    let (root, opts) = (root.clone(), opts.clone());
+    watch::within(budget, move || here(root, opts)).await?
+}
+
+/// [`read_files`] bounded by `budget` ([`bounded`]).
 pub async fn read_files_within(
     root: &HostRoot,
     opts: &DetectOptions,
     budget: Duration,
 ) -> Result<HostFiles, HostError> {
-    if let Ok(done) = isolated::run(root, opts, isolated::Phase::Files, budget).await {
-        return done;
-    }
-    let (root, opts) = (root.clone(), opts.clone());
-    watch::within(budget, move || read_files(&root, &opts)).await
+    bounded(root, opts, isolated::Phase::Files, budget, |root, opts| {
+        Ok(read_files(&root, &opts))
+    })
+    .await
 }
 
-/// [`probe`] bounded by `budget`, as [`read_files_within`]; each socket call keeps its own
-/// `probe_timeout` inside it.
+/// [`probe`] bounded by `budget` ([`bounded`]); each socket call keeps its own `probe_timeout`
+/// inside it.
 pub async fn probe_within(
     root: &HostRoot,
     files: HostFiles,
@@ -338,30 +355,32 @@ pub async fn probe_within(
     budget: Duration,
 ) -> Result<HostFacts, HostError> {
     let phase = isolated::Phase::Probe(Box::new(isolated::Wire::new(files.clone())));
-    if let Ok(done) = isolated::run(root, opts, phase, budget).await {
-        return done;
-    }
-    let (root, opts) = (root.clone(), opts.clone());
     let handle = tokio::runtime::Handle::current();
-    watch::within(budget, move || handle.block_on(probe(&root, files, &opts))).await?
+    bounded(root, opts, phase, budget, move |root, opts| {
+        handle.block_on(probe(&root, files, &opts))
+    })
+    .await
 }
 
-/// [`detect`] bounded by `budget`, as [`read_files_within`].
+/// [`detect`] bounded by `budget` ([`bounded`]).
 pub async fn detect_within(
     root: &HostRoot,
     opts: &DetectOptions,
     budget: Duration,
 ) -> Result<HostFacts, HostError> {
-    if let Ok(done) = isolated::run(root, opts, isolated::Phase::Detect, budget).await {
-        return done;
-    }
-    let (root, opts) = (root.clone(), opts.clone());
     let handle = tokio::runtime::Handle::current();
-    watch::within(budget, move || handle.block_on(detect(&root, &opts))).await?
+    bounded(
+        root,
+        opts,
+        isolated::Phase::Detect,
+        budget,
+        move |root, opts| handle.block_on(detect(&root, &opts)),
+    )
+    .await
 }
 
 /// The kubeconfig of a command that detects nothing else (the distribution's admin kubeconfig
-/// needs the distribution), bounded by `budget` as [`read_files_within`].
+/// needs the distribution), bounded by `budget` ([`bounded`]).
 pub async fn kubeconfig_within(
     root: &HostRoot,
     env: &kubeconfig::KubeconfigEnv,
@@ -371,14 +390,17 @@ pub async fn kubeconfig_within(
         kubeconfig_env: Some(env.clone()),
         ..DetectOptions::default()
     };
-    if let Ok(done) = isolated::run(root, &opts, isolated::Phase::Kubeconfig, budget).await {
-        return done;
-    }
-    let (root, env) = (root.clone(), env.clone());
-    watch::within(budget, move || {
-        let distro = distro::detect(&root, &mut Vec::new());
-        kubeconfig::discover(&root, &distro, &env)
-    })
+    let env = env.clone();
+    bounded(
+        root,
+        &opts,
+        isolated::Phase::Kubeconfig,
+        budget,
+        move |root, _| {
+            let distro = distro::detect(&root, &mut Vec::new());
+            Ok(kubeconfig::discover(&root, &distro, &env))
+        },
+    )
     .await
 }
 
